@@ -1,0 +1,187 @@
+//! Configuration, read once from the environment at cold start.
+//!
+//! The SAM template sets the same variables that the local runner and the
+//! tests set, so one code path serves both.
+
+use crate::error::ConfigError;
+use std::str::FromStr;
+
+/// Settings shared by every Jobline binary.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `JOBS_TABLE`: the DynamoDB table of job records.
+    pub table_name: String,
+    /// `JOBS_QUEUE_URL`: the SQS queue that carries job ids.
+    pub queue_url: String,
+    /// `JOBS_DLQ_URL`: the dead-letter queue (only the CLI needs it).
+    pub dlq_url: Option<String>,
+    /// `JOB_RETENTION_DAYS` (default 30): how long DynamoDB keeps a job.
+    pub retention_days: u32,
+    /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default taken from the
+    /// request's `Host` and `X-Forwarded-Proto`.
+    pub public_base_url: Option<String>,
+    /// Worker settings.
+    pub worker: WorkerConfig,
+}
+
+/// Settings only the worker reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerConfig {
+    /// `MAX_RECEIVE_COUNT` (default 5): the queue's redrive `maxReceiveCount`.
+    /// A failure on this receive is the last, so the job is marked failed.
+    pub max_receive_count: u32,
+    /// `RETRY_BASE_DELAY_SECONDS` (default 2): backoff for the first retry.
+    pub retry_base_delay_secs: u32,
+    /// `RETRY_MAX_DELAY_SECONDS` (default 300): backoff cap. SQS allows 12 h.
+    pub retry_max_delay_secs: u32,
+    /// `WORKER_CONCURRENCY` (default 8): jobs of one batch run at once.
+    pub concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            max_receive_count: 5,
+            retry_base_delay_secs: 2,
+            retry_max_delay_secs: 300,
+            concurrency: 8,
+        }
+    }
+}
+
+/// The longest visibility timeout SQS accepts, 12 hours.
+pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let defaults = WorkerConfig::default();
+        let worker = WorkerConfig {
+            max_receive_count: parse_or(&lookup, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
+            retry_base_delay_secs: parse_or(
+                &lookup,
+                "RETRY_BASE_DELAY_SECONDS",
+                defaults.retry_base_delay_secs,
+            )?,
+            retry_max_delay_secs: parse_or(
+                &lookup,
+                "RETRY_MAX_DELAY_SECONDS",
+                defaults.retry_max_delay_secs,
+            )?,
+            concurrency: parse_or(&lookup, "WORKER_CONCURRENCY", defaults.concurrency)?,
+        };
+        if worker.max_receive_count == 0 || worker.concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_RECEIVE_COUNT/WORKER_CONCURRENCY",
+                value: format!("{}/{}", worker.max_receive_count, worker.concurrency),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if worker.retry_max_delay_secs > SQS_MAX_VISIBILITY_SECS {
+            return Err(ConfigError::Invalid {
+                name: "RETRY_MAX_DELAY_SECONDS",
+                value: worker.retry_max_delay_secs.to_string(),
+                reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
+            });
+        }
+        Ok(Self {
+            table_name: required("JOBS_TABLE")?,
+            queue_url: required("JOBS_QUEUE_URL")?,
+            dlq_url: lookup("JOBS_DLQ_URL").filter(|v| !v.is_empty()),
+            retention_days: parse_or(&lookup, "JOB_RETENTION_DAYS", 30)?,
+            public_base_url: lookup("PUBLIC_BASE_URL")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim_end_matches('/').to_owned()),
+            worker,
+        })
+    }
+}
+
+fn parse_or<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match lookup(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn requires_table_and_queue() {
+        assert!(matches!(
+            config(&[("JOBS_QUEUE_URL", "q")]),
+            Err(ConfigError::Missing("JOBS_TABLE"))
+        ));
+        assert!(matches!(
+            config(&[("JOBS_TABLE", "t")]),
+            Err(ConfigError::Missing("JOBS_QUEUE_URL"))
+        ));
+    }
+
+    #[test]
+    fn applies_defaults_and_overrides() {
+        let c = config(&[
+            ("JOBS_TABLE", "t"),
+            ("JOBS_QUEUE_URL", "q"),
+            ("MAX_RECEIVE_COUNT", "7"),
+            ("PUBLIC_BASE_URL", "https://api.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(c.worker.max_receive_count, 7);
+        assert_eq!(c.worker.retry_max_delay_secs, 300);
+        assert_eq!(c.retention_days, 30);
+        assert_eq!(c.public_base_url.as_deref(), Some("https://api.example.com"));
+    }
+
+    #[test]
+    fn rejects_bad_numbers_by_name() {
+        let err = config(&[
+            ("JOBS_TABLE", "t"),
+            ("JOBS_QUEUE_URL", "q"),
+            ("WORKER_CONCURRENCY", "many"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("WORKER_CONCURRENCY"), "{err}");
+        let err = config(&[
+            ("JOBS_TABLE", "t"),
+            ("JOBS_QUEUE_URL", "q"),
+            ("RETRY_MAX_DELAY_SECONDS", "50000"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("12"), "{err}");
+    }
+}

@@ -1,0 +1,336 @@
+//! The job model and its state machine.
+//!
+//! A job moves `queued → running → succeeded | failed`. A retryable failure
+//! moves it back from `running` to `queued`; a replay from the dead-letter
+//! queue moves it from `failed` back to `queued`. Every move is a DynamoDB
+//! conditional write (see [`crate::store`]); this module holds the pure rules
+//! those writes encode, so they can be tested without AWS.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Namespace for job ids derived from an idempotency key (UUID v5), so the
+/// same caller and key always name the same job without a second table item.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6a0b_1c2e_9f3d_4e5a_8b7c_1d2e_3f4a_5b6c);
+
+/// A job's id: a UUID, random (v7, time-ordered) or derived from an
+/// idempotency key (v5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id.
+    pub fn random() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id that `owner` submitting with `idempotency_key` always gets.
+    pub fn from_idempotency_key(owner: &str, idempotency_key: &str) -> Self {
+        let name = format!("{owner}\n{idempotency_key}");
+        Self(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, name.as_bytes()))
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Why a string is not a job id.
+#[derive(Debug, thiserror::Error)]
+#[error("not a job id: expected a hyphenated UUID")]
+pub struct InvalidJobId;
+
+impl FromStr for JobId {
+    type Err = InvalidJobId;
+
+    /// Accepts only the canonical hyphenated form, so one job has one URL.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 36 {
+            return Err(InvalidJobId);
+        }
+        Uuid::parse_str(s).map(Self).map_err(|_| InvalidJobId)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    /// The name stored in DynamoDB and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// `succeeded` and `failed` are final until an operator replays the job.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(Self::Queued),
+            "running" => Ok(Self::Running),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown job state {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a client asked for: a job type and its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRequest {
+    pub job_type: String,
+    pub payload: Value,
+}
+
+impl JobRequest {
+    /// A digest of the request, stored with the job so that a replayed
+    /// idempotency key can be told apart from a reused one. `serde_json`
+    /// keeps object keys sorted, so equal JSON gives equal digests.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.job_type.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.payload.to_string().as_bytes());
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// A job as stored in the table. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub owner: String,
+    pub job_type: String,
+    pub payload: Value,
+    pub fingerprint: String,
+    pub state: JobState,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// How many times a worker has claimed the job; the fence for completion.
+    pub attempts: u32,
+    /// Until when the current attempt owns the job.
+    pub lease_expires_at: Option<i64>,
+    pub result: Option<Value>,
+    /// The last error: final when `failed`, the last attempt's when `queued`.
+    pub error: Option<String>,
+    pub dead_lettered: bool,
+    /// The job record was written but its message could not be sent; the
+    /// same idempotency key may submit it again.
+    pub enqueue_failed: bool,
+    pub replays: u32,
+    /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl JobRecord {
+    /// A new `queued` job.
+    pub fn new_queued(
+        id: JobId,
+        owner: &str,
+        request: &JobRequest,
+        now_ms: i64,
+        retention_days: u32,
+    ) -> Self {
+        Self {
+            id,
+            owner: owner.to_owned(),
+            job_type: request.job_type.clone(),
+            payload: request.payload.clone(),
+            fingerprint: request.fingerprint(),
+            state: JobState::Queued,
+            created_at: now_ms,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            lease_expires_at: None,
+            result: None,
+            error: None,
+            dead_lettered: false,
+            enqueue_failed: false,
+            replays: 0,
+            expires_at: now_ms / 1000 + i64::from(retention_days) * 86_400,
+        }
+    }
+}
+
+/// Why a worker could not claim a job, read from the item DynamoDB returned
+/// with the failed conditional write (so no extra read is needed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimRefusal {
+    /// No such job: its record was never written, or expired.
+    Missing,
+    /// The job already finished: this delivery is a duplicate.
+    Finished(JobState),
+    /// Another attempt holds a live lease until this time (ms).
+    Leased { until_ms: i64 },
+    /// The record changed between the write and this check; try again.
+    Raced,
+}
+
+impl ClaimRefusal {
+    /// Classifies the record that failed the claim condition at `now_ms`.
+    pub fn from_current(current: Option<&JobRecord>, now_ms: i64) -> Self {
+        match current {
+            None => Self::Missing,
+            Some(job) if job.state.is_finished() => Self::Finished(job.state),
+            Some(JobRecord {
+                state: JobState::Running,
+                lease_expires_at: Some(until_ms),
+                ..
+            }) if *until_ms >= now_ms => Self::Leased {
+                until_ms: *until_ms,
+            },
+            Some(_) => Self::Raced,
+        }
+    }
+}
+
+/// Whether a claim at `now_ms` may take the job in `state` with `lease`:
+/// the rule the claim's condition expression encodes.
+pub fn claimable(state: JobState, lease_expires_at: Option<i64>, now_ms: i64) -> bool {
+    match state {
+        JobState::Queued => true,
+        JobState::Running => lease_expires_at.is_none_or(|until| until < now_ms),
+        JobState::Succeeded | JobState::Failed => false,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// An epoch-milliseconds time as RFC 3339, for the API.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(state: JobState, lease: Option<i64>) -> JobRecord {
+        let request = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({"upTo": 10}),
+        };
+        let mut job = JobRecord::new_queued(JobId::random(), "alice", &request, 1_000, 1);
+        job.state = state;
+        job.lease_expires_at = lease;
+        job
+    }
+
+    #[test]
+    fn job_ids_round_trip_and_reject_other_forms() {
+        let id = JobId::random();
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+        assert!("not-a-uuid".parse::<JobId>().is_err());
+        let simple = id.to_string().replace('-', "");
+        assert!(simple.parse::<JobId>().is_err(), "only the hyphenated form");
+    }
+
+    #[test]
+    fn idempotency_ids_depend_on_owner_and_key() {
+        let a = JobId::from_idempotency_key("alice", "k1");
+        assert_eq!(a, JobId::from_idempotency_key("alice", "k1"));
+        assert_ne!(a, JobId::from_idempotency_key("bob", "k1"));
+        assert_ne!(a, JobId::from_idempotency_key("alice", "k2"));
+    }
+
+    #[test]
+    fn fingerprint_ignores_key_order_but_not_values() {
+        let a = JobRequest {
+            job_type: "t".into(),
+            payload: json!({"a": 1, "b": 2}),
+        };
+        let b = JobRequest {
+            job_type: "t".into(),
+            payload: serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap(),
+        };
+        let c = JobRequest {
+            job_type: "t".into(),
+            payload: json!({"a": 1, "b": 3}),
+        };
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn claim_rules() {
+        assert!(claimable(JobState::Queued, None, 5));
+        assert!(claimable(JobState::Running, Some(4), 5), "expired lease");
+        assert!(!claimable(JobState::Running, Some(5), 5), "live lease");
+        assert!(!claimable(JobState::Succeeded, None, 5));
+        assert!(!claimable(JobState::Failed, None, 5));
+    }
+
+    #[test]
+    fn claim_refusals_are_classified_from_the_current_item() {
+        assert_eq!(ClaimRefusal::from_current(None, 5), ClaimRefusal::Missing);
+        assert_eq!(
+            ClaimRefusal::from_current(Some(&record(JobState::Succeeded, None)), 5),
+            ClaimRefusal::Finished(JobState::Succeeded)
+        );
+        assert_eq!(
+            ClaimRefusal::from_current(Some(&record(JobState::Running, Some(9))), 5),
+            ClaimRefusal::Leased { until_ms: 9 }
+        );
+        assert_eq!(
+            ClaimRefusal::from_current(Some(&record(JobState::Running, Some(4))), 5),
+            ClaimRefusal::Raced
+        );
+    }
+
+    #[test]
+    fn new_jobs_are_queued_with_a_ttl() {
+        let job = record(JobState::Queued, None);
+        assert_eq!(job.attempts, 0);
+        assert_eq!(job.expires_at, 1 + 86_400);
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,212 @@
+//! CloudWatch metrics as Embedded Metric Format (EMF) lines on stdout.
+//!
+//! Lambda ships stdout to CloudWatch Logs, which turns EMF documents into
+//! metrics: no `PutMetricData` call, no added latency, no extra cost per
+//! call. Each invocation collects its figures in [`Metrics`] and writes them
+//! once. A document carries one `JobType` value, so an invocation writes one
+//! document per job type it saw (one in the usual single-type batch), and
+//! splits a metric of more than 100 values, EMF's cap, over more documents.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// The CloudWatch namespace of every Jobline metric.
+pub const NAMESPACE: &str = "Jobline";
+
+/// EMF's cap on values of one metric in one document.
+pub const MAX_VALUES_PER_METRIC: usize = 100;
+
+/// The metrics Jobline publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Metric {
+    JobsAccepted,
+    JobsSucceeded,
+    JobsFailed,
+    JobsRetried,
+    JobsDeadLettered,
+    DuplicateDeliveries,
+    /// Submission to the start of the first attempt.
+    QueueTimeMs,
+    /// One attempt's run time.
+    JobDurationMs,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JobsAccepted => "JobsAccepted",
+            Self::JobsSucceeded => "JobsSucceeded",
+            Self::JobsFailed => "JobsFailed",
+            Self::JobsRetried => "JobsRetried",
+            Self::JobsDeadLettered => "JobsDeadLettered",
+            Self::DuplicateDeliveries => "DuplicateDeliveries",
+            Self::QueueTimeMs => "QueueTimeMs",
+            Self::JobDurationMs => "JobDurationMs",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Self::QueueTimeMs | Self::JobDurationMs => "Milliseconds",
+            _ => "Count",
+        }
+    }
+
+    fn is_count(self) -> bool {
+        self.unit() == "Count"
+    }
+}
+
+/// The figures of one invocation, by job type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    by_type: BTreeMap<String, BTreeMap<Metric, Vec<f64>>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one to a count.
+    pub fn count(&mut self, job_type: &str, metric: Metric) {
+        self.record(job_type, metric, 1.0);
+    }
+
+    /// Records one value (a count of 1, or a duration).
+    pub fn record(&mut self, job_type: &str, metric: Metric, value: f64) {
+        self.by_type
+            .entry(job_type.to_owned())
+            .or_default()
+            .entry(metric)
+            .or_default()
+            .push(value);
+    }
+
+    /// Adds another invocation part's figures to these.
+    pub fn merge(&mut self, other: Metrics) {
+        for (job_type, metrics) in other.by_type {
+            let mine = self.by_type.entry(job_type).or_default();
+            for (metric, values) in metrics {
+                mine.entry(metric).or_default().extend(values);
+            }
+        }
+    }
+
+    /// The sum of a metric over all job types.
+    pub fn total(&self, metric: Metric) -> f64 {
+        self.by_type
+            .values()
+            .filter_map(|m| m.get(&metric))
+            .flatten()
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
+
+    /// The EMF documents, each under `JobType` and with no dimension (the
+    /// fleet-wide figure alarms watch). Counts are summed into one value.
+    pub fn documents(&self, namespace: &str, timestamp_ms: i64) -> Vec<Value> {
+        let mut documents = Vec::new();
+        for (job_type, metrics) in &self.by_type {
+            let chunks: Vec<Vec<(Metric, Value)>> = {
+                let mut chunks: Vec<Vec<(Metric, Value)>> = vec![Vec::new()];
+                for (metric, values) in metrics {
+                    if metric.is_count() {
+                        chunks[0].push((*metric, json!(values.iter().sum::<f64>())));
+                        continue;
+                    }
+                    for (i, part) in values.chunks(MAX_VALUES_PER_METRIC).enumerate() {
+                        if chunks.len() <= i {
+                            chunks.push(Vec::new());
+                        }
+                        chunks[i].push((*metric, json!(part)));
+                    }
+                }
+                chunks
+            };
+            for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+                let mut document = Map::new();
+                let definitions: Vec<Value> = chunk
+                    .iter()
+                    .map(|(m, _)| json!({"Name": m.name(), "Unit": m.unit()}))
+                    .collect();
+                document.insert(
+                    "_aws".into(),
+                    json!({
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": namespace,
+                            "Dimensions": [["JobType"], []],
+                            "Metrics": definitions,
+                        }],
+                    }),
+                );
+                document.insert("JobType".into(), json!(job_type));
+                for (metric, value) in chunk {
+                    document.insert(metric.name().into(), value);
+                }
+                documents.push(Value::Object(document));
+            }
+        }
+        documents
+    }
+
+    /// Writes the documents to stdout, one line each, for CloudWatch Logs.
+    pub fn emit(&self) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for document in self.documents(NAMESPACE, crate::job::now_ms()) {
+            // A metrics line lost to a closed stdout is not worth failing a job for.
+            let _ = writeln!(out, "{document}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_document_per_job_type_with_summed_counts() {
+        let mut metrics = Metrics::new();
+        metrics.count("primes", Metric::JobsSucceeded);
+        metrics.count("primes", Metric::JobsSucceeded);
+        metrics.record("primes", Metric::JobDurationMs, 12.0);
+        let mut other = Metrics::new();
+        other.count("csv-stats", Metric::JobsFailed);
+        metrics.merge(other);
+        let docs = metrics.documents("Test", 1000);
+        assert_eq!(docs.len(), 2);
+        let primes = docs.iter().find(|d| d["JobType"] == "primes").unwrap();
+        assert_eq!(primes["JobsSucceeded"], 2.0);
+        assert_eq!(primes["JobDurationMs"], json!([12.0]));
+        assert_eq!(primes["_aws"]["Timestamp"], 1000);
+        let directive = &primes["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Test");
+        assert_eq!(directive["Dimensions"], json!([["JobType"], []]));
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 2);
+        assert_eq!(metrics.total(Metric::JobsSucceeded), 2.0);
+        assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
+    }
+
+    #[test]
+    fn splits_more_than_100_values() {
+        let mut metrics = Metrics::new();
+        for i in 0..250 {
+            metrics.record("primes", Metric::QueueTimeMs, f64::from(i));
+        }
+        metrics.count("primes", Metric::JobsSucceeded);
+        let docs = metrics.documents(NAMESPACE, 0);
+        assert_eq!(docs.len(), 3);
+        let sizes: Vec<usize> = docs
+            .iter()
+            .map(|d| d["QueueTimeMs"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(docs[0]["JobsSucceeded"], 1.0);
+        assert!(docs[1].get("JobsSucceeded").is_none());
+    }
+}

@@ -1,0 +1,224 @@
+//! Creates the table and queues for local runs and tests, with the settings
+//! `template.yaml` deploys (a test reads the template and checks that they
+//! match, so local and deployed cannot drift).
+
+use crate::error::{BoxError, ProvisionError};
+use crate::store::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+    ScalarAttributeType, SseSpecification, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::HashMap;
+
+/// Queue settings, as in `template.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Main queue visibility timeout: at least 6 × the worker's timeout, as
+    /// AWS advises for queues that trigger Lambda.
+    pub visibility_timeout_secs: u32,
+    /// Main queue retention.
+    pub retention_secs: u32,
+    /// DLQ retention: longer than the main queue's, because SQS keeps a
+    /// message's original enqueue time when it moves it to the DLQ.
+    pub dlq_retention_secs: u32,
+    /// Deliveries before SQS moves a message to the DLQ.
+    pub max_receive_count: u32,
+}
+
+/// The worker function's timeout in `template.yaml`, seconds.
+pub const WORKER_TIMEOUT_SECS: u32 = 60;
+
+impl QueueSettings {
+    /// The values `template.yaml` deploys by default.
+    pub const TEMPLATE: Self = Self {
+        visibility_timeout_secs: 6 * WORKER_TIMEOUT_SECS,
+        retention_secs: 4 * 86_400,
+        dlq_retention_secs: 14 * 86_400,
+        max_receive_count: 5,
+    };
+}
+
+/// The URLs of a created queue pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
+    move |source| ProvisionError {
+        resource: resource.to_owned(),
+        source,
+    }
+}
+
+/// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
+/// recovery, encrypted), unless it exists.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| failed(name)(e.into()))?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| failed(name)(e.into()))?,
+        )
+        .sse_specification(SseSpecification::builder().enabled(true).build())
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed(name)(e.into())),
+    }
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(|e| failed(name)(e.into()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(name)(e.into()))?;
+    client
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .map_err(|e| failed(name)(e.into()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(name)(e.into()))?;
+    Ok(())
+}
+
+/// Creates the queue `name` and its DLQ `name-dlq`, with the redrive policy
+/// on the queue and a redrive-allow policy on the DLQ that admits only it.
+pub async fn create_queues(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: QueueSettings,
+) -> Result<Queues, ProvisionError> {
+    let dlq_name = format!("{name}-dlq");
+    let dlq_url = client
+        .create_queue()
+        .queue_name(&dlq_name)
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            settings.dlq_retention_secs.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed(&dlq_name)(e.into()))?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = queue_arn(client, &dlq_url).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": settings.max_receive_count,
+    });
+    let queue_url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            settings.visibility_timeout_secs.to_string(),
+        )
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            settings.retention_secs.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| failed(name)(e.into()))?
+        .queue_url
+        .unwrap_or_default();
+    let allow = serde_json::json!({
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [queue_arn(client, &queue_url).await?],
+    });
+    client
+        .set_queue_attributes()
+        .queue_url(&dlq_url)
+        .attributes(QueueAttributeName::RedriveAllowPolicy, allow.to_string())
+        .send()
+        .await
+        .map_err(|e| failed(&dlq_name)(e.into()))?;
+    Ok(Queues { queue_url, dlq_url })
+}
+
+/// All attributes of a queue, by name.
+pub async fn queue_attributes(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<HashMap<String, String>, ProvisionError> {
+    let output = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .map_err(|e| failed(url)(e.into()))?;
+    Ok(output
+        .attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, ProvisionError> {
+    queue_attributes(client, url)
+        .await?
+        .remove("QueueArn")
+        .ok_or_else(|| failed(url)("the queue has no QueueArn attribute".into()))
+}
+
+/// Deletes a table and queue pair made by the functions above.
+pub async fn delete_all(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    table: &str,
+    queues: &Queues,
+) -> Result<(), ProvisionError> {
+    dynamodb
+        .delete_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| failed(table)(e.into()))?;
+    for url in [&queues.queue_url, &queues.dlq_url] {
+        sqs.delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| failed(url)(e.into()))?;
+    }
+    Ok(())
+}
