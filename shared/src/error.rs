@@ -64,3 +64,14 @@ pub struct ProvisionError {
     #[source]
     pub source: BoxError,
 }
+
+/// Errors resolving credentials for a request signed outside the SDK.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no AWS region is configured: set AWS_REGION or a profile's region")]
+    NoRegion,
+    #[error("no AWS credentials provider is configured")]
+    NoProvider,
+    #[error("AWS credentials could not be loaded: {0}")]
+    Unavailable(#[source] BoxError),
+}

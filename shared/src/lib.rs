@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod provision;
 pub mod queue;
 pub mod store;
+pub mod telemetry;
 
 pub use config::{Config, WorkerConfig};
 pub use error::{ConfigError, QueueError, StoreError};

@@ -81,3 +81,159 @@ impl TestEnv {
         .expect("delete test resources");
     }
 }
+
+/// The API, worker and poller of a [`TestEnv`], built as the binaries build
+/// them but with the job types a test chooses.
+pub mod stack {
+    use super::TestEnv;
+    use jobline_api::Api;
+    use jobline_local::poller::{PollOutcome, Poller, PollerSettings};
+    use jobline_shared::{JobTypes, WorkerConfig};
+    use jobline_worker::Worker;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    impl TestEnv {
+        pub fn api(&self, job_types: JobTypes) -> Api {
+            Api::new(
+                Arc::new(self.store()),
+                Arc::new(self.queue()),
+                job_types,
+                &self.config,
+            )
+        }
+
+        /// A worker whose retries come back after 1 to 2 seconds.
+        pub fn worker(&self, job_types: JobTypes) -> Arc<Worker> {
+            self.worker_with(
+                job_types,
+                WorkerConfig {
+                    retry_base_delay_secs: 2,
+                    retry_max_delay_secs: 2,
+                    ..self.config.worker.clone()
+                },
+            )
+        }
+
+        pub fn worker_with(&self, job_types: JobTypes, config: WorkerConfig) -> Arc<Worker> {
+            Arc::new(Worker::new(
+                Arc::new(self.store()),
+                Arc::new(self.queue()),
+                job_types,
+                config,
+            ))
+        }
+
+        /// A poller that gathers up to 10 messages for up to `window`.
+        pub fn poller(&self, worker: Arc<Worker>, window: Duration) -> Poller {
+            let settings = PollerSettings {
+                batch_size: 10,
+                batching_window: window,
+                wait_secs: 1,
+                visibility_secs: 30,
+                function_timeout: Duration::from_secs(30),
+            };
+            Poller::new(
+                Arc::new(self.queue()),
+                worker,
+                settings,
+                "arn:aws:sqs:us-east-1:123456789012:test",
+            )
+        }
+    }
+
+    /// Polls until a poll receives something, for at most `attempts` polls.
+    pub async fn poll_until_received(poller: &Poller, attempts: usize) -> PollOutcome {
+        for _ in 0..attempts {
+            let outcome = poller.poll_once().await.expect("poll the queue");
+            if outcome.received > 0 {
+                return outcome;
+            }
+        }
+        panic!("nothing was received in {attempts} polls");
+    }
+}
+
+/// Job types for tests: ones that fail on purpose.
+pub mod fixtures {
+    use async_trait::async_trait;
+    use jobline_shared::{JobError, JobHandler};
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// `flaky`: fails with a retryable error `failures` times, then succeeds.
+    #[derive(Debug, Clone, Default)]
+    pub struct Flaky {
+        pub failures_left: Arc<AtomicU32>,
+        pub runs: Arc<AtomicU32>,
+    }
+
+    impl Flaky {
+        pub fn failing(times: u32) -> Self {
+            Self {
+                failures_left: Arc::new(AtomicU32::new(times)),
+                runs: Arc::default(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl JobHandler for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+
+        async fn run(&self, payload: Value) -> Result<Value, JobError> {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            let failing = self
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                Err(JobError::Retryable(format!("flaky failure on run {run}")))
+            } else {
+                Ok(json!({ "run": run, "echo": payload }))
+            }
+        }
+    }
+
+    /// `broken`: fails with a retryable error while `broken` is set.
+    #[derive(Debug, Clone)]
+    pub struct Broken {
+        pub broken: Arc<AtomicBool>,
+    }
+
+    impl Broken {
+        pub fn new() -> Self {
+            Self {
+                broken: Arc::new(AtomicBool::new(true)),
+            }
+        }
+
+        pub fn fix(&self) {
+            self.broken.store(false, Ordering::SeqCst);
+        }
+    }
+
+    impl Default for Broken {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    #[async_trait]
+    impl JobHandler for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+
+        async fn run(&self, _payload: Value) -> Result<Value, JobError> {
+            if self.broken.load(Ordering::SeqCst) {
+                Err(JobError::Retryable("the downstream service is down".into()))
+            } else {
+                Ok(json!({ "fixed": true }))
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The local stand-in for Lambda's SQS event source mapping.
+//!
+//! Like the mapping, it long-polls the queue, gathers up to `batch_size`
+//! messages within the batching window, invokes the worker with an
+//! `SqsEvent`, deletes the messages the worker did not list in
+//! `batchItemFailures`, and leaves the failed ones to their visibility
+//! timeout (which the worker may have changed for backoff). SQS's redrive
+//! policy then moves a message that keeps failing to the DLQ.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use jobline_shared::JobQueue;
+use jobline_shared::job::now_ms;
+use jobline_shared::queue::{Receive, ReceivedMessage};
+use jobline_worker::Worker;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SQS returns at most 10 messages per `ReceiveMessage` and deletes at most
+/// 10 per `DeleteMessageBatch`.
+pub const SQS_MAX_BATCH: usize = 10;
+
+/// How the poller batches, as the event source mapping's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollerSettings {
+    /// `BatchSize`: the most records in one invocation.
+    pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds`: how long to gather a batch.
+    pub batching_window: Duration,
+    /// Long-poll wait of each `ReceiveMessage`, at most 20 s.
+    pub wait_secs: i32,
+    /// The queue's visibility timeout, applied to received messages.
+    pub visibility_secs: i32,
+    /// The function timeout: each invocation's deadline is this far away.
+    pub function_timeout: Duration,
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Messages handed to the worker.
+    pub received: usize,
+    /// Message ids the worker reported failed (left on the queue).
+    pub failed: Vec<String>,
+    /// Receipt handles SQS failed to delete (they will be delivered again).
+    pub undeleted: usize,
+}
+
+/// Feeds `worker` from `queue`.
+pub struct Poller {
+    queue: Arc<dyn JobQueue>,
+    worker: Arc<Worker>,
+    settings: PollerSettings,
+    queue_arn: String,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("settings", &self.settings)
+            .field("queue_arn", &self.queue_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Poller {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        worker: Arc<Worker>,
+        settings: PollerSettings,
+        queue_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            queue,
+            worker,
+            settings,
+            queue_arn: queue_arn.into(),
+        }
+    }
+
+    /// Gathers one batch (waiting up to the long-poll time for the first
+    /// message), invokes the worker if there is anything, and deletes what
+    /// succeeded.
+    pub async fn poll_once(&self) -> Result<PollOutcome, jobline_shared::QueueError> {
+        let messages = self.gather().await?;
+        if messages.is_empty() {
+            return Ok(PollOutcome::default());
+        }
+        let event = self.event(&messages);
+        let deadline_ms = now_ms().saturating_add(
+            i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
+        );
+        let outcome = self.worker.process_batch(event, deadline_ms).await;
+        outcome.metrics.emit();
+        let failed: HashSet<&str> = outcome
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let succeeded: Vec<String> = messages
+            .iter()
+            .filter(|m| !failed.contains(m.message_id.as_str()))
+            .map(|m| m.receipt_handle.clone())
+            .collect();
+        let mut undeleted = 0;
+        for chunk in succeeded.chunks(SQS_MAX_BATCH) {
+            undeleted += self.queue.delete(chunk).await?.len();
+        }
+        Ok(PollOutcome {
+            received: messages.len(),
+            failed: failed.into_iter().map(str::to_owned).collect(),
+            undeleted,
+        })
+    }
+
+    /// Polls until `stop` completes; errors are logged and retried.
+    pub async fn run(&self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                polled = self.poll_once() => match polled {
+                    Ok(outcome) if outcome.received > 0 => tracing::info!(
+                        received = outcome.received,
+                        failed = outcome.failed.len(),
+                        "batch processed"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "polling failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// One batch: the first receive long-polls; later ones wait out the rest
+    /// of the batching window, until the batch is full or a receive is empty.
+    async fn gather(&self) -> Result<Vec<ReceivedMessage>, jobline_shared::QueueError> {
+        let window_ends = tokio::time::Instant::now() + self.settings.batching_window;
+        let mut messages: Vec<ReceivedMessage> = Vec::new();
+        loop {
+            let wait_secs = if messages.is_empty() {
+                self.settings.wait_secs
+            } else {
+                let remaining = window_ends.saturating_duration_since(tokio::time::Instant::now());
+                i32::try_from(remaining.as_secs().min(20)).unwrap_or(20)
+            };
+            if !messages.is_empty() && wait_secs == 0 {
+                return Ok(messages);
+            }
+            let wanted = (self.settings.batch_size - messages.len()).min(SQS_MAX_BATCH);
+            let received = self
+                .queue
+                .receive(Receive {
+                    max_messages: i32::try_from(wanted).unwrap_or(10),
+                    wait_secs,
+                    visibility_secs: self.settings.visibility_secs,
+                })
+                .await?;
+            let empty = received.is_empty();
+            messages.extend(received);
+            if empty || messages.len() >= self.settings.batch_size {
+                return Ok(messages);
+            }
+        }
+    }
+
+    fn event(&self, messages: &[ReceivedMessage]) -> SqsEvent {
+        let region = self.queue_arn.split(':').nth(3).map(str::to_owned);
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = Some(m.message_id.clone());
+                record.receipt_handle = Some(m.receipt_handle.clone());
+                record.body = Some(m.body.clone());
+                record.md5_of_body = Some(m.md5_of_body.clone());
+                record.attributes = m.attributes.clone();
+                record.event_source = Some("aws:sqs".to_owned());
+                record.event_source_arn = Some(self.queue_arn.clone());
+                record.aws_region = region.clone();
+                record
+            })
+            .collect();
+        event
+    }
+}

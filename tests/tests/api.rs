@@ -1,0 +1,278 @@
+//! The API handler against moto: submissions write a record and send a
+//! message; idempotency keys, bad input, ownership and 404s behave.
+
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
+use http::StatusCode;
+use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
+use jobline_shared::queue::Receive;
+use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_tests::TestEnv;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+
+fn post() -> http::request::Builder {
+    http::Request::builder()
+        .method("POST")
+        .uri("/jobs")
+        .header("host", "127.0.0.1:3000")
+        .header("content-type", "application/json")
+}
+
+fn submit(body: &str) -> Request {
+    post()
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+fn submit_with_key(body: &str, key: &str) -> Request {
+    post()
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+fn get(path: &str) -> Request {
+    http::Request::builder()
+        .method("GET")
+        .uri(path)
+        .body(Body::Empty)
+        .expect("request")
+}
+
+/// `request` as sent by the JWT user `sub`.
+fn as_user(mut request: Request, sub: &str) -> Request {
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims.insert("sub".into(), sub.into());
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.authorizer = Some(authorizer);
+    request
+        .extensions_mut()
+        .insert(RequestContext::ApiGatewayV2(context));
+    request
+}
+
+async fn call(api: &Api, request: Request) -> (StatusCode, http::HeaderMap, Value) {
+    let reply = api.handle(request).await;
+    let (parts, body) = reply.response.into_parts();
+    let json = serde_json::from_slice(body.as_ref()).expect("a JSON body");
+    (parts.status, parts.headers, json)
+}
+
+async fn queued_messages(queue: &dyn JobQueue) -> Vec<JobMessage> {
+    let mut messages = Vec::new();
+    loop {
+        let batch = queue
+            .receive(Receive {
+                max_messages: 10,
+                wait_secs: 0,
+                visibility_secs: 30,
+            })
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            return messages;
+        }
+        messages.extend(batch.iter().map(|m| JobMessage::decode(&m.body).expect("job message")));
+    }
+}
+
+#[tokio::test]
+async fn submit_writes_the_job_sends_its_id_and_answers_202() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let reply = api
+        .handle(submit(r#"{"type":"primes","payload":{"upTo":100}}"#))
+        .await;
+    assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+    let (parts, body) = reply.response.into_parts();
+    assert_eq!(parts.status, StatusCode::ACCEPTED);
+    let body: Value = serde_json::from_slice(body.as_ref()).unwrap();
+    let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+    let url = format!("http://127.0.0.1:3000/jobs/{id}");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["statusUrl"], url.as_str());
+    assert_eq!(parts.headers["location"], url.as_str());
+
+    let job = env.store().get(id).await.unwrap().expect("job record");
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.job_type, "primes");
+    assert_eq!(job.payload, json!({"upTo": 100}));
+    assert_eq!(job.owner, ANONYMOUS_OWNER);
+    assert_eq!(queued_messages(&env.queue()).await, [JobMessage { job_id: id }]);
+
+    let (status, headers, view) = call(&api, get(&format!("/jobs/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(view["jobId"], id.to_string());
+    assert_eq!(view["type"], "primes");
+    assert_eq!(view["status"], "queued");
+    assert_eq!(view["attempts"], 0);
+    assert!(view["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(view["startedAt"], Value::Null);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replay_returns_the_same_job() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let body = r#"{"type":"primes","payload":{"upTo":100}}"#;
+    let (first, _, first_body) = call(&api, submit_with_key(body, "order-42")).await;
+    assert_eq!(first, StatusCode::ACCEPTED);
+    // The same JSON with its keys in another order is the same request.
+    let same = r#"{"payload":{"upTo":100},"type":"primes"}"#;
+    let replay = api.handle(submit_with_key(same, "order-42")).await;
+    assert_eq!(replay.metrics.total(Metric::JobsAccepted), 0.0, "no second job");
+    let (parts, replay_body) = replay.response.into_parts();
+    assert_eq!(parts.status, StatusCode::ACCEPTED);
+    let replay_body: Value = serde_json::from_slice(replay_body.as_ref()).unwrap();
+    assert_eq!(replay_body["jobId"], first_body["jobId"]);
+
+    let (reused, _, error) = call(
+        &api,
+        submit_with_key(r#"{"type":"primes","payload":{"upTo":7}}"#, "order-42"),
+    )
+    .await;
+    assert_eq!(reused, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["code"], "idempotency_key_reused");
+
+    // Another caller's identical key is another job.
+    let (other, _, other_body) = call(&api, as_user(submit_with_key(body, "order-42"), "bob")).await;
+    assert_eq!(other, StatusCode::ACCEPTED);
+    assert_ne!(other_body["jobId"], first_body["jobId"]);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_that_names_the_problem() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let too_large = format!(
+        r#"{{"type":"primes","payload":{{"pad":"{}"}}}}"#,
+        "x".repeat(MAX_BODY_BYTES)
+    );
+    let cases: Vec<(Request, StatusCode, &str, &str)> = vec![
+        (submit("{not json"), StatusCode::BAD_REQUEST, "invalid_json", "not valid JSON"),
+        (submit(""), StatusCode::BAD_REQUEST, "invalid_json", "EOF"),
+        (
+            submit(r#"{"type":"teleport"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_job_type",
+            "known types: csv-stats, primes",
+        ),
+        (
+            submit(r#"{"payload":{}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "missing field `type`",
+        ),
+        (
+            submit(r#"{"type":"primes","payload":{"upTo":100},"extra":1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "unknown field `extra`",
+        ),
+        (
+            submit(r#"{"type":"primes","payload":{"upTo":"lots"}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+            "payload.upTo must be an integer",
+        ),
+        (
+            submit(&too_large),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the limit is 262144 bytes",
+        ),
+        (
+            submit_with_key(r#"{"type":"primes","payload":{"upTo":1}}"#, "has space"),
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key",
+        ),
+        (get("/jobs/not-a-uuid"), StatusCode::NOT_FOUND, "job_not_found", "no such job"),
+        (get("/nowhere"), StatusCode::NOT_FOUND, "route_not_found", "POST /jobs"),
+        (
+            http::Request::builder()
+                .method("DELETE")
+                .uri(format!("/jobs/{}", JobId::random()))
+                .body(Body::Empty)
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "GET",
+        ),
+    ];
+    for (request, status, code, message) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (got, headers, body) = call(&api, request).await;
+        assert_eq!(got, status, "{what}: {body}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{what}: {text:?} lacks {message:?}");
+    }
+    assert!(queued_messages(&env.queue()).await.is_empty(), "nothing was queued");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn unknown_and_other_owners_jobs_are_404() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let (status, _, _) = call(&api, get(&format!("/jobs/{}", JobId::random()))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (accepted, _, body) = call(
+        &api,
+        as_user(submit(r#"{"type":"primes","payload":{"upTo":5}}"#), "alice"),
+    )
+    .await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    let path = format!("/jobs/{}", body["jobId"].as_str().unwrap());
+    let (own, _, _) = call(&api, as_user(get(&path), "alice")).await;
+    assert_eq!(own, StatusCode::OK);
+    let (other, _, error) = call(&api, as_user(get(&path), "mallory")).await;
+    assert_eq!(other, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"]["code"], "job_not_found");
+    let (anonymous, _, _) = call(&api, get(&path)).await;
+    assert_eq!(anonymous, StatusCode::NOT_FOUND);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_send_marks_the_job_and_answers_503() {
+    let env = TestEnv::new().await;
+    // A queue URL that does not exist: the PutItem lands, the SendMessage fails.
+    let mut config = env.config.clone();
+    config.queue_url = format!("{}-missing", env.queues.queue_url);
+    let api = Api::new(
+        std::sync::Arc::new(env.store()),
+        std::sync::Arc::new(env.clients.queue(&config)),
+        JobTypes::builtin(),
+        &config,
+    );
+    let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
+    let (status, _, error) = call(&api, submit_with_key(body, "retry-me")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"]["code"], "unavailable");
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "retry-me");
+    let job = env.store().get(id).await.unwrap().expect("the record stays");
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.enqueue_failed);
+
+    // Once SQS is back, the same key submits the job for real.
+    let healthy = env.api(JobTypes::builtin());
+    let (status, _, accepted) = call(&healthy, submit_with_key(body, "retry-me")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(accepted["jobId"], id.to_string());
+    assert_eq!(env.store().get(id).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(queued_messages(&env.queue()).await, [JobMessage { job_id: id }]);
+    env.cleanup().await;
+}
