@@ -86,7 +86,7 @@ impl Poller {
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
-        let event = self.event(&messages);
+        let event = sqs_event(&messages, &self.queue_arn);
         let deadline_ms = now_ms().saturating_add(
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
@@ -167,25 +167,26 @@ impl Poller {
             }
         }
     }
+}
 
-    fn event(&self, messages: &[ReceivedMessage]) -> SqsEvent {
-        let region = self.queue_arn.split(':').nth(3).map(str::to_owned);
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut record = SqsMessage::default();
-                record.message_id = Some(m.message_id.clone());
-                record.receipt_handle = Some(m.receipt_handle.clone());
-                record.body = Some(m.body.clone());
-                record.md5_of_body = Some(m.md5_of_body.clone());
-                record.attributes = m.attributes.clone();
-                record.event_source = Some("aws:sqs".to_owned());
-                record.event_source_arn = Some(self.queue_arn.clone());
-                record.aws_region = region.clone();
-                record
-            })
-            .collect();
-        event
-    }
+/// The `SqsEvent` Lambda would build from `messages` of the queue `queue_arn`.
+pub fn sqs_event(messages: &[ReceivedMessage], queue_arn: &str) -> SqsEvent {
+    let region = queue_arn.split(':').nth(3).map(str::to_owned);
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(m.message_id.clone());
+            record.receipt_handle = Some(m.receipt_handle.clone());
+            record.body = Some(m.body.clone());
+            record.md5_of_body = Some(m.md5_of_body.clone());
+            record.attributes = m.attributes.clone();
+            record.event_source = Some("aws:sqs".to_owned());
+            record.event_source_arn = Some(queue_arn.to_owned());
+            record.aws_region = region.clone();
+            record
+        })
+        .collect();
+    event
 }

@@ -12,7 +12,10 @@ use crate::config::Config;
 use crate::error::CredentialsError;
 use crate::queue::SqsJobQueue;
 use crate::store::DynamoJobStore;
-use aws_sdk_sqs::config::{Credentials, ProvideCredentials};
+use aws_sdk_sqs::config::ProvideCredentials;
+
+/// AWS credentials, as the SDK resolves them.
+pub use aws_sdk_sqs::config::Credentials;
 
 /// The SDK clients a Jobline process needs.
 #[derive(Debug, Clone)]

@@ -156,11 +156,8 @@ impl Metrics {
 
     /// Writes the documents to stdout, one line each, for CloudWatch Logs.
     pub fn emit(&self) {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
         for document in self.documents(NAMESPACE, crate::job::now_ms()) {
-            // A metrics line lost to a closed stdout is not worth failing a job for.
-            let _ = writeln!(out, "{document}");
+            println!("{document}");
         }
     }
 }

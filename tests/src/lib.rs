@@ -137,10 +137,19 @@ pub mod stack {
                 Arc::new(self.queue()),
                 worker,
                 settings,
-                "arn:aws:sqs:us-east-1:123456789012:test",
+                TEST_QUEUE_ARN,
             )
         }
     }
+
+    /// The event Lambda would build from `messages`.
+    pub fn sqs_event(
+        messages: &[jobline_shared::queue::ReceivedMessage],
+    ) -> aws_lambda_events::event::sqs::SqsEvent {
+        jobline_local::poller::sqs_event(messages, TEST_QUEUE_ARN)
+    }
+
+    const TEST_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:test";
 
     /// Polls until a poll receives something, for at most `attempts` polls.
     pub async fn poll_until_received(poller: &Poller, attempts: usize) -> PollOutcome {
@@ -234,6 +243,59 @@ pub mod fixtures {
             } else {
                 Ok(json!({ "fixed": true }))
             }
+        }
+    }
+}
+
+/// A [`JobQueue`](jobline_shared::JobQueue) that records the visibility
+/// changes it passes on to the real queue.
+pub mod recording {
+    use async_trait::async_trait;
+    use jobline_shared::queue::{Receive, ReceivedMessage};
+    use jobline_shared::{JobMessage, JobQueue, QueueError, SqsJobQueue};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, Clone)]
+    pub struct RecordingQueue {
+        pub inner: SqsJobQueue,
+        pub visibility_changes: Arc<Mutex<Vec<u32>>>,
+    }
+
+    impl RecordingQueue {
+        pub fn new(inner: SqsJobQueue) -> Self {
+            Self {
+                inner,
+                visibility_changes: Arc::default(),
+            }
+        }
+
+        pub fn changes(&self) -> Vec<u32> {
+            self.visibility_changes
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl JobQueue for RecordingQueue {
+        async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+            self.inner.send(message).await
+        }
+
+        async fn change_visibility(&self, receipt: &str, secs: u32) -> Result<(), QueueError> {
+            if let Ok(mut changes) = self.visibility_changes.lock() {
+                changes.push(secs);
+            }
+            self.inner.change_visibility(receipt, secs).await
+        }
+
+        async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+            self.inner.receive(request).await
+        }
+
+        async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError> {
+            self.inner.delete(receipt_handles).await
         }
     }
 }

@@ -154,7 +154,8 @@ impl Worker {
                 // Left to the redrive policy: after maxReceiveCount deliveries
                 // SQS moves it to the DLQ, where an operator can see it.
                 tracing::warn!(%error, "malformed message");
-                return (Disposition::Retry, attempt.metrics);
+                let disposition = self.retry_later(&attempt, None).await;
+                return (disposition, attempt.metrics);
             }
         };
         let id = message.job_id;

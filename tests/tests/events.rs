@@ -1,0 +1,89 @@
+//! Every sample event in `events/` parses as Lambda would deliver it and
+//! gets the expected answer from its handler, against moto.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use http::StatusCode;
+use jobline_shared::job::now_ms;
+use jobline_shared::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
+use jobline_tests::TestEnv;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+fn event_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("events/ exists")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "events/ holds the sample events: {files:?}");
+    files
+}
+
+/// The status each API event must get.
+fn expected_status(name: &str) -> StatusCode {
+    match name {
+        "api-submit.json" | "api-submit-idempotent.json" => StatusCode::ACCEPTED,
+        "api-submit-invalid-json.json" => StatusCode::BAD_REQUEST,
+        "api-submit-unknown-type.json" => StatusCode::UNPROCESSABLE_ENTITY,
+        "api-status-unknown.json" => StatusCode::NOT_FOUND,
+        other => panic!("events/{other} has no expectation in tests/tests/events.rs"),
+    }
+}
+
+#[tokio::test]
+async fn every_event_goes_through_its_handler() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let worker = env.worker(JobTypes::builtin());
+    for path in event_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.starts_with("api-") {
+            let request = lambda_http::request::from_str(&text)
+                .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
+            let reply = api.handle(request).await;
+            assert_eq!(reply.response.status(), expected_status(&name), "{name}");
+            let body: serde_json::Value =
+                serde_json::from_slice(reply.response.body().as_ref()).unwrap();
+            if reply.response.status() == StatusCode::ACCEPTED {
+                let url = body["statusUrl"].as_str().unwrap();
+                assert!(
+                    url.starts_with("https://abc123.execute-api.us-east-1.amazonaws.com/jobs/"),
+                    "{name}: {url}"
+                );
+                let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+                let job = env.store().get(id).await.unwrap().unwrap();
+                assert_eq!(job.owner, "jwt:https://issuer.example.com/|user-123", "{name}");
+            } else {
+                assert!(body["error"]["message"].is_string(), "{name}: {body}");
+            }
+        } else if name.starts_with("worker-") {
+            let event: SqsEvent = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"));
+            // The first record names this job; the second is malformed.
+            let id: JobId = "0192f3a4-5b6c-7d8e-9f01-23456789abcd".parse().unwrap();
+            let request = JobRequest {
+                job_type: "primes".into(),
+                payload: json!({"upTo": 30}),
+            };
+            let job = JobRecord::new_queued(id, "anonymous", &request, now_ms(), 1);
+            env.store().create(&job).await.unwrap();
+            let outcome = worker.process_batch(event, now_ms() + 30_000).await;
+            let failed: Vec<&str> = outcome
+                .response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect();
+            assert_eq!(failed, ["059f36b4-87a3-44ab-83d2-661975830a7d"], "{name}");
+            let done = env.store().get(id).await.unwrap().unwrap();
+            assert_eq!(done.state, JobState::Succeeded, "{name}");
+            assert_eq!(done.result, Some(json!({"upTo": 30, "count": 10, "largest": 29})));
+        } else {
+            panic!("events/{name}: name it api-* or worker-* so a test feeds it to its handler");
+        }
+    }
+    env.cleanup().await;
+}
