@@ -64,7 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("export JOBS_TABLE={name}");
             println!("export JOBS_QUEUE_URL={}", queues.queue_url);
             println!("export JOBS_DLQ_URL={}", queues.dlq_url);
-            println!("export MAX_RECEIVE_COUNT={}", QueueSettings::TEMPLATE.max_receive_count);
+            println!(
+                "export MAX_RECEIVE_COUNT={}",
+                QueueSettings::TEMPLATE.max_receive_count
+            );
         }
         Command::Serve {
             host,
@@ -77,8 +80,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let store = Arc::new(clients.store(&config));
             let queue = Arc::new(clients.queue(&config));
             let job_types = JobTypes::builtin();
-            let api = Arc::new(Api::new(store.clone(), queue.clone(), job_types.clone(), &config));
-            let worker = Arc::new(Worker::new(store, queue.clone(), job_types, config.worker.clone()));
+            let api = Arc::new(Api::new(
+                store.clone(),
+                queue.clone(),
+                job_types.clone(),
+                &config,
+            ));
+            let worker = Arc::new(Worker::new(
+                store,
+                queue.clone(),
+                job_types,
+                config.worker.clone(),
+            ));
             let attributes = provision::queue_attributes(&clients.sqs, &config.queue_url).await?;
             let visibility_secs = attributes
                 .get("VisibilityTimeout")
@@ -98,10 +111,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..pollers.max(1) {
-                let poller = Poller::new(queue.clone(), worker.clone(), settings, queue_arn.clone());
+                let poller =
+                    Poller::new(queue.clone(), worker.clone(), settings, queue_arn.clone());
                 let mut stopped = stop_receiver.clone();
                 tasks.spawn(async move {
-                    poller.run(async move { drop(stopped.wait_for(|s| *s).await) }).await;
+                    poller
+                        .run(async move { drop(stopped.wait_for(|s| *s).await) })
+                        .await;
                 });
             }
             let shutdown = async {

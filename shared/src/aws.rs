@@ -58,12 +58,17 @@ impl SigningIdentity {
     /// Resolves the default credential chain (environment, profile, SSO,
     /// container or instance role; this may call STS or SSO) and the region.
     pub async fn from_env() -> Result<Self, CredentialsError> {
-        Self::from_sdk_config(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
-            .await
+        Self::from_sdk_config(
+            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        )
+        .await
     }
 
     async fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self, CredentialsError> {
-        let region = config.region().ok_or(CredentialsError::NoRegion)?.to_string();
+        let region = config
+            .region()
+            .ok_or(CredentialsError::NoRegion)?
+            .to_string();
         let provider = config
             .credentials_provider()
             .ok_or(CredentialsError::NoProvider)?;
@@ -100,7 +105,9 @@ mod tests {
             SigningIdentity::from_sdk_config(&no_region).await,
             Err(CredentialsError::NoRegion)
         ));
-        let no_credentials = SdkConfig::builder().region(Region::new("eu-west-1")).build();
+        let no_credentials = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .build();
         assert!(matches!(
             SigningIdentity::from_sdk_config(&no_credentials).await,
             Err(CredentialsError::NoProvider)

@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(c.worker.max_receive_count, 7);
         assert_eq!(c.worker.retry_max_delay_secs, 300);
         assert_eq!(c.retention_days, 30);
-        assert_eq!(c.public_base_url.as_deref(), Some("https://api.example.com"));
+        assert_eq!(
+            c.public_base_url.as_deref(),
+            Some("https://api.example.com")
+        );
     }
 
     #[test]

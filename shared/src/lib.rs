@@ -7,6 +7,8 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod job_types;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod metrics;
 pub mod provision;
 pub mod queue;

@@ -332,9 +332,7 @@ impl JobStore for DynamoJobStore {
         match outcome {
             Ok(_) => Ok(Requeue::Requeued),
             Err(StoreError::Conflict { current: None }) => Ok(Requeue::Missing),
-            Err(StoreError::Conflict {
-                current: Some(job),
-            }) => Ok(Requeue::Unchanged(job.state)),
+            Err(StoreError::Conflict { current: Some(job) }) => Ok(Requeue::Unchanged(job.state)),
             Err(other) => Err(other),
         }
     }
@@ -351,8 +349,14 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ("state".to_owned(), s(job.state.as_str())),
         ("createdAt".to_owned(), n(job.created_at)),
         ("attempts".to_owned(), n(job.attempts)),
-        ("deadLettered".to_owned(), AttributeValue::Bool(job.dead_lettered)),
-        ("enqueueFailed".to_owned(), AttributeValue::Bool(job.enqueue_failed)),
+        (
+            "deadLettered".to_owned(),
+            AttributeValue::Bool(job.dead_lettered),
+        ),
+        (
+            "enqueueFailed".to_owned(),
+            AttributeValue::Bool(job.enqueue_failed),
+        ),
         ("replays".to_owned(), n(job.replays)),
         (TTL_ATTRIBUTE.to_owned(), n(job.expires_at)),
     ]);

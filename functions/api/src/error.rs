@@ -13,7 +13,10 @@ pub enum ApiError {
     #[error("the request body is not a job request: {0}")]
     InvalidRequest(String),
     #[error("unknown job type {job_type:?}; known types: {}", known.join(", "))]
-    UnknownJobType { job_type: String, known: Vec<String> },
+    UnknownJobType {
+        job_type: String,
+        known: Vec<String>,
+    },
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
     #[error("the request body is {size} bytes; the limit is {limit} bytes")]

@@ -20,7 +20,11 @@ pub fn caller(request: &Request) -> String {
     let Some(authorizer) = &context.authorizer else {
         return ANONYMOUS_OWNER.to_owned();
     };
-    if let Some(sub) = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")) {
+    if let Some(sub) = authorizer
+        .jwt
+        .as_ref()
+        .and_then(|jwt| jwt.claims.get("sub"))
+    {
         let issuer = authorizer
             .jwt
             .as_ref()
@@ -28,7 +32,11 @@ pub fn caller(request: &Request) -> String {
             .map_or("", String::as_str);
         return format!("jwt:{issuer}|{sub}");
     }
-    if let Some(arn) = authorizer.iam.as_ref().and_then(|iam| iam.user_arn.as_ref()) {
+    if let Some(arn) = authorizer
+        .iam
+        .as_ref()
+        .and_then(|iam| iam.user_arn.as_ref())
+    {
         return format!("iam:{arn}");
     }
     ANONYMOUS_OWNER.to_owned()

@@ -160,7 +160,12 @@ impl Api {
                 tracing::info!(jobId = %id, jobType = %job.job_type, "job accepted");
                 job
             }
-            (Err(StoreError::Conflict { current: Some(existing) }), _) => {
+            (
+                Err(StoreError::Conflict {
+                    current: Some(existing),
+                }),
+                _,
+            ) => {
                 if existing.fingerprint != job.fingerprint || existing.owner != owner {
                     return Err(ApiError::IdempotencyKeyReused);
                 }
@@ -186,10 +191,10 @@ impl Api {
             "status": accepted.state,
             "statusUrl": status_url,
         });
-        Ok(json_response(StatusCode::ACCEPTED)
+        json_response(StatusCode::ACCEPTED)
             .header(LOCATION, status_url)
             .body(Body::from(body.to_string()))
-            .map_err(ApiError::internal)?)
+            .map_err(ApiError::internal)
     }
 
     async fn status(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -202,10 +207,10 @@ impl Api {
             .filter(|job| job.owner == caller(request))
             .ok_or(ApiError::JobNotFound)?;
         let body = job_view(&job);
-        Ok(json_response(StatusCode::OK)
+        json_response(StatusCode::OK)
             .header(CACHE_CONTROL, "no-store")
             .body(Body::from(body.to_string()))
-            .map_err(ApiError::internal)?)
+            .map_err(ApiError::internal)
     }
 
     /// `PUBLIC_BASE_URL`, else the request's own scheme and host, then `/jobs/{id}`.
@@ -263,4 +268,110 @@ pub fn job_view(job: &JobRecord) -> Value {
         "deadLettered": job.dead_lettered,
         "replays": job.replays,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobline_shared::JobState;
+    use jobline_shared::memory::{MemoryQueue, MemoryStore};
+
+    fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
+        let mut config = Config::from_lookup(|name| match name {
+            "JOBS_TABLE" => Some("t".into()),
+            "JOBS_QUEUE_URL" => Some("q".into()),
+            _ => None,
+        })
+        .expect("config");
+        config.public_base_url = base.map(str::to_owned);
+        Api::new(store.clone(), queue.clone(), JobTypes::builtin(), &config)
+    }
+
+    fn submit(key: Option<&str>) -> Request {
+        let mut builder = http::Request::builder()
+            .method("POST")
+            .uri("/jobs")
+            .header("host", "localhost:3000");
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        builder
+            .body(Body::from(r#"{"type":"primes","payload":{"upTo":10}}"#))
+            .expect("request")
+    }
+
+    fn body(reply: &Reply) -> Value {
+        serde_json::from_slice(reply.response.body().as_ref()).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn accepts_writes_and_sends_the_id() {
+        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        let reply = api(&store, &queue, Some("https://jobs.example.com"))
+            .handle(submit(None))
+            .await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        let body = body(&reply);
+        let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            body["statusUrl"],
+            format!("https://jobs.example.com/jobs/{id}")
+        );
+        assert_eq!(
+            reply.response.headers()[LOCATION],
+            body["statusUrl"].as_str().unwrap()
+        );
+        assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+        assert_eq!(store.job(id).unwrap().state, JobState::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_is_a_503_and_marks_the_job() {
+        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        queue.set_failing(true);
+        let api = api(&store, &queue, None);
+        let reply = api.handle(submit(Some("k"))).await;
+        assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(&reply)["error"]["code"], "unavailable");
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        let job = store.job(id).unwrap();
+        assert!(job.enqueue_failed);
+        assert_eq!(job.state, JobState::Failed);
+
+        queue.set_failing(false);
+        let retried = api.handle(submit(Some("k"))).await;
+        assert_eq!(retried.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(store.job(id).unwrap().state, JobState::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_a_503_for_submit_and_status() {
+        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        store.set_failing(true);
+        let api = api(&store, &queue, None);
+        let reply = api.handle(submit(None)).await;
+        assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.metrics.total(Metric::JobsAccepted), 0.0);
+        let status = http::Request::builder()
+            .uri(format!("/jobs/{}", JobId::random()))
+            .body(Body::Empty)
+            .unwrap();
+        let reply = api.handle(status).await;
+        assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn job_view_shows_times_as_rfc3339() {
+        let request = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({}),
+        };
+        let mut job = JobRecord::new_queued(JobId::random(), "a", &request, 0, 1);
+        job.started_at = Some(1_500);
+        let view = job_view(&job);
+        assert_eq!(view["createdAt"], "1970-01-01T00:00:00Z");
+        assert_eq!(view["startedAt"], "1970-01-01T00:00:01.5Z");
+        assert_eq!(view["finishedAt"], Value::Null);
+        assert_eq!(view["status"], "queued");
+    }
 }

@@ -44,7 +44,10 @@ mod tests {
         let ceilings: Vec<u32> = (1..=7).map(|n| ceiling_secs(&c, n)).collect();
         assert_eq!(ceilings, [2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(ceiling_secs(&c, 0), 2, "a missing count is the first");
-        assert_eq!(ceiling_secs(&config(2, u32::MAX), 1000), SQS_MAX_VISIBILITY_SECS);
+        assert_eq!(
+            ceiling_secs(&config(2, u32::MAX), 1000),
+            SQS_MAX_VISIBILITY_SECS
+        );
     }
 
     #[test]

@@ -16,14 +16,15 @@
 pub mod backoff;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures_util::StreamExt;
 use futures_util::stream;
+use futures_util::{FutureExt, StreamExt};
 use jobline_shared::job::{ClaimRefusal, now_ms};
 use jobline_shared::{
     Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
     Metrics, StoreError, WorkerConfig,
 };
 use serde_json::Value;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -129,7 +130,10 @@ impl Worker {
             "record",
             messageId = record.message_id.as_deref().unwrap_or_default()
         );
-        let (disposition, metrics) = self.process_record(record, deadline_ms).instrument(span).await;
+        let (disposition, metrics) = self
+            .process_record(record, deadline_ms)
+            .instrument(span)
+            .await;
         (record.message_id.clone(), disposition, metrics)
     }
 
@@ -248,20 +252,24 @@ impl Worker {
 
     /// Runs the job's handler, bounded by the invocation's deadline.
     async fn run_handler(&self, job: &JobRecord, deadline_ms: i64) -> Result<Value, JobError> {
-        let handler = self.job_types.get(&job.job_type).ok_or_else(|| {
-            JobError::Permanent(format!("unknown job type {:?}", job.job_type))
-        })?;
+        let handler = self
+            .job_types
+            .get(&job.job_type)
+            .ok_or_else(|| JobError::Permanent(format!("unknown job type {:?}", job.job_type)))?;
         let reserve = i64::try_from(DEADLINE_RESERVE.as_millis()).unwrap_or(i64::MAX);
         let budget_ms = deadline_ms.saturating_sub(now_ms()).saturating_sub(reserve);
         let budget = Duration::from_millis(u64::try_from(budget_ms).unwrap_or(0));
-        let result = tokio::time::timeout(budget, handler.run(job.payload.clone()))
+        // A panicking handler fails its job, not the batch's other jobs.
+        let run = AssertUnwindSafe(handler.run(job.payload.clone())).catch_unwind();
+        let result = tokio::time::timeout(budget, run)
             .await
             .map_err(|_| {
                 JobError::Retryable(format!(
                     "attempt timed out after {} ms (invocation deadline)",
                     budget.as_millis()
                 ))
-            })??;
+            })?
+            .map_err(|_| JobError::Retryable("the job's handler panicked".to_owned()))??;
         let size = result.to_string().len();
         if size > MAX_RESULT_BYTES {
             return Err(JobError::Permanent(format!(
@@ -309,13 +317,14 @@ impl Worker {
             ClaimRefusal::Finished(state) => {
                 tracing::info!(%state, "duplicate delivery of a finished job");
                 let job_type = current.map_or("unknown", |job| job.job_type.as_str());
-                attempt
-                    .metrics
-                    .count(job_type, Metric::DuplicateDeliveries);
+                attempt.metrics.count(job_type, Metric::DuplicateDeliveries);
                 Disposition::Acknowledged
             }
             ClaimRefusal::Leased { until_ms } => {
-                tracing::info!(until_ms, "job is leased by a live attempt; retrying after it");
+                tracing::info!(
+                    until_ms,
+                    "job is leased by a live attempt; retrying after it"
+                );
                 let secs = u32::try_from((until_ms - now + 999) / 1000).unwrap_or(u32::MAX);
                 self.retry_later(attempt, Some(secs)).await
             }
@@ -354,5 +363,240 @@ fn completion_state(completion: &Completion) -> &'static str {
     match completion {
         Completion::Succeeded(_) => "succeeded",
         Completion::Failed { .. } => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobline_shared::JobRequest;
+    use jobline_shared::memory::{MemoryQueue, MemoryStore};
+    use jobline_shared::{JobHandler, JobState};
+    use serde_json::json;
+
+    /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" | "hang"}`.
+    struct Scripted;
+
+    #[async_trait::async_trait]
+    impl JobHandler for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+
+        async fn run(&self, payload: Value) -> Result<Value, JobError> {
+            match payload["fail"].as_str() {
+                Some("retry") => Err(JobError::Retryable("try later".into())),
+                Some("permanent") => Err(JobError::Permanent("bad input".into())),
+                Some("panic") => panic!("handler bug"),
+                Some("hang") => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok(json!("late"))
+                }
+                _ => Ok(json!({"ok": true})),
+            }
+        }
+    }
+
+    struct Fixture {
+        store: Arc<MemoryStore>,
+        queue: Arc<MemoryQueue>,
+        worker: Worker,
+    }
+
+    fn fixture() -> Fixture {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(MemoryQueue::new());
+        let config = WorkerConfig {
+            max_receive_count: 3,
+            retry_base_delay_secs: 10,
+            retry_max_delay_secs: 100,
+            concurrency: 4,
+        };
+        let worker = Worker::new(
+            store.clone(),
+            queue.clone(),
+            JobTypes::new().with(Scripted),
+            config,
+        );
+        Fixture {
+            store,
+            queue,
+            worker,
+        }
+    }
+
+    impl Fixture {
+        fn job(&self, payload: Value) -> JobId {
+            let request = JobRequest {
+                job_type: "scripted".into(),
+                payload,
+            };
+            let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
+            self.store.insert(job.clone());
+            job.id
+        }
+
+        async fn deliver(&self, body: &str, receive_count: u32) -> (Disposition, Metrics) {
+            let mut record = SqsMessage::default();
+            record.message_id = Some("m".into());
+            record.receipt_handle = Some("r".into());
+            record.body = Some(body.into());
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+            self.worker.process_record(&record, now_ms() + 30_000).await
+        }
+
+        async fn deliver_job(&self, id: JobId, receive_count: u32) -> (Disposition, Metrics) {
+            self.deliver(&JobMessage { job_id: id }.encode(), receive_count)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_is_claimed_run_and_completed() {
+        let f = fixture();
+        let id = f.job(json!({}));
+        let (disposition, metrics) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Acknowledged);
+        let job = f.store.job(id).unwrap();
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!(job.result, Some(json!({"ok": true})));
+        assert_eq!(job.attempts, 1);
+        assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
+        assert!(f.queue.visibility_changes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_releases_the_job_and_backs_off() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "retry"}));
+        let (disposition, metrics) = f.deliver_job(id, 2).await;
+        assert_eq!(disposition, Disposition::Retry);
+        let job = f.store.job(id).unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.error.as_deref(), Some("try later"));
+        assert_eq!(metrics.total(Metric::JobsRetried), 1.0);
+        let changes = f.queue.visibility_changes();
+        assert_eq!(changes.len(), 1);
+        assert!(
+            (10..=20).contains(&changes[0].1),
+            "backoff for receive 2: {changes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_delivery_fails_the_job_as_dead_lettered() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "retry"}));
+        let (disposition, metrics) = f.deliver_job(id, 3).await;
+        assert_eq!(
+            disposition,
+            Disposition::Retry,
+            "left for SQS to dead-letter"
+        );
+        let job = f.store.job(id).unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.dead_lettered);
+        assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
+        assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_acknowledged() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "permanent"}));
+        let (disposition, metrics) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Acknowledged);
+        let job = f.store.job(id).unwrap();
+        assert_eq!((job.state, job.dead_lettered), (JobState::Failed, false));
+        assert_eq!(job.error.as_deref(), Some("bad input"));
+        assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_only_its_job() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "panic"}));
+        let (disposition, _) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Retry);
+        let job = f.store.job(id).unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.error.as_deref(), Some("the job's handler panicked"));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_cut_off_before_the_invocation_deadline() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "hang"}));
+        let mut record = SqsMessage::default();
+        record.body = Some(JobMessage { job_id: id }.encode());
+        let deadline = now_ms() + 2_300;
+        let (disposition, _) = f.worker.process_record(&record, deadline).await;
+        assert!(now_ms() < deadline, "stopped before the deadline");
+        assert_eq!(disposition, Disposition::Retry);
+        let job = f.store.job(id).unwrap();
+        assert!(job.error.unwrap().contains("timed out"));
+    }
+
+    #[tokio::test]
+    async fn duplicates_missing_jobs_and_live_leases() {
+        let f = fixture();
+        let id = f.job(json!({}));
+        f.deliver_job(id, 1).await;
+        let (duplicate, metrics) = f.deliver_job(id, 1).await;
+        assert_eq!(duplicate, Disposition::Acknowledged);
+        assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+
+        let missing = JobId::random();
+        assert_eq!(f.deliver_job(missing, 1).await.0, Disposition::Retry);
+        assert_eq!(f.deliver_job(missing, 2).await.0, Disposition::Acknowledged);
+
+        let leased = f.job(json!({}));
+        f.store
+            .claim(leased, now_ms(), now_ms() + 50_000)
+            .await
+            .unwrap();
+        assert_eq!(f.deliver_job(leased, 1).await.0, Disposition::Retry);
+        let (_, secs) = f.queue.visibility_changes().pop().unwrap();
+        assert!((49..=51).contains(&secs), "retry after the lease: {secs}");
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_and_store_outages_are_retried() {
+        let f = fixture();
+        assert_eq!(f.deliver("{}", 1).await.0, Disposition::Retry);
+        let id = f.job(json!({}));
+        f.store.set_failing(true);
+        assert_eq!(f.deliver_job(id, 1).await.0, Disposition::Retry);
+        f.store.set_failing(false);
+        assert_eq!(f.store.job(id).unwrap().state, JobState::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_batch_reports_only_its_failures() {
+        let f = fixture();
+        let ok = f.job(json!({}));
+        let retry = f.job(json!({"fail": "retry"}));
+        let mut event = SqsEvent::default();
+        for (message_id, body) in [
+            ("ok", JobMessage { job_id: ok }.encode()),
+            ("retry", JobMessage { job_id: retry }.encode()),
+            ("junk", "junk".to_owned()),
+        ] {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(message_id.into());
+            record.body = Some(body);
+            event.records.push(record);
+        }
+        let outcome = f.worker.process_batch(event, now_ms() + 30_000).await;
+        let mut failed: Vec<&str> = outcome
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        failed.sort_unstable();
+        assert_eq!(failed, ["junk", "retry"]);
     }
 }
