@@ -133,12 +133,7 @@ pub mod stack {
                 visibility_secs: 30,
                 function_timeout: Duration::from_secs(30),
             };
-            Poller::new(
-                Arc::new(self.queue()),
-                worker,
-                settings,
-                TEST_QUEUE_ARN,
-            )
+            Poller::new(Arc::new(self.queue()), worker, settings, TEST_QUEUE_ARN)
         }
     }
 

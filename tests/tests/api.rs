@@ -23,9 +23,7 @@ fn post() -> http::request::Builder {
 }
 
 fn submit(body: &str) -> Request {
-    post()
-        .body(Body::from(body.to_owned()))
-        .expect("request")
+    post().body(Body::from(body.to_owned())).expect("request")
 }
 
 fn submit_with_key(body: &str, key: &str) -> Request {
@@ -78,7 +76,11 @@ async fn queued_messages(queue: &dyn JobQueue) -> Vec<JobMessage> {
         if batch.is_empty() {
             return messages;
         }
-        messages.extend(batch.iter().map(|m| JobMessage::decode(&m.body).expect("job message")));
+        messages.extend(
+            batch
+                .iter()
+                .map(|m| JobMessage::decode(&m.body).expect("job message")),
+        );
     }
 }
 
@@ -104,7 +106,10 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     assert_eq!(job.job_type, "primes");
     assert_eq!(job.payload, json!({"upTo": 100}));
     assert_eq!(job.owner, ANONYMOUS_OWNER);
-    assert_eq!(queued_messages(&env.queue()).await, [JobMessage { job_id: id }]);
+    assert_eq!(
+        queued_messages(&env.queue()).await,
+        [JobMessage { job_id: id }]
+    );
 
     let (status, headers, view) = call(&api, get(&format!("/jobs/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -128,7 +133,11 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
     // The same JSON with its keys in another order is the same request.
     let same = r#"{"payload":{"upTo":100},"type":"primes"}"#;
     let replay = api.handle(submit_with_key(same, "order-42")).await;
-    assert_eq!(replay.metrics.total(Metric::JobsAccepted), 0.0, "no second job");
+    assert_eq!(
+        replay.metrics.total(Metric::JobsAccepted),
+        0.0,
+        "no second job"
+    );
     let (parts, replay_body) = replay.response.into_parts();
     assert_eq!(parts.status, StatusCode::ACCEPTED);
     let replay_body: Value = serde_json::from_slice(replay_body.as_ref()).unwrap();
@@ -143,7 +152,8 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
     assert_eq!(error["error"]["code"], "idempotency_key_reused");
 
     // Another caller's identical key is another job.
-    let (other, _, other_body) = call(&api, as_user(submit_with_key(body, "order-42"), "bob")).await;
+    let (other, _, other_body) =
+        call(&api, as_user(submit_with_key(body, "order-42"), "bob")).await;
     assert_eq!(other, StatusCode::ACCEPTED);
     assert_ne!(other_body["jobId"], first_body["jobId"]);
     env.cleanup().await;
@@ -158,7 +168,12 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         "x".repeat(MAX_BODY_BYTES)
     );
     let cases: Vec<(Request, StatusCode, &str, &str)> = vec![
-        (submit("{not json"), StatusCode::BAD_REQUEST, "invalid_json", "not valid JSON"),
+        (
+            submit("{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "not valid JSON",
+        ),
         (submit(""), StatusCode::BAD_REQUEST, "invalid_json", "EOF"),
         (
             submit(r#"{"type":"teleport"}"#),
@@ -196,8 +211,18 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             "invalid_idempotency_key",
             "Idempotency-Key",
         ),
-        (get("/jobs/not-a-uuid"), StatusCode::NOT_FOUND, "job_not_found", "no such job"),
-        (get("/nowhere"), StatusCode::NOT_FOUND, "route_not_found", "POST /jobs"),
+        (
+            get("/jobs/not-a-uuid"),
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+            "no such job",
+        ),
+        (
+            get("/nowhere"),
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "POST /jobs",
+        ),
         (
             http::Request::builder()
                 .method("DELETE")
@@ -218,7 +243,10 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         let text = body["error"]["message"].as_str().unwrap();
         assert!(text.contains(message), "{what}: {text:?} lacks {message:?}");
     }
-    assert!(queued_messages(&env.queue()).await.is_empty(), "nothing was queued");
+    assert!(
+        queued_messages(&env.queue()).await.is_empty(),
+        "nothing was queued"
+    );
     env.cleanup().await;
 }
 
@@ -263,7 +291,12 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
     assert_eq!(error["error"]["code"], "unavailable");
     let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "retry-me");
-    let job = env.store().get(id).await.unwrap().expect("the record stays");
+    let job = env
+        .store()
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the record stays");
     assert_eq!(job.state, JobState::Failed);
     assert!(job.enqueue_failed);
 
@@ -272,7 +305,13 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     let (status, _, accepted) = call(&healthy, submit_with_key(body, "retry-me")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(accepted["jobId"], id.to_string());
-    assert_eq!(env.store().get(id).await.unwrap().unwrap().state, JobState::Queued);
-    assert_eq!(queued_messages(&env.queue()).await, [JobMessage { job_id: id }]);
+    assert_eq!(
+        env.store().get(id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert_eq!(
+        queued_messages(&env.queue()).await,
+        [JobMessage { job_id: id }]
+    );
     env.cleanup().await;
 }

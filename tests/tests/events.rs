@@ -17,7 +17,10 @@ fn event_files() -> Vec<PathBuf> {
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "events/ holds the sample events: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "events/ holds the sample events: {files:?}"
+    );
     files
 }
 
@@ -55,7 +58,10 @@ async fn every_event_goes_through_its_handler() {
                 );
                 let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
                 let job = env.store().get(id).await.unwrap().unwrap();
-                assert_eq!(job.owner, "jwt:https://issuer.example.com/|user-123", "{name}");
+                assert_eq!(
+                    job.owner, "jwt:https://issuer.example.com/|user-123",
+                    "{name}"
+                );
             } else {
                 assert!(body["error"]["message"].is_string(), "{name}: {body}");
             }
@@ -80,7 +86,10 @@ async fn every_event_goes_through_its_handler() {
             assert_eq!(failed, ["059f36b4-87a3-44ab-83d2-661975830a7d"], "{name}");
             let done = env.store().get(id).await.unwrap().unwrap();
             assert_eq!(done.state, JobState::Succeeded, "{name}");
-            assert_eq!(done.result, Some(json!({"upTo": 30, "count": 10, "largest": 29})));
+            assert_eq!(
+                done.result,
+                Some(json!({"upTo": 30, "count": 10, "largest": 29}))
+            );
         } else {
             panic!("events/{name}: name it api-* or worker-* so a test feeds it to its handler");
         }

@@ -4,9 +4,9 @@
 use http::StatusCode;
 use jobline_shared::job::now_ms;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_tests::TestEnv;
 use jobline_tests::fixtures::Flaky;
 use jobline_tests::stack::poll_until_received;
-use jobline_tests::TestEnv;
 use lambda_http::Body;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -45,7 +45,10 @@ async fn submit_process_succeeded() {
     assert!(outcome.failed.is_empty());
     let view = status(&api, id).await;
     assert_eq!(view["status"], "succeeded", "{view}");
-    assert_eq!(view["result"], json!({"upTo": 1000, "count": 168, "largest": 997}));
+    assert_eq!(
+        view["result"],
+        json!({"upTo": 1000, "count": 168, "largest": 997})
+    );
     assert_eq!(view["attempts"], 1);
     assert!(view["startedAt"].is_string() && view["finishedAt"].is_string());
     assert_eq!(view["error"], Value::Null);
@@ -111,7 +114,13 @@ async fn a_batch_of_ten_reports_exactly_the_malformed_and_the_failing_record() {
     let poller = env.poller(env.worker(types), Duration::from_secs(3));
     let mut good = Vec::new();
     for n in 0..8 {
-        good.push(submit(&api, json!({"type": "primes", "payload": {"upTo": 100 + n}})).await);
+        good.push(
+            submit(
+                &api,
+                json!({"type": "primes", "payload": {"upTo": 100 + n}}),
+            )
+            .await,
+        );
     }
     let failing = submit(&api, json!({"type": "flaky"})).await;
     // A body that is not a job message, sent straight to the queue.

@@ -82,7 +82,11 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
     let failures: usize = outcomes.iter().map(|o| o.failed.len()).sum();
     assert_eq!(failures, 2);
     let changes = queue.changes();
-    assert_eq!(changes.len(), 2, "one visibility change per failure: {changes:?}");
+    assert_eq!(
+        changes.len(),
+        2,
+        "one visibility change per failure: {changes:?}"
+    );
     assert!(changes.iter().all(|s| (1..=2).contains(s)), "{changes:?}");
     assert!(
         started.elapsed() < Duration::from_secs(25),
@@ -140,11 +144,18 @@ async fn a_permanent_error_is_not_retried() {
     assert_eq!(job.state, JobState::Failed);
     assert!(!job.dead_lettered);
     assert_eq!(job.attempts, 1);
-    assert_eq!(job.error.as_deref(), Some("row 2 has 1 fields, the header has 2"));
+    assert_eq!(
+        job.error.as_deref(),
+        Some("row 2 has 1 fields, the header has 2")
+    );
     assert!(outcomes.iter().all(|o| o.failed.is_empty()), "acknowledged");
     assert!(queue.changes().is_empty(), "no backoff");
     for _ in 0..3 {
-        assert_eq!(poller.poll_once().await.unwrap().received, 0, "never delivered again");
+        assert_eq!(
+            poller.poll_once().await.unwrap().received,
+            0,
+            "never delivered again"
+        );
     }
     env.cleanup().await;
 }
@@ -159,7 +170,11 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     let now = now_ms();
     env.store().claim(id, now, now + 3_000).await.unwrap();
     let (_, outcomes) = poll_until(&env, &poller, id, 1, |j| j.state == JobState::Running).await;
-    assert_eq!(outcomes[0].failed.len(), 1, "a live lease elsewhere is retried later");
+    assert_eq!(
+        outcomes[0].failed.len(),
+        1,
+        "a live lease elsewhere is retried later"
+    );
     let (job, _) = poll_until(&env, &poller, id, 15, |j| j.state.is_finished()).await;
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(job.attempts, 2);
@@ -171,16 +186,25 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
 fn assert_valid_emf(document: &Value) {
     let aws = &document["_aws"];
     assert!(aws["Timestamp"].is_i64(), "Timestamp: {document}");
-    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics");
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
     assert!(!directives.is_empty());
     for directive in directives {
-        assert!(directive["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
+        assert!(
+            directive["Namespace"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+        );
         for set in directive["Dimensions"].as_array().expect("Dimensions") {
             let set = set.as_array().expect("a dimension set");
             assert!(set.len() <= 30);
             for key in set {
                 let key = key.as_str().expect("a dimension name");
-                assert!(document[key].is_string(), "dimension {key} has a string value");
+                assert!(
+                    document[key].is_string(),
+                    "dimension {key} has a string value"
+                );
             }
         }
         let metrics = directive["Metrics"].as_array().expect("Metrics");
@@ -188,7 +212,10 @@ fn assert_valid_emf(document: &Value) {
         for metric in metrics {
             let name = metric["Name"].as_str().expect("Name");
             let value = &document[name];
-            let values = value.as_array().cloned().unwrap_or_else(|| vec![value.clone()]);
+            let values = value
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![value.clone()]);
             assert!(!values.is_empty() && values.len() <= 100, "{name}: {value}");
             assert!(values.iter().all(Value::is_number), "{name}: {value}");
             assert!(metric["Unit"].is_string());
@@ -227,7 +254,10 @@ async fn one_invocations_emf_is_valid_and_counts_what_happened() {
     assert_eq!(primes["JobsSucceeded"], 2.0);
     assert_eq!(primes["QueueTimeMs"].as_array().unwrap().len(), 2);
     assert_eq!(primes["JobDurationMs"].as_array().unwrap().len(), 2);
-    let csv = documents.iter().find(|d| d["JobType"] == "csv-stats").unwrap();
+    let csv = documents
+        .iter()
+        .find(|d| d["JobType"] == "csv-stats")
+        .unwrap();
     assert_eq!(csv["JobsFailed"], 1.0);
     let flaky = documents.iter().find(|d| d["JobType"] == "flaky").unwrap();
     assert_eq!(flaky["JobsRetried"], 1.0);

@@ -22,7 +22,9 @@ async fn create_is_conditional_and_returns_the_existing_job() {
     let job = queued_job();
     store.create(&job).await.unwrap();
     match store.create(&job).await {
-        Err(StoreError::Conflict { current: Some(existing) }) => assert_eq!(*existing, job),
+        Err(StoreError::Conflict {
+            current: Some(existing),
+        }) => assert_eq!(*existing, job),
         other => panic!("expected a conflict with the existing job, got {other:?}"),
     }
     assert_eq!(store.get(job.id).await.unwrap(), Some(job));
@@ -44,13 +46,18 @@ async fn claim_then_fenced_completion() {
     assert_eq!(claimed.payload, job.payload);
 
     // A second claim while the lease is live is refused, with the item.
-    let refused = store.claim(job.id, now + 1, now + 60_000).await.unwrap_err();
+    let refused = store
+        .claim(job.id, now + 1, now + 60_000)
+        .await
+        .unwrap_err();
     let StoreError::Conflict { current } = refused else {
         panic!("expected a conflict, got {refused:?}")
     };
     assert_eq!(
         ClaimRefusal::from_current(current.as_deref(), now + 1),
-        ClaimRefusal::Leased { until_ms: now + 60_000 }
+        ClaimRefusal::Leased {
+            until_ms: now + 60_000
+        }
     );
 
     // A stale attempt number cannot complete the job.
@@ -107,8 +114,14 @@ async fn requeue_only_moves_failed_jobs() {
     let store = env.store();
     let job = queued_job();
     store.create(&job).await.unwrap();
-    assert_eq!(store.requeue(job.id).await.unwrap(), Requeue::Unchanged(JobState::Queued));
-    assert_eq!(store.requeue(JobId::random()).await.unwrap(), Requeue::Missing);
+    assert_eq!(
+        store.requeue(job.id).await.unwrap(),
+        Requeue::Unchanged(JobState::Queued)
+    );
+    assert_eq!(
+        store.requeue(JobId::random()).await.unwrap(),
+        Requeue::Missing
+    );
     let now = now_ms();
     store.claim(job.id, now, now + 60_000).await.unwrap();
     let dead = Completion::Failed {
@@ -131,11 +144,17 @@ async fn a_job_whose_message_was_not_sent_can_be_submitted_again() {
     let store = env.store();
     let job = queued_job();
     store.create(&job).await.unwrap();
-    store.mark_enqueue_failed(&job, "SQS unreachable").await.unwrap();
+    store
+        .mark_enqueue_failed(&job, "SQS unreachable")
+        .await
+        .unwrap();
     let failed = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(failed.state, JobState::Failed);
     assert!(failed.enqueue_failed);
-    store.create(&job).await.expect("recreate over an enqueue failure");
+    store
+        .create(&job)
+        .await
+        .expect("recreate over an enqueue failure");
     assert_eq!(store.get(job.id).await.unwrap(), Some(job));
     env.cleanup().await;
 }
