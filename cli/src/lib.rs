@@ -1,1 +1,18 @@
-//! placeholder
+//! The `jobline` command-line tool: a client of the Jobline API (`submit`,
+//! `status`, `wait`) and the operator's dead-letter queue tools (`dlq list`,
+//! `dlq replay`). `docs/cli.md` is its manual.
+//!
+//! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
+//! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
+//!
+//! [`JobStore`]: jobline_shared::JobStore
+//! [`JobQueue`]: jobline_shared::JobQueue
+
+pub mod args;
+pub mod client;
+pub mod commands;
+pub mod dlq;
+pub mod sigv4;
+
+pub use args::Cli;
+pub use commands::{CliError, Exit, error_chain, run};

@@ -9,6 +9,14 @@ use crate::job::JobRecord;
 /// A boxed source error from the AWS SDK.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An SDK error with its whole chain in its message (an `SdkError` alone
+/// displays as just "service error").
+pub(crate) fn sdk_error(error: impl std::error::Error + 'static) -> BoxError {
+    aws_sdk_dynamodb::error::DisplayErrorContext(error)
+        .to_string()
+        .into()
+}
+
 /// Errors from a [`crate::store::JobStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,7 +2,7 @@
 //! `template.yaml` deploys (a test reads the template and checks that they
 //! match, so local and deployed cannot drift).
 
-use crate::error::{BoxError, ProvisionError};
+use crate::error::{BoxError, ProvisionError, sdk_error};
 use crate::store::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
@@ -68,14 +68,14 @@ pub async fn create_table(
                 .attribute_name(KEY_ATTRIBUTE)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| failed(name)(e.into()))?,
+                .map_err(|e| failed(name)(sdk_error(e)))?,
         )
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name(KEY_ATTRIBUTE)
                 .key_type(KeyType::Hash)
                 .build()
-                .map_err(|e| failed(name)(e.into()))?,
+                .map_err(|e| failed(name)(sdk_error(e)))?,
         )
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
@@ -85,7 +85,7 @@ pub async fn create_table(
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(failed(name)(e.into())),
+        Err(e) => return Err(failed(name)(sdk_error(e))),
     }
     client
         .update_time_to_live()
@@ -95,11 +95,11 @@ pub async fn create_table(
                 .attribute_name(TTL_ATTRIBUTE)
                 .enabled(true)
                 .build()
-                .map_err(|e| failed(name)(e.into()))?,
+                .map_err(|e| failed(name)(sdk_error(e)))?,
         )
         .send()
         .await
-        .map_err(|e| failed(name)(e.into()))?;
+        .map_err(|e| failed(name)(sdk_error(e)))?;
     client
         .update_continuous_backups()
         .table_name(name)
@@ -107,11 +107,11 @@ pub async fn create_table(
             PointInTimeRecoverySpecification::builder()
                 .point_in_time_recovery_enabled(true)
                 .build()
-                .map_err(|e| failed(name)(e.into()))?,
+                .map_err(|e| failed(name)(sdk_error(e)))?,
         )
         .send()
         .await
-        .map_err(|e| failed(name)(e.into()))?;
+        .map_err(|e| failed(name)(sdk_error(e)))?;
     Ok(())
 }
 
@@ -132,7 +132,7 @@ pub async fn create_queues(
         )
         .send()
         .await
-        .map_err(|e| failed(&dlq_name)(e.into()))?
+        .map_err(|e| failed(&dlq_name)(sdk_error(e)))?
         .queue_url
         .unwrap_or_default();
     let dlq_arn = queue_arn(client, &dlq_url).await?;
@@ -154,7 +154,7 @@ pub async fn create_queues(
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
-        .map_err(|e| failed(name)(e.into()))?
+        .map_err(|e| failed(name)(sdk_error(e)))?
         .queue_url
         .unwrap_or_default();
     let allow = serde_json::json!({
@@ -167,7 +167,7 @@ pub async fn create_queues(
         .attributes(QueueAttributeName::RedriveAllowPolicy, allow.to_string())
         .send()
         .await
-        .map_err(|e| failed(&dlq_name)(e.into()))?;
+        .map_err(|e| failed(&dlq_name)(sdk_error(e)))?;
     Ok(Queues { queue_url, dlq_url })
 }
 
@@ -182,7 +182,7 @@ pub async fn queue_attributes(
         .attribute_names(QueueAttributeName::All)
         .send()
         .await
-        .map_err(|e| failed(url)(e.into()))?;
+        .map_err(|e| failed(url)(sdk_error(e)))?;
     Ok(output
         .attributes()
         .map(|a| {
@@ -212,13 +212,13 @@ pub async fn delete_all(
         .table_name(table)
         .send()
         .await
-        .map_err(|e| failed(table)(e.into()))?;
+        .map_err(|e| failed(table)(sdk_error(e)))?;
     for url in [&queues.queue_url, &queues.dlq_url] {
         sqs.delete_queue()
             .queue_url(url)
             .send()
             .await
-            .map_err(|e| failed(url)(e.into()))?;
+            .map_err(|e| failed(url)(sdk_error(e)))?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! Retries, backoff and dead-lettering are SQS's: the worker only changes a
 //! message's visibility and reports it failed; the redrive policy does the rest.
 
-use crate::error::{BoxError, QueueError};
+use crate::error::{BoxError, QueueError, sdk_error};
 use crate::job::JobId;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -118,7 +118,7 @@ impl JobQueue for SqsJobQueue {
             .message_body(message.encode())
             .send()
             .await
-            .map_err(|e| aws("SendMessage")(e.into()))?;
+            .map_err(|e| aws("SendMessage")(sdk_error(e)))?;
         Ok(output.message_id().unwrap_or_default().to_owned())
     }
 
@@ -130,7 +130,7 @@ impl JobQueue for SqsJobQueue {
             .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| aws("ChangeMessageVisibility")(e.into()))?;
+            .map_err(|e| aws("ChangeMessageVisibility")(sdk_error(e)))?;
         Ok(())
     }
 
@@ -145,7 +145,7 @@ impl JobQueue for SqsJobQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| aws("ReceiveMessage")(e.into()))?;
+            .map_err(|e| aws("ReceiveMessage")(sdk_error(e)))?;
         Ok(output
             .messages()
             .iter()
@@ -189,7 +189,7 @@ impl JobQueue for SqsJobQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| aws("DeleteMessageBatch")(e.into()))?;
+            .map_err(|e| aws("DeleteMessageBatch")(sdk_error(e)))?;
         Ok(output
             .failed()
             .iter()

@@ -6,7 +6,7 @@
 //! refuses one, it returns the current item in the same response, so a
 //! duplicate delivery costs one failed write and no read.
 
-use crate::error::{BoxError, StoreError};
+use crate::error::{StoreError, sdk_error};
 use crate::job::{JobId, JobRecord, JobState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -132,7 +132,7 @@ where
     }
     StoreError::Aws {
         operation,
-        source: BoxError::from(err),
+        source: sdk_error(err),
     }
 }
 
@@ -195,7 +195,7 @@ impl JobStore for DynamoJobStore {
             .await
             .map_err(|e| StoreError::Aws {
                 operation: "GetItem",
-                source: e.into(),
+                source: sdk_error(e),
             })?;
         output.item().map(record_from_item).transpose()
     }

@@ -1,5 +1,6 @@
 //! Retries, dead-lettering, leases and metrics, against moto's SQS redrive.
 
+use jobline_cli::dlq::{DeadLetterQueue, Selection};
 use jobline_local::poller::PollOutcome;
 use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
@@ -125,6 +126,26 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
         .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(JobMessage::decode(&dead[0].body).unwrap().job_id, id);
+
+    // Once the handler is fixed, `jobline dlq replay` brings the job back.
+    broken.fix();
+    let (store, queue, dlq) = (env.store(), env.queue(), env.dlq());
+    let tools = DeadLetterQueue {
+        dlq: &dlq,
+        queue: &queue,
+        store: &store,
+    };
+    let report = tools.replay(&Selection::default(), false).await.unwrap();
+    assert_eq!((report.replayed(), report.failed()), (1, 0));
+    let (job, _) = poll_until(&env, &poller, id, 10, |j| j.state.is_finished()).await;
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.result, Some(json!({"fixed": true})));
+    assert_eq!(job.replays, 1);
+    assert!(!job.dead_lettered);
+    assert!(
+        tools.list(None).await.unwrap().is_empty(),
+        "the DLQ is empty"
+    );
     env.cleanup().await;
 }
 

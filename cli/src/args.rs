@@ -1,0 +1,251 @@
+//! The command line of `jobline`, as clap derive types. `docs/cli.md`
+//! describes every command, flag and environment variable declared here.
+
+use clap::{Args, Parser, Subcommand};
+use jobline_shared::JobId;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+/// The default API base URL: the local server of `jobline-local serve`.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
+
+/// `jobline`: the Jobline command-line tool.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobline",
+    version,
+    about = "Submit and watch Jobline jobs, and list and replay the dead-letter queue"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a job (POST /jobs) and print the API's 202 body.
+    Submit(SubmitArgs),
+    /// Print a job (GET /jobs/{id}).
+    Status(StatusArgs),
+    /// Poll a job until it succeeds (exit 0) or fails (exit 1), or the
+    /// timeout passes (exit 2); prints the last job JSON.
+    Wait(WaitArgs),
+    /// Inspect and replay the dead-letter queue (needs JOBS_TABLE,
+    /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// Where the API is and how to authenticate to it.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Base URL of the Jobline API, e.g. an API Gateway stage URL.
+    #[arg(long = "api", env = "JOBLINE_API_URL", default_value = DEFAULT_API_URL, value_name = "URL")]
+    pub api_url: String,
+    /// Bearer token (a JWT) for an API with a JWT authorizer.
+    #[arg(
+        long,
+        env = "JOBLINE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Sign requests with SigV4 (service `execute-api`) for an API with IAM
+    /// authorization, using the AWS default credential chain and region.
+    /// Takes precedence over a token, so an exported JOBLINE_TOKEN does not
+    /// get in the way.
+    #[arg(long)]
+    pub sigv4: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The job type, e.g. `primes` or `csv-stats`.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: String,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Sent as the `Idempotency-Key` header: submitting the same key and
+    /// request again returns the same job instead of a new one.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The job payload: inline or from a file, exactly one of them.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PayloadArgs {
+    /// The payload as JSON text, e.g. '{"upTo": 1000}'.
+    #[arg(long, value_name = "JSON")]
+    pub payload: Option<String>,
+    /// A file holding the payload JSON; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The job id (a hyphenated UUID).
+    #[arg(value_name = "ID")]
+    pub id: JobId,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The job id (a hyphenated UUID).
+    #[arg(value_name = "ID")]
+    pub id: JobId,
+    /// Give up after this many seconds (exit 2).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Milliseconds between two polls.
+    #[arg(long, default_value_t = 1000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead messages with their jobs; changes nothing.
+    List(ListArgs),
+    /// Put dead jobs back to work: requeue each job, send it to the main
+    /// queue, then delete its dead message.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List at most N messages.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<NonZeroUsize>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Print what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replay at most N messages.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<NonZeroUsize>,
+    /// Only this job (repeatable: any of the given ids).
+    #[arg(long = "job-id", value_name = "ID")]
+    pub job_ids: Vec<JobId>,
+    /// Only jobs of this type (repeatable: any of the given types).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_types: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("jobline").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn submit_needs_exactly_one_payload_source() {
+        let missing = parse(&["submit", "--type", "primes"]).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+        let both = parse(&[
+            "submit",
+            "--type",
+            "primes",
+            "--payload",
+            "{}",
+            "--payload-file",
+            "p.json",
+        ])
+        .unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let Command::Submit(submit) = parse(&[
+            "submit",
+            "--type",
+            "primes",
+            "--payload",
+            r#"{"upTo": 5}"#,
+            "--idempotency-key",
+            "k1",
+            "--api",
+            "https://api.example.com/prod",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected submit")
+        };
+        assert_eq!(submit.job_type, "primes");
+        assert_eq!(submit.payload.payload.as_deref(), Some(r#"{"upTo": 5}"#));
+        assert_eq!(submit.idempotency_key.as_deref(), Some("k1"));
+        assert_eq!(submit.api.api_url, "https://api.example.com/prod");
+    }
+
+    #[test]
+    fn job_ids_are_checked_before_any_request() {
+        let err = parse(&["status", "../admin"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        let id = JobId::random();
+        let Command::Status(status) = parse(&["status", &id.to_string()]).unwrap().command else {
+            panic!("expected status")
+        };
+        assert_eq!(status.id, id);
+    }
+
+    #[test]
+    fn wait_interval_must_be_positive() {
+        let id = JobId::random().to_string();
+        let err = parse(&["wait", "--interval", "0", &id]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        let Command::Wait(wait) = parse(&["wait", &id]).unwrap().command else {
+            panic!("expected wait")
+        };
+        assert_eq!((wait.timeout, wait.interval), (300, 1000));
+    }
+
+    #[test]
+    fn replay_filters_repeat() {
+        let a = JobId::random();
+        let b = JobId::random();
+        let Command::Dlq(DlqCommand::Replay(replay)) = parse(&[
+            "dlq",
+            "replay",
+            "--job-id",
+            &a.to_string(),
+            "--job-id",
+            &b.to_string(),
+            "--type",
+            "primes",
+            "--limit",
+            "3",
+            "--dry-run",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected dlq replay")
+        };
+        assert_eq!(replay.job_ids, vec![a, b]);
+        assert_eq!(replay.job_types, vec!["primes".to_owned()]);
+        assert_eq!(replay.limit.map(NonZeroUsize::get), Some(3));
+        assert!(replay.dry_run);
+        let zero = parse(&["dlq", "list", "--limit", "0"]).unwrap_err();
+        assert_eq!(zero.kind(), ErrorKind::ValueValidation);
+    }
+}

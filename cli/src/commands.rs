@@ -1,0 +1,322 @@
+//! Runs one parsed command line and decides the exit code.
+//!
+//! The client commands only need the API's URL; the DLQ commands load the
+//! configuration and SDK clients from the environment once, here, and hand
+//! [`DeadLetterQueue`] the store and queues built from them.
+
+use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs};
+use crate::client::{ApiClient, ApiError, Auth, Waited};
+use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
+use crate::sigv4::Signer;
+use jobline_shared::aws::{Clients, SigningIdentity};
+use jobline_shared::error::CredentialsError;
+use jobline_shared::{Config, ConfigError, JobState, SqsJobQueue};
+use serde_json::Value;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// The exit codes of `jobline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done; `wait`: the job succeeded.
+    Success,
+    /// 1: `wait`: the job failed; `dlq replay`: a replay failed.
+    Failed,
+    /// 2: `wait`: the timeout passed before the job finished.
+    TimedOut,
+    /// 3: an error: configuration, input, network, AWS, or an API error answer.
+    Error,
+    /// 64: the command line is invalid.
+    Usage,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::TimedOut => 2,
+            Self::Error => 3,
+            Self::Usage => 64,
+        }
+    }
+}
+
+/// Errors that end a command with [`Exit::Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Dlq(#[from] DlqError),
+    #[error("reading the payload from {path}: {source}")]
+    PayloadFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the payload is not valid JSON: {0}")]
+    PayloadJson(#[source] serde_json::Error),
+    #[error("writing the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// Runs `command`, printing results to `out` and notices to `err`.
+pub async fn run(
+    command: Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    match command {
+        Command::Submit(args) => {
+            let payload = read_payload(&args.payload)?;
+            let client = api_client(&args.api).await?;
+            let accepted = client
+                .submit(&args.job_type, &payload, args.idempotency_key.as_deref())
+                .await?;
+            print_json(out, &accepted)?;
+            Ok(Exit::Success)
+        }
+        Command::Status(args) => {
+            let job = api_client(&args.api).await?.status(args.id).await?;
+            print_json(out, &job)?;
+            Ok(Exit::Success)
+        }
+        Command::Wait(args) => {
+            let client = api_client(&args.api).await?;
+            let waited = client
+                .wait(
+                    args.id,
+                    Duration::from_secs(args.timeout),
+                    Duration::from_millis(args.interval),
+                )
+                .await?;
+            match waited {
+                Waited::Finished { job, state } => {
+                    print_json(out, &job)?;
+                    Ok(if state == JobState::Succeeded {
+                        Exit::Success
+                    } else {
+                        Exit::Failed
+                    })
+                }
+                Waited::TimedOut { job, state } => {
+                    print_json(out, &job)?;
+                    writeln!(
+                        err,
+                        "timed out after {} s: job {} is still {state}",
+                        args.timeout, args.id
+                    )?;
+                    Ok(Exit::TimedOut)
+                }
+            }
+        }
+        Command::Dlq(command) => {
+            let (config, dlq_url) = dlq_config(Config::from_env())?;
+            let clients = Clients::from_env().await;
+            let dlq = SqsJobQueue::new(clients.sqs.clone(), dlq_url);
+            let queue = clients.queue(&config);
+            let store = clients.store(&config);
+            let tools = DeadLetterQueue {
+                dlq: &dlq,
+                queue: &queue,
+                store: &store,
+            };
+            run_dlq(command, tools, out).await
+        }
+    }
+}
+
+/// Runs a DLQ command on `tools`.
+pub async fn run_dlq(
+    command: DlqCommand,
+    tools: DeadLetterQueue<'_>,
+    out: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    match command {
+        DlqCommand::List(args) => {
+            let letters = tools.list(args.limit).await?;
+            render_list(&letters, args.json, out)?;
+            Ok(Exit::Success)
+        }
+        DlqCommand::Replay(args) => {
+            let selection = Selection {
+                job_ids: args.job_ids,
+                job_types: args.job_types,
+                limit: args.limit,
+            };
+            let report = tools.replay(&selection, args.dry_run).await?;
+            report.render(out)?;
+            Ok(if report.failed() > 0 {
+                Exit::Failed
+            } else {
+                Exit::Success
+            })
+        }
+    }
+}
+
+/// The configuration the DLQ commands need: `JOBS_TABLE`, `JOBS_QUEUE_URL`
+/// and `JOBS_DLQ_URL`, which `Config` alone treats as optional.
+pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String), ConfigError> {
+    let config = config?;
+    let dlq_url = config
+        .dlq_url
+        .clone()
+        .ok_or(ConfigError::Missing("JOBS_DLQ_URL"))?;
+    Ok((config, dlq_url))
+}
+
+/// The API client of `--api`, `--token` and `--sigv4` (which wins over a
+/// token).
+pub async fn api_client(args: &ApiArgs) -> Result<ApiClient, CliError> {
+    let auth = if args.sigv4 {
+        Auth::SigV4(Signer::new(SigningIdentity::from_env().await?))
+    } else {
+        match args.token.as_deref().filter(|token| !token.is_empty()) {
+            Some(token) => Auth::Bearer(token.to_owned()),
+            None => Auth::Anonymous,
+        }
+    };
+    Ok(ApiClient::new(&args.api_url, auth)?)
+}
+
+/// The payload of `--payload` or `--payload-file` (`-` is standard input).
+pub fn read_payload(args: &PayloadArgs) -> Result<Value, CliError> {
+    let text = match (&args.payload, &args.payload_file) {
+        (Some(inline), _) => inline.clone(),
+        (None, Some(path)) => read_file(path)?,
+        // clap's argument group requires one of them.
+        (None, None) => "{}".to_owned(),
+    };
+    serde_json::from_str(&text).map_err(CliError::PayloadJson)
+}
+
+fn read_file(path: &Path) -> Result<String, CliError> {
+    let failed = |source| CliError::PayloadFile {
+        path: path.display().to_string(),
+        source,
+    };
+    if path == Path::new("-") {
+        let mut text = String::new();
+        io::stdin().read_to_string(&mut text).map_err(failed)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).map_err(failed)
+    }
+}
+
+fn print_json(out: &mut dyn Write, value: &Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// An error and its causes on one line, skipping causes whose text the
+/// message already includes (the SDK's own messages are terse: the cause
+/// says what actually went wrong).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn dlq_commands_name_the_missing_variable() {
+        let err = dlq_config(config(&[("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")])).unwrap_err();
+        assert!(err.to_string().contains("JOBS_DLQ_URL"), "{err}");
+        let err =
+            dlq_config(config(&[("JOBS_QUEUE_URL", "q"), ("JOBS_DLQ_URL", "d")])).unwrap_err();
+        assert!(err.to_string().contains("JOBS_TABLE"), "{err}");
+        let (config, dlq_url) = dlq_config(config(&[
+            ("JOBS_TABLE", "t"),
+            ("JOBS_QUEUE_URL", "q"),
+            ("JOBS_DLQ_URL", "d"),
+        ]))
+        .unwrap();
+        assert_eq!((config.table_name.as_str(), dlq_url.as_str()), ("t", "d"));
+    }
+
+    #[test]
+    fn payloads_come_inline_or_from_a_file() {
+        let inline = PayloadArgs {
+            payload: Some(r#"{"upTo": 10}"#.into()),
+            payload_file: None,
+        };
+        assert_eq!(
+            read_payload(&inline).unwrap(),
+            serde_json::json!({"upTo": 10})
+        );
+        let bad = PayloadArgs {
+            payload: Some("{upTo: 10}".into()),
+            payload_file: None,
+        };
+        assert!(matches!(read_payload(&bad), Err(CliError::PayloadJson(_))));
+        let path =
+            std::env::temp_dir().join(format!("jobline-payload-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"csv": "a,b\n1,2\n"}"#).unwrap();
+        let file = PayloadArgs {
+            payload: None,
+            payload_file: Some(path.clone()),
+        };
+        assert_eq!(read_payload(&file).unwrap()["csv"], "a,b\n1,2\n");
+        std::fs::remove_file(&path).unwrap();
+        let missing = PayloadArgs {
+            payload: None,
+            payload_file: Some(PathBuf::from("/nonexistent/payload.json")),
+        };
+        let err = read_payload(&missing).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/payload.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn error_chains_add_only_new_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner(#[source] io::Error);
+        let error = Outer(Inner(io::Error::other("connection refused")));
+        assert_eq!(error_chain(&error), "outer: inner: connection refused");
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let codes = [
+            Exit::Success,
+            Exit::Failed,
+            Exit::TimedOut,
+            Exit::Error,
+            Exit::Usage,
+        ]
+        .map(Exit::code);
+        assert_eq!(codes, [0, 1, 2, 3, 64]);
+    }
+}

@@ -1,0 +1,281 @@
+//! `submit`, `status` and `wait` end to end against a stub of the API on
+//! 127.0.0.1: the requests the CLI sends, and the exit codes and output of
+//! the answers it gets.
+
+use clap::Parser;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jobline_cli::client::{ApiClient, ApiError, Auth};
+use jobline_cli::sigv4::Signer;
+use jobline_cli::{Cli, CliError, Exit, run};
+use jobline_shared::JobId;
+use jobline_shared::aws::{Credentials, SigningIdentity};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// A request as the stub saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// An HTTP server that answers with `answers` in turn (the last one
+/// repeats) and records every request.
+struct Stub {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Stub {
+    async fn start(answers: Vec<(u16, Value)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
+        let recorder = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (seen, answers) = (recorder.clone(), answers.clone());
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (seen, answers) = (seen.clone(), answers.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes().to_vec();
+                        seen.lock().unwrap().push(Seen {
+                            method: parts.method.to_string(),
+                            path: parts.uri.path().to_owned(),
+                            headers: parts.headers,
+                            body,
+                        });
+                        let mut answers = answers.lock().unwrap();
+                        let (status, body) = if answers.len() > 1 {
+                            answers.pop_front().unwrap()
+                        } else {
+                            answers.front().cloned().unwrap()
+                        };
+                        let response = Response::builder()
+                            .status(StatusCode::from_u16(status).unwrap())
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body.to_string())))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Runs `jobline ARGS…`; returns the result, stdout and stderr.
+async fn jobline(args: &[&str]) -> (Result<Exit, CliError>, String, String) {
+    let cli = Cli::try_parse_from(std::iter::once("jobline").chain(args.iter().copied())).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let result = run(cli.command, &mut out, &mut err).await;
+    (
+        result,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn job(id: JobId, status: &str) -> Value {
+    json!({"jobId": id, "type": "primes", "status": status, "attempts": 1, "replays": 0})
+}
+
+#[tokio::test]
+async fn submit_posts_the_job_and_prints_the_202_body() {
+    let id = JobId::random();
+    let accepted = json!({"jobId": id, "status": "queued", "statusUrl": format!("/jobs/{id}")});
+    let stub = Stub::start(vec![(202, accepted.clone())]).await;
+    let (result, out, _) = jobline(&[
+        "submit",
+        "--api",
+        &format!("{}/prod/", stub.url),
+        "--type",
+        "primes",
+        "--payload",
+        r#"{"upTo": 100}"#,
+        "--idempotency-key",
+        "order-42",
+        "--token",
+        "jwt-token",
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), accepted);
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/prod/jobs")
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&request.body).unwrap(),
+        json!({"type": "primes", "payload": {"upTo": 100}})
+    );
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["idempotency-key"], "order-42");
+    assert_eq!(request.headers["authorization"], "Bearer jwt-token");
+}
+
+#[tokio::test]
+async fn status_prints_the_job_and_errors_show_the_api_body() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![(200, job(id, "running"))]).await;
+    let (result, out, _) = jobline(&["status", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        job(id, "running")
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(request.path, format!("/jobs/{id}"));
+    assert!(request.headers.get("authorization").is_none());
+
+    let missing = json!({"error": {"code": "not_found", "message": "no such job"}});
+    let stub = Stub::start(vec![(404, missing)]).await;
+    let (result, out, _) = jobline(&["status", "--api", &stub.url, &id.to_string()]).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, CliError::Api(ApiError::Status { status, .. }) if status.as_u16() == 404),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("404 Not Found"), "{message}");
+    assert!(message.contains(r#""code":"not_found""#), "{message}");
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn wait_polls_until_the_job_finishes_and_exits_by_outcome() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![
+        (200, job(id, "queued")),
+        (200, job(id, "running")),
+        (200, job(id, "succeeded")),
+    ])
+    .await;
+    let (result, out, _) = jobline(&[
+        "wait",
+        "--api",
+        &stub.url,
+        "--interval",
+        "1",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "succeeded"
+    );
+    assert_eq!(stub.seen().len(), 3);
+
+    let stub = Stub::start(vec![(200, job(id, "running")), (200, job(id, "failed"))]).await;
+    let (result, out, _) = jobline(&[
+        "wait",
+        "--api",
+        &stub.url,
+        "--interval",
+        "1",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "failed"
+    );
+}
+
+#[tokio::test]
+async fn wait_times_out_with_the_last_job_seen() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![(200, job(id, "running"))]).await;
+    let (result, out, err) = jobline(&[
+        "wait",
+        "--api",
+        &stub.url,
+        "--timeout",
+        "0",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::TimedOut);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "running"
+    );
+    assert!(err.contains("still running"), "{err}");
+    assert_eq!(stub.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_api_is_an_error_naming_the_url() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let id = JobId::random();
+    let (result, _, _) = jobline(&["status", "--api", &url, &id.to_string()]).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, CliError::Api(ApiError::Transport { .. })),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&url), "{error}");
+}
+
+#[tokio::test]
+async fn sigv4_signs_the_headers_it_sends() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![(200, job(id, "queued"))]).await;
+    let credentials = Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test");
+    let signer = Signer::new(SigningIdentity {
+        credentials,
+        region: "eu-west-1".into(),
+    });
+    let client = ApiClient::new(&stub.url, Auth::SigV4(signer)).unwrap();
+    client.status(id).await.unwrap();
+
+    let request = &stub.seen()[0];
+    let authorization = request.headers["authorization"].to_str().unwrap();
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/eu-west-1/execute-api/aws4_request"),
+        "{authorization}"
+    );
+    assert_eq!(request.headers["x-amz-security-token"], "token");
+    let signed = authorization
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap();
+    assert!(signed.split(';').any(|h| h == "host"), "{signed}");
+    for header in signed.split(';') {
+        assert!(
+            request.headers.contains_key(header),
+            "signed {header} was sent"
+        );
+    }
+}
