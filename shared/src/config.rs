@@ -185,6 +185,6 @@ mod tests {
             ("RETRY_MAX_DELAY_SECONDS", "50000"),
         ])
         .unwrap_err();
-        assert!(err.to_string().contains("12"), "{err}");
+        assert!(err.to_string().contains("43200"), "{err}");
     }
 }
