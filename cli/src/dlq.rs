@@ -651,249 +651,53 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-    use jobline_shared::{Completion, JobRecord, JobRequest};
+    use jobline_shared::JobRequest;
+    use jobline_shared::memory::{MemoryQueue, MemoryStore};
     use serde_json::json;
-    use std::sync::Mutex;
 
-    /// An SQS queue in memory: received messages are hidden until made
-    /// visible or deleted, each receive hands out a new receipt handle, and
-    /// with `redeliver_hidden` a receive also returns hidden messages again,
-    /// as SQS does once their visibility timeout ends.
-    #[derive(Default)]
-    struct FakeQueue {
-        state: Mutex<QueueState>,
-        fail_sends: bool,
-        redeliver_hidden: bool,
+    /// Puts a job in `state` in the table; returns its id.
+    fn insert(store: &MemoryStore, job_type: &str, state: JobState, error: Option<&str>) -> JobId {
+        let request = JobRequest {
+            job_type: job_type.into(),
+            payload: json!({}),
+        };
+        let mut job = JobRecord::new_queued(JobId::random(), "alice", &request, 1_000, 30);
+        job.state = state;
+        job.error = error.map(str::to_owned);
+        job.dead_lettered = state == JobState::Failed;
+        let id = job.id;
+        store.insert(job);
+        id
     }
 
-    #[derive(Default)]
-    struct QueueState {
-        messages: Vec<FakeMessage>,
-        next_id: u32,
-        sent: Vec<JobMessage>,
-        deleted: Vec<String>,
+    /// Puts a dead message for job `id` in the DLQ; returns its message id.
+    fn push_job(dlq: &MemoryQueue, id: JobId) -> String {
+        dlq.push(&JobMessage { job_id: id }.encode())
     }
 
-    struct FakeMessage {
-        id: String,
-        body: String,
-        receipt: Option<String>,
-        receives: u32,
-    }
-
-    impl FakeQueue {
-        fn failing_sends() -> Self {
-            Self {
-                fail_sends: true,
-                ..Self::default()
-            }
-        }
-
-        fn push(&self, body: &str) -> String {
-            let mut state = self.state.lock().unwrap();
-            state.next_id += 1;
-            let id = format!("m{}", state.next_id);
-            state.messages.push(FakeMessage {
-                id: id.clone(),
-                body: body.to_owned(),
-                receipt: None,
-                receives: 0,
-            });
-            id
-        }
-
-        fn push_job(&self, id: JobId) -> String {
-            self.push(&JobMessage { job_id: id }.encode())
-        }
-
-        /// Message ids, in order, and whether each is visible.
-        fn contents(&self) -> Vec<(String, bool)> {
-            let state = self.state.lock().unwrap();
-            state
-                .messages
-                .iter()
-                .map(|m| (m.id.clone(), m.receipt.is_none()))
-                .collect()
-        }
-
-        fn sent(&self) -> Vec<JobId> {
-            let state = self.state.lock().unwrap();
-            state.sent.iter().map(|m| m.job_id).collect()
-        }
-
-        fn deleted(&self) -> Vec<String> {
-            self.state.lock().unwrap().deleted.clone()
-        }
-    }
-
-    fn aws_error(operation: &'static str) -> QueueError {
-        QueueError::Aws {
-            operation,
-            source: "injected failure".into(),
-        }
-    }
-
-    #[async_trait]
-    impl JobQueue for FakeQueue {
-        async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
-            if self.fail_sends {
-                return Err(aws_error("SendMessage"));
-            }
-            let mut state = self.state.lock().unwrap();
-            state.sent.push(*message);
-            Ok(format!("sent-{}", state.sent.len()))
-        }
-
-        async fn change_visibility(&self, receipt: &str, secs: u32) -> Result<(), QueueError> {
-            assert_eq!(secs, 0, "the DLQ tools only ever make messages visible");
-            let mut state = self.state.lock().unwrap();
-            let message = state
-                .messages
-                .iter_mut()
-                .find(|m| m.receipt.as_deref() == Some(receipt))
-                .ok_or_else(|| aws_error("ChangeMessageVisibility"))?;
-            message.receipt = None;
-            Ok(())
-        }
-
-        async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
-            assert!((1..=10).contains(&request.max_messages));
-            let mut state = self.state.lock().unwrap();
-            state.next_id += 1;
-            let round = state.next_id;
-            let redeliver = self.redeliver_hidden;
-            let max = usize::try_from(request.max_messages).unwrap();
-            Ok(state
-                .messages
-                .iter_mut()
-                .filter(|m| m.receipt.is_none() || redeliver)
-                .take(max)
-                .map(|m| {
-                    m.receives += 1;
-                    let receipt = format!("r{round}-{}", m.id);
-                    m.receipt = Some(receipt.clone());
-                    ReceivedMessage {
-                        message_id: m.id.clone(),
-                        receipt_handle: receipt,
-                        body: m.body.clone(),
-                        md5_of_body: String::new(),
-                        attributes: HashMap::from([
-                            ("ApproximateReceiveCount".into(), m.receives.to_string()),
-                            ("SentTimestamp".into(), "1700000000000".into()),
-                        ]),
-                    }
-                })
-                .collect())
-        }
-
-        async fn delete(&self, receipts: &[String]) -> Result<Vec<String>, QueueError> {
-            let mut state = self.state.lock().unwrap();
-            let mut undeleted = Vec::new();
-            for receipt in receipts {
-                match state
-                    .messages
-                    .iter()
-                    .position(|m| m.receipt.as_deref() == Some(receipt.as_str()))
-                {
-                    Some(index) => {
-                        let message = state.messages.remove(index);
-                        state.deleted.push(message.id);
-                    }
-                    None => undeleted.push(receipt.clone()),
-                }
-            }
-            Ok(undeleted)
-        }
-    }
-
-    /// Job records in memory; `requeue` follows the DynamoDB condition.
-    #[derive(Default)]
-    struct FakeStore {
-        jobs: Mutex<HashMap<JobId, JobRecord>>,
-        requeues: Mutex<usize>,
-    }
-
-    impl FakeStore {
-        fn insert(&self, job_type: &str, state: JobState, error: Option<&str>) -> JobId {
-            let request = JobRequest {
-                job_type: job_type.into(),
-                payload: json!({}),
-            };
-            let mut job = JobRecord::new_queued(JobId::random(), "alice", &request, 1_000, 30);
-            job.state = state;
-            job.error = error.map(str::to_owned);
-            job.dead_lettered = state == JobState::Failed;
-            let id = job.id;
-            self.jobs.lock().unwrap().insert(id, job);
-            id
-        }
-
-        fn job(&self, id: JobId) -> JobRecord {
-            self.jobs.lock().unwrap()[&id].clone()
-        }
-
-        fn snapshot(&self) -> HashMap<JobId, JobRecord> {
-            self.jobs.lock().unwrap().clone()
-        }
-
-        fn requeues(&self) -> usize {
-            *self.requeues.lock().unwrap()
-        }
-    }
-
-    #[async_trait]
-    impl JobStore for FakeStore {
-        async fn create(&self, _: &JobRecord) -> Result<(), StoreError> {
-            unreachable!("the DLQ tools never create jobs")
-        }
-
-        async fn mark_enqueue_failed(&self, _: &JobRecord, _: &str) -> Result<(), StoreError> {
-            unreachable!("the DLQ tools never submit jobs")
-        }
-
-        async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-            Ok(self.jobs.lock().unwrap().get(&id).cloned())
-        }
-
-        async fn claim(&self, _: JobId, _: i64, _: i64) -> Result<JobRecord, StoreError> {
-            unreachable!("the DLQ tools never run jobs")
-        }
-
-        async fn finish(&self, _: JobId, _: u32, _: &Completion, _: i64) -> Result<(), StoreError> {
-            unreachable!("the DLQ tools never run jobs")
-        }
-
-        async fn release(&self, _: JobId, _: u32, _: &str) -> Result<(), StoreError> {
-            unreachable!("the DLQ tools never run jobs")
-        }
-
-        async fn requeue(&self, id: JobId) -> Result<Requeue, StoreError> {
-            *self.requeues.lock().unwrap() += 1;
-            let mut jobs = self.jobs.lock().unwrap();
-            Ok(match jobs.get_mut(&id) {
-                None => Requeue::Missing,
-                Some(job) if job.state == JobState::Failed => {
-                    job.state = JobState::Queued;
-                    job.replays += 1;
-                    job.dead_lettered = false;
-                    Requeue::Requeued
-                }
-                Some(job) => Requeue::Unchanged(job.state),
-            })
-        }
+    fn record(store: &MemoryStore, id: JobId) -> JobRecord {
+        store.job(id).expect("the job is in the table")
     }
 
     fn tools<'a>(
-        dlq: &'a FakeQueue,
-        queue: &'a FakeQueue,
-        store: &'a FakeStore,
+        dlq: &'a MemoryQueue,
+        queue: &'a MemoryQueue,
+        store: &'a MemoryStore,
     ) -> DeadLetterQueue<'a> {
         DeadLetterQueue { dlq, queue, store }
     }
 
-    fn all_visible(queue: &FakeQueue) -> bool {
+    fn all_visible(queue: &MemoryQueue) -> bool {
         queue.contents().iter().all(|(_, visible)| *visible)
+    }
+
+    /// The DLQ tools only ever make messages visible again: every visibility
+    /// change they make is `ChangeMessageVisibility 0`.
+    fn assert_only_made_visible(queues: &[&MemoryQueue]) {
+        for queue in queues {
+            let changes = queue.visibility_changes();
+            assert!(changes.iter().all(|(_, secs)| *secs == 0), "{changes:?}");
+        }
     }
 
     fn limit(n: usize) -> Option<NonZeroUsize> {
@@ -902,14 +706,10 @@ mod tests {
 
     #[tokio::test]
     async fn list_reads_jobs_and_malformed_bodies_and_changes_nothing() {
-        let (dlq, queue, store) = (
-            FakeQueue::default(),
-            FakeQueue::default(),
-            FakeStore::default(),
-        );
-        let failed = store.insert("primes", JobState::Failed, Some("boom"));
-        let failed_message = dlq.push_job(failed);
-        let missing_message = dlq.push_job(JobId::random());
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let failed = insert(&store, "primes", JobState::Failed, Some("boom"));
+        let failed_message = push_job(&dlq, failed);
+        let missing_message = push_job(&dlq, JobId::random());
         let junk_message = dlq.push("not json");
 
         let letters = tools(&dlq, &queue, &store).list(None).await.unwrap();
@@ -927,7 +727,7 @@ mod tests {
         assert!(matches!(letters[2].body, DeadBody::Malformed(_)));
         assert_eq!(dlq.contents().len(), 3);
         assert!(all_visible(&dlq), "listing leaves every message visible");
-        assert_eq!(store.requeues(), 0);
+        assert_eq!(store.writes(), 0);
         assert!(queue.sent().is_empty());
 
         let mut table = Vec::new();
@@ -949,17 +749,14 @@ mod tests {
         assert_eq!(rows[0]["lastError"], "boom");
         assert_eq!(rows[0]["receiveCount"], 1);
         assert_eq!(rows[2]["body"], "not json");
+        assert_only_made_visible(&[&dlq, &queue]);
     }
 
     #[tokio::test]
     async fn list_stops_on_limit_and_on_redelivered_messages() {
-        let (dlq, queue, store) = (
-            FakeQueue::default(),
-            FakeQueue::default(),
-            FakeStore::default(),
-        );
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
         for _ in 0..25 {
-            dlq.push_job(store.insert("primes", JobState::Failed, None));
+            push_job(&dlq, insert(&store, "primes", JobState::Failed, None));
         }
         let letters = tools(&dlq, &queue, &store).list(limit(12)).await.unwrap();
         assert_eq!(letters.len(), 12);
@@ -967,12 +764,13 @@ mod tests {
 
         // SQS hands out messages again once their visibility ends: each is
         // listed once, and made visible with its newest receipt handle.
-        let redelivering = FakeQueue {
-            redeliver_hidden: true,
-            ..FakeQueue::default()
-        };
+        let redelivering = MemoryQueue::new();
+        redelivering.set_redelivering(true);
         for _ in 0..3 {
-            redelivering.push_job(store.insert("primes", JobState::Failed, None));
+            push_job(
+                &redelivering,
+                insert(&store, "primes", JobState::Failed, None),
+            );
         }
         let letters = tools(&redelivering, &queue, &store)
             .list(None)
@@ -980,15 +778,19 @@ mod tests {
             .unwrap();
         assert_eq!(letters.len(), 3);
         assert!(all_visible(&redelivering));
+        assert_eq!(store.writes(), 0);
+        assert!(queue.sent().is_empty());
+        assert_only_made_visible(&[&dlq, &redelivering, &queue]);
     }
 
     #[tokio::test]
     async fn a_failed_send_leaves_the_dead_message_and_a_second_replay_finishes() {
-        let (dlq, store) = (FakeQueue::default(), FakeStore::default());
-        let job = store.insert("primes", JobState::Failed, Some("boom"));
-        let message = dlq.push_job(job);
+        let (dlq, store) = (MemoryQueue::new(), MemoryStore::new());
+        let job = insert(&store, "primes", JobState::Failed, Some("boom"));
+        let message = push_job(&dlq, job);
 
-        let broken = FakeQueue::failing_sends();
+        let broken = MemoryQueue::new();
+        broken.set_failing_sends(true);
         let report = tools(&dlq, &broken, &store)
             .replay(&Selection::default(), false)
             .await
@@ -1004,13 +806,14 @@ mod tests {
         );
         assert!(dlq.deleted().is_empty());
         assert_eq!(
-            store.job(job).state,
+            record(&store, job).state,
             JobState::Queued,
             "requeued before the send"
         );
+        assert_eq!(store.writes(), 1, "only the requeue");
 
         // The job is queued now; the next replay still sends it.
-        let queue = FakeQueue::default();
+        let queue = MemoryQueue::new();
         let report = tools(&dlq, &queue, &store)
             .replay(&Selection::default(), false)
             .await
@@ -1019,26 +822,29 @@ mod tests {
             report.entries[0].outcome,
             Outcome::Replayed {
                 from: JobState::Queued,
-                sent_message_id: "sent-1".into()
+                sent_message_id: "m1".into()
             }
         );
-        assert_eq!(queue.sent(), [job]);
+        assert_eq!(queue.sent(), [JobMessage { job_id: job }]);
+        assert_eq!(
+            queue.contents(),
+            [("m1".to_owned(), true)],
+            "the job's message waits in the main queue"
+        );
         assert_eq!(dlq.deleted(), [message]);
-        assert_eq!(store.job(job).replays, 1, "requeued once");
+        assert_eq!(record(&store, job).replays, 1, "requeued once");
+        assert_eq!(store.writes(), 2, "only the two requeues");
+        assert_only_made_visible(&[&dlq, &broken, &queue]);
     }
 
     #[tokio::test]
     async fn replay_requeues_sends_then_deletes_and_skips_what_it_cannot_replay() {
-        let (dlq, queue, store) = (
-            FakeQueue::default(),
-            FakeQueue::default(),
-            FakeStore::default(),
-        );
-        let failed = store.insert("primes", JobState::Failed, Some("boom"));
-        let succeeded = store.insert("primes", JobState::Succeeded, None);
-        dlq.push_job(failed);
-        let succeeded_message = dlq.push_job(succeeded);
-        let missing_message = dlq.push_job(JobId::random());
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let failed = insert(&store, "primes", JobState::Failed, Some("boom"));
+        let succeeded = insert(&store, "primes", JobState::Succeeded, None);
+        push_job(&dlq, failed);
+        let succeeded_message = push_job(&dlq, succeeded);
+        let missing_message = push_job(&dlq, JobId::random());
         let junk_message = dlq.push("{}");
 
         let report = tools(&dlq, &queue, &store)
@@ -1050,10 +856,10 @@ mod tests {
             (report.replayed(), report.skipped(), report.failed()),
             (1, 3, 0)
         );
-        assert_eq!(queue.sent(), [failed]);
-        let job = store.job(failed);
+        assert_eq!(queue.sent(), [JobMessage { job_id: failed }]);
+        let job = record(&store, failed);
         assert_eq!((job.state, job.replays), (JobState::Queued, 1));
-        assert_eq!(store.job(succeeded).state, JobState::Succeeded);
+        assert_eq!(record(&store, succeeded).state, JobState::Succeeded);
         let left: Vec<(String, bool)> = [succeeded_message, missing_message, junk_message]
             .into_iter()
             .map(|id| (id, true))
@@ -1064,19 +870,17 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("replayed 1, skipped 3, failed 0"), "{out}");
         assert!(out.contains("malformed"), "{out}");
+        assert_eq!(store.writes(), 3, "only the requeues of the three jobs");
+        assert_only_made_visible(&[&dlq, &queue]);
     }
 
     #[tokio::test]
     async fn dry_run_makes_no_writes() {
-        let (dlq, queue, store) = (
-            FakeQueue::default(),
-            FakeQueue::default(),
-            FakeStore::default(),
-        );
-        let failed = store.insert("primes", JobState::Failed, Some("boom"));
-        let succeeded = store.insert("csv-stats", JobState::Succeeded, None);
-        dlq.push_job(failed);
-        dlq.push_job(succeeded);
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let failed = insert(&store, "primes", JobState::Failed, Some("boom"));
+        let succeeded = insert(&store, "csv-stats", JobState::Succeeded, None);
+        push_job(&dlq, failed);
+        push_job(&dlq, succeeded);
         dlq.push("junk");
         let before = (store.snapshot(), dlq.contents());
 
@@ -1102,7 +906,7 @@ mod tests {
         ));
         assert_eq!((store.snapshot(), dlq.contents()), before);
         assert!(all_visible(&dlq));
-        assert_eq!(store.requeues(), 0);
+        assert_eq!(store.writes(), 0);
         assert!(queue.sent().is_empty());
         assert!(dlq.deleted().is_empty());
         let mut out = Vec::new();
@@ -1112,22 +916,19 @@ mod tests {
                 .unwrap()
                 .contains("would replay 1, would skip 2")
         );
+        assert_only_made_visible(&[&dlq, &queue]);
     }
 
     #[tokio::test]
     async fn filters_and_limit_select_the_right_messages() {
-        let (dlq, queue, store) = (
-            FakeQueue::default(),
-            FakeQueue::default(),
-            FakeStore::default(),
-        );
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
         let primes: Vec<JobId> = (0..3)
-            .map(|_| store.insert("primes", JobState::Failed, None))
+            .map(|_| insert(&store, "primes", JobState::Failed, None))
             .collect();
-        let csv = store.insert("csv-stats", JobState::Failed, None);
+        let csv = insert(&store, "csv-stats", JobState::Failed, None);
         dlq.push("junk");
         for id in primes.iter().chain([&csv]) {
-            dlq.push_job(*id);
+            push_job(&dlq, *id);
         }
         let replay = |selection: Selection| {
             let tools = tools(&dlq, &queue, &store);
@@ -1194,10 +995,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.replayed(), 1);
-        assert_eq!(queue.sent(), [primes[2]]);
+        assert_eq!(queue.sent(), [JobMessage { job_id: primes[2] }]);
         assert_eq!(dlq.contents().len(), 4);
         assert!(all_visible(&dlq));
-        assert_eq!(store.job(primes[0]).state, JobState::Failed);
+        assert_eq!(record(&store, primes[0]).state, JobState::Failed);
+        assert_eq!(store.writes(), 1, "only the real replay's requeue");
+        assert_only_made_visible(&[&dlq, &queue]);
     }
 
     #[test]
