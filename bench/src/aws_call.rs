@@ -1,0 +1,219 @@
+//! Which AWS operation an SDK request is, and tallies of recorded calls.
+//!
+//! Both services Jobline uses speak a JSON protocol in the current SDKs and
+//! name the operation in the `X-Amz-Target` header:
+//! `DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage` (SQS moved from the
+//! query protocol to JSON in 2023). Older SQS clients send a form body with
+//! `Action=SendMessage&Version=2012-11-05`; that is recognised too, so a
+//! change of protocol cannot make calls go uncounted.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+
+/// The AWS service a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Service {
+    DynamoDb,
+    Sqs,
+    Unknown,
+}
+
+/// An AWS operation, such as DynamoDB `PutItem`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operation {
+    pub service: Service,
+    pub name: String,
+}
+
+/// The SQS API version that query-protocol requests carry.
+const SQS_QUERY_VERSION: &str = "2012-11-05";
+
+impl Operation {
+    pub fn dynamodb(name: &str) -> Self {
+        Self {
+            service: Service::DynamoDb,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn sqs(name: &str) -> Self {
+        Self {
+            service: Service::Sqs,
+            name: name.to_owned(),
+        }
+    }
+
+    fn unknown(name: &str) -> Self {
+        Self {
+            service: Service::Unknown,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Classifies a request by its `X-Amz-Target` header, else by a
+    /// query-protocol form body.
+    pub fn classify(target: Option<&str>, body: &[u8]) -> Self {
+        if let Some(target) = target {
+            return match target.split_once('.') {
+                Some((prefix, name)) if prefix.starts_with("DynamoDB_") => Self::dynamodb(name),
+                Some(("AmazonSQS", name)) => Self::sqs(name),
+                _ => Self::unknown(target.rsplit('.').next().unwrap_or(target)),
+            };
+        }
+        let form = String::from_utf8_lossy(body);
+        let field = |key: &str| {
+            form.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_owned())
+        };
+        match (field("Action"), field("Version")) {
+            (Some(action), Some(version)) if version == SQS_QUERY_VERSION => Self::sqs(&action),
+            (Some(action), _) => Self::unknown(&action),
+            (None, _) => Self::unknown("unclassified"),
+        }
+    }
+
+    /// A DynamoDB read: billed in read request units.
+    pub fn is_dynamodb_read(&self) -> bool {
+        self.service == Service::DynamoDb
+            && matches!(
+                self.name.as_str(),
+                "GetItem" | "BatchGetItem" | "Query" | "Scan" | "TransactGetItems"
+            )
+    }
+
+    /// A DynamoDB write: billed in write request units.
+    pub fn is_dynamodb_write(&self) -> bool {
+        self.service == Service::DynamoDb
+            && matches!(
+                self.name.as_str(),
+                "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+            )
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let service = match self.service {
+            Service::DynamoDb => "DynamoDB",
+            Service::Sqs => "SQS",
+            Service::Unknown => "unknown",
+        };
+        write!(f, "{service}.{}", self.name)
+    }
+}
+
+/// One request as an endpoint saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub operation: Operation,
+    /// When the request arrived.
+    pub started: Instant,
+    /// When its response was ready.
+    pub finished: Instant,
+    pub status: u16,
+}
+
+impl RecordedCall {
+    /// Refused: a 4xx or 5xx answer, such as a failed condition.
+    pub fn failed(&self) -> bool {
+        self.status >= 400
+    }
+
+    /// Whether the two requests were in flight at the same time.
+    pub fn overlaps(&self, other: &Self) -> bool {
+        self.started < other.finished && other.started < self.finished
+    }
+}
+
+/// How many calls of one operation, and how many of them failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallCount {
+    pub calls: usize,
+    pub failed: usize,
+}
+
+/// Calls per operation (`"DynamoDB.PutItem"` …), in name order.
+pub fn tally<'a>(calls: impl IntoIterator<Item = &'a RecordedCall>) -> BTreeMap<String, CallCount> {
+    let mut counts: BTreeMap<String, CallCount> = BTreeMap::new();
+    for call in calls {
+        let count = counts.entry(call.operation.to_string()).or_default();
+        count.calls += 1;
+        count.failed += usize::from(call.failed());
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn json_protocol_targets_name_service_and_operation() {
+        let put = Operation::classify(Some("DynamoDB_20120810.PutItem"), b"{}");
+        assert_eq!(put, Operation::dynamodb("PutItem"));
+        assert!(put.is_dynamodb_write() && !put.is_dynamodb_read());
+        let send = Operation::classify(Some("AmazonSQS.SendMessage"), b"{}");
+        assert_eq!(send, Operation::sqs("SendMessage"));
+        assert_eq!(send.to_string(), "SQS.SendMessage");
+        assert!(!send.is_dynamodb_write());
+        let get = Operation::classify(Some("DynamoDB_20120810.GetItem"), b"");
+        assert!(get.is_dynamodb_read());
+        let other = Operation::classify(Some("AWSCognitoIdentityService.GetId"), b"");
+        assert_eq!(other.service, Service::Unknown);
+    }
+
+    #[test]
+    fn query_protocol_bodies_are_classified_too() {
+        let body = b"Action=SendMessage&Version=2012-11-05&QueueUrl=x&MessageBody=y";
+        assert_eq!(
+            Operation::classify(None, body),
+            Operation::sqs("SendMessage")
+        );
+        let sts = Operation::classify(None, b"Action=GetCallerIdentity&Version=2011-06-15");
+        assert_eq!(sts.service, Service::Unknown);
+        assert_eq!(sts.name, "GetCallerIdentity");
+        assert_eq!(Operation::classify(None, b"{}").name, "unclassified");
+    }
+
+    fn call(name: &str, start_ms: u64, end_ms: u64, status: u16) -> RecordedCall {
+        let origin = Instant::now();
+        RecordedCall {
+            operation: Operation::dynamodb(name),
+            started: origin + Duration::from_millis(start_ms),
+            finished: origin + Duration::from_millis(end_ms),
+            status,
+        }
+    }
+
+    #[test]
+    fn overlap_needs_both_in_flight_at_once() {
+        assert!(call("a", 0, 10, 200).overlaps(&call("b", 5, 20, 200)));
+        assert!(call("a", 5, 8, 200).overlaps(&call("b", 0, 20, 200)));
+        assert!(!call("a", 0, 10, 200).overlaps(&call("b", 10, 20, 200)));
+        assert!(!call("a", 11, 12, 200).overlaps(&call("b", 0, 10, 200)));
+    }
+
+    #[test]
+    fn tallies_count_calls_and_failures_per_operation() {
+        let calls = [
+            call("UpdateItem", 0, 1, 200),
+            call("UpdateItem", 1, 2, 400),
+            call("PutItem", 2, 3, 200),
+        ];
+        let counts = tally(&calls);
+        assert_eq!(
+            counts["DynamoDB.UpdateItem"],
+            CallCount {
+                calls: 2,
+                failed: 1
+            }
+        );
+        assert_eq!(counts["DynamoDB.PutItem"].calls, 1);
+        assert_eq!(counts.len(), 2);
+    }
+}

@@ -1,0 +1,164 @@
+//! Runs the chosen measurements in order and assembles the report.
+//!
+//! The order keeps them from disturbing each other: the process-level
+//! measurements (sizes, init, CPU) come before anything loads moto, and the
+//! throughput runs come last.
+
+use crate::error::BenchError;
+use crate::measure::cost::{self, DurationModel};
+use crate::measure::cpu::{self, Workload};
+use crate::measure::sizes::{self, LambdaDir};
+use crate::measure::throughput::{self, Load};
+use crate::measure::{BATCH_SIZE, calls, init};
+use crate::process::LambdaFunction;
+use crate::report::{BenchReport, Machine};
+use std::path::PathBuf;
+
+/// One measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Sizes,
+    Init,
+    Calls,
+    Cpu,
+    Throughput,
+}
+
+/// What to measure, and with what.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub phases: Vec<Phase>,
+    pub api: Option<LambdaFunction>,
+    pub worker: Option<LambdaFunction>,
+    pub hello: Option<LambdaFunction>,
+    pub lambda_dirs: Vec<LambdaDir>,
+    /// The emulator's URL, for the calls and throughput measurements.
+    pub emulator: Option<String>,
+    /// The emulator's process, to tell how busy it was.
+    pub emulator_pid: Option<u32>,
+    pub init_runs: usize,
+    pub api_invocations: usize,
+    pub batch_invocations: usize,
+    pub calls_jobs: usize,
+    pub load: Load,
+    pub duration_model: DurationModel,
+    /// Where the functions' logs go.
+    pub logs: PathBuf,
+}
+
+impl Settings {
+    fn wants(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
+}
+
+fn required<'a, T>(value: &'a Option<T>, what: &str) -> Result<&'a T, BenchError> {
+    value
+        .as_ref()
+        .ok_or_else(|| BenchError::Unexpected(format!("this measurement needs {what}")))
+}
+
+/// Says what is being measured, on stderr.
+fn step(what: &str) {
+    eprintln!("==> {what}");
+}
+
+/// Runs the measurements of `settings`.
+pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
+    std::fs::create_dir_all(&settings.logs).map_err(BenchError::io(format!(
+        "creating {}",
+        settings.logs.display()
+    )))?;
+    let load_average_start = Machine::load_average();
+    let mut report = BenchReport {
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            load_average_start,
+            load_average_end: load_average_start,
+        },
+        sizes: None,
+        init: None,
+        calls: None,
+        cpu: None,
+        cost: None,
+        throughput: None,
+        goals: Vec::new(),
+    };
+
+    if settings.wants(Phase::Sizes) {
+        step("artefact sizes");
+        report.sizes = Some(sizes::measure(
+            &settings.lambda_dirs,
+            &["jobline-api", "jobline-worker", "hello-lambda"],
+            &["hello-lambda"],
+        )?);
+    }
+    if settings.wants(Phase::Init) {
+        step(&format!(
+            "init time, {} runs per function",
+            settings.init_runs
+        ));
+        let api = required(&settings.api, "--api-bin")?;
+        // A diagnostic variant: the API with an empty certificate directory,
+        // to show what the SDK's loading of the system's CA certificates at
+        // client construction costs during init (see BENCHMARKS.md).
+        let no_cert_dir = settings.logs.join("empty-cert-dir");
+        std::fs::create_dir_all(&no_cert_dir).map_err(BenchError::io(format!(
+            "creating {}",
+            no_cert_dir.display()
+        )))?;
+        let functions = [
+            api.clone(),
+            required(&settings.worker, "--worker-bin")?.clone(),
+            api.variant(
+                "SSL_CERT_DIR=<empty dir>",
+                "SSL_CERT_DIR",
+                &no_cert_dir.display().to_string(),
+            ),
+        ];
+        let hello = required(&settings.hello, "--hello-bin")?;
+        report.init =
+            Some(init::measure(&functions, hello, settings.init_runs, &settings.logs).await?);
+    }
+    if settings.wants(Phase::Cpu) {
+        step("CPU and memory per invocation");
+        let api = required(&settings.api, "--api-bin")?;
+        let worker = required(&settings.worker, "--worker-bin")?;
+        report.cpu = Some(vec![
+            cpu::measure(
+                api,
+                Workload::Submit,
+                settings.api_invocations,
+                &settings.logs,
+            )
+            .await?,
+            cpu::measure(
+                worker,
+                Workload::Batch(BATCH_SIZE),
+                settings.batch_invocations,
+                &settings.logs,
+            )
+            .await?,
+        ]);
+    }
+    if settings.wants(Phase::Calls) {
+        step(&format!("AWS calls per job, {} jobs", settings.calls_jobs));
+        let emulator = required(&settings.emulator, "--emulator (or AWS_ENDPOINT_URL)")?;
+        report.calls = Some(calls::measure(emulator, settings.calls_jobs).await?);
+    }
+    if let (Some(calls), Some([api, worker])) = (&report.calls, report.cpu.as_deref()) {
+        report.cost = Some(cost::estimate(calls, api, worker, &settings.duration_model));
+    }
+    if settings.wants(Phase::Throughput) {
+        step(&format!(
+            "throughput, {} jobs: emulator only, then Jobline",
+            settings.load.jobs
+        ));
+        let emulator = required(&settings.emulator, "--emulator (or AWS_ENDPOINT_URL)")?;
+        report.throughput =
+            Some(throughput::measure(emulator, settings.emulator_pid, settings.load).await?);
+    }
+    report.machine.load_average_end = Machine::load_average();
+    report.evaluate_goals();
+    Ok(report)
+}

@@ -1,0 +1,351 @@
+//! AWS calls per job, counted by a recording proxy between the SDK and the
+//! emulator while the real [`Api`] and [`Worker`] (fed by the local poller,
+//! the event source mapping's stand-in) process a few jobs.
+//!
+//! Three phases, each counted on its own:
+//! 1. submit, one job at a time: each should be one `PutItem` and one
+//!    `SendMessage`, in flight at the same time (the API sends them
+//!    concurrently; the proxy holds each answer for a round trip's time, so
+//!    concurrent calls overlap and sequential ones cannot);
+//! 2. work: each job should cost the worker two writes (the claim and the
+//!    completion) and no read; the poller's `ReceiveMessage` and
+//!    `DeleteMessageBatch` are the mapping's, counted apart;
+//! 3. duplicate delivery of every finished job: one refused conditional
+//!    write each, and still no read.
+
+use crate::aws_call::{CallCount, Operation, RecordedCall, Service, tally};
+use crate::endpoint::{AwsEndpoint, Backend};
+use crate::error::{BenchError, within};
+use crate::events;
+use crate::measure::{Resources, poller_settings};
+use crate::pricing::{item_bytes, write_units};
+use crate::sdk_clients;
+use jobline_api::Api;
+use jobline_local::poller::Poller;
+use jobline_shared::aws::Clients;
+use jobline_shared::store::item_from_record;
+use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes};
+use jobline_worker::Worker;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the proxy holds each answer: about an in-region AWS round
+/// trip, so that concurrent calls overlap at the proxy (moto alone answers
+/// in about a millisecond, less than the SDK takes to sign the next call).
+const PROXY_LATENCY: Duration = Duration::from_millis(10);
+
+/// How long each phase may take.
+const PHASE_TIMEOUT_SECS: u64 = 120;
+
+/// Calls of one operation per job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PerJob {
+    pub calls: f64,
+    pub failed: f64,
+}
+
+/// The calls of one phase, per job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PhaseCalls {
+    /// By operation (`"DynamoDB.PutItem"` …).
+    pub per_operation: BTreeMap<String, PerJob>,
+    pub dynamodb_writes: f64,
+    pub dynamodb_reads: f64,
+    pub sqs_requests: f64,
+}
+
+impl PhaseCalls {
+    fn of(calls: &[RecordedCall], jobs: usize) -> Self {
+        let jobs = jobs.max(1) as f64;
+        let count = |keep: fn(&Operation) -> bool| {
+            calls.iter().filter(|call| keep(&call.operation)).count() as f64 / jobs
+        };
+        Self {
+            per_operation: tally(calls)
+                .into_iter()
+                .map(|(operation, CallCount { calls, failed })| {
+                    (
+                        operation,
+                        PerJob {
+                            calls: calls as f64 / jobs,
+                            failed: failed as f64 / jobs,
+                        },
+                    )
+                })
+                .collect(),
+            dynamodb_writes: count(Operation::is_dynamodb_write),
+            dynamodb_reads: count(Operation::is_dynamodb_read),
+            sqs_requests: count(|operation| operation.service == Service::Sqs),
+        }
+    }
+
+    /// Calls of `operation` per job (0 when none).
+    pub fn rate(&self, operation: &str) -> PerJob {
+        self.per_operation
+            .get(operation)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// All calls per job.
+    pub fn total(&self) -> f64 {
+        self.per_operation.values().map(|rate| rate.calls).sum()
+    }
+}
+
+/// The calls of each phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallFigures {
+    pub jobs: usize,
+    pub submit: PhaseCalls,
+    /// Submissions whose `PutItem` and `SendMessage` were in flight together.
+    pub concurrent_submits: usize,
+    pub worker: PhaseCalls,
+    /// The poller's calls: the event source mapping's, in AWS.
+    pub event_source_mapping: PhaseCalls,
+    pub worker_invocations: usize,
+    pub duplicate_delivery: PhaseCalls,
+    /// The largest job item, once finished, in bytes as DynamoDB sizes it.
+    pub largest_item_bytes: usize,
+}
+
+impl CallFigures {
+    /// Write request units per job: every write of submit and worker, each
+    /// one WRU per started KB of the item.
+    pub fn write_units_per_job(&self) -> f64 {
+        (self.submit.dynamodb_writes + self.worker.dynamodb_writes)
+            * f64::from(write_units(self.largest_item_bytes))
+    }
+}
+
+/// Counts the calls of `jobs` jobs through a proxy in front of `emulator`.
+pub async fn measure(emulator: &str, jobs: usize) -> Result<CallFigures, BenchError> {
+    let direct = sdk_clients(emulator).await;
+    let resources = Resources::create(&direct, "calls").await?;
+    let proxy = AwsEndpoint::start(Backend::Forward {
+        upstream: emulator.to_owned(),
+        latency: PROXY_LATENCY,
+    })
+    .await?;
+    let figures = count(&direct, &resources, &proxy, jobs).await;
+    resources.delete(&direct).await?;
+    figures
+}
+
+async fn count(
+    direct: &Clients,
+    resources: &Resources,
+    proxy: &AwsEndpoint,
+    jobs: usize,
+) -> Result<CallFigures, BenchError> {
+    let config = &resources.config;
+    let proxied = sdk_clients(&proxy.url()).await;
+    let store = Arc::new(proxied.store(config));
+    let queue = Arc::new(proxied.queue(config));
+    let api = Api::new(store.clone(), queue.clone(), JobTypes::builtin(), config);
+
+    // 1. Submissions, one at a time, so each one's calls are its own.
+    let mut submit_calls = Vec::new();
+    let mut concurrent_submits = 0;
+    for _ in 0..jobs {
+        let request = events::submit_request()
+            .map_err(|e| BenchError::Unexpected(format!("request: {e}")))?;
+        let reply = api.handle(request).await;
+        if reply.response.status() != http::StatusCode::ACCEPTED {
+            return Err(BenchError::Unexpected(format!(
+                "submission answered {}: {:?}",
+                reply.response.status(),
+                reply.response.body()
+            )));
+        }
+        let calls = proxy.take_calls();
+        let find = |name: &str| calls.iter().find(|c| c.operation.name == name);
+        if let (Some(put), Some(send)) = (find("PutItem"), find("SendMessage")) {
+            concurrent_submits += usize::from(put.overlaps(send));
+        }
+        submit_calls.extend(calls);
+    }
+
+    // 2. The worker, fed by the poller until every job is acknowledged.
+    let worker = Arc::new(Worker::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        config.worker.clone(),
+    ));
+    let poller = Poller::new(queue, worker, poller_settings(), &resources.queue_arn);
+    let worker_invocations = drain(&poller, jobs).await?;
+    let (worker_calls, mapping_calls) = split_mapping(proxy.take_calls());
+
+    let direct_store = direct.store(config);
+    let mut largest_item_bytes = 0;
+    let mut ids = Vec::new();
+    for item in scan_ids(direct, &config.table_name).await? {
+        let job = direct_store
+            .get(item)
+            .await
+            .map_err(BenchError::aws)?
+            .ok_or_else(|| BenchError::Unexpected(format!("job {item} vanished")))?;
+        if job.state != JobState::Succeeded {
+            return Err(BenchError::Unexpected(format!(
+                "job {item} ended {} ({:?})",
+                job.state, job.error
+            )));
+        }
+        largest_item_bytes = largest_item_bytes.max(item_bytes(&item_from_record(&job)));
+        ids.push(item);
+    }
+    if ids.len() != jobs {
+        return Err(BenchError::Unexpected(format!(
+            "{} of {jobs} jobs in the table",
+            ids.len()
+        )));
+    }
+
+    // 3. Every message again, sent straight to the emulator (not counted).
+    let direct_queue = direct.queue(config);
+    for &job_id in &ids {
+        direct_queue
+            .send(&JobMessage { job_id })
+            .await
+            .map_err(BenchError::aws)?;
+    }
+    drain(&poller, jobs).await?;
+    let duplicate_calls = proxy.take_calls();
+
+    Ok(CallFigures {
+        jobs,
+        submit: PhaseCalls::of(&submit_calls, jobs),
+        concurrent_submits,
+        worker: PhaseCalls::of(&worker_calls, jobs),
+        event_source_mapping: PhaseCalls::of(&mapping_calls, jobs),
+        worker_invocations,
+        duplicate_delivery: PhaseCalls::of(&duplicate_calls, jobs),
+        largest_item_bytes,
+    })
+}
+
+/// Polls until `jobs` messages were acknowledged; returns the invocations.
+async fn drain(poller: &Poller, jobs: usize) -> Result<usize, BenchError> {
+    within(
+        PHASE_TIMEOUT_SECS,
+        "the worker to process every job",
+        async {
+            let (mut acknowledged, mut invocations) = (0, 0);
+            while acknowledged < jobs {
+                let outcome = poller.poll_once().await.map_err(BenchError::aws)?;
+                if outcome.received > 0 {
+                    invocations += 1;
+                    acknowledged += outcome.received - outcome.failed.len();
+                }
+            }
+            Ok(invocations)
+        },
+    )
+    .await?
+}
+
+/// Splits the mapping's calls (`ReceiveMessage`, `DeleteMessageBatch`) from
+/// the function's.
+fn split_mapping(calls: Vec<RecordedCall>) -> (Vec<RecordedCall>, Vec<RecordedCall>) {
+    calls.into_iter().partition(|call| {
+        !matches!(
+            call.operation.name.as_str(),
+            "ReceiveMessage" | "DeleteMessageBatch"
+        )
+    })
+}
+
+/// The job ids in `table`, read straight from the emulator (not counted).
+async fn scan_ids(clients: &Clients, table: &str) -> Result<Vec<JobId>, BenchError> {
+    let items: Vec<_> = clients
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .projection_expression("jobId")
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(BenchError::aws)?;
+    items
+        .iter()
+        .map(|item| {
+            item.get("jobId")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| BenchError::Unexpected(format!("item without a job id: {item:?}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn recorded(operation: Operation, status: u16) -> RecordedCall {
+        RecordedCall {
+            operation,
+            started: Instant::now(),
+            finished: Instant::now(),
+            status,
+        }
+    }
+
+    #[test]
+    fn the_mappings_calls_are_counted_apart_and_per_job() {
+        let calls = vec![
+            recorded(Operation::sqs("ReceiveMessage"), 200),
+            recorded(Operation::dynamodb("UpdateItem"), 200),
+            recorded(Operation::dynamodb("UpdateItem"), 400),
+            recorded(Operation::sqs("DeleteMessageBatch"), 200),
+            recorded(Operation::dynamodb("GetItem"), 200),
+        ];
+        let (worker, mapping) = split_mapping(calls);
+        assert_eq!(PhaseCalls::of(&mapping, 2).total(), 1.0);
+        let worker = PhaseCalls::of(&worker, 2);
+        assert_eq!(
+            worker.rate("DynamoDB.UpdateItem"),
+            PerJob {
+                calls: 1.0,
+                failed: 0.5
+            }
+        );
+        assert_eq!((worker.dynamodb_writes, worker.dynamodb_reads), (1.0, 0.5));
+        assert_eq!(worker.rate("SQS.SendMessage").calls, 0.0);
+        assert_eq!(PhaseCalls::of(&mapping, 1).sqs_requests, 2.0);
+    }
+
+    #[test]
+    fn write_units_count_every_write_of_submit_and_worker() {
+        let phase = |operations: &[Operation]| {
+            let calls: Vec<_> = operations
+                .iter()
+                .map(|op| recorded(op.clone(), 200))
+                .collect();
+            PhaseCalls::of(&calls, 1)
+        };
+        let figures = CallFigures {
+            jobs: 1,
+            submit: phase(&[
+                Operation::dynamodb("PutItem"),
+                Operation::sqs("SendMessage"),
+            ]),
+            concurrent_submits: 1,
+            worker: phase(&[
+                Operation::dynamodb("UpdateItem"),
+                Operation::dynamodb("UpdateItem"),
+                Operation::dynamodb("GetItem"),
+            ]),
+            event_source_mapping: PhaseCalls::default(),
+            worker_invocations: 1,
+            duplicate_delivery: PhaseCalls::default(),
+            largest_item_bytes: 1500,
+        };
+        assert_eq!(figures.write_units_per_job(), 3.0 * 2.0);
+    }
+}

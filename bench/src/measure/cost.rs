@@ -1,0 +1,81 @@
+//! What a job uses of each billed thing, from the measured calls and
+//! invocation times, and its list price per million jobs.
+//!
+//! Requests are counted, not modelled: one API Gateway request and one API
+//! invocation per job, worker invocations as the poller batched them, every
+//! DynamoDB write and SQS request the proxy saw (the mapping's receives and
+//! deletes included: AWS bills them to the queue's owner). Only Lambda's
+//! billed duration needs a model, because against the canned endpoint the
+//! AWS calls take no time: each invocation is billed its measured handler
+//! time plus an assumed round trip per sequential wave of AWS calls
+//! (`--aws-round-trip-ms`): one for a submission (its write and send go
+//! together), two per job for a batch (claim, then completion), with
+//! `WORKER_CONCURRENCY` jobs of a batch at once. Log bytes are those the
+//! functions wrote per job in the CPU measurement; Lambda's own START, END
+//! and REPORT lines (a few hundred bytes per invocation) come on top.
+
+use crate::measure::calls::CallFigures;
+use crate::measure::cpu::CpuFigures;
+use crate::pricing::{CostPerMillionJobs, PRICES_CHECKED, Prices, UsagePerJob, gb_seconds};
+use serde::Serialize;
+
+/// What the duration model assumes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationModel {
+    /// One in-region DynamoDB or SQS request, ms.
+    pub aws_round_trip_ms: f64,
+    /// `MemorySize` of each function in template.yaml.
+    pub api_memory_mb: u32,
+    pub worker_memory_mb: u32,
+    /// `WORKER_CONCURRENCY`.
+    pub worker_concurrency: usize,
+}
+
+/// Usage and cost per job.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostFigures {
+    pub usage_per_job: UsagePerJob,
+    pub billed_api_invocation_ms: f64,
+    pub billed_worker_invocation_ms: f64,
+    pub assumed_aws_round_trip_ms: f64,
+    pub prices: Prices,
+    pub prices_checked: &'static str,
+    pub per_million_jobs: CostPerMillionJobs,
+}
+
+pub fn estimate(
+    calls: &CallFigures,
+    api: &CpuFigures,
+    worker: &CpuFigures,
+    model: &DurationModel,
+) -> CostFigures {
+    let waves = worker
+        .jobs_per_invocation
+        .div_ceil(model.worker_concurrency.max(1));
+    let api_ms = (api.invocation_ms.median + model.aws_round_trip_ms).ceil();
+    let worker_ms =
+        (worker.invocation_ms.median + 2.0 * waves as f64 * model.aws_round_trip_ms).ceil();
+    let worker_invocations_per_job = calls.worker_invocations as f64 / calls.jobs.max(1) as f64;
+    let usage = UsagePerJob {
+        api_gateway_requests: 1.0,
+        lambda_invocations: 1.0 + worker_invocations_per_job,
+        lambda_gb_seconds: gb_seconds(model.api_memory_mb, api_ms)
+            + worker_invocations_per_job * gb_seconds(model.worker_memory_mb, worker_ms),
+        dynamodb_wru: calls.write_units_per_job(),
+        dynamodb_rru: calls.submit.dynamodb_reads + calls.worker.dynamodb_reads,
+        sqs_requests: calls.submit.sqs_requests
+            + calls.worker.sqs_requests
+            + calls.event_source_mapping.sqs_requests,
+        log_bytes: api.log_bytes_per_job + worker.log_bytes_per_job,
+    };
+    let prices = Prices::US_EAST_1;
+    CostFigures {
+        per_million_jobs: CostPerMillionJobs::of(&usage, &prices),
+        usage_per_job: usage,
+        billed_api_invocation_ms: api_ms,
+        billed_worker_invocation_ms: worker_ms,
+        assumed_aws_round_trip_ms: model.aws_round_trip_ms,
+        prices,
+        prices_checked: PRICES_CHECKED,
+    }
+}
