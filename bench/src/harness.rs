@@ -99,22 +99,13 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
             settings.init_runs
         ));
         let api = required(&settings.api, "--api-bin")?;
-        // A diagnostic variant: the API with an empty certificate directory,
-        // to show what the SDK's loading of the system's CA certificates at
-        // client construction costs during init (see BENCHMARKS.md).
-        let no_cert_dir = settings.logs.join("empty-cert-dir");
-        std::fs::create_dir_all(&no_cert_dir).map_err(BenchError::io(format!(
-            "creating {}",
-            no_cert_dir.display()
-        )))?;
+        // A diagnostic variant: the API trusting the system's CA store, as
+        // the SDK's default HTTPS client does, to show what reading that
+        // store at client construction would cost during init.
         let functions = [
             api.clone(),
             required(&settings.worker, "--worker-bin")?.clone(),
-            api.variant(
-                "SSL_CERT_DIR=<empty dir>",
-                "SSL_CERT_DIR",
-                &no_cert_dir.display().to_string(),
-            ),
+            api.variant("TLS_TRUST_ROOTS=system", "TLS_TRUST_ROOTS", "system"),
         ];
         let hello = required(&settings.hello, "--hello-bin")?;
         report.init =

@@ -4,6 +4,22 @@
 //! per-service `AWS_ENDPOINT_URL_DYNAMODB`/`_SQS`), which is how the local
 //! runner and the tests point Jobline at the moto emulator.
 //!
+//! The Lambda functions build their clients with [`Clients::for_lambda`],
+//! which keeps their init short (init time is billed; BENCHMARKS.md):
+//! - credentials and region come straight from the environment variables
+//!   Lambda always sets, so the SDK builds no default provider chain (which
+//!   reads profile files and constructs an STS client);
+//! - HTTPS trusts only the Amazon Trust Services roots built into the binary
+//!   ([`TrustRoots`]): the SDK's default client reads and parses the
+//!   operating system's whole CA store while the clients are built, which
+//!   was two thirds of the functions' init time over a hello-world binary.
+//!   Their only HTTPS peers are AWS endpoints, whose certificates all chain
+//!   to those roots.
+//!
+//! Tools run by people use [`Clients::from_env`]: the SDK's default chains
+//! (profiles, SSO) and the system's CA store, which may hold a corporate
+//! proxy's CA.
+//!
 //! [`SigningIdentity`] exposes the same credential chain for requests the SDK
 //! does not make: the `jobline` CLI SigV4-signs its calls to an API whose
 //! routes use IAM authorization.
@@ -12,10 +28,63 @@ use crate::config::Config;
 use crate::error::CredentialsError;
 use crate::queue::SqsJobQueue;
 use crate::store::DynamoJobStore;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
 use aws_sdk_sqs::config::ProvideCredentials;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 /// AWS credentials, as the SDK resolves them.
 pub use aws_sdk_sqs::config::Credentials;
+
+/// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and
+/// Starfield Services Root CA G2), PEM-encoded.
+const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// Which certificate authorities the SDK's HTTPS connections trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The operating system's CA store, read when the clients are built.
+    System,
+    /// Only the Amazon Trust Services roots: enough for any AWS endpoint,
+    /// and no file to read at start-up.
+    AmazonTrustServices,
+}
+
+impl std::str::FromStr for TrustRoots {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "system" => Ok(Self::System),
+            "amazon" => Ok(Self::AmazonTrustServices),
+            _ => Err("expected `amazon` or `system`".into()),
+        }
+    }
+}
+
+impl TrustRoots {
+    /// Gives `loader` an HTTPS client that trusts these roots.
+    fn configure(self, loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+        match self {
+            Self::System => loader,
+            Self::AmazonTrustServices => {
+                let trust_store =
+                    TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_PEM);
+                let tls_context = TlsContext::builder()
+                    .with_trust_store(trust_store)
+                    .build()
+                    .expect("a TLS context with only a trust store always builds");
+                loader.http_client(
+                    aws_smithy_http_client::Builder::new()
+                        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                        .tls_context(tls_context)
+                        .build_https(),
+                )
+            }
+        }
+    }
+}
 
 /// The SDK clients a Jobline process needs.
 #[derive(Debug, Clone)]
@@ -25,13 +94,30 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Loads credentials, region and endpoints from the environment. It
-    /// makes no network call: credentials resolve lazily on first use.
+    /// For a Lambda function: credentials and region from the environment
+    /// variables Lambda sets, HTTPS trusting `trust` (the functions default
+    /// to [`TrustRoots::AmazonTrustServices`]). Endpoints still honour
+    /// `AWS_ENDPOINT_URL`. No network call and no file read for credentials.
+    pub async fn for_lambda(trust: TrustRoots) -> Self {
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+            .region(EnvironmentVariableRegionProvider::new());
+        Self::from_sdk_config(&trust.configure(loader).load().await)
+    }
+
+    /// For tools: the SDK's default credential and region chains and the
+    /// system's CA store. It makes no network call: credentials resolve
+    /// lazily on first use.
     pub async fn from_env() -> Self {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(
+            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        )
+    }
+
+    fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            sqs: aws_sdk_sqs::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::new(shared),
+            sqs: aws_sdk_sqs::Client::new(shared),
         }
     }
 
@@ -86,6 +172,32 @@ impl SigningIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+
+    /// The SHA-256 fingerprints amazontrust.com publishes for its roots.
+    #[test]
+    fn the_built_in_roots_are_exactly_amazon_trust_services() {
+        let fingerprints: Vec<String> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM)
+            .map(|der| {
+                Sha256::digest(der.expect("valid PEM").as_ref())
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            fingerprints,
+            [
+                "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+                "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+                "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+                "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+                "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
+            ]
+        );
+    }
     use aws_config::{Region, SdkConfig};
     use aws_sdk_sqs::config::SharedCredentialsProvider;
 

@@ -3,6 +3,7 @@
 //! The SAM template sets the same variables that the local runner and the
 //! tests set, so one code path serves both.
 
+use crate::aws::TrustRoots;
 use crate::error::ConfigError;
 use std::str::FromStr;
 
@@ -20,6 +21,10 @@ pub struct Config {
     /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default taken from the
     /// request's `Host` and `X-Forwarded-Proto`.
     pub public_base_url: Option<String>,
+    /// `TLS_TRUST_ROOTS` (`amazon`, the default, or `system`): the
+    /// certificate authorities the Lambda functions' SDK clients trust (see
+    /// [`TrustRoots`]). Tools always use the system's.
+    pub trust_roots: TrustRoots,
     /// Worker settings.
     pub worker: WorkerConfig,
 }
@@ -103,6 +108,17 @@ impl Config {
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
+            trust_roots: lookup("TLS_TRUST_ROOTS")
+                .filter(|v| !v.is_empty())
+                .map(|value| {
+                    value.parse().map_err(|reason| ConfigError::Invalid {
+                        name: "TLS_TRUST_ROOTS",
+                        value,
+                        reason,
+                    })
+                })
+                .transpose()?
+                .unwrap_or(TrustRoots::AmazonTrustServices),
             worker,
         })
     }
@@ -186,5 +202,27 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("43200"), "{err}");
+    }
+
+    #[test]
+    fn trust_roots_default_to_amazon_trust_services() {
+        let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
+        assert_eq!(
+            config(&base).unwrap().trust_roots,
+            TrustRoots::AmazonTrustServices
+        );
+        for (value, expected) in [
+            ("system", TrustRoots::System),
+            ("amazon", TrustRoots::AmazonTrustServices),
+        ] {
+            let c = config(&[base[0], base[1], ("TLS_TRUST_ROOTS", value)]).unwrap();
+            assert_eq!(c.trust_roots, expected);
+        }
+        let err = config(&[base[0], base[1], ("TLS_TRUST_ROOTS", "mozilla")]).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("TLS_TRUST_ROOTS") && message.contains("mozilla"),
+            "{message}"
+        );
     }
 }

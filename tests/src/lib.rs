@@ -2,7 +2,7 @@
 //! own table and queue pair, with unique names, on the moto server that
 //! `scripts/test` starts and points `AWS_ENDPOINT_URL` at.
 
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::provision::{self, QueueSettings, Queues};
 use jobline_shared::{DynamoJobStore, SqsJobQueue};
@@ -44,6 +44,7 @@ impl TestEnv {
             dlq_url: Some(queues.dlq_url.clone()),
             retention_days: 30,
             public_base_url: None,
+            trust_roots: TrustRoots::AmazonTrustServices,
             worker: WorkerConfig {
                 max_receive_count: settings.max_receive_count,
                 ..WorkerConfig::default()

@@ -1,9 +1,13 @@
 //! The DynamoDB job store against moto: the conditional writes that make
 //! claims and completions safe.
 
+use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::job::{ClaimRefusal, now_ms};
+use jobline_shared::queue::Receive;
 use jobline_shared::store::Requeue;
-use jobline_shared::{Completion, JobId, JobRecord, JobRequest, JobState, JobStore, StoreError};
+use jobline_shared::{
+    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, StoreError,
+};
 use jobline_tests::TestEnv;
 use serde_json::json;
 
@@ -156,5 +160,31 @@ async fn a_job_whose_message_was_not_sent_can_be_submitted_again() {
         .await
         .expect("recreate over an enqueue failure");
     assert_eq!(store.get(job.id).await.unwrap(), Some(job));
+    env.cleanup().await;
+}
+
+/// The functions' clients (`Clients::for_lambda`: credentials and region
+/// from Lambda's variables, their own HTTPS client) honour
+/// `AWS_ENDPOINT_URL` and reach the same table and queue.
+#[tokio::test]
+async fn lambda_clients_reach_the_configured_endpoint() {
+    let env = TestEnv::new().await;
+    let lambda = Clients::for_lambda(TrustRoots::AmazonTrustServices).await;
+    let job = queued_job();
+    lambda.store(&env.config).create(&job).await.unwrap();
+    assert_eq!(env.store().get(job.id).await.unwrap(), Some(job.clone()));
+    let message = JobMessage { job_id: job.id };
+    lambda.queue(&env.config).send(&message).await.unwrap();
+    let received = env
+        .queue()
+        .receive(Receive {
+            max_messages: 10,
+            wait_secs: 1,
+            visibility_secs: 30,
+        })
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = received.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, [message.encode()]);
     env.cleanup().await;
 }

@@ -11,7 +11,7 @@ pub mod throughput;
 
 use crate::error::BenchError;
 use jobline_local::poller::PollerSettings;
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::provision::{self, QueueSettings, Queues, WORKER_TIMEOUT_SECS};
 use std::time::Duration;
@@ -63,6 +63,7 @@ impl Resources {
             dlq_url: Some(queues.dlq_url.clone()),
             retention_days: 30,
             public_base_url: None,
+            trust_roots: TrustRoots::AmazonTrustServices,
             worker: WorkerConfig::default(),
         };
         Ok(Self {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::from_env().await;
+    let clients = Clients::for_lambda(config.trust_roots).await;
     let api = Arc::new(Api::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
