@@ -70,20 +70,11 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
         settings.logs.display()
     )))?;
     let load_average_start = Machine::load_average();
-    let mut report = BenchReport {
-        machine: Machine {
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            load_average_start,
-            load_average_end: load_average_start,
-        },
-        sizes: None,
-        init: None,
-        calls: None,
-        cpu: None,
-        cost: None,
-        throughput: None,
-        goals: Vec::new(),
-    };
+    let mut report = BenchReport::new(Machine {
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        load_average_start,
+        load_average_end: load_average_start,
+    });
 
     if settings.wants(Phase::Sizes) {
         step("artefact sizes");

@@ -59,6 +59,20 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
+    /// A report of `machine` with nothing measured yet.
+    pub fn new(machine: Machine) -> Self {
+        Self {
+            machine,
+            sizes: None,
+            init: None,
+            calls: None,
+            cpu: None,
+            cost: None,
+            throughput: None,
+            goals: Vec::new(),
+        }
+    }
+
     /// Compares every measured figure with its goal.
     pub fn evaluate_goals(&mut self) {
         let mut goals = Vec::new();
@@ -272,49 +286,48 @@ impl BenchReport {
                 cost.billed_worker_invocation_ms,
                 cost.assumed_aws_round_trip_ms
             );
-            let line = |item: &str, used: String, usd: f64| {
-                vec![item.to_owned(), used, format!("${usd:.3}")]
-            };
+            let rows = [
+                (
+                    "API Gateway HTTP API requests",
+                    format!("{}", usage.api_gateway_requests),
+                    per_million.api_gateway,
+                ),
+                (
+                    "Lambda requests",
+                    format!("{:.2}", usage.lambda_invocations),
+                    per_million.lambda_requests,
+                ),
+                (
+                    "Lambda arm64 GB-s",
+                    format!("{:.6}", usage.lambda_gb_seconds),
+                    per_million.lambda_compute,
+                ),
+                (
+                    "DynamoDB write request units",
+                    format!("{:.2}", usage.dynamodb_wru),
+                    per_million.dynamodb_writes,
+                ),
+                (
+                    "DynamoDB read request units",
+                    format!("{:.2}", usage.dynamodb_rru),
+                    per_million.dynamodb_reads,
+                ),
+                (
+                    "SQS requests",
+                    format!("{:.2}", usage.sqs_requests),
+                    per_million.sqs,
+                ),
+                (
+                    "CloudWatch Logs ingestion, bytes",
+                    format!("{:.0}", usage.log_bytes),
+                    per_million.cloudwatch_logs,
+                ),
+                ("total", String::new(), per_million.total),
+            ];
             out += &table(
                 &["item", "per job", "USD per 1M jobs"],
-                [
-                    line(
-                        "API Gateway HTTP API requests",
-                        format!("{}", usage.api_gateway_requests),
-                        per_million.api_gateway,
-                    ),
-                    line(
-                        "Lambda requests",
-                        format!("{:.2}", usage.lambda_invocations),
-                        per_million.lambda_requests,
-                    ),
-                    line(
-                        "Lambda arm64 GB-s",
-                        format!("{:.6}", usage.lambda_gb_seconds),
-                        per_million.lambda_compute,
-                    ),
-                    line(
-                        "DynamoDB write request units",
-                        format!("{:.2}", usage.dynamodb_wru),
-                        per_million.dynamodb_writes,
-                    ),
-                    line(
-                        "DynamoDB read request units",
-                        format!("{:.2}", usage.dynamodb_rru),
-                        per_million.dynamodb_reads,
-                    ),
-                    line(
-                        "SQS requests",
-                        format!("{:.2}", usage.sqs_requests),
-                        per_million.sqs,
-                    ),
-                    line(
-                        "CloudWatch Logs ingestion, bytes",
-                        format!("{:.0}", usage.log_bytes),
-                        per_million.cloudwatch_logs,
-                    ),
-                    line("total", String::new(), per_million.total),
-                ],
+                rows.into_iter()
+                    .map(|(item, used, usd)| vec![item.to_owned(), used, format!("${usd:.3}")]),
             );
         }
         if let Some(throughput) = &self.throughput {
@@ -414,20 +427,11 @@ mod tests {
 
     #[test]
     fn an_empty_report_has_no_goals_and_one_json_line() {
-        let mut report = BenchReport {
-            machine: Machine {
-                cores: 2,
-                load_average_start: [0.5, 0.4, 0.3],
-                load_average_end: [1.0, 0.5, 0.3],
-            },
-            sizes: None,
-            init: None,
-            calls: None,
-            cpu: None,
-            cost: None,
-            throughput: None,
-            goals: Vec::new(),
-        };
+        let mut report = BenchReport::new(Machine {
+            cores: 2,
+            load_average_start: [0.5, 0.4, 0.3],
+            load_average_end: [1.0, 0.5, 0.3],
+        });
         report.evaluate_goals();
         assert!(report.goals.is_empty());
         let line = report.json_line().unwrap();

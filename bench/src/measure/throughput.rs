@@ -22,6 +22,7 @@ use crate::events;
 use crate::measure::{BATCH_SIZE, Resources, poller_settings};
 use crate::process::usage_of;
 use crate::sdk_clients;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use futures_util::StreamExt;
@@ -369,14 +370,15 @@ impl Pipeline for RawPipeline {
             .iter()
             .map(|message| self.work(message))
             .collect();
-        let worked: Vec<Result<&str, BenchError>> = futures_util::stream::iter(work)
+        let worked: Vec<Result<Option<&str>, BenchError>> = futures_util::stream::iter(work)
             .buffer_unordered(WorkerConfig::default().concurrency)
             .collect()
             .await;
+        let worked = worked.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let failed = worked.iter().filter(|receipt| receipt.is_none()).count();
         let entries = worked
             .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
+            .flatten()
             .enumerate()
             .map(|(i, receipt)| {
                 DeleteMessageBatchRequestEntry::builder()
@@ -387,38 +389,37 @@ impl Pipeline for RawPipeline {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let finished = entries.len();
-        if finished == 0 {
-            return Ok(Consumed {
-                finished,
-                failed: 0,
-            });
+        if finished > 0 {
+            self.clients
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(BenchError::aws)?;
         }
-        self.clients
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(BenchError::aws)?;
-        Ok(Consumed {
-            finished,
-            failed: 0,
-        })
+        Ok(Consumed { finished, failed })
     }
 }
 
 impl RawPipeline {
     /// Claims and completes the message's job; returns its receipt handle.
-    /// Nothing here is retried: a failed call fails the run.
-    async fn work<'m>(&self, message: &'m Message) -> Result<&'m str, BenchError> {
+    /// A refused claim is what Jobline's worker retries: the message can
+    /// arrive before its item is written (`PutItem` and `SendMessage` run
+    /// concurrently), so, as Jobline does, it is hidden for the first retry
+    /// delay and left for redelivery (`None`). Any other failure fails the
+    /// run.
+    async fn work<'m>(&self, message: &'m Message) -> Result<Option<&'m str>, BenchError> {
         let malformed = || BenchError::Unexpected(format!("unexpected message {message:?}"));
         let body: serde_json::Value =
             serde_json::from_str(message.body().ok_or_else(malformed)?).map_err(|_| malformed())?;
         let key = AttributeValue::S(body["jobId"].as_str().ok_or_else(malformed)?.to_owned());
         let now = AttributeValue::N(now_ms().to_string());
         let one = AttributeValue::N("1".to_owned());
-        self.clients
+        let receipt = message.receipt_handle().ok_or_else(malformed)?;
+        let claim = self
+            .clients
             .dynamodb
             .update_item()
             .table_name(&self.table)
@@ -439,8 +440,28 @@ impl RawPipeline {
             .expression_attribute_values(":now", now.clone())
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(BenchError::aws)?;
+            .await;
+        if let Err(error) = claim {
+            if !error
+                .as_service_error()
+                .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+            {
+                return Err(BenchError::aws(error));
+            }
+            self.clients
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(
+                    i32::try_from(WorkerConfig::default().retry_base_delay_secs)
+                        .unwrap_or(i32::MAX),
+                )
+                .send()
+                .await
+                .map_err(BenchError::aws)?;
+            return Ok(None);
+        }
         self.clients
             .dynamodb
             .update_item()
@@ -460,7 +481,7 @@ impl RawPipeline {
             .send()
             .await
             .map_err(BenchError::aws)?;
-        message.receipt_handle().ok_or_else(malformed)
+        Ok(Some(receipt))
     }
 }
 
