@@ -12,7 +12,7 @@ use crate::aws_call::{Operation, Service};
 use crate::events;
 use aws_sdk_dynamodb::types::AttributeValue;
 use jobline_shared::store::item_from_record;
-use jobline_shared::{JobId, JobRecord, JobState};
+use jobline_shared::{JobId, JobRecord};
 use serde_json::{Map, Value, json};
 
 /// An HTTP answer: status and JSON body.
@@ -86,10 +86,7 @@ fn claimed_item(request: &Value) -> Result<Value, String> {
     };
     let now = number(":now")?;
     let mut job = JobRecord::new_queued(id, OWNER, &events::job_request(), now, 30);
-    job.state = JobState::Running;
-    job.attempts = 1;
-    job.started_at = Some(now);
-    job.lease_expires_at = Some(number(":lease")?);
+    job.claim(now, number(":lease")?);
     Ok(Value::Object(
         item_from_record(&job)
             .iter()

@@ -58,8 +58,5 @@ pub async fn sdk_clients(url: &str) -> Clients {
         ))
         .load()
         .await;
-    Clients {
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        sqs: aws_sdk_sqs::Client::new(&config),
-    }
+    Clients::from_sdk_config(&config)
 }

@@ -114,7 +114,8 @@ impl Clients {
         )
     }
 
-    fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
+    /// Clients sharing `shared`, for a caller that sets the SDK up itself.
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
@@ -172,6 +173,8 @@ impl SigningIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_config::{Region, SdkConfig};
+    use aws_sdk_sqs::config::SharedCredentialsProvider;
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use sha2::{Digest, Sha256};
@@ -198,8 +201,6 @@ mod tests {
             ]
         );
     }
-    use aws_config::{Region, SdkConfig};
-    use aws_sdk_sqs::config::SharedCredentialsProvider;
 
     #[tokio::test]
     async fn signing_identity_comes_from_the_sdk_config() {

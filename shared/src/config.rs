@@ -108,17 +108,7 @@ impl Config {
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
-            trust_roots: lookup("TLS_TRUST_ROOTS")
-                .filter(|v| !v.is_empty())
-                .map(|value| {
-                    value.parse().map_err(|reason| ConfigError::Invalid {
-                        name: "TLS_TRUST_ROOTS",
-                        value,
-                        reason,
-                    })
-                })
-                .transpose()?
-                .unwrap_or(TrustRoots::AmazonTrustServices),
+            trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
         })
     }

@@ -187,6 +187,16 @@ impl JobRecord {
             expires_at: now_ms / 1000 + i64::from(retention_days) * 86_400,
         }
     }
+
+    /// Applies a claim at `now_ms` leasing the job until `lease_until_ms`:
+    /// what the store's claim update writes (`running`, one more attempt,
+    /// the lease, and the start time of the first attempt).
+    pub fn claim(&mut self, now_ms: i64, lease_until_ms: i64) {
+        self.state = JobState::Running;
+        self.attempts += 1;
+        self.lease_expires_at = Some(lease_until_ms);
+        self.started_at.get_or_insert(now_ms);
+    }
 }
 
 /// Why a worker could not claim a job, read from the item DynamoDB returned

@@ -150,10 +150,7 @@ impl JobStore for MemoryStore {
         let mut jobs = self.write("UpdateItem")?;
         match jobs.get_mut(&id) {
             Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
-                job.state = JobState::Running;
-                job.attempts += 1;
-                job.lease_expires_at = Some(lease_until_ms);
-                job.started_at.get_or_insert(now_ms);
+                job.claim(now_ms, lease_until_ms);
                 Ok(job.clone())
             }
             current => Err(conflict(current.as_deref())),
