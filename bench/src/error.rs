@@ -29,14 +29,7 @@ impl BenchError {
 
     /// A failed AWS call or job-store operation, with its cause chain.
     pub fn aws(error: impl std::error::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::Aws(message)
+        Self::Aws(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
     }
 }
 

@@ -16,19 +16,15 @@
 use crate::aws_call::{CallCount, Operation, RecordedCall, Service, tally};
 use crate::endpoint::{AwsEndpoint, Backend};
 use crate::error::{BenchError, within};
-use crate::events;
-use crate::measure::{Resources, poller_settings};
+use crate::measure::{Resources, jobline, submit};
 use crate::pricing::{item_bytes, write_units};
 use crate::sdk_clients;
-use jobline_api::Api;
 use jobline_local::poller::Poller;
 use jobline_shared::aws::Clients;
 use jobline_shared::store::item_from_record;
-use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes};
-use jobline_worker::Worker;
+use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the proxy holds each answer: about an in-region AWS round
@@ -141,25 +137,13 @@ async fn count(
     jobs: usize,
 ) -> Result<CallFigures, BenchError> {
     let config = &resources.config;
-    let proxied = sdk_clients(&proxy.url()).await;
-    let store = Arc::new(proxied.store(config));
-    let queue = Arc::new(proxied.queue(config));
-    let api = Api::new(store.clone(), queue.clone(), JobTypes::builtin(), config);
+    let (api, poller) = jobline(&sdk_clients(&proxy.url()).await, resources);
 
     // 1. Submissions, one at a time, so each one's calls are its own.
     let mut submit_calls = Vec::new();
     let mut concurrent_submits = 0;
     for _ in 0..jobs {
-        let request = events::submit_request()
-            .map_err(|e| BenchError::Unexpected(format!("request: {e}")))?;
-        let reply = api.handle(request).await;
-        if reply.response.status() != http::StatusCode::ACCEPTED {
-            return Err(BenchError::Unexpected(format!(
-                "submission answered {}: {:?}",
-                reply.response.status(),
-                reply.response.body()
-            )));
-        }
+        submit(&api).await?;
         let calls = proxy.take_calls();
         let find = |name: &str| calls.iter().find(|c| c.operation.name == name);
         if let (Some(put), Some(send)) = (find("PutItem"), find("SendMessage")) {
@@ -169,13 +153,6 @@ async fn count(
     }
 
     // 2. The worker, fed by the poller until every job is acknowledged.
-    let worker = Arc::new(Worker::new(
-        store.clone(),
-        queue.clone(),
-        JobTypes::builtin(),
-        config.worker.clone(),
-    ));
-    let poller = Poller::new(queue, worker, poller_settings(), &resources.queue_arn);
     let worker_invocations = drain(&poller, jobs).await?;
     let (worker_calls, mapping_calls) = split_mapping(proxy.take_calls());
 

@@ -14,6 +14,7 @@ use crate::aws_call::tally;
 use crate::endpoint::{AwsEndpoint, Backend};
 use crate::error::BenchError;
 use crate::events;
+use crate::measure::sizes::file_size;
 use crate::process::{LambdaFunction, LambdaProcess, lambda_environment};
 use crate::runtime_api::{Outcome, RuntimeApi};
 use crate::stats::Summary;
@@ -107,14 +108,7 @@ pub async fn measure(
     let endpoint = AwsEndpoint::start(Backend::Canned).await?;
     let environment = lambda_environment(function, runtime.addr(), &endpoint.url());
     let log = logs.join(format!("{}-cpu.log", function.name));
-    let log_bytes = || {
-        std::fs::metadata(&log)
-            .map(|m| m.len())
-            .map_err(BenchError::io(format!(
-                "reading the size of {}",
-                log.display()
-            )))
-    };
+    let log_bytes = || file_size(&log);
     let process = LambdaProcess::spawn(&function.binary, &environment, &log)?;
     runtime.ready(INVOKE_TIMEOUT_SECS).await?;
     let after_init = process.usage()?;

@@ -10,10 +10,15 @@ pub mod sizes;
 pub mod throughput;
 
 use crate::error::BenchError;
-use jobline_local::poller::PollerSettings;
+use crate::events;
+use jobline_api::Api;
+use jobline_local::poller::{Poller, PollerSettings};
+use jobline_shared::JobTypes;
 use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::provision::{self, QueueSettings, Queues, WORKER_TIMEOUT_SECS};
+use jobline_worker::Worker;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The mapping's `BatchSize` in template.yaml.
@@ -31,6 +36,40 @@ pub fn poller_settings() -> PollerSettings {
         visibility_secs: i32::try_from(QueueSettings::TEMPLATE.visibility_timeout_secs)
             .unwrap_or(i32::MAX),
         function_timeout: Duration::from_secs(u64::from(WORKER_TIMEOUT_SECS)),
+    }
+}
+
+/// Jobline on `resources` through `clients`: the real API, and the real
+/// worker fed by the local poller as the event source mapping feeds it.
+pub fn jobline(clients: &Clients, resources: &Resources) -> (Api, Poller) {
+    let config = &resources.config;
+    let store = Arc::new(clients.store(config));
+    let queue = Arc::new(clients.queue(config));
+    let worker = Arc::new(Worker::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        config.worker.clone(),
+    ));
+    (
+        Api::new(store, queue.clone(), JobTypes::builtin(), config),
+        Poller::new(queue, worker, poller_settings(), &resources.queue_arn),
+    )
+}
+
+/// Submits the benchmark job through `api`; any answer but 202 is an error.
+pub async fn submit(api: &Api) -> Result<(), BenchError> {
+    let request =
+        events::submit_request().map_err(|e| BenchError::Unexpected(format!("request: {e}")))?;
+    let reply = api.handle(request).await;
+    if reply.response.status() == http::StatusCode::ACCEPTED {
+        Ok(())
+    } else {
+        Err(BenchError::Unexpected(format!(
+            "submission answered {}: {:?}",
+            reply.response.status(),
+            reply.response.body()
+        )))
     }
 }
 

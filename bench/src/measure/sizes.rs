@@ -65,7 +65,8 @@ pub fn measure(
     Ok(sizes)
 }
 
-fn file_size(path: &Path) -> Result<u64, BenchError> {
+/// The size of the file at `path`, in bytes.
+pub fn file_size(path: &Path) -> Result<u64, BenchError> {
     std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(BenchError::io(format!(

@@ -19,7 +19,7 @@
 
 use crate::error::{BenchError, within};
 use crate::events;
-use crate::measure::{BATCH_SIZE, Resources, poller_settings};
+use crate::measure::{self, BATCH_SIZE, Resources, jobline, poller_settings};
 use crate::process::usage_of;
 use crate::sdk_clients;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -31,8 +31,7 @@ use jobline_local::poller::Poller;
 use jobline_shared::aws::Clients;
 use jobline_shared::job::now_ms;
 use jobline_shared::store::item_from_record;
-use jobline_shared::{JobId, JobMessage, JobRecord, JobTypes, WorkerConfig};
-use jobline_worker::Worker;
+use jobline_shared::{JobId, JobMessage, JobRecord, WorkerConfig};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -279,35 +278,14 @@ struct JoblinePipeline {
 
 impl JoblinePipeline {
     fn new(clients: &Clients, resources: &Resources) -> Self {
-        let config = &resources.config;
-        let store = Arc::new(clients.store(config));
-        let queue = Arc::new(clients.queue(config));
-        let worker = Arc::new(Worker::new(
-            store.clone(),
-            queue.clone(),
-            JobTypes::builtin(),
-            config.worker.clone(),
-        ));
-        Self {
-            api: Api::new(store, queue.clone(), JobTypes::builtin(), config),
-            poller: Poller::new(queue, worker, poller_settings(), &resources.queue_arn),
-        }
+        let (api, poller) = jobline(clients, resources);
+        Self { api, poller }
     }
 }
 
 impl Pipeline for JoblinePipeline {
     async fn submit(&self) -> Result<(), BenchError> {
-        let request = events::submit_request()
-            .map_err(|e| BenchError::Unexpected(format!("request: {e}")))?;
-        let reply = self.api.handle(request).await;
-        if reply.response.status() == http::StatusCode::ACCEPTED {
-            Ok(())
-        } else {
-            Err(BenchError::Unexpected(format!(
-                "submission answered {}",
-                reply.response.status()
-            )))
-        }
+        measure::submit(&self.api).await
     }
 
     async fn consume(&self) -> Result<Consumed, BenchError> {
