@@ -2,6 +2,8 @@
 //! own table and queue pair, with unique names, on the moto server that
 //! `scripts/test` starts and points `AWS_ENDPOINT_URL` at.
 
+pub mod faults;
+
 use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::provision::{self, QueueSettings, Queues};
