@@ -334,6 +334,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_oversized_update_changes_nothing() {
+        let store = MemoryStore::new();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        let running = store.claim(queued.id, 0, 1).await.unwrap();
+        let huge = Completion::Succeeded(json!("x".repeat(MAX_ITEM_BYTES)));
+        assert!(matches!(
+            store.finish(queued.id, 1, &huge, 2).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        assert_eq!(store.job(queued.id), Some(running));
+    }
+
+    #[tokio::test]
     async fn replay_keeps_the_job_for_the_configured_retention() {
         let store = MemoryStore::new().with_retention_days(2);
         let failed = job("primes")
