@@ -122,9 +122,10 @@ impl Clients {
         }
     }
 
-    /// The job store on the configured table.
+    /// The job store on the configured table, with the configured retention.
     pub fn store(&self, config: &Config) -> DynamoJobStore {
         DynamoJobStore::new(self.dynamodb.clone(), &config.table_name)
+            .with_retention_days(config.retention_days)
     }
 
     /// The configured job queue.

@@ -16,7 +16,8 @@ pub struct Config {
     pub queue_url: String,
     /// `JOBS_DLQ_URL`: the dead-letter queue (only the CLI needs it).
     pub dlq_url: Option<String>,
-    /// `JOB_RETENTION_DAYS` (default 30): how long DynamoDB keeps a job.
+    /// `JOB_RETENTION_DAYS` (default [`DEFAULT_RETENTION_DAYS`]): how long
+    /// DynamoDB keeps a job.
     pub retention_days: u32,
     /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default taken from the
     /// request's `Host` and `X-Forwarded-Proto`.
@@ -53,6 +54,9 @@ impl Default for WorkerConfig {
         }
     }
 }
+
+/// How long DynamoDB keeps a job unless `JOB_RETENTION_DAYS` says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
@@ -104,7 +108,7 @@ impl Config {
             table_name: required("JOBS_TABLE")?,
             queue_url: required("JOBS_QUEUE_URL")?,
             dlq_url: lookup("JOBS_DLQ_URL").filter(|v| !v.is_empty()),
-            retention_days: parse_or(&lookup, "JOB_RETENTION_DAYS", 30)?,
+            retention_days: parse_or(&lookup, "JOB_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),

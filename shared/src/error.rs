@@ -27,6 +27,13 @@ pub enum StoreError {
     /// An item in the table does not have the shape Jobline writes.
     #[error("job item is malformed: {0}")]
     Malformed(String),
+    /// DynamoDB refused a write as invalid (`ValidationException`, e.g. an
+    /// item over 400 KB): the same write can never succeed.
+    #[error("DynamoDB {operation} refused the write as invalid: {reason}")]
+    Invalid {
+        operation: &'static str,
+        reason: String,
+    },
     /// DynamoDB could not be reached or refused the request.
     #[error("DynamoDB {operation} failed: {source}")]
     Aws {

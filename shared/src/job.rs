@@ -153,6 +153,9 @@ pub struct JobRecord {
     /// The job record was written but its message could not be sent; the
     /// same idempotency key may submit it again.
     pub enqueue_failed: bool,
+    /// An operator gave up on the job (`jobline dlq discard`): it is
+    /// `failed` for good unless replayed.
+    pub discarded: bool,
     pub replays: u32,
     /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
     pub expires_at: i64,
@@ -183,8 +186,9 @@ impl JobRecord {
             error: None,
             dead_lettered: false,
             enqueue_failed: false,
+            discarded: false,
             replays: 0,
-            expires_at: now_ms / 1000 + i64::from(retention_days) * 86_400,
+            expires_at: expires_at(now_ms, retention_days),
         }
     }
 
@@ -239,6 +243,12 @@ pub fn claimable(state: JobState, lease_expires_at: Option<i64>, now_ms: i64) ->
         JobState::Running => lease_expires_at.is_none_or(|until| until < now_ms),
         JobState::Succeeded | JobState::Failed => false,
     }
+}
+
+/// When DynamoDB's TTL may delete a job written or replayed at `now_ms` and
+/// kept for `retention_days`, in seconds since the epoch.
+pub fn expires_at(now_ms: i64, retention_days: u32) -> i64 {
+    now_ms / 1000 + i64::from(retention_days) * 86_400
 }
 
 /// Milliseconds since the Unix epoch.
@@ -314,6 +324,7 @@ mod tests {
     fn claim_rules() {
         assert!(claimable(JobState::Queued, None, 5));
         assert!(claimable(JobState::Running, Some(4), 5), "expired lease");
+        assert!(claimable(JobState::Running, None, 5), "no lease");
         assert!(!claimable(JobState::Running, Some(5), 5), "live lease");
         assert!(!claimable(JobState::Succeeded, None, 5));
         assert!(!claimable(JobState::Failed, None, 5));

@@ -1,19 +1,43 @@
 //! Jobline's shared library: the job model, the job types, configuration,
-//! metrics, and the only code that talks to AWS (DynamoDB through
-//! [`store::JobStore`], SQS through [`queue::JobQueue`]).
+//! metrics, and the only code that talks to AWS.
+//!
+//! # Layout: ports beside their adapters
+//!
+//! The rest of the workspace talks to storage and messaging through two
+//! ports, traits that say what Jobline needs and nothing about AWS:
+//!
+//! - [`store::JobStore`] (in `store/mod.rs`), the job records. Its adapter
+//!   [`store::DynamoJobStore`] (`store/dynamodb.rs`) writes them to
+//!   DynamoDB, with the item codec and size budgets of `store/item.rs`.
+//! - [`queue::JobQueue`] (in `queue/mod.rs`), the queues of job ids. Its
+//!   adapter [`queue::SqsJobQueue`] (`queue/sqs.rs`) uses SQS.
+//!
+//! Each port also has a fake beside its adapter, for unit tests:
+//! `store::memory::MemoryStore` and `queue::memory::MemoryQueue`. The fakes,
+//! the record builders of `testing` and the `contract` suite that holds
+//! fakes and adapters to one behaviour are compiled only for this crate's
+//! tests and with the feature `memory`, which other crates enable in their
+//! dev-dependencies.
+//!
+//! The other modules are plain code: [`job`] (the model and its state
+//! rules), [`job_types`], [`config`], [`aws`] (SDK clients), [`provision`]
+//! (tables and queues for local runs and tests), [`error`], [`metrics`] and
+//! [`telemetry`].
 
 pub mod aws;
 pub mod config;
+#[cfg(any(test, feature = "memory"))]
+pub mod contract;
 pub mod error;
 pub mod job;
 pub mod job_types;
-#[cfg(feature = "memory")]
-pub mod memory;
 pub mod metrics;
 pub mod provision;
 pub mod queue;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "memory"))]
+pub mod testing;
 
 pub use config::{Config, WorkerConfig};
 pub use error::{ConfigError, QueueError, StoreError};

@@ -1,165 +1,104 @@
-//! The DynamoDB job store against moto: the conditional writes that make
-//! claims and completions safe.
+//! The DynamoDB job store against moto, beyond the contract every store
+//! honours (`contract.rs`): the wiring of `Clients`, and the raw expressions
+//! the benchmark's SDK baseline reuses.
 
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_shared::aws::{Clients, TrustRoots};
-use jobline_shared::job::{ClaimRefusal, now_ms};
+use jobline_shared::job::now_ms;
 use jobline_shared::queue::Receive;
-use jobline_shared::store::Requeue;
-use jobline_shared::{
-    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, StoreError,
+use jobline_shared::store::dynamodb::{
+    CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
 };
+use jobline_shared::store::{KEY_ATTRIBUTE, ReplayOutcome, record_from_item};
+use jobline_shared::testing::job;
+use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
 use serde_json::json;
 
 fn queued_job() -> JobRecord {
-    let request = JobRequest {
-        job_type: "primes".into(),
-        payload: json!({"upTo": 10}),
-    };
-    JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 30)
+    job("primes").payload(json!({"upTo": 10})).build()
 }
 
+/// The store `Clients` builds keeps a replayed job for the configured
+/// retention from the replay.
 #[tokio::test]
-async fn create_is_conditional_and_returns_the_existing_job() {
-    let env = TestEnv::new().await;
+async fn replay_keeps_the_job_for_the_configured_retention() {
+    let mut env = TestEnv::new().await;
+    env.config.retention_days = 3;
     let store = env.store();
-    let job = queued_job();
-    store.create(&job).await.unwrap();
-    match store.create(&job).await {
-        Err(StoreError::Conflict {
-            current: Some(existing),
-        }) => assert_eq!(*existing, job),
-        other => panic!("expected a conflict with the existing job, got {other:?}"),
-    }
-    assert_eq!(store.get(job.id).await.unwrap(), Some(job));
-    assert_eq!(store.get(JobId::random()).await.unwrap(), None);
+    let failed = job("primes")
+        .state(JobState::Failed)
+        .expires_at(now_ms() / 1000)
+        .build();
+    store.create(&failed).await.unwrap();
+    let before = now_ms() / 1000;
+    assert_eq!(
+        store.replay(failed.id).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    let after = now_ms() / 1000;
+    let expires = store.get(failed.id).await.unwrap().unwrap().expires_at;
+    assert!(
+        (before + 3 * 86_400..=after + 3 * 86_400).contains(&expires),
+        "{expires}"
+    );
     env.cleanup().await;
 }
 
+/// The exported claim and finish expressions, sent as a raw SDK call would
+/// send them, claim and complete a job as the store does.
 #[tokio::test]
-async fn claim_then_fenced_completion() {
+async fn the_exported_expressions_claim_and_finish_a_job() {
     let env = TestEnv::new().await;
     let store = env.store();
-    let job = queued_job();
-    store.create(&job).await.unwrap();
+    let queued = queued_job();
+    store.create(&queued).await.unwrap();
+    let key = AttributeValue::S(queued.id.to_string());
     let now = now_ms();
-    let claimed = store.claim(job.id, now, now + 60_000).await.unwrap();
-    assert_eq!(claimed.state, JobState::Running);
-    assert_eq!(claimed.attempts, 1);
-    assert_eq!(claimed.started_at, Some(now));
-    assert_eq!(claimed.payload, job.payload);
-
-    // A second claim while the lease is live is refused, with the item.
-    let refused = store
-        .claim(job.id, now + 1, now + 60_000)
-        .await
-        .unwrap_err();
-    let StoreError::Conflict { current } = refused else {
-        panic!("expected a conflict, got {refused:?}")
-    };
-    assert_eq!(
-        ClaimRefusal::from_current(current.as_deref(), now + 1),
-        ClaimRefusal::Leased {
-            until_ms: now + 60_000
-        }
-    );
-
-    // A stale attempt number cannot complete the job.
-    let done = Completion::Succeeded(json!({"count": 4}));
-    assert!(matches!(
-        store.finish(job.id, 2, &done, now + 2).await,
-        Err(StoreError::Conflict { .. })
-    ));
-    store.finish(job.id, 1, &done, now + 2).await.unwrap();
-    let finished = store.get(job.id).await.unwrap().unwrap();
-    assert_eq!(finished.state, JobState::Succeeded);
-    assert_eq!(finished.result, Some(json!({"count": 4})));
-    assert_eq!(finished.finished_at, Some(now + 2));
-    assert_eq!(finished.lease_expires_at, None);
-
-    // A duplicate delivery's claim fails once and sees the finished job.
-    let StoreError::Conflict { current } = store.claim(job.id, now + 3, now + 9).await.unwrap_err()
-    else {
-        panic!("expected a conflict")
-    };
-    assert_eq!(
-        ClaimRefusal::from_current(current.as_deref(), now + 3),
-        ClaimRefusal::Finished(JobState::Succeeded)
-    );
-    env.cleanup().await;
-}
-
-#[tokio::test]
-async fn expired_leases_are_reclaimed_and_fence_the_old_attempt() {
-    let env = TestEnv::new().await;
-    let store = env.store();
-    let job = queued_job();
-    store.create(&job).await.unwrap();
-    let now = now_ms();
-    store.claim(job.id, now, now + 10).await.unwrap();
-    let second = store.claim(job.id, now + 11, now + 60_000).await.unwrap();
-    assert_eq!(second.attempts, 2);
-    assert_eq!(second.started_at, Some(now), "first start is kept");
-    let failed = Completion::Failed {
-        error: "late".into(),
-        dead_lettered: false,
-    };
-    assert!(store.finish(job.id, 1, &failed, now + 12).await.is_err());
-    store.release(job.id, 2, "try again").await.unwrap();
-    let released = store.get(job.id).await.unwrap().unwrap();
-    assert_eq!(released.state, JobState::Queued);
-    assert_eq!(released.error.as_deref(), Some("try again"));
-    env.cleanup().await;
-}
-
-#[tokio::test]
-async fn requeue_only_moves_failed_jobs() {
-    let env = TestEnv::new().await;
-    let store = env.store();
-    let job = queued_job();
-    store.create(&job).await.unwrap();
-    assert_eq!(
-        store.requeue(job.id).await.unwrap(),
-        Requeue::Unchanged(JobState::Queued)
-    );
-    assert_eq!(
-        store.requeue(JobId::random()).await.unwrap(),
-        Requeue::Missing
-    );
-    let now = now_ms();
-    store.claim(job.id, now, now + 60_000).await.unwrap();
-    let dead = Completion::Failed {
-        error: "boom".into(),
-        dead_lettered: true,
-    };
-    store.finish(job.id, 1, &dead, now).await.unwrap();
-    assert_eq!(store.requeue(job.id).await.unwrap(), Requeue::Requeued);
-    let replayed = store.get(job.id).await.unwrap().unwrap();
-    assert_eq!(replayed.state, JobState::Queued);
-    assert_eq!(replayed.replays, 1);
-    assert!(!replayed.dead_lettered);
-    assert_eq!(replayed.finished_at, None);
-    env.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_job_whose_message_was_not_sent_can_be_submitted_again() {
-    let env = TestEnv::new().await;
-    let store = env.store();
-    let job = queued_job();
-    store.create(&job).await.unwrap();
-    store
-        .mark_enqueue_failed(&job, "SQS unreachable")
+    let claimed = env
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(&env.table)
+        .key(KEY_ATTRIBUTE, key.clone())
+        .update_expression(CLAIM_UPDATE)
+        .condition_expression(CLAIM_CONDITION)
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":running", AttributeValue::S("running".into()))
+        .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":lease", AttributeValue::N((now + 60_000).to_string()))
+        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+        .return_values(ReturnValue::AllNew)
+        .send()
         .await
         .unwrap();
-    let failed = store.get(job.id).await.unwrap().unwrap();
-    assert_eq!(failed.state, JobState::Failed);
-    assert!(failed.enqueue_failed);
-    store
-        .create(&job)
+    let claimed = record_from_item(claimed.attributes().unwrap()).unwrap();
+    assert_eq!(claimed, store.get(queued.id).await.unwrap().unwrap());
+    assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
+
+    env.clients
+        .dynamodb
+        .update_item()
+        .table_name(&env.table)
+        .key(KEY_ATTRIBUTE, key)
+        .update_expression(FINISH_SUCCEEDED_UPDATE)
+        .condition_expression(FINISH_CONDITION)
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#result", "result")
+        .expression_attribute_names("#error", "error")
+        .expression_attribute_values(":running", AttributeValue::S("running".into()))
+        .expression_attribute_values(":attempt", AttributeValue::N("1".into()))
+        .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
+        .expression_attribute_values(":result", AttributeValue::S(r#"{"count":4}"#.into()))
+        .expression_attribute_values(":now", AttributeValue::N((now + 1).to_string()))
+        .send()
         .await
-        .expect("recreate over an enqueue failure");
-    assert_eq!(store.get(job.id).await.unwrap(), Some(job));
+        .unwrap();
+    let finished = store.get(queued.id).await.unwrap().unwrap();
+    assert_eq!(finished.state, JobState::Succeeded);
+    assert_eq!(finished.result, Some(json!({"count": 4})));
+    assert_eq!(finished.finished_at, Some(now + 1));
     env.cleanup().await;
 }
 

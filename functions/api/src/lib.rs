@@ -274,7 +274,8 @@ pub fn job_view(job: &JobRecord) -> Value {
 mod tests {
     use super::*;
     use jobline_shared::JobState;
-    use jobline_shared::memory::{MemoryQueue, MemoryStore};
+    use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::store::memory::MemoryStore;
 
     fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
         let mut config = Config::from_lookup(|name| match name {

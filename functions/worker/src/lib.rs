@@ -241,7 +241,7 @@ impl Worker {
             }
             Err(JobError::Retryable(error)) => {
                 tracing::warn!(%error, "job failed; will retry");
-                if let Err(release_error) = self.store.release(job.id, job.attempts, &error).await {
+                if let Err(release_error) = self.store.return_to_queue(job.id, job.attempts, &error).await {
                     tracing::warn!(%release_error, "could not release the job; its lease will expire");
                 }
                 attempt.metrics.count(&job.job_type, Metric::JobsRetried);
@@ -370,7 +370,8 @@ fn completion_state(completion: &Completion) -> &'static str {
 mod tests {
     use super::*;
     use jobline_shared::JobRequest;
-    use jobline_shared::memory::{MemoryQueue, MemoryStore};
+    use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::store::memory::MemoryStore;
     use jobline_shared::{JobHandler, JobState};
     use serde_json::json;
 

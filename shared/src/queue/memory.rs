@@ -1,214 +1,19 @@
-//! In-memory [`JobStore`] and [`JobQueue`] for unit tests (feature `memory`).
+//! [`MemoryQueue`]: a fake [`JobQueue`] with SQS's visibility rules, for
+//! unit tests (compiled for this crate's tests and with feature `memory`).
 //!
-//! The store applies the same rules as the DynamoDB conditions (from
-//! [`crate::job`]), and the queue SQS's visibility rules (a received message
-//! is hidden, under a new receipt handle, until it is made visible or
-//! deleted), so the worker, the API and the DLQ tools can be tested without
-//! a network; the integration tests run the real thing against the emulator.
+//! A received message is hidden, under a new receipt handle, until it is
+//! made visible or deleted, so the worker, the API and the DLQ tools can be
+//! tested without a network. The contract suite ([`crate::contract`]) runs
+//! against it and against SQS on the emulator.
 
-use crate::error::{QueueError, StoreError};
-use crate::job::{JobId, JobRecord, JobState, claimable, now_ms};
-use crate::queue::{JobMessage, JobQueue, Receive, ReceivedMessage};
-use crate::store::{Completion, JobStore, Requeue};
+use super::{JobMessage, JobQueue, Receive, ReceivedMessage};
+use crate::error::QueueError;
+use crate::job::now_ms;
+use crate::store::memory::lock;
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn conflict(current: Option<&JobRecord>) -> StoreError {
-    StoreError::Conflict {
-        current: current.cloned().map(Box::new),
-    }
-}
-
-fn unavailable(operation: &'static str) -> StoreError {
-    StoreError::Aws {
-        operation,
-        source: "the in-memory store is set to fail".into(),
-    }
-}
-
-/// The records of a [`MemoryStore`], by job id.
-type Jobs = HashMap<JobId, JobRecord>;
-
-/// Job records in a map, with DynamoDB's conditional-write behaviour.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    jobs: Mutex<Jobs>,
-    writes: AtomicUsize,
-    failing: AtomicBool,
-}
-
-impl MemoryStore {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Makes every later call fail as if DynamoDB were unreachable.
-    pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-
-    /// Puts a record as it is, unconditionally.
-    pub fn insert(&self, job: JobRecord) {
-        lock(&self.jobs).insert(job.id, job);
-    }
-
-    /// The record of job `id`, if there is one.
-    pub fn job(&self, id: JobId) -> Option<JobRecord> {
-        lock(&self.jobs).get(&id).cloned()
-    }
-
-    /// Every record, by job id, as it is now.
-    pub fn snapshot(&self) -> Jobs {
-        lock(&self.jobs).clone()
-    }
-
-    /// How many conditional writes reached the table, refused ones included
-    /// (not counting [`insert`](Self::insert)).
-    pub fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    fn check(&self, operation: &'static str) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(unavailable(operation));
-        }
-        Ok(())
-    }
-
-    /// Starts a conditional write: fails when set to, counts it, and locks
-    /// the table.
-    fn write(&self, operation: &'static str) -> Result<MutexGuard<'_, Jobs>, StoreError> {
-        self.check(operation)?;
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Ok(lock(&self.jobs))
-    }
-
-    /// Applies `change` to the running attempt `attempt` of job `id`.
-    fn fenced(
-        &self,
-        id: JobId,
-        attempt: u32,
-        change: impl FnOnce(&mut JobRecord),
-    ) -> Result<(), StoreError> {
-        let mut jobs = self.write("UpdateItem")?;
-        match jobs.get_mut(&id) {
-            Some(job) if job.state == JobState::Running && job.attempts == attempt => {
-                change(job);
-                Ok(())
-            }
-            current => Err(conflict(current.as_deref())),
-        }
-    }
-}
-
-#[async_trait]
-impl JobStore for MemoryStore {
-    async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let mut jobs = self.write("PutItem")?;
-        match jobs.get(&job.id) {
-            Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
-            _ => {
-                jobs.insert(job.id, job.clone());
-                Ok(())
-            }
-        }
-    }
-
-    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
-        let mut jobs = self.write("PutItem")?;
-        match jobs.get_mut(&job.id) {
-            Some(current) if current.state == JobState::Queued && current.attempts == 0 => {
-                current.state = JobState::Failed;
-                current.enqueue_failed = true;
-                current.error = Some(error.to_owned());
-                Ok(())
-            }
-            current => Err(conflict(current.as_deref())),
-        }
-    }
-
-    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.check("GetItem")?;
-        Ok(self.job(id))
-    }
-
-    async fn claim(
-        &self,
-        id: JobId,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<JobRecord, StoreError> {
-        let mut jobs = self.write("UpdateItem")?;
-        match jobs.get_mut(&id) {
-            Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
-                job.claim(now_ms, lease_until_ms);
-                Ok(job.clone())
-            }
-            current => Err(conflict(current.as_deref())),
-        }
-    }
-
-    async fn finish(
-        &self,
-        id: JobId,
-        attempt: u32,
-        completion: &Completion,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.fenced(id, attempt, |job| {
-            job.finished_at = Some(now_ms);
-            job.lease_expires_at = None;
-            match completion {
-                Completion::Succeeded(result) => {
-                    job.state = JobState::Succeeded;
-                    job.result = Some(result.clone());
-                    job.error = None;
-                }
-                Completion::Failed {
-                    error,
-                    dead_lettered,
-                } => {
-                    job.state = JobState::Failed;
-                    job.error = Some(error.clone());
-                    job.dead_lettered = *dead_lettered;
-                }
-            }
-        })
-    }
-
-    async fn release(&self, id: JobId, attempt: u32, error: &str) -> Result<(), StoreError> {
-        self.fenced(id, attempt, |job| {
-            job.state = JobState::Queued;
-            job.error = Some(error.to_owned());
-            job.lease_expires_at = None;
-        })
-    }
-
-    async fn requeue(&self, id: JobId) -> Result<Requeue, StoreError> {
-        let mut jobs = self.write("UpdateItem")?;
-        Ok(match jobs.get_mut(&id) {
-            None => Requeue::Missing,
-            Some(job) if job.state == JobState::Failed => {
-                job.state = JobState::Queued;
-                job.replays += 1;
-                job.dead_lettered = false;
-                job.finished_at = None;
-                job.lease_expires_at = None;
-                Requeue::Requeued
-            }
-            Some(job) => Requeue::Unchanged(job.state),
-        })
-    }
-}
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An SQS queue in memory. Messages wait, visible, in the order they came; a
 /// receive hides each message it returns, counts the delivery in
@@ -438,6 +243,30 @@ impl JobQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::JobId;
+
+    /// The contract suite, each check against a fresh queue.
+    mod contract_suite {
+        use super::MemoryQueue;
+        use crate::contract::queue;
+
+        macro_rules! checks {
+            ($($check:ident),* $(,)?) => {
+                $(
+                    #[tokio::test]
+                    async fn $check() {
+                        queue::$check(&MemoryQueue::new()).await;
+                    }
+                )*
+            };
+        }
+
+        checks!(
+            a_received_message_is_hidden_until_made_visible,
+            a_receive_returns_at_most_max_messages,
+            a_receive_asks_for_1_to_10_messages,
+        );
+    }
 
     fn receive(max_messages: i32) -> Receive {
         Receive {
@@ -448,7 +277,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_received_message_is_hidden_until_made_visible() {
+    async fn contents_and_visibility_changes_show_what_a_receive_hid() {
         let queue = MemoryQueue::new();
         let first = queue.push("one");
         let second = queue.push("two");
@@ -536,13 +365,5 @@ mod tests {
 
         queue.set_failing(true);
         assert!(queue.receive(receive(10)).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn a_receive_asks_for_1_to_10_messages() {
-        let queue = MemoryQueue::new();
-        for max_messages in [0, 11] {
-            assert!(queue.receive(receive(max_messages)).await.is_err());
-        }
     }
 }

@@ -1,0 +1,487 @@
+//! The behaviour every [`JobStore`] and [`JobQueue`] must have, written
+//! once (this crate's tests and feature `memory`).
+//!
+//! Each check is a public async function that takes the port as a trait
+//! object and panics when the adapter behind it misbehaves. This crate's
+//! unit tests run them against the fakes ([`crate::store::memory`],
+//! [`crate::queue::memory`]); `tests/tests/contract.rs` runs them against
+//! DynamoDB and SQS on the emulator. So a fake that other crates' tests rely
+//! on cannot drift from the adapters production uses.
+//!
+//! The checks create their own jobs with fresh ids, so they may share a
+//! store; the queue checks expect an empty queue each.
+
+use crate::job::{ClaimRefusal, JobId, JobRecord, JobState, now_ms};
+use crate::store::item::{MAX_ITEM_BYTES, bound_error};
+use crate::store::{Completion, JobStore};
+use crate::testing::job;
+use crate::{JobQueue, StoreError};
+
+/// The checks of a [`JobStore`].
+pub mod store {
+    use super::*;
+    use crate::store::{DISCARDED_ERROR, DiscardOutcome, ReplayOutcome};
+    use serde_json::json;
+
+    /// How a claim of job `id` at `now` was refused.
+    async fn refusal(store: &dyn JobStore, id: JobId, now: i64) -> ClaimRefusal {
+        match store.claim(id, now, now + 60_000).await {
+            Err(StoreError::Conflict { current }) => {
+                ClaimRefusal::from_current(current.as_deref(), now)
+            }
+            other => panic!("expected the claim to be refused, got {other:?}"),
+        }
+    }
+
+    /// A new queued job, claimed at `now` with a one-minute lease.
+    async fn claimed(store: &dyn JobStore, now: i64) -> JobRecord {
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        store.claim(queued.id, now, now + 60_000).await.unwrap()
+    }
+
+    /// Job `id` as stored; it must exist.
+    async fn stored(store: &dyn JobStore, id: JobId) -> JobRecord {
+        store.get(id).await.unwrap().expect("the job exists")
+    }
+
+    /// `create` writes only a new id (or over an enqueue failure), and on a
+    /// taken one returns the existing job.
+    pub async fn create_is_conditional_on_a_new_id(store: &dyn JobStore) {
+        let queued = job("primes").payload(json!({"upTo": 10})).build();
+        store.create(&queued).await.unwrap();
+        let rival = job("primes").id(queued.id).owner("bob").build();
+        match store.create(&rival).await {
+            Err(StoreError::Conflict {
+                current: Some(existing),
+            }) => assert_eq!(*existing, queued),
+            other => panic!("expected a conflict with the existing job, got {other:?}"),
+        }
+        assert_eq!(store.get(queued.id).await.unwrap(), Some(queued));
+        assert_eq!(store.get(JobId::random()).await.unwrap(), None);
+    }
+
+    /// A claim takes a `queued` job, or a `running` one whose lease ran out
+    /// or that has none; it refuses a live lease, a finished job and a
+    /// missing one, returning the current item.
+    pub async fn claim_takes_queued_jobs_and_expired_or_missing_leases(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = job("primes").payload(json!({"upTo": 10})).build();
+        store.create(&queued).await.unwrap();
+        let claimed = store.claim(queued.id, now, now + 60_000).await.unwrap();
+        assert_eq!(claimed.state, JobState::Running);
+        assert_eq!(claimed.attempts, 1);
+        assert_eq!(claimed.started_at, Some(now));
+        assert_eq!(claimed.lease_expires_at, Some(now + 60_000));
+        assert_eq!(claimed.payload, queued.payload);
+        assert_eq!(stored(store, queued.id).await, claimed);
+        assert_eq!(
+            refusal(store, queued.id, now + 1).await,
+            ClaimRefusal::Leased {
+                until_ms: now + 60_000
+            }
+        );
+
+        let expired = job("primes")
+            .state(JobState::Running)
+            .attempts(1)
+            .started_at(now - 100)
+            .lease_until(now - 1)
+            .build();
+        store.create(&expired).await.unwrap();
+        let taken_over = store.claim(expired.id, now, now + 60_000).await.unwrap();
+        assert_eq!(taken_over.attempts, 2);
+        assert_eq!(taken_over.started_at, Some(now - 100), "first start is kept");
+        assert_eq!(taken_over.lease_expires_at, Some(now + 60_000));
+
+        let unleased = job("primes").state(JobState::Running).attempts(1).build();
+        store.create(&unleased).await.unwrap();
+        let taken_over = store.claim(unleased.id, now, now + 60_000).await.unwrap();
+        assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
+
+        for state in [JobState::Succeeded, JobState::Failed] {
+            let done = job("primes").state(state).attempts(1).build();
+            store.create(&done).await.unwrap();
+            assert_eq!(
+                refusal(store, done.id, now).await,
+                ClaimRefusal::Finished(state)
+            );
+            assert_eq!(stored(store, done.id).await, done, "a refusal changes nothing");
+        }
+        assert_eq!(
+            refusal(store, JobId::random(), now).await,
+            ClaimRefusal::Missing
+        );
+    }
+
+    /// `finish` completes only the attempt that holds the job.
+    pub async fn finish_is_fenced_by_the_attempt(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = job("primes").error("an earlier attempt failed").build();
+        store.create(&queued).await.unwrap();
+        store.claim(queued.id, now, now + 60_000).await.unwrap();
+        let done = Completion::Succeeded(json!({"count": 4}));
+        match store.finish(queued.id, 2, &done, now + 2).await {
+            Err(StoreError::Conflict { current: Some(current) }) => {
+                assert_eq!(current.attempts, 1);
+            }
+            other => panic!("expected a stale attempt to conflict, got {other:?}"),
+        }
+        store.finish(queued.id, 1, &done, now + 2).await.unwrap();
+        let succeeded = stored(store, queued.id).await;
+        assert_eq!(succeeded.state, JobState::Succeeded);
+        assert_eq!(succeeded.result, Some(json!({"count": 4})));
+        assert_eq!(succeeded.finished_at, Some(now + 2));
+        assert_eq!(succeeded.lease_expires_at, None);
+        assert_eq!(succeeded.error, None);
+        assert!(matches!(
+            store.finish(queued.id, 1, &done, now + 3).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        let failing = claimed(store, now).await;
+        let dead = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: true,
+        };
+        store.finish(failing.id, 1, &dead, now + 4).await.unwrap();
+        let failed = stored(store, failing.id).await;
+        assert_eq!(failed.state, JobState::Failed);
+        assert_eq!(failed.error.as_deref(), Some("boom"));
+        assert!(failed.dead_lettered);
+        assert_eq!(failed.finished_at, Some(now + 4));
+        assert_eq!(failed.lease_expires_at, None);
+
+        // An attempt whose lease was taken over cannot complete the job.
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        store.claim(queued.id, now, now + 10).await.unwrap();
+        store.claim(queued.id, now + 11, now + 60_000).await.unwrap();
+        assert!(matches!(
+            store.finish(queued.id, 1, &done, now + 12).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(stored(store, queued.id).await.state, JobState::Running);
+    }
+
+    /// `return_to_queue` puts the holding attempt's job back in `queued`,
+    /// with its error, fenced like `finish`.
+    pub async fn return_to_queue_keeps_the_error(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        assert!(matches!(
+            store.return_to_queue(running.id, 2, "stale").await,
+            Err(StoreError::Conflict { .. })
+        ));
+        store
+            .return_to_queue(running.id, 1, "try again")
+            .await
+            .unwrap();
+        let returned = stored(store, running.id).await;
+        assert_eq!(returned.state, JobState::Queued);
+        assert_eq!(returned.error.as_deref(), Some("try again"));
+        assert_eq!(returned.lease_expires_at, None);
+        assert_eq!(returned.attempts, 1);
+        let again = store.claim(running.id, now + 1, now + 60_000).await.unwrap();
+        assert_eq!(again.attempts, 2);
+        assert!(matches!(
+            store.return_to_queue(running.id, 1, "stale").await,
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
+    /// `replay` moves only a `failed` job back to `queued`, clears what
+    /// marked it failed, and keeps it for the store's retention from now.
+    pub async fn replay_moves_only_failed_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert_eq!(
+            store.replay(queued.id).await.unwrap(),
+            ReplayOutcome::Unchanged(JobState::Queued)
+        );
+        assert_eq!(
+            store.replay(JobId::random()).await.unwrap(),
+            ReplayOutcome::Missing
+        );
+        let succeeded = job("primes").state(JobState::Succeeded).build();
+        store.create(&succeeded).await.unwrap();
+        assert_eq!(
+            store.replay(succeeded.id).await.unwrap(),
+            ReplayOutcome::Unchanged(JobState::Succeeded)
+        );
+
+        let failed = job("primes")
+            .state(JobState::Failed)
+            .attempts(3)
+            .finished_at(now)
+            .error("boom")
+            .dead_lettered(true)
+            .enqueue_failed(true)
+            .discarded(true)
+            .expires_at(now / 1000 + 60)
+            .build();
+        store.create(&failed).await.unwrap();
+        assert_eq!(
+            store.replay(failed.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        let replayed = stored(store, failed.id).await;
+        assert_eq!(replayed.state, JobState::Queued);
+        assert_eq!(replayed.replays, 1);
+        assert!(!replayed.dead_lettered);
+        assert!(!replayed.enqueue_failed);
+        assert!(!replayed.discarded);
+        assert_eq!(replayed.finished_at, None);
+        assert_eq!(replayed.attempts, 3);
+        assert_eq!(replayed.error.as_deref(), Some("boom"));
+        assert!(
+            replayed.expires_at >= now / 1000 + 86_400,
+            "the TTL is extended by the retention: {} vs {}",
+            replayed.expires_at,
+            now / 1000
+        );
+        assert_eq!(
+            store.replay(failed.id).await.unwrap(),
+            ReplayOutcome::Unchanged(JobState::Queued),
+            "a replayed job is not replayed twice"
+        );
+    }
+
+    /// `discard` makes any job but a `succeeded` one `failed` and discarded,
+    /// keeping an earlier finish time and error; it is idempotent.
+    pub async fn discard_gives_up_on_any_unfinished_job(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert_eq!(
+            store.discard(queued.id, now).await.unwrap(),
+            DiscardOutcome::Discarded
+        );
+        let discarded = stored(store, queued.id).await;
+        assert_eq!(discarded.state, JobState::Failed);
+        assert!(discarded.discarded);
+        assert_eq!(discarded.finished_at, Some(now));
+        assert_eq!(discarded.error.as_deref(), Some(DISCARDED_ERROR));
+        assert_eq!(
+            store.discard(queued.id, now + 5).await.unwrap(),
+            DiscardOutcome::Discarded,
+            "discarding is idempotent"
+        );
+        assert_eq!(stored(store, queued.id).await, discarded);
+
+        let running = claimed(store, now).await;
+        assert_eq!(
+            store.discard(running.id, now + 1).await.unwrap(),
+            DiscardOutcome::Discarded
+        );
+        let discarded = stored(store, running.id).await;
+        assert_eq!(discarded.lease_expires_at, None);
+        assert_eq!(discarded.finished_at, Some(now + 1));
+        let done = Completion::Succeeded(json!(1));
+        assert!(
+            matches!(
+                store.finish(running.id, 1, &done, now + 2).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "the attempt that held the job cannot complete it"
+        );
+
+        let failed = job("primes")
+            .state(JobState::Failed)
+            .finished_at(now - 5)
+            .error("boom")
+            .build();
+        store.create(&failed).await.unwrap();
+        assert_eq!(
+            store.discard(failed.id, now).await.unwrap(),
+            DiscardOutcome::Discarded
+        );
+        let discarded = stored(store, failed.id).await;
+        assert!(discarded.discarded);
+        assert_eq!(discarded.finished_at, Some(now - 5));
+        assert_eq!(discarded.error.as_deref(), Some("boom"));
+
+        let succeeded = job("primes").state(JobState::Succeeded).build();
+        store.create(&succeeded).await.unwrap();
+        assert_eq!(
+            store.discard(succeeded.id, now).await.unwrap(),
+            DiscardOutcome::Unchanged(JobState::Succeeded)
+        );
+        assert_eq!(stored(store, succeeded.id).await, succeeded);
+        assert_eq!(
+            store.discard(JobId::random(), now).await.unwrap(),
+            DiscardOutcome::Missing
+        );
+    }
+
+    /// `mark_enqueue_failed` fails (and finishes) a job no worker claimed,
+    /// which the same id may then create again.
+    pub async fn mark_enqueue_failed_only_before_a_claim(store: &dyn JobStore) {
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        let before = now_ms();
+        store
+            .mark_enqueue_failed(&queued, "SQS unreachable")
+            .await
+            .unwrap();
+        let after = now_ms();
+        let failed = stored(store, queued.id).await;
+        assert_eq!(failed.state, JobState::Failed);
+        assert!(failed.enqueue_failed);
+        assert_eq!(failed.error.as_deref(), Some("SQS unreachable"));
+        let finished = failed.finished_at.expect("finishedAt is set");
+        assert!((before..=after).contains(&finished), "{finished}");
+        assert_eq!(
+            refusal(store, queued.id, after).await,
+            ClaimRefusal::Finished(JobState::Failed)
+        );
+
+        store
+            .create(&queued)
+            .await
+            .expect("recreate over an enqueue failure");
+        assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
+        let running = store.claim(queued.id, after, after + 60_000).await.unwrap();
+        match store.mark_enqueue_failed(&queued, "too late").await {
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => assert_eq!(*current, running),
+            other => panic!("expected a conflict with the claimed job, got {other:?}"),
+        }
+        let never_created = job("primes").build();
+        assert!(matches!(
+            store.mark_enqueue_failed(&never_created, "lost").await,
+            Err(StoreError::Conflict { current: None })
+        ));
+    }
+
+    /// Every write cuts the error it stores to the error budget.
+    pub async fn stored_errors_are_bounded(store: &dyn JobStore) {
+        let now = now_ms();
+        let long = "é".repeat(3_000);
+        let bounded = Some(bound_error(&long).into_owned());
+
+        let running = claimed(store, now).await;
+        store.return_to_queue(running.id, 1, &long).await.unwrap();
+        assert_eq!(stored(store, running.id).await.error, bounded);
+        store.claim(running.id, now, now + 60_000).await.unwrap();
+        let failed = Completion::Failed {
+            error: long.clone(),
+            dead_lettered: false,
+        };
+        store.finish(running.id, 2, &failed, now).await.unwrap();
+        assert_eq!(stored(store, running.id).await.error, bounded);
+
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        store.mark_enqueue_failed(&queued, &long).await.unwrap();
+        assert_eq!(stored(store, queued.id).await.error, bounded);
+
+        let created = job("primes").error(&long).build();
+        store.create(&created).await.unwrap();
+        assert_eq!(stored(store, created.id).await.error, bounded);
+    }
+
+    /// An item over DynamoDB's 400 KB is refused as `Invalid`; a refused
+    /// create writes nothing. (DynamoDB also leaves an item alone when it
+    /// refuses an update, but moto applies part of it before refusing, so
+    /// the contract does not check that.)
+    pub async fn oversized_items_are_invalid(store: &dyn JobStore) {
+        let huge = json!("x".repeat(MAX_ITEM_BYTES));
+        let too_large = job("primes").payload(huge.clone()).build();
+        assert!(matches!(
+            store.create(&too_large).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        assert_eq!(store.get(too_large.id).await.unwrap(), None);
+
+        let running = claimed(store, now_ms()).await;
+        let result = Completion::Succeeded(huge);
+        assert!(matches!(
+            store.finish(running.id, 1, &result, now_ms()).await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+}
+
+/// The checks of a [`JobQueue`]: what SQS and the fake both honour.
+pub mod queue {
+    use super::*;
+    use crate::queue::{JobMessage, Receive};
+    use std::collections::BTreeSet;
+
+    fn receive(max_messages: i32, wait_secs: i32) -> Receive {
+        Receive {
+            max_messages,
+            wait_secs,
+            visibility_secs: 30,
+        }
+    }
+
+    /// A received message stays hidden, also after a visibility change to a
+    /// later time, until it is made visible; then it comes back under a new
+    /// receipt handle, counted, and a delete with that handle removes it.
+    pub async fn a_received_message_is_hidden_until_made_visible(queue: &dyn JobQueue) {
+        let message = JobMessage {
+            job_id: JobId::random(),
+        };
+        let id = queue.send(&message).await.unwrap();
+        let batch = queue.receive(receive(10, 1)).await.unwrap();
+        assert_eq!(batch.len(), 1, "{batch:?}");
+        assert_eq!(batch[0].message_id, id);
+        assert_eq!(JobMessage::decode(&batch[0].body).unwrap(), message);
+        assert_eq!(batch[0].receive_count(), 1);
+        assert!(batch[0].sent_at_ms().is_some());
+        let first = batch[0].receipt_handle.clone();
+        assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+
+        queue.change_visibility(&first, 30).await.unwrap();
+        assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+        queue.change_visibility(&first, 0).await.unwrap();
+        let again = queue.receive(receive(10, 1)).await.unwrap();
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].message_id, id);
+        assert_eq!(again[0].receive_count(), 2);
+        assert_ne!(again[0].receipt_handle, first, "a new receipt handle");
+
+        let undeleted = queue
+            .delete(std::slice::from_ref(&again[0].receipt_handle))
+            .await
+            .unwrap();
+        assert!(undeleted.is_empty(), "{undeleted:?}");
+        assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+        assert!(queue.delete(&[]).await.unwrap().is_empty());
+    }
+
+    /// A receive returns at most `max_messages`, and every message sent is
+    /// received once.
+    pub async fn a_receive_returns_at_most_max_messages(queue: &dyn JobQueue) {
+        let mut sent = BTreeSet::new();
+        for _ in 0..3 {
+            let message = JobMessage {
+                job_id: JobId::random(),
+            };
+            sent.insert(queue.send(&message).await.unwrap());
+        }
+        let mut received = BTreeSet::new();
+        for _ in 0..10 {
+            let batch = queue.receive(receive(2, 1)).await.unwrap();
+            assert!(batch.len() <= 2, "{batch:?}");
+            for message in batch {
+                assert!(received.insert(message.message_id), "received once");
+            }
+            if received.len() == sent.len() {
+                break;
+            }
+        }
+        assert_eq!(received, sent);
+    }
+
+    /// A receive must ask for 1 to 10 messages.
+    pub async fn a_receive_asks_for_1_to_10_messages(queue: &dyn JobQueue) {
+        for max_messages in [0, 11] {
+            assert!(queue.receive(receive(max_messages, 0)).await.is_err());
+        }
+    }
+}

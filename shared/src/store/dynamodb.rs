@@ -1,0 +1,355 @@
+//! [`DynamoJobStore`]: the [`JobStore`] adapter on a DynamoDB table keyed by
+//! `jobId`.
+//!
+//! Every state change is one conditional `PutItem` or `UpdateItem`. Writes
+//! ask for `ReturnValuesOnConditionCheckFailure=ALL_OLD`: when DynamoDB
+//! refuses one, it returns the current item in the same response, so a
+//! duplicate delivery costs one failed write and no read. A write DynamoDB
+//! rejects as invalid (`ValidationException`, e.g. an item over 400 KB)
+//! becomes [`StoreError::Invalid`]: retrying it cannot help.
+//!
+//! The claim and finish expressions are public constants so that the
+//! benchmark's raw-SDK baseline sends exactly what the store sends.
+
+use super::item::{TTL_ATTRIBUTE, bound_error, key, n, s};
+use super::{
+    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
+    item_from_record, record_from_item,
+};
+use crate::config::DEFAULT_RETENTION_DAYS;
+use crate::error::{StoreError, sdk_error};
+use crate::job::{JobId, JobRecord, JobState, expires_at, now_ms};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+/// The item DynamoDB returned with a conditional-check failure of an
+/// operation whose error type is `$error_type`.
+macro_rules! conditional_failure {
+    ($error_type:ident) => {
+        |e: &$error_type| match e {
+            $error_type::ConditionalCheckFailedException(c) => Some(c.item()),
+            _ => None,
+        }
+    };
+}
+
+// Expressions name the attribute `state` `#state` (a reserved word), and
+// `result` and `error` `#result` and `#error`.
+
+/// The claim's update. Values: `:running` (`"running"`), `:one` (1),
+/// `:lease` (the lease's end, ms), `:now` (ms).
+pub const CLAIM_UPDATE: &str = "SET #state = :running, attempts = attempts + :one, \
+     leaseExpiresAt = :lease, startedAt = if_not_exists(startedAt, :now)";
+
+/// The claim's condition: the job exists and is `queued`, or `running` with
+/// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
+pub const CLAIM_CONDITION: &str = "attribute_exists(jobId) AND (#state = :queued OR \
+     (#state = :running AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)))";
+
+/// The fence of `finish` and `return_to_queue`: the job is still `running`
+/// under the same attempt. Values: `:running`, `:attempt`.
+pub const FINISH_CONDITION: &str = "#state = :running AND attempts = :attempt";
+
+/// The update of a successful finish. Values: `:done` (`"succeeded"`),
+/// `:result` (JSON text), `:now` (ms).
+pub const FINISH_SUCCEEDED_UPDATE: &str =
+    "SET #state = :done, #result = :result, finishedAt = :now REMOVE leaseExpiresAt, #error";
+
+/// The update of a failed finish. Values: `:done` (`"failed"`), `:error`,
+/// `:now` (ms), `:dead` (whether the message was dead-lettered).
+pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, #error = :error, finishedAt = :now, \
+     deadLettered = :dead REMOVE leaseExpiresAt";
+
+/// [`JobStore`] on a DynamoDB table keyed by `jobId`.
+#[derive(Debug, Clone)]
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+    retention_days: u32,
+}
+
+impl DynamoJobStore {
+    /// The store on `table`, keeping replayed jobs for
+    /// [`DEFAULT_RETENTION_DAYS`].
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+
+    /// Keeps a replayed job for `days` from its replay (`JOB_RETENTION_DAYS`).
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// An `UpdateItem` of job `id`'s item, with `#state` named and the
+    /// current item asked for on a refusal.
+    fn update(&self, id: JobId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .expression_attribute_names("#state", "state")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// Writes `item` if `condition` holds.
+    async fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        state_name: bool,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        if state_name {
+            request = request.expression_attribute_names("#state", "state");
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e, conditional_failure!(PutItemError)))?;
+        Ok(())
+    }
+}
+
+/// Sends an `UpdateItem`, mapping its errors.
+async fn send_update(request: UpdateItemFluentBuilder) -> Result<UpdateItemOutput, StoreError> {
+    request
+        .send()
+        .await
+        .map_err(|e| store_error("UpdateItem", e, conditional_failure!(UpdateItemError)))
+}
+
+/// Turns an SDK error into a [`StoreError`]: a conditional-check failure
+/// into `Conflict` with the item DynamoDB sent back, a `ValidationException`
+/// into `Invalid`, anything else into `Aws`.
+fn store_error<E>(
+    operation: &'static str,
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    conflict_item: impl FnOnce(&E) -> Option<Option<&HashMap<String, AttributeValue>>>,
+) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    if let Some(item) = err.as_service_error().and_then(conflict_item) {
+        return match item.map(record_from_item).transpose() {
+            Ok(current) => StoreError::Conflict {
+                current: current.map(Box::new),
+            },
+            Err(malformed) => malformed,
+        };
+    }
+    if err.code() == Some("ValidationException") {
+        return StoreError::Invalid {
+            operation,
+            reason: err.message().unwrap_or("ValidationException").to_owned(),
+        };
+    }
+    StoreError::Aws {
+        operation,
+        source: sdk_error(err),
+    }
+}
+
+/// `error` cut to [`ERROR_BUDGET_BYTES`](super::item::ERROR_BUDGET_BYTES),
+/// as an attribute value.
+fn error_value(error: &str) -> AttributeValue {
+    s(bound_error(error))
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.put(
+            item_from_record(job),
+            "attribute_not_exists(jobId) OR enqueueFailed = :true",
+            vec![(":true", AttributeValue::Bool(true))],
+            false,
+        )
+        .await
+    }
+
+    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
+        self.put(
+            item_from_record(&enqueue_failed(job, error, now_ms())),
+            "#state = :queued AND attempts = :zero",
+            vec![(":queued", s(JobState::Queued.as_str())), (":zero", n(0))],
+            true,
+        )
+        .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws {
+                operation: "GetItem",
+                source: sdk_error(e),
+            })?;
+        output.item().map(record_from_item).transpose()
+    }
+
+    async fn claim(
+        &self,
+        id: JobId,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<JobRecord, StoreError> {
+        let output = send_update(
+            self.update(id)
+                .update_expression(CLAIM_UPDATE)
+                .condition_expression(CLAIM_CONDITION)
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":lease", n(lease_until_ms))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values(ReturnValue::AllNew),
+        )
+        .await?;
+        let item = output
+            .attributes()
+            .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
+        record_from_item(item)
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        attempt: u32,
+        completion: &Completion,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .update(id)
+            .condition_expression(FINISH_CONDITION)
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":now", n(now_ms));
+        let request = match completion {
+            Completion::Succeeded(result) => request
+                .update_expression(FINISH_SUCCEEDED_UPDATE)
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_values(":done", s(JobState::Succeeded.as_str()))
+                .expression_attribute_values(":result", s(result.to_string())),
+            Completion::Failed {
+                error,
+                dead_lettered,
+            } => request
+                .update_expression(FINISH_FAILED_UPDATE)
+                .expression_attribute_values(":done", s(JobState::Failed.as_str()))
+                .expression_attribute_values(":error", error_value(error))
+                .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
+        };
+        send_update(request).await?;
+        Ok(())
+    }
+
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        send_update(
+            self.update(id)
+                .update_expression("SET #state = :queued, #error = :error REMOVE leaseExpiresAt")
+                .condition_expression(FINISH_CONDITION)
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":attempt", n(attempt))
+                .expression_attribute_values(":error", error_value(error)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
+        let outcome = send_update(
+            self.update(id)
+                .update_expression(format!(
+                    "SET #state = :queued, replays = if_not_exists(replays, :zero) + :one, \
+                     deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires \
+                     REMOVE finishedAt, leaseExpiresAt, discarded"
+                ))
+                .condition_expression("#state = :failed")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(
+                    ":expires",
+                    n(expires_at(now_ms(), self.retention_days)),
+                ),
+        )
+        .await;
+        match outcome {
+            Ok(_) => Ok(ReplayOutcome::Replayed),
+            Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(ReplayOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
+        let outcome = send_update(
+            self.update(id)
+                .update_expression(
+                    "SET #state = :failed, discarded = :true, \
+                     finishedAt = if_not_exists(finishedAt, :now), \
+                     #error = if_not_exists(#error, :discarded) REMOVE leaseExpiresAt",
+                )
+                .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":discarded", s(DISCARDED_ERROR)),
+        )
+        .await;
+        match outcome {
+            Ok(_) => Ok(DiscardOutcome::Discarded),
+            Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(DiscardOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}

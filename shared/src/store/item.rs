@@ -1,0 +1,279 @@
+//! The DynamoDB item of a job record: attribute names, the codec between
+//! items and [`JobRecord`]s, and the size budgets that keep an item under
+//! DynamoDB's limit.
+//!
+//! DynamoDB refuses any item over 400 KB (attribute names included), with a
+//! `ValidationException` that no retry can cure. So every part of a record
+//! that a caller or a job controls has a budget, and the budgets add up to
+//! less than the limit:
+//!
+//! | attribute  | budget                        | enforced by                                  |
+//! |------------|-------------------------------|----------------------------------------------|
+//! | `payload`  | [`PAYLOAD_BUDGET_BYTES`] 256 KiB | the API's request-body limit              |
+//! | `result`   | [`RESULT_BUDGET_BYTES`] 100 KiB  | the worker, before it finishes a job      |
+//! | `error`    | [`ERROR_BUDGET_BYTES`] 1 KiB     | the store itself ([`bound_error`]), on every write |
+//! | the rest   | [`FIXED_BUDGET_BYTES`] 1 KiB     | fixed-size ids, states, numbers, flags    |
+//! | reserved   | [`RESERVED_BYTES`] (~42 KiB)     | for fields to come: progress, checkpoints, delivery state |
+//!
+//! The in-memory store measures items with [`item_size`] and refuses one
+//! over [`MAX_ITEM_BYTES`], as DynamoDB does.
+
+use crate::error::StoreError;
+use crate::job::{JobId, JobRecord};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// The table's partition key.
+pub const KEY_ATTRIBUTE: &str = "jobId";
+/// The attribute DynamoDB's TTL reads (seconds since the epoch).
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// DynamoDB's largest item, 400 KB (names and values, UTF-8).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// The largest payload a job may carry: the API's body limit.
+pub const PAYLOAD_BUDGET_BYTES: usize = 256 * 1024;
+/// The largest result a job may store (serialized JSON).
+pub const RESULT_BUDGET_BYTES: usize = 100 * 1024;
+/// The largest error message stored; longer ones are cut by [`bound_error`].
+pub const ERROR_BUDGET_BYTES: usize = 1024;
+/// The fixed-size attributes: names, id, owner, type, fingerprint, state,
+/// times, counters and flags.
+pub const FIXED_BUDGET_BYTES: usize = 1024;
+/// What is left for attributes to come (progress, checkpoints, delivery
+/// state): each new one must take its budget from here.
+pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
+    - PAYLOAD_BUDGET_BYTES
+    - RESULT_BUDGET_BYTES
+    - ERROR_BUDGET_BYTES
+    - FIXED_BUDGET_BYTES;
+
+/// What ends an error message cut to [`ERROR_BUDGET_BYTES`].
+const ELLIPSIS: &str = "…";
+
+/// `error` cut to at most [`ERROR_BUDGET_BYTES`] bytes, on a char boundary,
+/// ending with an ellipsis when it was cut.
+pub fn bound_error(error: &str) -> Cow<'_, str> {
+    if error.len() <= ERROR_BUDGET_BYTES {
+        return Cow::Borrowed(error);
+    }
+    let mut end = ERROR_BUDGET_BYTES - ELLIPSIS.len();
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{ELLIPSIS}", &error[..end]))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The key of job `id`'s item.
+pub(crate) fn key(id: JobId) -> HashMap<String, AttributeValue> {
+    HashMap::from([(KEY_ATTRIBUTE.to_owned(), s(id.to_string()))])
+}
+
+/// The DynamoDB item for a job record, its error bounded by [`bound_error`].
+pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (KEY_ATTRIBUTE.to_owned(), s(job.id.to_string())),
+        ("owner".to_owned(), s(job.owner.as_str())),
+        ("jobType".to_owned(), s(job.job_type.as_str())),
+        ("payload".to_owned(), s(job.payload.to_string())),
+        ("fingerprint".to_owned(), s(job.fingerprint.as_str())),
+        ("state".to_owned(), s(job.state.as_str())),
+        ("createdAt".to_owned(), n(job.created_at)),
+        ("attempts".to_owned(), n(job.attempts)),
+        (
+            "deadLettered".to_owned(),
+            AttributeValue::Bool(job.dead_lettered),
+        ),
+        (
+            "enqueueFailed".to_owned(),
+            AttributeValue::Bool(job.enqueue_failed),
+        ),
+        ("replays".to_owned(), n(job.replays)),
+        (TTL_ATTRIBUTE.to_owned(), n(job.expires_at)),
+    ]);
+    let optional = [
+        ("startedAt", job.started_at.map(n)),
+        ("finishedAt", job.finished_at.map(n)),
+        ("leaseExpiresAt", job.lease_expires_at.map(n)),
+        ("result", job.result.as_ref().map(|r| s(r.to_string()))),
+        ("error", job.error.as_deref().map(|e| s(bound_error(e)))),
+        ("discarded", job.discarded.then_some(AttributeValue::Bool(true))),
+    ];
+    item.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?))),
+    );
+    item
+}
+
+/// Reads a job record from a DynamoDB item.
+pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
+    let malformed = |name: &str, why: &str| StoreError::Malformed(format!("{name}: {why}"));
+    let string = |name: &str| -> Result<Option<&String>, StoreError> {
+        item.get(name)
+            .map(|v| v.as_s().map_err(|_| malformed(name, "not a string")))
+            .transpose()
+    };
+    let required = |name: &str| string(name)?.ok_or_else(|| malformed(name, "missing"));
+    let number = |name: &str| -> Result<Option<i64>, StoreError> {
+        item.get(name)
+            .map(|v| {
+                v.as_n()
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| malformed(name, "not an integer"))
+            })
+            .transpose()
+    };
+    let count = |name: &str| -> Result<u32, StoreError> {
+        number(name)?
+            .unwrap_or(0)
+            .try_into()
+            .map_err(|_| malformed(name, "out of range"))
+    };
+    let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied();
+    let json = |name: &str| -> Result<Option<Value>, StoreError> {
+        string(name)?
+            .map(|text| serde_json::from_str(text).map_err(|e| malformed(name, &e.to_string())))
+            .transpose()
+    };
+    Ok(JobRecord {
+        id: required(KEY_ATTRIBUTE)?
+            .parse()
+            .map_err(|_| malformed(KEY_ATTRIBUTE, "not a job id"))?,
+        owner: required("owner")?.clone(),
+        job_type: required("jobType")?.clone(),
+        payload: json("payload")?.ok_or_else(|| malformed("payload", "missing"))?,
+        fingerprint: required("fingerprint")?.clone(),
+        state: required("state")?
+            .parse()
+            .map_err(|e: String| malformed("state", &e))?,
+        created_at: number("createdAt")?.ok_or_else(|| malformed("createdAt", "missing"))?,
+        started_at: number("startedAt")?,
+        finished_at: number("finishedAt")?,
+        attempts: count("attempts")?,
+        lease_expires_at: number("leaseExpiresAt")?,
+        result: json("result")?,
+        error: string("error")?.cloned(),
+        dead_lettered: flag("deadLettered").unwrap_or(false),
+        enqueue_failed: flag("enqueueFailed").unwrap_or(false),
+        discarded: flag("discarded").unwrap_or(false),
+        replays: count("replays")?,
+        expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
+    })
+}
+
+/// An item's size as DynamoDB counts it against [`MAX_ITEM_BYTES`]: each
+/// attribute's name plus its value (strings in UTF-8 bytes, numbers about
+/// one byte per two digits plus one, booleans one byte).
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    fn value_size(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(text) => text.len(),
+            AttributeValue::N(number) => number.len().div_ceil(2) + 1,
+            AttributeValue::B(blob) => blob.as_ref().len(),
+            AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+            AttributeValue::M(map) => 3 + item_size(map) + map.len(),
+            _ => 1,
+        }
+    }
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobState;
+    use crate::testing::job;
+    use serde_json::json;
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let mut job = job("primes").payload(json!({"upTo": 100})).build();
+        assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+        job.state = JobState::Succeeded;
+        job.started_at = Some(50);
+        job.finished_at = Some(60);
+        job.attempts = 2;
+        job.result = Some(json!({"count": 25}));
+        job.error = Some("boom".into());
+        job.replays = 1;
+        job.discarded = true;
+        assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+    }
+
+    #[test]
+    fn discarded_is_stored_only_when_set() {
+        let job = job("primes").build();
+        assert!(!item_from_record(&job).contains_key("discarded"));
+        let mut item = item_from_record(&job);
+        item.insert("discarded".into(), AttributeValue::Bool(true));
+        assert!(record_from_item(&item).unwrap().discarded);
+    }
+
+    #[test]
+    fn malformed_items_name_the_attribute() {
+        let job = job("primes").build();
+        let mut item = item_from_record(&job);
+        item.insert("state".into(), s("paused"));
+        let err = record_from_item(&item).unwrap_err();
+        assert!(err.to_string().contains("state"), "{err}");
+        item.remove("owner");
+        let err = record_from_item(&item).unwrap_err();
+        assert!(err.to_string().contains("owner"), "{err}");
+    }
+
+    #[test]
+    fn errors_are_cut_on_a_char_boundary_with_an_ellipsis() {
+        assert_eq!(bound_error("short"), "short");
+        let exact = "x".repeat(ERROR_BUDGET_BYTES);
+        assert_eq!(bound_error(&exact), exact.as_str());
+
+        // Two-byte characters: the cut must not split one.
+        let long = "é".repeat(ERROR_BUDGET_BYTES);
+        let bounded = bound_error(&long);
+        assert!(bounded.len() <= ERROR_BUDGET_BYTES, "{}", bounded.len());
+        assert!(bounded.ends_with(ELLIPSIS));
+        assert!(long.starts_with(bounded.trim_end_matches(ELLIPSIS)));
+        assert_eq!(bounded.len(), ERROR_BUDGET_BYTES - 1, "one byte short of a whole é");
+
+        let mut job = job("primes").error(&long).build();
+        let stored = record_from_item(&item_from_record(&job)).unwrap();
+        job.error = Some(bounded.into_owned());
+        assert_eq!(stored, job);
+    }
+
+    #[test]
+    fn the_budgets_fit_an_item_with_room_to_spare() {
+        assert!(RESERVED_BYTES > 40 * 1024, "{RESERVED_BYTES}");
+        let full = job("primes")
+            .payload(json!("p".repeat(PAYLOAD_BUDGET_BYTES - 2)))
+            .result(json!("r".repeat(RESULT_BUDGET_BYTES - 2)))
+            .error(&"e".repeat(2 * ERROR_BUDGET_BYTES))
+            .build();
+        let size = item_size(&item_from_record(&full));
+        assert!(size <= MAX_ITEM_BYTES - RESERVED_BYTES, "{size}");
+    }
+
+    #[test]
+    fn item_sizes_count_names_and_values() {
+        let item = HashMap::from([
+            ("ab".to_owned(), s("héllo")),
+            ("n".to_owned(), n(12345)),
+            ("f".to_owned(), AttributeValue::Bool(true)),
+        ]);
+        assert_eq!(item_size(&item), (2 + 6) + (1 + 4) + (1 + 1));
+    }
+}

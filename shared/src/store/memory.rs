@@ -1,0 +1,371 @@
+//! [`MemoryStore`]: a fake [`JobStore`] in a map, for unit tests (compiled
+//! for this crate's tests and with feature `memory`).
+//!
+//! It applies the rules the DynamoDB conditions encode (the claim rule from
+//! [`crate::job::claimable`]) and refuses what DynamoDB refuses where that is
+//! cheap to check: an item over 400 KB is [`StoreError::Invalid`]. The same
+//! contract suite ([`crate::contract`]) runs against it and against
+//! DynamoDB on the emulator, so the two cannot drift apart.
+
+use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
+use super::{
+    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
+};
+use crate::config::DEFAULT_RETENTION_DAYS;
+use crate::error::StoreError;
+use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, also after a panicking test poisoned it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn conflict(current: Option<&JobRecord>) -> StoreError {
+    StoreError::Conflict {
+        current: current.cloned().map(Box::new),
+    }
+}
+
+/// The records of a [`MemoryStore`], by job id.
+type Jobs = HashMap<JobId, JobRecord>;
+
+/// Job records in a map, with DynamoDB's conditional-write behaviour.
+#[derive(Debug)]
+pub struct MemoryStore {
+    jobs: Mutex<Jobs>,
+    writes: AtomicUsize,
+    failing: AtomicBool,
+    retention_days: u32,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            jobs: Mutex::default(),
+            writes: AtomicUsize::default(),
+            failing: AtomicBool::default(),
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty table, keeping replayed jobs for [`DEFAULT_RETENTION_DAYS`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps a replayed job for `days` from its replay.
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Makes every later call fail as if DynamoDB were unreachable.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Puts a record as it is, unconditionally.
+    pub fn insert(&self, job: JobRecord) {
+        lock(&self.jobs).insert(job.id, job);
+    }
+
+    /// The record of job `id`, if there is one.
+    pub fn job(&self, id: JobId) -> Option<JobRecord> {
+        lock(&self.jobs).get(&id).cloned()
+    }
+
+    /// Every record, by job id, as it is now.
+    pub fn snapshot(&self) -> Jobs {
+        lock(&self.jobs).clone()
+    }
+
+    /// How many conditional writes reached the table, refused ones included
+    /// (not counting [`insert`](Self::insert)).
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    fn check(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Aws {
+                operation,
+                source: "the in-memory store is set to fail".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One conditional write of job `id`: fails when set to, counts it, and
+    /// under the lock asks `change` for the new record given the current one
+    /// (`Err` refuses the write). The new record is stored as DynamoDB would
+    /// store it: its error bounded, and refused if it is too large.
+    fn write(
+        &self,
+        operation: &'static str,
+        id: JobId,
+        change: impl FnOnce(Option<&JobRecord>) -> Result<JobRecord, StoreError>,
+    ) -> Result<JobRecord, StoreError> {
+        self.check(operation)?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut jobs = lock(&self.jobs);
+        let mut next = change(jobs.get(&id))?;
+        if let Some(error) = &next.error {
+            next.error = Some(bound_error(error).into_owned());
+        }
+        let size = item_size(&item_from_record(&next));
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::Invalid {
+                operation,
+                reason: format!("the item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}"),
+            });
+        }
+        jobs.insert(id, next.clone());
+        Ok(next)
+    }
+
+    /// Applies `change` to the running attempt `attempt` of job `id`.
+    fn fenced(
+        &self,
+        id: JobId,
+        attempt: u32,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> Result<(), StoreError> {
+        self.write("UpdateItem", id, |current| match current {
+            Some(job) if job.state == JobState::Running && job.attempts == attempt => {
+                let mut next = job.clone();
+                change(&mut next);
+                Ok(next)
+            }
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.write("PutItem", job.id, |current| match current {
+            Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
+            _ => Ok(job.clone()),
+        })?;
+        Ok(())
+    }
+
+    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
+        self.write("PutItem", job.id, |current| match current {
+            Some(current) if current.state == JobState::Queued && current.attempts == 0 => {
+                Ok(enqueue_failed(job, error, now_ms()))
+            }
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.check("GetItem")?;
+        Ok(self.job(id))
+    }
+
+    async fn claim(
+        &self,
+        id: JobId,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<JobRecord, StoreError> {
+        self.write("UpdateItem", id, |current| match current {
+            Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
+                let mut claimed = job.clone();
+                claimed.claim(now_ms, lease_until_ms);
+                Ok(claimed)
+            }
+            current => Err(conflict(current)),
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        attempt: u32,
+        completion: &Completion,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.fenced(id, attempt, |job| {
+            job.finished_at = Some(now_ms);
+            job.lease_expires_at = None;
+            match completion {
+                Completion::Succeeded(result) => {
+                    job.state = JobState::Succeeded;
+                    job.result = Some(result.clone());
+                    job.error = None;
+                }
+                Completion::Failed {
+                    error,
+                    dead_lettered,
+                } => {
+                    job.state = JobState::Failed;
+                    job.error = Some(error.clone());
+                    job.dead_lettered = *dead_lettered;
+                }
+            }
+        })
+    }
+
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.fenced(id, attempt, |job| {
+            job.state = JobState::Queued;
+            job.error = Some(error.to_owned());
+            job.lease_expires_at = None;
+        })
+    }
+
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
+        let replayed = self.write("UpdateItem", id, |current| match current {
+            Some(job) if job.state == JobState::Failed => Ok(JobRecord {
+                state: JobState::Queued,
+                replays: job.replays + 1,
+                dead_lettered: false,
+                enqueue_failed: false,
+                discarded: false,
+                finished_at: None,
+                lease_expires_at: None,
+                expires_at: expires_at(now_ms(), self.retention_days),
+                ..job.clone()
+            }),
+            current => Err(conflict(current)),
+        });
+        match replayed {
+            Ok(_) => Ok(ReplayOutcome::Replayed),
+            Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(ReplayOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
+        let discarded = self.write("UpdateItem", id, |current| match current {
+            Some(job) if job.state != JobState::Succeeded => Ok(JobRecord {
+                state: JobState::Failed,
+                discarded: true,
+                finished_at: job.finished_at.or(Some(now_ms)),
+                error: job.error.clone().or_else(|| Some(DISCARDED_ERROR.to_owned())),
+                lease_expires_at: None,
+                ..job.clone()
+            }),
+            current => Err(conflict(current)),
+        });
+        match discarded {
+            Ok(_) => Ok(DiscardOutcome::Discarded),
+            Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(DiscardOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::job;
+    use serde_json::json;
+
+    /// The contract suite, each check against a fresh store.
+    mod contract_suite {
+        use super::MemoryStore;
+        use crate::contract::store;
+
+        macro_rules! checks {
+            ($($check:ident),* $(,)?) => {
+                $(
+                    #[tokio::test]
+                    async fn $check() {
+                        store::$check(&MemoryStore::new()).await;
+                    }
+                )*
+            };
+        }
+
+        checks!(
+            create_is_conditional_on_a_new_id,
+            claim_takes_queued_jobs_and_expired_or_missing_leases,
+            finish_is_fenced_by_the_attempt,
+            return_to_queue_keeps_the_error,
+            replay_moves_only_failed_jobs,
+            discard_gives_up_on_any_unfinished_job,
+            mark_enqueue_failed_only_before_a_claim,
+            stored_errors_are_bounded,
+            oversized_items_are_invalid,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_fails_every_call_and_counts_writes() {
+        let store = MemoryStore::new();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert_eq!(store.writes(), 1);
+        store.set_failing(true);
+        assert!(matches!(
+            store.get(queued.id).await,
+            Err(StoreError::Aws { operation: "GetItem", .. })
+        ));
+        assert!(store.claim(queued.id, 0, 1).await.is_err());
+        assert_eq!(store.writes(), 1, "a failed call never reaches the table");
+        store.set_failing(false);
+        assert!(store.claim(queued.id, 0, 1).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_oversized_update_changes_nothing() {
+        let store = MemoryStore::new();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        let running = store.claim(queued.id, 0, 1).await.unwrap();
+        let huge = Completion::Succeeded(json!("x".repeat(MAX_ITEM_BYTES)));
+        assert!(matches!(
+            store.finish(queued.id, 1, &huge, 2).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        assert_eq!(store.job(queued.id), Some(running));
+    }
+
+    #[tokio::test]
+    async fn replay_keeps_the_job_for_the_configured_retention() {
+        let store = MemoryStore::new().with_retention_days(2);
+        let failed = job("primes")
+            .state(JobState::Failed)
+            .payload(json!({"upTo": 5}))
+            .expires_at(1)
+            .build();
+        store.insert(failed.clone());
+        let before = now_ms() / 1000;
+        assert_eq!(
+            store.replay(failed.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        let expires = store.job(failed.id).unwrap().expires_at;
+        let after = now_ms() / 1000;
+        assert!(
+            (before + 2 * 86_400..=after + 2 * 86_400).contains(&expires),
+            "{expires}"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! The job records: the [`JobStore`] port, and its adapters.
+//!
+//! - [`dynamodb`]: [`DynamoJobStore`], the production adapter on DynamoDB;
+//! - [`item`]: the item codec and size budgets it writes by;
+//! - [`memory`] (tests and feature `memory` only): [`memory::MemoryStore`],
+//!   the fake other crates' unit tests run against.
+//!
+//! Every state change is one conditional write, so two workers that get the
+//! same message cannot both run or both complete a job. Both adapters obey
+//! one behaviour, which [`crate::contract`] states once and runs against each.
+
+pub mod dynamodb;
+pub mod item;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+
+pub use dynamodb::DynamoJobStore;
+pub use item::{KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record, record_from_item};
+
+use crate::error::StoreError;
+use crate::job::{JobId, JobRecord, JobState};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// How an attempt ended, as written by [`JobStore::finish`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Succeeded(Value),
+    Failed { error: String, dead_lettered: bool },
+}
+
+/// What [`JobStore::replay`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// The job was `failed` and is `queued` again.
+    Replayed,
+    /// The job is in another state and was left alone.
+    Unchanged(JobState),
+    /// There is no such job.
+    Missing,
+}
+
+/// What [`JobStore::discard`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardOutcome {
+    /// The job is `failed` and marked discarded (also when it already was).
+    Discarded,
+    /// The job is in a state that cannot be discarded (`succeeded`).
+    Unchanged(JobState),
+    /// There is no such job.
+    Missing,
+}
+
+/// The error a discarded job gets when it had none.
+pub const DISCARDED_ERROR: &str = "discarded by an operator";
+
+/// The job records. Each method is one conditional write or one read.
+///
+/// Every stored error is cut to [`item::ERROR_BUDGET_BYTES`]; a write that
+/// can never succeed (an item over DynamoDB's 400 KB) is
+/// [`StoreError::Invalid`].
+#[async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Writes a new `queued` job unless its id is taken by a job that was
+    /// queued successfully. On a taken id: `Conflict` with the existing job.
+    async fn create(&self, job: &JobRecord) -> Result<(), StoreError>;
+
+    /// Marks a job whose message could not be sent as failed (and finished
+    /// now), if no worker has claimed it; the same idempotency key may then
+    /// submit it again.
+    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError>;
+
+    /// Reads a job, strongly consistent.
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Claims a job for one attempt: `queued` (or `running` with an expired
+    /// lease or none) becomes `running`, `attempts` grows by one, and the
+    /// lease runs until `lease_until_ms`. Returns the claimed job.
+    async fn claim(
+        &self,
+        id: JobId,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<JobRecord, StoreError>;
+
+    /// Completes attempt number `attempt`, fenced by it: a stale attempt whose
+    /// lease was taken over gets `Conflict`.
+    async fn finish(
+        &self,
+        id: JobId,
+        attempt: u32,
+        completion: &Completion,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Returns a job to `queued` after a retryable failure of `attempt`,
+    /// keeping `error` for the client to see.
+    async fn return_to_queue(&self, id: JobId, attempt: u32, error: &str)
+    -> Result<(), StoreError>;
+
+    /// Replays a `failed` job: back to `queued`, `replays` plus one, no
+    /// longer dead-lettered, enqueue-failed or discarded, and kept for the
+    /// store's whole retention from now (so the TTL cannot delete it while
+    /// it runs again).
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError>;
+
+    /// An operator gives up on a job: any state but `succeeded` becomes
+    /// `failed` with `discarded` set, `finishedAt` set if missing, the lease
+    /// removed, and [`DISCARDED_ERROR`] as the error if there was none.
+    /// Discarding a discarded job is `Discarded` again.
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError>;
+}
+
+/// The record [`JobStore::mark_enqueue_failed`] writes for `job`.
+fn enqueue_failed(job: &JobRecord, error: &str, now_ms: i64) -> JobRecord {
+    JobRecord {
+        state: JobState::Failed,
+        enqueue_failed: true,
+        error: Some(error.to_owned()),
+        finished_at: Some(now_ms),
+        ..job.clone()
+    }
+}
