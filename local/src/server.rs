@@ -166,6 +166,7 @@ pub async fn run(listener: TcpListener, api: Arc<Api>, settings: HttpSettings, s
     }
     drop(listener);
     drop(requests);
+    while connections.try_join_next().is_some() {}
     let open = connections.len();
     if open > 0 {
         tracing::info!(open, "stopped accepting; letting open connections finish");
