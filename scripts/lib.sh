@@ -11,8 +11,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # What each requirements file holds, and roughly what installing it costs.
 requirements_summary() {
   case "$(basename "$1")" in
-    requirements-dev.txt) echo "moto, the AWS emulator (about 20 MB to download)" ;;
-    requirements-test.txt) echo "cfn-lint, aws-sam-cli and cargo-lambda with zig (about 150 MB to download, 600 MB installed; a few minutes)" ;;
+    requirements-dev.txt) echo "moto, the AWS emulator, and its dependencies (about 40 MB to download; a minute or two)" ;;
+    requirements-test.txt) echo "cfn-lint, aws-sam-cli and cargo-lambda with zig (about 120 MB to download, 500 MB installed; a few minutes)" ;;
     *) echo "the tools in $(basename "$1")" ;;
   esac
 }
