@@ -1,7 +1,12 @@
 //! Jobline on one machine, with the AWS parts Lambda would supply played by
 //! ordinary code: an HTTP server in front of the API handler (API Gateway's
-//! part) and a poller in front of the worker (the SQS event source mapping's
-//! part). The handlers are the very ones the Lambda binaries run.
+//! part) and pollers in front of the worker (the SQS event source mapping's
+//! part). The handlers are the very ones the Lambda binaries run; [`stack`]
+//! assembles them once for `jobline-local serve`, the tests and the bench.
 
 pub mod poller;
 pub mod server;
+pub mod shutdown;
+pub mod stack;
+
+pub use stack::{ServeError, Stack, StackBuilder, serve};

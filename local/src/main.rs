@@ -4,17 +4,21 @@
 //! - `jobline-local provision [--name N]` creates the table, queue and DLQ
 //!   with the template's settings and prints their names as `export` lines.
 //! - `jobline-local serve [--port 3000]` serves the API and feeds the worker
-//!   from the queue until Ctrl-C.
+//!   from the queue until Ctrl-C or SIGTERM, then stops gracefully (see
+//!   [`jobline_local::stack`]).
+//!
+//! Errors are printed as one plain sentence and exit with status 1.
 
 use clap::{Parser, Subcommand};
-use jobline_api::Api;
-use jobline_local::poller::{Poller, PollerSettings};
-use jobline_local::server;
+use jobline_local::poller::PollerSettings;
+use jobline_local::server::{self, BindError};
+use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::aws::Clients;
-use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
-use jobline_shared::{Config, JobTypes, telemetry};
-use jobline_worker::Worker;
+use jobline_shared::error::ProvisionError;
+use jobline_shared::provision::{self, QueueSettings};
+use jobline_shared::{Config, ConfigError, telemetry};
 use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +37,11 @@ enum Command {
         #[arg(long, default_value = "jobline-local")]
         name: String,
     },
-    /// Serve the API and run the worker from the queue, until Ctrl-C.
+    /// Serve the API and run the worker from the queue, until Ctrl-C or SIGTERM.
     Serve {
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
+        /// The port; 0 picks a free one (the address is printed).
         #[arg(long, default_value_t = 3000)]
         port: u16,
         /// Records per worker invocation (the mapping's BatchSize).
@@ -51,10 +56,32 @@ enum Command {
     },
 }
 
+/// Why `jobline-local` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum LocalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     telemetry::init();
-    let cli = Cli::parse();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("jobline-local: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), LocalError> {
     let clients = Clients::from_env().await;
     match cli.command {
         Command::Provision { name } => {
@@ -77,56 +104,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             pollers,
         } => {
             let config = Config::from_env()?;
-            let store = Arc::new(clients.store(&config));
-            let queue = Arc::new(clients.queue(&config));
-            let job_types = JobTypes::builtin();
-            let api = Arc::new(Api::new(
-                store.clone(),
-                queue.clone(),
-                job_types.clone(),
-                &config,
-            ));
-            let worker = Arc::new(Worker::new(
-                store,
-                queue.clone(),
-                job_types,
-                config.worker.clone(),
-            ));
+            // Bind before anything else, so a taken port is the first error.
+            let (listener, addr) = server::bind(SocketAddr::new(host, port)).await?;
             let attributes = provision::queue_attributes(&clients.sqs, &config.queue_url).await?;
-            let visibility_secs = attributes
-                .get("VisibilityTimeout")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(30);
-            let settings = PollerSettings {
+            let defaults = PollerSettings::default();
+            let poller = PollerSettings {
                 batch_size: batch_size.clamp(1, 10_000),
                 batching_window: Duration::from_secs(batching_window_secs),
-                wait_secs: 20,
-                visibility_secs,
-                function_timeout: Duration::from_secs(u64::from(WORKER_TIMEOUT_SECS)),
+                visibility_secs: attributes
+                    .get("VisibilityTimeout")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(defaults.visibility_secs),
+                ..defaults
             };
-            let queue_arn = attributes.get("QueueArn").cloned().unwrap_or_default();
-            let (listener, addr) = server::bind(SocketAddr::new(host, port)).await?;
-            tracing::info!(%addr, pollers, "serving the API and polling the queue; Ctrl-C stops");
+            let stack = Stack::builder(
+                Arc::new(clients.store(&config)),
+                Arc::new(clients.queue(&config)),
+                &config,
+            )
+            .poller_settings(poller)
+            .queue_arn(attributes.get("QueueArn").cloned().unwrap_or_default())
+            .pollers(pollers)
+            .build();
+            tracing::info!(%addr, pollers, "serving the API and polling the queue");
             println!("Jobline API on http://{addr}  (Ctrl-C to stop)");
-            let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..pollers.max(1) {
-                let poller =
-                    Poller::new(queue.clone(), worker.clone(), settings, queue_arn.clone());
-                let mut stopped = stop_receiver.clone();
-                tasks.spawn(async move {
-                    poller
-                        .run(async move { drop(stopped.wait_for(|s| *s).await) })
-                        .await;
-                });
-            }
-            let shutdown = async {
-                drop(tokio::signal::ctrl_c().await);
-            };
-            server::serve(listener, api, shutdown).await?;
-            tracing::info!("stopping");
-            stop_sender.send_replace(true);
-            while tasks.join_next().await.is_some() {}
+            jobline_local::serve(stack, listener, shutdown::signal()).await?;
         }
     }
     Ok(())

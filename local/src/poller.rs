@@ -6,10 +6,17 @@
 //! `batchItemFailures`, and leaves the failed ones to their visibility
 //! timeout (which the worker may have changed for backoff). SQS's redrive
 //! policy then moves a message that keeps failing to the DLQ.
+//!
+//! On stop, a poller stops receiving at once (an unfinished long poll is
+//! dropped), but a batch it already holds is processed and its messages
+//! deleted before it returns: cutting it would leave jobs `running` under a
+//! lease and their messages hidden for the visibility timeout.
 
+use crate::shutdown::Shutdown;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use jobline_shared::JobQueue;
 use jobline_shared::job::now_ms;
+use jobline_shared::provision::{QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::queue::{Receive, ReceivedMessage};
 use jobline_worker::Worker;
 use std::collections::HashSet;
@@ -33,6 +40,22 @@ pub struct PollerSettings {
     pub visibility_secs: i32,
     /// The function timeout: each invocation's deadline is this far away.
     pub function_timeout: Duration,
+}
+
+impl Default for PollerSettings {
+    /// The template's event source mapping: batches of 10 gathered for up
+    /// to 1 s, 20 s long polls, the template's visibility and function
+    /// timeouts.
+    fn default() -> Self {
+        Self {
+            batch_size: SQS_MAX_BATCH,
+            batching_window: Duration::from_secs(1),
+            wait_secs: 20,
+            visibility_secs: i32::try_from(QueueSettings::TEMPLATE.visibility_timeout_secs)
+                .unwrap_or(i32::MAX),
+            function_timeout: Duration::from_secs(u64::from(WORKER_TIMEOUT_SECS)),
+        }
+    }
 }
 
 /// What one poll did.
@@ -82,7 +105,35 @@ impl Poller {
     /// message), invokes the worker if there is anything, and deletes what
     /// succeeded.
     pub async fn poll_once(&self) -> Result<PollOutcome, jobline_shared::QueueError> {
-        let messages = self.gather().await?;
+        self.poll(&mut Shutdown::never()).await
+    }
+
+    /// Polls until `stop` is requested; errors are logged and retried. A
+    /// batch in hand when the stop comes is finished first.
+    pub async fn run(&self, mut stop: Shutdown) {
+        while !stop.is_requested() {
+            match self.poll(&mut stop).await {
+                Ok(outcome) if outcome.received > 0 => tracing::info!(
+                    received = outcome.received,
+                    failed = outcome.failed.len(),
+                    "batch processed"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "polling failed; retrying in 1 s");
+                    tokio::select! {
+                        () = stop.requested() => {}
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One poll; `stop` cuts only the gathering, never the batch's
+    /// processing and deletion.
+    async fn poll(&self, stop: &mut Shutdown) -> Result<PollOutcome, jobline_shared::QueueError> {
+        let messages = self.gather(stop).await?;
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
@@ -114,31 +165,13 @@ impl Poller {
         })
     }
 
-    /// Polls until `stop` completes; errors are logged and retried.
-    pub async fn run(&self, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                polled = self.poll_once() => match polled {
-                    Ok(outcome) if outcome.received > 0 => tracing::info!(
-                        received = outcome.received,
-                        failed = outcome.failed.len(),
-                        "batch processed"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "polling failed; retrying in 1 s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                },
-            }
-        }
-    }
-
     /// One batch: the first receive long-polls; later ones wait out the rest
     /// of the batching window, until the batch is full or a receive is empty.
-    async fn gather(&self) -> Result<Vec<ReceivedMessage>, jobline_shared::QueueError> {
+    /// A stop ends the gathering with what has arrived.
+    async fn gather(
+        &self,
+        stop: &mut Shutdown,
+    ) -> Result<Vec<ReceivedMessage>, jobline_shared::QueueError> {
         let window_ends = tokio::time::Instant::now() + self.settings.batching_window;
         let mut messages: Vec<ReceivedMessage> = Vec::new();
         loop {
@@ -152,14 +185,16 @@ impl Poller {
                 return Ok(messages);
             }
             let wanted = (self.settings.batch_size - messages.len()).min(SQS_MAX_BATCH);
-            let received = self
-                .queue
-                .receive(Receive {
-                    max_messages: i32::try_from(wanted).unwrap_or(10),
-                    wait_secs,
-                    visibility_secs: self.settings.visibility_secs,
-                })
-                .await?;
+            let receive = self.queue.receive(Receive {
+                max_messages: i32::try_from(wanted).unwrap_or(10),
+                wait_secs,
+                visibility_secs: self.settings.visibility_secs,
+            });
+            let received = tokio::select! {
+                biased;
+                () = stop.requested() => return Ok(messages),
+                received = receive => received?,
+            };
             let empty = received.is_empty();
             messages.extend(received);
             if empty || messages.len() >= self.settings.batch_size {

@@ -1,6 +1,13 @@
 //! Support for the integration tests in `tests/tests/`: each test gets its
 //! own table and queue pair, with unique names, on the moto server that
 //! `scripts/test` starts and points `AWS_ENDPOINT_URL` at.
+//!
+//! Without an emulator (a bare `cargo test`), every test that needs one
+//! starts with [`require_emulator!`] and passes as skipped, with one line
+//! on stderr saying so; `scripts/test` sets `JOBLINE_REQUIRE_EMULATOR=1`,
+//! which turns such a skip into a failure, so CI cannot skip silently.
+
+pub mod template;
 
 pub mod faults;
 
@@ -8,6 +15,48 @@ use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::provision::{self, QueueSettings, Queues};
 use jobline_shared::{DynamoJobStore, SqsJobQueue};
+
+/// The variable that points the SDK (and so the tests) at the emulator.
+pub const ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL";
+
+/// Set to `1` (by `scripts/test`), a missing emulator fails the tests.
+pub const REQUIRE_VARIABLE: &str = "JOBLINE_REQUIRE_EMULATOR";
+
+/// Whether the emulator-backed tests can run: `AWS_ENDPOINT_URL` is set.
+/// If not, says so once per test binary on stderr (past the test harness's
+/// capture, so it shows) and returns false, or panics when
+/// `JOBLINE_REQUIRE_EMULATOR=1`. Use it through [`require_emulator!`].
+pub fn emulator_available() -> bool {
+    if std::env::var_os(ENDPOINT_VARIABLE).is_some_and(|v| !v.is_empty()) {
+        return true;
+    }
+    assert!(
+        std::env::var(REQUIRE_VARIABLE).as_deref() != Ok("1"),
+        "{REQUIRE_VARIABLE}=1 but {ENDPOINT_VARIABLE} is not set: no emulator to test against"
+    );
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        use std::io::Write;
+        // Straight to the stream: `eprintln!` would be captured and hidden.
+        drop(writeln!(
+            std::io::stderr(),
+            "skipping: no emulator; run ./scripts/test or set {ENDPOINT_VARIABLE}"
+        ));
+    });
+    false
+}
+
+/// Returns from the test (which then passes as skipped) when there is no
+/// emulator; see [`emulator_available`]. The first line of every test that
+/// uses [`TestEnv`]: `jobline_tests::require_emulator!();`
+#[macro_export]
+macro_rules! require_emulator {
+    () => {
+        if !$crate::emulator_available() {
+            return;
+        }
+    };
+}
 
 /// A table and queue pair of one test, on the emulator.
 #[derive(Debug)]
@@ -26,11 +75,12 @@ impl TestEnv {
 
     /// Creates resources with `settings`, e.g. a small `max_receive_count`.
     pub async fn with_settings(settings: QueueSettings) -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+        let endpoint = std::env::var(ENDPOINT_VARIABLE).unwrap_or_default();
         assert!(
             endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
             "integration tests run against moto on loopback: run them with scripts/test, \
-             which starts it and sets AWS_ENDPOINT_URL (got {endpoint:?})"
+             which starts it and sets {ENDPOINT_VARIABLE}, and begin each test with \
+             jobline_tests::require_emulator!() (got {endpoint:?})"
         );
         let clients = Clients::from_env().await;
         let name = format!("jobline-test-{}", uuid::Uuid::new_v4().simple());
@@ -85,58 +135,66 @@ impl TestEnv {
     }
 }
 
-/// The API, worker and poller of a [`TestEnv`], built as the binaries build
-/// them but with the job types a test chooses.
+/// The API, worker and poller of a [`TestEnv`], assembled by
+/// [`jobline_local::Stack`] as `jobline-local serve` assembles them, with
+/// the job types a test chooses.
 pub mod stack {
     use super::TestEnv;
     use jobline_api::Api;
     use jobline_local::poller::{PollOutcome, Poller, PollerSettings};
+    use jobline_local::{Stack, StackBuilder};
     use jobline_shared::{JobTypes, WorkerConfig};
     use jobline_worker::Worker;
     use std::sync::Arc;
     use std::time::Duration;
 
     impl TestEnv {
-        pub fn api(&self, job_types: JobTypes) -> Api {
-            Api::new(
-                Arc::new(self.store()),
-                Arc::new(self.queue()),
-                job_types,
-                &self.config,
-            )
+        /// The stack on this test's table and queue: `job_types`, retries
+        /// that come back after 1 to 2 seconds, pollers that gather up to
+        /// 10 messages with 1 s long polls.
+        pub fn stack(&self, job_types: JobTypes) -> StackBuilder {
+            Stack::builder(Arc::new(self.store()), Arc::new(self.queue()), &self.config)
+                .job_types(job_types)
+                .worker_config(WorkerConfig {
+                    retry_base_delay_secs: 2,
+                    retry_max_delay_secs: 2,
+                    ..self.config.worker.clone()
+                })
+                .poller_settings(poller_settings(Duration::ZERO))
+                .queue_arn(TEST_QUEUE_ARN)
+        }
+
+        pub fn api(&self, job_types: JobTypes) -> Arc<Api> {
+            Arc::clone(self.stack(job_types).build().api())
         }
 
         /// A worker whose retries come back after 1 to 2 seconds.
         pub fn worker(&self, job_types: JobTypes) -> Arc<Worker> {
-            self.worker_with(
-                job_types,
-                WorkerConfig {
-                    retry_base_delay_secs: 2,
-                    retry_max_delay_secs: 2,
-                    ..self.config.worker.clone()
-                },
-            )
+            Arc::clone(self.stack(job_types).build().worker())
         }
 
         pub fn worker_with(&self, job_types: JobTypes, config: WorkerConfig) -> Arc<Worker> {
-            Arc::new(Worker::new(
-                Arc::new(self.store()),
-                Arc::new(self.queue()),
-                job_types,
-                config,
-            ))
+            Arc::clone(self.stack(job_types).worker_config(config).build().worker())
         }
 
         /// A poller that gathers up to 10 messages for up to `window`.
         pub fn poller(&self, worker: Arc<Worker>, window: Duration) -> Poller {
-            let settings = PollerSettings {
-                batch_size: 10,
-                batching_window: window,
-                wait_secs: 1,
-                visibility_secs: 30,
-                function_timeout: Duration::from_secs(30),
-            };
-            Poller::new(Arc::new(self.queue()), worker, settings, TEST_QUEUE_ARN)
+            Poller::new(
+                Arc::new(self.queue()),
+                worker,
+                poller_settings(window),
+                TEST_QUEUE_ARN,
+            )
+        }
+    }
+
+    fn poller_settings(window: Duration) -> PollerSettings {
+        PollerSettings {
+            batching_window: window,
+            wait_secs: 1,
+            visibility_secs: 30,
+            function_timeout: Duration::from_secs(30),
+            ..PollerSettings::default()
         }
     }
 

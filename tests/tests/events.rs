@@ -37,6 +37,7 @@ fn expected_status(name: &str) -> StatusCode {
 
 #[tokio::test]
 async fn every_event_goes_through_its_handler() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let worker = env.worker(JobTypes::builtin());

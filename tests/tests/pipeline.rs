@@ -36,6 +36,7 @@ async fn status(api: &jobline_api::Api, id: JobId) -> Value {
 
 #[tokio::test]
 async fn submit_process_succeeded() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let poller = env.poller(env.worker(JobTypes::builtin()), Duration::ZERO);
@@ -59,6 +60,7 @@ async fn submit_process_succeeded() {
 
 #[tokio::test]
 async fn a_duplicate_delivery_runs_the_job_once() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let flaky = Flaky::failing(0);
     let types = JobTypes::new().with(flaky.clone());
@@ -80,6 +82,7 @@ async fn a_duplicate_delivery_runs_the_job_once() {
 
 #[tokio::test]
 async fn a_duplicate_costs_one_failed_write_and_is_counted() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let worker = env.worker(JobTypes::builtin());
     let api = env.api(JobTypes::builtin());
@@ -107,6 +110,7 @@ async fn a_duplicate_costs_one_failed_write_and_is_counted() {
 
 #[tokio::test]
 async fn a_batch_of_ten_reports_exactly_the_malformed_and_the_failing_record() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let flaky = Flaky::failing(1);
     let types = JobTypes::builtin().with(flaky.clone());

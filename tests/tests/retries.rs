@@ -61,6 +61,7 @@ fn fast_retries(env: &TestEnv) -> WorkerConfig {
 
 #[tokio::test]
 async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let queue = RecordingQueue::new(env.queue());
     let types = JobTypes::new().with(Flaky::failing(2));
@@ -98,6 +99,7 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
 
 #[tokio::test]
 async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
+    jobline_tests::require_emulator!();
     let settings = QueueSettings {
         max_receive_count: 3,
         ..QueueSettings::TEMPLATE
@@ -151,6 +153,7 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
 
 #[tokio::test]
 async fn a_permanent_error_is_not_retried() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let queue = RecordingQueue::new(env.queue());
     let worker = Arc::new(Worker::new(
@@ -183,6 +186,7 @@ async fn a_permanent_error_is_not_retried() {
 
 #[tokio::test]
 async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let worker = env.worker(JobTypes::builtin());
     let poller = env.poller(worker, Duration::ZERO);
@@ -246,6 +250,7 @@ fn assert_valid_emf(document: &Value) {
 
 #[tokio::test]
 async fn one_invocations_emf_is_valid_and_counts_what_happened() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let types = JobTypes::builtin().with(Flaky::failing(1));
     let worker = env.worker_with(types, fast_retries(&env));

@@ -12,14 +12,12 @@ pub mod throughput;
 use crate::error::BenchError;
 use crate::events;
 use jobline_api::Api;
+use jobline_local::Stack;
 use jobline_local::poller::{Poller, PollerSettings};
-use jobline_shared::JobTypes;
 use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::config::{Config, WorkerConfig};
-use jobline_shared::provision::{self, QueueSettings, Queues, WORKER_TIMEOUT_SECS};
-use jobline_worker::Worker;
+use jobline_shared::provision::{self, QueueSettings, Queues};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The mapping's `BatchSize` in template.yaml.
 pub const BATCH_SIZE: usize = 10;
@@ -31,30 +29,25 @@ pub const BATCH_SIZE: usize = 10;
 pub fn poller_settings() -> PollerSettings {
     PollerSettings {
         batch_size: BATCH_SIZE,
-        batching_window: Duration::from_secs(1),
         wait_secs: 1,
-        visibility_secs: i32::try_from(QueueSettings::TEMPLATE.visibility_timeout_secs)
-            .unwrap_or(i32::MAX),
-        function_timeout: Duration::from_secs(u64::from(WORKER_TIMEOUT_SECS)),
+        ..PollerSettings::default()
     }
 }
 
-/// Jobline on `resources` through `clients`: the real API, and the real
-/// worker fed by the local poller as the event source mapping feeds it.
-pub fn jobline(clients: &Clients, resources: &Resources) -> (Api, Poller) {
+/// Jobline on `resources` through `clients`, assembled by
+/// [`Stack`] as `jobline-local serve` assembles it: the real API, and the
+/// real worker fed by the local poller as the event source mapping feeds it.
+pub fn jobline(clients: &Clients, resources: &Resources) -> (Arc<Api>, Poller) {
     let config = &resources.config;
-    let store = Arc::new(clients.store(config));
-    let queue = Arc::new(clients.queue(config));
-    let worker = Arc::new(Worker::new(
-        store.clone(),
-        queue.clone(),
-        JobTypes::builtin(),
-        config.worker.clone(),
-    ));
-    (
-        Api::new(store, queue.clone(), JobTypes::builtin(), config),
-        Poller::new(queue, worker, poller_settings(), &resources.queue_arn),
+    let stack = Stack::builder(
+        Arc::new(clients.store(config)),
+        Arc::new(clients.queue(config)),
+        config,
     )
+    .poller_settings(poller_settings())
+    .queue_arn(&resources.queue_arn)
+    .build();
+    (Arc::clone(stack.api()), stack.poller())
 }
 
 /// Submits the benchmark job through `api`; any answer but 202 is an error.

@@ -272,7 +272,7 @@ async fn timed<P: Pipeline>(
 
 /// Jobline's API and worker, the worker fed by the local poller.
 struct JoblinePipeline {
-    api: Api,
+    api: Arc<Api>,
     poller: Poller,
 }
 

@@ -1,0 +1,209 @@
+//! The whole local stack, assembled in one place: the API behind the HTTP
+//! server, and the worker behind `pollers` pollers, on one store and queue.
+//! `jobline-local serve`, the integration tests and the benchmark build it
+//! with [`Stack::builder`], so all three run the same wiring.
+//!
+//! [`serve`] runs it until a stop, then stops in order: the server stops
+//! accepting and the pollers stop receiving at once; batches in hand are
+//! processed and their messages deleted, open HTTP requests get a bounded
+//! drain, and every request already in the API runs to its end.
+
+use crate::poller::{Poller, PollerSettings};
+use crate::server::{self, HttpSettings};
+use crate::shutdown;
+use jobline_api::Api;
+use jobline_shared::{Config, JobQueue, JobStore, JobTypes, WorkerConfig};
+use jobline_worker::Worker;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// The API, the worker, and how to feed and serve them.
+pub struct Stack {
+    api: Arc<Api>,
+    worker: Arc<Worker>,
+    queue: Arc<dyn JobQueue>,
+    poller: PollerSettings,
+    queue_arn: String,
+    pollers: usize,
+    http: HttpSettings,
+}
+
+/// Builds a [`Stack`]; every setting has the template's default.
+pub struct StackBuilder {
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    config: Config,
+    job_types: JobTypes,
+    worker: WorkerConfig,
+    poller: PollerSettings,
+    queue_arn: String,
+    pollers: usize,
+    http: HttpSettings,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("api", &self.api)
+            .field("poller", &self.poller)
+            .field("queue_arn", &self.queue_arn)
+            .field("pollers", &self.pollers)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("worker", &self.worker)
+            .field("poller", &self.poller)
+            .field("queue_arn", &self.queue_arn)
+            .field("pollers", &self.pollers)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// A stack on `store` and `queue`, configured by `config` (its worker
+    /// settings included), with the built-in job types, 2 pollers and the
+    /// template's event source mapping.
+    pub fn builder(
+        store: Arc<dyn JobStore>,
+        queue: Arc<dyn JobQueue>,
+        config: &Config,
+    ) -> StackBuilder {
+        StackBuilder {
+            store,
+            queue,
+            worker: config.worker.clone(),
+            config: config.clone(),
+            job_types: JobTypes::builtin(),
+            poller: PollerSettings::default(),
+            queue_arn: String::new(),
+            pollers: 2,
+            http: HttpSettings::default(),
+        }
+    }
+
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    pub fn worker(&self) -> &Arc<Worker> {
+        &self.worker
+    }
+
+    /// A poller feeding this stack's worker from its queue.
+    pub fn poller(&self) -> Poller {
+        Poller::new(
+            Arc::clone(&self.queue),
+            Arc::clone(&self.worker),
+            self.poller,
+            self.queue_arn.clone(),
+        )
+    }
+}
+
+impl StackBuilder {
+    pub fn job_types(mut self, job_types: JobTypes) -> Self {
+        self.job_types = job_types;
+        self
+    }
+
+    /// The worker's settings, instead of `config.worker`.
+    pub fn worker_config(mut self, worker: WorkerConfig) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    pub fn poller_settings(mut self, poller: PollerSettings) -> Self {
+        self.poller = poller;
+        self
+    }
+
+    /// The queue's ARN, as the mapping puts it in each record.
+    pub fn queue_arn(mut self, queue_arn: impl Into<String>) -> Self {
+        self.queue_arn = queue_arn.into();
+        self
+    }
+
+    /// How many pollers [`serve`] runs (at least 1).
+    pub fn pollers(mut self, pollers: usize) -> Self {
+        self.pollers = pollers.max(1);
+        self
+    }
+
+    pub fn http(mut self, http: HttpSettings) -> Self {
+        self.http = http;
+        self
+    }
+
+    pub fn build(self) -> Stack {
+        let api = Api::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.queue),
+            self.job_types.clone(),
+            &self.config,
+        );
+        let worker = Worker::new(
+            self.store,
+            Arc::clone(&self.queue),
+            self.job_types,
+            self.worker,
+        );
+        Stack {
+            api: Arc::new(api),
+            worker: Arc::new(worker),
+            queue: self.queue,
+            poller: self.poller,
+            queue_arn: self.queue_arn,
+            pollers: self.pollers,
+            http: self.http,
+        }
+    }
+}
+
+/// A part of the stack that ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("a poller failed: {0}")]
+    Poller(#[source] tokio::task::JoinError),
+    #[error("the HTTP server failed: {0}")]
+    Server(#[source] tokio::task::JoinError),
+}
+
+/// Serves `stack`'s API on `listener` and runs its pollers until `shutdown`
+/// completes, then stops as the module says and returns once all is done.
+pub async fn serve(
+    stack: Stack,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let (trigger, stop) = shutdown::channel();
+    let mut pollers = JoinSet::new();
+    for _ in 0..stack.pollers {
+        let (poller, stop) = (stack.poller(), stop.clone());
+        pollers.spawn(async move { poller.run(stop).await });
+    }
+    let server = tokio::spawn(server::run(
+        listener,
+        Arc::clone(&stack.api),
+        stack.http,
+        stop,
+    ));
+    shutdown.await;
+    tracing::info!("stopping: finishing the batches in hand and the open requests");
+    trigger.stop();
+    let mut result = server.await.map_err(ServeError::Server);
+    while let Some(joined) = pollers.join_next().await {
+        if let Err(error) = joined {
+            result = result.and(Err(ServeError::Poller(error)));
+        }
+    }
+    tracing::info!("stopped");
+    result
+}

@@ -1,0 +1,178 @@
+//! `template.yaml`, the SAM template that deploys Jobline, loaded for the
+//! tests that check it against the code (`tests/tests/template.rs`) and for
+//! any other test that needs a value the template sets.
+
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// The path of `template.yaml`, from this crate.
+pub const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+/// The resource types the checks look up.
+pub const FUNCTION: &str = "AWS::Serverless::Function";
+pub const QUEUE: &str = "AWS::SQS::Queue";
+pub const TABLE: &str = "AWS::DynamoDB::Table";
+
+/// `template.yaml` as JSON, with CloudFormation's short tags in long form
+/// (`!Ref X` as `{"Ref": "X"}`, `!GetAtt A.B` as `{"Fn::GetAtt": ["A", "B"]}`,
+/// `!Sub s` as `{"Fn::Sub": s}`), so a check does not depend on the style.
+#[derive(Debug, Clone)]
+pub struct Template(pub Value);
+
+impl Template {
+    /// Reads and converts `template.yaml`; panics if it is not YAML.
+    pub fn load() -> Self {
+        let text = std::fs::read_to_string(TEMPLATE_PATH).expect("read template.yaml");
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+        Self(to_json(yaml))
+    }
+
+    pub fn resource(&self, name: &str, kind: &str) -> &Value {
+        let resource = &self.0["Resources"][name];
+        assert_eq!(resource["Type"], kind, "resource {name}");
+        resource
+    }
+
+    pub fn properties(&self, name: &str, kind: &str) -> &Value {
+        &self.resource(name, kind)["Properties"]
+    }
+
+    pub fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.0["Resources"]
+            .as_object()
+            .expect("Resources")
+            .iter()
+            .filter(move |(_, resource)| resource["Type"] == kind)
+            .map(|(name, resource)| (name.as_str(), resource))
+    }
+
+    pub fn parameter(&self, name: &str) -> &Value {
+        let parameter = &self.0["Parameters"][name];
+        assert!(
+            parameter.is_object(),
+            "template.yaml has no parameter {name}"
+        );
+        parameter
+    }
+
+    pub fn default_of(&self, parameter: &str) -> u64 {
+        number(&self.parameter(parameter)["Default"])
+    }
+
+    /// A function's property, or else the one in `Globals.Function`.
+    pub fn function_property(&self, function: &str, property: &str) -> &Value {
+        let own = &self.properties(function, FUNCTION)[property];
+        if own.is_null() {
+            &self.0["Globals"]["Function"][property]
+        } else {
+            own
+        }
+    }
+
+    /// A function's environment variables: those of `Globals.Function`
+    /// overlaid with its own, as SAM merges them.
+    pub fn function_environment(&self, function: &str) -> Map<String, Value> {
+        let variables = |properties: &Value| {
+            properties["Environment"]["Variables"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut environment = variables(&self.0["Globals"]["Function"]);
+        environment.extend(variables(self.properties(function, FUNCTION)));
+        environment
+    }
+
+    /// A function's environment as the deployed function would see it, with
+    /// `parameters` for the parameters that it names (their defaults for the
+    /// others) and `<Name>` for references to resources.
+    pub fn resolved_environment(
+        &self,
+        function: &str,
+        parameters: &HashMap<&str, &str>,
+    ) -> HashMap<String, String> {
+        self.function_environment(function)
+            .into_iter()
+            .map(|(name, value)| {
+                let resolved = match (&value, value["Ref"].as_str()) {
+                    (Value::String(literal), _) => literal.clone(),
+                    (_, Some(parameter)) if parameters.contains_key(parameter) => {
+                        parameters[parameter].to_owned()
+                    }
+                    (_, Some(target)) if self.0["Parameters"][target].is_object() => {
+                        self.default_of(target).to_string()
+                    }
+                    (_, Some(resource)) => {
+                        assert!(
+                            self.0["Resources"][resource].is_object(),
+                            "{function} {name} refers to unknown {resource}"
+                        );
+                        format!("<{resource}>")
+                    }
+                    _ => panic!("{function} {name}: unexpected value {value}"),
+                };
+                (name, resolved)
+            })
+            .collect()
+    }
+}
+
+/// A YAML value as JSON, with CloudFormation's short tags in long form.
+pub fn to_json(yaml: serde_yaml::Value) -> Value {
+    use serde_yaml::Value as Yaml;
+    match yaml {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(b),
+        Yaml::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => json!(u),
+            (None, Some(i), _) => json!(i),
+            (None, None, f) => json!(f),
+        },
+        Yaml::String(s) => Value::String(s),
+        Yaml::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| match key {
+                    Yaml::String(key) => (key, to_json(value)),
+                    other => panic!("template.yaml has a non-string key {other:?}"),
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let value = to_json(tagged.value);
+            match (name, value) {
+                ("Ref" | "Condition", value) => json!({ name: value }),
+                ("GetAtt", Value::String(path)) => {
+                    let (resource, attribute) =
+                        path.split_once('.').expect("!GetAtt Resource.Attribute");
+                    json!({ "Fn::GetAtt": [resource, attribute] })
+                }
+                (function, value) => json!({ format!("Fn::{function}"): value }),
+            }
+        }
+    }
+}
+
+/// A number written as a YAML number or a numeric string.
+pub fn number(value: &Value) -> u64 {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| panic!("expected a whole number, got {value}"))
+}
+
+/// `{"Ref": target}`.
+pub fn reference(target: &str) -> Value {
+    json!({ "Ref": target })
+}
+
+/// `{"Fn::GetAtt": [resource, attribute]}`.
+pub fn get_att(resource: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [resource, attribute] })
+}
