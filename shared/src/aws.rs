@@ -242,7 +242,8 @@ mod tests {
             .timeout_config(timeouts)
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let clients = Clients::from_sdk_config(&config).with_operation_timeout(Duration::from_secs(3));
+        let clients =
+            Clients::from_sdk_config(&config).with_operation_timeout(Duration::from_secs(3));
         for timeouts in [
             clients.dynamodb.config().timeout_config(),
             clients.sqs.config().timeout_config(),

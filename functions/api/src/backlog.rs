@@ -178,6 +178,10 @@ mod tests {
         let backlog = Backlog::new(depth.clone(), 10, Duration::from_secs(60));
         assert!(!backlog.is_full().await);
         assert!(!backlog.is_full().await);
-        assert_eq!(depth.reads.load(Ordering::SeqCst), 1, "failures are cached too");
+        assert_eq!(
+            depth.reads.load(Ordering::SeqCst),
+            1,
+            "failures are cached too"
+        );
     }
 }

@@ -46,10 +46,14 @@ pub enum ApiError {
     #[error("method not allowed; this route allows {allow}")]
     MethodNotAllowed { allow: &'static str },
     /// A submission's write failed; the detail is for the logs.
-    #[error("the job store is unavailable; nothing was accepted, retry with the same Idempotency-Key")]
+    #[error(
+        "the job store is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    )]
     StoreUnavailable(String),
     /// A submission's send failed; the detail is for the logs.
-    #[error("the job queue is unavailable; nothing was accepted, retry with the same Idempotency-Key")]
+    #[error(
+        "the job queue is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    )]
     QueueUnavailable(String),
     /// A status read failed; the detail is for the logs.
     #[error("the job store is unavailable; retry shortly")]

@@ -83,11 +83,11 @@ fn iam_principal(arn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::Body;
     use lambda_http::aws_lambda_events::apigw::{
         ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
         ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
     };
-    use lambda_http::Body;
 
     fn request(authorizer: Option<ApiGatewayRequestAuthorizer>) -> Request {
         let mut request = Request::new(Body::Empty);
@@ -145,8 +145,10 @@ mod tests {
         for (arn, owner) in cases {
             assert_eq!(caller(&iam(arn), false).unwrap(), owner, "{arn}");
         }
-        let jane = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/jane";
-        let john = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/john";
+        let jane =
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/jane";
+        let john =
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/john";
         assert_ne!(
             caller(&iam(jane), false).unwrap(),
             caller(&iam(john), false).unwrap(),
@@ -158,7 +160,8 @@ mod tests {
     fn a_jwt_owner_is_issuer_and_subject() {
         let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
         jwt.claims.insert("sub".into(), "user-123".into());
-        jwt.claims.insert("iss".into(), "https://issuer.example.com/".into());
+        jwt.claims
+            .insert("iss".into(), "https://issuer.example.com/".into());
         let mut authorizer = ApiGatewayRequestAuthorizer::default();
         authorizer.jwt = Some(jwt);
         assert_eq!(
@@ -171,7 +174,8 @@ mod tests {
     fn no_identity_is_anonymous_only_where_allowed() {
         // Behind an authorizer, with neither a subject nor an IAM caller.
         let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("iss".into(), "https://issuer.example.com/".into());
+        jwt.claims
+            .insert("iss".into(), "https://issuer.example.com/".into());
         let mut authorizer = ApiGatewayRequestAuthorizer::default();
         authorizer.jwt = Some(jwt);
         let empty = request(Some(authorizer));

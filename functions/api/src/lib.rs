@@ -68,8 +68,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
 use jobline_shared::{
-    Config, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric, Metrics,
-    StoreError,
+    Config, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric, Metrics, StoreError,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -191,7 +190,9 @@ impl Api {
                         error = detail,
                         "request failed"
                     ),
-                    None => tracing::info!(jobId = job_id, jobType = job_type, status, code, "request"),
+                    None => {
+                        tracing::info!(jobId = job_id, jobType = job_type, status, code, "request")
+                    }
                 }
                 error.into_response()
             }
@@ -220,7 +221,9 @@ impl Api {
             .validate(&job_request.payload)
             .map_err(ApiError::InvalidPayload)?;
 
-        let id = key.map_or_else(JobId::random, |key| JobId::from_idempotency_key(&owner, key));
+        let id = key.map_or_else(JobId::random, |key| {
+            JobId::from_idempotency_key(&owner, key)
+        });
         trace.job_id = Some(id);
         let job = JobRecord::new_queued(
             id,
@@ -274,7 +277,9 @@ impl Api {
             let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
                 Ok(()) => send_error.to_string(),
                 Err(mark_error) => {
-                    format!("{send_error}; marking the job enqueue-failed also failed: {mark_error}")
+                    format!(
+                        "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
+                    )
                 }
             };
             return Err(ApiError::QueueUnavailable(detail));
@@ -406,7 +411,12 @@ mod tests {
     }
 
     fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
-        Api::new(store.clone(), queue.clone(), JobTypes::builtin(), &config(base))
+        Api::new(
+            store.clone(),
+            queue.clone(),
+            JobTypes::builtin(),
+            &config(base),
+        )
     }
 
     fn fakes() -> (Arc<MemoryStore>, Arc<MemoryQueue>) {
@@ -635,8 +645,14 @@ mod tests {
         assert!(url.starts_with("/jobs/"), "{url}");
 
         for (stage, base) in [
-            ("$default", "https://abc123.execute-api.us-east-1.amazonaws.com"),
-            ("prod", "https://abc123.execute-api.us-east-1.amazonaws.com/prod"),
+            (
+                "$default",
+                "https://abc123.execute-api.us-east-1.amazonaws.com",
+            ),
+            (
+                "prod",
+                "https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+            ),
         ] {
             let mut context = ApiGatewayV2httpRequestContext::default();
             context.domain_name = Some("abc123.execute-api.us-east-1.amazonaws.com".into());

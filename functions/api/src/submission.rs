@@ -36,7 +36,10 @@ pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
             "a job request is a JSON object with `type` and `payload`",
         ));
     };
-    if let Some(unknown) = fields.keys().find(|k| !matches!(k.as_str(), "type" | "payload")) {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "type" | "payload"))
+    {
         return Err(invalid(&format!(
             "unknown field `{unknown}`: a job request has `type` and `payload`"
         )));
@@ -102,7 +105,13 @@ mod tests {
             job_request(br#"{"type":"primes"}"#).unwrap().payload,
             json!({})
         );
-        for body in [r#"["primes", {"upTo": 5}]"#, "[]", "\"primes\"", "5", "null"] {
+        for body in [
+            r#"["primes", {"upTo": 5}]"#,
+            "[]",
+            "\"primes\"",
+            "5",
+            "null",
+        ] {
             let text = message(body);
             assert!(text.contains("JSON object"), "{body}: {text}");
             assert!(!text.contains("struct"), "{body}: {text}");
