@@ -671,6 +671,64 @@ mod tests {
         }
     }
 
+    /// The JSON log lines written while `run` runs, at `info` and above.
+    async fn logs<F: std::future::Future<Output = ()>>(run: F) -> Vec<Value> {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        run.await;
+        drop(guard);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_log_line_per_request_with_flat_fields_and_the_detail_only_there() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let lines = logs(async {
+            let reply = api.handle(submit(None)).await;
+            assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+            queue.set_failing(true);
+            let reply = api.handle(submit(None)).await;
+            assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        })
+        .await;
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let (accepted, failed) = (&lines[0], &lines[1]);
+        assert_eq!(accepted["level"], "INFO");
+        assert_eq!(accepted["status"], 202);
+        assert_eq!(accepted["jobType"], "primes");
+        assert!(accepted["jobId"].as_str().unwrap().parse::<JobId>().is_ok());
+        assert_eq!(failed["level"], "ERROR");
+        assert_eq!(failed["status"], 503);
+        assert_eq!(failed["code"], "unavailable");
+        assert!(failed["jobId"].is_string());
+        assert!(
+            failed["error"].as_str().unwrap().contains("SendMessage"),
+            "the logs get the detail: {failed}"
+        );
+    }
+
     #[test]
     fn job_view_shows_times_as_rfc3339() {
         let mut job = record(JobId::random(), 0);
