@@ -672,7 +672,7 @@ mod tests {
     }
 
     /// The JSON log lines written while `run` runs, at `info` and above.
-    async fn logs<F: std::future::Future<Output = ()>>(run: F) -> Vec<Value> {
+    async fn logs(run: impl Future<Output = ()>) -> Vec<Value> {
         #[derive(Clone, Default)]
         struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Lines {
