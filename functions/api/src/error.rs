@@ -59,7 +59,7 @@ pub enum ApiError {
     #[error("the job store is unavailable; retry shortly")]
     StatusUnavailable(String),
     /// A bug; the detail is for the logs.
-    #[error("internal error; nothing was accepted, retry shortly")]
+    #[error("internal error; retry shortly, with the same Idempotency-Key for a submission")]
     Internal(String),
 }
 
