@@ -32,6 +32,7 @@ use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
 };
 use aws_sdk_sqs::config::ProvideCredentials;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 /// AWS credentials, as the SDK resolves them.
@@ -122,6 +123,34 @@ impl Clients {
         }
     }
 
+    /// These clients with every operation bounded by `timeout`, all its
+    /// attempts included (the SDK's default has no such bound), keeping the
+    /// other timeouts (connect) as they were.
+    pub fn with_operation_timeout(self, timeout: std::time::Duration) -> Self {
+        let bounded = |current: Option<&TimeoutConfig>| {
+            current
+                .map(TimeoutConfig::to_builder)
+                .unwrap_or_default()
+                .operation_timeout(timeout)
+                .build()
+        };
+        let dynamodb = self.dynamodb.config();
+        let sqs = self.sqs.config();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                dynamodb
+                    .to_builder()
+                    .timeout_config(bounded(dynamodb.timeout_config()))
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                sqs.to_builder()
+                    .timeout_config(bounded(sqs.timeout_config()))
+                    .build(),
+            ),
+        }
+    }
+
     /// The job store on the configured table, with the configured retention.
     pub fn store(&self, config: &Config) -> DynamoJobStore {
         DynamoJobStore::new(self.dynamodb.clone(), &config.table_name)
@@ -179,6 +208,7 @@ mod tests {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use sha2::{Digest, Sha256};
+    use std::time::Duration;
 
     /// The SHA-256 fingerprints amazontrust.com publishes for its roots.
     #[test]
@@ -201,6 +231,28 @@ mod tests {
                 "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
             ]
         );
+    }
+
+    #[test]
+    fn operation_timeout_bounds_both_clients_and_keeps_the_connect_timeout() {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build();
+        let config = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .timeout_config(timeouts)
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let clients =
+            Clients::from_sdk_config(&config).with_operation_timeout(Duration::from_secs(3));
+        for timeouts in [
+            clients.dynamodb.config().timeout_config(),
+            clients.sqs.config().timeout_config(),
+        ] {
+            let timeouts = timeouts.expect("a timeout config");
+            assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(3)));
+            assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(1)));
+        }
     }
 
     #[tokio::test]

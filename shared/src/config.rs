@@ -6,6 +6,7 @@
 use crate::aws::TrustRoots;
 use crate::error::ConfigError;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Settings shared by every Jobline binary.
 #[derive(Debug, Clone)]
@@ -19,9 +20,21 @@ pub struct Config {
     /// `JOB_RETENTION_DAYS` (default [`DEFAULT_RETENTION_DAYS`]): how long
     /// DynamoDB keeps a job.
     pub retention_days: u32,
-    /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default taken from the
-    /// request's `Host` and `X-Forwarded-Proto`.
+    /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default, deployed, the
+    /// API Gateway domain (and stage) of the request context. Never taken
+    /// from the request's `Host`, which the client chooses.
     pub public_base_url: Option<String>,
+    /// `ALLOW_ANONYMOUS` (default `false`): whether a request with no
+    /// authorizer context is served, as the caller `anonymous` (the local
+    /// runner and the tests). Deployed it stays off: such a request is 401.
+    pub allow_anonymous: bool,
+    /// `API_AWS_TIMEOUT_MS` (default 3000): the bound on each DynamoDB or SQS
+    /// operation of the API, retries included, so a slow AWS call becomes a
+    /// 503 well within the function's timeout.
+    pub api_aws_timeout: Duration,
+    /// `MAX_BACKLOG` (default 100000, 0 = no limit): above this many messages
+    /// in the queue, the API refuses new submissions with 429.
+    pub max_backlog: u64,
     /// `TLS_TRUST_ROOTS` (`amazon`, the default, or `system`): the
     /// certificate authorities the Lambda functions' SDK clients trust (see
     /// [`TrustRoots`]). Tools always use the system's.
@@ -104,6 +117,14 @@ impl Config {
                 reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
             });
         }
+        let api_aws_timeout_ms: u64 = parse_or(&lookup, "API_AWS_TIMEOUT_MS", 3_000)?;
+        if api_aws_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                name: "API_AWS_TIMEOUT_MS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
             table_name: required("JOBS_TABLE")?,
             queue_url: required("JOBS_QUEUE_URL")?,
@@ -112,6 +133,9 @@ impl Config {
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
+            allow_anonymous: parse_or(&lookup, "ALLOW_ANONYMOUS", false)?,
+            api_aws_timeout: Duration::from_millis(api_aws_timeout_ms),
+            max_backlog: parse_or(&lookup, "MAX_BACKLOG", 100_000)?,
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
         })
@@ -196,6 +220,34 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("43200"), "{err}");
+    }
+
+    #[test]
+    fn api_settings_default_to_closed_bounded_and_generous() {
+        let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
+        let c = config(&base).unwrap();
+        assert!(!c.allow_anonymous);
+        assert_eq!(c.api_aws_timeout, Duration::from_secs(3));
+        assert_eq!(c.max_backlog, 100_000);
+        let c = config(&[
+            base[0],
+            base[1],
+            ("ALLOW_ANONYMOUS", "true"),
+            ("API_AWS_TIMEOUT_MS", "1500"),
+            ("MAX_BACKLOG", "0"),
+        ])
+        .unwrap();
+        assert!(c.allow_anonymous);
+        assert_eq!(c.api_aws_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_backlog, 0);
+        for (name, value) in [
+            ("ALLOW_ANONYMOUS", "yes"),
+            ("API_AWS_TIMEOUT_MS", "0"),
+            ("MAX_BACKLOG", "-1"),
+        ] {
+            let err = config(&[base[0], base[1], (name, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

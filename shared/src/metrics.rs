@@ -25,6 +25,8 @@ pub enum Metric {
     JobsRetried,
     JobsDeadLettered,
     DuplicateDeliveries,
+    /// New submissions the API refused because the queue's backlog was full.
+    JobsRefused,
     /// Submission to the start of the first attempt.
     QueueTimeMs,
     /// One attempt's run time.
@@ -40,6 +42,7 @@ impl Metric {
             Self::JobsRetried => "JobsRetried",
             Self::JobsDeadLettered => "JobsDeadLettered",
             Self::DuplicateDeliveries => "DuplicateDeliveries",
+            Self::JobsRefused => "JobsRefused",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
         }

@@ -96,6 +96,9 @@ impl TestEnv {
             dlq_url: Some(queues.dlq_url.clone()),
             retention_days: 30,
             public_base_url: None,
+            allow_anonymous: true,
+            api_aws_timeout: std::time::Duration::from_secs(3),
+            max_backlog: 0,
             trust_roots: TrustRoots::AmazonTrustServices,
             worker: WorkerConfig {
                 max_receive_count: settings.max_receive_count,

@@ -1,18 +1,20 @@
-//! The API handler against moto: submissions write a record and send a
-//! message; idempotency keys, bad input, ownership and 404s behave.
+//! The API handler against moto: submissions write a record and then send a
+//! message; idempotency keys, bad input, ownership, the backlog bound and
+//! 404s behave, and 5xx bodies keep AWS detail to the logs.
 
 use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequestContext,
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
+    ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
 };
 use http::StatusCode;
-use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
+use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES, SqsQueueDepth};
 use jobline_shared::queue::Receive;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
 use jobline_tests::TestEnv;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 fn post() -> http::request::Builder {
     http::Request::builder()
@@ -41,18 +43,32 @@ fn get(path: &str) -> Request {
         .expect("request")
 }
 
-/// `request` as sent by the JWT user `sub`.
-fn as_user(mut request: Request, sub: &str) -> Request {
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims.insert("sub".into(), sub.into());
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
+/// `request` as API Gateway passes it on after `authorizer` let it through.
+fn authorized(mut request: Request, authorizer: ApiGatewayRequestAuthorizer) -> Request {
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.authorizer = Some(authorizer);
     request
         .extensions_mut()
         .insert(RequestContext::ApiGatewayV2(context));
     request
+}
+
+/// `request` as sent by the JWT user `sub`.
+fn as_user(request: Request, sub: &str) -> Request {
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims.insert("sub".into(), sub.into());
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    authorized(request, authorizer)
+}
+
+/// `request` as signed (SigV4) by the IAM caller `user_arn`.
+fn as_iam(request: Request, user_arn: &str) -> Request {
+    let mut iam = ApiGatewayRequestAuthorizerIamDescription::default();
+    iam.user_arn = Some(user_arn.into());
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.iam = Some(iam);
+    authorized(request, authorizer)
 }
 
 async fn call(api: &Api, request: Request) -> (StatusCode, http::HeaderMap, Value) {
@@ -87,7 +103,14 @@ async fn queued_messages(queue: &dyn JobQueue) -> Vec<JobMessage> {
 #[tokio::test]
 async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let mut config = env.config.clone();
+    config.public_base_url = Some("http://127.0.0.1:3000".into());
+    let api = Api::new(
+        Arc::new(env.store()),
+        Arc::new(env.queue()),
+        JobTypes::builtin(),
+        &config,
+    );
     let reply = api
         .handle(submit(r#"{"type":"primes","payload":{"upTo":100}}"#))
         .await;
@@ -100,6 +123,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     assert_eq!(body["status"], "queued");
     assert_eq!(body["statusUrl"], url.as_str());
     assert_eq!(parts.headers["location"], url.as_str());
+    assert_eq!(parts.headers["retry-after"], "2");
 
     let job = env.store().get(id).await.unwrap().expect("job record");
     assert_eq!(job.state, JobState::Queued);
@@ -120,6 +144,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     assert_eq!(view["attempts"], 0);
     assert!(view["createdAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(view["startedAt"], Value::Null);
+    assert_eq!(headers["retry-after"], "2", "the job is not finished");
     env.cleanup().await;
 }
 
@@ -142,6 +167,11 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
     assert_eq!(parts.status, StatusCode::ACCEPTED);
     let replay_body: Value = serde_json::from_slice(replay_body.as_ref()).unwrap();
     assert_eq!(replay_body["jobId"], first_body["jobId"]);
+    assert_eq!(
+        queued_messages(&env.queue()).await.len(),
+        1,
+        "a replay sends no second message"
+    );
 
     let (reused, _, error) = call(
         &api,
@@ -185,13 +215,31 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"payload":{}}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "missing field `type`",
+            "`type` is required and must be a string",
+        ),
+        (
+            submit(r#"["primes", {"upTo": 5}]"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "a job request is a JSON object with `type` and `payload`",
+        ),
+        (
+            submit("[]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "a job request is a JSON object",
+        ),
+        (
+            submit(r#"{"type":"primes","payload":"upTo=5"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "`payload` must be a JSON object",
         ),
         (
             submit(r#"{"type":"primes","payload":{"upTo":100},"extra":1}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "unknown field `extra`",
+            "unknown field `extra`: a job request has `type` and `payload`",
         ),
         (
             submit(r#"{"type":"primes","payload":{"upTo":"lots"}}"#),
@@ -210,6 +258,31 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             StatusCode::BAD_REQUEST,
             "invalid_idempotency_key",
             "Idempotency-Key",
+        ),
+        (
+            post()
+                .header("idempotency-key", "a")
+                .header("idempotency-key", "b")
+                .body(Body::from(r#"{"type":"primes","payload":{"upTo":1}}"#))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "one Idempotency-Key",
+        ),
+        (
+            submit_with_key(r#"{"type":"primes","payload":{"upTo":1}}"#, "a,b"),
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "without commas",
+        ),
+        (
+            authorized(
+                submit(r#"{"type":"primes","payload":{"upTo":1}}"#),
+                ApiGatewayRequestAuthorizer::default(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "no caller identity",
         ),
         (
             get("/jobs/not-a-uuid"),
@@ -242,6 +315,10 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
         let text = body["error"]["message"].as_str().unwrap();
         assert!(text.contains(message), "{what}: {text:?} lacks {message:?}");
+        assert!(
+            !text.contains("struct"),
+            "{what}: {text:?} names a Rust type"
+        );
     }
     assert!(
         queued_messages(&env.queue()).await.is_empty(),
@@ -275,14 +352,119 @@ async fn unknown_and_other_owners_jobs_are_404() {
 }
 
 #[tokio::test]
+async fn iam_callers_keep_their_jobs_per_role_but_sso_users_do_not_share() {
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
+    let role = "arn:aws:sts::123456789012:assumed-role/report-builder";
+    let (accepted, _, job) = call(&api, as_iam(submit(body), &format!("{role}/session-1"))).await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    let path = format!("/jobs/{}", job["jobId"].as_str().unwrap());
+    // New credentials of the same role, another session name: same owner.
+    let (rotated, _, _) = call(&api, as_iam(get(&path), &format!("{role}/session-2"))).await;
+    assert_eq!(rotated, StatusCode::OK);
+    let id: JobId = job["jobId"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        env.store().get(id).await.unwrap().unwrap().owner,
+        "iam:arn:aws:iam::123456789012:role/report-builder"
+    );
+
+    let sso = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef";
+    let (accepted, _, job) = call(&api, as_iam(submit(body), &format!("{sso}/jane"))).await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    let path = format!("/jobs/{}", job["jobId"].as_str().unwrap());
+    let (jane, _, _) = call(&api, as_iam(get(&path), &format!("{sso}/jane"))).await;
+    assert_eq!(jane, StatusCode::OK);
+    let (john, _, _) = call(&api, as_iam(get(&path), &format!("{sso}/john"))).await;
+    assert_eq!(
+        john,
+        StatusCode::NOT_FOUND,
+        "one permission set, two people"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_store_outage_sends_nothing_and_leaks_nothing() {
+    let env = TestEnv::new().await;
+    // A table that does not exist: the PutItem fails, so nothing is sent.
+    let mut config = env.config.clone();
+    config.table_name = format!("{}-missing", env.table);
+    let api = Api::new(
+        Arc::new(env.clients.store(&config)),
+        Arc::new(env.queue()),
+        JobTypes::builtin(),
+        &config,
+    );
+    let (status, _, error) = call(&api, submit(r#"{"type":"primes","payload":{"upTo":5}}"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(
+        error["error"]["message"],
+        "the job store is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    );
+    assert!(
+        queued_messages(&env.queue()).await.is_empty(),
+        "no message precedes its record"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
+    let env = TestEnv::new().await;
+    let mut config = env.config.clone();
+    config.max_backlog = 2;
+    let api = Api::new(
+        Arc::new(env.store()),
+        Arc::new(env.queue()),
+        JobTypes::builtin(),
+        &config,
+    );
+    let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
+    let (accepted, _, first) = call(&api, submit_with_key(body, "before")).await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    for _ in 0..2 {
+        env.queue()
+            .send(&JobMessage {
+                job_id: JobId::random(),
+            })
+            .await
+            .unwrap();
+    }
+    // Bounded from now on: the queue holds 3 messages, more than 2.
+    let api = api.with_queue_depth(Arc::new(SqsQueueDepth::new(
+        env.clients.sqs.clone(),
+        &config.queue_url,
+    )));
+    for request in [submit(body), submit_with_key(body, "after")] {
+        let reply = api.handle(request).await;
+        assert_eq!(reply.metrics.total(Metric::JobsRefused), 1.0);
+        let (parts, error) = reply.response.into_parts();
+        let error: Value = serde_json::from_slice(error.as_ref()).unwrap();
+        assert_eq!(parts.status, StatusCode::TOO_MANY_REQUESTS, "{error}");
+        assert_eq!(error["error"]["code"], "backlog_full");
+        assert_eq!(parts.headers["retry-after"], "30");
+    }
+    let (replayed, _, replay) = call(&api, submit_with_key(body, "before")).await;
+    assert_eq!(replayed, StatusCode::ACCEPTED);
+    assert_eq!(replay["jobId"], first["jobId"]);
+    assert_eq!(
+        queued_messages(&env.queue()).await.len(),
+        3,
+        "nothing new was queued"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_failed_send_marks_the_job_and_answers_503() {
     let env = TestEnv::new().await;
     // A queue URL that does not exist: the PutItem lands, the SendMessage fails.
     let mut config = env.config.clone();
     config.queue_url = format!("{}-missing", env.queues.queue_url);
     let api = Api::new(
-        std::sync::Arc::new(env.store()),
-        std::sync::Arc::new(env.clients.queue(&config)),
+        Arc::new(env.store()),
+        Arc::new(env.clients.queue(&config)),
         JobTypes::builtin(),
         &config,
     );
@@ -290,6 +472,11 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     let (status, _, error) = call(&api, submit_with_key(body, "retry-me")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
     assert_eq!(error["error"]["code"], "unavailable");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("missing") && !message.contains("123456789012"),
+        "no AWS detail reaches the client: {message}"
+    );
     let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "retry-me");
     let job = env
         .store()

@@ -95,6 +95,9 @@ impl Resources {
             dlq_url: Some(queues.dlq_url.clone()),
             retention_days: 30,
             public_base_url: None,
+            allow_anonymous: true,
+            api_aws_timeout: Duration::from_secs(3),
+            max_backlog: 0,
             trust_roots: TrustRoots::AmazonTrustServices,
             worker: WorkerConfig::default(),
         };

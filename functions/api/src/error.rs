@@ -1,8 +1,12 @@
 //! API errors: each has an HTTP status, a stable `code`, and a message that
 //! says what is wrong, rendered as `{"error": {"code", "message"}}`.
+//!
+//! Server-side failures (503, 500) carry a `detail` (the AWS error chain, which
+//! names tables, queues and the account) for the logs only: their messages are
+//! fixed sentences that tell the client what happened and what to do.
 
 use http::StatusCode;
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::{Body, Response};
 use serde_json::json;
 
@@ -10,7 +14,8 @@ use serde_json::json;
 pub enum ApiError {
     #[error("the request body is not valid JSON: {0}")]
     InvalidJson(String),
-    #[error("the request body is not a job request: {0}")]
+    /// The body is JSON but not a job request; the message names the field.
+    #[error("{0}")]
     InvalidRequest(String),
     #[error("unknown job type {job_type:?}; known types: {}", known.join(", "))]
     UnknownJobType {
@@ -22,21 +27,39 @@ pub enum ApiError {
     #[error("the request body is {size} bytes; the limit is {limit} bytes")]
     PayloadTooLarge { limit: usize, size: usize },
     #[error(
-        "the Idempotency-Key header must be 1 to {} visible ASCII characters",
+        "send one Idempotency-Key header of 1 to {} visible ASCII characters, without commas",
         crate::MAX_IDEMPOTENCY_KEY_LEN
     )]
     InvalidIdempotencyKey,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
+    #[error("the request carries no caller identity: sign it (IAM) or send a bearer token (JWT)")]
+    Unauthenticated,
+    #[error(
+        "too many jobs are waiting; nothing was accepted, retry after {retry_after_secs} seconds"
+    )]
+    BacklogFull { retry_after_secs: u32 },
     #[error("no such job")]
     JobNotFound,
     #[error("no such route; the API serves POST /jobs and GET /jobs/{{id}}")]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
     MethodNotAllowed { allow: &'static str },
-    #[error("{0}; nothing was accepted, retry the request")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
+    /// A submission's write failed; the detail is for the logs.
+    #[error(
+        "the job store is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    )]
+    StoreUnavailable(String),
+    /// A submission's send failed; the detail is for the logs.
+    #[error(
+        "the job queue is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    )]
+    QueueUnavailable(String),
+    /// A status read failed; the detail is for the logs.
+    #[error("the job store is unavailable; retry shortly")]
+    StatusUnavailable(String),
+    /// A bug; the detail is for the logs.
+    #[error("internal error; retry shortly, with the same Idempotency-Key for a submission")]
     Internal(String),
 }
 
@@ -48,14 +71,18 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidJson(_) | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_)
             | Self::UnknownJobType { .. }
             | Self::InvalidPayload(_)
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,11 +97,26 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::Unauthenticated => "unauthenticated",
+            Self::BacklogFull { .. } => "backlog_full",
             Self::JobNotFound => "job_not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Unavailable(_) => "unavailable",
+            Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
+                "unavailable"
+            }
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// What only the logs get: the underlying failure of a 5xx.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::StoreUnavailable(detail)
+            | Self::QueueUnavailable(detail)
+            | Self::StatusUnavailable(detail)
+            | Self::Internal(detail) => Some(detail),
+            _ => None,
         }
     }
 
@@ -83,12 +125,49 @@ impl ApiError {
         let mut builder = Response::builder()
             .status(self.status())
             .header(CONTENT_TYPE, "application/json");
-        if let Self::MethodNotAllowed { allow } = self {
-            builder = builder.header(ALLOW, allow);
+        match self {
+            Self::MethodNotAllowed { allow } => builder = builder.header(ALLOW, allow),
+            Self::BacklogFull { retry_after_secs } => {
+                builder = builder.header(RETRY_AFTER, retry_after_secs);
+            }
+            _ => {}
         }
         // The builder only fails on invalid header values, and these are static.
         builder
             .body(Body::from(body.to_string()))
             .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_keep_their_detail_out_of_the_body() {
+        let secret = "arn:aws:dynamodb:us-east-1:123456789012:table/jobs";
+        for error in [
+            ApiError::StoreUnavailable(secret.into()),
+            ApiError::QueueUnavailable(secret.into()),
+            ApiError::StatusUnavailable(secret.into()),
+            ApiError::internal(secret),
+        ] {
+            assert_eq!(error.detail(), Some(secret));
+            assert!(error.status().is_server_error());
+            let response = error.into_response();
+            let body = std::str::from_utf8(response.body().as_ref()).unwrap();
+            assert!(!body.contains("123456789012"), "{body}");
+            assert!(body.contains("retry"), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_full_backlog_says_when_to_come_back() {
+        let response = ApiError::BacklogFull {
+            retry_after_secs: 30,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "30");
     }
 }

@@ -2,42 +2,196 @@
 //!
 //! API Gateway authenticates the caller before the function runs (IAM or a
 //! JWT authorizer, chosen in `template.yaml`) and passes the identity in the
-//! request context. A request with no authorizer context (the local server,
-//! or an API deployed without auth) belongs to [`ANONYMOUS_OWNER`].
+//! request context. The owner is:
+//!
+//! - JWT: `jwt:<iss>|<sub>`, the token's subject at its issuer.
+//! - IAM: `iam:<principal>`, where the principal is chosen so that one person
+//!   or service keeps its jobs across credential rotation, and two people
+//!   never share them:
+//!   - an assumed role (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`) is the
+//!     role, `arn:aws:iam::ACCT:role/ROLE`: the session name is chosen anew
+//!     by whoever assumes the role (a random one by most SDKs), while the role
+//!     is the service. A Lambda function's session name is its own name;
+//!   - except IAM Identity Center roles (`AWSReservedSSO_*`), which every user
+//!     of a permission set shares: there the session name is the person, so
+//!     the owner keeps the whole `assumed-role/ROLE/SESSION` ARN;
+//!   - an IAM user (`arn:aws:iam::ACCT:user/PATH/NAME`), the account's root
+//!     (`arn:aws:iam::ACCT:root`) and a federated user
+//!     (`arn:aws:sts::ACCT:federated-user/NAME`) are their ARN as is.
+//!
+//! A request behind an authorizer that carries neither a JWT subject nor an
+//! IAM caller is refused (401). A request with no authorizer context at all
+//! (the local server, or an API deployed without auth) belongs to
+//! [`ANONYMOUS_OWNER`] only where `ALLOW_ANONYMOUS` is set; elsewhere it too
+//! is 401, so a misconfigured deployment never pools everyone's jobs.
 
+use crate::ApiError;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
-/// The owner of requests that carry no identity.
+/// The owner of requests that carry no identity, where that is allowed.
 pub const ANONYMOUS_OWNER: &str = "anonymous";
 
-/// The caller's identity: `jwt:<iss>|<sub>` for a JWT, `iam:<caller ARN>`
-/// for IAM, else [`ANONYMOUS_OWNER`].
-pub fn caller(request: &Request) -> String {
-    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
-        return ANONYMOUS_OWNER.to_owned();
+/// The role name prefix of IAM Identity Center permission sets.
+const SSO_ROLE_PREFIX: &str = "AWSReservedSSO_";
+
+/// The caller's identity (see the module doc), or `Unauthenticated`.
+pub fn caller(request: &Request, allow_anonymous: bool) -> Result<String, ApiError> {
+    let authorizer = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref(),
+        _ => None,
     };
-    let Some(authorizer) = &context.authorizer else {
-        return ANONYMOUS_OWNER.to_owned();
+    let Some(authorizer) = authorizer else {
+        return if allow_anonymous {
+            Ok(ANONYMOUS_OWNER.to_owned())
+        } else {
+            Err(ApiError::Unauthenticated)
+        };
     };
-    if let Some(sub) = authorizer
-        .jwt
-        .as_ref()
-        .and_then(|jwt| jwt.claims.get("sub"))
-    {
-        let issuer = authorizer
-            .jwt
-            .as_ref()
-            .and_then(|jwt| jwt.claims.get("iss"))
-            .map_or("", String::as_str);
-        return format!("jwt:{issuer}|{sub}");
+    if let Some(jwt) = &authorizer.jwt {
+        if let Some(sub) = jwt.claims.get("sub").filter(|sub| !sub.is_empty()) {
+            let issuer = jwt.claims.get("iss").map_or("", String::as_str);
+            return Ok(format!("jwt:{issuer}|{sub}"));
+        }
     }
-    if let Some(arn) = authorizer
+    authorizer
         .iam
         .as_ref()
-        .and_then(|iam| iam.user_arn.as_ref())
-    {
-        return format!("iam:{arn}");
+        .and_then(|iam| iam.user_arn.as_deref())
+        .filter(|arn| !arn.is_empty())
+        .map(|arn| format!("iam:{}", iam_principal(arn)))
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// The principal an IAM caller ARN stands for: an assumed role's role, except
+/// for Identity Center roles; any other ARN as is.
+fn iam_principal(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if let ["arn", partition, "sts", "", account, resource] = parts.as_slice() {
+        if let Some((role, _session)) = resource
+            .strip_prefix("assumed-role/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            if !role.starts_with(SSO_ROLE_PREFIX) {
+                return format!("arn:{partition}:iam::{account}:role/{role}");
+            }
+        }
     }
-    ANONYMOUS_OWNER.to_owned()
+    arn.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Body;
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
+        ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+    };
+
+    fn request(authorizer: Option<ApiGatewayRequestAuthorizer>) -> Request {
+        let mut request = Request::new(Body::Empty);
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.authorizer = authorizer;
+        request
+            .extensions_mut()
+            .insert(RequestContext::ApiGatewayV2(context));
+        request
+    }
+
+    fn iam(user_arn: &str) -> Request {
+        let mut iam = ApiGatewayRequestAuthorizerIamDescription::default();
+        iam.user_arn = Some(user_arn.to_owned());
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.iam = Some(iam);
+        request(Some(authorizer))
+    }
+
+    #[test]
+    fn iam_owners_follow_the_principal_kind() {
+        let cases = [
+            // A service's role: the session name changes, the owner does not.
+            (
+                "arn:aws:sts::123456789012:assumed-role/report-builder/botocore-session-1732871234",
+                "iam:arn:aws:iam::123456789012:role/report-builder",
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/report-builder/i-0abcd1234ef567890",
+                "iam:arn:aws:iam::123456789012:role/report-builder",
+            ),
+            // A Lambda function's session is its function name.
+            (
+                "arn:aws-cn:sts::123456789012:assumed-role/fn-role-1A2B3C/my-function",
+                "iam:arn:aws-cn:iam::123456789012:role/fn-role-1A2B3C",
+            ),
+            // Identity Center: one role per permission set, the session is the person.
+            (
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/jane@example.com",
+                "iam:arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/jane@example.com",
+            ),
+            (
+                "arn:aws:iam::123456789012:user/division_abc/subdivision_xyz/JaneDoe",
+                "iam:arn:aws:iam::123456789012:user/division_abc/subdivision_xyz/JaneDoe",
+            ),
+            (
+                "arn:aws:iam::123456789012:root",
+                "iam:arn:aws:iam::123456789012:root",
+            ),
+            (
+                "arn:aws:sts::123456789012:federated-user/Bob",
+                "iam:arn:aws:sts::123456789012:federated-user/Bob",
+            ),
+        ];
+        for (arn, owner) in cases {
+            assert_eq!(caller(&iam(arn), false).unwrap(), owner, "{arn}");
+        }
+        let jane =
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/jane";
+        let john =
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0123456789abcdef/john";
+        assert_ne!(
+            caller(&iam(jane), false).unwrap(),
+            caller(&iam(john), false).unwrap(),
+            "two people of one permission set never share jobs"
+        );
+    }
+
+    #[test]
+    fn a_jwt_owner_is_issuer_and_subject() {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims.insert("sub".into(), "user-123".into());
+        jwt.claims
+            .insert("iss".into(), "https://issuer.example.com/".into());
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        assert_eq!(
+            caller(&request(Some(authorizer)), false).unwrap(),
+            "jwt:https://issuer.example.com/|user-123"
+        );
+    }
+
+    #[test]
+    fn no_identity_is_anonymous_only_where_allowed() {
+        // Behind an authorizer, with neither a subject nor an IAM caller.
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims
+            .insert("iss".into(), "https://issuer.example.com/".into());
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        let empty = request(Some(authorizer));
+        for allow in [false, true] {
+            assert!(matches!(
+                caller(&empty, allow),
+                Err(ApiError::Unauthenticated)
+            ));
+        }
+        // No authorizer context, and no request context at all.
+        for bare in [request(None), Request::new(Body::Empty)] {
+            assert!(matches!(
+                caller(&bare, false),
+                Err(ApiError::Unauthenticated)
+            ));
+            assert_eq!(caller(&bare, true).unwrap(), ANONYMOUS_OWNER);
+        }
+    }
 }

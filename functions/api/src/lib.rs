@@ -2,37 +2,91 @@
 //! once; `GET /jobs/{id}` reports it. Requests arrive as API Gateway HTTP API
 //! (payload v2) events through `lambda_http`, or from the local server.
 //!
-//! A submission is one `PutItem` and one `SendMessage`, sent concurrently: the
-//! message carries only the job id, and the worker treats a message whose job
-//! is not written yet as "try again shortly". Should the send fail after the
-//! write succeeded, the job is marked `enqueue failed` (a conditional
-//! `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
-//! client gets a 503 it can retry, with the same idempotency key if it sent one.
+//! # Submitting: write, then send
+//!
+//! A submission is a conditional `PutItem` of the job record, **then** a
+//! `SendMessage` of its id: a message never precedes its record, so a worker
+//! never meets a message whose job does not exist yet. This costs one more
+//! round trip than sending both at once (about one DynamoDB write's latency,
+//! a few milliseconds in a region), and it is what lets 202 mean "it will
+//! finish". 202 is answered only once the job is queued (or further along):
+//!
+//! - When the `PutItem` is refused because the id exists (an
+//!   `Idempotency-Key` replay) with the same owner and body: if the item's
+//!   `createdAt` is this request's own, it is this request's write, which the
+//!   SDK retried after losing its response, so the submission goes on and
+//!   sends; otherwise it is a replay, answered 202 with the existing job's
+//!   state and **no** new message (its message exists, or the sweeper
+//!   recovers it). A different body under the same key is 422.
+//! - When the send fails, the job is marked `enqueue failed` (a conditional
+//!   `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
+//!   client gets a 503; a retry with the same key re-creates and re-sends it.
+//!
+//! Each DynamoDB and SQS operation is bounded (`API_AWS_TIMEOUT_MS`, set on
+//! the clients in `main.rs`), so a slow AWS call becomes a 503 well within the
+//! function's timeout instead of a gateway timeout with an unknown outcome.
+//!
+//! # Polling: `Retry-After`
+//!
+//! The 202 and the status of an unfinished job (`queued`, `running`) carry
+//! `Retry-After: 2` ([`POLL_AFTER_SECS`]): a job waits at least the worker's
+//! batching and SQS's polling before it starts, so polling faster mostly reads
+//! `queued` again, and each poll costs an API Gateway request, a Lambda
+//! request and a read. Two seconds keeps a typical job at about three polls
+//! (the cost model of the README) while a client learns of a short job's end
+//! within two seconds.
+//!
+//! # Backlog
+//!
+//! Above `MAX_BACKLOG` queued messages a new submission is 429 `backlog_full`
+//! with `Retry-After` ([`backlog`]); a replay of an already accepted key still
+//! gets its 202, since it adds no work.
+//!
+//! # Links, errors, logs
+//!
+//! `statusUrl` and `Location` come from `PUBLIC_BASE_URL` or, deployed, from
+//! the request context's API Gateway domain name (and stage, unless
+//! `$default`), always `https`; never from `Host` or `X-Forwarded-Proto`,
+//! which the client writes. With neither, the link is relative.
+//!
+//! Clients get fixed error messages; the detail of a 5xx (AWS errors name
+//! tables, queues and the account) goes to the logs. Each request logs one
+//! line with flat fields `jobId`, `jobType`, `status` (and `code` for an
+//! error): `info`, or `error` with the detail for a 5xx. The rest is `debug`.
 
+pub mod backlog;
 mod error;
 mod identity;
+mod submission;
 
+pub use backlog::{Backlog, QueueDepth, SqsQueueDepth};
 pub use error::ApiError;
 pub use identity::{ANONYMOUS_OWNER, caller};
+pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
 use jobline_shared::{
-    Config, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobStore, JobTypes, Metric,
-    Metrics, StoreError,
+    Config, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric, Metrics, StoreError,
 };
-use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// The largest request body accepted, 256 KiB. A job record holds the payload
-/// and must fit DynamoDB's 400 KB item limit with room for the result.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// `Retry-After` of a 202 and of an unfinished job's status, in seconds
+/// (the module doc says why).
+pub const POLL_AFTER_SECS: u32 = 2;
 
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// `Retry-After` of a 429 `backlog_full`, in seconds: a backlog over the
+/// bound drains in minutes, not in the seconds of a depth reading.
+pub const BACKLOG_RETRY_AFTER_SECS: u32 = 30;
+
+/// The error a job keeps when its message could not be sent (the client
+/// sees it in the job's status; the SQS error goes to the logs).
+const ENQUEUE_FAILED: &str =
+    "the job could not be queued; submit it again with the same Idempotency-Key";
 
 /// A response and the metrics of the request that produced it.
 #[derive(Debug)]
@@ -48,31 +102,31 @@ pub struct Api {
     job_types: JobTypes,
     retention_days: u32,
     public_base_url: Option<String>,
+    allow_anonymous: bool,
+    max_backlog: u64,
+    backlog: Option<Backlog>,
+    /// The time of a submission, in epoch milliseconds (a seam for tests).
+    clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
             .field("job_types", &self.job_types)
+            .field("backlog", &self.backlog)
             .finish_non_exhaustive()
     }
 }
 
-/// The body of `POST /jobs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    #[serde(rename = "type")]
-    job_type: String,
-    #[serde(default = "empty_object")]
-    payload: Value,
-}
-
-fn empty_object() -> Value {
-    json!({})
+/// What the outcome line of a request names, filled in as it is learnt.
+#[derive(Debug, Default)]
+struct Trace {
+    job_id: Option<JobId>,
+    job_type: Option<String>,
 }
 
 impl Api {
+    /// The API without a backlog bound; see [`Api::with_queue_depth`].
     pub fn new(
         store: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
@@ -85,12 +139,25 @@ impl Api {
             job_types,
             retention_days: config.retention_days,
             public_base_url: config.public_base_url.clone(),
+            allow_anonymous: config.allow_anonymous,
+            max_backlog: config.max_backlog,
+            backlog: None,
+            clock: now_ms,
         }
+    }
+
+    /// Bounds the backlog at the configured `MAX_BACKLOG` (0: no bound),
+    /// reading the queue's depth through `depth`.
+    pub fn with_queue_depth(mut self, depth: Arc<dyn QueueDepth>) -> Self {
+        self.backlog = (self.max_backlog > 0)
+            .then(|| Backlog::new(depth, self.max_backlog, backlog::DEPTH_CACHE));
+        self
     }
 
     /// Routes one request. Never fails: every error becomes a JSON response.
     pub async fn handle(&self, request: Request) -> Reply {
         let mut metrics = Metrics::new();
+        let mut trace = Trace::default();
         let segments: Vec<&str> = request
             .uri()
             .path()
@@ -98,18 +165,38 @@ impl Api {
             .filter(|s| !s.is_empty())
             .collect();
         let result = match (request.method(), segments.as_slice()) {
-            (&Method::POST, ["jobs"]) => self.submit(&request, &mut metrics).await,
-            (&Method::GET, ["jobs", id]) => self.status(&request, id).await,
+            (&Method::POST, ["jobs"]) => self.submit(&request, &mut metrics, &mut trace).await,
+            (&Method::GET, ["jobs", id]) => self.status(&request, id, &mut trace).await,
             (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             _ => Err(ApiError::RouteNotFound),
         };
-        let response = result.unwrap_or_else(|error| {
-            if error.status().is_server_error() {
-                tracing::error!(%error, "request failed");
+        let job_id = trace.job_id.map(tracing::field::display);
+        let job_type = trace.job_type.as_deref();
+        let response = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                tracing::info!(jobId = job_id, jobType = job_type, status, "request");
+                response
             }
-            error.into_response()
-        });
+            Err(error) => {
+                let (status, code) = (error.status().as_u16(), error.code());
+                match error.detail() {
+                    Some(detail) => tracing::error!(
+                        jobId = job_id,
+                        jobType = job_type,
+                        status,
+                        code,
+                        error = detail,
+                        "request failed"
+                    ),
+                    None => {
+                        tracing::info!(jobId = job_id, jobType = job_type, status, code, "request")
+                    }
+                }
+                error.into_response()
+            }
+        };
         Reply { response, metrics }
     }
 
@@ -117,134 +204,166 @@ impl Api {
         &self,
         request: &Request,
         metrics: &mut Metrics,
+        trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
-        let body: &[u8] = request.body().as_ref();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-                size: body.len(),
-            });
-        }
-        // The body is read as JSON whatever its Content-Type: `curl -d`
-        // sends form-urlencoded by default, and nothing else is accepted.
-        let json: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        let submit: SubmitBody =
-            serde_json::from_value(json).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        let owner = caller(request, self.allow_anonymous)?;
+        let key = submission::idempotency_key(request)?;
+        let job_request = submission::job_request(request.body().as_ref())?;
+        trace.job_type = Some(job_request.job_type.clone());
         let handler =
             self.job_types
-                .get(&submit.job_type)
+                .get(&job_request.job_type)
                 .ok_or_else(|| ApiError::UnknownJobType {
-                    job_type: submit.job_type.clone(),
+                    job_type: job_request.job_type.clone(),
                     known: self.job_types.names().map(str::to_owned).collect(),
                 })?;
         handler
-            .validate(&submit.payload)
+            .validate(&job_request.payload)
             .map_err(ApiError::InvalidPayload)?;
 
-        let owner = caller(request);
-        let id = match idempotency_key(request)? {
-            Some(key) => JobId::from_idempotency_key(&owner, key),
-            None => JobId::random(),
-        };
-        let job_request = JobRequest {
-            job_type: submit.job_type,
-            payload: submit.payload,
-        };
-        let job = JobRecord::new_queued(id, &owner, &job_request, now_ms(), self.retention_days);
-        let message = JobMessage { job_id: id };
-        let (created, sent) = tokio::join!(self.store.create(&job), self.queue.send(&message));
-        let accepted = match (created, sent) {
-            (Ok(()), Ok(_)) => {
-                metrics.count(&job.job_type, Metric::JobsAccepted);
-                tracing::info!(jobId = %id, jobType = %job.job_type, "job accepted");
-                job
+        let id = key.map_or_else(JobId::random, |key| {
+            JobId::from_idempotency_key(&owner, key)
+        });
+        trace.job_id = Some(id);
+        let job = JobRecord::new_queued(
+            id,
+            &owner,
+            &job_request,
+            (self.clock)(),
+            self.retention_days,
+        );
+
+        if self.backlog_full().await {
+            if key.is_some() {
+                let existing = self
+                    .store
+                    .get(id)
+                    .await
+                    .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+                if let Some(existing) = existing {
+                    if !same_request(&existing, &job) {
+                        return Err(ApiError::IdempotencyKeyReused);
+                    }
+                    if !existing.enqueue_failed {
+                        tracing::debug!("replay of an accepted job while the backlog is full");
+                        return self.accepted(request, &existing);
+                    }
+                }
             }
-            (
-                Err(StoreError::Conflict {
-                    current: Some(existing),
-                }),
-                _,
-            ) => {
-                if existing.fingerprint != job.fingerprint || existing.owner != owner {
+            metrics.count(&job.job_type, Metric::JobsRefused);
+            return Err(ApiError::BacklogFull {
+                retry_after_secs: BACKLOG_RETRY_AFTER_SECS,
+            });
+        }
+
+        match self.store.create(&job).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict {
+                current: Some(existing),
+            }) => {
+                if !same_request(&existing, &job) {
                     return Err(ApiError::IdempotencyKeyReused);
                 }
-                tracing::info!(jobId = %id, "idempotent replay of an accepted job");
-                *existing
-            }
-            (Ok(()), Err(send_error)) => {
-                let reason = format!("the job could not be queued: {send_error}");
-                if let Err(mark_error) = self.store.mark_enqueue_failed(&job, &reason).await {
-                    tracing::error!(jobId = %id, %mark_error, "could not mark the job enqueue-failed");
+                if existing.created_at != job.created_at {
+                    tracing::debug!("idempotent replay of an accepted job");
+                    return self.accepted(request, &existing);
                 }
-                return Err(ApiError::Unavailable(reason));
+                tracing::debug!("the store holds this request's own write (a retried PutItem)");
             }
-            (Err(store_error), _) => {
-                return Err(ApiError::Unavailable(format!(
-                    "the job could not be stored: {store_error}"
-                )));
-            }
-        };
-        let status_url = self.status_url(request, accepted.id);
+            Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
+        }
+
+        if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
+            let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
+                Ok(()) => send_error.to_string(),
+                Err(mark_error) => {
+                    format!(
+                        "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
+                    )
+                }
+            };
+            return Err(ApiError::QueueUnavailable(detail));
+        }
+        metrics.count(&job.job_type, Metric::JobsAccepted);
+        self.accepted(request, &job)
+    }
+
+    async fn backlog_full(&self) -> bool {
+        match &self.backlog {
+            Some(backlog) => backlog.is_full().await,
+            None => false,
+        }
+    }
+
+    /// The 202 for `job`, with its link and when to poll it.
+    fn accepted(&self, request: &Request, job: &JobRecord) -> Result<Response<Body>, ApiError> {
+        let status_url = format!("{}/jobs/{}", self.public_base(request), job.id);
         let body = json!({
-            "jobId": accepted.id,
-            "status": accepted.state,
+            "jobId": job.id,
+            "status": job.state,
             "statusUrl": status_url,
         });
         json_response(StatusCode::ACCEPTED)
             .header(LOCATION, status_url)
+            .header(RETRY_AFTER, POLL_AFTER_SECS)
             .body(Body::from(body.to_string()))
             .map_err(ApiError::internal)
     }
 
-    async fn status(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    async fn status(
+        &self,
+        request: &Request,
+        id: &str,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let owner = caller(request, self.allow_anonymous)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
+        trace.job_id = Some(id);
         let job = self
             .store
             .get(id)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?
-            .filter(|job| job.owner == caller(request))
+            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
+            .filter(|job| job.owner == owner)
             .ok_or(ApiError::JobNotFound)?;
-        let body = job_view(&job);
-        json_response(StatusCode::OK)
-            .header(CACHE_CONTROL, "no-store")
-            .body(Body::from(body.to_string()))
+        trace.job_type = Some(job.job_type.clone());
+        let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
+        if !job.state.is_finished() {
+            response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
+        }
+        response
+            .body(Body::from(job_view(&job).to_string()))
             .map_err(ApiError::internal)
     }
 
-    /// `PUBLIC_BASE_URL`, else the request's own scheme and host, then `/jobs/{id}`.
-    fn status_url(&self, request: &Request, id: JobId) -> String {
-        let header = |name| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
+    /// `PUBLIC_BASE_URL`; else, deployed, `https://` and the API Gateway
+    /// domain name of the request context, and its stage unless `$default`;
+    /// else nothing (relative links). Never the client's `Host`.
+    fn public_base(&self, request: &Request) -> String {
+        if let Some(base) = &self.public_base_url {
+            return base.clone();
+        }
+        let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+            return String::new();
         };
-        let base = match (&self.public_base_url, header(HOST.as_str())) {
-            (Some(base), _) => base.clone(),
-            (None, Some(host)) => {
-                let scheme = header("x-forwarded-proto").unwrap_or("http");
-                format!("{scheme}://{host}")
-            }
-            (None, None) => String::new(),
+        let Some(domain) = context.domain_name.as_deref().filter(|d| !d.is_empty()) else {
+            return String::new();
         };
-        format!("{base}/jobs/{id}")
+        match context
+            .stage
+            .as_deref()
+            .filter(|stage| !stage.is_empty() && *stage != "$default")
+        {
+            Some(stage) => format!("https://{domain}/{stage}"),
+            None => format!("https://{domain}"),
+        }
     }
 }
 
-fn idempotency_key(request: &Request) -> Result<Option<&str>, ApiError> {
-    let Some(value) = request.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
-        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or(ApiError::InvalidIdempotencyKey)?;
-    Ok(Some(key))
+/// Whether `existing`, the job already under this request's id, was
+/// submitted by the same caller with the same body.
+fn same_request(existing: &JobRecord, job: &JobRecord) -> bool {
+    existing.owner == job.owner && existing.fingerprint == job.fingerprint
 }
 
 fn json_response(status: StatusCode) -> http::response::Builder {
@@ -272,21 +391,40 @@ pub fn job_view(job: &JobRecord) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::backlog::fake::FakeDepth;
     use super::*;
-    use jobline_shared::JobState;
     use jobline_shared::queue::memory::MemoryQueue;
     use jobline_shared::store::memory::MemoryStore;
+    use jobline_shared::{JobRequest, JobState};
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
-    fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
+    fn config(base: Option<&str>) -> Config {
         let mut config = Config::from_lookup(|name| match name {
             "JOBS_TABLE" => Some("t".into()),
             "JOBS_QUEUE_URL" => Some("q".into()),
+            "ALLOW_ANONYMOUS" => Some("true".into()),
+            "MAX_BACKLOG" => Some("10".into()),
             _ => None,
         })
         .expect("config");
         config.public_base_url = base.map(str::to_owned);
-        Api::new(store.clone(), queue.clone(), JobTypes::builtin(), &config)
+        config
     }
+
+    fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
+        Api::new(
+            store.clone(),
+            queue.clone(),
+            JobTypes::builtin(),
+            &config(base),
+        )
+    }
+
+    fn fakes() -> (Arc<MemoryStore>, Arc<MemoryQueue>) {
+        (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()))
+    }
+
+    const BODY: &str = r#"{"type":"primes","payload":{"upTo":10}}"#;
 
     fn submit(key: Option<&str>) -> Request {
         let mut builder = http::Request::builder()
@@ -296,22 +434,36 @@ mod tests {
         if let Some(key) = key {
             builder = builder.header("idempotency-key", key);
         }
-        builder
-            .body(Body::from(r#"{"type":"primes","payload":{"upTo":10}}"#))
-            .expect("request")
+        builder.body(Body::from(BODY)).expect("request")
+    }
+
+    fn get(id: JobId) -> Request {
+        http::Request::builder()
+            .uri(format!("/jobs/{id}"))
+            .body(Body::Empty)
+            .unwrap()
     }
 
     fn body(reply: &Reply) -> Value {
         serde_json::from_slice(reply.response.body().as_ref()).expect("JSON")
     }
 
+    fn record(id: JobId, created_at: i64) -> JobRecord {
+        let request = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({"upTo": 10}),
+        };
+        JobRecord::new_queued(id, ANONYMOUS_OWNER, &request, created_at, 30)
+    }
+
     #[tokio::test]
     async fn accepts_writes_and_sends_the_id() {
-        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        let (store, queue) = fakes();
         let reply = api(&store, &queue, Some("https://jobs.example.com"))
             .handle(submit(None))
             .await;
         assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(reply.response.headers()[RETRY_AFTER], "2");
         let body = body(&reply);
         let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
         assert_eq!(
@@ -328,46 +480,259 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_send_is_a_503_and_marks_the_job() {
-        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        let (store, queue) = fakes();
         queue.set_failing(true);
         let api = api(&store, &queue, None);
         let reply = api.handle(submit(Some("k"))).await;
         assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body(&reply)["error"]["code"], "unavailable");
+        assert_eq!(
+            body(&reply)["error"]["message"],
+            "the job queue is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+        );
         let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
         let job = store.job(id).unwrap();
         assert!(job.enqueue_failed);
         assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.error.as_deref(), Some(ENQUEUE_FAILED));
 
         queue.set_failing(false);
         let retried = api.handle(submit(Some("k"))).await;
         assert_eq!(retried.response.status(), StatusCode::ACCEPTED);
         assert_eq!(store.job(id).unwrap().state, JobState::Queued);
+        assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
     }
 
     #[tokio::test]
-    async fn a_store_outage_is_a_503_for_submit_and_status() {
-        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+    async fn a_store_outage_is_a_503_for_submit_and_status_and_sends_nothing() {
+        let (store, queue) = fakes();
         store.set_failing(true);
         let api = api(&store, &queue, None);
         let reply = api.handle(submit(None)).await;
         assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(reply.metrics.total(Metric::JobsAccepted), 0.0);
-        let status = http::Request::builder()
-            .uri(format!("/jobs/{}", JobId::random()))
-            .body(Body::Empty)
-            .unwrap();
-        let reply = api.handle(status).await;
+        assert!(
+            body(&reply)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the job store is unavailable; nothing was accepted")
+        );
+        assert!(queue.sent().is_empty(), "no message without its record");
+        let reply = api.handle(get(JobId::random())).await;
         assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_replay_answers_the_existing_job_and_sends_nothing() {
+        let (store, queue) = fakes();
+        let mut api = api(&store, &queue, None);
+        api.clock = || 1_000;
+        let first = api.handle(submit(Some("k"))).await;
+        api.clock = || 1_001;
+        let replay = api.handle(submit(Some("k"))).await;
+        assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(body(&replay)["jobId"], body(&first)["jobId"]);
+        assert_eq!(replay.metrics.total(Metric::JobsAccepted), 0.0);
+        assert_eq!(queue.sent().len(), 1, "one message for one job");
+    }
+
+    #[tokio::test]
+    async fn the_requests_own_retried_write_is_still_sent() {
+        let (store, queue) = fakes();
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        // The PutItem landed but its response was lost; the SDK's retry
+        // meets the item this very request wrote (same createdAt).
+        store.insert(record(id, 1_000));
+        let mut api = api(&store, &queue, None);
+        api.clock = || 1_000;
+        let reply = api.handle(submit(Some("k"))).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+        assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+        // A later request with the key is a replay.
+        api.clock = || 2_000;
+        let replay = api.handle(submit(Some("k"))).await;
+        assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unfinished_jobs_say_when_to_poll_again() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let id = JobId::random();
+        for (state, retry_after) in [
+            (JobState::Queued, Some("2")),
+            (JobState::Running, Some("2")),
+            (JobState::Succeeded, None),
+            (JobState::Failed, None),
+        ] {
+            let mut job = record(id, 1_000);
+            job.state = state;
+            store.insert(job);
+            let reply = api.handle(get(id)).await;
+            assert_eq!(reply.response.status(), StatusCode::OK);
+            assert_eq!(
+                reply
+                    .response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap()),
+                retry_after,
+                "{state}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_refuses_new_jobs_but_not_replays() {
+        let (store, queue) = fakes();
+        let depth = FakeDepth::new(0);
+        let mut api = api(&store, &queue, None);
+        // Read at every request, so the test need not wait for the cache.
+        api.backlog = Some(Backlog::new(depth.clone(), 10, std::time::Duration::ZERO));
+        let accepted = api.handle(submit(Some("early"))).await;
+        assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
+        depth.depth.store(11, std::sync::atomic::Ordering::SeqCst);
+        for key in [None, Some("late")] {
+            let refused = api.handle(submit(key)).await;
+            assert_eq!(refused.response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(refused.response.headers()[RETRY_AFTER], "30");
+            assert_eq!(body(&refused)["error"]["code"], "backlog_full");
+            assert_eq!(refused.metrics.total(Metric::JobsRefused), 1.0);
+        }
+        let replay = api.handle(submit(Some("early"))).await;
+        assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(body(&replay)["jobId"], body(&accepted)["jobId"]);
+        assert_eq!(queue.sent().len(), 1, "only the early job was queued");
+        assert_eq!(store.snapshot().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_backlog_bound_when_max_backlog_is_zero() {
+        let (store, queue) = fakes();
+        let mut config = config(None);
+        config.max_backlog = 0;
+        let api = Api::new(store, queue, JobTypes::builtin(), &config)
+            .with_queue_depth(FakeDepth::new(u64::MAX));
+        let reply = api.handle(submit(None)).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn without_an_identity_and_without_anonymous_it_is_401() {
+        let (store, queue) = fakes();
+        let mut config = config(None);
+        config.allow_anonymous = false;
+        let api = Api::new(store, queue.clone(), JobTypes::builtin(), &config);
+        for request in [submit(None), get(JobId::random())] {
+            let reply = api.handle(request).await;
+            assert_eq!(reply.response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(body(&reply)["error"]["code"], "unauthenticated");
+        }
+        assert!(queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn links_never_come_from_the_clients_host() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let mut forged = submit(None);
+        let headers = forged.headers_mut();
+        headers.insert("host", "evil.example.com".parse().unwrap());
+        headers.insert("x-forwarded-proto", "javascript".parse().unwrap());
+        let reply = api.handle(forged).await;
+        let url = body(&reply)["statusUrl"].as_str().unwrap().to_owned();
+        assert!(url.starts_with("/jobs/"), "{url}");
+
+        for (stage, base) in [
+            (
+                "$default",
+                "https://abc123.execute-api.us-east-1.amazonaws.com",
+            ),
+            (
+                "prod",
+                "https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+            ),
+        ] {
+            let mut context = ApiGatewayV2httpRequestContext::default();
+            context.domain_name = Some("abc123.execute-api.us-east-1.amazonaws.com".into());
+            context.stage = Some(stage.into());
+            let mut request = submit(None);
+            request
+                .headers_mut()
+                .insert("host", "evil.example.com".parse().unwrap());
+            request
+                .extensions_mut()
+                .insert(RequestContext::ApiGatewayV2(context));
+            let reply = api.handle(request).await;
+            let url = body(&reply)["statusUrl"].as_str().unwrap().to_owned();
+            assert!(url.starts_with(&format!("{base}/jobs/")), "{url}");
+            assert_eq!(reply.response.headers()[LOCATION], url.as_str());
+        }
+    }
+
+    /// The JSON log lines written while `run` runs, at `info` and above.
+    async fn logs(run: impl Future<Output = ()>) -> Vec<Value> {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        run.await;
+        drop(guard);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_log_line_per_request_with_flat_fields_and_the_detail_only_there() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let lines = logs(async {
+            let reply = api.handle(submit(None)).await;
+            assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+            queue.set_failing(true);
+            let reply = api.handle(submit(None)).await;
+            assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        })
+        .await;
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let (accepted, failed) = (&lines[0], &lines[1]);
+        assert_eq!(accepted["level"], "INFO");
+        assert_eq!(accepted["status"], 202);
+        assert_eq!(accepted["jobType"], "primes");
+        assert!(accepted["jobId"].as_str().unwrap().parse::<JobId>().is_ok());
+        assert_eq!(failed["level"], "ERROR");
+        assert_eq!(failed["status"], 503);
+        assert_eq!(failed["code"], "unavailable");
+        assert!(failed["jobId"].is_string());
+        assert!(
+            failed["error"].as_str().unwrap().contains("SendMessage"),
+            "the logs get the detail: {failed}"
+        );
     }
 
     #[test]
     fn job_view_shows_times_as_rfc3339() {
-        let request = JobRequest {
-            job_type: "primes".into(),
-            payload: json!({}),
-        };
-        let mut job = JobRecord::new_queued(JobId::random(), "a", &request, 0, 1);
+        let mut job = record(JobId::random(), 0);
         job.started_at = Some(1_500);
         let view = job_view(&job);
         assert_eq!(view["createdAt"], "1970-01-01T00:00:00Z");

@@ -1,7 +1,10 @@
 //! The API Lambda's entry point: logs, config and SDK clients once per cold
 //! start, then every request goes to [`jobline_api::Api::handle`].
+//!
+//! The clients bound every operation by `API_AWS_TIMEOUT_MS`, so a submission
+//! answers (202 or 503) within the function's timeout even when AWS is slow.
 
-use jobline_api::Api;
+use jobline_api::{Api, SqsQueueDepth};
 use jobline_shared::aws::Clients;
 use jobline_shared::{Config, JobTypes, telemetry};
 use lambda_http::{Error, Request, run, service_fn};
@@ -11,13 +14,19 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots).await;
-    let api = Arc::new(Api::new(
-        Arc::new(clients.store(&config)),
-        Arc::new(clients.queue(&config)),
-        JobTypes::builtin(),
-        &config,
-    ));
+    let clients = Clients::for_lambda(config.trust_roots)
+        .await
+        .with_operation_timeout(config.api_aws_timeout);
+    let depth = SqsQueueDepth::new(clients.sqs.clone(), &config.queue_url);
+    let api = Arc::new(
+        Api::new(
+            Arc::new(clients.store(&config)),
+            Arc::new(clients.queue(&config)),
+            JobTypes::builtin(),
+            &config,
+        )
+        .with_queue_depth(Arc::new(depth)),
+    );
     run(service_fn(move |request: Request| {
         let api = Arc::clone(&api);
         async move {

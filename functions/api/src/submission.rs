@@ -1,0 +1,173 @@
+//! Reading a `POST /jobs` request: its body as a job request, and its
+//! `Idempotency-Key`.
+//!
+//! The body is checked by hand rather than by a derived `Deserialize`:
+//! serde accepts a JSON array as a struct (`["primes", {…}]` would be a
+//! job) and names Rust types in its errors, while clients need messages
+//! about the fields they sent.
+
+use crate::ApiError;
+use jobline_shared::JobRequest;
+use lambda_http::Request;
+use serde_json::{Map, Value};
+
+/// The largest request body accepted, 256 KiB. A job record holds the payload
+/// and must fit DynamoDB's 400 KB item limit with room for the result.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The body as a job request: a JSON object with a string `type` and an
+/// optional object `payload` (default `{}`), and nothing else. It is read as
+/// JSON whatever its `Content-Type`: `curl -d` sends form-urlencoded by
+/// default, and nothing else is accepted anyway.
+pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+            size: body.len(),
+        });
+    }
+    let json: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let Value::Object(mut fields) = json else {
+        return Err(invalid(
+            "a job request is a JSON object with `type` and `payload`",
+        ));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "type" | "payload"))
+    {
+        return Err(invalid(&format!(
+            "unknown field `{unknown}`: a job request has `type` and `payload`"
+        )));
+    }
+    let Some(Value::String(job_type)) = fields.remove("type") else {
+        return Err(invalid("`type` is required and must be a string"));
+    };
+    let payload = match fields.remove("payload") {
+        None => Value::Object(Map::new()),
+        Some(payload @ Value::Object(_)) => payload,
+        Some(_) => return Err(invalid("`payload` must be a JSON object")),
+    };
+    Ok(JobRequest { job_type, payload })
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::InvalidRequest(message.to_owned())
+}
+
+/// The `Idempotency-Key` header, if any: exactly one, of 1 to
+/// [`MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII characters and no comma (API
+/// Gateway joins repeated headers with commas, so a comma may hide two keys).
+pub fn idempotency_key(request: &Request) -> Result<Option<&str>, ApiError> {
+    let mut values = request.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidIdempotencyKey);
+    }
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic() && b != b','))
+        .ok_or(ApiError::InvalidIdempotencyKey)?;
+    Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Body;
+    use serde_json::json;
+
+    fn message(body: &str) -> String {
+        match job_request(body.as_bytes()) {
+            Err(ApiError::InvalidRequest(message)) => message,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_an_object_with_type_and_payload_is_a_job_request() {
+        assert_eq!(
+            job_request(br#"{"type":"primes","payload":{"upTo":5}}"#).unwrap(),
+            JobRequest {
+                job_type: "primes".into(),
+                payload: json!({"upTo": 5}),
+            }
+        );
+        assert_eq!(
+            job_request(br#"{"type":"primes"}"#).unwrap().payload,
+            json!({})
+        );
+        for body in [
+            r#"["primes", {"upTo": 5}]"#,
+            "[]",
+            "\"primes\"",
+            "5",
+            "null",
+        ] {
+            let text = message(body);
+            assert!(text.contains("JSON object"), "{body}: {text}");
+            assert!(!text.contains("struct"), "{body}: {text}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        assert_eq!(
+            message(r#"{"payload":{}}"#),
+            "`type` is required and must be a string"
+        );
+        assert_eq!(
+            message(r#"{"type":7}"#),
+            "`type` is required and must be a string"
+        );
+        assert_eq!(
+            message(r#"{"type":"primes","foo":1}"#),
+            "unknown field `foo`: a job request has `type` and `payload`"
+        );
+        assert_eq!(
+            message(r#"{"type":"primes","payload":[1]}"#),
+            "`payload` must be a JSON object"
+        );
+    }
+
+    fn with_keys(keys: &[&str]) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/jobs");
+        for key in keys {
+            builder = builder.header("idempotency-key", *key);
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn one_idempotency_key_without_commas() {
+        assert_eq!(idempotency_key(&with_keys(&[])).unwrap(), None);
+        assert_eq!(
+            idempotency_key(&with_keys(&["order-42"])).unwrap(),
+            Some("order-42")
+        );
+        let long = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1);
+        for keys in [
+            &["a", "b"][..],
+            &["a,b"],
+            &["has space"],
+            &[""],
+            &[long.as_str()],
+        ] {
+            assert!(
+                matches!(
+                    idempotency_key(&with_keys(keys)),
+                    Err(ApiError::InvalidIdempotencyKey)
+                ),
+                "{keys:?}"
+            );
+        }
+    }
+}
