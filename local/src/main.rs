@@ -12,7 +12,7 @@ use jobline_local::poller::{Poller, PollerSettings};
 use jobline_local::server;
 use jobline_shared::aws::Clients;
 use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
-use jobline_shared::{Config, JobTypes, telemetry};
+use jobline_shared::{Config, telemetry};
 use jobline_worker::Worker;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let config = Config::from_env()?;
             let store = Arc::new(clients.store(&config));
             let queue = Arc::new(clients.queue(&config));
-            let job_types = JobTypes::builtin();
+            let job_types = jobline_jobs::registry();
             let api = Arc::new(Api::new(
                 store.clone(),
                 queue.clone(),

@@ -57,6 +57,13 @@ impl Default for WorkerConfig {
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
 
+/// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda: the function's memory in
+/// MB, which bounds how many jobs the worker runs at once. `None` outside
+/// Lambda (or if unreadable): no bound but `WORKER_CONCURRENCY`.
+pub fn function_memory_mb(lookup: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?.parse().ok()
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -192,6 +199,16 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("43200"), "{err}");
+    }
+
+    #[test]
+    fn function_memory_is_read_when_lambda_sets_it() {
+        let lookup = |value: &'static str| {
+            move |name: &str| (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| value.to_owned())
+        };
+        assert_eq!(function_memory_mb(lookup("512")), Some(512));
+        assert_eq!(function_memory_mb(lookup("lots")), None);
+        assert_eq!(function_memory_mb(|_| None), None);
     }
 
     #[test]

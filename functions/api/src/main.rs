@@ -3,7 +3,7 @@
 
 use jobline_api::Api;
 use jobline_shared::aws::Clients;
-use jobline_shared::{Config, JobTypes, telemetry};
+use jobline_shared::{Config, telemetry};
 use lambda_http::{Error, Request, run, service_fn};
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let api = Arc::new(Api::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
-        JobTypes::builtin(),
+        jobline_jobs::registry(),
         &config,
     ));
     run(service_fn(move |request: Request| {
