@@ -28,7 +28,8 @@ mod tests {
 
     #[test]
     fn the_registry_holds_the_builtin_types() {
-        let names: Vec<&str> = registry().names().collect();
+        let registry = registry();
+        let names: Vec<&str> = registry.names().collect();
         for builtin in JobTypes::builtin().names() {
             assert!(names.contains(&builtin), "{builtin} missing from {names:?}");
         }
