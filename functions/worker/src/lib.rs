@@ -40,8 +40,8 @@ use futures_util::{FutureExt, StreamExt};
 use jobline_shared::job::{ClaimRefusal, now_ms};
 use jobline_shared::job_types::JobContext;
 use jobline_shared::{
-    Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes,
-    Metric, Metrics, StoreError, WorkerConfig,
+    Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
+    Metrics, StoreError, WorkerConfig,
 };
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
@@ -105,7 +105,11 @@ pub enum Disposition {
 /// How many jobs run at once: `configured`, but no more than fit in the
 /// function's memory (`memory_mb`, from Lambda) at `peak_bytes` each, after
 /// [`RUNTIME_MEMORY_BYTES`]; always at least one.
-pub fn memory_bound_concurrency(configured: usize, memory_mb: Option<u32>, peak_bytes: u64) -> usize {
+pub fn memory_bound_concurrency(
+    configured: usize,
+    memory_mb: Option<u32>,
+    peak_bytes: u64,
+) -> usize {
     let Some(memory_mb) = memory_mb else {
         return configured.max(1);
     };
@@ -329,7 +333,12 @@ impl Worker {
         }
     }
 
-    async fn run_job(&self, delivery: &mut Delivery<'_>, id: JobId, deadline_ms: i64) -> Disposition {
+    async fn run_job(
+        &self,
+        delivery: &mut Delivery<'_>,
+        id: JobId,
+        deadline_ms: i64,
+    ) -> Disposition {
         let now = now_ms();
         let lease_until_ms = deadline_ms.saturating_add(LEASE_MARGIN_MS);
         let job = match self.store.claim(id, now, lease_until_ms).await {
@@ -518,7 +527,9 @@ impl Worker {
                 tracing::debug!(%state, "duplicate delivery of a finished job");
                 delivery.outcome = "duplicate";
                 let job_type = current.map_or("unknown", |job| job.job_type.as_str());
-                delivery.metrics.count(job_type, Metric::DuplicateDeliveries);
+                delivery
+                    .metrics
+                    .count(job_type, Metric::DuplicateDeliveries);
                 Disposition::Acknowledged
             }
             ClaimRefusal::Leased { until_ms } => {
@@ -573,8 +584,8 @@ mod tests {
     use super::*;
     use jobline_shared::JobRequest;
     use jobline_shared::memory::{MemoryQueue, MemoryStore};
-    use jobline_shared::{JobHandler, JobState};
     use jobline_shared::queue::Receive;
+    use jobline_shared::{JobHandler, JobState};
     use serde_json::json;
 
     /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
@@ -658,7 +669,11 @@ mod tests {
             self.deliver_record(&record, now_ms() + 30_000).await
         }
 
-        async fn deliver_record(&self, record: &SqsMessage, deadline_ms: i64) -> (Disposition, Metrics) {
+        async fn deliver_record(
+            &self,
+            record: &SqsMessage,
+            deadline_ms: i64,
+        ) -> (Disposition, Metrics) {
             let (_, disposition, metrics) = self
                 .worker
                 .process_record(record, now_ms(), deadline_ms)
@@ -825,7 +840,11 @@ mod tests {
         for _ in 0..3 {
             let received = f.queue.receive(receive).await.unwrap();
             assert_eq!(received.len(), 1);
-            assert_eq!(received[0].receive_count(), 1, "never counts toward the DLQ");
+            assert_eq!(
+                received[0].receive_count(),
+                1,
+                "never counts toward the DLQ"
+            );
             let mut record = SqsMessage::default();
             record.message_id = Some(received[0].message_id.clone());
             record.receipt_handle = Some(received[0].receipt_handle.clone());
@@ -846,7 +865,11 @@ mod tests {
         }
         assert_eq!(f.queue.sent(), vec![JobMessage { job_id: id }; 3]);
         let job = f.store.job(id).unwrap();
-        assert_eq!((job.state, job.attempts), (JobState::Queued, 0), "never claimed");
+        assert_eq!(
+            (job.state, job.attempts),
+            (JobState::Queued, 0),
+            "never claimed"
+        );
 
         // If the send fails, the record is reported failed instead.
         f.queue.set_failing_sends(true);
@@ -866,7 +889,11 @@ mod tests {
         assert_eq!(memory_bound_concurrency(8, Some(128), 60 * MIB), 1);
         assert_eq!(memory_bound_concurrency(8, Some(48 + 3 * 60), 60 * MIB), 3);
         assert_eq!(memory_bound_concurrency(8, Some(10_240), 60 * MIB), 8);
-        assert_eq!(memory_bound_concurrency(8, Some(16), 60 * MIB), 1, "at least one");
+        assert_eq!(
+            memory_bound_concurrency(8, Some(16), 60 * MIB),
+            1,
+            "at least one"
+        );
         assert_eq!(memory_bound_concurrency(2, Some(10_240), 0), 2);
     }
 

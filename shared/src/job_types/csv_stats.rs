@@ -48,9 +48,7 @@ pub fn summarise(text: &str) -> Result<Value, String> {
                 .parse()
                 .ok()
                 .filter(|v: &f64| v.is_finite())
-                .ok_or_else(|| {
-                    format!("row {row_number}, column {}: not a number", index + 1)
-                })?;
+                .ok_or_else(|| format!("row {row_number}, column {}: not a number", index + 1))?;
             let stats = column.get_or_insert(Column {
                 sum: 0.0,
                 min: value,
@@ -127,12 +125,17 @@ mod tests {
     #[tokio::test]
     async fn bad_input_is_a_permanent_failure() {
         assert!(matches!(
-            CsvStats.run(&test_context(1), json!({"csv": "a\nnope"})).await,
+            CsvStats
+                .run(&test_context(1), json!({"csv": "a\nnope"}))
+                .await,
             Err(JobError::Permanent(_))
         ));
         assert!(CsvStats.validate(&json!({"csv": 3})).is_err());
         assert_eq!(
-            CsvStats.run(&test_context(1), json!({"csv": "a\n1"})).await.unwrap()["rows"],
+            CsvStats
+                .run(&test_context(1), json!({"csv": "a\n1"}))
+                .await
+                .unwrap()["rows"],
             1
         );
     }

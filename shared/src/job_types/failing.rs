@@ -49,7 +49,9 @@ impl JobHandler for AlwaysFail {
     }
 
     async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
-        Err(JobError::Retryable("failing on purpose, every time".to_owned()))
+        Err(JobError::Retryable(
+            "failing on purpose, every time".to_owned(),
+        ))
     }
 }
 
@@ -71,7 +73,11 @@ mod tests {
             FailTimes.run(&test_context(3), payload).await,
             Ok(json!({"attempts": 3}))
         );
-        assert!(FailTimes.validate(&json!({"failures": MAX_FAILURES + 1})).is_err());
+        assert!(
+            FailTimes
+                .validate(&json!({"failures": MAX_FAILURES + 1}))
+                .is_err()
+        );
         assert!(FailTimes.validate(&json!({})).is_err());
     }
 

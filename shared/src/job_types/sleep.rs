@@ -67,7 +67,11 @@ mod tests {
     #[test]
     fn is_bounded() {
         assert!(Sleep.validate(&json!({"seconds": MAX_SLEEP_SECS})).is_ok());
-        assert!(Sleep.validate(&json!({"seconds": MAX_SLEEP_SECS + 1})).is_err());
+        assert!(
+            Sleep
+                .validate(&json!({"seconds": MAX_SLEEP_SECS + 1}))
+                .is_err()
+        );
         assert!(Sleep.validate(&json!({"seconds": 1.5})).is_err());
     }
 }
