@@ -142,7 +142,6 @@ impl Poller {
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
         let outcome = self.worker.process_batch(event, deadline_ms).await;
-        outcome.metrics.emit();
         let failed: HashSet<&str> = outcome
             .response
             .batch_item_failures

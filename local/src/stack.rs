@@ -81,7 +81,7 @@ impl Stack {
             queue,
             worker: config.worker.clone(),
             config: config.clone(),
-            job_types: JobTypes::builtin(),
+            job_types: jobline_jobs::registry(),
             poller: PollerSettings::default(),
             queue_arn: String::new(),
             pollers: 2,

@@ -74,6 +74,13 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
 
+/// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda: the function's memory in
+/// MB, which bounds how many jobs the worker runs at once. `None` outside
+/// Lambda (or if unreadable): no bound but `WORKER_CONCURRENCY`.
+pub fn function_memory_mb(lookup: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?.parse().ok()
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -248,6 +255,16 @@ mod tests {
             let err = config(&[base[0], base[1], (name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn function_memory_is_read_when_lambda_sets_it() {
+        let lookup = |value: &'static str| {
+            move |name: &str| (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| value.to_owned())
+        };
+        assert_eq!(function_memory_mb(lookup("512")), Some(512));
+        assert_eq!(function_memory_mb(lookup("lots")), None);
+        assert_eq!(function_memory_mb(|_| None), None);
     }
 
     #[test]

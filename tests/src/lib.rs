@@ -225,6 +225,7 @@ pub mod stack {
 /// Job types for tests: ones that fail on purpose.
 pub mod fixtures {
     use async_trait::async_trait;
+    use jobline_shared::job_types::JobContext;
     use jobline_shared::{JobError, JobHandler};
     use serde_json::{Value, json};
     use std::sync::Arc;
@@ -252,7 +253,7 @@ pub mod fixtures {
             "flaky"
         }
 
-        async fn run(&self, payload: Value) -> Result<Value, JobError> {
+        async fn run(&self, _ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
             let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
             let failing = self
                 .failures_left
@@ -296,7 +297,7 @@ pub mod fixtures {
             "broken"
         }
 
-        async fn run(&self, _payload: Value) -> Result<Value, JobError> {
+        async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
             if self.broken.load(Ordering::SeqCst) {
                 Err(JobError::Retryable("the downstream service is down".into()))
             } else {

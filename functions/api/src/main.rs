@@ -6,7 +6,7 @@
 
 use jobline_api::{Api, SqsQueueDepth};
 use jobline_shared::aws::Clients;
-use jobline_shared::{Config, JobTypes, telemetry};
+use jobline_shared::{Config, telemetry};
 use lambda_http::{Error, Request, run, service_fn};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         Api::new(
             Arc::new(clients.store(&config)),
             Arc::new(clients.queue(&config)),
-            JobTypes::builtin(),
+            jobline_jobs::registry(),
             &config,
         )
         .with_queue_depth(Arc::new(depth)),

@@ -3,7 +3,9 @@
 //!
 //! The delay becomes the message's visibility timeout (`ChangeMessageVisibility`),
 //! so SQS itself holds the message until the retry: no timer, no state, no
-//! cost while waiting. SQS caps a visibility timeout at 12 hours.
+//! cost while waiting. SQS caps a visibility timeout at 12 hours counted from
+//! the message's receive, not from the change, so a change may ask only for
+//! what is left of those 12 hours ([`max_visibility_secs`]).
 
 use jobline_shared::config::{SQS_MAX_VISIBILITY_SECS, WorkerConfig};
 
@@ -19,11 +21,21 @@ pub fn ceiling_secs(config: &WorkerConfig, receive_count: u32) -> u32 {
 }
 
 /// "Equal jitter": half the ceiling, plus a random part of the other half,
-/// so a retry never comes sooner than half its ceiling.
+/// so a retry never comes sooner than half its ceiling. Delays are whole
+/// seconds, so the half is rounded up: a 1 s ceiling is 1 s, never 0.
 pub fn delay_secs(config: &WorkerConfig, receive_count: u32) -> u32 {
     let ceiling = ceiling_secs(config, receive_count);
-    let half = ceiling / 2;
+    let half = ceiling.div_ceil(2);
     half + fastrand::u32(0..=ceiling - half)
+}
+
+/// The longest visibility timeout a change may set at `now_ms` for a message
+/// received at `received_at_ms`: SQS's 12 hours less the whole seconds begun
+/// since the receive.
+pub fn max_visibility_secs(received_at_ms: i64, now_ms: i64) -> u32 {
+    let elapsed_ms = u64::try_from(now_ms.saturating_sub(received_at_ms)).unwrap_or(0);
+    let elapsed_secs = u32::try_from(elapsed_ms.div_ceil(1000)).unwrap_or(u32::MAX);
+    SQS_MAX_VISIBILITY_SECS.saturating_sub(elapsed_secs)
 }
 
 #[cfg(test)]
@@ -66,5 +78,31 @@ mod tests {
         }
         let spread: std::collections::HashSet<u32> = (0..200).map(|_| delay_secs(&c, 4)).collect();
         assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
+    }
+
+    #[test]
+    fn whole_seconds_keep_at_least_half_the_delay() {
+        // RETRY_BASE_DELAY_SECONDS=1: the first retry waits 1 s, not 0.
+        let c = config(1, 300);
+        for _ in 0..200 {
+            assert_eq!(delay_secs(&c, 1), 1);
+            assert!((1..=2).contains(&delay_secs(&c, 2)));
+            assert!((2..=4).contains(&delay_secs(&c, 3)));
+        }
+        let odd = config(3, 300);
+        for _ in 0..200 {
+            assert!((2..=3).contains(&delay_secs(&odd, 1)));
+        }
+    }
+
+    #[test]
+    fn visibility_is_capped_at_12_hours_from_the_receive() {
+        let received = 1_700_000_000_000;
+        assert_eq!(max_visibility_secs(received, received), 43_200);
+        assert_eq!(max_visibility_secs(received, received + 1), 43_199);
+        assert_eq!(max_visibility_secs(received, received + 1_000), 43_199);
+        assert_eq!(max_visibility_secs(received, received + 60_500), 43_139);
+        assert_eq!(max_visibility_secs(received, received + 50_000_000), 0);
+        assert_eq!(max_visibility_secs(received, received - 5_000), 43_200);
     }
 }

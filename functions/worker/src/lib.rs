@@ -1,10 +1,12 @@
 //! The worker: processes one SQS batch and reports which messages failed.
 //!
-//! Each record is handled on its own, at most `WORKER_CONCURRENCY` at once,
-//! and ends in one of two ways: acknowledged (SQS deletes it) or listed in
-//! `batchItemFailures` (SQS delivers it again after its visibility timeout).
-//! With `ReportBatchItemFailures` on the event source mapping, one bad record
-//! never fails or repeats its batch-mates.
+//! Each record is handled on its own, at most `concurrency` at once, and ends
+//! in one of three ways: acknowledged (SQS deletes it), listed in
+//! `batchItemFailures` (SQS delivers it again after its visibility timeout),
+//! or, when its job could not even start before the deadline, sent again as a
+//! new message and acknowledged, so that a large batch's late records do not
+//! count receives toward the DLQ. With `ReportBatchItemFailures` on the event
+//! source mapping, one bad record never fails or repeats its batch-mates.
 //!
 //! Per job the worker makes two DynamoDB writes and no reads: a conditional
 //! claim (`queued → running`, returning the job with `ALL_NEW`) and a
@@ -12,13 +14,31 @@
 //! the current item (`ALL_OLD`), which says whether the delivery was a
 //! duplicate (acknowledge), or the job is leased by a live attempt (retry
 //! after the lease).
+//!
+//! Deadlines: a handler's [`JobContext`] is cancelled [`DEADLINE_RESERVE`]
+//! before the invocation's deadline; a handler still running [`STOP_GRACE`]
+//! later has overrun. Its job is not returned to the queue (a new run would
+//! overlap with it) and the batch asks for the process to end after the
+//! response ([`BatchOutcome::must_restart`], see [`restart`]).
+//!
+//! Memory: the jobs of a batch run at most `min(WORKER_CONCURRENCY,
+//! (function memory − runtime) / the job types' largest peak)` at once
+//! ([`memory_bound_concurrency`]), so the built-in types at their largest
+//! payloads fit even the smallest function.
+//!
+//! Logs: one `info` line per record with flat fields (`jobId`, `messageId`,
+//! `jobType`, `attempt`, `outcome`, `durationMs`); AWS failures at `warn`,
+//! everything else at `debug`. The batch's metrics are written (EMF) here,
+//! once per batch, for every entry point.
 
 pub mod backoff;
+pub mod restart;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream;
 use futures_util::{FutureExt, StreamExt};
 use jobline_shared::job::{ClaimRefusal, now_ms};
+use jobline_shared::job_types::JobContext;
 use jobline_shared::{
     Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
     Metrics, StoreError, WorkerConfig,
@@ -26,33 +46,76 @@ use jobline_shared::{
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
-use tracing::Instrument;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// A result larger than this fails the job: it must fit in the job's
 /// DynamoDB item (400 KB) beside a payload of up to 256 KiB.
 pub const MAX_RESULT_BYTES: usize = 100 * 1024;
 
-/// Time kept back from the Lambda deadline to record a timed-out attempt.
+/// Time kept back from the Lambda deadline: a job's context is cancelled
+/// this long before it, leaving [`STOP_GRACE`] for the handler to stop and
+/// the rest to record the attempt and respond.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
+
+/// How long after its cancellation a handler may take to stop before it
+/// counts as overrun.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// A job is not started with less than this left before its cancellation:
+/// its record is sent again instead.
+pub const MIN_RUN_TIME: Duration = Duration::from_secs(1);
 
 /// A lease outlives the invocation's deadline by this much, for clock skew.
 pub const LEASE_MARGIN_MS: i64 = 1_000;
 
-/// The answer to one batch, and its metrics.
+/// Memory kept for the runtime, the SDK clients and the batch itself, out of
+/// the function's, before counting job memory.
+pub const RUNTIME_MEMORY_BYTES: u64 = 48 * 1024 * 1024;
+
+/// Stored as the job's error when its type is unknown here. Retryable:
+/// during a deploy the API may accept a type this worker does not know yet.
+pub const UNKNOWN_TYPE_ERROR: &str = "this worker does not know the job's type (yet)";
+
+/// Stored as the job's error when its attempt was cancelled at the deadline.
+pub const TIMED_OUT_ERROR: &str = "attempt timed out at the invocation deadline";
+
+/// The answer to one batch, and its metrics (already emitted).
 #[derive(Debug)]
 pub struct BatchOutcome {
     pub response: SqsBatchResponse,
     pub metrics: Metrics,
+    /// A handler overran its deadline and may still be running: the process
+    /// must end once the response is posted.
+    pub must_restart: bool,
 }
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
-    /// Done with (finished, duplicate, or not worth retrying): delete it.
+    /// Done with (finished, duplicate, sent again, or not worth retrying): delete it.
     Acknowledged,
     /// Leave it to SQS to deliver again.
     Retry,
+    /// As `Retry`, but the handler did not stop at its deadline: the process
+    /// must end.
+    Overran,
+}
+
+/// How many jobs run at once: `configured`, but no more than fit in the
+/// function's memory (`memory_mb`, from Lambda) at `peak_bytes` each, after
+/// [`RUNTIME_MEMORY_BYTES`]; always at least one.
+pub fn memory_bound_concurrency(
+    configured: usize,
+    memory_mb: Option<u32>,
+    peak_bytes: u64,
+) -> usize {
+    let Some(memory_mb) = memory_mb else {
+        return configured.max(1);
+    };
+    let budget = (u64::from(memory_mb) * 1024 * 1024).saturating_sub(RUNTIME_MEMORY_BYTES);
+    let fits = usize::try_from(budget / peak_bytes.max(1)).unwrap_or(usize::MAX);
+    configured.min(fits).max(1)
 }
 
 /// The worker, with its store, queue, job types and settings.
@@ -61,6 +124,7 @@ pub struct Worker {
     queue: Arc<dyn JobQueue>,
     job_types: JobTypes,
     config: WorkerConfig,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for Worker {
@@ -68,221 +132,364 @@ impl std::fmt::Debug for Worker {
         f.debug_struct("Worker")
             .field("job_types", &self.job_types)
             .field("config", &self.config)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }
 
-/// One record's attempt, as far as it got.
-struct Attempt<'a> {
+/// One SQS delivery of a record, as far as it got, and its log line's fields.
+struct Delivery<'a> {
     record: &'a SqsMessage,
     receive_count: u32,
+    /// When this receive happened, or a time after it: SQS's 12-hour
+    /// visibility cap counts from it.
+    received_at_ms: i64,
     metrics: Metrics,
+    job_id: Option<JobId>,
+    job_type: Option<String>,
+    attempt: Option<u32>,
+    outcome: &'static str,
+}
+
+impl<'a> Delivery<'a> {
+    fn new(record: &'a SqsMessage, invoked_at_ms: i64) -> Self {
+        let receive_count = attribute(record, "ApproximateReceiveCount").unwrap_or(1);
+        // The first receive's time is known; a later one's happened before
+        // the invocation started.
+        let first_receive: Option<i64> = (receive_count == 1)
+            .then(|| attribute(record, "ApproximateFirstReceiveTimestamp"))
+            .flatten();
+        Self {
+            record,
+            receive_count,
+            received_at_ms: first_receive.map_or(invoked_at_ms, |at| at.min(invoked_at_ms)),
+            metrics: Metrics::new(),
+            job_id: None,
+            job_type: None,
+            attempt: None,
+            outcome: "unknown",
+        }
+    }
+
+    fn message_id(&self) -> &str {
+        self.record.message_id.as_deref().unwrap_or_default()
+    }
+
+    fn log(&self, started: Instant) {
+        tracing::info!(
+            jobId = self.job_id.map(|id| id.to_string()).unwrap_or_default(),
+            messageId = self.message_id(),
+            jobType = self.job_type.as_deref().unwrap_or_default(),
+            attempt = self.attempt.unwrap_or_default(),
+            outcome = self.outcome,
+            durationMs = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "job outcome"
+        );
+    }
+}
+
+fn attribute<T: std::str::FromStr>(record: &SqsMessage, name: &str) -> Option<T> {
+    record.attributes.get(name)?.parse().ok()
+}
+
+/// Whole seconds from now until `at_ms` (rounded up; 0 if past).
+fn secs_until(at_ms: i64) -> u32 {
+    let ms = u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0);
+    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+/// How a handler's run ended.
+enum Run {
+    Finished(Result<Value, JobError>),
+    /// Still running after its cancellation and [`STOP_GRACE`].
+    Overran,
+}
+
+/// `deadline_ms` less [`DEADLINE_RESERVE`]: when a job's context is cancelled.
+fn cancel_at_ms(deadline_ms: i64) -> i64 {
+    let reserve = i64::try_from(DEADLINE_RESERVE.as_millis()).unwrap_or(i64::MAX);
+    deadline_ms.saturating_sub(reserve)
+}
+
+fn until_ms(at_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0))
 }
 
 impl Worker {
+    /// A worker; it runs at most [`memory_bound_concurrency`] jobs at once,
+    /// reading the function's memory from `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
     pub fn new(
         store: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
         job_types: JobTypes,
         config: WorkerConfig,
     ) -> Self {
+        let memory_mb = jobline_shared::config::function_memory_mb(|name| std::env::var(name).ok());
+        let concurrency =
+            memory_bound_concurrency(config.concurrency, memory_mb, job_types.peak_memory_bytes());
         Self {
             store,
             queue,
             job_types,
             config,
+            concurrency,
         }
     }
 
+    /// How many jobs of a batch run at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     /// Processes a batch before `deadline_ms` (the Lambda deadline, ms since
-    /// the epoch) and lists the records to deliver again.
+    /// the epoch), lists the records to deliver again, and emits the batch's
+    /// metrics.
     pub async fn process_batch(&self, event: SqsEvent, deadline_ms: i64) -> BatchOutcome {
+        let invoked_at_ms = now_ms();
         // The futures are built first: a `map` closure here would make the
         // batch future not `Send` for every lifetime (rust-lang/rust#102211).
         let jobs: Vec<_> = event
             .records
             .iter()
-            .map(|record| self.process_in_span(record, deadline_ms))
+            .map(|record| self.process_record(record, invoked_at_ms, deadline_ms))
             .collect();
         let outcomes: Vec<(Option<String>, Disposition, Metrics)> = stream::iter(jobs)
-            .buffer_unordered(self.config.concurrency)
+            .buffer_unordered(self.concurrency)
             .collect()
             .await;
         let mut metrics = Metrics::new();
         let mut response = SqsBatchResponse::default();
+        let mut must_restart = false;
         for (message_id, disposition, record_metrics) in outcomes {
             metrics.merge(record_metrics);
-            if disposition == Disposition::Retry {
+            must_restart |= disposition == Disposition::Overran;
+            if disposition != Disposition::Acknowledged {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message_id.unwrap_or_default();
                 response.batch_item_failures.push(failure);
             }
         }
-        BatchOutcome { response, metrics }
+        metrics.emit();
+        if must_restart {
+            tracing::error!(
+                "a job's handler did not stop at its deadline and may still be running; \
+                 this process must end after the response"
+            );
+        }
+        BatchOutcome {
+            response,
+            metrics,
+            must_restart,
+        }
     }
 
-    async fn process_in_span(
+    /// Processes one record (parse, claim, run, complete) and logs its outcome.
+    async fn process_record(
         &self,
         record: &SqsMessage,
+        invoked_at_ms: i64,
         deadline_ms: i64,
     ) -> (Option<String>, Disposition, Metrics) {
-        let span = tracing::info_span!(
-            "record",
-            messageId = record.message_id.as_deref().unwrap_or_default()
-        );
-        let (disposition, metrics) = self
-            .process_record(record, deadline_ms)
-            .instrument(span)
-            .await;
-        (record.message_id.clone(), disposition, metrics)
+        let started = Instant::now();
+        let mut delivery = Delivery::new(record, invoked_at_ms);
+        let disposition = self.settle(&mut delivery, deadline_ms).await;
+        delivery.log(started);
+        (record.message_id.clone(), disposition, delivery.metrics)
     }
 
-    /// Processes one record: parse, claim, run, complete.
-    pub async fn process_record(
-        &self,
-        record: &SqsMessage,
-        deadline_ms: i64,
-    ) -> (Disposition, Metrics) {
-        let mut attempt = Attempt {
-            record,
-            receive_count: record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1),
-            metrics: Metrics::new(),
-        };
-        let message = match JobMessage::decode(record.body.as_deref().unwrap_or_default()) {
+    async fn settle(&self, delivery: &mut Delivery<'_>, deadline_ms: i64) -> Disposition {
+        let message = match JobMessage::decode(delivery.record.body.as_deref().unwrap_or_default())
+        {
             Ok(message) => message,
             Err(error) => {
                 // Left to the redrive policy: after maxReceiveCount deliveries
                 // SQS moves it to the DLQ, where an operator can see it.
-                tracing::warn!(%error, "malformed message");
-                let disposition = self.retry_later(&attempt, None).await;
-                return (disposition, attempt.metrics);
+                tracing::debug!(%error, messageId = delivery.message_id(), "malformed message");
+                delivery.outcome = "malformed";
+                return self.retry_later(delivery, None).await;
             }
         };
-        let id = message.job_id;
-        let disposition = self
-            .run_job(&mut attempt, id, deadline_ms)
-            .instrument(tracing::info_span!("job", jobId = %id))
-            .await;
-        (disposition, attempt.metrics)
+        delivery.job_id = Some(message.job_id);
+        if until_ms(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
+            return self.send_again(delivery, &message).await;
+        }
+        self.run_job(delivery, message.job_id, deadline_ms).await
     }
 
-    async fn run_job(&self, attempt: &mut Attempt<'_>, id: JobId, deadline_ms: i64) -> Disposition {
-        let now = now_ms();
-        let job = match self
-            .store
-            .claim(id, now, deadline_ms.saturating_add(LEASE_MARGIN_MS))
-            .await
-        {
-            Ok(job) => job,
-            Err(StoreError::Conflict { current }) => {
-                return self.refused(attempt, current.as_deref(), now).await;
+    /// A record there is no time left to start: sent again as a new message
+    /// (receive count 1) and acknowledged, so running late does not count
+    /// toward the DLQ. If the send fails, the record is reported failed.
+    async fn send_again(&self, delivery: &mut Delivery<'_>, message: &JobMessage) -> Disposition {
+        match self.queue.send(message).await {
+            Ok(_) => {
+                delivery.outcome = "sent-again";
+                Disposition::Acknowledged
             }
             Err(error) => {
-                tracing::warn!(%error, "claim failed");
-                return self.retry_later(attempt, None).await;
+                tracing::warn!(%error, messageId = delivery.message_id(), "could not send a late record again");
+                delivery.outcome = "not-started";
+                Disposition::Retry
+            }
+        }
+    }
+
+    async fn run_job(
+        &self,
+        delivery: &mut Delivery<'_>,
+        id: JobId,
+        deadline_ms: i64,
+    ) -> Disposition {
+        let now = now_ms();
+        let lease_until_ms = deadline_ms.saturating_add(LEASE_MARGIN_MS);
+        let job = match self.store.claim(id, now, lease_until_ms).await {
+            Ok(job) => job,
+            Err(StoreError::Conflict { current }) => {
+                return self.refused(delivery, current.as_deref(), now).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "claim failed");
+                delivery.outcome = "claim-failed";
+                return self.retry_later(delivery, None).await;
             }
         };
+        delivery.job_type = Some(job.job_type.clone());
+        delivery.attempt = Some(job.attempts);
         if job.attempts == 1
             && let Some(started) = job.started_at
         {
-            attempt.metrics.record(
+            delivery.metrics.record(
                 &job.job_type,
                 Metric::QueueTimeMs,
                 (started - job.created_at) as f64,
             );
         }
-        tracing::info!(jobType = %job.job_type, attempt = job.attempts, "job claimed");
-        let started = std::time::Instant::now();
-        let outcome = self.run_handler(&job, deadline_ms).await;
-        attempt.metrics.record(
+        let started = Instant::now();
+        let run = self.run_handler(&job, deadline_ms).await;
+        delivery.metrics.record(
             &job.job_type,
             Metric::JobDurationMs,
             started.elapsed().as_secs_f64() * 1000.0,
         );
-        match outcome {
-            Ok(result) => {
+        let last_delivery = delivery.receive_count >= self.config.max_receive_count;
+        match run {
+            Run::Finished(Ok(result)) => {
+                delivery.outcome = "succeeded";
                 let completion = Completion::Succeeded(result);
-                self.complete(attempt, &job, &completion, Metric::JobsSucceeded)
+                self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
                     .await
             }
-            Err(JobError::Permanent(error)) => {
-                tracing::warn!(%error, "job failed permanently");
+            Run::Finished(Err(JobError::Permanent(error))) => {
+                tracing::debug!(%error, jobId = %job.id, "job failed permanently");
+                delivery.outcome = "failed";
                 let completion = Completion::Failed {
                     error,
                     dead_lettered: false,
                 };
-                self.complete(attempt, &job, &completion, Metric::JobsFailed)
+                self.complete(delivery, &job, &completion, Metric::JobsFailed)
                     .await
             }
-            Err(JobError::Retryable(error))
-                if attempt.receive_count >= self.config.max_receive_count =>
-            {
-                tracing::warn!(%error, "job failed on its last delivery; dead-lettering");
-                let completion = Completion::Failed {
-                    error,
-                    dead_lettered: true,
-                };
-                if self
-                    .complete(attempt, &job, &completion, Metric::JobsFailed)
-                    .await
-                    == Disposition::Acknowledged
-                {
-                    attempt
-                        .metrics
-                        .count(&job.job_type, Metric::JobsDeadLettered);
-                }
-                // Visible again at once, so SQS's next receive moves it to the DLQ.
-                self.set_visibility(attempt, 0).await;
+            Run::Finished(Err(JobError::Retryable(error))) if last_delivery => {
+                self.dead_letter(delivery, &job, error).await;
                 Disposition::Retry
             }
-            Err(JobError::Retryable(error)) => {
-                tracing::warn!(%error, "job failed; will retry");
-                if let Err(release_error) = self.store.return_to_queue(job.id, job.attempts, &error).await {
-                    tracing::warn!(%release_error, "could not release the job; its lease will expire");
+            Run::Finished(Err(JobError::Retryable(error))) => {
+                tracing::debug!(%error, jobId = %job.id, "job failed; will retry");
+                delivery.outcome = "retrying";
+                if let Err(return_error) = self.store.return_to_queue(job.id, job.attempts, &error).await {
+                    tracing::warn!(%return_error, jobId = %job.id, "could not return the job to the queue; its lease will expire");
                 }
-                attempt.metrics.count(&job.job_type, Metric::JobsRetried);
-                self.retry_later(attempt, None).await
+                delivery.metrics.count(&job.job_type, Metric::JobsRetried);
+                self.retry_later(delivery, None).await
+            }
+            // No other delivery will run it: recording the failure cannot
+            // overlap with a run.
+            Run::Overran if last_delivery => {
+                self.dead_letter(delivery, &job, TIMED_OUT_ERROR.to_owned())
+                    .await;
+                delivery.outcome = "overran";
+                Disposition::Overran
+            }
+            Run::Overran => {
+                // The job keeps its lease, so no claim overlaps with the
+                // handler while this process lives (it ends after the
+                // response); the message waits out the lease, then backs off.
+                delivery.outcome = "overran";
+                let lease_secs = secs_until(lease_until_ms);
+                let backoff = backoff::delay_secs(&self.config, delivery.receive_count);
+                self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
+                    .await;
+                Disposition::Overran
             }
         }
     }
 
-    /// Runs the job's handler, bounded by the invocation's deadline.
-    async fn run_handler(&self, job: &JobRecord, deadline_ms: i64) -> Result<Value, JobError> {
-        let handler = self
-            .job_types
-            .get(&job.job_type)
-            .ok_or_else(|| JobError::Permanent(format!("unknown job type {:?}", job.job_type)))?;
-        let reserve = i64::try_from(DEADLINE_RESERVE.as_millis()).unwrap_or(i64::MAX);
-        let budget_ms = deadline_ms.saturating_sub(now_ms()).saturating_sub(reserve);
-        let budget = Duration::from_millis(u64::try_from(budget_ms).unwrap_or(0));
-        // A panicking handler fails its job, not the batch's other jobs.
-        let run = AssertUnwindSafe(handler.run(job.payload.clone())).catch_unwind();
-        let result = tokio::time::timeout(budget, run)
+    /// Fails the job as dead-lettered on the message's last delivery, and
+    /// makes the message visible at once, so SQS's next receive moves it to
+    /// the DLQ.
+    async fn dead_letter(&self, delivery: &mut Delivery<'_>, job: &JobRecord, error: String) {
+        tracing::debug!(%error, jobId = %job.id, "job failed on its last delivery; dead-lettering");
+        delivery.outcome = "dead-lettered";
+        let completion = Completion::Failed {
+            error,
+            dead_lettered: true,
+        };
+        if self
+            .complete(delivery, job, &completion, Metric::JobsFailed)
             .await
-            .map_err(|_| {
-                JobError::Retryable(format!(
-                    "attempt timed out after {} ms (invocation deadline)",
-                    budget.as_millis()
-                ))
-            })?
-            .map_err(|_| JobError::Retryable("the job's handler panicked".to_owned()))??;
-        let size = result.to_string().len();
-        if size > MAX_RESULT_BYTES {
-            return Err(JobError::Permanent(format!(
-                "result is {size} bytes; the limit is {MAX_RESULT_BYTES}"
-            )));
+            == Disposition::Acknowledged
+        {
+            delivery
+                .metrics
+                .count(&job.job_type, Metric::JobsDeadLettered);
         }
-        Ok(result)
+        self.set_visibility(delivery, 0).await;
+    }
+
+    /// Runs the job's handler, cancelled at the invocation's deadline less
+    /// the reserve; a handler still running [`STOP_GRACE`] later is left
+    /// behind as [`Run::Overran`].
+    async fn run_handler(&self, job: &JobRecord, deadline_ms: i64) -> Run {
+        let Some(handler) = self.job_types.get(&job.job_type) else {
+            return Run::Finished(Err(JobError::Retryable(UNKNOWN_TYPE_ERROR.to_owned())));
+        };
+        let cancel_at = cancel_at_ms(deadline_ms);
+        let cancel = CancellationToken::new();
+        let ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone());
+        // A panicking handler fails its job, not the batch's other jobs.
+        let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
+        tokio::pin!(run);
+        let outcome = match tokio::time::timeout(until_ms(cancel_at), &mut run).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                cancel.cancel();
+                match tokio::time::timeout(STOP_GRACE, &mut run).await {
+                    // Finished just in time: keep the result.
+                    Ok(Ok(Ok(result))) => Ok(Ok(result)),
+                    Ok(Ok(Err(_))) => Ok(Err(JobError::Retryable(TIMED_OUT_ERROR.to_owned()))),
+                    Ok(Err(panic)) => Err(panic),
+                    Err(_) => return Run::Overran,
+                }
+            }
+        };
+        let result = match outcome {
+            Ok(result) => result,
+            Err(_) => Err(JobError::Retryable("the job's handler panicked".to_owned())),
+        };
+        Run::Finished(result.and_then(|result| {
+            let size = result.to_string().len();
+            if size > MAX_RESULT_BYTES {
+                return Err(JobError::Permanent(format!(
+                    "result is {size} bytes; the limit is {MAX_RESULT_BYTES}"
+                )));
+            }
+            Ok(result)
+        }))
     }
 
     /// Writes the completion, fenced by the attempt; counts `metric` if it landed.
     async fn complete(
         &self,
-        attempt: &mut Attempt<'_>,
+        delivery: &mut Delivery<'_>,
         job: &JobRecord,
         completion: &Completion,
         metric: Metric,
@@ -293,14 +500,14 @@ impl Worker {
             .await
         {
             Ok(()) => {
-                attempt.metrics.count(&job.job_type, metric);
-                tracing::info!(state = ?completion_state(completion), "job finished");
+                delivery.metrics.count(&job.job_type, metric);
                 Disposition::Acknowledged
             }
             Err(error) => {
                 // Fenced out (another attempt took the lease) or DynamoDB
                 // failed: keep the message, so a later delivery settles it.
-                tracing::warn!(%error, "could not record the job's completion");
+                tracing::warn!(%error, jobId = %job.id, "could not record the job's completion");
+                delivery.outcome = "unrecorded";
                 Disposition::Retry
             }
         }
@@ -309,60 +516,66 @@ impl Worker {
     /// Decides what a refused claim means, from the item DynamoDB returned.
     async fn refused(
         &self,
-        attempt: &mut Attempt<'_>,
+        delivery: &mut Delivery<'_>,
         current: Option<&JobRecord>,
         now: i64,
     ) -> Disposition {
+        delivery.job_type = current.map(|job| job.job_type.clone());
+        delivery.attempt = current.map(|job| job.attempts);
         match ClaimRefusal::from_current(current, now) {
             ClaimRefusal::Finished(state) => {
-                tracing::info!(%state, "duplicate delivery of a finished job");
+                tracing::debug!(%state, "duplicate delivery of a finished job");
+                delivery.outcome = "duplicate";
                 let job_type = current.map_or("unknown", |job| job.job_type.as_str());
-                attempt.metrics.count(job_type, Metric::DuplicateDeliveries);
+                delivery
+                    .metrics
+                    .count(job_type, Metric::DuplicateDeliveries);
                 Disposition::Acknowledged
             }
             ClaimRefusal::Leased { until_ms } => {
-                tracing::info!(
-                    until_ms,
-                    "job is leased by a live attempt; retrying after it"
-                );
+                delivery.outcome = "leased";
                 let secs = u32::try_from((until_ms - now + 999) / 1000).unwrap_or(u32::MAX);
-                self.retry_later(attempt, Some(secs)).await
+                self.retry_later(delivery, Some(secs)).await
             }
             // The API writes the record and sends the message concurrently,
             // so a first delivery may beat the write. A second delivery that
             // still finds nothing means the write failed: nothing to run.
-            ClaimRefusal::Missing if attempt.receive_count >= 2 => {
-                tracing::warn!("no job record for this message; dropping it");
+            ClaimRefusal::Missing if delivery.receive_count >= 2 => {
+                delivery.outcome = "missing";
                 Disposition::Acknowledged
             }
-            ClaimRefusal::Missing | ClaimRefusal::Raced => self.retry_later(attempt, None).await,
+            ClaimRefusal::Missing => {
+                delivery.outcome = "not-yet-written";
+                self.retry_later(delivery, None).await
+            }
+            ClaimRefusal::Raced => {
+                delivery.outcome = "raced";
+                self.retry_later(delivery, None).await
+            }
         }
     }
 
     /// Hides the message for `secs` (default: the backoff for its receive
     /// count) and reports it failed.
-    async fn retry_later(&self, attempt: &Attempt<'_>, secs: Option<u32>) -> Disposition {
-        let secs = secs.unwrap_or_else(|| backoff::delay_secs(&self.config, attempt.receive_count));
-        self.set_visibility(attempt, secs).await;
+    async fn retry_later(&self, delivery: &Delivery<'_>, secs: Option<u32>) -> Disposition {
+        let secs =
+            secs.unwrap_or_else(|| backoff::delay_secs(&self.config, delivery.receive_count));
+        self.set_visibility(delivery, secs).await;
         Disposition::Retry
     }
 
-    async fn set_visibility(&self, attempt: &Attempt<'_>, secs: u32) {
-        let Some(receipt) = attempt.record.receipt_handle.as_deref() else {
+    async fn set_visibility(&self, delivery: &Delivery<'_>, secs: u32) {
+        let Some(receipt) = delivery.record.receipt_handle.as_deref() else {
             return;
         };
-        let secs = secs.min(jobline_shared::config::SQS_MAX_VISIBILITY_SECS);
+        let secs = secs.min(backoff::max_visibility_secs(
+            delivery.received_at_ms,
+            now_ms(),
+        ));
         if let Err(error) = self.queue.change_visibility(receipt, secs).await {
             // The queue's own visibility timeout still brings it back.
-            tracing::warn!(%error, "could not change the message's visibility");
+            tracing::warn!(%error, messageId = delivery.message_id(), "could not change the message's visibility");
         }
-    }
-}
-
-fn completion_state(completion: &Completion) -> &'static str {
-    match completion {
-        Completion::Succeeded(_) => "succeeded",
-        Completion::Failed { .. } => "failed",
     }
 }
 
@@ -370,12 +583,14 @@ fn completion_state(completion: &Completion) -> &'static str {
 mod tests {
     use super::*;
     use jobline_shared::JobRequest;
+    use jobline_shared::queue::Receive;
     use jobline_shared::queue::memory::MemoryQueue;
     use jobline_shared::store::memory::MemoryStore;
     use jobline_shared::{JobHandler, JobState};
     use serde_json::json;
 
-    /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" | "hang"}`.
+    /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
+    /// "hang" (until cancelled) | "overrun" (ignores cancellation)}`.
     struct Scripted;
 
     #[async_trait::async_trait]
@@ -384,16 +599,23 @@ mod tests {
             "scripted"
         }
 
-        async fn run(&self, payload: Value) -> Result<Value, JobError> {
+        async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
             match payload["fail"].as_str() {
                 Some("retry") => Err(JobError::Retryable("try later".into())),
                 Some("permanent") => Err(JobError::Permanent("bad input".into())),
                 Some("panic") => panic!("handler bug"),
                 Some("hang") => {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    ctx.cancelled().await;
+                    Err(JobError::Retryable("cancelled".into()))
+                }
+                Some("overrun") => {
+                    let ignored = tokio::task::spawn_blocking(|| {
+                        std::thread::sleep(Duration::from_secs(3));
+                    });
+                    drop(ignored.await);
                     Ok(json!("late"))
                 }
-                _ => Ok(json!({"ok": true})),
+                _ => Ok(json!({"ok": true, "attempt": ctx.attempt})),
             }
         }
     }
@@ -445,7 +667,19 @@ mod tests {
             record
                 .attributes
                 .insert("ApproximateReceiveCount".into(), receive_count.to_string());
-            self.worker.process_record(&record, now_ms() + 30_000).await
+            self.deliver_record(&record, now_ms() + 30_000).await
+        }
+
+        async fn deliver_record(
+            &self,
+            record: &SqsMessage,
+            deadline_ms: i64,
+        ) -> (Disposition, Metrics) {
+            let (_, disposition, metrics) = self
+                .worker
+                .process_record(record, now_ms(), deadline_ms)
+                .await;
+            (disposition, metrics)
         }
 
         async fn deliver_job(&self, id: JobId, receive_count: u32) -> (Disposition, Metrics) {
@@ -462,7 +696,7 @@ mod tests {
         assert_eq!(disposition, Disposition::Acknowledged);
         let job = f.store.job(id).unwrap();
         assert_eq!(job.state, JobState::Succeeded);
-        assert_eq!(job.result, Some(json!({"ok": true})));
+        assert_eq!(job.result, Some(json!({"ok": true, "attempt": 1})));
         assert_eq!(job.attempts, 1);
         assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
         assert!(f.queue.visibility_changes().is_empty());
@@ -532,12 +766,144 @@ mod tests {
         let id = f.job(json!({"fail": "hang"}));
         let mut record = SqsMessage::default();
         record.body = Some(JobMessage { job_id: id }.encode());
-        let deadline = now_ms() + 2_300;
-        let (disposition, _) = f.worker.process_record(&record, deadline).await;
+        let deadline = now_ms() + 3_300;
+        let (disposition, _) = f.deliver_record(&record, deadline).await;
         assert!(now_ms() < deadline, "stopped before the deadline");
         assert_eq!(disposition, Disposition::Retry);
         let job = f.store.job(id).unwrap();
         assert!(job.error.unwrap().contains("timed out"));
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_ignores_its_deadline_keeps_its_job_and_ends_the_process() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "overrun"}));
+        let deadline = now_ms() + 3_300;
+        let mut event = SqsEvent::default();
+        let mut record = SqsMessage::default();
+        record.message_id = Some("slow".into());
+        record.receipt_handle = Some("r".into());
+        record.body = Some(JobMessage { job_id: id }.encode());
+        event.records.push(record);
+        let outcome = f.worker.process_batch(event, deadline).await;
+        assert!(now_ms() < deadline, "gave up before the deadline");
+        assert!(outcome.must_restart);
+        assert_eq!(outcome.response.batch_item_failures.len(), 1);
+        let job = f.store.job(id).unwrap();
+        assert_eq!(job.state, JobState::Running, "not returned to the queue");
+        assert_eq!(job.error, None);
+        let (_, secs) = f.queue.visibility_changes().pop().unwrap();
+        assert!(secs >= 3, "the message waits out the lease: {secs}");
+    }
+
+    #[tokio::test]
+    async fn an_overrun_on_the_last_delivery_dead_letters_the_job() {
+        let f = fixture();
+        let id = f.job(json!({"fail": "overrun"}));
+        let mut record = SqsMessage::default();
+        record.receipt_handle = Some("r".into());
+        record.body = Some(JobMessage { job_id: id }.encode());
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
+        let (disposition, _) = f.deliver_record(&record, now_ms() + 3_300).await;
+        assert_eq!(disposition, Disposition::Overran);
+        let job = f.store.job(id).unwrap();
+        assert_eq!((job.state, job.dead_lettered), (JobState::Failed, true));
+        assert_eq!(job.error.as_deref(), Some(TIMED_OUT_ERROR));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_type_is_retried() {
+        let f = fixture();
+        let request = JobRequest {
+            job_type: "newer".into(),
+            payload: json!({}),
+        };
+        let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
+        f.store.insert(job.clone());
+        assert_eq!(f.deliver_job(job.id, 1).await.0, Disposition::Retry);
+        let job = f.store.job(job.id).unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.error.as_deref(), Some(UNKNOWN_TYPE_ERROR));
+    }
+
+    #[tokio::test]
+    async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
+        let f = fixture();
+        let id = f.job(json!({}));
+        f.queue.push(&JobMessage { job_id: id }.encode());
+        let receive = Receive {
+            max_messages: 10,
+            wait_secs: 0,
+            visibility_secs: 30,
+        };
+        for _ in 0..3 {
+            let received = f.queue.receive(receive).await.unwrap();
+            assert_eq!(received.len(), 1);
+            assert_eq!(
+                received[0].receive_count(),
+                1,
+                "never counts toward the DLQ"
+            );
+            let mut record = SqsMessage::default();
+            record.message_id = Some(received[0].message_id.clone());
+            record.receipt_handle = Some(received[0].receipt_handle.clone());
+            record.body = Some(received[0].body.clone());
+            record.attributes = received[0].attributes.clone();
+            let mut event = SqsEvent::default();
+            event.records.push(record);
+            // Too late to start: the reserve and the minimum run time are past.
+            let outcome = f.worker.process_batch(event, now_ms() + 2_500).await;
+            assert!(outcome.response.batch_item_failures.is_empty());
+            // Lambda deletes the acknowledged record.
+            let undeleted = f
+                .queue
+                .delete(&[received[0].receipt_handle.clone()])
+                .await
+                .unwrap();
+            assert!(undeleted.is_empty());
+        }
+        assert_eq!(f.queue.sent(), vec![JobMessage { job_id: id }; 3]);
+        let job = f.store.job(id).unwrap();
+        assert_eq!(
+            (job.state, job.attempts),
+            (JobState::Queued, 0),
+            "never claimed"
+        );
+
+        // If the send fails, the record is reported failed instead.
+        f.queue.set_failing_sends(true);
+        let mut record = SqsMessage::default();
+        record.body = Some(JobMessage { job_id: id }.encode());
+        assert_eq!(
+            f.deliver_record(&record, now_ms() + 2_500).await.0,
+            Disposition::Retry
+        );
+    }
+
+    #[test]
+    fn concurrency_is_bounded_by_the_function_memory() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(memory_bound_concurrency(8, None, 60 * MIB), 8);
+        // 128 MB less 48 MiB for the runtime: one 60 MiB job at a time.
+        assert_eq!(memory_bound_concurrency(8, Some(128), 60 * MIB), 1);
+        assert_eq!(memory_bound_concurrency(8, Some(48 + 3 * 60), 60 * MIB), 3);
+        assert_eq!(memory_bound_concurrency(8, Some(10_240), 60 * MIB), 8);
+        assert_eq!(
+            memory_bound_concurrency(8, Some(16), 60 * MIB),
+            1,
+            "at least one"
+        );
+        assert_eq!(memory_bound_concurrency(2, Some(10_240), 0), 2);
+    }
+
+    #[test]
+    fn the_builtin_types_fit_the_smallest_function_one_at_a_time() {
+        let peak = JobTypes::builtin().peak_memory_bytes();
+        assert_eq!(memory_bound_concurrency(10, Some(128), peak), 1);
+        assert!(RUNTIME_MEMORY_BYTES + peak <= 128 * 1024 * 1024);
+        assert_eq!(memory_bound_concurrency(10, Some(512), peak), 8);
     }
 
     #[tokio::test]

@@ -1,11 +1,15 @@
 //! The worker Lambda's entry point: logs, config and SDK clients once per
-//! cold start, then every SQS batch goes to [`jobline_worker::Worker::process_batch`].
+//! cold start, then every SQS batch goes to [`jobline_worker::Worker::process_batch`]
+//! (which also writes the batch's metrics). If a handler overran its
+//! deadline, the process ends once the response is posted
+//! ([`jobline_worker::restart`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use jobline_shared::aws::Clients;
-use jobline_shared::{Config, JobTypes, telemetry};
+use jobline_shared::{Config, telemetry};
 use jobline_worker::Worker;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use jobline_worker::restart::{ExitAfterResponseLayer, RestartFlag};
+use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -16,17 +20,27 @@ async fn main() -> Result<(), Error> {
     let worker = Arc::new(Worker::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
-        JobTypes::builtin(),
+        jobline_jobs::registry(),
         config.worker.clone(),
     ));
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    let restart = RestartFlag::new();
+    let flag = restart.clone();
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = Arc::clone(&worker);
+        let flag = flag.clone();
         async move {
             let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
             let outcome = worker.process_batch(event.payload, deadline_ms).await;
-            outcome.metrics.emit();
+            if outcome.must_restart {
+                flag.request();
+            }
             Ok::<SqsBatchResponse, Error>(outcome.response)
         }
-    }))
-    .await
+    });
+    // As `lambda_runtime::run`, plus the exit layer outermost (added last).
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(ExitAfterResponseLayer::new(restart))
+        .run()
+        .await
 }

@@ -1,7 +1,7 @@
 //! `primes`: counts the primes up to a bound with a sieve; CPU work that
-//! returns a result.
+//! returns a result, and stops when its attempt is cancelled.
 
-use super::{JobError, JobHandler, field};
+use super::{JobContext, JobError, JobHandler, bounded_u64};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -13,28 +13,29 @@ pub struct Primes;
 /// keeps a job within 64 MB and a few hundred milliseconds.
 pub const MAX_UP_TO: u64 = 50_000_000;
 
-fn up_to(payload: &Value) -> Result<u64, String> {
-    let value = field(payload, "upTo")?;
-    match value.as_u64() {
-        Some(n) if n <= MAX_UP_TO => Ok(n),
-        _ => Err(format!(
-            "payload.upTo must be an integer from 0 to {MAX_UP_TO}, got {value}"
-        )),
-    }
-}
+/// The sieve checks for cancellation at every prime up to √n (before each
+/// marking pass) and every this many numbers after, so it stops within one
+/// marking pass (at most `MAX_UP_TO / 2` byte writes, tens of milliseconds)
+/// of the signal.
+pub const CANCEL_CHECK_EVERY: usize = 1 << 16;
 
-/// Counts the primes ≤ `n` and returns the largest of them.
-pub fn sieve(n: u64) -> (u64, Option<u64>) {
+/// Counts the primes ≤ `n` and returns the largest of them, or `None` if
+/// `cancelled` said to stop first.
+pub fn sieve(n: u64, cancelled: impl Fn() -> bool) -> Option<(u64, Option<u64>)> {
     let Ok(n) = usize::try_from(n) else {
-        return (0, None);
+        return Some((0, None));
     };
     if n < 2 {
-        return (0, None);
+        return Some((0, None));
     }
     let mut composite = vec![false; n + 1];
     let mut count = 0;
     let mut largest = None;
     for i in 2..=n {
+        let marks = i.saturating_mul(i) <= n;
+        if (i % CANCEL_CHECK_EVERY == 0 || (marks && !composite[i])) && cancelled() {
+            return None;
+        }
         if composite[i] {
             continue;
         }
@@ -46,7 +47,7 @@ pub fn sieve(n: u64) -> (u64, Option<u64>) {
             multiple += i;
         }
     }
-    (count, largest)
+    Some((count, largest))
 }
 
 #[async_trait]
@@ -56,35 +57,85 @@ impl JobHandler for Primes {
     }
 
     fn validate(&self, payload: &Value) -> Result<(), String> {
-        up_to(payload).map(drop)
+        bounded_u64(payload, "upTo", MAX_UP_TO).map(drop)
     }
 
-    async fn run(&self, payload: Value) -> Result<Value, JobError> {
-        let n = up_to(&payload).map_err(JobError::Permanent)?;
-        let (count, largest) = tokio::task::spawn_blocking(move || sieve(n))
-            .await
-            .map_err(|e| JobError::Retryable(format!("sieve task failed: {e}")))?;
+    /// The sieve's bytes, plus the runtime's share.
+    fn peak_memory_bytes(&self) -> u64 {
+        MAX_UP_TO + 1 + super::DEFAULT_PEAK_MEMORY_BYTES
+    }
+
+    async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
+        let n = bounded_u64(&payload, "upTo", MAX_UP_TO).map_err(JobError::Permanent)?;
+        let cancel = ctx.cancel.clone();
+        let (count, largest) =
+            tokio::task::spawn_blocking(move || sieve(n, || cancel.is_cancelled()))
+                .await
+                .map_err(|_| JobError::Retryable("the sieve task failed".to_owned()))?
+                .ok_or_else(|| JobError::Retryable("stopped at the deadline".to_owned()))?;
         Ok(json!({ "upTo": n, "count": count, "largest": largest }))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_context;
     use super::*;
+    use std::cell::Cell;
+
+    fn count(n: u64) -> (u64, Option<u64>) {
+        sieve(n, || false).unwrap()
+    }
 
     #[test]
     fn sieve_counts_primes() {
-        assert_eq!(sieve(0), (0, None));
-        assert_eq!(sieve(2), (1, Some(2)));
-        assert_eq!(sieve(10), (4, Some(7)));
-        assert_eq!(sieve(100), (25, Some(97)));
-        assert_eq!(sieve(1_000_000), (78_498, Some(999_983)));
+        assert_eq!(count(0), (0, None));
+        assert_eq!(count(2), (1, Some(2)));
+        assert_eq!(count(10), (4, Some(7)));
+        assert_eq!(count(100), (25, Some(97)));
+        assert_eq!(count(1_000_000), (78_498, Some(999_983)));
+    }
+
+    #[test]
+    fn sieve_checks_the_signal_and_stops() {
+        let checks = Cell::new(0u32);
+        assert_eq!(
+            sieve(1_000_000, || {
+                checks.set(checks.get() + 1);
+                checks.get() > 3
+            }),
+            None
+        );
+        assert_eq!(checks.get(), 4, "stopped at the first check that said so");
+        // Checks are spaced: the primes up to √n, then every 65,536 numbers.
+        let checks = Cell::new(0u32);
+        sieve(1_000_000, || {
+            checks.set(checks.get() + 1);
+            false
+        });
+        assert_eq!(checks.get(), 168 + 15, "{}", checks.get());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stops_with_a_retryable_error() {
+        let ctx = test_context(1);
+        ctx.cancel.cancel();
+        let started = std::time::Instant::now();
+        let outcome = Primes.run(&ctx, json!({"upTo": MAX_UP_TO})).await;
+        assert_eq!(
+            outcome,
+            Err(JobError::Retryable("stopped at the deadline".into()))
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[tokio::test]
     async fn runs_and_validates() {
         assert_eq!(
-            Primes.run(json!({"upTo": 30})).await.unwrap(),
+            Primes
+                .run(&test_context(1), json!({"upTo": 30}))
+                .await
+                .unwrap(),
             json!({"upTo": 30, "count": 10, "largest": 29})
         );
         assert!(Primes.validate(&json!({"upTo": -1})).is_err());
@@ -95,7 +146,7 @@ mod tests {
             "payload.upTo is required"
         );
         assert!(matches!(
-            Primes.run(json!({"upTo": "ten"})).await,
+            Primes.run(&test_context(1), json!({"upTo": "ten"})).await,
             Err(JobError::Permanent(_))
         ));
     }
