@@ -20,7 +20,7 @@
 
 use jobline_shared::job::{JobRecord, format_ms, now_ms};
 use jobline_shared::queue::{Receive, ReceivedMessage};
-use jobline_shared::store::Requeue;
+use jobline_shared::store::ReplayOutcome;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, QueueError, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -340,11 +340,13 @@ impl DeadLetterQueue<'_> {
     }
 
     async fn requeue_and_send(&self, letter: &DeadLetter, job_id: JobId) -> Outcome {
-        let from = match self.store.requeue(job_id).await {
-            Ok(Requeue::Requeued) => JobState::Failed,
-            Ok(Requeue::Unchanged(state)) if needs_message(state) => state,
-            Ok(Requeue::Unchanged(state)) => return Outcome::Skipped(SkipReason::State(state)),
-            Ok(Requeue::Missing) => return Outcome::Skipped(SkipReason::JobMissing),
+        let from = match self.store.replay(job_id).await {
+            Ok(ReplayOutcome::Replayed) => JobState::Failed,
+            Ok(ReplayOutcome::Unchanged(state)) if needs_message(state) => state,
+            Ok(ReplayOutcome::Unchanged(state)) => {
+                return Outcome::Skipped(SkipReason::State(state));
+            }
+            Ok(ReplayOutcome::Missing) => return Outcome::Skipped(SkipReason::JobMissing),
             Err(error) => return Outcome::Failed(format!("requeue in DynamoDB failed: {error}")),
         };
         let sent_message_id = match self.queue.send(&JobMessage { job_id }).await {

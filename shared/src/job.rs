@@ -153,6 +153,9 @@ pub struct JobRecord {
     /// The job record was written but its message could not be sent; the
     /// same idempotency key may submit it again.
     pub enqueue_failed: bool,
+    /// An operator gave up on the job (`jobline dlq discard`): it is
+    /// `failed` for good.
+    pub discarded: bool,
     pub replays: u32,
     /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
     pub expires_at: i64,
@@ -183,6 +186,7 @@ impl JobRecord {
             error: None,
             dead_lettered: false,
             enqueue_failed: false,
+            discarded: false,
             replays: 0,
             expires_at: now_ms / 1000 + i64::from(retention_days) * 86_400,
         }

@@ -9,7 +9,7 @@
 use crate::error::{QueueError, StoreError};
 use crate::job::{JobId, JobRecord, JobState, claimable, now_ms};
 use crate::queue::{JobMessage, JobQueue, Receive, ReceivedMessage};
-use crate::store::{Completion, JobStore, Requeue};
+use crate::store::{Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -185,7 +185,12 @@ impl JobStore for MemoryStore {
         })
     }
 
-    async fn release(&self, id: JobId, attempt: u32, error: &str) -> Result<(), StoreError> {
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        error: &str,
+    ) -> Result<(), StoreError> {
         self.fenced(id, attempt, |job| {
             job.state = JobState::Queued;
             job.error = Some(error.to_owned());
@@ -193,19 +198,35 @@ impl JobStore for MemoryStore {
         })
     }
 
-    async fn requeue(&self, id: JobId) -> Result<Requeue, StoreError> {
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
         let mut jobs = self.write("UpdateItem")?;
         Ok(match jobs.get_mut(&id) {
-            None => Requeue::Missing,
+            None => ReplayOutcome::Missing,
             Some(job) if job.state == JobState::Failed => {
                 job.state = JobState::Queued;
                 job.replays += 1;
                 job.dead_lettered = false;
                 job.finished_at = None;
                 job.lease_expires_at = None;
-                Requeue::Requeued
+                ReplayOutcome::Replayed
             }
-            Some(job) => Requeue::Unchanged(job.state),
+            Some(job) => ReplayOutcome::Unchanged(job.state),
+        })
+    }
+
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
+        let mut jobs = self.write("UpdateItem")?;
+        Ok(match jobs.get_mut(&id) {
+            None => DiscardOutcome::Missing,
+            Some(job) if job.state == JobState::Succeeded => DiscardOutcome::Unchanged(job.state),
+            Some(job) => {
+                job.state = JobState::Failed;
+                job.discarded = true;
+                job.finished_at.get_or_insert(now_ms);
+                job.lease_expires_at = None;
+                job.error.get_or_insert_with(|| DISCARDED_ERROR.to_owned());
+                DiscardOutcome::Discarded
+            }
         })
     }
 }

@@ -27,16 +27,30 @@ pub enum Completion {
     Failed { error: String, dead_lettered: bool },
 }
 
-/// What [`JobStore::requeue`] did.
+/// What [`JobStore::replay`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
+pub enum ReplayOutcome {
     /// The job was `failed` and is `queued` again.
-    Requeued,
+    Replayed,
     /// The job is in another state and was left alone.
     Unchanged(JobState),
     /// There is no such job.
     Missing,
 }
+
+/// What [`JobStore::discard`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardOutcome {
+    /// The job is `failed` and `discarded` (also when it already was).
+    Discarded,
+    /// The job `succeeded` and was left alone.
+    Unchanged(JobState),
+    /// There is no such job.
+    Missing,
+}
+
+/// The error a discarded job gets when it had none.
+pub const DISCARDED_ERROR: &str = "discarded by an operator";
 
 /// The job records. Each method is one DynamoDB request.
 #[async_trait]
@@ -74,10 +88,16 @@ pub trait JobStore: Send + Sync {
 
     /// Returns a job to `queued` after a retryable failure of `attempt`,
     /// keeping `error` for the client to see.
-    async fn release(&self, id: JobId, attempt: u32, error: &str) -> Result<(), StoreError>;
+    async fn return_to_queue(&self, id: JobId, attempt: u32, error: &str)
+    -> Result<(), StoreError>;
 
     /// Replays a `failed` job: back to `queued`, `replays` plus one.
-    async fn requeue(&self, id: JobId) -> Result<Requeue, StoreError>;
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError>;
+
+    /// An operator gives up on a job: any state but `succeeded` becomes
+    /// `failed` with `discarded`, `finishedAt` set if missing, the lease
+    /// removed, and [`DISCARDED_ERROR`] as error if there was none.
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError>;
 }
 
 /// [`JobStore`] on a DynamoDB table keyed by `jobId`.
@@ -286,7 +306,12 @@ impl JobStore for DynamoJobStore {
         Ok(())
     }
 
-    async fn release(&self, id: JobId, attempt: u32, error: &str) -> Result<(), StoreError> {
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        error: &str,
+    ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.client
             .update_item()
@@ -307,7 +332,7 @@ impl JobStore for DynamoJobStore {
         Ok(())
     }
 
-    async fn requeue(&self, id: JobId) -> Result<Requeue, StoreError> {
+    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         let outcome = self
             .client
@@ -330,9 +355,45 @@ impl JobStore for DynamoJobStore {
             .await
             .map_err(|e| store_error("UpdateItem", e, conditional_failure!(UpdateItemError)));
         match outcome {
-            Ok(_) => Ok(Requeue::Requeued),
-            Err(StoreError::Conflict { current: None }) => Ok(Requeue::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => Ok(Requeue::Unchanged(job.state)),
+            Ok(_) => Ok(ReplayOutcome::Replayed),
+            Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(ReplayOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .update_expression(
+                "SET #state = :failed, discarded = :true, \
+                 finishedAt = if_not_exists(finishedAt, :now), \
+                 #error = if_not_exists(#error, :error) REMOVE leaseExpiresAt",
+            )
+            .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+            .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":error", s(DISCARDED_ERROR))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e, conditional_failure!(UpdateItemError)));
+        match outcome {
+            Ok(_) => Ok(DiscardOutcome::Discarded),
+            Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(DiscardOutcome::Unchanged(job.state))
+            }
             Err(other) => Err(other),
         }
     }
@@ -357,6 +418,7 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
             "enqueueFailed".to_owned(),
             AttributeValue::Bool(job.enqueue_failed),
         ),
+        ("discarded".to_owned(), AttributeValue::Bool(job.discarded)),
         ("replays".to_owned(), n(job.replays)),
         (TTL_ATTRIBUTE.to_owned(), n(job.expires_at)),
     ]);
@@ -426,6 +488,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         error: string("error")?.cloned(),
         dead_lettered: flag("deadLettered").unwrap_or(false),
         enqueue_failed: flag("enqueueFailed").unwrap_or(false),
+        discarded: flag("discarded").unwrap_or(false),
         replays: count("replays")?,
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
     })

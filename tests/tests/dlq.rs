@@ -349,7 +349,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
     let t = Dlq::new().await;
     let failed = t.dead_job("primes", "boom").await;
     let finished = t.dead_job("primes", "boom").await;
-    t.store.requeue(finished).await.unwrap();
+    t.store.replay(finished).await.unwrap();
     let now = now_ms();
     t.store.claim(finished, now, now + 60_000).await.unwrap();
     let done = Completion::Succeeded(json!({"count": 4}));

@@ -4,7 +4,7 @@
 use jobline_shared::aws::{Clients, TrustRoots};
 use jobline_shared::job::{ClaimRefusal, now_ms};
 use jobline_shared::queue::Receive;
-use jobline_shared::store::Requeue;
+use jobline_shared::store::ReplayOutcome;
 use jobline_shared::{
     Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, StoreError,
 };
@@ -105,7 +105,7 @@ async fn expired_leases_are_reclaimed_and_fence_the_old_attempt() {
         dead_lettered: false,
     };
     assert!(store.finish(job.id, 1, &failed, now + 12).await.is_err());
-    store.release(job.id, 2, "try again").await.unwrap();
+    store.return_to_queue(job.id, 2, "try again").await.unwrap();
     let released = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(released.state, JobState::Queued);
     assert_eq!(released.error.as_deref(), Some("try again"));
@@ -119,12 +119,12 @@ async fn requeue_only_moves_failed_jobs() {
     let job = queued_job();
     store.create(&job).await.unwrap();
     assert_eq!(
-        store.requeue(job.id).await.unwrap(),
-        Requeue::Unchanged(JobState::Queued)
+        store.replay(job.id).await.unwrap(),
+        ReplayOutcome::Unchanged(JobState::Queued)
     );
     assert_eq!(
-        store.requeue(JobId::random()).await.unwrap(),
-        Requeue::Missing
+        store.replay(JobId::random()).await.unwrap(),
+        ReplayOutcome::Missing
     );
     let now = now_ms();
     store.claim(job.id, now, now + 60_000).await.unwrap();
@@ -133,7 +133,7 @@ async fn requeue_only_moves_failed_jobs() {
         dead_lettered: true,
     };
     store.finish(job.id, 1, &dead, now).await.unwrap();
-    assert_eq!(store.requeue(job.id).await.unwrap(), Requeue::Requeued);
+    assert_eq!(store.replay(job.id).await.unwrap(), ReplayOutcome::Replayed);
     let replayed = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(replayed.state, JobState::Queued);
     assert_eq!(replayed.replays, 1);
