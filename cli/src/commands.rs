@@ -5,7 +5,7 @@
 //! [`DeadLetterQueue`] the store and queues built from them.
 
 use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs};
-use crate::client::{ApiClient, ApiError, Auth, Waited};
+use crate::client::{ApiClient, ClientError, Auth, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::sigv4::Signer;
 use jobline_shared::aws::{Clients, SigningIdentity};
@@ -51,7 +51,7 @@ pub enum CliError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(#[from] ClientError),
     #[error(transparent)]
     Dlq(#[from] DlqError),
     #[error("reading the payload from {path}: {source}")]
