@@ -51,7 +51,7 @@ pub enum CliError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
-    Api(#[from] ClientError),
+    Client(#[from] ClientError),
     #[error(transparent)]
     Dlq(#[from] DlqError),
     #[error("reading the payload from {path}: {source}")]
