@@ -193,7 +193,11 @@ impl ApiClient {
 
     /// Sends one request with the client's credentials and reads the answer
     /// as JSON; an answer outside 2xx is an [`ClientError::Status`].
-    async fn call(&self, request: http::request::Builder, body: Bytes) -> Result<Value, ClientError> {
+    async fn call(
+        &self,
+        request: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Value, ClientError> {
         let mut request = request
             .header(ACCEPT, "application/json")
             .header(

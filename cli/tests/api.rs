@@ -9,7 +9,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jobline_cli::client::{ApiClient, ClientError, Auth};
+use jobline_cli::client::{ApiClient, Auth, ClientError};
 use jobline_cli::sigv4::Signer;
 use jobline_cli::{Cli, CliError, Exit, run};
 use jobline_shared::JobId;
