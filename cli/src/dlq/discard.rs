@@ -226,3 +226,162 @@ impl DiscardReport {
         self.tally.render(self.entries.len(), out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlq::fixtures::*;
+    use jobline_shared::store::DISCARDED_ERROR;
+
+    fn rendered(report: &DiscardReport) -> String {
+        let mut out = Vec::new();
+        report.render(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn discard_marks_each_job_then_deletes_its_message_and_a_second_discard_is_harmless() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let failed = insert(&store, "primes", JobState::Failed, Some("boom"));
+        let running = insert(&store, "primes", JobState::Running, None);
+        let succeeded = insert(&store, "csv-stats", JobState::Succeeded, None);
+        for id in [failed, running, succeeded, JobId::random()] {
+            push_job(&dlq, id);
+        }
+        dlq.push("junk");
+        let deleted_at = now_ms();
+
+        let report = tools(&dlq, &queue, &store)
+            .discard(&Selection::default(), false)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            (report.discarded(), report.deleted_only(), report.failed()),
+            (2, 3, 0)
+        );
+        let changes: Vec<&Outcome> = report.entries.iter().map(|e| &e.outcome).collect();
+        assert_eq!(
+            changes[2],
+            &Outcome::Deleted(JobChange::Kept(JobState::Succeeded))
+        );
+        assert_eq!(changes[3], &Outcome::Deleted(JobChange::Missing));
+        assert!(matches!(
+            changes[4],
+            Outcome::Deleted(JobChange::Malformed(_))
+        ));
+        let job = record(&store, failed);
+        assert_eq!((job.state, job.discarded), (JobState::Failed, true));
+        assert_eq!(job.error.as_deref(), Some("boom"), "the last error is kept");
+        let job = record(&store, running);
+        assert_eq!((job.state, job.discarded), (JobState::Failed, true));
+        assert_eq!(job.error.as_deref(), Some(DISCARDED_ERROR));
+        assert!(job.finished_at.is_some_and(|at| at >= deleted_at));
+        assert_eq!(job.lease_expires_at, None);
+        let job = record(&store, succeeded);
+        assert_eq!((job.state, job.discarded), (JobState::Succeeded, false));
+        assert!(dlq.contents().is_empty(), "the DLQ is empty");
+        assert_eq!(dlq.deleted().len(), 5);
+        assert!(queue.sent().is_empty(), "nothing goes to the main queue");
+        assert_eq!(store.writes(), 4, "one discard per job message");
+        let out = rendered(&report);
+        assert!(
+            out.contains("discarded 2, only deleted 3, failed 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("discarded      job {failed} (primes)")),
+            "{out}"
+        );
+
+        // An interrupted discard left a message for a discarded job: the
+        // next discard deletes it and changes nothing else.
+        let before = store.snapshot();
+        push_job(&dlq, failed);
+        let report = tools(&dlq, &queue, &store)
+            .discard(&Selection::default(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.entries[0].outcome,
+            Outcome::Deleted(JobChange::Discarded)
+        );
+        assert_eq!(store.snapshot(), before);
+        assert!(dlq.contents().is_empty());
+
+        let report = tools(&dlq, &queue, &store)
+            .discard(&Selection::default(), false)
+            .await
+            .unwrap();
+        assert_eq!(rendered(&report), "discarded 0, only deleted 0, failed 0\n");
+        assert_only_made_visible(&[&dlq, &queue]);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_discard_changes_nothing() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let failed = insert(&store, "primes", JobState::Failed, Some("boom"));
+        push_job(&dlq, failed);
+        dlq.push("junk");
+        let before = (store.snapshot(), dlq.contents());
+
+        let report = tools(&dlq, &queue, &store)
+            .discard(&Selection::default(), true)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            report.entries[0].outcome,
+            Outcome::WouldDelete(JobChange::Discarded)
+        );
+        assert!(matches!(
+            report.entries[1].outcome,
+            Outcome::WouldDelete(JobChange::Malformed(_))
+        ));
+        assert_eq!((store.snapshot(), dlq.contents()), before);
+        assert!(all_visible(&dlq));
+        assert_eq!(store.writes(), 0);
+        assert!(dlq.deleted().is_empty());
+        let out = rendered(&report);
+        assert!(
+            out.contains("dry run: would discard 1, would only delete 1; nothing was changed"),
+            "{out}"
+        );
+        assert_only_made_visible(&[&dlq, &queue]);
+    }
+
+    #[tokio::test]
+    async fn discard_filters_like_replay_and_counts_what_it_passed_over() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let primes = insert(&store, "primes", JobState::Failed, None);
+        let csv = insert(&store, "csv-stats", JobState::Failed, None);
+        push_job(&dlq, primes);
+        let csv_message = push_job(&dlq, csv);
+        let junk_message = dlq.push("junk");
+        let selection = Selection {
+            job_types: vec!["primes".into()],
+            ..Selection::default()
+        };
+
+        let report = tools(&dlq, &queue, &store)
+            .discard(&selection, false)
+            .await
+            .unwrap();
+
+        assert_eq!(report.discarded(), 1);
+        assert!(record(&store, primes).discarded);
+        assert!(!record(&store, csv).discarded);
+        assert_eq!(
+            dlq.contents(),
+            [(csv_message, true), (junk_message, true)],
+            "malformed messages are not selected with a filter"
+        );
+        let out = rendered(&report);
+        assert!(
+            out.contains(
+                "discarded 1, only deleted 0, failed 0; 2 messages passed over (did not match --type primes)"
+            ),
+            "{out}"
+        );
+    }
+}

@@ -409,3 +409,42 @@ pub(crate) mod fixtures {
         NonZeroUsize::new(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use jobline_shared::JobState;
+
+    #[tokio::test]
+    async fn a_long_run_extends_the_hold_of_the_messages_it_still_holds() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        for _ in 0..3 {
+            push_job(&dlq, insert(&store, "primes", JobState::Failed, None));
+        }
+        // A hold shorter than the margin: every step finds it about to end.
+        let tools = DeadLetterQueue {
+            hold_secs: 5,
+            ..tools(&dlq, &queue, &store)
+        };
+
+        let report = tools.replay(&Selection::default(), false).await.unwrap();
+
+        assert_eq!(report.replayed(), 3);
+        assert!(dlq.contents().is_empty());
+        let extended: Vec<String> = dlq
+            .visibility_changes()
+            .into_iter()
+            .map(|(handle, secs)| {
+                assert_eq!(secs, 5, "only extensions, by the hold");
+                handle
+            })
+            .collect();
+        let handles = ["m1-r1", "m2-r2", "m3-r3"];
+        let mut expected = handles.to_vec(); // before the scan's last receive
+        expected.extend(&handles); // before the first replay
+        expected.extend(&handles[1..]); // before the second: the two left
+        expected.extend(&handles[2..]);
+        assert_eq!(extended, expected);
+    }
+}

@@ -390,4 +390,94 @@ mod tests {
         );
         assert_only_made_visible(&[&dlq, &queue]);
     }
+
+    fn rendered(report: &ReplayReport) -> String {
+        let mut out = Vec::new();
+        report.render(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_filter_that_selects_nothing_says_how_many_messages_it_passed_over() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        for _ in 0..7 {
+            push_job(&dlq, insert(&store, "primes", JobState::Failed, None));
+        }
+        let selection = Selection {
+            job_types: vec!["csv-stats".into()],
+            ..Selection::default()
+        };
+
+        let report = tools(&dlq, &queue, &store)
+            .replay(&selection, false)
+            .await
+            .unwrap();
+
+        assert!(report.entries.is_empty());
+        assert_eq!(report.tally.passed_over, 7);
+        let out = rendered(&report);
+        assert_eq!(
+            out,
+            "replayed 0, skipped 0, failed 0; 7 messages passed over \
+             (did not match --type csv-stats)\n"
+        );
+        assert!(all_visible(&dlq));
+        assert_eq!(dlq.contents().len(), 7);
+        assert_eq!(store.writes(), 0);
+        assert_only_made_visible(&[&dlq, &queue]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_replay_stops_the_run_and_says_what_remains() {
+        let (dlq, store) = (MemoryQueue::new(), MemoryStore::new());
+        let jobs: Vec<JobId> = (0..3)
+            .map(|_| insert(&store, "primes", JobState::Failed, Some("boom")))
+            .collect();
+        for id in &jobs {
+            push_job(&dlq, *id);
+        }
+        let broken = MemoryQueue::new();
+        broken.set_failing_sends(true);
+
+        let report = tools(&dlq, &broken, &store)
+            .replay(&Selection::default(), false)
+            .await
+            .unwrap();
+
+        assert_eq!(report.entries.len(), 1, "stopped at the first failure");
+        assert_eq!(report.failed(), 1);
+        assert_eq!(report.tally.not_attempted, 2);
+        assert_eq!(store.writes(), 1, "only the first job was touched");
+        assert_eq!(record(&store, jobs[1]).state, JobState::Failed);
+        assert_eq!(dlq.contents().len(), 3);
+        assert!(all_visible(&dlq), "what was not attempted is visible again");
+        let out = rendered(&report);
+        assert!(
+            out.contains(
+                "stopped at the failure: 1 message handled, 2 messages not attempted and left in the DLQ"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("replayed 0, skipped 0, failed 1"), "{out}");
+        assert_only_made_visible(&[&dlq, &broken]);
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_by_the_limit_says_so() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        for _ in 0..3 {
+            push_job(&dlq, insert(&store, "primes", JobState::Failed, None));
+        }
+        let report = tools(&dlq, &queue, &store)
+            .replay(&Selection::all(limit(2)), false)
+            .await
+            .unwrap();
+        assert_eq!(report.replayed(), 2);
+        let out = rendered(&report);
+        assert!(
+            out.contains("stopped at --limit 2: 2 messages handled; the DLQ may hold more"),
+            "{out}"
+        );
+        assert_eq!(dlq.contents(), [("m3".to_owned(), true)]);
+    }
 }

@@ -278,4 +278,61 @@ mod tests {
         assert_eq!(store.writes(), 1, "only the real replay's requeue");
         assert_only_made_visible(&[&dlq, &queue]);
     }
+
+    #[tokio::test]
+    async fn a_scan_counts_what_it_passed_over_and_what_lay_beyond_the_limit() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        dlq.push("junk");
+        let primes: Vec<JobId> = (0..3)
+            .map(|_| insert(&store, "primes", JobState::Failed, None))
+            .collect();
+        for id in &primes {
+            push_job(&dlq, *id);
+        }
+        push_job(&dlq, insert(&store, "csv-stats", JobState::Failed, None));
+        let selection = Selection {
+            job_types: vec!["primes".into()],
+            limit: limit(1),
+            ..Selection::default()
+        };
+
+        let scan = tools(&dlq, &queue, &store).scan(&selection).await.unwrap();
+
+        let selected: Vec<_> = scan.selected.iter().map(DeadLetter::job_id).collect();
+        assert_eq!(selected, [Some(primes[0])]);
+        assert_eq!(scan.unselected.len(), 4);
+        assert_eq!(
+            scan.tally,
+            Tally {
+                passed_over: 1,
+                filters: "--type primes".into(),
+                limit_reached: limit(1),
+                beyond_limit: 3,
+                not_attempted: 0,
+            },
+            "the junk did not match; the rest came after the limit"
+        );
+        assert!(
+            dlq.contents().iter().all(|(_, visible)| !visible),
+            "a scan holds everything it received"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_fails_makes_everything_visible_again() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        dlq.push("junk");
+        push_job(&dlq, insert(&store, "primes", JobState::Failed, None));
+        store.set_failing(true);
+
+        let error = tools(&dlq, &queue, &store)
+            .scan(&Selection::default())
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, DlqError::Store(_)), "{error:?}");
+        assert!(all_visible(&dlq));
+        assert_eq!(dlq.contents().len(), 2);
+        assert_only_made_visible(&[&dlq]);
+    }
 }
