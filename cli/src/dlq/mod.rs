@@ -235,7 +235,7 @@ impl Tally {
             let seen = match self.beyond_limit {
                 0 => "the DLQ may hold more".to_owned(),
                 n => format!(
-                    "{} more seen and left in the DLQ, maybe others",
+                    "{} seen after it and left in the DLQ, maybe others",
                     messages(n)
                 ),
             };
