@@ -231,7 +231,6 @@ impl DiscardReport {
 mod tests {
     use super::*;
     use crate::dlq::fixtures::*;
-    use jobline_shared::store::DISCARDED_ERROR;
 
     fn rendered(report: &DiscardReport) -> String {
         let mut out = Vec::new();
@@ -275,7 +274,7 @@ mod tests {
         assert_eq!(job.error.as_deref(), Some("boom"), "the last error is kept");
         let job = record(&store, running);
         assert_eq!((job.state, job.discarded), (JobState::Failed, true));
-        assert_eq!(job.error.as_deref(), Some(DISCARDED_ERROR));
+        assert_eq!(job.error.as_deref(), Some("discarded by an operator"));
         assert!(job.finished_at.is_some_and(|at| at >= deleted_at));
         assert_eq!(job.lease_expires_at, None);
         let job = record(&store, succeeded);
