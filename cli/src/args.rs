@@ -14,7 +14,7 @@ pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
 #[command(
     name = "jobline",
     version,
-    about = "Submit and watch Jobline jobs, and list and replay the dead-letter queue"
+    about = "Submit and watch Jobline jobs, and list, replay and discard the dead-letter queue"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,7 +30,7 @@ pub enum Command {
     /// Poll a job until it succeeds (exit 0) or fails (exit 1), or the
     /// timeout passes (exit 2); prints the last job JSON.
     Wait(WaitArgs),
-    /// Inspect and replay the dead-letter queue (needs JOBS_TABLE,
+    /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -114,9 +114,12 @@ pub struct WaitArgs {
 pub enum DlqCommand {
     /// List the dead messages with their jobs; changes nothing.
     List(ListArgs),
-    /// Put dead jobs back to work: requeue each job, send it to the main
+    /// Put dead jobs back to work: replay each job, send it to the main
     /// queue, then delete its dead message.
-    Replay(ReplayArgs),
+    Replay(SelectArgs),
+    /// Give up on dead jobs for good: mark each job failed (discarded),
+    /// then delete its dead message.
+    Discard(SelectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,12 +132,13 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// Which dead messages `replay` and `discard` work on.
 #[derive(Debug, Args)]
-pub struct ReplayArgs {
+pub struct SelectArgs {
     /// Print what would happen and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Replay at most N messages.
+    /// Work on at most N messages.
     #[arg(long, value_name = "N")]
     pub limit: Option<NonZeroUsize>,
     /// Only this job (repeatable: any of the given ids).
@@ -245,6 +249,15 @@ mod tests {
         assert_eq!(replay.job_types, vec!["primes".to_owned()]);
         assert_eq!(replay.limit.map(NonZeroUsize::get), Some(3));
         assert!(replay.dry_run);
+        let Command::Dlq(DlqCommand::Discard(discard)) =
+            parse(&["dlq", "discard", "--type", "primes", "--type", "csv-stats"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected dlq discard")
+        };
+        assert_eq!(discard.job_types, ["primes", "csv-stats"]);
+        assert!(!discard.dry_run && discard.job_ids.is_empty() && discard.limit.is_none());
         let zero = parse(&["dlq", "list", "--limit", "0"]).unwrap_err();
         assert_eq!(zero.kind(), ErrorKind::ValueValidation);
     }

@@ -3,7 +3,7 @@
 //! (the same TLS stack the AWS SDK already links, so it adds no crates).
 //!
 //! Every request has a deadline, and every answer outside 2xx becomes an
-//! [`ApiError::Status`] carrying the API's own error body, so the user sees
+//! [`ClientError::Status`] carrying the API's own error body, so the user sees
 //! `{"error":{"code":…,"message":…}}` rather than a bare status.
 
 use crate::sigv4::{Signer, SigningError};
@@ -28,7 +28,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors talking to the API.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum ClientError {
     #[error("invalid API URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: &'static str },
     #[error("invalid request: {0}")]
@@ -107,8 +107,8 @@ pub enum Waited {
 impl ApiClient {
     /// A client of the API at `base_url` (e.g. `http://127.0.0.1:3000` or an
     /// API Gateway stage URL such as `https://id.execute-api.eu-west-1.amazonaws.com/prod`).
-    pub fn new(base_url: &str, auth: Auth) -> Result<Self, ApiError> {
-        let invalid = |reason| ApiError::InvalidUrl {
+    pub fn new(base_url: &str, auth: Auth) -> Result<Self, ClientError> {
+        let invalid = |reason| ClientError::InvalidUrl {
             url: base_url.to_owned(),
             reason,
         };
@@ -122,7 +122,7 @@ impl ApiClient {
             Some("https") => {
                 let connector = HttpsConnectorBuilder::new()
                     .with_native_roots()
-                    .map_err(ApiError::Tls)?
+                    .map_err(ClientError::Tls)?
                     .https_only()
                     .enable_http1()
                     .build();
@@ -146,12 +146,12 @@ impl ApiClient {
         job_type: &str,
         payload: &Value,
         idempotency_key: Option<&str>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, ClientError> {
         let body = json!({ "type": job_type, "payload": payload }).to_string();
         let mut request = Request::post(self.url("/jobs")).header(CONTENT_TYPE, "application/json");
         if let Some(key) = idempotency_key {
             let key = HeaderValue::from_str(key).map_err(|_| {
-                ApiError::InvalidRequest("the idempotency key must be visible ASCII".into())
+                ClientError::InvalidRequest("the idempotency key must be visible ASCII".into())
             })?;
             request = request.header("idempotency-key", key);
         }
@@ -159,7 +159,7 @@ impl ApiClient {
     }
 
     /// `GET /jobs/{id}`: the job's JSON.
-    pub async fn status(&self, id: JobId) -> Result<Value, ApiError> {
+    pub async fn status(&self, id: JobId) -> Result<Value, ClientError> {
         self.call(Request::get(self.url(&format!("/jobs/{id}"))), Bytes::new())
             .await
     }
@@ -171,7 +171,7 @@ impl ApiClient {
         id: JobId,
         timeout: Duration,
         interval: Duration,
-    ) -> Result<Waited, ApiError> {
+    ) -> Result<Waited, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.status(id).await?;
@@ -192,8 +192,12 @@ impl ApiClient {
     }
 
     /// Sends one request with the client's credentials and reads the answer
-    /// as JSON; an answer outside 2xx is an [`ApiError::Status`].
-    async fn call(&self, request: http::request::Builder, body: Bytes) -> Result<Value, ApiError> {
+    /// as JSON; an answer outside 2xx is an [`ClientError::Status`].
+    async fn call(
+        &self,
+        request: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Value, ClientError> {
         let mut request = request
             .header(ACCEPT, "application/json")
             .header(
@@ -201,12 +205,12 @@ impl ApiClient {
                 concat!("jobline-cli/", env!("CARGO_PKG_VERSION")),
             )
             .body(body)
-            .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         match &self.auth {
             Auth::Anonymous => {}
             Auth::Bearer(token) => {
                 let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    ApiError::InvalidRequest("the token must be visible ASCII".into())
+                    ClientError::InvalidRequest("the token must be visible ASCII".into())
                 })?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
@@ -221,9 +225,9 @@ impl ApiClient {
             Ok::<_, BoxError>((status, body))
         };
         let (status, body) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Err(_) => return Err(ApiError::Timeout { method, url }),
+            Err(_) => return Err(ClientError::Timeout { method, url }),
             Ok(Err(source)) => {
-                return Err(ApiError::Transport {
+                return Err(ClientError::Transport {
                     method,
                     url,
                     source,
@@ -234,15 +238,15 @@ impl ApiClient {
         let json = serde_json::from_slice::<Value>(&body);
         match json {
             Ok(json) if status.is_success() => Ok(json),
-            Ok(json) => Err(ApiError::Status {
+            Ok(json) => Err(ClientError::Status {
                 status,
                 body: json.to_string(),
             }),
-            Err(_) if status.is_success() => Err(ApiError::NotJson {
+            Err(_) if status.is_success() => Err(ClientError::NotJson {
                 status,
                 body: shown_text(&body),
             }),
-            Err(_) => Err(ApiError::Status {
+            Err(_) => Err(ClientError::Status {
                 status,
                 body: shown_text(&body),
             }),
@@ -251,11 +255,11 @@ impl ApiClient {
 }
 
 /// A job JSON's `"status"`.
-pub fn job_state(job: &Value) -> Result<JobState, ApiError> {
+pub fn job_state(job: &Value) -> Result<JobState, ClientError> {
     job.get("status")
         .and_then(Value::as_str)
         .and_then(|status| status.parse().ok())
-        .ok_or_else(|| ApiError::NoJobStatus(job.to_string()))
+        .ok_or_else(|| ClientError::NoJobStatus(job.to_string()))
 }
 
 /// A body that is not JSON, as text short enough for an error message.

@@ -4,8 +4,8 @@
 //! configuration and SDK clients from the environment once, here, and hand
 //! [`DeadLetterQueue`] the store and queues built from them.
 
-use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs};
-use crate::client::{ApiClient, ApiError, Auth, Waited};
+use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs, SelectArgs};
+use crate::client::{ApiClient, Auth, ClientError, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::sigv4::Signer;
 use jobline_shared::aws::{Clients, SigningIdentity};
@@ -21,7 +21,7 @@ use std::time::Duration;
 pub enum Exit {
     /// 0: done; `wait`: the job succeeded.
     Success,
-    /// 1: `wait`: the job failed; `dlq replay`: a replay failed.
+    /// 1: `wait`: the job failed; `dlq replay`/`discard`: a message failed.
     Failed,
     /// 2: `wait`: the timeout passed before the job finished.
     TimedOut,
@@ -51,7 +51,7 @@ pub enum CliError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Client(#[from] ClientError),
     #[error(transparent)]
     Dlq(#[from] DlqError),
     #[error("reading the payload from {path}: {source}")]
@@ -122,11 +122,7 @@ pub async fn run(
             let dlq = SqsJobQueue::new(clients.sqs.clone(), dlq_url);
             let queue = clients.queue(&config);
             let store = clients.store(&config);
-            let tools = DeadLetterQueue {
-                dlq: &dlq,
-                queue: &queue,
-                store: &store,
-            };
+            let tools = DeadLetterQueue::new(&dlq, &queue, &store);
             run_dlq(command, tools, out).await
         }
     }
@@ -145,19 +141,33 @@ pub async fn run_dlq(
             Ok(Exit::Success)
         }
         DlqCommand::Replay(args) => {
-            let selection = Selection {
-                job_ids: args.job_ids,
-                job_types: args.job_types,
-                limit: args.limit,
-            };
-            let report = tools.replay(&selection, args.dry_run).await?;
+            let report = tools.replay(&selection(&args), args.dry_run).await?;
             report.render(out)?;
-            Ok(if report.failed() > 0 {
-                Exit::Failed
-            } else {
-                Exit::Success
-            })
+            Ok(failed_if(report.failed()))
         }
+        DlqCommand::Discard(args) => {
+            let report = tools.discard(&selection(&args), args.dry_run).await?;
+            report.render(out)?;
+            Ok(failed_if(report.failed()))
+        }
+    }
+}
+
+fn selection(args: &SelectArgs) -> Selection {
+    Selection {
+        job_ids: args.job_ids.clone(),
+        job_types: args.job_types.clone(),
+        limit: args.limit,
+    }
+}
+
+/// `dlq replay` and `discard` exit 1 when a message failed (the run stopped
+/// there), else 0.
+fn failed_if(failed: usize) -> Exit {
+    if failed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Success
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `jobline` command-line tool: a client of the Jobline API (`submit`,
 //! `status`, `wait`) and the operator's dead-letter queue tools (`dlq list`,
-//! `dlq replay`). `docs/cli.md` is its manual.
+//! `dlq replay`, `dlq discard`). `docs/cli.md` is its manual.
 //!
 //! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
 //! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.

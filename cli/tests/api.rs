@@ -9,7 +9,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jobline_cli::client::{ApiClient, ApiError, Auth};
+use jobline_cli::client::{ApiClient, Auth, ClientError};
 use jobline_cli::sigv4::Signer;
 use jobline_cli::{Cli, CliError, Exit, run};
 use jobline_shared::JobId;
@@ -155,7 +155,7 @@ async fn status_prints_the_job_and_errors_show_the_api_body() {
     let (result, out, _) = jobline(&["status", "--api", &stub.url, &id.to_string()]).await;
     let error = result.unwrap_err();
     assert!(
-        matches!(&error, CliError::Api(ApiError::Status { status, .. }) if status.as_u16() == 404),
+        matches!(&error, CliError::Client(ClientError::Status { status, .. }) if status.as_u16() == 404),
         "{error:?}"
     );
     let message = error.to_string();
@@ -237,7 +237,7 @@ async fn an_unreachable_api_is_an_error_naming_the_url() {
     let (result, _, _) = jobline(&["status", "--api", &url, &id.to_string()]).await;
     let error = result.unwrap_err();
     assert!(
-        matches!(error, CliError::Api(ApiError::Transport { .. })),
+        matches!(error, CliError::Client(ClientError::Transport { .. })),
         "{error:?}"
     );
     assert!(error.to_string().contains(&url), "{error}");

@@ -1,10 +1,11 @@
-//! `jobline dlq list` and `jobline dlq replay` against moto: real dead-letter
+//! `jobline dlq list`, `replay` and `discard` against moto: real dead-letter
 //! queue messages for real failed job records, and what each command leaves
 //! in the queues and the table.
 
-use jobline_cli::args::{DlqCommand, ListArgs, ReplayArgs};
+use jobline_cli::args::{DlqCommand, ListArgs, SelectArgs};
 use jobline_cli::commands::{Exit, run_dlq};
-use jobline_cli::dlq::{DeadBody, DeadLetterQueue, Outcome, Selection};
+use jobline_cli::dlq::replay::Outcome;
+use jobline_cli::dlq::{DeadBody, DeadLetterQueue, Selection};
 use jobline_shared::job::now_ms;
 use jobline_shared::queue::{Receive, ReceivedMessage};
 use jobline_shared::{
@@ -36,11 +37,7 @@ impl Dlq {
     }
 
     fn tools(&self) -> DeadLetterQueue<'_> {
-        DeadLetterQueue {
-            dlq: &self.dlq,
-            queue: &self.queue,
-            store: &self.store,
-        }
+        DeadLetterQueue::new(&self.dlq, &self.queue, &self.store)
     }
 
     /// A job that failed for good, as the worker leaves it on the last
@@ -97,14 +94,24 @@ fn list(limit: usize, json: bool) -> DlqCommand {
     })
 }
 
-/// `jobline dlq replay [--dry-run]` with the filters of `selection`.
-fn replay(selection: Selection, dry_run: bool) -> DlqCommand {
-    DlqCommand::Replay(ReplayArgs {
+/// `[--dry-run]` with the filters of `selection`.
+fn select(selection: Selection, dry_run: bool) -> SelectArgs {
+    SelectArgs {
         dry_run,
         limit: selection.limit,
         job_ids: selection.job_ids,
         job_types: selection.job_types,
-    })
+    }
+}
+
+/// `jobline dlq replay [--dry-run]` with the filters of `selection`.
+fn replay(selection: Selection, dry_run: bool) -> DlqCommand {
+    DlqCommand::Replay(select(selection, dry_run))
+}
+
+/// `jobline dlq discard [--dry-run]` with the filters of `selection`.
+fn discard(selection: Selection, dry_run: bool) -> DlqCommand {
+    DlqCommand::Discard(select(selection, dry_run))
 }
 
 /// Receives every visible message of `queue` (and keeps them hidden).
@@ -370,5 +377,103 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
         bodies,
         BTreeSet::from(["{\"jobId\": 42}".to_owned(), finished_body])
     );
+    t.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_filter_that_matches_nothing_says_what_it_passed_over() {
+    let t = Dlq::new().await;
+    let a = t.dead_job("primes", "boom").await;
+    let b = t.dead_job("primes", "bang").await;
+
+    let (exit, out) = t
+        .jobline(replay(
+            Selection {
+                job_types: vec!["csv-stats".into()],
+                ..Selection::default()
+            },
+            false,
+        ))
+        .await;
+
+    assert_eq!(exit, Exit::Success);
+    assert_eq!(
+        out,
+        "replayed 0, skipped 0, failed 0; 2 messages passed over (did not match --type csv-stats)\n"
+    );
+    assert_eq!(
+        job_ids(&drain(&t.dlq).await),
+        sorted(&[a, b]),
+        "both still in the DLQ, visible at once"
+    );
+    assert!(drain(&t.queue).await.is_empty());
+    t.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn discard_ends_the_jobs_and_empties_the_dlq_and_a_second_discard_is_harmless() {
+    let t = Dlq::new().await;
+    let a = t.dead_job("primes", "boom").await;
+    let b = t.dead_job("csv-stats", "bang").await;
+    t.send_raw("this is not a job message").await;
+
+    // A dry run changes nothing.
+    let (exit, out) = t.jobline(discard(Selection::default(), true)).await;
+    assert_eq!(exit, Exit::Success);
+    assert!(
+        out.contains("dry run: would discard 2, would only delete 1; nothing was changed"),
+        "{out}"
+    );
+    for id in [a, b] {
+        let job = t.job(id).await;
+        assert_eq!((job.state, job.discarded), (JobState::Failed, false));
+    }
+    let listed = t.tools().list(None).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        3,
+        "a dry run deletes nothing and hides nothing"
+    );
+
+    let (exit, out) = t.jobline(discard(Selection::default(), false)).await;
+    assert_eq!(exit, Exit::Success);
+    assert!(
+        out.contains("discarded 2, only deleted 1, failed 0"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("discarded      job {a} (primes)")),
+        "{out}"
+    );
+    let discarded = t.job(a).await;
+    assert_eq!(
+        (discarded.state, discarded.discarded),
+        (JobState::Failed, true)
+    );
+    assert_eq!(
+        discarded.error.as_deref(),
+        Some("boom"),
+        "the error is kept"
+    );
+    assert!(t.job(b).await.discarded);
+    assert!(drain(&t.dlq).await.is_empty(), "the DLQ is empty");
+    assert!(drain(&t.queue).await.is_empty(), "nothing was sent");
+
+    // Again: nothing left, nothing changes.
+    let (exit, out) = t.jobline(discard(Selection::default(), false)).await;
+    assert_eq!(exit, Exit::Success);
+    assert_eq!(out, "discarded 0, only deleted 0, failed 0\n");
+
+    // A discard cut off before its delete leaves the dead message behind:
+    // the next discard deletes it and leaves the job as it is.
+    t.dlq.send(&JobMessage { job_id: a }).await.unwrap();
+    let (exit, out) = t.jobline(discard(Selection::default(), false)).await;
+    assert_eq!(exit, Exit::Success);
+    assert!(
+        out.contains("discarded 1, only deleted 0, failed 0"),
+        "{out}"
+    );
+    assert_eq!(t.job(a).await, discarded);
+    assert!(drain(&t.dlq).await.is_empty());
     t.env.cleanup().await;
 }

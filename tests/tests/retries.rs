@@ -132,11 +132,7 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
     // Once the handler is fixed, `jobline dlq replay` brings the job back.
     broken.fix();
     let (store, queue, dlq) = (env.store(), env.queue(), env.dlq());
-    let tools = DeadLetterQueue {
-        dlq: &dlq,
-        queue: &queue,
-        store: &store,
-    };
+    let tools = DeadLetterQueue::new(&dlq, &queue, &store);
     let report = tools.replay(&Selection::default(), false).await.unwrap();
     assert_eq!((report.replayed(), report.failed()), (1, 0));
     let (job, _) = poll_until(&env, &poller, id, 10, |j| j.state.is_finished()).await;
