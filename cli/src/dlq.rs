@@ -343,7 +343,9 @@ impl DeadLetterQueue<'_> {
         let from = match self.store.replay(job_id).await {
             Ok(ReplayOutcome::Replayed) => JobState::Failed,
             Ok(ReplayOutcome::Unchanged(state)) if needs_message(state) => state,
-            Ok(ReplayOutcome::Unchanged(state)) => return Outcome::Skipped(SkipReason::State(state)),
+            Ok(ReplayOutcome::Unchanged(state)) => {
+                return Outcome::Skipped(SkipReason::State(state));
+            }
             Ok(ReplayOutcome::Missing) => return Outcome::Skipped(SkipReason::JobMissing),
             Err(error) => return Outcome::Failed(format!("requeue in DynamoDB failed: {error}")),
         };

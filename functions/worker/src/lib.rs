@@ -241,7 +241,11 @@ impl Worker {
             }
             Err(JobError::Retryable(error)) => {
                 tracing::warn!(%error, "job failed; will retry");
-                if let Err(release_error) = self.store.return_to_queue(job.id, job.attempts, &error).await {
+                if let Err(release_error) = self
+                    .store
+                    .return_to_queue(job.id, job.attempts, &error)
+                    .await
+                {
                     tracing::warn!(%release_error, "could not release the job; its lease will expire");
                 }
                 attempt.metrics.count(&job.job_type, Metric::JobsRetried);
