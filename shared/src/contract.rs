@@ -91,7 +91,11 @@ pub mod store {
         store.create(&expired).await.unwrap();
         let taken_over = store.claim(expired.id, now, now + 60_000).await.unwrap();
         assert_eq!(taken_over.attempts, 2);
-        assert_eq!(taken_over.started_at, Some(now - 100), "first start is kept");
+        assert_eq!(
+            taken_over.started_at,
+            Some(now - 100),
+            "first start is kept"
+        );
         assert_eq!(taken_over.lease_expires_at, Some(now + 60_000));
 
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
@@ -106,7 +110,11 @@ pub mod store {
                 refusal(store, done.id, now).await,
                 ClaimRefusal::Finished(state)
             );
-            assert_eq!(stored(store, done.id).await, done, "a refusal changes nothing");
+            assert_eq!(
+                stored(store, done.id).await,
+                done,
+                "a refusal changes nothing"
+            );
         }
         assert_eq!(
             refusal(store, JobId::random(), now).await,
@@ -122,7 +130,9 @@ pub mod store {
         store.claim(queued.id, now, now + 60_000).await.unwrap();
         let done = Completion::Succeeded(json!({"count": 4}));
         match store.finish(queued.id, 2, &done, now + 2).await {
-            Err(StoreError::Conflict { current: Some(current) }) => {
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => {
                 assert_eq!(current.attempts, 1);
             }
             other => panic!("expected a stale attempt to conflict, got {other:?}"),
@@ -156,7 +166,10 @@ pub mod store {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
         store.claim(queued.id, now, now + 10).await.unwrap();
-        store.claim(queued.id, now + 11, now + 60_000).await.unwrap();
+        store
+            .claim(queued.id, now + 11, now + 60_000)
+            .await
+            .unwrap();
         assert!(matches!(
             store.finish(queued.id, 1, &done, now + 12).await,
             Err(StoreError::Conflict { .. })
@@ -182,7 +195,10 @@ pub mod store {
         assert_eq!(returned.error.as_deref(), Some("try again"));
         assert_eq!(returned.lease_expires_at, None);
         assert_eq!(returned.attempts, 1);
-        let again = store.claim(running.id, now + 1, now + 60_000).await.unwrap();
+        let again = store
+            .claim(running.id, now + 1, now + 60_000)
+            .await
+            .unwrap();
         assert_eq!(again.attempts, 2);
         assert!(matches!(
             store.return_to_queue(running.id, 1, "stale").await,

@@ -9,9 +9,9 @@
 //! Retries, backoff and dead-lettering are SQS's: the worker only changes a
 //! message's visibility and reports it failed; the redrive policy does the rest.
 
-pub mod sqs;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod sqs;
 
 pub use sqs::SqsJobQueue;
 

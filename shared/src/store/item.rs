@@ -49,6 +49,12 @@ pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
     - ERROR_BUDGET_BYTES
     - FIXED_BUDGET_BYTES;
 
+// A new attribute's budget must come out of the reserve, not overdraw it.
+const _: () = assert!(
+    RESERVED_BYTES >= 40 * 1024,
+    "the budgets leave too little reserve"
+);
+
 /// What ends an error message cut to [`ERROR_BUDGET_BYTES`].
 const ELLIPSIS: &str = "…";
 
@@ -106,7 +112,10 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ("leaseExpiresAt", job.lease_expires_at.map(n)),
         ("result", job.result.as_ref().map(|r| s(r.to_string()))),
         ("error", job.error.as_deref().map(|e| s(bound_error(e)))),
-        ("discarded", job.discarded.then_some(AttributeValue::Bool(true))),
+        (
+            "discarded",
+            job.discarded.then_some(AttributeValue::Bool(true)),
+        ),
     ];
     item.extend(
         optional
@@ -247,7 +256,11 @@ mod tests {
         assert!(bounded.len() <= ERROR_BUDGET_BYTES, "{}", bounded.len());
         assert!(bounded.ends_with(ELLIPSIS));
         assert!(long.starts_with(bounded.trim_end_matches(ELLIPSIS)));
-        assert_eq!(bounded.len(), ERROR_BUDGET_BYTES - 1, "one byte short of a whole é");
+        assert_eq!(
+            bounded.len(),
+            ERROR_BUDGET_BYTES - 1,
+            "one byte short of a whole é"
+        );
 
         let mut job = job("primes").error(&long).build();
         let stored = record_from_item(&item_from_record(&job)).unwrap();
@@ -257,7 +270,6 @@ mod tests {
 
     #[test]
     fn the_budgets_fit_an_item_with_room_to_spare() {
-        assert!(RESERVED_BYTES > 40 * 1024, "{RESERVED_BYTES}");
         let full = job("primes")
             .payload(json!("p".repeat(PAYLOAD_BUDGET_BYTES - 2)))
             .result(json!("r".repeat(RESULT_BUDGET_BYTES - 2)))

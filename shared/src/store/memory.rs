@@ -8,9 +8,7 @@
 //! DynamoDB on the emulator, so the two cannot drift apart.
 
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
-use super::{
-    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
-};
+use super::{Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed};
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
@@ -264,7 +262,10 @@ impl JobStore for MemoryStore {
                 state: JobState::Failed,
                 discarded: true,
                 finished_at: job.finished_at.or(Some(now_ms)),
-                error: job.error.clone().or_else(|| Some(DISCARDED_ERROR.to_owned())),
+                error: job
+                    .error
+                    .clone()
+                    .or_else(|| Some(DISCARDED_ERROR.to_owned())),
                 lease_expires_at: None,
                 ..job.clone()
             }),
@@ -325,7 +326,10 @@ mod tests {
         store.set_failing(true);
         assert!(matches!(
             store.get(queued.id).await,
-            Err(StoreError::Aws { operation: "GetItem", .. })
+            Err(StoreError::Aws {
+                operation: "GetItem",
+                ..
+            })
         ));
         assert!(store.claim(queued.id, 0, 1).await.is_err());
         assert_eq!(store.writes(), 1, "a failed call never reaches the table");
