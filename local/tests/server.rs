@@ -7,9 +7,8 @@ use aws_config::{BehaviorVersion, Region};
 use jobline_local::Stack;
 use jobline_local::server::{self, HttpSettings, MAX_REQUEST_BYTES};
 use jobline_local::shutdown;
-use jobline_shared::aws::TrustRoots;
 use jobline_shared::aws::{Clients, Credentials};
-use jobline_shared::config::{Config, WorkerConfig};
+use jobline_shared::config::Config;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,15 +43,14 @@ async fn start() -> Running {
         .load()
         .await;
     let clients = Clients::from_sdk_config(&sdk);
-    let config = Config {
-        table_name: "unused".into(),
-        queue_url: "http://127.0.0.1:9/000000000000/unused".into(),
-        dlq_url: None,
-        retention_days: 30,
-        public_base_url: None,
-        trust_roots: TrustRoots::System,
-        worker: WorkerConfig::default(),
-    };
+    let config = Config::from_lookup(|name| match name {
+        "JOBS_TABLE" => Some("unused".into()),
+        "JOBS_QUEUE_URL" => Some("http://127.0.0.1:9/000000000000/unused".into()),
+        "ALLOW_ANONYMOUS" => Some("true".into()),
+        "TLS_TRUST_ROOTS" => Some("system".into()),
+        _ => None,
+    })
+    .expect("a valid configuration");
     let stack = Stack::builder(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),

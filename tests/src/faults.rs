@@ -340,7 +340,10 @@ async fn proxy_call(
     });
     match fault {
         Some(Fault::ServerError | Fault::Throttle) => {
-            return Ok(error_response(&service, fault.unwrap_or(Fault::ServerError)));
+            return Ok(error_response(
+                &service,
+                fault.unwrap_or(Fault::ServerError),
+            ));
         }
         Some(Fault::ResetBefore) => return Err(ProxyError::Reset),
         Some(Fault::Delay) => tokio::time::sleep(delay).await,

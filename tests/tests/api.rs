@@ -102,6 +102,7 @@ async fn queued_messages(queue: &dyn JobQueue) -> Vec<JobMessage> {
 
 #[tokio::test]
 async fn submit_writes_the_job_sends_its_id_and_answers_202() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let mut config = env.config.clone();
     config.public_base_url = Some("http://127.0.0.1:3000".into());
@@ -150,6 +151,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
 
 #[tokio::test]
 async fn an_idempotency_key_replay_returns_the_same_job() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let body = r#"{"type":"primes","payload":{"upTo":100}}"#;
@@ -191,6 +193,7 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
 
 #[tokio::test]
 async fn bad_input_gets_a_json_error_that_names_the_problem() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let too_large = format!(
@@ -329,6 +332,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
 
 #[tokio::test]
 async fn unknown_and_other_owners_jobs_are_404() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let (status, _, _) = call(&api, get(&format!("/jobs/{}", JobId::random()))).await;
@@ -353,6 +357,7 @@ async fn unknown_and_other_owners_jobs_are_404() {
 
 #[tokio::test]
 async fn iam_callers_keep_their_jobs_per_role_but_sso_users_do_not_share() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
@@ -386,6 +391,7 @@ async fn iam_callers_keep_their_jobs_per_role_but_sso_users_do_not_share() {
 
 #[tokio::test]
 async fn a_store_outage_sends_nothing_and_leaks_nothing() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     // A table that does not exist: the PutItem fails, so nothing is sent.
     let mut config = env.config.clone();
@@ -411,6 +417,7 @@ async fn a_store_outage_sends_nothing_and_leaks_nothing() {
 
 #[tokio::test]
 async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let mut config = env.config.clone();
     config.max_backlog = 2;
@@ -458,6 +465,7 @@ async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
 
 #[tokio::test]
 async fn a_failed_send_marks_the_job_and_answers_503() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     // A queue URL that does not exist: the PutItem lands, the SendMessage fails.
     let mut config = env.config.clone();

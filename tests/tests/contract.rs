@@ -11,6 +11,7 @@ macro_rules! store_checks {
         $(
             #[tokio::test]
             async fn $check() {
+                jobline_tests::require_emulator!();
                 let env = TestEnv::new().await;
                 store::$check(&env.store()).await;
                 env.cleanup().await;
@@ -24,6 +25,7 @@ macro_rules! queue_checks {
         $(
             #[tokio::test]
             async fn $check() {
+                jobline_tests::require_emulator!();
                 let env = TestEnv::new().await;
                 queue::$check(&env.queue()).await;
                 env.cleanup().await;

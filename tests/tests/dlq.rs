@@ -151,6 +151,7 @@ fn sorted(ids: &[JobId]) -> Vec<JobId> {
 
 #[tokio::test]
 async fn list_reports_dead_jobs_and_leaves_them_in_the_dlq() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let primes = t.dead_job("primes", "upTo must be at most 10000000").await;
     let csv = t
@@ -217,6 +218,7 @@ async fn list_reports_dead_jobs_and_leaves_them_in_the_dlq() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let a = t.dead_job("primes", "boom").await;
     let b = t.dead_job("csv-stats", "bang").await;
@@ -241,6 +243,7 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn filters_and_limit_choose_what_is_replayed() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let p1 = t.dead_job("primes", "p1").await;
     let p2 = t.dead_job("primes", "p2").await;
@@ -299,6 +302,7 @@ async fn filters_and_limit_choose_what_is_replayed() {
 
 #[tokio::test]
 async fn replay_moves_dead_jobs_to_the_main_queue_and_replaying_twice_is_safe() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let a = t.dead_job("primes", "boom").await;
     let b = t.dead_job("csv-stats", "bang").await;
@@ -353,6 +357,7 @@ async fn replay_moves_dead_jobs_to_the_main_queue_and_replaying_twice_is_safe() 
 
 #[tokio::test]
 async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let failed = t.dead_job("primes", "boom").await;
     let finished = t.dead_job("primes", "boom").await;
@@ -382,6 +387,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
 
 #[tokio::test]
 async fn a_filter_that_matches_nothing_says_what_it_passed_over() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let a = t.dead_job("primes", "boom").await;
     let b = t.dead_job("primes", "bang").await;
@@ -412,6 +418,7 @@ async fn a_filter_that_matches_nothing_says_what_it_passed_over() {
 
 #[tokio::test]
 async fn discard_ends_the_jobs_and_empties_the_dlq_and_a_second_discard_is_harmless() {
+    jobline_tests::require_emulator!();
     let t = Dlq::new().await;
     let a = t.dead_job("primes", "boom").await;
     let b = t.dead_job("csv-stats", "bang").await;

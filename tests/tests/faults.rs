@@ -26,15 +26,17 @@ async fn store_behind(env: &TestEnv, plan: FaultPlan) -> (FaultProxy, DynamoJobS
 
 #[tokio::test]
 async fn each_fault_reaches_the_caller_and_a_late_reset_keeps_the_write() {
-    let Some(env) = TestEnv::for_test().await else {
-        return;
-    };
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
     for fault in [Fault::ServerError, Fault::Throttle, Fault::ResetBefore] {
         let plan = FaultPlan::uniform(FaultRates::none().with(fault, 1.0));
         let (proxy, store) = store_behind(&env, plan).await;
         let job = testing::job("primes").build();
         let error = store.create(&job).await.unwrap_err();
-        assert!(matches!(error, StoreError::Aws { .. }), "{fault:?}: {error}");
+        assert!(
+            matches!(error, StoreError::Aws { .. }),
+            "{fault:?}: {error}"
+        );
         assert!(
             env.store().get(job.id).await.unwrap().is_none(),
             "{fault:?} is injected before the write"
@@ -45,7 +47,10 @@ async fn each_fault_reaches_the_caller_and_a_late_reset_keeps_the_write() {
     let plan = FaultPlan::uniform(FaultRates::none().with(Fault::ResetAfter, 1.0));
     let (proxy, store) = store_behind(&env, plan).await;
     let job = testing::job("primes").build();
-    assert!(store.create(&job).await.is_err(), "the caller sees an error");
+    assert!(
+        store.create(&job).await.is_err(),
+        "the caller sees an error"
+    );
     let landed = env.store().get(job.id).await.unwrap();
     assert_eq!(landed.map(|j| j.id), Some(job.id), "but the write landed");
     assert_eq!(

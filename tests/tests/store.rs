@@ -23,6 +23,7 @@ fn queued_job() -> JobRecord {
 /// retention from the replay.
 #[tokio::test]
 async fn replay_keeps_the_job_for_the_configured_retention() {
+    jobline_tests::require_emulator!();
     let mut env = TestEnv::new().await;
     env.config.retention_days = 3;
     let store = env.store();
@@ -49,6 +50,7 @@ async fn replay_keeps_the_job_for_the_configured_retention() {
 /// send them, claim and complete a job as the store does.
 #[tokio::test]
 async fn the_exported_expressions_claim_and_finish_a_job() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let store = env.store();
     let queued = queued_job();
@@ -107,6 +109,7 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
 /// `AWS_ENDPOINT_URL` and reach the same table and queue.
 #[tokio::test]
 async fn lambda_clients_reach_the_configured_endpoint() {
+    jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let lambda = Clients::for_lambda(TrustRoots::AmazonTrustServices).await;
     let job = queued_job();

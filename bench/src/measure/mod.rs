@@ -96,7 +96,7 @@ impl Resources {
             retention_days: 30,
             public_base_url: None,
             allow_anonymous: true,
-            api_aws_timeout: Duration::from_secs(3),
+            api_aws_timeout: std::time::Duration::from_secs(3),
             max_backlog: 0,
             trust_roots: TrustRoots::AmazonTrustServices,
             worker: WorkerConfig::default(),

@@ -350,7 +350,7 @@ pub(crate) mod fixtures {
     //! The in-memory table and queues the commands' unit tests run on.
 
     use super::DeadLetterQueue;
-    pub use jobline_shared::memory::{MemoryQueue, MemoryStore};
+    pub use jobline_shared::{queue::memory::MemoryQueue, store::memory::MemoryStore};
     use jobline_shared::{JobId, JobMessage, JobRecord, JobRequest, JobState};
     use serde_json::json;
     use std::num::NonZeroUsize;

@@ -395,7 +395,11 @@ impl Worker {
             Run::Finished(Err(JobError::Retryable(error))) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed; will retry");
                 delivery.outcome = "retrying";
-                if let Err(return_error) = self.store.return_to_queue(job.id, job.attempts, &error).await {
+                if let Err(return_error) = self
+                    .store
+                    .return_to_queue(job.id, job.attempts, &error)
+                    .await
+                {
                     tracing::warn!(%return_error, jobId = %job.id, "could not return the job to the queue; its lease will expire");
                 }
                 delivery.metrics.count(&job.job_type, Metric::JobsRetried);
