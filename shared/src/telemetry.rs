@@ -168,7 +168,7 @@ pub fn init() {
 }
 
 /// The subscriber of `settings`, writing to `writer`, with `now` as its clock.
-pub fn subscriber<W>(
+fn subscriber<W>(
     settings: &Settings,
     writer: W,
     now: fn() -> OffsetDateTime,
