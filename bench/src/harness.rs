@@ -5,7 +5,7 @@
 //! throughput runs come last.
 
 use crate::error::BenchError;
-use crate::measure::cost::{self, DurationModel};
+use crate::measure::cost::{self, DurationModel, TrafficModel};
 use crate::measure::cpu::{self, Workload};
 use crate::measure::sizes::{self, LambdaDir};
 use crate::measure::throughput::{self, Load};
@@ -42,6 +42,7 @@ pub struct Settings {
     pub calls_jobs: usize,
     pub load: Load,
     pub duration_model: DurationModel,
+    pub traffic: TrafficModel,
     /// Where the functions' logs go.
     pub logs: PathBuf,
 }
@@ -129,7 +130,13 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
         report.calls = Some(calls::measure(emulator, settings.calls_jobs).await?);
     }
     if let (Some(calls), Some([api, worker])) = (&report.calls, report.cpu.as_deref()) {
-        report.cost = Some(cost::estimate(calls, api, worker, &settings.duration_model));
+        report.cost = Some(cost::estimate(
+            calls,
+            api,
+            worker,
+            &settings.duration_model,
+            &settings.traffic,
+        )?);
     }
     if settings.wants(Phase::Throughput) {
         step(&format!(

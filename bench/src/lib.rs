@@ -11,7 +11,9 @@
 //!   of the emulator.
 //! - [`measure::cpu`]: CPU time, peak memory and log bytes per invocation of
 //!   the release binaries, against an endpoint that answers at once.
-//! - [`measure::cost`]: from those two, the list price per million jobs.
+//! - [`measure::logs`]: CloudWatch Logs bytes per job by source (the
+//!   functions' lines and EMF, Lambda's platform records, the API access log).
+//! - [`measure::cost`]: from those, the list price per million jobs.
 //! - [`measure::throughput`]: jobs per second end to end on the local stack,
 //!   against the emulator's own ceiling for the same calls.
 //!

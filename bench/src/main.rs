@@ -4,7 +4,8 @@
 
 use clap::Parser;
 use jobline_bench::harness::{self, Phase, Settings};
-use jobline_bench::measure::cost::DurationModel;
+use jobline_bench::measure::cost::{DurationModel, TrafficModel};
+use jobline_bench::measure::logs::DEFAULT_SYSTEM_LOG_LEVEL;
 use jobline_bench::measure::sizes::LambdaDir;
 use jobline_bench::measure::throughput::Load;
 use jobline_bench::process::LambdaFunction;
@@ -67,6 +68,12 @@ struct Cli {
     /// Assumed in-region DynamoDB/SQS round trip, for billed Lambda time.
     #[arg(long, default_value_t = 10.0)]
     aws_round_trip_ms: f64,
+    /// Status polls (`GET /jobs/{id}`) per job, for the cost table.
+    #[arg(long, default_value_t = 1.0)]
+    polls_per_job: f64,
+    /// The functions' SystemLogLevel (template.yaml), for Lambda's own logs.
+    #[arg(long, default_value = DEFAULT_SYSTEM_LOG_LEVEL)]
+    system_log_level: String,
     /// The API function's MemorySize (template.yaml).
     #[arg(long, default_value_t = 256)]
     api_memory_mb: u32,
@@ -109,6 +116,10 @@ impl Cli {
                 api_memory_mb: self.api_memory_mb,
                 worker_memory_mb: self.worker_memory_mb,
                 worker_concurrency: WorkerConfig::default().concurrency,
+            },
+            traffic: TrafficModel {
+                polls_per_job: self.polls_per_job,
+                system_log_level: self.system_log_level,
             },
             logs: self.logs,
         }

@@ -7,12 +7,14 @@
 //! $0.125 per million read request units (since the 50 % cut of
 //! 1 November 2024); SQS standard $0.40 per million requests (each 64 KiB
 //! of payload counts as one); CloudWatch Logs ingestion $0.50 per GB (the
-//! first tier of Lambda's logs). Checked on [`PRICES_CHECKED`].
+//! first tier of Lambda's logs; the same for API Gateway's access log, a
+//! vended log of the same tier). Checked on [`PRICES_CHECKED`].
 //!
 //! A DynamoDB write costs one WRU per started KB of the larger of the item
 //! before and after it, so the item's size is computed the way DynamoDB
 //! sizes items: attribute names plus values.
 
+use crate::measure::logs::LogSources;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -56,8 +58,8 @@ pub struct UsagePerJob {
     pub dynamodb_wru: f64,
     pub dynamodb_rru: f64,
     pub sqs_requests: f64,
-    /// Bytes of logs and EMF metrics.
-    pub log_bytes: f64,
+    /// Bytes ingested by CloudWatch Logs, by source.
+    pub log_bytes: LogSources,
 }
 
 /// USD per million jobs, by line item.
@@ -70,6 +72,8 @@ pub struct CostPerMillionJobs {
     pub dynamodb_reads: f64,
     pub sqs: f64,
     pub cloudwatch_logs: f64,
+    /// `cloudwatch_logs` by source.
+    pub cloudwatch_logs_by_source: LogSources,
     pub total: f64,
 }
 
@@ -82,7 +86,10 @@ impl CostPerMillionJobs {
         let dynamodb_writes = usage.dynamodb_wru * prices.dynamodb_wru_per_million;
         let dynamodb_reads = usage.dynamodb_rru * prices.dynamodb_rru_per_million;
         let sqs = usage.sqs_requests * prices.sqs_requests_per_million;
-        let cloudwatch_logs = usage.log_bytes * 1e6 / GB * prices.cloudwatch_logs_per_gb;
+        let cloudwatch_logs_by_source = usage
+            .log_bytes
+            .scaled(1e6 / GB * prices.cloudwatch_logs_per_gb);
+        let cloudwatch_logs = cloudwatch_logs_by_source.total();
         Self {
             api_gateway,
             lambda_requests,
@@ -91,6 +98,7 @@ impl CostPerMillionJobs {
             dynamodb_reads,
             sqs,
             cloudwatch_logs,
+            cloudwatch_logs_by_source,
             total: api_gateway
                 + lambda_requests
                 + lambda_compute
@@ -143,7 +151,12 @@ mod tests {
             dynamodb_wru: 3.0,
             dynamodb_rru: 0.0,
             sqs_requests: 1.3,
-            log_bytes: 1_073.741_824,
+            log_bytes: LogSources {
+                function_lines: 536.870_912,
+                emf: 268.435_456,
+                platform: 0.0,
+                access_log: 268.435_456,
+            },
         };
         let cost = CostPerMillionJobs::of(&usage, &Prices::US_EAST_1);
         assert!((cost.api_gateway - 1.0).abs() < 1e-9);
@@ -153,6 +166,8 @@ mod tests {
         assert_eq!(cost.dynamodb_reads, 0.0);
         assert!((cost.sqs - 0.52).abs() < 1e-9);
         assert!((cost.cloudwatch_logs - 0.5).abs() < 1e-9);
+        assert!((cost.cloudwatch_logs_by_source.function_lines - 0.25).abs() < 1e-9);
+        assert!((cost.cloudwatch_logs_by_source.access_log - 0.125).abs() < 1e-9);
         assert!((cost.total - 4.248_334).abs() < 1e-9);
     }
 

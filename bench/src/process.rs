@@ -127,21 +127,24 @@ impl ProcessUsage {
 }
 
 impl LambdaProcess {
-    /// Starts `binary` with exactly `environment`, its stdout (EMF metrics)
-    /// and stderr (logs) both appended to `log`, as Lambda sends both to
-    /// CloudWatch Logs.
+    /// Starts `binary` with exactly `environment`, its stderr (log lines)
+    /// appended to `log` and its stdout (EMF metric documents) to `log` with
+    /// the extension `emf`: Lambda sends both to CloudWatch Logs, and the
+    /// bench counts them apart.
     pub fn spawn(
         binary: &Path,
         environment: &[(String, String)],
         log: &Path,
     ) -> Result<Self, BenchError> {
-        let opening = || BenchError::io(format!("opening {}", log.display()));
-        let stdout = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(opening())?;
-        let stderr = stdout.try_clone().map_err(opening())?;
+        let append = |path: &Path| {
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(BenchError::io(format!("opening {}", path.display())))
+        };
+        let stderr = append(log)?;
+        let stdout = append(&emf_log(log))?;
         let child = Command::new(binary)
             .env_clear()
             .envs(environment.iter().map(|(k, v)| (k, v)))
@@ -157,6 +160,12 @@ impl LambdaProcess {
     pub fn usage(&self) -> Result<ProcessUsage, BenchError> {
         usage_of(self.child.id())
     }
+}
+
+/// Where [`LambdaProcess::spawn`] appends the EMF documents of the process
+/// whose log lines go to `log`.
+pub fn emf_log(log: &Path) -> PathBuf {
+    log.with_extension("emf")
 }
 
 /// CPU time and peak memory so far of the process `pid`.

@@ -257,6 +257,7 @@ impl BenchReport {
                     "RSS after init MiB",
                     "peak RSS MiB",
                     "log B/job",
+                    "EMF B/job",
                 ],
                 cpu.iter().map(|c| {
                     vec![
@@ -270,6 +271,7 @@ impl BenchReport {
                         format!("{:.1}", c.rss_after_init_mib),
                         format!("{:.1}", c.peak_rss_mib),
                         format!("{:.0}", c.log_bytes_per_job),
+                        format!("{:.0}", c.emf_bytes_per_job),
                     ]
                 }),
             );
@@ -279,13 +281,20 @@ impl BenchReport {
             let per_million = &cost.per_million_jobs;
             let _ = writeln!(
                 out,
-                "List price per million jobs (us-east-1, checked {}; Lambda billed {} ms per submission \
-                 and {} ms per batch, assuming {} ms per AWS round trip)",
+                "List price per million jobs (us-east-1, checked {}; {} polls per job; Lambda billed {} ms \
+                 per submission or poll and {} ms per batch, assuming {} ms per AWS round trip; \
+                 SystemLogLevel {}: {} B of platform records per invocation; {} B per access log line)",
                 cost.prices_checked,
+                cost.polls_per_job,
                 cost.billed_api_invocation_ms,
                 cost.billed_worker_invocation_ms,
-                cost.assumed_aws_round_trip_ms
+                cost.assumed_aws_round_trip_ms,
+                cost.system_log_level,
+                cost.platform_bytes_per_invocation,
+                cost.access_log_bytes_per_request
             );
+            let logs = &usage.log_bytes;
+            let logs_usd = &per_million.cloudwatch_logs_by_source;
             let rows = [
                 (
                     "API Gateway HTTP API requests",
@@ -318,9 +327,24 @@ impl BenchReport {
                     per_million.sqs,
                 ),
                 (
-                    "CloudWatch Logs ingestion, bytes",
-                    format!("{:.0}", usage.log_bytes),
-                    per_million.cloudwatch_logs,
+                    "CloudWatch Logs: functions' lines, bytes",
+                    format!("{:.0}", logs.function_lines),
+                    logs_usd.function_lines,
+                ),
+                (
+                    "CloudWatch Logs: EMF documents, bytes",
+                    format!("{:.0}", logs.emf),
+                    logs_usd.emf,
+                ),
+                (
+                    "CloudWatch Logs: Lambda platform records, bytes",
+                    format!("{:.0}", logs.platform),
+                    logs_usd.platform,
+                ),
+                (
+                    "CloudWatch Logs: API access log, bytes",
+                    format!("{:.0}", logs.access_log),
+                    logs_usd.access_log,
                 ),
                 ("total", String::new(), per_million.total),
             ];

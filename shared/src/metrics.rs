@@ -6,9 +6,25 @@
 //! once. A document carries one `JobType` value, so an invocation writes one
 //! document per job type it saw (one in the usual single-type batch), and
 //! splits a metric of more than 100 values, EMF's cap, over more documents.
+//!
+//! Documents are ingested and billed as log bytes like any line, so they are
+//! kept short: a whole value is written as an integer (`1`, not `1.0`) and a
+//! duration is rounded to the microsecond.
+//!
+//! Where they go ([`EmfOutput`]): on Lambda they must be on stdout, where
+//! CloudWatch Logs finds them. On a developer's terminal they would only
+//! interleave with the log lines, so they are dropped there: with
+//! `JOBLINE_EMF` unset, documents go to stdout when `AWS_LAMBDA_FUNCTION_NAME`
+//! is set (under Lambda) or stdout is not a terminal (redirected to a file or
+//! a pipe, which is how to keep them locally), and nowhere otherwise.
+//! `JOBLINE_EMF=stdout` writes them to stdout always, `JOBLINE_EMF=off` never.
 
+use crate::error::ConfigError;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// The CloudWatch namespace of every Jobline metric.
 pub const NAMESPACE: &str = "Jobline";
@@ -45,6 +61,22 @@ impl Metric {
             Self::JobsRefused => "JobsRefused",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
+        }
+    }
+
+    /// The EMF value of one figure: whole numbers as integers, durations to
+    /// the microsecond.
+    fn value(self, value: f64) -> Value {
+        let value = if self.is_count() {
+            value
+        } else {
+            (value * 1000.0).round() / 1000.0
+        };
+        // Whole and exactly representable (below 2^53): written as an integer.
+        if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+            json!(value as i64)
+        } else {
+            json!(value)
         }
     }
 
@@ -118,14 +150,15 @@ impl Metrics {
                 let mut chunks: Vec<Vec<(Metric, Value)>> = vec![Vec::new()];
                 for (metric, values) in metrics {
                     if metric.is_count() {
-                        chunks[0].push((*metric, json!(values.iter().sum::<f64>())));
+                        chunks[0].push((*metric, metric.value(values.iter().sum())));
                         continue;
                     }
                     for (i, part) in values.chunks(MAX_VALUES_PER_METRIC).enumerate() {
                         if chunks.len() <= i {
                             chunks.push(Vec::new());
                         }
-                        chunks[i].push((*metric, json!(part)));
+                        let part: Vec<Value> = part.iter().map(|v| metric.value(*v)).collect();
+                        chunks[i].push((*metric, Value::Array(part)));
                     }
                 }
                 chunks
@@ -157,11 +190,83 @@ impl Metrics {
         documents
     }
 
-    /// Writes the documents to stdout, one line each, for CloudWatch Logs.
+    /// Writes the documents to stdout, one line each, for CloudWatch Logs,
+    /// unless [`EmfOutput::current`] drops them.
     pub fn emit(&self) {
+        if EmfOutput::current() == EmfOutput::Off {
+            return;
+        }
         for document in self.documents(NAMESPACE, crate::job::now_ms()) {
             println!("{document}");
         }
+    }
+}
+
+/// Where [`Metrics::emit`] writes EMF documents (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmfOutput {
+    Stdout,
+    /// Dropped.
+    Off,
+}
+
+impl FromStr for EmfOutput {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value.eq_ignore_ascii_case("stdout") {
+            Ok(Self::Stdout)
+        } else if value.eq_ignore_ascii_case("off") {
+            Ok(Self::Off)
+        } else {
+            Err("expected stdout or off".into())
+        }
+    }
+}
+
+impl EmfOutput {
+    /// `JOBLINE_EMF` if valid, else stdout under Lambda or when stdout is not
+    /// a terminal, and off on a terminal. An invalid `JOBLINE_EMF` is
+    /// returned as the error beside the choice made without it.
+    pub fn choose(
+        lookup: impl Fn(&str) -> Option<String>,
+        stdout_is_terminal: bool,
+    ) -> (Self, Option<ConfigError>) {
+        let lookup = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let detected = if lookup("AWS_LAMBDA_FUNCTION_NAME").is_some() || !stdout_is_terminal {
+            Self::Stdout
+        } else {
+            Self::Off
+        };
+        match lookup("JOBLINE_EMF").map(|value| (value.parse(), value)) {
+            None => (detected, None),
+            Some((Ok(output), _)) => (output, None),
+            Some((Err(reason), value)) => (
+                detected,
+                Some(ConfigError::Invalid {
+                    name: "JOBLINE_EMF",
+                    value,
+                    reason,
+                }),
+            ),
+        }
+    }
+
+    /// This process's choice, made from its environment on first use (which
+    /// `telemetry::init` makes at start, so that an invalid setting is
+    /// logged then).
+    pub fn current() -> Self {
+        static CURRENT: OnceLock<EmfOutput> = OnceLock::new();
+        *CURRENT.get_or_init(|| {
+            let (output, problem) = Self::choose(
+                |name| std::env::var(name).ok(),
+                std::io::stdout().is_terminal(),
+            );
+            if let Some(problem) = problem {
+                tracing::warn!(%problem, "ignoring a metrics setting");
+            }
+            output
+        })
     }
 }
 
@@ -182,7 +287,7 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let primes = docs.iter().find(|d| d["JobType"] == "primes").unwrap();
         assert_eq!(primes["JobsSucceeded"], 2.0);
-        assert_eq!(primes["JobDurationMs"], json!([12.0]));
+        assert_eq!(primes["JobDurationMs"], json!([12]));
         assert_eq!(primes["_aws"]["Timestamp"], 1000);
         let directive = &primes["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Test");
@@ -208,5 +313,58 @@ mod tests {
         assert_eq!(sizes, [100, 100, 50]);
         assert_eq!(docs[0]["JobsSucceeded"], 1.0);
         assert!(docs[1].get("JobsSucceeded").is_none());
+    }
+
+    #[test]
+    fn values_are_written_short() {
+        let mut metrics = Metrics::new();
+        metrics.count("primes", Metric::JobsSucceeded);
+        metrics.record("primes", Metric::JobDurationMs, 0.123_456_789);
+        metrics.record("primes", Metric::JobDurationMs, 41.999_999_9);
+        metrics.record("primes", Metric::QueueTimeMs, 1500.0);
+        let line = metrics.documents(NAMESPACE, 1000)[0].to_string();
+        assert!(line.contains(r#""JobsSucceeded":1"#), "{line}");
+        assert!(line.contains(r#""JobDurationMs":[0.123,42]"#), "{line}");
+        assert!(line.contains(r#""QueueTimeMs":[1500]"#), "{line}");
+    }
+
+    #[test]
+    fn emf_stays_off_a_terminal_unless_under_lambda_or_asked_for() {
+        let choose = |variables: &[(&str, &str)], terminal| {
+            let variables: Vec<(String, String)> = variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            EmfOutput::choose(
+                |name| {
+                    variables
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                },
+                terminal,
+            )
+        };
+        let lambda = [("AWS_LAMBDA_FUNCTION_NAME", "jobline-api")];
+        assert_eq!(choose(&[], true).0, EmfOutput::Off);
+        assert_eq!(choose(&[], false).0, EmfOutput::Stdout);
+        assert_eq!(choose(&lambda, true).0, EmfOutput::Stdout);
+        assert_eq!(
+            choose(&[("JOBLINE_EMF", "stdout")], true).0,
+            EmfOutput::Stdout
+        );
+        assert_eq!(choose(&[("JOBLINE_EMF", "OFF")], false).0, EmfOutput::Off);
+        let (output, problem) = choose(&[("JOBLINE_EMF", "file")], true);
+        assert_eq!(output, EmfOutput::Off);
+        assert!(
+            matches!(
+                problem,
+                Some(ConfigError::Invalid {
+                    name: "JOBLINE_EMF",
+                    ..
+                })
+            ),
+            "{problem:?}"
+        );
     }
 }

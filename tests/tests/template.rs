@@ -103,7 +103,9 @@ fn function_environments_configure_the_code_from_the_parameters() {
     ]);
     for function in ["ApiFunction", "WorkerFunction"] {
         let environment = template.resolved_environment(function, &parameters);
-        assert_eq!(environment["RUST_LOG"], "info", "{function}");
+        // The level comes from ApplicationLogLevel (INFO by default), not
+        // RUST_LOG: see logging_is_json_with_levels_from_the_parameters.
+        assert!(!environment.contains_key("RUST_LOG"), "{function}");
         let config = Config::from_lookup(|name| environment.get(name).cloned())
             .unwrap_or_else(|e| panic!("{function}'s environment: {e}"));
         assert_eq!(config.table_name, "<JobsTable>", "{function}");
@@ -286,6 +288,7 @@ fn iam_is_least_privilege() {
         ("dynamodb:PutItem", table.clone()),
         ("dynamodb:GetItem", table.clone()),
         ("sqs:SendMessage", queue.clone()),
+        ("sqs:GetQueueAttributes", queue.clone()),
     ]);
     assert_eq!(role_grants(&template, "ApiFunctionRole"), grants(&api));
     let mut worker = logs("WorkerLogGroup").to_vec();
@@ -584,4 +587,142 @@ async fn provisioned_resources_equal_the_template() {
     );
 
     env.cleanup().await;
+}
+
+/// A string parameter's default, and that it is one of its allowed values.
+fn string_default<'a>(template: &'a Template, parameter: &str) -> &'a str {
+    let definition = template.parameter(parameter);
+    let default = definition["Default"].as_str().expect("a string default");
+    assert!(
+        as_list(&definition["AllowedValues"]).contains(&&json!(default)),
+        "{parameter}'s default {default} is not allowed"
+    );
+    default
+}
+
+#[test]
+fn logging_is_json_with_levels_from_the_parameters() {
+    let template = Template::load();
+    assert_eq!(string_default(&template, "ApplicationLogLevel"), "INFO");
+    assert_eq!(string_default(&template, "SystemLogLevel"), "WARN");
+    assert_eq!(
+        template.parameter("ApplicationLogLevel")["AllowedValues"],
+        json!(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+    );
+    for (function, group) in [
+        ("ApiFunction", "ApiLogGroup"),
+        ("WorkerFunction", "WorkerLogGroup"),
+    ] {
+        // SAM merges the function's LoggingConfig into the global one.
+        let mut logging = template.0["Globals"]["Function"]["LoggingConfig"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(own) = template.properties(function, FUNCTION)["LoggingConfig"].as_object() {
+            logging.extend(own.clone());
+        }
+        assert_eq!(
+            Value::Object(logging),
+            json!({
+                "LogFormat": "JSON",
+                "ApplicationLogLevel": reference("ApplicationLogLevel"),
+                "SystemLogLevel": reference("SystemLogLevel"),
+                "LogGroup": reference(group),
+            }),
+            "{function}"
+        );
+    }
+    // The functions' filter is what Lambda derives from the default level.
+    let settings = jobline_shared::telemetry::Settings::from_lookup(
+        |name| (name == "AWS_LAMBDA_LOG_LEVEL").then(|| "INFO".to_owned()),
+        false,
+    );
+    assert_eq!(settings.filter, "info");
+    assert_eq!(settings.format, jobline_shared::telemetry::LogFormat::Json);
+}
+
+#[test]
+fn the_api_stage_is_throttled_by_default() {
+    let template = Template::load();
+    let stage = template.properties("ApiStage", "AWS::ApiGatewayV2::Stage");
+    assert_eq!(
+        stage["DefaultRouteSettings"],
+        json!({
+            "ThrottlingRateLimit": reference("ThrottlingRateLimit"),
+            "ThrottlingBurstLimit": reference("ThrottlingBurstLimit"),
+        })
+    );
+    let rate = template.default_of("ThrottlingRateLimit");
+    let burst = template.default_of("ThrottlingBurstLimit");
+    // Generous, yet a cap: above a few requests a second, below the
+    // account's 10,000 per second and 5,000 burst.
+    assert!((100..10_000).contains(&rate), "rate {rate}");
+    assert!((rate..=5_000).contains(&burst), "burst {burst}");
+    for parameter in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(
+            number(&template.parameter(parameter)["MinValue"]) >= 1,
+            "{parameter} 0 would refuse every request"
+        );
+    }
+}
+
+#[test]
+fn the_access_log_is_json_with_an_operators_fields() {
+    let template = Template::load();
+    let stage = template.properties("ApiStage", "AWS::ApiGatewayV2::Stage");
+    let settings = &stage["AccessLogSettings"];
+    assert_eq!(
+        settings["DestinationArn"],
+        get_att("ApiAccessLogGroup", "Arn")
+    );
+    let format = settings["Format"].as_str().expect("Format");
+    // Each $context variable as API Gateway could fill it in: "-" when
+    // absent, so a quoted string; the unquoted ones are always numbers.
+    let sample = format
+        .replace("$context.requestTimeEpoch", "1795972194007")
+        .replace("$context.status", "202")
+        .replace("$context.integrationLatency", "-")
+        .replace("$context.responseLength", "152")
+        .replace("$context.routeKey", "POST /jobs")
+        .replace("$context.requestId", "AbCdEfGhIjKlMnO=")
+        .replace("$context.identity.sourceIp", "203.0.113.7");
+    assert!(!sample.contains('$'), "an unexpected variable in {format}");
+    let line: Value = serde_json::from_str(&sample).expect("the access log line is JSON");
+    let fields: BTreeSet<&str> = line
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "requestId",
+            "time",
+            "routeKey",
+            "status",
+            "responseLength",
+            "integrationLatency",
+            "ip",
+        ])
+    );
+    assert!(!format.contains('\n'), "one line per request");
+}
+
+#[test]
+fn the_api_bounds_the_backlog_and_is_never_anonymous() {
+    let template = Template::load();
+    assert_eq!(template.default_of("MaxBacklog"), 100_000);
+    let environment = template.function_environment("ApiFunction");
+    assert_eq!(environment["MAX_BACKLOG"], reference("MaxBacklog"));
+    for function in ["ApiFunction", "WorkerFunction"] {
+        assert!(
+            !template
+                .function_environment(function)
+                .contains_key("ALLOW_ANONYMOUS"),
+            "{function}: a deployed API always has an authorizer"
+        );
+    }
+    let resolved = template.resolved_environment("ApiFunction", &HashMap::new());
+    assert_eq!(resolved["MAX_BACKLOG"], "100000");
 }

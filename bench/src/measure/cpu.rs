@@ -15,7 +15,7 @@ use crate::endpoint::{AwsEndpoint, Backend};
 use crate::error::BenchError;
 use crate::events;
 use crate::measure::sizes::file_size;
-use crate::process::{LambdaFunction, LambdaProcess, lambda_environment};
+use crate::process::{LambdaFunction, LambdaProcess, emf_log, lambda_environment};
 use crate::runtime_api::{Outcome, RuntimeApi};
 use crate::stats::Summary;
 use jobline_shared::JobId;
@@ -91,8 +91,10 @@ pub struct CpuFigures {
     pub invocation_ms: Summary,
     pub rss_after_init_mib: f64,
     pub peak_rss_mib: f64,
-    /// Bytes written to stdout and stderr (CloudWatch Logs) per job.
+    /// Bytes of log lines (stderr) per job: CloudWatch Logs ingestion.
     pub log_bytes_per_job: f64,
+    /// Bytes of EMF documents (stdout) per job: also ingested as logs.
+    pub emf_bytes_per_job: f64,
     /// AWS calls per invocation seen by the canned endpoint.
     pub aws_calls_per_invocation: BTreeMap<String, f64>,
 }
@@ -108,7 +110,8 @@ pub async fn measure(
     let endpoint = AwsEndpoint::start(Backend::Canned).await?;
     let environment = lambda_environment(function, runtime.addr(), &endpoint.url());
     let log = logs.join(format!("{}-cpu.log", function.name));
-    let log_bytes = || file_size(&log);
+    let emf = emf_log(&log);
+    let log_bytes = || Ok::<_, BenchError>((file_size(&log)?, file_size(&emf)?));
     let process = LambdaProcess::spawn(&function.binary, &environment, &log)?;
     runtime.ready(INVOKE_TIMEOUT_SECS).await?;
     let after_init = process.usage()?;
@@ -132,7 +135,10 @@ pub async fn measure(
         durations.push(outcome.duration.as_secs_f64() * 1000.0);
     }
     let after = process.usage()?;
-    let logged = log_bytes()?.saturating_sub(log_before);
+    let logged = log_bytes()?;
+    let per_job = |after: u64, before: u64| {
+        after.saturating_sub(before) as f64 / (invocations * workload.jobs()) as f64
+    };
     let calls = endpoint.take_calls();
     if let Some(failed) = calls.iter().find(|call| call.failed()) {
         return Err(BenchError::Unexpected(format!(
@@ -152,7 +158,8 @@ pub async fn measure(
             .ok_or_else(|| BenchError::Unexpected("cpu: no invocations".into()))?,
         rss_after_init_mib: after_init.peak_rss_mib(),
         peak_rss_mib: after.peak_rss_mib(),
-        log_bytes_per_job: logged as f64 / (invocations * workload.jobs()) as f64,
+        log_bytes_per_job: per_job(logged.0, log_before.0),
+        emf_bytes_per_job: per_job(logged.1, log_before.1),
         aws_calls_per_invocation: tally(&calls)
             .into_iter()
             .map(|(operation, count)| (operation, count.calls as f64 / invocations as f64))

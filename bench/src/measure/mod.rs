@@ -6,6 +6,7 @@ pub mod calls;
 pub mod cost;
 pub mod cpu;
 pub mod init;
+pub mod logs;
 pub mod sizes;
 pub mod throughput;
 
