@@ -103,9 +103,16 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             batching_window_secs,
             pollers,
         } => {
-            let config = Config::from_env()?;
+            let mut config = Config::from_env()?;
             // Bind before anything else, so a taken port is the first error.
             let (listener, addr) = server::bind(SocketAddr::new(host, port)).await?;
+            // Locally there is no authorizer: every request is `anonymous`,
+            // and links point at this server unless PUBLIC_BASE_URL says
+            // otherwise. Deployed, neither holds (the template sets neither).
+            config.allow_anonymous = true;
+            config
+                .public_base_url
+                .get_or_insert_with(|| format!("http://{addr}"));
             let attributes = provision::queue_attributes(&clients.sqs, &config.queue_url).await?;
             let defaults = PollerSettings::default();
             let poller = PollerSettings {

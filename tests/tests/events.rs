@@ -27,7 +27,11 @@ fn event_files() -> Vec<PathBuf> {
 /// The status each API event must get.
 fn expected_status(name: &str) -> StatusCode {
     match name {
-        "api-submit.json" | "api-submit-idempotent.json" => StatusCode::ACCEPTED,
+        "api-submit.json" | "api-submit-idempotent.json" | "api-submit-iam-role.json" => {
+            StatusCode::ACCEPTED
+        }
+        "api-submit-not-an-object.json" => StatusCode::UNPROCESSABLE_ENTITY,
+        "api-submit-unauthenticated.json" => StatusCode::UNAUTHORIZED,
         "api-submit-invalid-json.json" => StatusCode::BAD_REQUEST,
         "api-submit-unknown-type.json" => StatusCode::UNPROCESSABLE_ENTITY,
         "api-status-unknown.json" => StatusCode::NOT_FOUND,
@@ -59,10 +63,12 @@ async fn every_event_goes_through_its_handler() {
                 );
                 let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
                 let job = env.store().get(id).await.unwrap().unwrap();
-                assert_eq!(
-                    job.owner, "jwt:https://issuer.example.com/|user-123",
-                    "{name}"
-                );
+                let owner = if name == "api-submit-iam-role.json" {
+                    "iam:arn:aws:iam::123456789012:role/report-builder"
+                } else {
+                    "jwt:https://issuer.example.com/|user-123"
+                };
+                assert_eq!(job.owner, owner, "{name}");
             } else {
                 assert!(body["error"]["message"].is_string(), "{name}: {body}");
             }

@@ -350,8 +350,8 @@ pub(crate) mod fixtures {
     //! The in-memory table and queues the commands' unit tests run on.
 
     use super::DeadLetterQueue;
-    pub use jobline_shared::{queue::memory::MemoryQueue, store::memory::MemoryStore};
     use jobline_shared::{JobId, JobMessage, JobRecord, JobRequest, JobState};
+    pub use jobline_shared::{queue::memory::MemoryQueue, store::memory::MemoryStore};
     use serde_json::json;
     use std::num::NonZeroUsize;
 
