@@ -17,6 +17,38 @@ use crate::store::{Completion, JobStore};
 use crate::testing::job;
 use crate::{JobQueue, StoreError};
 
+/// Calls macro `$checks` with the names of every check in [`store`], so a
+/// runner lists no check by hand: `for_each_store_check!(my_tests)` expands
+/// to `my_tests!(create_is_conditional_on_a_new_id, …)`.
+#[macro_export]
+macro_rules! for_each_store_check {
+    ($checks:ident) => {
+        $checks!(
+            create_is_conditional_on_a_new_id,
+            claim_takes_queued_jobs_and_expired_or_missing_leases,
+            finish_is_fenced_by_the_attempt,
+            return_to_queue_keeps_the_error,
+            replay_moves_only_failed_jobs,
+            discard_gives_up_on_any_unfinished_job,
+            mark_enqueue_failed_only_before_a_claim,
+            stored_errors_are_bounded,
+            oversized_items_are_invalid,
+        );
+    };
+}
+
+/// Calls macro `$checks` with the names of every check in [`queue`].
+#[macro_export]
+macro_rules! for_each_queue_check {
+    ($checks:ident) => {
+        $checks!(
+            a_received_message_is_hidden_until_made_visible,
+            a_receive_returns_at_most_max_messages,
+            a_receive_asks_for_1_to_10_messages,
+        );
+    };
+}
+
 /// The checks of a [`JobStore`].
 pub mod store {
     use super::*;

@@ -34,20 +34,5 @@ macro_rules! queue_checks {
     };
 }
 
-store_checks!(
-    create_is_conditional_on_a_new_id,
-    claim_takes_queued_jobs_and_expired_or_missing_leases,
-    finish_is_fenced_by_the_attempt,
-    return_to_queue_keeps_the_error,
-    replay_moves_only_failed_jobs,
-    discard_gives_up_on_any_unfinished_job,
-    mark_enqueue_failed_only_before_a_claim,
-    stored_errors_are_bounded,
-    oversized_items_are_invalid,
-);
-
-queue_checks!(
-    a_received_message_is_hidden_until_made_visible,
-    a_receive_returns_at_most_max_messages,
-    a_receive_asks_for_1_to_10_messages,
-);
+jobline_shared::for_each_store_check!(store_checks);
+jobline_shared::for_each_queue_check!(queue_checks);

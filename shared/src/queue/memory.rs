@@ -261,11 +261,7 @@ mod tests {
             };
         }
 
-        checks!(
-            a_received_message_is_hidden_until_made_visible,
-            a_receive_returns_at_most_max_messages,
-            a_receive_asks_for_1_to_10_messages,
-        );
+        crate::for_each_queue_check!(checks);
     }
 
     fn receive(max_messages: i32) -> Receive {

@@ -1,7 +1,7 @@
 //! The queues that carry job ids: the [`JobQueue`] port, and its adapters.
 //!
 //! - [`sqs`]: [`SqsJobQueue`], the production adapter on SQS;
-//! - [`memory`] (tests and feature `memory` only): [`memory::MemoryQueue`],
+//! - `memory` (tests and feature `memory` only): `memory::MemoryQueue`,
 //!   the fake other crates' unit tests run against.
 //!
 //! A message carries only `{"jobId": …}`: SQS caps a message at 256 KiB and

@@ -304,17 +304,7 @@ mod tests {
             };
         }
 
-        checks!(
-            create_is_conditional_on_a_new_id,
-            claim_takes_queued_jobs_and_expired_or_missing_leases,
-            finish_is_fenced_by_the_attempt,
-            return_to_queue_keeps_the_error,
-            replay_moves_only_failed_jobs,
-            discard_gives_up_on_any_unfinished_job,
-            mark_enqueue_failed_only_before_a_claim,
-            stored_errors_are_bounded,
-            oversized_items_are_invalid,
-        );
+        crate::for_each_store_check!(checks);
     }
 
     #[tokio::test]

@@ -2,12 +2,12 @@
 //!
 //! - [`dynamodb`]: [`DynamoJobStore`], the production adapter on DynamoDB;
 //! - [`item`]: the item codec and size budgets it writes by;
-//! - [`memory`] (tests and feature `memory` only): [`memory::MemoryStore`],
+//! - `memory` (tests and feature `memory` only): `memory::MemoryStore`,
 //!   the fake other crates' unit tests run against.
 //!
 //! Every state change is one conditional write, so two workers that get the
 //! same message cannot both run or both complete a job. Both adapters obey
-//! one behaviour, which [`crate::contract`] states once and runs against each.
+//! one behaviour, which `crate::contract` states once and runs against each.
 
 pub mod dynamodb;
 pub mod item;
