@@ -34,6 +34,9 @@ pub struct Stack {
 pub struct StackBuilder {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
+    /// The worker's and pollers' own store and queue, when they are not the
+    /// API's (deployed, the two functions have their own clients and roles).
+    worker_clients: Option<(Arc<dyn JobStore>, Arc<dyn JobQueue>)>,
     config: Config,
     job_types: JobTypes,
     worker: WorkerConfig,
@@ -79,6 +82,7 @@ impl Stack {
         StackBuilder {
             store,
             queue,
+            worker_clients: None,
             worker: config.worker.clone(),
             config: config.clone(),
             job_types: jobline_jobs::registry(),
@@ -111,6 +115,14 @@ impl Stack {
 impl StackBuilder {
     pub fn job_types(mut self, job_types: JobTypes) -> Self {
         self.job_types = job_types;
+        self
+    }
+
+    /// Gives the worker and its pollers their own store and queue (clients
+    /// of their own), as the worker function has deployed; by default they
+    /// share the API's.
+    pub fn worker_clients(mut self, store: Arc<dyn JobStore>, queue: Arc<dyn JobQueue>) -> Self {
+        self.worker_clients = Some((store, queue));
         self
     }
 
@@ -149,16 +161,12 @@ impl StackBuilder {
             self.job_types.clone(),
             &self.config,
         );
-        let worker = Worker::new(
-            self.store,
-            Arc::clone(&self.queue),
-            self.job_types,
-            self.worker,
-        );
+        let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
+        let worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
         Stack {
             api: Arc::new(api),
             worker: Arc::new(worker),
-            queue: self.queue,
+            queue,
             poller: self.poller,
             queue_arn: self.queue_arn,
             pollers: self.pollers,

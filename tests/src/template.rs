@@ -176,3 +176,51 @@ pub fn reference(target: &str) -> Value {
 pub fn get_att(resource: &str, attribute: &str) -> Value {
     json!({ "Fn::GetAtt": [resource, attribute] })
 }
+
+/// Every IAM policy statement under `node`.
+pub fn statements(node: &Value) -> Vec<&Value> {
+    match node {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, value)| match (key.as_str(), value) {
+                ("Statement", Value::Array(list)) => list.iter().collect(),
+                ("Statement", single) => vec![single],
+                _ => statements(value),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(statements).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A CloudFormation value that may be one item or a list, as a list.
+pub fn as_list(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
+impl Template {
+    /// The `(action, resource)` pairs the IAM role `role` allows.
+    pub fn role_grants(&self, role: &str) -> std::collections::BTreeSet<(String, String)> {
+        statements(&self.properties(role, "AWS::IAM::Role")["Policies"])
+            .into_iter()
+            .flat_map(|statement| {
+                assert_eq!(statement["Effect"], "Allow", "{role}: {statement}");
+                let resources = as_list(&statement["Resource"]);
+                as_list(&statement["Action"])
+                    .into_iter()
+                    .flat_map(move |action| {
+                        resources.clone().into_iter().map(move |resource| {
+                            (
+                                action.as_str().expect("action").to_owned(),
+                                resource.to_string(),
+                            )
+                        })
+                    })
+            })
+            .collect()
+    }
+}

@@ -212,7 +212,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"type":"teleport"}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
-            "known types: csv-stats, primes",
+            "known types: always-fail, csv-stats, fail-times, primes, sleep",
         ),
         (
             submit(r#"{"payload":{}}"#),

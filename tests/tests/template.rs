@@ -13,7 +13,9 @@ use jobline_shared::metrics::{Metric, NAMESPACE};
 use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::store::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
 use jobline_tests::TestEnv;
-use jobline_tests::template::{FUNCTION, QUEUE, TABLE, Template, get_att, number, reference};
+use jobline_tests::template::{
+    FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number, reference, statements,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 
@@ -192,50 +194,6 @@ fn worker_reports_partial_batch_failures_from_the_queue() {
 }
 
 /// Every policy statement under `node`.
-fn statements(node: &Value) -> Vec<&Value> {
-    match node {
-        Value::Object(map) => map
-            .iter()
-            .flat_map(|(key, value)| match (key.as_str(), value) {
-                ("Statement", Value::Array(list)) => list.iter().collect(),
-                ("Statement", single) => vec![single],
-                _ => statements(value),
-            })
-            .collect(),
-        Value::Array(items) => items.iter().flat_map(statements).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn as_list(value: &Value) -> Vec<&Value> {
-    match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        single => vec![single],
-    }
-}
-
-/// The actions a role allows, with the resources they are allowed on.
-fn role_grants(template: &Template, role: &str) -> BTreeSet<(String, String)> {
-    statements(&template.properties(role, "AWS::IAM::Role")["Policies"])
-        .into_iter()
-        .flat_map(|statement| {
-            assert_eq!(statement["Effect"], "Allow", "{role}: {statement}");
-            let resources = as_list(&statement["Resource"]);
-            as_list(&statement["Action"])
-                .into_iter()
-                .flat_map(move |action| {
-                    resources.clone().into_iter().map(move |resource| {
-                        (
-                            action.as_str().expect("action").to_owned(),
-                            resource.to_string(),
-                        )
-                    })
-                })
-        })
-        .collect()
-}
-
 fn grants(list: &[(&str, Value)]) -> BTreeSet<(String, String)> {
     list.iter()
         .map(|(action, resource)| ((*action).to_owned(), resource.to_string()))
@@ -290,7 +248,7 @@ fn iam_is_least_privilege() {
         ("sqs:SendMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
     ]);
-    assert_eq!(role_grants(&template, "ApiFunctionRole"), grants(&api));
+    assert_eq!(template.role_grants("ApiFunctionRole"), grants(&api));
     let mut worker = logs("WorkerLogGroup").to_vec();
     worker.extend([
         ("dynamodb:UpdateItem", table),
@@ -299,10 +257,7 @@ fn iam_is_least_privilege() {
         ("sqs:GetQueueAttributes", queue.clone()),
         ("sqs:ChangeMessageVisibility", queue),
     ]);
-    assert_eq!(
-        role_grants(&template, "WorkerFunctionRole"),
-        grants(&worker)
-    );
+    assert_eq!(template.role_grants("WorkerFunctionRole"), grants(&worker));
     for (function, group) in [
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),

@@ -693,6 +693,15 @@ mod tests {
             .with_max_level(tracing::Level::INFO)
             .with_writer(move || writer.clone())
             .finish();
+        // Tests run on several threads, and a callsite first reached on one
+        // with no subscriber caches "never" for all: a global subscriber
+        // that wants everything keeps every callsite live.
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            drop(tracing::subscriber::set_global_default(
+                tracing_subscriber::registry(),
+            ));
+        });
         let guard = tracing::subscriber::set_default(subscriber);
         run.await;
         drop(guard);

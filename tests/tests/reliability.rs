@@ -1,0 +1,356 @@
+//! "202 means it will finish", under injected faults over real connections.
+//!
+//! The whole local stack (the HTTP server, the API, the worker and its
+//! pollers) runs against moto through two fault-injecting proxies, one per
+//! function as deployed: every DynamoDB and SQS call of the API and of the
+//! worker meets 500s, throttles, resets before and after forwarding, and
+//! delays, each at 3 %. Clients submit over HTTP and retry a 503 or a broken
+//! connection with the same `Idempotency-Key`, as the README tells them to.
+//! Every accepted job must reach a final state within a bound, once per key,
+//! with the right result, and nothing may be left in flight. The calls each
+//! proxy saw are then held against that function's IAM role in
+//! `template.yaml`: moto enforces no IAM, so this is the check that the
+//! deployed functions are allowed what they do.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use jobline_local::poller::PollerSettings;
+use jobline_local::{Stack, server};
+use jobline_shared::aws::Clients;
+use jobline_shared::provision::QueueSettings;
+use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
+use jobline_tests::TestEnv;
+use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
+use jobline_tests::template::Template;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Jobs submitted, and by how many concurrent clients.
+const JOBS: usize = 300;
+const CLIENTS: usize = 12;
+/// The rate of each kind of fault on every AWS call.
+const FAULT_RATE: f64 = 0.03;
+/// Every accepted job must be final this long after the last submission.
+const FINISH_BOUND: Duration = Duration::from_secs(150);
+/// The queue's visibility timeout here: short, so a lost visibility change
+/// or delete comes back quickly (the one setting that differs from the
+/// template, besides the worker's short retry delays).
+const VISIBILITY_SECS: u32 = 8;
+
+/// One HTTP/1.1 request to the local server: `(status, JSON body)`, or why
+/// the connection failed.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+/// What a client saw for one job.
+#[derive(Debug)]
+struct Submitted {
+    id: JobId,
+    request: Value,
+    /// Tries before the 202: 503s and broken connections.
+    retries: usize,
+}
+
+/// Submits `request` with `key` until it is accepted, retrying 503s and
+/// broken connections with the same key (a client's whole job).
+async fn submit(addr: SocketAddr, key: String, request: Value) -> Submitted {
+    for retries in 0..30 {
+        match call(addr, "POST", "/jobs", Some(&key), Some(&request)).await {
+            Ok((202, body)) => {
+                let id = body["jobId"].as_str().expect("jobId").parse().expect("id");
+                return Submitted {
+                    id,
+                    request,
+                    retries,
+                };
+            }
+            Ok((503, body)) => assert!(
+                !body.to_string().contains("arn:"),
+                "a 503 leaks no AWS detail: {body}"
+            ),
+            Ok((status, body)) => panic!("{key}: unexpected {status}: {body}"),
+            Err(_broken) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100 + 50 * retries as u64)).await;
+    }
+    panic!("{key}: not accepted after 30 tries");
+}
+
+/// The primes up to `n`, counted the slow and obvious way.
+fn prime_count(n: u64) -> u64 {
+    (2..=n)
+        .filter(|&k| (2..).take_while(|d| d * d <= k).all(|d| k % d != 0))
+        .count() as u64
+}
+
+/// The IAM action `operation` of `service` needs (a batch call needs the
+/// action of its single form).
+fn iam_action(service: &str, operation: &str) -> String {
+    let operation = operation.strip_suffix("Batch").unwrap_or(operation);
+    format!("{service}:{operation}")
+}
+
+/// SDK clients whose every call goes through `proxy`, with the SDK's
+/// default retries (as deployed).
+async fn clients_behind(proxy: &FaultProxy) -> Clients {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    Clients::from_sdk_config(&sdk)
+}
+
+async fn queue_depth(env: &TestEnv, url: &str) -> u64 {
+    let attributes = jobline_shared::provision::queue_attributes(&env.clients.sqs, url)
+        .await
+        .expect("queue attributes");
+    [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    .iter()
+    .filter_map(|name| attributes.get(*name)?.parse::<u64>().ok())
+    .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_accepted_job_finishes_once_under_injected_faults() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::with_settings(QueueSettings {
+        visibility_timeout_secs: VISIBILITY_SECS,
+        ..QueueSettings::TEMPLATE
+    })
+    .await;
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("the emulator");
+    let plan = FaultPlan::uniform(
+        FaultRates::each(FAULT_RATE)
+            .with_delay(Duration::from_millis(50)..Duration::from_millis(600)),
+    );
+    let api_proxy = FaultProxy::start("api", &upstream, plan.clone())
+        .await
+        .expect("api proxy");
+    let worker_proxy = FaultProxy::start("worker", &upstream, plan)
+        .await
+        .expect("worker proxy");
+    // The API bounds each call as its Lambda main does (API_AWS_TIMEOUT_MS).
+    let api_clients = clients_behind(&api_proxy)
+        .await
+        .with_operation_timeout(env.config.api_aws_timeout);
+    let worker_clients = clients_behind(&worker_proxy).await;
+    let config = env.config.clone();
+    let stack = Stack::builder(
+        Arc::new(api_clients.store(&config)),
+        Arc::new(api_clients.queue(&config)),
+        &config,
+    )
+    .worker_clients(
+        Arc::new(worker_clients.store(&config)),
+        Arc::new(worker_clients.queue(&config)),
+    )
+    .worker_config(WorkerConfig {
+        retry_base_delay_secs: 1,
+        retry_max_delay_secs: 2,
+        ..config.worker.clone()
+    })
+    .poller_settings(PollerSettings {
+        batching_window: Duration::ZERO,
+        wait_secs: 1,
+        visibility_secs: VISIBILITY_SECS as i32,
+        function_timeout: Duration::from_secs(6),
+        ..PollerSettings::default()
+    })
+    .pollers(3)
+    .build();
+    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(jobline_local::serve(stack, listener, async {
+        drop(stopped.await);
+    }));
+
+    // Clients: primes jobs (results to check) and every tenth one that fails
+    // once before it succeeds (the retry path).
+    let started = Instant::now();
+    let requests: Vec<(String, Value)> = (0..JOBS)
+        .map(|i| {
+            let request = if i % 10 == 9 {
+                json!({"type": "fail-times", "payload": {"failures": 1}})
+            } else {
+                json!({"type": "primes", "payload": {"upTo": 500 + i}})
+            };
+            (format!("reliability-{i}"), request)
+        })
+        .collect();
+    let mut submitted = Vec::new();
+    for chunk in requests.chunks(JOBS.div_ceil(CLIENTS)) {
+        let chunk = chunk.to_vec();
+        submitted.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            for (key, request) in chunk {
+                done.push(submit(addr, key, request).await);
+            }
+            done
+        }));
+    }
+    let mut jobs = Vec::new();
+    for client in submitted {
+        jobs.extend(client.await.expect("client"));
+    }
+    let submitted_in = started.elapsed();
+
+    // Every accepted job reaches a final state within the bound (read from
+    // the table directly, past the proxies).
+    let store = env.store();
+    let deadline = Instant::now() + FINISH_BOUND;
+    let mut finals: HashMap<JobId, jobline_shared::JobRecord> = HashMap::new();
+    while finals.len() < jobs.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} jobs not final within {FINISH_BOUND:?}",
+            jobs.len() - finals.len(),
+            jobs.len()
+        );
+        for job in &jobs {
+            if finals.contains_key(&job.id) {
+                continue;
+            }
+            let record = store.get(job.id).await.expect("read").expect("a record");
+            if record.state.is_finished() {
+                finals.insert(job.id, record);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let finished_in = started.elapsed();
+
+    // Nothing left in flight: the queue drains (messages whose delete failed
+    // come back and are acknowledged as duplicates), and nothing died.
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    while queue_depth(&env, &env.queues.queue_url).await > 0 {
+        assert!(Instant::now() < drain_deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(queue_depth(&env, &env.queues.dlq_url).await, 0, "DLQ");
+    let _ = stop.send(());
+    serving.await.expect("serve task").expect("serve");
+
+    // One job per key, each with the right result.
+    let ids: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids.len(), JOBS, "one job per key");
+    let items = env
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&env.table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(
+        items.count() as usize,
+        JOBS,
+        "no job record beyond one per key"
+    );
+    for job in &jobs {
+        let record = &finals[&job.id];
+        assert_eq!(record.state, JobState::Succeeded, "{record:?}");
+        let result = record.result.as_ref().expect("a result");
+        if job.request["type"] == "primes" {
+            let up_to = job.request["payload"]["upTo"].as_u64().unwrap();
+            assert_eq!(result["count"], prime_count(up_to), "{result}");
+        } else {
+            assert!(record.attempts >= 2, "fail-times ran twice: {record:?}");
+        }
+    }
+
+    // Faults of every kind were injected at about their rate.
+    let mut injected: BTreeMap<Fault, usize> = BTreeMap::new();
+    let mut calls = 0;
+    for proxy in [&api_proxy, &worker_proxy] {
+        calls += proxy.calls().len();
+        for (fault, n) in proxy.injected() {
+            *injected.entry(fault).or_default() += n;
+        }
+    }
+    for fault in Fault::ALL {
+        let n = injected.get(&fault).copied().unwrap_or(0);
+        assert!(
+            n as f64 >= calls as f64 * FAULT_RATE / 2.0,
+            "{fault:?}: {n} of {calls} calls"
+        );
+    }
+
+    // What each function did is what its role allows.
+    let template = Template::load();
+    for (proxy, role) in [
+        (&api_proxy, "ApiFunctionRole"),
+        (&worker_proxy, "WorkerFunctionRole"),
+    ] {
+        let granted: BTreeSet<String> = template
+            .role_grants(role)
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect();
+        for (service, operation) in proxy.operations() {
+            let action = iam_action(&service, &operation);
+            assert!(
+                granted.contains(&action),
+                "{} called {operation}, but {role} does not allow {action}",
+                proxy.label()
+            );
+        }
+    }
+
+    let retries: usize = jobs.iter().map(|j| j.retries).sum();
+    let attempts: u32 = finals.values().map(|r| r.attempts).sum();
+    eprintln!(
+        "reliability: {JOBS} jobs accepted, 0 lost, 0 stuck, 0 duplicated; {calls} AWS calls, \
+         faults injected {injected:?}; client retries {retries}; attempts {attempts}; \
+         submitted in {submitted_in:?}, all final after {finished_in:?}"
+    );
+    env.cleanup().await;
+}
