@@ -9,9 +9,10 @@
 //!
 //! Emulator run: the same calls per job with no Jobline code in the loop,
 //! at the same concurrency: each submitter writes the same job item with a
-//! conditional `PutItem` while sending its message; each consumer receives
+//! conditional `PutItem`, then sends its message; each consumer receives
 //! up to 10 messages, makes the two conditional `UpdateItem`s of each job
-//! (claim with `ALL_NEW`, then completion), `WORKER_CONCURRENCY` jobs at
+//! (claim with `ALL_NEW`, then completion, with the store's own expressions
+//! from `jobline_shared::store::dynamodb`), `WORKER_CONCURRENCY` jobs at
 //! once, and deletes the batch. That is what this emulator on this machine
 //! can do with Jobline's call pattern, so the ratio of the two runs is what
 //! Jobline's own code costs. The emulator run goes first: if moto slows as
@@ -30,7 +31,7 @@ use jobline_api::Api;
 use jobline_local::poller::Poller;
 use jobline_shared::aws::Clients;
 use jobline_shared::job::now_ms;
-use jobline_shared::store::item_from_record;
+use jobline_shared::store::{dynamodb, item_from_record};
 use jobline_shared::{JobId, JobMessage, JobRecord, WorkerConfig};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -308,24 +309,24 @@ impl Pipeline for RawPipeline {
     async fn submit(&self) -> Result<(), BenchError> {
         let request = events::job_request();
         let job = JobRecord::new_queued(JobId::random(), "bench", &request, now_ms(), 30);
-        let put = self
-            .clients
+        // Write, then send, as the API does: a message never precedes its record.
+        self.clients
             .dynamodb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item_from_record(&job)))
             .condition_expression("attribute_not_exists(jobId)")
-            .send();
-        let send = self
-            .clients
+            .send()
+            .await
+            .map_err(BenchError::aws)?;
+        self.clients
             .sqs
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(JobMessage { job_id: job.id }.encode())
-            .send();
-        let (put, send) = tokio::join!(put, send);
-        put.map_err(BenchError::aws)?;
-        send.map_err(BenchError::aws)?;
+            .send()
+            .await
+            .map_err(BenchError::aws)?;
         Ok(())
     }
 
@@ -402,11 +403,8 @@ impl RawPipeline {
             .update_item()
             .table_name(&self.table)
             .key("jobId", key.clone())
-            .update_expression(
-                "SET #state = :running, attempts = attempts + :one, leaseExpiresAt = :lease, \
-                 startedAt = :now",
-            )
-            .condition_expression("attribute_exists(jobId) AND #state = :queued")
+            .update_expression(dynamodb::CLAIM_UPDATE)
+            .condition_expression(dynamodb::CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":running", AttributeValue::S("running".into()))
             .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
@@ -445,16 +443,15 @@ impl RawPipeline {
             .update_item()
             .table_name(&self.table)
             .key("jobId", key)
-            .update_expression(
-                "SET #state = :done, #result = :result, finishedAt = :now REMOVE leaseExpiresAt",
-            )
-            .condition_expression("#state = :running AND attempts = :one")
+            .update_expression(dynamodb::FINISH_SUCCEEDED_UPDATE)
+            .condition_expression(dynamodb::FINISH_CONDITION)
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#result", "result")
+            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", AttributeValue::S("running".into()))
             .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
             .expression_attribute_values(":result", AttributeValue::S(r#"{"count":168}"#.into()))
-            .expression_attribute_values(":one", one)
+            .expression_attribute_values(":attempt", one)
             .expression_attribute_values(":now", now)
             .send()
             .await
