@@ -105,7 +105,7 @@ pub struct Api {
     allow_anonymous: bool,
     max_backlog: u64,
     backlog: Option<Backlog>,
-    /// The time of a submission, in epoch milliseconds (a seam for tests).
+    /// The time now, in epoch milliseconds (a seam for tests).
     clock: fn() -> i64,
 }
 
@@ -232,6 +232,7 @@ impl Api {
             (self.clock)(),
             self.retention_days,
         );
+        submission::check_sizes(&job)?;
 
         if self.backlog_full().await {
             if key.is_some() {
@@ -241,9 +242,7 @@ impl Api {
                     .await
                     .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
                 if let Some(existing) = existing {
-                    if !same_request(&existing, &job) {
-                        return Err(ApiError::IdempotencyKeyReused);
-                    }
+                    check_replay(&existing, &job)?;
                     if !existing.enqueue_failed {
                         tracing::debug!("replay of an accepted job while the backlog is full");
                         return self.accepted(request, &existing);
@@ -261,9 +260,7 @@ impl Api {
             Err(StoreError::Conflict {
                 current: Some(existing),
             }) => {
-                if !same_request(&existing, &job) {
-                    return Err(ApiError::IdempotencyKeyReused);
-                }
+                check_replay(&existing, &job)?;
                 if existing.created_at != job.created_at {
                     tracing::debug!("idempotent replay of an accepted job");
                     return self.accepted(request, &existing);
@@ -276,6 +273,18 @@ impl Api {
         if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
             let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
                 Ok(()) => send_error.to_string(),
+                // A worker claimed the job: the message arrived after all
+                // (only its response was lost), so the job is accepted.
+                Err(StoreError::Conflict {
+                    current: Some(claimed),
+                }) if claimed.attempts > 0 => {
+                    tracing::warn!(
+                        error = %send_error,
+                        "SendMessage failed, but a worker has already claimed the job"
+                    );
+                    metrics.count(&job.job_type, Metric::JobsAccepted);
+                    return self.accepted(request, &claimed);
+                }
                 Err(mark_error) => {
                     format!(
                         "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
@@ -319,12 +328,13 @@ impl Api {
         let owner = caller(request, self.allow_anonymous)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
         trace.job_id = Some(id);
+        let now_ms = (self.clock)();
         let job = self
             .store
             .get(id)
             .await
             .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
-            .filter(|job| job.owner == owner)
+            .filter(|job| job.owner == owner && !expired(job, now_ms))
             .ok_or(ApiError::JobNotFound)?;
         trace.job_type = Some(job.job_type.clone());
         let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
@@ -360,10 +370,26 @@ impl Api {
     }
 }
 
-/// Whether `existing`, the job already under this request's id, was
-/// submitted by the same caller with the same body.
-fn same_request(existing: &JobRecord, job: &JobRecord) -> bool {
-    existing.owner == job.owner && existing.fingerprint == job.fingerprint
+/// Whether `job` is past its `expiresAt` at `now_ms`, and so gone to its
+/// client: DynamoDB's TTL deletes an expired item only within a few days
+/// (and the emulator never), so a read may still meet it. An `expiresAt` of
+/// 0 (absent) is no expiry, as DynamoDB's TTL skips such items.
+fn expired(job: &JobRecord, now_ms: i64) -> bool {
+    job.expires_at > 0 && job.expires_at <= now_ms / 1000
+}
+
+/// Whether `existing`, the job already under this request's id, may answer
+/// `job`'s request as a replay: not if it has expired (its client sees it
+/// gone, and the store keeps the id until the TTL deletes it), nor if
+/// another caller or body made it.
+fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
+    if expired(existing, job.created_at) {
+        return Err(ApiError::IdempotencyKeyExpired);
+    }
+    if existing.owner != job.owner || existing.fingerprint != job.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(())
 }
 
 fn json_response(status: StatusCode) -> http::response::Builder {
@@ -385,6 +411,7 @@ pub fn job_view(job: &JobRecord) -> Value {
         "result": job.result,
         "error": job.error,
         "deadLettered": job.dead_lettered,
+        "discarded": job.discarded,
         "replays": job.replays,
     })
 }
