@@ -210,17 +210,6 @@ impl Api {
         let key = submission::idempotency_key(request)?;
         let job_request = submission::job_request(request.body().as_ref())?;
         trace.job_type = Some(job_request.job_type.clone());
-        let handler =
-            self.job_types
-                .get(&job_request.job_type)
-                .ok_or_else(|| ApiError::UnknownJobType {
-                    job_type: job_request.job_type.clone(),
-                    known: self.job_types.names().map(str::to_owned).collect(),
-                })?;
-        handler
-            .validate(&job_request.payload)
-            .map_err(ApiError::InvalidPayload)?;
-
         let id = key.map_or_else(JobId::random, |key| {
             JobId::from_idempotency_key(&owner, key)
         });
@@ -233,6 +222,16 @@ impl Api {
             self.retention_days,
         );
         submission::check_sizes(&job)?;
+        let handler =
+            self.job_types
+                .get(&job.job_type)
+                .ok_or_else(|| ApiError::UnknownJobType {
+                    job_type: job.job_type.clone(),
+                    known: self.job_types.names().map(str::to_owned).collect(),
+                })?;
+        handler
+            .validate(&job.payload)
+            .map_err(ApiError::InvalidPayload)?;
 
         if self.backlog_full().await {
             if key.is_some() {
@@ -421,8 +420,9 @@ mod tests {
     use super::backlog::fake::FakeDepth;
     use super::*;
     use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::queue::{Receive, ReceivedMessage};
     use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::{JobRequest, JobState};
+    use jobline_shared::{JobRequest, JobState, QueueError};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
     fn config(base: Option<&str>) -> Config {
@@ -530,6 +530,118 @@ mod tests {
         assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
     }
 
+    /// A queue whose `SendMessage` delivers but loses its response, and
+    /// whose message a worker claims before the API hears of the failure.
+    #[derive(Debug)]
+    struct LostResponse {
+        store: Arc<MemoryStore>,
+        queue: MemoryQueue,
+    }
+
+    #[async_trait::async_trait]
+    impl JobQueue for LostResponse {
+        async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+            self.queue.send(message).await?;
+            self.store.claim(message.job_id, 1, 2).await.expect("claim");
+            Err(QueueError::Aws {
+                operation: "SendMessage",
+                source: "the response was lost".into(),
+            })
+        }
+        async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
+            self.queue.change_visibility(handle, secs).await
+        }
+        async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+            self.queue.receive(request).await
+        }
+        async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
+            self.queue.delete(handles).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(LostResponse {
+            store: store.clone(),
+            queue: MemoryQueue::new(),
+        });
+        let api = Api::new(
+            store.clone(),
+            queue.clone(),
+            JobTypes::builtin(),
+            &config(None),
+        );
+        let reply = api.handle(submit(Some("k"))).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        assert_eq!(body(&reply)["jobId"], id.to_string());
+        assert_eq!(body(&reply)["status"], "running");
+        let job = store.job(id).unwrap();
+        assert!(!job.enqueue_failed, "the claimed job is left alone");
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_its_budget_as_stored_is_413_and_nothing_is_written() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        // A valid primes job under the body limit as sent, and 3.8 times
+        // longer as stored (over DynamoDB's 400 KB: the store would refuse
+        // it, with an error no retry cures).
+        let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
+        let body_text = format!(r#"{{"type":"primes","payload":{{"upTo":10,"pad":[{numbers}]}}}}"#);
+        assert!(body_text.len() <= MAX_BODY_BYTES);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/jobs")
+            .body(Body::from(body_text))
+            .unwrap();
+        let reply = api.handle(request).await;
+        assert_eq!(reply.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let error = &body(&reply)["error"];
+        assert_eq!(error["code"], "payload_too_large");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("the limit is 262144 bytes"),
+            "{error}"
+        );
+        assert_eq!(store.writes(), 0);
+        assert!(queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_expiry_is_gone_and_its_key_cannot_replay_it() {
+        // Kept 30 days (the default RETENTION_DAYS) from its creation.
+        const EXPIRES_MS: i64 = 1_000 + 30 * 86_400_000;
+        let (store, queue) = fakes();
+        let mut api = api(&store, &queue, None);
+        api.clock = || 1_000;
+        let accepted = api.handle(submit(Some("k"))).await;
+        assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        assert_eq!(store.job(id).unwrap().expires_at * 1000, EXPIRES_MS);
+
+        api.clock = || EXPIRES_MS - 1_000;
+        assert_eq!(api.handle(get(id)).await.response.status(), StatusCode::OK);
+        // From `expiresAt` on the TTL may delete it: it is gone, whether or
+        // not the item still exists.
+        api.clock = || EXPIRES_MS;
+        let reply = api.handle(get(id)).await;
+        assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(&reply)["error"]["code"], "job_not_found");
+        assert!(store.job(id).is_some(), "the item is still there");
+
+        let replay = api.handle(submit(Some("k"))).await;
+        assert_eq!(replay.response.status(), StatusCode::CONFLICT);
+        assert_eq!(body(&replay)["error"]["code"], "idempotency_key_expired");
+        assert_eq!(queue.sent().len(), 1, "nothing more was sent");
+    }
+
     #[tokio::test]
     async fn a_store_outage_is_a_503_for_submit_and_status_and_sends_nothing() {
         let (store, queue) = fakes();
@@ -594,7 +706,7 @@ mod tests {
             (JobState::Succeeded, None),
             (JobState::Failed, None),
         ] {
-            let mut job = record(id, 1_000);
+            let mut job = record(id, now_ms());
             job.state = state;
             store.insert(job);
             let reply = api.handle(get(id)).await;
@@ -766,5 +878,26 @@ mod tests {
         assert_eq!(view["startedAt"], "1970-01-01T00:00:01.5Z");
         assert_eq!(view["finishedAt"], Value::Null);
         assert_eq!(view["status"], "queued");
+        assert_eq!(view["deadLettered"], false);
+        assert_eq!(view["discarded"], false);
+    }
+
+    #[tokio::test]
+    async fn the_status_says_when_an_operator_discarded_the_job() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let id = JobId::random();
+        store.insert(record(id, now_ms()));
+        let discarded = store.discard(id, now_ms()).await;
+        assert_eq!(
+            discarded.unwrap(),
+            jobline_shared::store::DiscardOutcome::Discarded
+        );
+        let reply = api.handle(get(id)).await;
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        let view = body(&reply);
+        assert_eq!(view["status"], "failed");
+        assert_eq!(view["discarded"], true);
+        assert_eq!(view["deadLettered"], false);
     }
 }

@@ -191,6 +191,68 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_number_beyond_a_float_is_a_clear_422_not_a_syntax_error() {
+        let error = job_request(br#"{"type":"primes","payload":{"upTo":1E400}}"#).unwrap_err();
+        assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "invalid_request");
+        let text = error.to_string();
+        assert!(
+            text.contains("out of range") && text.contains("line 1 column 40"),
+            "{text}"
+        );
+        // Other unreadable bodies stay syntax errors.
+        assert!(matches!(
+            job_request(b"{\"type\":"),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+
+    fn new_job(owner: &str, request: &JobRequest) -> JobRecord {
+        JobRecord::new_queued(jobline_shared::JobId::random(), owner, request, 0, 30)
+    }
+
+    #[test]
+    fn the_payload_is_measured_as_it_is_stored() {
+        let sent = job_request(br#"{"type":"primes","payload":{"n":1E15}}"#).unwrap();
+        assert_eq!(sent.payload.to_string(), r#"{"n":1000000000000000.0}"#);
+
+        // 5 bytes a number sent, 19 stored: the body fits, the payload not.
+        let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
+        let body = format!(r#"{{"type":"primes","payload":{{"n":[{numbers}]}}}}"#);
+        assert!(body.len() <= MAX_BODY_BYTES);
+        let job = new_job("anonymous", &job_request(body.as_bytes()).unwrap());
+        let error = check_sizes(&job).unwrap_err();
+        let ApiError::PayloadTooLarge { limit, size } = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(limit, PAYLOAD_BUDGET_BYTES);
+        assert_eq!(size, job.payload.to_string().len());
+        assert!(size > limit);
+        assert_eq!(error.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error.code(), "payload_too_large");
+        assert!(error.to_string().contains("the limit is 262144 bytes"));
+    }
+
+    #[test]
+    fn the_whole_new_item_is_bounded_too() {
+        // `{"p":"…"}`: exactly the payload budget.
+        let full = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({"p": "x".repeat(PAYLOAD_BUDGET_BYTES - 8)}),
+        };
+        assert_eq!(full.payload.to_string().len(), PAYLOAD_BUDGET_BYTES);
+        let long_sub = format!("jwt:https://issuer.example.com|{}", "s".repeat(2048));
+        check_sizes(&new_job("anonymous", &full)).expect("a full payload fits");
+        let error = check_sizes(&new_job(&long_sub, &full)).unwrap_err();
+        let ApiError::JobTooLarge { limit, size } = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(limit, MAX_NEW_JOB_BYTES);
+        assert!(size > limit, "{size}");
+        assert_eq!(error.code(), "payload_too_large");
+    }
+
     fn with_keys(keys: &[&str]) -> Request {
         let mut builder = http::Request::builder().method("POST").uri("/jobs");
         for key in keys {
