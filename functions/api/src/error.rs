@@ -200,6 +200,30 @@ mod tests {
     }
 
     #[test]
+    fn the_local_servers_own_answers_have_the_one_shape() {
+        for (error, status, code, message) in [
+            (
+                ApiError::RequestTimeout { secs: 30 },
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request was not received within 30 s",
+            ),
+            (
+                ApiError::UnreadableBody,
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            ),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body, json!({"error": {"code": code, "message": message}}));
+        }
+    }
+
+    #[test]
     fn a_full_backlog_says_when_to_come_back() {
         let response = ApiError::BacklogFull {
             retry_after_secs: 30,
