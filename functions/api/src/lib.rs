@@ -17,10 +17,25 @@
 //!   SDK retried after losing its response, so the submission goes on and
 //!   sends; otherwise it is a replay, answered 202 with the existing job's
 //!   state and **no** new message (its message exists, or the sweeper
-//!   recovers it). A different body under the same key is 422.
+//!   recovers it). A different body under the same key is 422; a key whose
+//!   job has expired is 409.
 //! - When the send fails, the job is marked `enqueue failed` (a conditional
 //!   `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
 //!   client gets a 503; a retry with the same key re-creates and re-sends it.
+//!   If that mark is refused because a worker has already claimed the job,
+//!   the message did arrive (only `SendMessage`'s response was lost): 202.
+//!
+//! Before any of this, the job must fit its item (`submission.rs`): the
+//! payload as stored within its 256 KiB budget, the whole new item within
+//! the payload's and the fixed attributes' budgets, else 413. DynamoDB would
+//! refuse an item over 400 KB with an error no retry cures, and an item near
+//! it would leave no room for the job's result.
+//!
+//! # Expiry
+//!
+//! A job is gone (404) from its `expiresAt` on (`RETENTION_DAYS` after its
+//! creation or replay): DynamoDB's TTL deletes expired items only within a
+//! few days, so a read may still find one.
 //!
 //! Each DynamoDB and SQS operation is bounded (`API_AWS_TIMEOUT_MS`, set on
 //! the clients in `main.rs`), so a slow AWS call becomes a 503 well within the
