@@ -31,15 +31,15 @@
 //! refuse an item over 400 KB with an error no retry cures, and an item near
 //! it would leave no room for the job's result.
 //!
-//! # Expiry
-//!
-//! A job is gone (404) from its `expiresAt` on (`RETENTION_DAYS` after its
-//! creation or replay): DynamoDB's TTL deletes expired items only within a
-//! few days, so a read may still find one.
-//!
 //! Each DynamoDB and SQS operation is bounded (`API_AWS_TIMEOUT_MS`, set on
 //! the clients in `main.rs`), so a slow AWS call becomes a 503 well within the
 //! function's timeout instead of a gateway timeout with an unknown outcome.
+//!
+//! # Expiry
+//!
+//! A job is gone (404) from its `expiresAt` on (`JOB_RETENTION_DAYS` after its
+//! creation or replay): DynamoDB's TTL deletes expired items only within a
+//! few days, so a read may still find one.
 //!
 //! # Polling: `Retry-After`
 //!
@@ -631,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_past_its_expiry_is_gone_and_its_key_cannot_replay_it() {
-        // Kept 30 days (the default RETENTION_DAYS) from its creation.
+        // Kept 30 days (the default JOB_RETENTION_DAYS) from its creation.
         const EXPIRES_MS: i64 = 1_000 + 30 * 86_400_000;
         let (store, queue) = fakes();
         let mut api = api(&store, &queue, None);
