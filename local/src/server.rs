@@ -11,14 +11,14 @@
 //!   [`HttpSettings::request_read_timeout`] (`408`);
 //! - a body over Lambda's 6 MB request limit is refused with the API's
 //!   `413 payload_too_large`, as API Gateway would refuse it;
+//! - what it answers itself (`408`, `413`, `400 unreadable_body`) is an
+//!   [`ApiError`], so every error has the API's one shape;
 //! - on stop, it stops accepting, lets open connections finish their request
 //!   for up to [`HttpSettings::drain_timeout`], then closes them. Each
 //!   request runs in a task of its own that is always awaited, so a
 //!   submission is never cut between its `PutItem` and its `SendMessage`.
 
 use crate::shutdown::Shutdown;
-use http::StatusCode;
-use http::header::CONTENT_TYPE;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -222,60 +222,6 @@ async fn connection(
     }
 }
 
-/// A request the server answers itself, before the API sees it.
-#[derive(Debug, thiserror::Error)]
-enum RequestError {
-    /// Over [`MAX_REQUEST_BYTES`]; `size` is what arrived.
-    #[error("the request body is over {MAX_REQUEST_BYTES} bytes")]
-    TooLarge { size: usize },
-    #[error("the request was not received within {} s", .0.as_secs())]
-    TimedOut(Duration),
-    #[error("the request body could not be read")]
-    Unreadable(#[source] hyper::Error),
-    #[error("the request failed inside the server")]
-    Internal(#[source] tokio::task::JoinError),
-}
-
-impl RequestError {
-    fn into_response(self) -> hyper::Response<Full<Bytes>> {
-        let response = match self {
-            // The API's own answer to a body over its limit.
-            Self::TooLarge { size } => ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-                size,
-            }
-            .into_response(),
-            Self::TimedOut(_) => {
-                error_response(StatusCode::REQUEST_TIMEOUT, "request_timeout", &self)
-            }
-            Self::Unreadable(_) => {
-                error_response(StatusCode::BAD_REQUEST, "unreadable_body", &self)
-            }
-            Self::Internal(ref error) => {
-                tracing::error!(%error, "a request task failed");
-                ApiError::internal("the request failed").into_response()
-            }
-        };
-        to_hyper(response)
-    }
-}
-
-/// An error in the API's shape, `{"error": {"code", "message"}}`.
-fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &impl std::fmt::Display,
-) -> lambda_http::Response<lambda_http::Body> {
-    let body = serde_json::json!({"error": {"code": code, "message": message.to_string()}});
-    let mut response = lambda_http::Response::new(lambda_http::Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = response.into_parts();
     hyper::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
@@ -288,10 +234,14 @@ async fn handle(
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let bytes = match tokio::time::timeout(read_timeout, read_body(body)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(error)) => return Ok(error.into_response()),
-        Err(_) => return Ok(RequestError::TimedOut(read_timeout).into_response()),
+    let read = tokio::time::timeout(read_timeout, read_body(body))
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout {
+            secs: read_timeout.as_secs(),
+        }));
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(error) => return Ok(to_hyper(error.into_response())),
     };
     let request = http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
     // A task of its own, holding a `requests` sender until it ends: if the
@@ -304,27 +254,35 @@ async fn handle(
         reply.response
     })
     .await;
-    Ok(match handled {
-        Ok(response) => to_hyper(response),
-        Err(error) => RequestError::Internal(error).into_response(),
-    })
+    Ok(to_hyper(handled.unwrap_or_else(|error| {
+        tracing::error!(%error, "a request task failed");
+        ApiError::internal(error).into_response()
+    })))
 }
 
 /// Reads a body of at most [`MAX_REQUEST_BYTES`]. A longer one is refused
 /// unread when its `Content-Length` says so, and otherwise read to its end
-/// (and dropped) to tell the client its size.
-async fn read_body(mut body: Incoming) -> Result<Bytes, RequestError> {
+/// (and dropped) to tell the client its size; either way with the API's own
+/// answer to a body over its (smaller) limit.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    let too_large = |size| ApiError::BodyTooLarge {
+        limit: MAX_BODY_BYTES,
+        size,
+    };
     let declared = body.size_hint().exact().map(usize::try_from);
     if let Some(size) = declared {
         let size = size.unwrap_or(usize::MAX);
         if size > MAX_REQUEST_BYTES {
-            return Err(RequestError::TooLarge { size });
+            return Err(too_large(size));
         }
     }
     let mut collected = Vec::new();
     let mut size = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(RequestError::Unreadable)?;
+        let frame = frame.map_err(|error| {
+            tracing::debug!(%error, "the request body could not be read");
+            ApiError::UnreadableBody
+        })?;
         if let Ok(data) = frame.into_data() {
             size = size.saturating_add(data.len());
             if size <= MAX_REQUEST_BYTES {
@@ -333,7 +291,7 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, RequestError> {
         }
     }
     if size > MAX_REQUEST_BYTES {
-        return Err(RequestError::TooLarge { size });
+        return Err(too_large(size));
     }
     Ok(Bytes::from(collected))
 }

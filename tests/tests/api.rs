@@ -1,6 +1,7 @@
 //! The API handler against moto: submissions write a record and then send a
-//! message; idempotency keys, bad input, ownership, the backlog bound and
-//! 404s behave, and 5xx bodies keep AWS detail to the logs.
+//! message; idempotency keys, bad input and sizes, ownership, expiry, the
+//! backlog bound and 404s behave, the status shows discarded jobs, and 5xx
+//! bodies keep AWS detail to the logs.
 
 use aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
@@ -8,8 +9,12 @@ use aws_lambda_events::apigw::{
 };
 use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES, SqsQueueDepth};
+use jobline_shared::job::now_ms;
 use jobline_shared::queue::Receive;
-use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_shared::store::DiscardOutcome;
+use jobline_shared::{
+    JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
+};
 use jobline_tests::TestEnv;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request};
@@ -200,7 +205,26 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         r#"{{"type":"primes","payload":{{"pad":"{}"}}}}"#,
         "x".repeat(MAX_BODY_BYTES)
     );
+    // Under the body limit as sent, over the payload's budget as stored
+    // (`1E15` is stored as `1000000000000000.0`).
+    let grows = format!(
+        r#"{{"type":"primes","payload":{{"upTo":10,"pad":[{}]}}}}"#,
+        vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",")
+    );
+    assert!(grows.len() <= MAX_BODY_BYTES);
     let cases: Vec<(Request, StatusCode, &str, &str)> = vec![
+        (
+            submit(&grows),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "as stored",
+        ),
+        (
+            submit(r#"{"type":"primes","payload":{"upTo":1E400}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "a number at line 1 column 40 is out of range",
+        ),
         (
             submit("{not json"),
             StatusCode::BAD_REQUEST,
@@ -327,6 +351,60 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         queued_messages(&env.queue()).await.is_empty(),
         "nothing was queued"
     );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_job_past_its_expiry_is_404_before_the_ttl_deletes_it() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let request = JobRequest {
+        job_type: "primes".into(),
+        payload: json!({"upTo": 5}),
+    };
+    // Written 31 days ago, kept 30: expired, and still in the table (the
+    // emulator's TTL never deletes; DynamoDB's does within a few days).
+    let long_ago = now_ms() - 31 * 86_400_000;
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "last-month");
+    let job = JobRecord::new_queued(id, ANONYMOUS_OWNER, &request, long_ago, 30);
+    env.store().create(&job).await.unwrap();
+    let (status, _, error) = call(&api, get(&format!("/jobs/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert_eq!(error["error"]["code"], "job_not_found");
+    assert!(env.store().get(id).await.unwrap().is_some());
+
+    // Its key cannot answer with the expired job.
+    let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
+    let (status, _, error) = call(&api, submit_with_key(body, "last-month")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["error"]["code"], "idempotency_key_expired");
+    assert!(queued_messages(&env.queue()).await.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_status_shows_a_job_an_operator_discarded() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let api = env.api(JobTypes::builtin());
+    let (accepted, _, body) = call(&api, submit(r#"{"type":"primes","payload":{"upTo":5}}"#)).await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    let path = format!("/jobs/{}", body["jobId"].as_str().unwrap());
+    let (_, _, view) = call(&api, get(&path)).await;
+    assert_eq!(view["discarded"], false);
+
+    let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        env.store().discard(id, now_ms()).await.unwrap(),
+        DiscardOutcome::Discarded
+    );
+    let (status, headers, view) = call(&api, get(&path)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["discarded"], true);
+    assert_eq!(view["deadLettered"], false);
+    assert!(headers.get("retry-after").is_none(), "it is finished");
     env.cleanup().await;
 }
 

@@ -25,7 +25,28 @@ pub enum ApiError {
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
     #[error("the request body is {size} bytes; the limit is {limit} bytes")]
+    BodyTooLarge { limit: usize, size: usize },
+    /// The payload as the job record stores it (compact JSON, numbers in
+    /// their stored form) is over its budget.
+    #[error(
+        "the payload is {size} bytes as stored (compact JSON, numbers written out: 1E15 is \
+         stored as 1000000000000000.0); the limit is {limit} bytes"
+    )]
     PayloadTooLarge { limit: usize, size: usize },
+    /// The new job's whole record is over its budget (a payload near its
+    /// limit with a long caller identity).
+    #[error(
+        "the job record would be {size} bytes with its payload and caller identity; the limit is \
+         {limit} bytes: send a smaller payload"
+    )]
+    JobTooLarge { limit: usize, size: usize },
+    /// The local server did not receive the whole request in time.
+    #[error("the request was not received within {secs} s")]
+    RequestTimeout { secs: u64 },
+    /// The local server could not read the request body (the client broke
+    /// the connection or the framing).
+    #[error("the request body could not be read")]
+    UnreadableBody,
     #[error(
         "send one Idempotency-Key header of 1 to {} visible ASCII characters, without commas",
         crate::MAX_IDEMPOTENCY_KEY_LEN
@@ -33,6 +54,12 @@ pub enum ApiError {
     InvalidIdempotencyKey,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
+    /// The key's job is past its retention; its item waits for the TTL.
+    #[error(
+        "this Idempotency-Key's job has expired and is being deleted; submit the job with a new \
+         Idempotency-Key"
+    )]
+    IdempotencyKeyExpired,
     #[error("the request carries no caller identity: sign it (IAM) or send a bearer token (JWT)")]
     Unauthenticated,
     #[error(
@@ -70,13 +97,19 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::InvalidIdempotencyKey | Self::UnreadableBody => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_)
             | Self::UnknownJobType { .. }
             | Self::InvalidPayload(_)
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::IdempotencyKeyExpired => StatusCode::CONFLICT,
             Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -94,9 +127,14 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::UnknownJobType { .. } => "unknown_job_type",
             Self::InvalidPayload(_) => "invalid_payload",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
+                "payload_too_large"
+            }
+            Self::RequestTimeout { .. } => "request_timeout",
+            Self::UnreadableBody => "unreadable_body",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyExpired => "idempotency_key_expired",
             Self::Unauthenticated => "unauthenticated",
             Self::BacklogFull { .. } => "backlog_full",
             Self::JobNotFound => "job_not_found",
@@ -158,6 +196,30 @@ mod tests {
             let body = std::str::from_utf8(response.body().as_ref()).unwrap();
             assert!(!body.contains("123456789012"), "{body}");
             assert!(body.contains("retry"), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_local_servers_own_answers_have_the_one_shape() {
+        for (error, status, code, message) in [
+            (
+                ApiError::RequestTimeout { secs: 30 },
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request was not received within 30 s",
+            ),
+            (
+                ApiError::UnreadableBody,
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            ),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body, json!({"error": {"code": code, "message": message}}));
         }
     }
 

@@ -17,14 +17,29 @@
 //!   SDK retried after losing its response, so the submission goes on and
 //!   sends; otherwise it is a replay, answered 202 with the existing job's
 //!   state and **no** new message (its message exists, or the sweeper
-//!   recovers it). A different body under the same key is 422.
+//!   recovers it). A different body under the same key is 422; a key whose
+//!   job has expired is 409.
 //! - When the send fails, the job is marked `enqueue failed` (a conditional
 //!   `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
 //!   client gets a 503; a retry with the same key re-creates and re-sends it.
+//!   If that mark is refused because a worker has already claimed the job,
+//!   the message did arrive (only `SendMessage`'s response was lost): 202.
+//!
+//! Before any of this, the job must fit its item (`submission.rs`): the
+//! payload as stored within its 256 KiB budget, the whole new item within
+//! the payload's and the fixed attributes' budgets, else 413. DynamoDB would
+//! refuse an item over 400 KB with an error no retry cures, and an item near
+//! it would leave no room for the job's result.
 //!
 //! Each DynamoDB and SQS operation is bounded (`API_AWS_TIMEOUT_MS`, set on
 //! the clients in `main.rs`), so a slow AWS call becomes a 503 well within the
 //! function's timeout instead of a gateway timeout with an unknown outcome.
+//!
+//! # Expiry
+//!
+//! A job is gone (404) from its `expiresAt` on (`JOB_RETENTION_DAYS` after its
+//! creation or replay): DynamoDB's TTL deletes expired items only within a
+//! few days, so a read may still find one.
 //!
 //! # Polling: `Retry-After`
 //!
@@ -105,7 +120,7 @@ pub struct Api {
     allow_anonymous: bool,
     max_backlog: u64,
     backlog: Option<Backlog>,
-    /// The time of a submission, in epoch milliseconds (a seam for tests).
+    /// The time now, in epoch milliseconds (a seam for tests).
     clock: fn() -> i64,
 }
 
@@ -210,17 +225,6 @@ impl Api {
         let key = submission::idempotency_key(request)?;
         let job_request = submission::job_request(request.body().as_ref())?;
         trace.job_type = Some(job_request.job_type.clone());
-        let handler =
-            self.job_types
-                .get(&job_request.job_type)
-                .ok_or_else(|| ApiError::UnknownJobType {
-                    job_type: job_request.job_type.clone(),
-                    known: self.job_types.names().map(str::to_owned).collect(),
-                })?;
-        handler
-            .validate(&job_request.payload)
-            .map_err(ApiError::InvalidPayload)?;
-
         let id = key.map_or_else(JobId::random, |key| {
             JobId::from_idempotency_key(&owner, key)
         });
@@ -232,6 +236,17 @@ impl Api {
             (self.clock)(),
             self.retention_days,
         );
+        submission::check_sizes(&job)?;
+        let handler =
+            self.job_types
+                .get(&job.job_type)
+                .ok_or_else(|| ApiError::UnknownJobType {
+                    job_type: job.job_type.clone(),
+                    known: self.job_types.names().map(str::to_owned).collect(),
+                })?;
+        handler
+            .validate(&job.payload)
+            .map_err(ApiError::InvalidPayload)?;
 
         if self.backlog_full().await {
             if key.is_some() {
@@ -241,9 +256,7 @@ impl Api {
                     .await
                     .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
                 if let Some(existing) = existing {
-                    if !same_request(&existing, &job) {
-                        return Err(ApiError::IdempotencyKeyReused);
-                    }
+                    check_replay(&existing, &job)?;
                     if !existing.enqueue_failed {
                         tracing::debug!("replay of an accepted job while the backlog is full");
                         return self.accepted(request, &existing);
@@ -261,9 +274,7 @@ impl Api {
             Err(StoreError::Conflict {
                 current: Some(existing),
             }) => {
-                if !same_request(&existing, &job) {
-                    return Err(ApiError::IdempotencyKeyReused);
-                }
+                check_replay(&existing, &job)?;
                 if existing.created_at != job.created_at {
                     tracing::debug!("idempotent replay of an accepted job");
                     return self.accepted(request, &existing);
@@ -276,6 +287,18 @@ impl Api {
         if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
             let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
                 Ok(()) => send_error.to_string(),
+                // A worker claimed the job: the message arrived after all
+                // (only its response was lost), so the job is accepted.
+                Err(StoreError::Conflict {
+                    current: Some(claimed),
+                }) if claimed.attempts > 0 => {
+                    tracing::warn!(
+                        error = %send_error,
+                        "SendMessage failed, but a worker has already claimed the job"
+                    );
+                    metrics.count(&job.job_type, Metric::JobsAccepted);
+                    return self.accepted(request, &claimed);
+                }
                 Err(mark_error) => {
                     format!(
                         "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
@@ -319,12 +342,13 @@ impl Api {
         let owner = caller(request, self.allow_anonymous)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
         trace.job_id = Some(id);
+        let now_ms = (self.clock)();
         let job = self
             .store
             .get(id)
             .await
             .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
-            .filter(|job| job.owner == owner)
+            .filter(|job| job.owner == owner && !expired(job, now_ms))
             .ok_or(ApiError::JobNotFound)?;
         trace.job_type = Some(job.job_type.clone());
         let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
@@ -360,10 +384,26 @@ impl Api {
     }
 }
 
-/// Whether `existing`, the job already under this request's id, was
-/// submitted by the same caller with the same body.
-fn same_request(existing: &JobRecord, job: &JobRecord) -> bool {
-    existing.owner == job.owner && existing.fingerprint == job.fingerprint
+/// Whether `job` is past its `expiresAt` at `now_ms`, and so gone to its
+/// client: DynamoDB's TTL deletes an expired item only within a few days
+/// (and the emulator never), so a read may still meet it. An `expiresAt` of
+/// 0 (absent) is no expiry, as DynamoDB's TTL skips such items.
+fn expired(job: &JobRecord, now_ms: i64) -> bool {
+    job.expires_at > 0 && job.expires_at <= now_ms / 1000
+}
+
+/// Whether `existing`, the job already under this request's id, may answer
+/// `job`'s request as a replay: not if it has expired (its client sees it
+/// gone, and the store keeps the id until the TTL deletes it), nor if
+/// another caller or body made it.
+fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
+    if expired(existing, job.created_at) {
+        return Err(ApiError::IdempotencyKeyExpired);
+    }
+    if existing.owner != job.owner || existing.fingerprint != job.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(())
 }
 
 fn json_response(status: StatusCode) -> http::response::Builder {
@@ -385,6 +425,7 @@ pub fn job_view(job: &JobRecord) -> Value {
         "result": job.result,
         "error": job.error,
         "deadLettered": job.dead_lettered,
+        "discarded": job.discarded,
         "replays": job.replays,
     })
 }
@@ -394,8 +435,9 @@ mod tests {
     use super::backlog::fake::FakeDepth;
     use super::*;
     use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::queue::{Receive, ReceivedMessage};
     use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::{JobRequest, JobState};
+    use jobline_shared::{JobRequest, JobState, QueueError};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
     fn config(base: Option<&str>) -> Config {
@@ -503,6 +545,118 @@ mod tests {
         assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
     }
 
+    /// A queue whose `SendMessage` delivers but loses its response, and
+    /// whose message a worker claims before the API hears of the failure.
+    #[derive(Debug)]
+    struct LostResponse {
+        store: Arc<MemoryStore>,
+        queue: MemoryQueue,
+    }
+
+    #[async_trait::async_trait]
+    impl JobQueue for LostResponse {
+        async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+            self.queue.send(message).await?;
+            self.store.claim(message.job_id, 1, 2).await.expect("claim");
+            Err(QueueError::Aws {
+                operation: "SendMessage",
+                source: "the response was lost".into(),
+            })
+        }
+        async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
+            self.queue.change_visibility(handle, secs).await
+        }
+        async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+            self.queue.receive(request).await
+        }
+        async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
+            self.queue.delete(handles).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(LostResponse {
+            store: store.clone(),
+            queue: MemoryQueue::new(),
+        });
+        let api = Api::new(
+            store.clone(),
+            queue.clone(),
+            JobTypes::builtin(),
+            &config(None),
+        );
+        let reply = api.handle(submit(Some("k"))).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        assert_eq!(body(&reply)["jobId"], id.to_string());
+        assert_eq!(body(&reply)["status"], "running");
+        let job = store.job(id).unwrap();
+        assert!(!job.enqueue_failed, "the claimed job is left alone");
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_its_budget_as_stored_is_413_and_nothing_is_written() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        // A valid primes job under the body limit as sent, and 3.8 times
+        // longer as stored (over DynamoDB's 400 KB: the store would refuse
+        // it, with an error no retry cures).
+        let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
+        let body_text = format!(r#"{{"type":"primes","payload":{{"upTo":10,"pad":[{numbers}]}}}}"#);
+        assert!(body_text.len() <= MAX_BODY_BYTES);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/jobs")
+            .body(Body::from(body_text))
+            .unwrap();
+        let reply = api.handle(request).await;
+        assert_eq!(reply.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let error = &body(&reply)["error"];
+        assert_eq!(error["code"], "payload_too_large");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("the limit is 262144 bytes"),
+            "{error}"
+        );
+        assert_eq!(store.writes(), 0);
+        assert!(queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_expiry_is_gone_and_its_key_cannot_replay_it() {
+        // Kept 30 days (the default JOB_RETENTION_DAYS) from its creation.
+        const EXPIRES_MS: i64 = 1_000 + 30 * 86_400_000;
+        let (store, queue) = fakes();
+        let mut api = api(&store, &queue, None);
+        api.clock = || 1_000;
+        let accepted = api.handle(submit(Some("k"))).await;
+        assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        assert_eq!(store.job(id).unwrap().expires_at * 1000, EXPIRES_MS);
+
+        api.clock = || EXPIRES_MS - 1_000;
+        assert_eq!(api.handle(get(id)).await.response.status(), StatusCode::OK);
+        // From `expiresAt` on the TTL may delete it: it is gone, whether or
+        // not the item still exists.
+        api.clock = || EXPIRES_MS;
+        let reply = api.handle(get(id)).await;
+        assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(&reply)["error"]["code"], "job_not_found");
+        assert!(store.job(id).is_some(), "the item is still there");
+
+        let replay = api.handle(submit(Some("k"))).await;
+        assert_eq!(replay.response.status(), StatusCode::CONFLICT);
+        assert_eq!(body(&replay)["error"]["code"], "idempotency_key_expired");
+        assert_eq!(queue.sent().len(), 1, "nothing more was sent");
+    }
+
     #[tokio::test]
     async fn a_store_outage_is_a_503_for_submit_and_status_and_sends_nothing() {
         let (store, queue) = fakes();
@@ -567,7 +721,7 @@ mod tests {
             (JobState::Succeeded, None),
             (JobState::Failed, None),
         ] {
-            let mut job = record(id, 1_000);
+            let mut job = record(id, now_ms());
             job.state = state;
             store.insert(job);
             let reply = api.handle(get(id)).await;
@@ -748,5 +902,26 @@ mod tests {
         assert_eq!(view["startedAt"], "1970-01-01T00:00:01.5Z");
         assert_eq!(view["finishedAt"], Value::Null);
         assert_eq!(view["status"], "queued");
+        assert_eq!(view["deadLettered"], false);
+        assert_eq!(view["discarded"], false);
+    }
+
+    #[tokio::test]
+    async fn the_status_says_when_an_operator_discarded_the_job() {
+        let (store, queue) = fakes();
+        let api = api(&store, &queue, None);
+        let id = JobId::random();
+        store.insert(record(id, now_ms()));
+        let discarded = store.discard(id, now_ms()).await;
+        assert_eq!(
+            discarded.unwrap(),
+            jobline_shared::store::DiscardOutcome::Discarded
+        );
+        let reply = api.handle(get(id)).await;
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        let view = body(&reply);
+        assert_eq!(view["status"], "failed");
+        assert_eq!(view["discarded"], true);
+        assert_eq!(view["deadLettered"], false);
     }
 }

@@ -1,5 +1,14 @@
-//! Reading a `POST /jobs` request: its body as a job request, and its
-//! `Idempotency-Key`.
+//! Reading a `POST /jobs` request: its body as a job request, its
+//! `Idempotency-Key`, and whether the job it makes fits its item.
+//!
+//! Sizes are checked twice, because DynamoDB refuses an item over 400 KB
+//! with an error no retry cures, and a job's item must also leave room for
+//! its result (the budgets of [`jobline_shared::store::item`]): the body
+//! before it is parsed ([`MAX_BODY_BYTES`]), then what will be stored
+//! ([`check_sizes`]). The two differ: the payload is stored as `serde_json`
+//! writes it, which can be longer than what was sent (`1E15`, 4 bytes, is
+//! stored as `1000000000000000.0`, 18), and the item adds the caller's
+//! identity and the fixed attributes.
 //!
 //! The body is checked by hand rather than by a derived `Deserialize`:
 //! serde accepts a JSON array as a struct (`["primes", {…}]` would be a
@@ -7,13 +16,21 @@
 //! about the fields they sent.
 
 use crate::ApiError;
-use jobline_shared::JobRequest;
+use jobline_shared::store::item::{
+    FIXED_BUDGET_BYTES, PAYLOAD_BUDGET_BYTES, item_from_record, item_size,
+};
+use jobline_shared::{JobRecord, JobRequest};
 use lambda_http::Request;
 use serde_json::{Map, Value};
 
-/// The largest request body accepted, 256 KiB. A job record holds the payload
-/// and must fit DynamoDB's 400 KB item limit with room for the result.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The largest request body read, 256 KiB (the payload's budget): a bound
+/// on the work of parsing. What is stored is checked after ([`check_sizes`]).
+pub const MAX_BODY_BYTES: usize = PAYLOAD_BUDGET_BYTES;
+
+/// The largest item a new job may have: its payload and the fixed-size
+/// attributes. The rest of DynamoDB's 400 KB is for what later writes add
+/// (the result, the error) and for attributes to come.
+pub const MAX_NEW_JOB_BYTES: usize = PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES;
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -24,13 +41,12 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// default, and nothing else is accepted anyway.
 pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
+        return Err(ApiError::BodyTooLarge {
             limit: MAX_BODY_BYTES,
             size: body.len(),
         });
     }
-    let json: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let json: Value = serde_json::from_slice(body).map_err(unparsable)?;
     let Value::Object(mut fields) = json else {
         return Err(invalid(
             "a job request is a JSON object with `type` and `payload`",
@@ -57,6 +73,43 @@ pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
 
 fn invalid(message: &str) -> ApiError {
     ApiError::InvalidRequest(message.to_owned())
+}
+
+/// Why `serde_json` could not read the body. A number beyond a 64-bit
+/// float's range (`1E400`) is valid JSON that cannot be stored, not a syntax
+/// error; `serde_json` tells it apart only by its message.
+fn unparsable(error: serde_json::Error) -> ApiError {
+    let message = error.to_string();
+    if message.starts_with("number out of range") {
+        return invalid(&format!(
+            "a number at line {} column {} is out of range: numbers must fit a 64-bit float \
+             (at most about 1.8e308 in magnitude)",
+            error.line(),
+            error.column()
+        ));
+    }
+    ApiError::InvalidJson(message)
+}
+
+/// Checks that `job`, about to be created, fits its budgets: its payload as
+/// [`item_from_record`] writes it within [`PAYLOAD_BUDGET_BYTES`], and its
+/// whole item within [`MAX_NEW_JOB_BYTES`].
+pub fn check_sizes(job: &JobRecord) -> Result<(), ApiError> {
+    let payload = job.payload.to_string().len();
+    if payload > PAYLOAD_BUDGET_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: PAYLOAD_BUDGET_BYTES,
+            size: payload,
+        });
+    }
+    let item = item_size(&item_from_record(job));
+    if item > MAX_NEW_JOB_BYTES {
+        return Err(ApiError::JobTooLarge {
+            limit: MAX_NEW_JOB_BYTES,
+            size: item,
+        });
+    }
+    Ok(())
 }
 
 /// The `Idempotency-Key` header, if any: exactly one, of 1 to
@@ -136,6 +189,68 @@ mod tests {
             message(r#"{"type":"primes","payload":[1]}"#),
             "`payload` must be a JSON object"
         );
+    }
+
+    #[test]
+    fn a_number_beyond_a_float_is_a_clear_422_not_a_syntax_error() {
+        let error = job_request(br#"{"type":"primes","payload":{"upTo":1E400}}"#).unwrap_err();
+        assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "invalid_request");
+        let text = error.to_string();
+        assert!(
+            text.contains("out of range") && text.contains("line 1 column 40"),
+            "{text}"
+        );
+        // Other unreadable bodies stay syntax errors.
+        assert!(matches!(
+            job_request(b"{\"type\":"),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+
+    fn new_job(owner: &str, request: &JobRequest) -> JobRecord {
+        JobRecord::new_queued(jobline_shared::JobId::random(), owner, request, 0, 30)
+    }
+
+    #[test]
+    fn the_payload_is_measured_as_it_is_stored() {
+        let sent = job_request(br#"{"type":"primes","payload":{"n":1E15}}"#).unwrap();
+        assert_eq!(sent.payload.to_string(), r#"{"n":1000000000000000.0}"#);
+
+        // 5 bytes a number sent, 19 stored: the body fits, the payload not.
+        let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
+        let body = format!(r#"{{"type":"primes","payload":{{"n":[{numbers}]}}}}"#);
+        assert!(body.len() <= MAX_BODY_BYTES);
+        let job = new_job("anonymous", &job_request(body.as_bytes()).unwrap());
+        let error = check_sizes(&job).unwrap_err();
+        let ApiError::PayloadTooLarge { limit, size } = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(limit, PAYLOAD_BUDGET_BYTES);
+        assert_eq!(size, job.payload.to_string().len());
+        assert!(size > limit);
+        assert_eq!(error.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error.code(), "payload_too_large");
+        assert!(error.to_string().contains("the limit is 262144 bytes"));
+    }
+
+    #[test]
+    fn the_whole_new_item_is_bounded_too() {
+        // `{"p":"…"}`: exactly the payload budget.
+        let full = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({"p": "x".repeat(PAYLOAD_BUDGET_BYTES - 8)}),
+        };
+        assert_eq!(full.payload.to_string().len(), PAYLOAD_BUDGET_BYTES);
+        let long_sub = format!("jwt:https://issuer.example.com|{}", "s".repeat(2048));
+        check_sizes(&new_job("anonymous", &full)).expect("a full payload fits");
+        let error = check_sizes(&new_job(&long_sub, &full)).unwrap_err();
+        let ApiError::JobTooLarge { limit, size } = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(limit, MAX_NEW_JOB_BYTES);
+        assert!(size > limit, "{size}");
+        assert_eq!(error.code(), "payload_too_large");
     }
 
     fn with_keys(keys: &[&str]) -> Request {

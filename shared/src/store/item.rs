@@ -9,7 +9,7 @@
 //!
 //! | attribute  | budget                        | enforced by                                  |
 //! |------------|-------------------------------|----------------------------------------------|
-//! | `payload`  | [`PAYLOAD_BUDGET_BYTES`] 256 KiB | the API's request-body limit              |
+//! | `payload`  | [`PAYLOAD_BUDGET_BYTES`] 256 KiB | the API, on the payload as stored         |
 //! | `result`   | [`RESULT_BUDGET_BYTES`] 100 KiB  | the worker, before it finishes a job      |
 //! | `error`    | [`ERROR_BUDGET_BYTES`] 1 KiB     | the store itself ([`bound_error`]), on every write |
 //! | the rest   | [`FIXED_BUDGET_BYTES`] 1 KiB     | fixed-size ids, states, numbers, flags    |
@@ -32,7 +32,7 @@ pub const TTL_ATTRIBUTE: &str = "expiresAt";
 
 /// DynamoDB's largest item, 400 KB (names and values, UTF-8).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
-/// The largest payload a job may carry: the API's body limit.
+/// The largest payload a job may carry, as stored (serialized JSON).
 pub const PAYLOAD_BUDGET_BYTES: usize = 256 * 1024;
 /// The largest result a job may store (serialized JSON).
 pub const RESULT_BUDGET_BYTES: usize = 100 * 1024;
