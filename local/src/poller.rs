@@ -70,20 +70,12 @@ pub struct PollOutcome {
 }
 
 /// Feeds `worker` from `queue`.
+#[derive(Debug)]
 pub struct Poller {
     queue: Arc<dyn JobQueue>,
     worker: Arc<Worker>,
     settings: PollerSettings,
     queue_arn: String,
-}
-
-impl std::fmt::Debug for Poller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Poller")
-            .field("settings", &self.settings)
-            .field("queue_arn", &self.queue_arn)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Poller {

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// The API, the worker, and how to feed and serve them.
+#[derive(Debug)]
 pub struct Stack {
     api: Arc<Api>,
     worker: Arc<Worker>,
@@ -31,6 +32,7 @@ pub struct Stack {
 }
 
 /// Builds a [`Stack`]; every setting has the template's default.
+#[derive(Debug)]
 pub struct StackBuilder {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
@@ -44,30 +46,6 @@ pub struct StackBuilder {
     queue_arn: String,
     pollers: usize,
     http: HttpSettings,
-}
-
-impl std::fmt::Debug for Stack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack")
-            .field("api", &self.api)
-            .field("poller", &self.poller)
-            .field("queue_arn", &self.queue_arn)
-            .field("pollers", &self.pollers)
-            .field("http", &self.http)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for StackBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StackBuilder")
-            .field("worker", &self.worker)
-            .field("poller", &self.poller)
-            .field("queue_arn", &self.queue_arn)
-            .field("pollers", &self.pollers)
-            .field("http", &self.http)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Stack {

@@ -30,7 +30,6 @@ use jobline_shared::job::JobRecord;
 use jobline_shared::queue::ReceivedMessage;
 use jobline_shared::{JobId, JobQueue, JobStore, QueueError, StoreError};
 use scan::Scan;
-use std::fmt;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -56,7 +55,7 @@ pub enum DlqError {
 }
 
 /// The queues and store the DLQ commands work on.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct DeadLetterQueue<'a> {
     /// The dead-letter queue (`JOBS_DLQ_URL`).
     pub dlq: &'a dyn JobQueue,
@@ -66,14 +65,6 @@ pub struct DeadLetterQueue<'a> {
     pub store: &'a dyn JobStore,
     /// How long a message is hidden at a time ([`HOLD_SECS`]).
     pub hold_secs: u32,
-}
-
-impl fmt::Debug for DeadLetterQueue<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeadLetterQueue")
-            .field("hold_secs", &self.hold_secs)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A message read from the DLQ.

@@ -111,6 +111,7 @@ pub struct Reply {
 }
 
 /// The API, with its store, queue and job types.
+#[derive(Debug)]
 pub struct Api {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
@@ -122,15 +123,6 @@ pub struct Api {
     backlog: Option<Backlog>,
     /// The time now, in epoch milliseconds (a seam for tests).
     clock: fn() -> i64,
-}
-
-impl std::fmt::Debug for Api {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api")
-            .field("job_types", &self.job_types)
-            .field("backlog", &self.backlog)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What the outcome line of a request names, filled in as it is learnt.
