@@ -248,10 +248,9 @@ async fn handle(
     // connection goes away, the request still runs to its end, and the
     // drain waits for it.
     let handled = tokio::spawn(async move {
-        let reply = api.handle(request).await;
-        reply.metrics.emit();
+        let response = api.handle(request).await.response;
         drop(requests);
-        reply.response
+        response
     })
     .await;
     Ok(to_hyper(handled.unwrap_or_else(|error| {

@@ -103,7 +103,8 @@ pub const BACKLOG_RETRY_AFTER_SECS: u32 = 30;
 const ENQUEUE_FAILED: &str =
     "the job could not be queued; submit it again with the same Idempotency-Key";
 
-/// A response and the metrics of the request that produced it.
+/// A response and the metrics of the request that produced it (already
+/// emitted by [`Api::handle`]; kept for tests).
 #[derive(Debug)]
 pub struct Reply {
     pub response: Response<Body>,
@@ -161,7 +162,8 @@ impl Api {
         self
     }
 
-    /// Routes one request. Never fails: every error becomes a JSON response.
+    /// Routes one request and emits its metrics (EMF), so no entry point
+    /// has to remember to. Never fails: every error becomes a JSON response.
     pub async fn handle(&self, request: Request) -> Reply {
         let mut metrics = Metrics::new();
         let mut trace = Trace::default();
@@ -204,6 +206,7 @@ impl Api {
                 error.into_response()
             }
         };
+        metrics.emit();
         Reply { response, metrics }
     }
 

@@ -29,11 +29,7 @@ async fn main() -> Result<(), Error> {
     );
     run(service_fn(move |request: Request| {
         let api = Arc::clone(&api);
-        async move {
-            let reply = api.handle(request).await;
-            reply.metrics.emit();
-            Ok::<_, Error>(reply.response)
-        }
+        async move { Ok::<_, Error>(api.handle(request).await.response) }
     }))
     .await
 }
