@@ -25,6 +25,7 @@
 //! routes use IAM authorization.
 
 use crate::config::Config;
+pub use crate::config::TrustRoots;
 use crate::error::CredentialsError;
 use crate::queue::SqsJobQueue;
 use crate::store::DynamoJobStore;
@@ -41,28 +42,6 @@ pub use aws_sdk_sqs::config::Credentials;
 /// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and
 /// Starfield Services Root CA G2), PEM-encoded.
 const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
-
-/// Which certificate authorities the SDK's HTTPS connections trust.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustRoots {
-    /// The operating system's CA store, read when the clients are built.
-    System,
-    /// Only the Amazon Trust Services roots: enough for any AWS endpoint,
-    /// and no file to read at start-up.
-    AmazonTrustServices,
-}
-
-impl std::str::FromStr for TrustRoots {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "system" => Ok(Self::System),
-            "amazon" => Ok(Self::AmazonTrustServices),
-            _ => Err("expected `amazon` or `system`".into()),
-        }
-    }
-}
 
 impl TrustRoots {
     /// Gives `loader` an HTTPS client that trusts these roots.

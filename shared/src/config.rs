@@ -3,7 +3,6 @@
 //! The SAM template sets the same variables that the local runner and the
 //! tests set, so one code path serves both.
 
-use crate::aws::TrustRoots;
 use crate::error::ConfigError;
 use std::str::FromStr;
 use std::time::Duration;
@@ -70,6 +69,29 @@ impl Default for WorkerConfig {
 
 /// How long DynamoDB keeps a job unless `JOB_RETENTION_DAYS` says otherwise.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// Which certificate authorities the SDK's HTTPS connections trust
+/// (`TLS_TRUST_ROOTS`); [`crate::aws::Clients::for_lambda`] applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The operating system's CA store, read when the clients are built.
+    System,
+    /// Only the Amazon Trust Services roots: enough for any AWS endpoint,
+    /// and no file to read at start-up.
+    AmazonTrustServices,
+}
+
+impl FromStr for TrustRoots {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "system" => Ok(Self::System),
+            "amazon" => Ok(Self::AmazonTrustServices),
+            _ => Err("expected `amazon` or `system`".into()),
+        }
+    }
+}
 
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
