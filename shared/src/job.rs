@@ -257,15 +257,26 @@ pub fn now_ms() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// An epoch-milliseconds time as RFC 3339, for the API.
+/// An epoch-milliseconds time as RFC 3339 in UTC with milliseconds, for the
+/// API and the CLI: the one timestamp format, also the logs' ([`rfc3339_millis`]).
 pub fn format_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+        .map_or_else(|_| ms.to_string(), rfc3339_millis)
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds: `2026-11-29T17:09:54.123Z`.
+pub fn rfc3339_millis(time: time::OffsetDateTime) -> String {
+    let t = time.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 #[cfg(test)]
@@ -352,6 +363,6 @@ mod tests {
         let job = record(JobState::Queued, None);
         assert_eq!(job.attempts, 0);
         assert_eq!(job.expires_at, 1 + 86_400);
-        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -33,6 +33,7 @@
 //! starting. Logs go to stderr; stdout carries only EMF metric documents.
 
 use crate::error::ConfigError;
+use crate::job::rfc3339_millis;
 use crate::metrics::EmfOutput;
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
@@ -186,21 +187,6 @@ where
         })
         .with_writer(writer)
         .finish()
-}
-
-/// `time` as RFC 3339 in UTC with milliseconds: `2026-11-29T17:09:54.123Z`.
-pub fn rfc3339_millis(time: OffsetDateTime) -> String {
-    let t = time.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
 }
 
 /// The event formatter of both formats.

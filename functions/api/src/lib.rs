@@ -893,8 +893,8 @@ mod tests {
         let mut job = record(JobId::random(), 0);
         job.started_at = Some(1_500);
         let view = job_view(&job);
-        assert_eq!(view["createdAt"], "1970-01-01T00:00:00Z");
-        assert_eq!(view["startedAt"], "1970-01-01T00:00:01.5Z");
+        assert_eq!(view["createdAt"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(view["startedAt"], "1970-01-01T00:00:01.500Z");
         assert_eq!(view["finishedAt"], Value::Null);
         assert_eq!(view["status"], "queued");
         assert_eq!(view["deadLettered"], false);
