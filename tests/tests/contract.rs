@@ -44,6 +44,7 @@ store_checks!(
     mark_enqueue_failed_only_before_a_claim,
     stored_errors_are_bounded,
     oversized_items_are_invalid,
+    writes_whose_answer_was_lost_are_recognised,
 );
 
 queue_checks!(
