@@ -42,7 +42,10 @@ pub mod store {
     async fn claimed(store: &dyn JobStore, now: i64) -> JobRecord {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000, TOKEN).await.unwrap()
+        store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap()
     }
 
     /// Job `id` as stored; it must exist.
@@ -73,7 +76,10 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").payload(json!({"upTo": 10})).build();
         store.create(&queued).await.unwrap();
-        let claimed = store.claim(queued.id, now, now + 60_000, TOKEN).await.unwrap();
+        let claimed = store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(claimed.state, JobState::Running);
         assert_eq!(claimed.attempts, 1);
         assert_eq!(claimed.started_at, Some(now));
@@ -94,7 +100,10 @@ pub mod store {
             .lease_until(now - 1)
             .build();
         store.create(&expired).await.unwrap();
-        let taken_over = store.claim(expired.id, now, now + 60_000, TOKEN).await.unwrap();
+        let taken_over = store
+            .claim(expired.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(taken_over.attempts, 2);
         assert_eq!(
             taken_over.started_at,
@@ -105,7 +114,10 @@ pub mod store {
 
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
         store.create(&unleased).await.unwrap();
-        let taken_over = store.claim(unleased.id, now, now + 60_000, TOKEN).await.unwrap();
+        let taken_over = store
+            .claim(unleased.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
 
         for state in [JobState::Succeeded, JobState::Failed] {
@@ -132,7 +144,10 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").error("an earlier attempt failed").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000, TOKEN).await.unwrap();
+        store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         let done = Completion::Succeeded(json!({"count": 4}));
         match store.finish(queued.id, 2, TOKEN, &done, now + 2).await {
             Err(StoreError::Conflict {
@@ -142,7 +157,10 @@ pub mod store {
             }
             other => panic!("expected a stale attempt to conflict, got {other:?}"),
         }
-        store.finish(queued.id, 1, TOKEN, &done, now + 2).await.unwrap();
+        store
+            .finish(queued.id, 1, TOKEN, &done, now + 2)
+            .await
+            .unwrap();
         let succeeded = stored(store, queued.id).await;
         assert_eq!(succeeded.state, JobState::Succeeded);
         assert_eq!(succeeded.result, Some(json!({"count": 4})));
@@ -159,7 +177,10 @@ pub mod store {
             error: "boom".into(),
             dead_lettered: true,
         };
-        store.finish(failing.id, 1, TOKEN, &dead, now + 4).await.unwrap();
+        store
+            .finish(failing.id, 1, TOKEN, &dead, now + 4)
+            .await
+            .unwrap();
         let failed = stored(store, failing.id).await;
         assert_eq!(failed.state, JobState::Failed);
         assert_eq!(failed.error.as_deref(), Some("boom"));
@@ -203,36 +224,58 @@ pub mod store {
         );
 
         let done = Completion::Succeeded(json!({"count": 4}));
-        store.finish(running.id, 1, TOKEN, &done, now + 2).await.unwrap();
+        store
+            .finish(running.id, 1, TOKEN, &done, now + 2)
+            .await
+            .unwrap();
         let succeeded = stored(store, running.id).await;
-        store.finish(running.id, 1, TOKEN, &done, now + 3).await.unwrap();
+        store
+            .finish(running.id, 1, TOKEN, &done, now + 3)
+            .await
+            .unwrap();
         assert_eq!(stored(store, running.id).await, succeeded, "written once");
         let failed = Completion::Failed {
             error: "boom".into(),
             dead_lettered: false,
         };
-        for (attempt, token, completion) in [(1, OTHER, &done), (2, TOKEN, &done), (1, TOKEN, &failed)] {
+        for (attempt, token, completion) in
+            [(1, OTHER, &done), (2, TOKEN, &done), (1, TOKEN, &failed)]
+        {
             assert!(
                 matches!(
-                    store.finish(running.id, attempt, token, completion, now + 4).await,
+                    store
+                        .finish(running.id, attempt, token, completion, now + 4)
+                        .await,
                     Err(StoreError::Conflict { .. })
                 ),
                 "attempt {attempt}, token {token}, {completion:?}"
             );
         }
-        assert!(matches!(
-            store.claim(running.id, now + 5, now + 60_000, TOKEN).await,
-            Err(StoreError::Conflict { .. })
-        ), "a finished job is not claimed again");
+        assert!(
+            matches!(
+                store.claim(running.id, now + 5, now + 60_000, TOKEN).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "a finished job is not claimed again"
+        );
 
         let returned = claimed(store, now).await;
-        store.return_to_queue(returned.id, 1, TOKEN, "later").await.unwrap();
-        store.return_to_queue(returned.id, 1, TOKEN, "later").await.unwrap();
+        store
+            .return_to_queue(returned.id, 1, TOKEN, "later")
+            .await
+            .unwrap();
+        store
+            .return_to_queue(returned.id, 1, TOKEN, "later")
+            .await
+            .unwrap();
         assert!(matches!(
             store.return_to_queue(returned.id, 1, OTHER, "later").await,
             Err(StoreError::Conflict { .. })
         ));
-        let second = store.claim(returned.id, now + 1, now + 60_000, OTHER).await.unwrap();
+        let second = store
+            .claim(returned.id, now + 1, now + 60_000, OTHER)
+            .await
+            .unwrap();
         assert_eq!(second.attempts, 2);
         assert!(matches!(
             store.return_to_queue(returned.id, 1, TOKEN, "stale").await,
@@ -435,7 +478,10 @@ pub mod store {
             .await
             .expect("recreate over an enqueue failure");
         assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
-        let running = store.claim(queued.id, after, after + 60_000, TOKEN).await.unwrap();
+        let running = store
+            .claim(queued.id, after, after + 60_000, TOKEN)
+            .await
+            .unwrap();
         match store.mark_enqueue_failed(&queued, "too late").await {
             Err(StoreError::Conflict {
                 current: Some(current),
@@ -456,14 +502,23 @@ pub mod store {
         let bounded = Some(bound_error(&long).into_owned());
 
         let running = claimed(store, now).await;
-        store.return_to_queue(running.id, 1, TOKEN, &long).await.unwrap();
+        store
+            .return_to_queue(running.id, 1, TOKEN, &long)
+            .await
+            .unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
-        store.claim(running.id, now, now + 60_000, TOKEN).await.unwrap();
+        store
+            .claim(running.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         let failed = Completion::Failed {
             error: long.clone(),
             dead_lettered: false,
         };
-        store.finish(running.id, 2, TOKEN, &failed, now).await.unwrap();
+        store
+            .finish(running.id, 2, TOKEN, &failed, now)
+            .await
+            .unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
 
         let queued = job("primes").build();

@@ -230,7 +230,9 @@ impl JobRecord {
         self.state == JobState::Failed
             && self.dead_lettered
             && !self.discarded
-            && self.finished_at.is_some_and(|finished| sent_at_ms > finished)
+            && self
+                .finished_at
+                .is_some_and(|finished| sent_at_ms > finished)
     }
 }
 
@@ -383,9 +385,18 @@ mod tests {
         let mut job = record(JobState::Queued, None);
         job.claim(5, 9, "a");
         assert!(job.written_by(1, "a", JobState::Running));
-        assert!(!job.written_by(1, "b", JobState::Running), "another delivery");
-        assert!(!job.written_by(2, "a", JobState::Running), "another attempt");
-        assert!(!job.written_by(1, "a", JobState::Succeeded), "another state");
+        assert!(
+            !job.written_by(1, "b", JobState::Running),
+            "another delivery"
+        );
+        assert!(
+            !job.written_by(2, "a", JobState::Running),
+            "another attempt"
+        );
+        assert!(
+            !job.written_by(1, "a", JobState::Succeeded),
+            "another state"
+        );
         job.state = JobState::Failed;
         job.discarded = true;
         assert!(!job.written_by(1, "a", JobState::Failed), "an operator's");

@@ -466,7 +466,9 @@ impl Worker {
             .claim(id, now, lease_until_ms, &delivery.token)
             .await;
         if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
-            && delivery.sent_at_ms.is_some_and(|sent| job.redriven_by(sent))
+            && delivery
+                .sent_at_ms
+                .is_some_and(|sent| job.redriven_by(sent))
         {
             if let Err(error) = self.store.replay(id).await {
                 tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "could not replay a redriven job");

@@ -150,10 +150,7 @@ impl Completion {
 /// A claim's answer, given that the delivery with `token` made it: a
 /// refusal because the job is `running` under that token means the claim
 /// itself had landed, so its job is the answer.
-fn own_claim(
-    claimed: Result<JobRecord, StoreError>,
-    token: &str,
-) -> Result<JobRecord, StoreError> {
+fn own_claim(claimed: Result<JobRecord, StoreError>, token: &str) -> Result<JobRecord, StoreError> {
     match claimed {
         Err(StoreError::Conflict { current: Some(job) })
             if job.written_by(job.attempts, token, JobState::Running) =>
