@@ -86,7 +86,10 @@ fn claimed_item(request: &Value) -> Result<Value, String> {
     };
     let now = number(":now")?;
     let mut job = JobRecord::new_queued(id, OWNER, &events::job_request(), now, 30);
-    job.claim(now, number(":lease")?);
+    let token = request["ExpressionAttributeValues"][":token"]["S"]
+        .as_str()
+        .ok_or("no string :token in ExpressionAttributeValues")?;
+    job.claim(now, number(":lease")?, token);
     Ok(Value::Object(
         item_from_record(&job)
             .iter()
@@ -115,7 +118,9 @@ mod tests {
         let id = JobId::random();
         let request = json!({
             "Key": {"jobId": {"S": id.to_string()}},
-            "ExpressionAttributeValues": {":now": {"N": "1000"}, ":lease": {"N": "61000"}},
+            "ExpressionAttributeValues": {
+                ":now": {"N": "1000"}, ":lease": {"N": "61000"}, ":token": {"S": "a-delivery"},
+            },
             "ReturnValues": "ALL_NEW",
         });
         let response = respond(
@@ -128,6 +133,7 @@ mod tests {
         assert_eq!(attributes["state"]["S"], "running");
         assert_eq!(attributes["attempts"]["N"], "1");
         assert_eq!(attributes["leaseExpiresAt"]["N"], "61000");
+        assert_eq!(attributes["claimToken"]["S"], "a-delivery");
         assert_eq!(attributes["jobType"]["S"], "primes");
     }
 

@@ -33,6 +33,7 @@ macro_rules! for_each_store_check {
             mark_enqueue_failed_only_before_a_claim,
             stored_errors_are_bounded,
             oversized_items_are_invalid,
+            writes_whose_answer_was_lost_are_recognised,
         );
     };
 }
@@ -55,9 +56,14 @@ pub mod store {
     use crate::store::{DISCARDED_ERROR, DiscardOutcome, ReplayOutcome};
     use serde_json::json;
 
-    /// How a claim of job `id` at `now` was refused.
+    /// The claim token of the checks' deliveries.
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    /// The claim token of another delivery.
+    const OTHER: &str = "fedcba9876543210fedcba9876543210";
+
+    /// How a claim of job `id` at `now` by another delivery was refused.
     async fn refusal(store: &dyn JobStore, id: JobId, now: i64) -> ClaimRefusal {
-        match store.claim(id, now, now + 60_000).await {
+        match store.claim(id, now, now + 60_000, OTHER).await {
             Err(StoreError::Conflict { current }) => {
                 ClaimRefusal::from_current(current.as_deref(), now)
             }
@@ -69,7 +75,10 @@ pub mod store {
     async fn claimed(store: &dyn JobStore, now: i64) -> JobRecord {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000).await.unwrap()
+        store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap()
     }
 
     /// Job `id` as stored; it must exist.
@@ -100,7 +109,10 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").payload(json!({"upTo": 10})).build();
         store.create(&queued).await.unwrap();
-        let claimed = store.claim(queued.id, now, now + 60_000).await.unwrap();
+        let claimed = store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(claimed.state, JobState::Running);
         assert_eq!(claimed.attempts, 1);
         assert_eq!(claimed.started_at, Some(now));
@@ -121,7 +133,10 @@ pub mod store {
             .lease_until(now - 1)
             .build();
         store.create(&expired).await.unwrap();
-        let taken_over = store.claim(expired.id, now, now + 60_000).await.unwrap();
+        let taken_over = store
+            .claim(expired.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(taken_over.attempts, 2);
         assert_eq!(
             taken_over.started_at,
@@ -132,7 +147,10 @@ pub mod store {
 
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
         store.create(&unleased).await.unwrap();
-        let taken_over = store.claim(unleased.id, now, now + 60_000).await.unwrap();
+        let taken_over = store
+            .claim(unleased.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
 
         for state in [JobState::Succeeded, JobState::Failed] {
@@ -159,9 +177,12 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").error("an earlier attempt failed").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000).await.unwrap();
+        store
+            .claim(queued.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         let done = Completion::Succeeded(json!({"count": 4}));
-        match store.finish(queued.id, 2, &done, now + 2).await {
+        match store.finish(queued.id, 2, TOKEN, &done, now + 2).await {
             Err(StoreError::Conflict {
                 current: Some(current),
             }) => {
@@ -169,7 +190,10 @@ pub mod store {
             }
             other => panic!("expected a stale attempt to conflict, got {other:?}"),
         }
-        store.finish(queued.id, 1, &done, now + 2).await.unwrap();
+        store
+            .finish(queued.id, 1, TOKEN, &done, now + 2)
+            .await
+            .unwrap();
         let succeeded = stored(store, queued.id).await;
         assert_eq!(succeeded.state, JobState::Succeeded);
         assert_eq!(succeeded.result, Some(json!({"count": 4})));
@@ -177,7 +201,7 @@ pub mod store {
         assert_eq!(succeeded.lease_expires_at, None);
         assert_eq!(succeeded.error, None);
         assert!(matches!(
-            store.finish(queued.id, 1, &done, now + 3).await,
+            store.finish(queued.id, 1, OTHER, &done, now + 3).await,
             Err(StoreError::Conflict { .. })
         ));
 
@@ -186,7 +210,10 @@ pub mod store {
             error: "boom".into(),
             dead_lettered: true,
         };
-        store.finish(failing.id, 1, &dead, now + 4).await.unwrap();
+        store
+            .finish(failing.id, 1, TOKEN, &dead, now + 4)
+            .await
+            .unwrap();
         let failed = stored(store, failing.id).await;
         assert_eq!(failed.state, JobState::Failed);
         assert_eq!(failed.error.as_deref(), Some("boom"));
@@ -197,16 +224,110 @@ pub mod store {
         // An attempt whose lease was taken over cannot complete the job.
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 10).await.unwrap();
+        store.claim(queued.id, now, now + 10, TOKEN).await.unwrap();
         store
-            .claim(queued.id, now + 11, now + 60_000)
+            .claim(queued.id, now + 11, now + 60_000, OTHER)
             .await
             .unwrap();
         assert!(matches!(
-            store.finish(queued.id, 1, &done, now + 12).await,
+            store.finish(queued.id, 1, TOKEN, &done, now + 12).await,
             Err(StoreError::Conflict { .. })
         ));
         assert_eq!(stored(store, queued.id).await.state, JobState::Running);
+    }
+
+    /// A delivery's claim, finish or return that is sent again after it
+    /// landed (its answer was lost, the SDK retried, the store refused the
+    /// retry) is recognised by its claim token: the claim returns the job
+    /// with no second attempt, the finish and the return succeed. Another
+    /// delivery's token, another attempt or an operator's discard is still
+    /// refused.
+    pub async fn writes_whose_answer_was_lost_are_recognised(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        assert_eq!(running.claim_token.as_deref(), Some(TOKEN));
+        let again = store.claim(running.id, now + 1, now + 60_000, TOKEN).await;
+        assert_eq!(again.unwrap(), running, "the same attempt");
+        assert_eq!(stored(store, running.id).await, running, "nothing changed");
+        assert_eq!(
+            refusal(store, running.id, now + 1).await,
+            ClaimRefusal::Leased {
+                until_ms: now + 60_000
+            }
+        );
+
+        let done = Completion::Succeeded(json!({"count": 4}));
+        store
+            .finish(running.id, 1, TOKEN, &done, now + 2)
+            .await
+            .unwrap();
+        let succeeded = stored(store, running.id).await;
+        store
+            .finish(running.id, 1, TOKEN, &done, now + 3)
+            .await
+            .unwrap();
+        assert_eq!(stored(store, running.id).await, succeeded, "written once");
+        let failed = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: false,
+        };
+        for (attempt, token, completion) in
+            [(1, OTHER, &done), (2, TOKEN, &done), (1, TOKEN, &failed)]
+        {
+            assert!(
+                matches!(
+                    store
+                        .finish(running.id, attempt, token, completion, now + 4)
+                        .await,
+                    Err(StoreError::Conflict { .. })
+                ),
+                "attempt {attempt}, token {token}, {completion:?}"
+            );
+        }
+        assert!(
+            matches!(
+                store.claim(running.id, now + 5, now + 60_000, TOKEN).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "a finished job is not claimed again"
+        );
+
+        let returned = claimed(store, now).await;
+        store
+            .return_to_queue(returned.id, 1, TOKEN, "later")
+            .await
+            .unwrap();
+        store
+            .return_to_queue(returned.id, 1, TOKEN, "later")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.return_to_queue(returned.id, 1, OTHER, "later").await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let second = store
+            .claim(returned.id, now + 1, now + 60_000, OTHER)
+            .await
+            .unwrap();
+        assert_eq!(second.attempts, 2);
+        assert!(matches!(
+            store.return_to_queue(returned.id, 1, TOKEN, "stale").await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        let discarded = claimed(store, now).await;
+        store.discard(discarded.id, now + 1).await.unwrap();
+        let dead = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: true,
+        };
+        assert!(
+            matches!(
+                store.finish(discarded.id, 1, TOKEN, &dead, now + 2).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "an operator's discard is not the attempt's failure"
+        );
     }
 
     /// `return_to_queue` puts the holding attempt's job back in `queued`,
@@ -215,11 +336,11 @@ pub mod store {
         let now = now_ms();
         let running = claimed(store, now).await;
         assert!(matches!(
-            store.return_to_queue(running.id, 2, "stale").await,
+            store.return_to_queue(running.id, 2, TOKEN, "stale").await,
             Err(StoreError::Conflict { .. })
         ));
         store
-            .return_to_queue(running.id, 1, "try again")
+            .return_to_queue(running.id, 1, TOKEN, "try again")
             .await
             .unwrap();
         let returned = stored(store, running.id).await;
@@ -228,12 +349,12 @@ pub mod store {
         assert_eq!(returned.lease_expires_at, None);
         assert_eq!(returned.attempts, 1);
         let again = store
-            .claim(running.id, now + 1, now + 60_000)
+            .claim(running.id, now + 1, now + 60_000, TOKEN)
             .await
             .unwrap();
         assert_eq!(again.attempts, 2);
         assert!(matches!(
-            store.return_to_queue(running.id, 1, "stale").await,
+            store.return_to_queue(running.id, 1, TOKEN, "stale").await,
             Err(StoreError::Conflict { .. })
         ));
     }
@@ -329,7 +450,7 @@ pub mod store {
         let done = Completion::Succeeded(json!(1));
         assert!(
             matches!(
-                store.finish(running.id, 1, &done, now + 2).await,
+                store.finish(running.id, 1, TOKEN, &done, now + 2).await,
                 Err(StoreError::Conflict { .. })
             ),
             "the attempt that held the job cannot complete it"
@@ -390,7 +511,10 @@ pub mod store {
             .await
             .expect("recreate over an enqueue failure");
         assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
-        let running = store.claim(queued.id, after, after + 60_000).await.unwrap();
+        let running = store
+            .claim(queued.id, after, after + 60_000, TOKEN)
+            .await
+            .unwrap();
         match store.mark_enqueue_failed(&queued, "too late").await {
             Err(StoreError::Conflict {
                 current: Some(current),
@@ -411,14 +535,23 @@ pub mod store {
         let bounded = Some(bound_error(&long).into_owned());
 
         let running = claimed(store, now).await;
-        store.return_to_queue(running.id, 1, &long).await.unwrap();
+        store
+            .return_to_queue(running.id, 1, TOKEN, &long)
+            .await
+            .unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
-        store.claim(running.id, now, now + 60_000).await.unwrap();
+        store
+            .claim(running.id, now, now + 60_000, TOKEN)
+            .await
+            .unwrap();
         let failed = Completion::Failed {
             error: long.clone(),
             dead_lettered: false,
         };
-        store.finish(running.id, 2, &failed, now).await.unwrap();
+        store
+            .finish(running.id, 2, TOKEN, &failed, now)
+            .await
+            .unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
 
         let queued = job("primes").build();
@@ -447,7 +580,7 @@ pub mod store {
         let running = claimed(store, now_ms()).await;
         let result = Completion::Succeeded(huge);
         assert!(matches!(
-            store.finish(running.id, 1, &result, now_ms()).await,
+            store.finish(running.id, 1, TOKEN, &result, now_ms()).await,
             Err(StoreError::Invalid { .. })
         ));
     }

@@ -146,6 +146,11 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Until when the current attempt owns the job.
     pub lease_expires_at: Option<i64>,
+    /// The token the last claim wrote: it names the one delivery that made
+    /// the attempt, so that delivery recognises its own write when the
+    /// answer was lost and the SDK's retry is refused (see
+    /// [`crate::store::JobStore::claim`]).
+    pub claim_token: Option<String>,
     pub result: Option<Value>,
     /// The last error: final when `failed`, the last attempt's when `queued`.
     pub error: Option<String>,
@@ -182,6 +187,7 @@ impl JobRecord {
             finished_at: None,
             attempts: 0,
             lease_expires_at: None,
+            claim_token: None,
             result: None,
             error: None,
             dead_lettered: false,
@@ -192,14 +198,41 @@ impl JobRecord {
         }
     }
 
-    /// Applies a claim at `now_ms` leasing the job until `lease_until_ms`:
-    /// what the store's claim update writes (`running`, one more attempt,
-    /// the lease, and the start time of the first attempt).
-    pub fn claim(&mut self, now_ms: i64, lease_until_ms: i64) {
+    /// Applies a claim at `now_ms` leasing the job until `lease_until_ms`
+    /// for the delivery with `token`: what the store's claim update writes
+    /// (`running`, one more attempt, the lease, the token, and the start
+    /// time of the first attempt).
+    pub fn claim(&mut self, now_ms: i64, lease_until_ms: i64, token: &str) {
         self.state = JobState::Running;
         self.attempts += 1;
         self.lease_expires_at = Some(lease_until_ms);
+        self.claim_token = Some(token.to_owned());
         self.started_at.get_or_insert(now_ms);
+    }
+
+    /// Whether this record is what attempt `attempt` of the delivery with
+    /// `token` left in `state`: so a write of that attempt that the store
+    /// refused had already landed (its answer was lost). A discarded job
+    /// was finished by an operator, not by the attempt.
+    pub fn written_by(&self, attempt: u32, token: &str, state: JobState) -> bool {
+        self.state == state
+            && self.attempts == attempt
+            && self.claim_token.as_deref() == Some(token)
+            && !self.discarded
+    }
+
+    /// Whether a message sent at `sent_at_ms` is a redrive of this job's
+    /// dead letter (SQS's `StartMessageMoveTask` sends it as a new message):
+    /// the job was dead-lettered, not discarded, and finished before the
+    /// message was sent. The original delivery and its stray copies were
+    /// sent before the job finished.
+    pub fn redriven_by(&self, sent_at_ms: i64) -> bool {
+        self.state == JobState::Failed
+            && self.dead_lettered
+            && !self.discarded
+            && self
+                .finished_at
+                .is_some_and(|finished| sent_at_ms > finished)
     }
 }
 
@@ -356,6 +389,42 @@ mod tests {
             ClaimRefusal::from_current(Some(&record(JobState::Running, Some(4))), 5),
             ClaimRefusal::Raced
         );
+    }
+
+    #[test]
+    fn a_write_is_recognised_by_its_attempt_token_and_state() {
+        let mut job = record(JobState::Queued, None);
+        job.claim(5, 9, "a");
+        assert!(job.written_by(1, "a", JobState::Running));
+        assert!(
+            !job.written_by(1, "b", JobState::Running),
+            "another delivery"
+        );
+        assert!(
+            !job.written_by(2, "a", JobState::Running),
+            "another attempt"
+        );
+        assert!(
+            !job.written_by(1, "a", JobState::Succeeded),
+            "another state"
+        );
+        job.state = JobState::Failed;
+        job.discarded = true;
+        assert!(!job.written_by(1, "a", JobState::Failed), "an operator's");
+    }
+
+    #[test]
+    fn only_a_message_sent_after_the_dead_letter_is_a_redrive() {
+        let mut job = record(JobState::Failed, None);
+        job.finished_at = Some(100);
+        job.dead_lettered = true;
+        assert!(job.redriven_by(101));
+        assert!(!job.redriven_by(100), "the original delivery");
+        job.discarded = true;
+        assert!(!job.redriven_by(101), "discarded for good");
+        job.discarded = false;
+        job.dead_lettered = false;
+        assert!(!job.redriven_by(101), "failed, not dead-lettered");
     }
 
     #[test]

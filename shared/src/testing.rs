@@ -56,6 +56,8 @@ impl JobBuilder {
         attempts: u32 => attempts = attempts;
         /// A lease until this time (ms).
         lease_until: i64 => lease_expires_at = Some(lease_until);
+        /// The token of the delivery that claimed it.
+        claim_token: &str => claim_token = Some(claim_token.to_owned());
         result: Value => result = Some(result);
         error: &str => error = Some(error.to_owned());
         dead_lettered: bool => dead_lettered = dead_lettered;

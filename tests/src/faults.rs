@@ -102,11 +102,13 @@ impl FaultRates {
 }
 
 /// Which faults to inject: default rates, and rates for named operations
-/// (`"PutItem"`, `"SendMessage"`, ...).
+/// (`"PutItem"`, `"SendMessage"`, ...), optionally only the first few.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlan {
     pub default: FaultRates,
     pub operations: HashMap<String, FaultRates>,
+    /// How many faults are left to inject; `None`: no limit.
+    pub remaining: Option<usize>,
 }
 
 impl FaultPlan {
@@ -115,7 +117,15 @@ impl FaultPlan {
         Self {
             default: rates,
             operations: HashMap::new(),
+            remaining: None,
         }
+    }
+
+    /// This plan, injecting at most `faults` faults; later calls pass
+    /// untouched (e.g. a write whose answer is lost, then the SDK's retry).
+    pub fn at_most(mut self, faults: usize) -> Self {
+        self.remaining = Some(faults);
+        self
     }
 
     /// This plan, with `rates` for `operation` alone.
@@ -327,11 +337,18 @@ async fn proxy_call(
         .to_bytes();
     let (service, operation) = classify(&parts.headers, &body);
     let (fault, delay) = {
-        let plan = lock(&plan);
+        let mut plan = lock(&plan);
         let rates = plan.rates(&operation);
         let span = rates.delay.end.saturating_sub(rates.delay.start);
         let delay = rates.delay.start + span.mul_f64(fastrand::f64());
-        (rates.draw(), delay)
+        let fault = match (rates.draw(), plan.remaining) {
+            (Some(_), Some(0)) | (None, _) => None,
+            (Some(fault), remaining) => {
+                plan.remaining = remaining.map(|n| n - 1);
+                Some(fault)
+            }
+        };
+        (fault, delay)
     };
     lock(&state).calls.push(Call {
         service: service.clone(),

@@ -50,12 +50,15 @@ impl Dlq {
         let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 30);
         self.store.create(&job).await.unwrap();
         let now = now_ms();
-        self.store.claim(job.id, now, now + 60_000).await.unwrap();
+        self.store
+            .claim(job.id, now, now + 60_000, "t")
+            .await
+            .unwrap();
         let dead = Completion::Failed {
             error: error.into(),
             dead_lettered: true,
         };
-        self.store.finish(job.id, 1, &dead, now).await.unwrap();
+        self.store.finish(job.id, 1, "t", &dead, now).await.unwrap();
         self.dlq.send(&JobMessage { job_id: job.id }).await.unwrap();
         job.id
     }
@@ -363,9 +366,12 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
     let finished = t.dead_job("primes", "boom").await;
     t.store.replay(finished).await.unwrap();
     let now = now_ms();
-    t.store.claim(finished, now, now + 60_000).await.unwrap();
+    t.store
+        .claim(finished, now, now + 60_000, "t")
+        .await
+        .unwrap();
     let done = Completion::Succeeded(json!({"count": 4}));
-    t.store.finish(finished, 2, &done, now).await.unwrap();
+    t.store.finish(finished, 2, "t", &done, now).await.unwrap();
     t.send_raw("{\"jobId\": 42}").await;
 
     let (exit, out) = t.jobline(replay(Selection::default(), false)).await;

@@ -6,8 +6,8 @@ use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::queue::Receive;
 use jobline_shared::{
-    JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
-    WorkerConfig,
+    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes,
+    Metric, WorkerConfig,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::{Broken, Flaky};
@@ -148,6 +148,50 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
 }
 
 #[tokio::test]
+async fn a_dlq_redrive_runs_the_dead_lettered_job_again_and_a_stray_copy_does_not() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let poller = env.poller(env.worker(JobTypes::builtin()), Duration::ZERO);
+    // The original message stays in the queue: a stray copy.
+    let id = enqueue(&env, "primes", json!({"upTo": 10})).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The job's last delivery dead-lettered it.
+    let (store, now) = (env.store(), now_ms());
+    store
+        .claim(id, now, now + 60_000, "last-delivery")
+        .await
+        .unwrap();
+    let dead = Completion::Failed {
+        error: "the downstream service is down".into(),
+        dead_lettered: true,
+    };
+    store
+        .finish(id, 1, "last-delivery", &dead, now)
+        .await
+        .unwrap();
+    let dead_lettered = store.get(id).await.unwrap().unwrap();
+
+    let outcome = jobline_tests::stack::poll_until_received(&poller, 5).await;
+    assert!(outcome.failed.is_empty(), "the stray copy is acknowledged");
+    assert_eq!(
+        store.get(id).await.unwrap(),
+        Some(dead_lettered),
+        "and runs nothing"
+    );
+
+    // moto has no StartMessageMoveTask ("start DLQ redrive"): its effect is
+    // a new message with the same body, sent after the job was dead-lettered.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    env.queue().send(&JobMessage { job_id: id }).await.unwrap();
+    let (job, outcomes) = poll_until(&env, &poller, id, 10, |j| j.state.is_finished()).await;
+    assert!(outcomes.iter().all(|o| o.failed.is_empty()), "{outcomes:?}");
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!((job.attempts, job.replays), (2, 1));
+    assert!(!job.dead_lettered);
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_permanent_error_is_not_retried() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
@@ -189,7 +233,10 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     let id = enqueue(&env, "primes", json!({"upTo": 50})).await;
     // A worker claimed the job and died: its lease runs 3 s more.
     let now = now_ms();
-    env.store().claim(id, now, now + 3_000).await.unwrap();
+    env.store()
+        .claim(id, now, now + 3_000, "crashed")
+        .await
+        .unwrap();
     let (_, outcomes) = poll_until(&env, &poller, id, 1, |j| j.state == JobState::Running).await;
     assert_eq!(
         outcomes[0].failed.len(),

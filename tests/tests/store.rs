@@ -70,6 +70,7 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
         .expression_attribute_values(":lease", AttributeValue::N((now + 60_000).to_string()))
+        .expression_attribute_values(":token", AttributeValue::S("a-delivery".into()))
         .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
         .return_values(ReturnValue::AllNew)
         .send()

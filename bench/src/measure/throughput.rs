@@ -414,6 +414,10 @@ impl RawPipeline {
                 AttributeValue::N((now_ms() + 61_000).to_string()),
             )
             .expression_attribute_values(":now", now.clone())
+            .expression_attribute_values(
+                ":token",
+                AttributeValue::S(uuid::Uuid::new_v4().simple().to_string()),
+            )
             .return_values(ReturnValue::AllNew)
             .send()
             .await;

@@ -15,6 +15,21 @@
 //! duplicate (acknowledge), or the job is leased by a live attempt (retry
 //! after the lease).
 //!
+//! Each delivery claims with its own random token, so when a write lands
+//! but its answer is lost and the SDK's retry is refused, the store
+//! recognises the delivery's own write (see [`JobStore::claim`]): no second
+//! attempt, no lease to wait out, no false "unrecorded" completion.
+//!
+//! A message sent after its job was dead-lettered is a redrive (SQS's "start
+//! DLQ redrive", `StartMessageMoveTask`, sends each dead letter as a new
+//! message): the job is replayed in the store, as `jobline dlq replay`
+//! does, and run again. Copies of the original delivery were sent before
+//! the job finished, and stay duplicates.
+//!
+//! A write the store refuses as invalid (an item over DynamoDB's 400 KB)
+//! cannot succeed on a retry: the job fails with [`UNSTORABLE_ERROR`] and
+//! the message is acknowledged, also when even that write is refused.
+//!
 //! Deadlines: a handler's [`JobContext`] is cancelled [`DEADLINE_RESERVE`]
 //! before the invocation's deadline; a handler still running [`STOP_GRACE`]
 //! later has overrun. Its job is not returned to the queue (a new run would
@@ -80,6 +95,11 @@ pub const UNKNOWN_TYPE_ERROR: &str = "this worker does not know the job's type (
 /// Stored as the job's error when its attempt was cancelled at the deadline.
 pub const TIMED_OUT_ERROR: &str = "attempt timed out at the invocation deadline";
 
+/// Stored as the job's error when the store refused to record its outcome
+/// as invalid (e.g. the job's item would exceed DynamoDB's 400 KB).
+pub const UNSTORABLE_ERROR: &str =
+    "the job's outcome could not be stored: the job's record would be invalid (too large)";
+
 /// The answer to one batch, and its metrics (already emitted).
 #[derive(Debug)]
 pub struct BatchOutcome {
@@ -144,6 +164,10 @@ struct Delivery<'a> {
     /// When this receive happened, or a time after it: SQS's 12-hour
     /// visibility cap counts from it.
     received_at_ms: i64,
+    /// `SentTimestamp`: when the message was sent (a redrive sends anew).
+    sent_at_ms: Option<i64>,
+    /// This delivery's claim token, random: it names this delivery's writes.
+    token: String,
     metrics: Metrics,
     job_id: Option<JobId>,
     job_type: Option<String>,
@@ -163,6 +187,8 @@ impl<'a> Delivery<'a> {
             record,
             receive_count,
             received_at_ms: first_receive.map_or(invoked_at_ms, |at| at.min(invoked_at_ms)),
+            sent_at_ms: attribute(record, "SentTimestamp"),
+            token: format!("{:032x}", fastrand::u128(..)),
             metrics: Metrics::new(),
             job_id: None,
             job_type: None,
@@ -339,18 +365,10 @@ impl Worker {
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
-        let now = now_ms();
         let lease_until_ms = deadline_ms.saturating_add(LEASE_MARGIN_MS);
-        let job = match self.store.claim(id, now, lease_until_ms).await {
+        let job = match self.claim(delivery, id, lease_until_ms).await {
             Ok(job) => job,
-            Err(StoreError::Conflict { current }) => {
-                return self.refused(delivery, current.as_deref(), now).await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "claim failed");
-                delivery.outcome = "claim-failed";
-                return self.retry_later(delivery, None).await;
-            }
+            Err(disposition) => return disposition,
         };
         delivery.job_type = Some(job.job_type.clone());
         delivery.attempt = Some(job.attempts);
@@ -395,12 +413,18 @@ impl Worker {
             Run::Finished(Err(JobError::Retryable(error))) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed; will retry");
                 delivery.outcome = "retrying";
-                if let Err(return_error) = self
+                match self
                     .store
-                    .return_to_queue(job.id, job.attempts, &error)
+                    .return_to_queue(job.id, job.attempts, &delivery.token, &error)
                     .await
                 {
-                    tracing::warn!(%return_error, jobId = %job.id, "could not return the job to the queue; its lease will expire");
+                    Ok(()) => {}
+                    Err(invalid @ StoreError::Invalid { .. }) => {
+                        return self.fail_unstorable(delivery, &job, false, &invalid).await;
+                    }
+                    Err(return_error) => {
+                        tracing::warn!(%return_error, jobId = %job.id, "could not return the job to the queue; its lease will expire");
+                    }
                 }
                 delivery.metrics.count(&job.job_type, Metric::JobsRetried);
                 self.retry_later(delivery, None).await
@@ -423,6 +447,56 @@ impl Worker {
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
                 Disposition::Overran
+            }
+        }
+    }
+
+    /// Claims job `id` for this delivery. A redrive of the job's dead letter
+    /// replays it first; anything else that refuses the claim decides the
+    /// record's disposition instead.
+    async fn claim(
+        &self,
+        delivery: &mut Delivery<'_>,
+        id: JobId,
+        lease_until_ms: i64,
+    ) -> Result<JobRecord, Disposition> {
+        let mut now = now_ms();
+        let mut claimed = self
+            .store
+            .claim(id, now, lease_until_ms, &delivery.token)
+            .await;
+        if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
+            && delivery
+                .sent_at_ms
+                .is_some_and(|sent| job.redriven_by(sent))
+        {
+            if let Err(error) = self.store.replay(id).await {
+                tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "could not replay a redriven job");
+                delivery.outcome = "replay-failed";
+                return Err(self.retry_later(delivery, None).await);
+            }
+            tracing::debug!(jobId = %id, messageId = delivery.message_id(), "a redriven message replays its dead-lettered job");
+            now = now_ms();
+            claimed = self
+                .store
+                .claim(id, now, lease_until_ms, &delivery.token)
+                .await;
+        }
+        match claimed {
+            Ok(job) => Ok(job),
+            Err(StoreError::Conflict { current }) => {
+                Err(self.refused(delivery, current.as_deref(), now).await)
+            }
+            Err(error @ StoreError::Invalid { .. }) => {
+                // No retry can make the claim valid: leave the job as it is.
+                tracing::error!(%error, jobId = %id, messageId = delivery.message_id(), "the store refused the job's claim as invalid; dropping the message");
+                delivery.outcome = "unclaimable";
+                Err(Disposition::Acknowledged)
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "claim failed");
+                delivery.outcome = "claim-failed";
+                Err(self.retry_later(delivery, None).await)
             }
         }
     }
@@ -500,12 +574,23 @@ impl Worker {
     ) -> Disposition {
         match self
             .store
-            .finish(job.id, job.attempts, completion, now_ms())
+            .finish(job.id, job.attempts, &delivery.token, completion, now_ms())
             .await
         {
             Ok(()) => {
                 delivery.metrics.count(&job.job_type, metric);
                 Disposition::Acknowledged
+            }
+            Err(invalid @ StoreError::Invalid { .. }) => {
+                let dead_lettered = matches!(
+                    completion,
+                    Completion::Failed {
+                        dead_lettered: true,
+                        ..
+                    }
+                );
+                self.fail_unstorable(delivery, job, dead_lettered, &invalid)
+                    .await
             }
             Err(error) => {
                 // Fenced out (another attempt took the lease) or DynamoDB
@@ -513,6 +598,44 @@ impl Worker {
                 tracing::warn!(%error, jobId = %job.id, "could not record the job's completion");
                 delivery.outcome = "unrecorded";
                 Disposition::Retry
+            }
+        }
+    }
+
+    /// The store refused the attempt's outcome as `invalid`: no retry can
+    /// store it, so the job fails with the fixed [`UNSTORABLE_ERROR`] and
+    /// the message is acknowledged. If even that is refused, the job is left
+    /// as it is and the message still acknowledged (logged at `error`); only
+    /// an outage (`Aws`) has the message delivered again.
+    async fn fail_unstorable(
+        &self,
+        delivery: &mut Delivery<'_>,
+        job: &JobRecord,
+        dead_lettered: bool,
+        invalid: &StoreError,
+    ) -> Disposition {
+        tracing::warn!(error = %invalid, jobId = %job.id, "the store refused the job's outcome as invalid; failing the job");
+        delivery.outcome = "unstorable";
+        let completion = Completion::Failed {
+            error: UNSTORABLE_ERROR.to_owned(),
+            dead_lettered,
+        };
+        match self
+            .store
+            .finish(job.id, job.attempts, &delivery.token, &completion, now_ms())
+            .await
+        {
+            Ok(()) => {
+                delivery.metrics.count(&job.job_type, Metric::JobsFailed);
+                Disposition::Acknowledged
+            }
+            Err(error @ StoreError::Aws { .. }) => {
+                tracing::warn!(%error, jobId = %job.id, "could not record the job's failure");
+                self.retry_later(delivery, None).await
+            }
+            Err(error) => {
+                tracing::error!(%error, jobId = %job.id, "the store refused even the job's fixed failure; dropping the message");
+                Disposition::Acknowledged
             }
         }
     }
@@ -589,12 +712,15 @@ mod tests {
     use jobline_shared::JobRequest;
     use jobline_shared::queue::Receive;
     use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
     use jobline_shared::store::memory::MemoryStore;
+    use jobline_shared::testing;
     use jobline_shared::{JobHandler, JobState};
     use serde_json::json;
 
     /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
-    /// "hang" (until cancelled) | "overrun" (ignores cancellation)}`.
+    /// "hang" (until cancelled) | "overrun" (ignores cancellation)}`, or
+    /// returns a 60 KiB result for `{"fail": "big"}`.
     struct Scripted;
 
     #[async_trait::async_trait]
@@ -608,6 +734,7 @@ mod tests {
                 Some("retry") => Err(JobError::Retryable("try later".into())),
                 Some("permanent") => Err(JobError::Permanent("bad input".into())),
                 Some("panic") => panic!("handler bug"),
+                Some("big") => Ok(json!("r".repeat(60 * 1024))),
                 Some("hang") => {
                     ctx.cancelled().await;
                     Err(JobError::Retryable("cancelled".into()))
@@ -925,12 +1052,118 @@ mod tests {
 
         let leased = f.job(json!({}));
         f.store
-            .claim(leased, now_ms(), now_ms() + 50_000)
+            .claim(leased, now_ms(), now_ms() + 50_000, "another delivery")
             .await
             .unwrap();
         assert_eq!(f.deliver_job(leased, 1).await.0, Disposition::Retry);
         let (_, secs) = f.queue.visibility_changes().pop().unwrap();
         assert!((49..=51).contains(&secs), "retry after the lease: {secs}");
+    }
+
+    /// A record of job `id`'s message, sent at `sent_at_ms`.
+    fn sent_at(id: JobId, sent_at_ms: i64) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.body = Some(JobMessage { job_id: id }.encode());
+        record
+            .attributes
+            .insert("SentTimestamp".into(), sent_at_ms.to_string());
+        record
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_after_the_dead_letter_is_a_redrive_and_runs_the_job() {
+        let f = fixture();
+        let finished = now_ms() - 1_000;
+        let dead = testing::job("scripted")
+            .state(JobState::Failed)
+            .attempts(3)
+            .finished_at(finished)
+            .error("try later")
+            .dead_lettered(true)
+            .build();
+        f.store.insert(dead.clone());
+        let deadline = now_ms() + 30_000;
+
+        // A stray copy of the original delivery: a duplicate.
+        let (disposition, metrics) = f
+            .deliver_record(&sent_at(dead.id, finished - 5_000), deadline)
+            .await;
+        assert_eq!(disposition, Disposition::Acknowledged);
+        assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+        assert_eq!(f.store.job(dead.id), Some(dead.clone()), "left alone");
+
+        // SQS's DLQ redrive sends the dead letter as a new message.
+        let (disposition, metrics) = f
+            .deliver_record(&sent_at(dead.id, finished + 500), deadline)
+            .await;
+        assert_eq!(disposition, Disposition::Acknowledged);
+        assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
+        let job = f.store.job(dead.id).unwrap();
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!((job.attempts, job.replays), (4, 1));
+        assert!(!job.dead_lettered);
+
+        // The same redrive delivered again is a duplicate of the finished run.
+        let (_, metrics) = f
+            .deliver_record(&sent_at(dead.id, finished + 500), deadline)
+            .await;
+        assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+        assert_eq!(f.store.job(dead.id).unwrap().replays, 1);
+
+        // A discarded job stays failed.
+        let discarded = testing::job("scripted")
+            .state(JobState::Failed)
+            .finished_at(finished)
+            .dead_lettered(true)
+            .discarded(true)
+            .build();
+        f.store.insert(discarded.clone());
+        f.deliver_record(&sent_at(discarded.id, finished + 500), deadline)
+            .await;
+        assert_eq!(f.store.job(discarded.id), Some(discarded));
+    }
+
+    /// A `scripted` job whose claimed item (with a worker's lease and token)
+    /// is `room` bytes short of DynamoDB's limit, and that returns a 60 KiB
+    /// result.
+    fn job_near_the_item_limit(f: &Fixture, room: usize) -> JobId {
+        let sized = |pad: usize| {
+            let job = testing::job("scripted")
+                .payload(json!({"fail": "big", "pad": "x".repeat(pad)}))
+                .build();
+            let mut claimed = job.clone();
+            claimed.claim(now_ms(), now_ms() + 30_000, &"0".repeat(32));
+            (job, item_size(&item_from_record(&claimed)))
+        };
+        let (_, empty) = sized(0);
+        let (job, size) = sized(MAX_ITEM_BYTES - room - empty);
+        assert_eq!(size, MAX_ITEM_BYTES - room);
+        f.store.insert(job.clone());
+        job.id
+    }
+
+    #[tokio::test]
+    async fn an_outcome_the_store_refuses_as_invalid_fails_the_job_for_good() {
+        let f = fixture();
+        let id = job_near_the_item_limit(&f, 30 * 1024);
+        let (disposition, metrics) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Acknowledged, "not retried");
+        let job = f.store.job(id).unwrap();
+        assert_eq!((job.state, job.dead_lettered), (JobState::Failed, false));
+        assert_eq!(job.error.as_deref(), Some(UNSTORABLE_ERROR));
+        assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
+        assert_eq!(metrics.total(Metric::JobsSucceeded), 0.0);
+    }
+
+    #[tokio::test]
+    async fn when_even_the_fixed_failure_is_refused_the_message_is_dropped() {
+        let f = fixture();
+        // Room for the claim, none for an error and a finish time.
+        let id = job_near_the_item_limit(&f, 10);
+        let (disposition, _) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Acknowledged, "no endless retry");
+        assert_eq!(f.store.job(id).unwrap().state, JobState::Running);
+        assert_eq!(f.store.writes(), 3, "a claim and two refused finishes");
     }
 
     #[tokio::test]

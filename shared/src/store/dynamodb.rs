@@ -14,7 +14,7 @@
 use super::item::{TTL_ATTRIBUTE, bound_error, key, n, s};
 use super::{
     Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
-    item_from_record, record_from_item,
+    item_from_record, own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::error::{StoreError, sdk_error};
@@ -43,9 +43,10 @@ macro_rules! conditional_failure {
 // `result` and `error` `#result` and `#error`.
 
 /// The claim's update. Values: `:running` (`"running"`), `:one` (1),
-/// `:lease` (the lease's end, ms), `:now` (ms).
+/// `:lease` (the lease's end, ms), `:token` (the delivery's claim token),
+/// `:now` (ms).
 pub const CLAIM_UPDATE: &str = "SET #state = :running, attempts = attempts + :one, \
-     leaseExpiresAt = :lease, startedAt = if_not_exists(startedAt, :now)";
+     leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now)";
 
 /// The claim's condition: the job exists and is `queued`, or `running` with
 /// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
@@ -224,8 +225,9 @@ impl JobStore for DynamoJobStore {
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        token: &str,
     ) -> Result<JobRecord, StoreError> {
-        let output = send_update(
+        let claimed = send_update(
             self.update(id)
                 .update_expression(CLAIM_UPDATE)
                 .condition_expression(CLAIM_CONDITION)
@@ -233,20 +235,25 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":lease", n(lease_until_ms))
+                .expression_attribute_values(":token", s(token))
                 .expression_attribute_values(":now", n(now_ms))
                 .return_values(ReturnValue::AllNew),
         )
-        .await?;
-        let item = output
-            .attributes()
-            .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
-        record_from_item(item)
+        .await
+        .and_then(|output| {
+            let item = output
+                .attributes()
+                .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
+            record_from_item(item)
+        });
+        own_claim(claimed, token)
     }
 
     async fn finish(
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
         completion: &Completion,
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -272,17 +279,22 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":error", error_value(error))
                 .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
         };
-        send_update(request).await?;
-        Ok(())
+        own_write(
+            send_update(request).await,
+            attempt,
+            token,
+            completion.state(),
+        )
     }
 
     async fn return_to_queue(
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        send_update(
+        let returned = send_update(
             self.update(id)
                 .update_expression("SET #state = :queued, #error = :error REMOVE leaseExpiresAt")
                 .condition_expression(FINISH_CONDITION)
@@ -292,8 +304,8 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":attempt", n(attempt))
                 .expression_attribute_values(":error", error_value(error)),
         )
-        .await?;
-        Ok(())
+        .await;
+        own_write(returned, attempt, token, JobState::Queued)
     }
 
     async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {

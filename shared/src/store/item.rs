@@ -39,7 +39,7 @@ pub const RESULT_BUDGET_BYTES: usize = 100 * 1024;
 /// The largest error message stored; longer ones are cut by [`bound_error`].
 pub const ERROR_BUDGET_BYTES: usize = 1024;
 /// The fixed-size attributes: names, id, owner, type, fingerprint, state,
-/// times, counters and flags.
+/// times, counters, flags and the claim token (32 hex digits).
 pub const FIXED_BUDGET_BYTES: usize = 1024;
 /// What is left for attributes to come (progress, checkpoints, delivery
 /// state): each new one must take its budget from here.
@@ -110,6 +110,7 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ("startedAt", job.started_at.map(n)),
         ("finishedAt", job.finished_at.map(n)),
         ("leaseExpiresAt", job.lease_expires_at.map(n)),
+        ("claimToken", job.claim_token.as_deref().map(s)),
         ("result", job.result.as_ref().map(|r| s(r.to_string()))),
         ("error", job.error.as_deref().map(|e| s(bound_error(e)))),
         (
@@ -172,6 +173,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         finished_at: number("finishedAt")?,
         attempts: count("attempts")?,
         lease_expires_at: number("leaseExpiresAt")?,
+        claim_token: string("claimToken")?.cloned(),
         result: json("result")?,
         error: string("error")?.cloned(),
         dead_lettered: flag("deadLettered").unwrap_or(false),
@@ -220,6 +222,7 @@ mod tests {
         job.error = Some("boom".into());
         job.replays = 1;
         job.discarded = true;
+        job.claim_token = Some("a-delivery".into());
         assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
     }
 

@@ -8,7 +8,10 @@
 //! DynamoDB on the emulator, so the two cannot drift apart.
 
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
-use super::{Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed};
+use super::{
+    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
+    own_claim, own_write,
+};
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
@@ -130,22 +133,26 @@ impl MemoryStore {
         Ok(next)
     }
 
-    /// Applies `change` to the running attempt `attempt` of job `id`.
+    /// Applies `change` to the running attempt `attempt` of job `id`, which
+    /// leaves it in `state`; a refusal because it already is there under
+    /// `token` is `Ok` (see [`JobStore::finish`]).
     fn fenced(
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
+        state: JobState,
         change: impl FnOnce(&mut JobRecord),
     ) -> Result<(), StoreError> {
-        self.write("UpdateItem", id, |current| match current {
+        let written = self.write("UpdateItem", id, |current| match current {
             Some(job) if job.state == JobState::Running && job.attempts == attempt => {
                 let mut next = job.clone();
                 change(&mut next);
                 Ok(next)
             }
             current => Err(conflict(current)),
-        })?;
-        Ok(())
+        });
+        own_write(written, attempt, token, state)
     }
 }
 
@@ -179,25 +186,28 @@ impl JobStore for MemoryStore {
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        token: &str,
     ) -> Result<JobRecord, StoreError> {
-        self.write("UpdateItem", id, |current| match current {
+        let claimed = self.write("UpdateItem", id, |current| match current {
             Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
                 let mut claimed = job.clone();
-                claimed.claim(now_ms, lease_until_ms);
+                claimed.claim(now_ms, lease_until_ms, token);
                 Ok(claimed)
             }
             current => Err(conflict(current)),
-        })
+        });
+        own_claim(claimed, token)
     }
 
     async fn finish(
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
         completion: &Completion,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.fenced(id, attempt, |job| {
+        self.fenced(id, attempt, token, completion.state(), |job| {
             job.finished_at = Some(now_ms);
             job.lease_expires_at = None;
             match completion {
@@ -222,9 +232,10 @@ impl JobStore for MemoryStore {
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.fenced(id, attempt, |job| {
+        self.fenced(id, attempt, token, JobState::Queued, |job| {
             job.state = JobState::Queued;
             job.error = Some(error.to_owned());
             job.lease_expires_at = None;
@@ -321,10 +332,10 @@ mod tests {
                 ..
             })
         ));
-        assert!(store.claim(queued.id, 0, 1).await.is_err());
+        assert!(store.claim(queued.id, 0, 1, "t").await.is_err());
         assert_eq!(store.writes(), 1, "a failed call never reaches the table");
         store.set_failing(false);
-        assert!(store.claim(queued.id, 0, 1).await.is_ok());
+        assert!(store.claim(queued.id, 0, 1, "t").await.is_ok());
     }
 
     #[tokio::test]
@@ -332,10 +343,10 @@ mod tests {
         let store = MemoryStore::new();
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        let running = store.claim(queued.id, 0, 1).await.unwrap();
+        let running = store.claim(queued.id, 0, 1, "t").await.unwrap();
         let huge = Completion::Succeeded(json!("x".repeat(MAX_ITEM_BYTES)));
         assert!(matches!(
-            store.finish(queued.id, 1, &huge, 2).await,
+            store.finish(queued.id, 1, "t", &huge, 2).await,
             Err(StoreError::Invalid { .. })
         ));
         assert_eq!(store.job(queued.id), Some(running));

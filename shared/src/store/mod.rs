@@ -73,30 +73,45 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Reads a job, strongly consistent.
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
 
-    /// Claims a job for one attempt: `queued` (or `running` with an expired
-    /// lease or none) becomes `running`, `attempts` grows by one, and the
-    /// lease runs until `lease_until_ms`. Returns the claimed job.
+    /// Claims a job for one attempt by the delivery with `token` (unique
+    /// per delivery): `queued` (or `running` with an expired lease or none)
+    /// becomes `running`, `attempts` grows by one, the lease runs until
+    /// `lease_until_ms`, and `token` is stored. Returns the claimed job.
+    ///
+    /// Idempotent for one delivery: when the job is already `running` under
+    /// `token` (this claim landed but its answer was lost, and the SDK's
+    /// retry was refused), returns that job, with no second attempt.
     async fn claim(
         &self,
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        token: &str,
     ) -> Result<JobRecord, StoreError>;
 
     /// Completes attempt number `attempt`, fenced by it: a stale attempt whose
-    /// lease was taken over gets `Conflict`.
+    /// lease was taken over gets `Conflict`. Idempotent: when the job is
+    /// already in the completion's state under `attempt` and the claim's
+    /// `token` (the write landed, its answer was lost), returns `Ok`.
     async fn finish(
         &self,
         id: JobId,
         attempt: u32,
+        token: &str,
         completion: &Completion,
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
     /// Returns a job to `queued` after a retryable failure of `attempt`,
-    /// keeping `error` for the client to see.
-    async fn return_to_queue(&self, id: JobId, attempt: u32, error: &str)
-    -> Result<(), StoreError>;
+    /// keeping `error` for the client to see; fenced and idempotent like
+    /// [`finish`](Self::finish).
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        error: &str,
+    ) -> Result<(), StoreError>;
 
     /// Replays a `failed` job: back to `queued`, `replays` plus one, no
     /// longer dead-lettered, enqueue-failed or discarded, and kept for the
@@ -119,5 +134,49 @@ fn enqueue_failed(job: &JobRecord, error: &str, now_ms: i64) -> JobRecord {
         error: Some(error.to_owned()),
         finished_at: Some(now_ms),
         ..job.clone()
+    }
+}
+
+impl Completion {
+    /// The state the completion leaves its job in.
+    pub fn state(&self) -> JobState {
+        match self {
+            Self::Succeeded(_) => JobState::Succeeded,
+            Self::Failed { .. } => JobState::Failed,
+        }
+    }
+}
+
+/// A claim's answer, given that the delivery with `token` made it: a
+/// refusal because the job is `running` under that token means the claim
+/// itself had landed, so its job is the answer.
+fn own_claim(claimed: Result<JobRecord, StoreError>, token: &str) -> Result<JobRecord, StoreError> {
+    match claimed {
+        Err(StoreError::Conflict { current: Some(job) })
+            if job.written_by(job.attempts, token, JobState::Running) =>
+        {
+            Ok(*job)
+        }
+        other => other,
+    }
+}
+
+/// A fenced write's answer, given that it meant to leave the job in `state`
+/// under `attempt` and `token`: a refusal because the job is already so
+/// means the write itself had landed.
+fn own_write<T>(
+    written: Result<T, StoreError>,
+    attempt: u32,
+    token: &str,
+    state: JobState,
+) -> Result<(), StoreError> {
+    match written {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict { current: Some(job) })
+            if job.written_by(attempt, token, state) =>
+        {
+            Ok(())
+        }
+        Err(other) => Err(other),
     }
 }
