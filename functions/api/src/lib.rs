@@ -552,7 +552,10 @@ mod tests {
     impl JobQueue for LostResponse {
         async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
             self.queue.send(message).await?;
-            self.store.claim(message.job_id, 1, 2, "test-delivery").await.expect("claim");
+            self.store
+                .claim(message.job_id, 1, 2, "test-delivery")
+                .await
+                .expect("claim");
             Err(QueueError::Aws {
                 operation: "SendMessage",
                 source: "the response was lost".into(),
