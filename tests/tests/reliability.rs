@@ -347,10 +347,12 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
 
     let retries: usize = jobs.iter().map(|j| j.retries).sum();
     let attempts: u32 = finals.values().map(|r| r.attempts).sum();
+    let stuck = jobs.len() - finals.len();
     eprintln!(
-        "reliability: {JOBS} jobs accepted, 0 lost, 0 stuck, 0 duplicated; {calls} AWS calls, \
+        "reliability: {} jobs accepted, {stuck} stuck, {duplicated} duplicated; {calls} AWS calls, \
          faults injected {injected:?}; client retries {retries}; attempts {attempts}; \
-         submitted in {submitted_in:?}, all final after {finished_in:?}"
+         submitted in {submitted_in:?}, all final after {finished_in:?}",
+        jobs.len()
     );
     env.cleanup().await;
 }
