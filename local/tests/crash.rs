@@ -1,0 +1,208 @@
+//! `jobline-local serve` killed with SIGKILL in the middle of a batch, then
+//! started again, against the emulator: every job still ends `succeeded`
+//! with its own result, a job finished before the crash is not run again,
+//! an interrupted one is claimed exactly once more, and the queue ends
+//! empty. Prints the recovery time (kill → every job finished).
+//!
+//! The queue's visibility timeout and the function timeout are 6 s here
+//! (360 s and 60 s deployed), so a crashed attempt's message and lease run
+//! out within seconds.
+
+mod support;
+
+use jobline_shared::provision::{self, QueueSettings};
+use jobline_shared::{JobId, JobRecord, JobState, JobStore};
+use jobline_tests::TestEnv;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::Runner;
+
+const TIMEOUT_SECS: u32 = 6;
+
+/// Fast recovery: 6 s visibility and function timeouts, one batch of 10
+/// per poller all running at once, retries after 1 s.
+fn start(env: &TestEnv) -> Runner {
+    let timeout = TIMEOUT_SECS.to_string();
+    Runner::start(
+        env,
+        &[
+            "--pollers",
+            "2",
+            "--batching-window-secs",
+            "0",
+            "--function-timeout-secs",
+            &timeout,
+        ],
+        &[
+            ("WORKER_CONCURRENCY", "10"),
+            ("RETRY_BASE_DELAY_SECONDS", "1"),
+            ("RETRY_MAX_DELAY_SECONDS", "1"),
+        ],
+        None,
+    )
+}
+
+/// The jobs and the result each must end with: 24 one-second sleeps and 6
+/// prime counts.
+fn jobs() -> Vec<(Value, Value)> {
+    let sleeps = (0..24).map(|_| {
+        (
+            json!({"type": "sleep", "payload": {"seconds": 1}}),
+            json!({"slept": 1}),
+        )
+    });
+    let primes = [
+        (10_000, 1_229, 9_973),
+        (100_000, 9_592, 99_991),
+        (1_000_000, 78_498, 999_983),
+    ]
+    .into_iter()
+    .cycle()
+    .take(6)
+    .map(|(up_to, count, largest)| {
+        (
+            json!({"type": "primes", "payload": {"upTo": up_to}}),
+            json!({"upTo": up_to, "count": count, "largest": largest}),
+        )
+    });
+    sleeps.chain(primes).collect()
+}
+
+async fn records(env: &TestEnv, ids: &[JobId]) -> Vec<JobRecord> {
+    let store = env.store();
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        records.push(store.get(*id).await.expect("read a job").expect("stored"));
+    }
+    records
+}
+
+#[tokio::test]
+async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::with_settings(QueueSettings {
+        visibility_timeout_secs: TIMEOUT_SECS,
+        ..QueueSettings::TEMPLATE
+    })
+    .await;
+    let mut runner = start(&env);
+
+    let mut expected = HashMap::new();
+    let mut ids = Vec::new();
+    for (request, result) in jobs() {
+        let (status, body) = support::submit(runner.addr, request.to_string().as_bytes()).await;
+        assert_eq!(status, 202, "{body}");
+        let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+        ids.push(id);
+        expected.insert(id, result);
+    }
+
+    // Kill as soon as attempts are under way, with work left.
+    let started = Instant::now();
+    loop {
+        let states: Vec<JobState> = records(&env, &ids).await.iter().map(|j| j.state).collect();
+        if states.contains(&JobState::Running) {
+            break;
+        }
+        assert!(
+            states.iter().any(|s| !s.is_finished()),
+            "every job finished before the kill could interrupt one"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "nothing ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runner.kill();
+    let killed = Instant::now();
+
+    // The process is gone, so this is exactly what it left behind.
+    let at_kill = records(&env, &ids).await;
+    let count = |state| at_kill.iter().filter(|j| j.state == state).count();
+    let (running, succeeded, queued) = (
+        count(JobState::Running),
+        count(JobState::Succeeded),
+        count(JobState::Queued),
+    );
+    assert!(running > 0, "no attempt was interrupted");
+    assert_eq!(running + succeeded + queued, ids.len(), "{at_kill:?}");
+
+    let mut runner = start(&env);
+    let finished = loop {
+        let now = records(&env, &ids).await;
+        if now.iter().all(|j| j.state.is_finished()) {
+            break now;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(45),
+            "not recovered 45 s after the kill: {:?}\n{}",
+            now.iter().map(|j| j.state).collect::<Vec<_>>(),
+            runner.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let recovery = killed.elapsed();
+
+    for (before, after) in at_kill.iter().zip(&finished) {
+        assert_eq!(after.state, JobState::Succeeded, "{after:?}");
+        assert_eq!(after.result.as_ref(), Some(&expected[&after.id]), "{after:?}");
+        match before.state {
+            // Finished before the crash: not run again, not touched.
+            JobState::Succeeded => assert_eq!(after, before, "a finished job was run again"),
+            // Interrupted: claimed once more, and only once.
+            JobState::Running => assert_eq!(after.attempts, before.attempts + 1, "{after:?}"),
+            // Never claimed (its message was waiting, or hidden by the
+            // dead poller): claimed once.
+            _ => assert_eq!(after.attempts, 1, "{after:?}"),
+        }
+    }
+    // And the client sees the same: each job once, succeeded, its result.
+    for id in &ids {
+        let (status, view) = support::get(runner.addr, &format!("/jobs/{id}")).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["status"], "succeeded", "{view}");
+        assert_eq!(view["result"], expected[id], "{view}");
+    }
+
+    // Every message deleted (the last deletions follow the last results by
+    // a moment), none dead-lettered.
+    let drained = Instant::now();
+    loop {
+        let attributes = provision::queue_attributes(&env.clients.sqs, &env.queues.queue_url)
+            .await
+            .unwrap();
+        let left: u32 = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        .iter()
+        .map(|name| attributes[*name].parse::<u32>().unwrap())
+        .sum();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(10),
+            "{left} messages left on the queue: {attributes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dlq = provision::queue_attributes(&env.clients.sqs, &env.queues.dlq_url)
+        .await
+        .unwrap();
+    assert_eq!(dlq["ApproximateNumberOfMessages"], "0", "{dlq:?}");
+    assert!(runner.is_running(), "{}", runner.log());
+
+    // For RELIABILITY.md: past the test harness's capture, so it shows.
+    use std::io::Write;
+    drop(writeln!(
+        std::io::stderr(),
+        "crash recovery: {} jobs, SIGKILL with {running} running, {queued} queued, \
+         {succeeded} succeeded; all succeeded {:.1} s after the kill \
+         (visibility and function timeouts {TIMEOUT_SECS} s)",
+        ids.len(),
+        recovery.as_secs_f64()
+    ));
+    drop(runner);
+    env.cleanup().await;
+}
