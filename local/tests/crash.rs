@@ -197,6 +197,7 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
         .unwrap();
     assert_eq!(dlq["ApproximateNumberOfMessages"], "0", "{dlq:?}");
     assert!(runner.is_running(), "{}", runner.log());
+    runner.terminate().assert_clean();
 
     // For RELIABILITY.md: past the test harness's capture, so it shows.
     use std::io::Write;
@@ -208,6 +209,29 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
         ids.len(),
         recovery.as_secs_f64()
     ));
-    drop(runner);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_function_timeout_over_the_visibility_timeout_is_refused() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::with_settings(QueueSettings {
+        visibility_timeout_secs: TIMEOUT_SECS,
+        ..QueueSettings::TEMPLATE
+    })
+    .await;
+    let over = (TIMEOUT_SECS + 1).to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jobline-local"))
+        .args(["serve", "--port", "0", "--function-timeout-secs", &over])
+        .env("JOBS_TABLE", &env.table)
+        .env("JOBS_QUEUE_URL", &env.queues.queue_url)
+        .output()
+        .expect("run jobline-local");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--function-timeout-secs") && stderr.contains(&format!("({over} s)")),
+        "{stderr}"
+    );
     env.cleanup().await;
 }

@@ -6,7 +6,7 @@ use jobline_tests::TestEnv;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +18,17 @@ pub struct Runner {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Collects the lines of stdout after the banner (EMF metrics).
+    metrics: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+/// How a [`Runner`] ended after SIGTERM.
+#[derive(Debug)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// What it wrote to stdout after the banner: EMF metrics, a line for
+    /// each batch and request.
+    pub metrics: Vec<String>,
 }
 
 impl Runner {
@@ -72,9 +83,16 @@ impl Runner {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {banner:?}; stderr: {}", log_of(&log)));
-        // The rest of stdout is the worker's EMF metrics: keep the pipe drained.
-        std::thread::spawn(move || stdout.lines().count());
-        Self { child, addr, log }
+        // The rest of stdout is EMF metrics: keep the pipe drained.
+        let metrics = Some(std::thread::spawn(move || {
+            stdout.lines().map_while(Result::ok).collect()
+        }));
+        Self {
+            child,
+            addr,
+            log,
+            metrics,
+        }
     }
 
     /// Whether the process is still running.
@@ -93,11 +111,42 @@ impl Runner {
         drop(self.child.kill());
         self.child.wait().expect("reap the child");
     }
+
+    /// SIGTERM, as `kill`, `docker stop` and service managers stop it;
+    /// returns once the process has exited.
+    pub fn terminate(&mut self) -> Stopped {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = self.child.wait().expect("wait for the child");
+        let metrics = self
+            .metrics
+            .take()
+            .map(|lines| lines.join().expect("the stdout reader"))
+            .unwrap_or_default();
+        Stopped { status, metrics }
+    }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl Stopped {
+    /// Exited 0, having recorded at least one finished job in its metrics.
+    pub fn assert_clean(&self) {
+        assert!(self.status.success(), "exit status {}", self.status);
+        assert!(
+            self.metrics
+                .iter()
+                .any(|line| line.contains("\"JobsSucceeded\"")),
+            "no JobsSucceeded metric in {:?}",
+            self.metrics
+        );
     }
 }
 
