@@ -15,8 +15,10 @@ use jobline_shared::{JobId, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Runner;
+use tokio::task::JoinSet;
 
 const TIMEOUT_SECS: u32 = 6;
 
@@ -69,13 +71,21 @@ fn jobs() -> Vec<(Value, Value)> {
     sleeps.chain(primes).collect()
 }
 
+/// The jobs `ids`, in order, read concurrently (a snapshot within a few
+/// milliseconds).
 async fn records(env: &TestEnv, ids: &[JobId]) -> Vec<JobRecord> {
-    let store = env.store();
-    let mut records = Vec::with_capacity(ids.len());
-    for id in ids {
-        records.push(store.get(*id).await.expect("read a job").expect("stored"));
+    let store = Arc::new(env.store());
+    let mut reads = JoinSet::new();
+    for (index, id) in ids.iter().copied().enumerate() {
+        let store = Arc::clone(&store);
+        reads.spawn(async move { (index, store.get(id).await) });
     }
+    let mut records = reads.join_all().await;
+    records.sort_by_key(|(index, _)| *index);
     records
+        .into_iter()
+        .map(|(_, read)| read.expect("read a job").expect("stored"))
+        .collect()
 }
 
 #[tokio::test]
