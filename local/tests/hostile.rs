@@ -151,6 +151,25 @@ async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
+    // Not HTTP, or ambiguous HTTP (both framings: request smuggling):
+    // refused before any handler runs.
+    for (name, request) in [
+        ("garbage", &b"GARBAGE\r\n\r\n"[..]),
+        (
+            "content-length and chunked",
+            b"POST /jobs HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\
+              content-length: 5\r\n\r\n0\r\n\r\n",
+        ),
+    ] {
+        let (status, _) = support::exchange(addr, request).await;
+        assert_eq!(status, 400, "{name}");
+    }
+    // Odd paths are only unknown jobs.
+    for path in ["/jobs/%ff%fe", "/jobs/%00", "/jobs/../../etc/passwd"] {
+        let (status, body) = support::get(addr, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+
     // Header bombs: hyper refuses them before any handler runs.
     let many_headers = format!(
         "GET /jobs/x HTTP/1.1\r\nhost: test\r\n{}connection: close\r\n\r\n",
