@@ -15,7 +15,7 @@ use jobline_local::server::{self, BindError};
 use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::aws::Clients;
 use jobline_shared::error::ProvisionError;
-use jobline_shared::provision::{self, QueueSettings};
+use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::{Config, ConfigError, telemetry};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -53,6 +53,11 @@ enum Command {
         /// Concurrent pollers (the mapping scales them up to MaximumConcurrency).
         #[arg(long, default_value_t = 2)]
         pollers: usize,
+        /// The worker function's timeout: each batch's deadline, and so how
+        /// long a crashed attempt's lease holds its job. At most the queue's
+        /// visibility timeout, as Lambda requires of a mapping.
+        #[arg(long, default_value_t = WORKER_TIMEOUT_SECS)]
+        function_timeout_secs: u32,
     },
 }
 
@@ -67,6 +72,15 @@ enum LocalError {
     Provision(#[from] ProvisionError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(
+        "the function timeout ({function_secs} s) is longer than the queue's visibility timeout \
+         ({visibility_secs} s): messages would come back while their batch runs, and Lambda \
+         refuses such a mapping; lower --function-timeout-secs"
+    )]
+    TimeoutOverVisibility {
+        function_secs: u32,
+        visibility_secs: i32,
+    },
 }
 
 #[tokio::main]
@@ -102,6 +116,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             batch_size,
             batching_window_secs,
             pollers,
+            function_timeout_secs,
         } => {
             let mut config = Config::from_env()?;
             // Bind before anything else, so a taken port is the first error.
@@ -115,13 +130,21 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 .get_or_insert_with(|| format!("http://{addr}"));
             let attributes = provision::queue_attributes(&clients.sqs, &config.queue_url).await?;
             let defaults = PollerSettings::default();
+            let visibility_secs = attributes
+                .get("VisibilityTimeout")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.visibility_secs);
+            if i64::from(function_timeout_secs) > i64::from(visibility_secs) {
+                return Err(LocalError::TimeoutOverVisibility {
+                    function_secs: function_timeout_secs,
+                    visibility_secs,
+                });
+            }
             let poller = PollerSettings {
                 batch_size: batch_size.clamp(1, 10_000),
                 batching_window: Duration::from_secs(batching_window_secs),
-                visibility_secs: attributes
-                    .get("VisibilityTimeout")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(defaults.visibility_secs),
+                visibility_secs,
+                function_timeout: Duration::from_secs(u64::from(function_timeout_secs)),
                 ..defaults
             };
             let stack = Stack::builder(
