@@ -260,17 +260,12 @@ fn keyed_submission(key: &str, body: &str) -> String {
 /// Killed between a submission's `PutItem` and its `SendMessage`, the
 /// runner leaves a `queued` job with no message; the client got no answer
 /// and retries with the same `Idempotency-Key`. The job must then run.
-///
-/// Found failing (wave 2): the retry is taken for a replay of an accepted
-/// job and answered 202 without a send, so the job stays `queued` for good
-/// while its client polls. The same holds on Lambda when the API function
-/// dies or times out between the two calls. Ignored until the API sends the
-/// message again when a replay finds its job still `queued`; run it with
-/// `cargo test -p jobline-local --test crash -- --ignored`.
+/// (The API sends again when a replay finds its job still `queued` with no
+/// attempt; before that, the retry was answered 202 without a send and the
+/// job stayed `queued` for good.)
 // Multi-threaded: the proxy must answer the runner while the test blocks
 // on the runner's banner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the API's idempotent replay does not re-send a queued job's message (see the doc comment)"]
 async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;

@@ -16,9 +16,14 @@
 //!   `createdAt` is this request's own, it is this request's write, which the
 //!   SDK retried after losing its response, so the submission goes on and
 //!   sends; otherwise it is a replay, answered 202 with the existing job's
-//!   state and **no** new message (its message exists, or the sweeper
-//!   recovers it). A different body under the same key is 422; a key whose
-//!   job has expired is 409.
+//!   state. A replay of a job a worker has claimed sends **no** new message
+//!   (its message exists: a second one would skip its backoff and add to its
+//!   deliveries). A replay of a job still `queued` with no attempt sends its
+//!   message again: the request that wrote it may have died between its write
+//!   and its send (the client's retry is what heals that), and a duplicate of
+//!   a job not yet started only costs the worker one refused claim. A
+//!   different body under the same key is 422; a key whose job has expired is
+//!   409.
 //! - When the send fails, the job is marked `enqueue failed` (a conditional
 //!   `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
 //!   client gets a 503; a retry with the same key re-creates and re-sends it.
@@ -83,7 +88,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
 use jobline_shared::{
-    Config, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric, Metrics, StoreError,
+    Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric, Metrics,
+    StoreError,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -270,11 +276,17 @@ impl Api {
                 current: Some(existing),
             }) => {
                 check_replay(&existing, &job)?;
-                if existing.created_at != job.created_at {
+                if existing.created_at == job.created_at {
+                    tracing::debug!("the store holds this request's own write (a retried PutItem)");
+                } else if existing.state == JobState::Queued && existing.attempts == 0 {
+                    // Never claimed: the request that wrote it may have died
+                    // between its write and its send, leaving no message. Send
+                    // again; a duplicate only costs the worker a refused claim.
+                    tracing::debug!("replay of a job not yet started: sending its message again");
+                } else {
                     tracing::debug!("idempotent replay of an accepted job");
                     return self.accepted(request, &existing);
                 }
-                tracing::debug!("the store holds this request's own write (a retried PutItem)");
             }
             Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
         }
@@ -432,7 +444,7 @@ mod tests {
     use jobline_shared::queue::memory::MemoryQueue;
     use jobline_shared::queue::{Receive, ReceivedMessage};
     use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::{JobRequest, JobState, QueueError};
+    use jobline_shared::{JobRequest, QueueError};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
     fn config(base: Option<&str>) -> Config {
@@ -675,17 +687,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replay_answers_the_existing_job_and_sends_nothing() {
+    async fn a_replay_of_a_started_job_sends_nothing() {
         let (store, queue) = fakes();
         let mut api = api(&store, &queue, None);
         api.clock = || 1_000;
         let first = api.handle(submit(Some("k"))).await;
+        let id: JobId = body(&first)["jobId"].as_str().unwrap().parse().unwrap();
+        store
+            .claim(id, 1_000, 2_000, "delivery")
+            .await
+            .expect("claim");
         api.clock = || 1_001;
         let replay = api.handle(submit(Some("k"))).await;
         assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
         assert_eq!(body(&replay)["jobId"], body(&first)["jobId"]);
+        assert_eq!(body(&replay)["status"], "running");
         assert_eq!(replay.metrics.total(Metric::JobsAccepted), 0.0);
         assert_eq!(queue.sent().len(), 1, "one message for one job");
+    }
+
+    #[tokio::test]
+    async fn a_replay_of_a_job_never_started_sends_its_message_again() {
+        let (store, queue) = fakes();
+        let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+        // The request that wrote it died before its SendMessage.
+        store.insert(record(id, 1_000));
+        let mut api = api(&store, &queue, None);
+        api.clock = || 5_000;
+        let replay = api.handle(submit(Some("k"))).await;
+        assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
     }
 
     #[tokio::test]
@@ -701,7 +732,11 @@ mod tests {
         assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
         assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
         assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
-        // A later request with the key is a replay.
+        // A later request with the key, once a worker has the job, is a replay.
+        store
+            .claim(id, 1_500, 9_000, "delivery")
+            .await
+            .expect("claim");
         api.clock = || 2_000;
         let replay = api.handle(submit(Some("k"))).await;
         assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
