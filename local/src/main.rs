@@ -53,6 +53,10 @@ enum Command {
         /// Concurrent pollers (the mapping scales them up to MaximumConcurrency).
         #[arg(long, default_value_t = 2)]
         pollers: usize,
+        /// Seconds between sweeps for jobs past their time bound (the
+        /// template's SweepIntervalMinutes).
+        #[arg(long, default_value_t = 300)]
+        sweep_interval_secs: u64,
     },
 }
 
@@ -102,6 +106,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             batch_size,
             batching_window_secs,
             pollers,
+            sweep_interval_secs,
         } => {
             let mut config = Config::from_env()?;
             // Bind before anything else, so a taken port is the first error.
@@ -132,6 +137,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             .poller_settings(poller)
             .queue_arn(attributes.get("QueueArn").cloned().unwrap_or_default())
             .pollers(pollers)
+            .sweep_interval(Duration::from_secs(sweep_interval_secs))
             .build();
             tracing::info!(%addr, pollers, "serving the API and polling the queue");
             println!("Jobline API on http://{addr}  (Ctrl-C to stop)");

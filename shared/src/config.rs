@@ -4,6 +4,8 @@
 //! tests set, so one code path serves both.
 
 use crate::aws::TrustRoots;
+use crate::deadline::Deadlines;
+use crate::provision::QueueSettings;
 use crate::error::ConfigError;
 use std::str::FromStr;
 use std::time::Duration;
@@ -146,6 +148,13 @@ impl Config {
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
         })
+    }
+}
+
+impl Config {
+    /// The jobs' time bounds: the template's queue, this worker's settings.
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines::new(QueueSettings::TEMPLATE, &self.worker)
     }
 }
 

@@ -20,12 +20,38 @@ use crate::{JobQueue, StoreError};
 /// The checks of a [`JobStore`].
 pub mod store {
     use super::*;
-    use crate::store::{DISCARDED_ERROR, DiscardOutcome, ReplayOutcome};
+    use crate::store::{
+        DISCARDED_ERROR, DiscardOutcome, ReplayOutcome, SHARDS, SWEPT_ERROR, SweepOutcome,
+    };
     use serde_json::json;
+
+    /// Thirty days from `now`: past every job's `dueAt` under any
+    /// [`Deadlines`](crate::deadline::Deadlines) a test uses.
+    fn far_after(now: i64) -> i64 {
+        now + 30 * 86_400_000
+    }
+
+    /// Whether job `id` is in the due index, due before `before_ms`.
+    async fn listed(store: &dyn JobStore, id: JobId, before_ms: i64) -> bool {
+        let mut after = None;
+        loop {
+            let page = store
+                .overdue(id.shard(SHARDS), before_ms, after, 10)
+                .await
+                .unwrap();
+            if page.jobs.iter().any(|due| due.id == id) {
+                return true;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return false,
+            }
+        }
+    }
 
     /// How a claim of job `id` at `now` was refused.
     async fn refusal(store: &dyn JobStore, id: JobId, now: i64) -> ClaimRefusal {
-        match store.claim(id, now, now + 60_000).await {
+        match store.claim(id, now, now + 60_000, 1).await {
             Err(StoreError::Conflict { current }) => {
                 ClaimRefusal::from_current(current.as_deref(), now)
             }
@@ -37,7 +63,7 @@ pub mod store {
     async fn claimed(store: &dyn JobStore, now: i64) -> JobRecord {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000).await.unwrap()
+        store.claim(queued.id, now, now + 60_000, 1).await.unwrap()
     }
 
     /// Job `id` as stored; it must exist.
@@ -68,7 +94,7 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").payload(json!({"upTo": 10})).build();
         store.create(&queued).await.unwrap();
-        let claimed = store.claim(queued.id, now, now + 60_000).await.unwrap();
+        let claimed = store.claim(queued.id, now, now + 60_000, 1).await.unwrap();
         assert_eq!(claimed.state, JobState::Running);
         assert_eq!(claimed.attempts, 1);
         assert_eq!(claimed.started_at, Some(now));
@@ -89,7 +115,7 @@ pub mod store {
             .lease_until(now - 1)
             .build();
         store.create(&expired).await.unwrap();
-        let taken_over = store.claim(expired.id, now, now + 60_000).await.unwrap();
+        let taken_over = store.claim(expired.id, now, now + 60_000, 1).await.unwrap();
         assert_eq!(taken_over.attempts, 2);
         assert_eq!(
             taken_over.started_at,
@@ -100,7 +126,7 @@ pub mod store {
 
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
         store.create(&unleased).await.unwrap();
-        let taken_over = store.claim(unleased.id, now, now + 60_000).await.unwrap();
+        let taken_over = store.claim(unleased.id, now, now + 60_000, 1).await.unwrap();
         assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
 
         for state in [JobState::Succeeded, JobState::Failed] {
@@ -127,7 +153,7 @@ pub mod store {
         let now = now_ms();
         let queued = job("primes").error("an earlier attempt failed").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 60_000).await.unwrap();
+        store.claim(queued.id, now, now + 60_000, 1).await.unwrap();
         let done = Completion::Succeeded(json!({"count": 4}));
         match store.finish(queued.id, 2, &done, now + 2).await {
             Err(StoreError::Conflict {
@@ -165,9 +191,9 @@ pub mod store {
         // An attempt whose lease was taken over cannot complete the job.
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 10).await.unwrap();
+        store.claim(queued.id, now, now + 10, 1).await.unwrap();
         store
-            .claim(queued.id, now + 11, now + 60_000)
+            .claim(queued.id, now + 11, now + 60_000, 1)
             .await
             .unwrap();
         assert!(matches!(
@@ -196,7 +222,7 @@ pub mod store {
         assert_eq!(returned.lease_expires_at, None);
         assert_eq!(returned.attempts, 1);
         let again = store
-            .claim(running.id, now + 1, now + 60_000)
+            .claim(running.id, now + 1, now + 60_000, 1)
             .await
             .unwrap();
         assert_eq!(again.attempts, 2);
@@ -358,7 +384,7 @@ pub mod store {
             .await
             .expect("recreate over an enqueue failure");
         assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
-        let running = store.claim(queued.id, after, after + 60_000).await.unwrap();
+        let running = store.claim(queued.id, after, after + 60_000, 1).await.unwrap();
         match store.mark_enqueue_failed(&queued, "too late").await {
             Err(StoreError::Conflict {
                 current: Some(current),
@@ -372,6 +398,118 @@ pub mod store {
         ));
     }
 
+    /// The due index lists a job from its creation until its final state,
+    /// never before its `dueAt`: creation, claims, returns and replays keep
+    /// it there; finishing, discarding and an enqueue failure take it out.
+    pub async fn the_due_index_lists_only_unfinished_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let far = far_after(now);
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert!(listed(store, queued.id, far).await, "a created job is listed");
+        assert!(
+            !listed(store, queued.id, now).await,
+            "a new job is not overdue"
+        );
+        store.claim(queued.id, now, now + 60_000, 1).await.unwrap();
+        assert!(listed(store, queued.id, far).await, "a claimed job is listed");
+        assert!(
+            !listed(store, queued.id, now + 60_000).await,
+            "not overdue before its lease ends"
+        );
+        store.return_to_queue(queued.id, 1, "again").await.unwrap();
+        assert!(listed(store, queued.id, far).await, "a returned job is listed");
+        store.claim(queued.id, now, now + 60_000, 2).await.unwrap();
+        let done = Completion::Succeeded(json!(1));
+        store.finish(queued.id, 2, &done, now).await.unwrap();
+        assert!(!listed(store, queued.id, far).await, "a finished job is not");
+
+        let failing = claimed(store, now).await;
+        let failed = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: false,
+        };
+        store.finish(failing.id, 1, &failed, now).await.unwrap();
+        assert!(!listed(store, failing.id, far).await, "a failed job is not");
+        assert_eq!(
+            store.replay(failing.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert!(listed(store, failing.id, far).await, "a replayed job is");
+        assert!(
+            !listed(store, failing.id, now).await,
+            "a replayed job is not overdue"
+        );
+        store.discard(failing.id, now).await.unwrap();
+        assert!(!listed(store, failing.id, far).await, "a discarded job is not");
+
+        let unsent = job("primes").build();
+        store.create(&unsent).await.unwrap();
+        store.mark_enqueue_failed(&unsent, "lost").await.unwrap();
+        assert!(!listed(store, unsent.id, far).await, "an unsent job is not");
+        let finished = job("primes").state(JobState::Succeeded).build();
+        store.create(&finished).await.unwrap();
+        assert!(!listed(store, finished.id, far).await);
+    }
+
+    /// `sweep` fails an overdue unfinished job, once, and takes it out of
+    /// the index; it leaves alone a job that is not overdue or finished.
+    pub async fn sweep_fails_only_overdue_unfinished_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let far = far_after(now);
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert_eq!(
+            store.sweep(queued.id, now).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Queued),
+            "not overdue yet"
+        );
+        let SweepOutcome::Swept(swept) = store.sweep(queued.id, far).await.unwrap() else {
+            panic!("an overdue job is swept");
+        };
+        assert_eq!(*swept, stored(store, queued.id).await);
+        assert_eq!(swept.state, JobState::Failed);
+        assert!(swept.dead_lettered);
+        assert_eq!(swept.error.as_deref(), Some(SWEPT_ERROR));
+        assert_eq!(swept.finished_at, Some(far));
+        assert_eq!(swept.lease_expires_at, None);
+        assert!(!listed(store, queued.id, far).await);
+        assert_eq!(
+            store.sweep(queued.id, far).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Failed)
+        );
+
+        let running = claimed(store, now).await;
+        let SweepOutcome::Swept(swept) = store.sweep(running.id, far).await.unwrap() else {
+            panic!("an overdue running job is swept");
+        };
+        assert_eq!(swept.attempts, 1);
+        let done = Completion::Succeeded(json!(1));
+        assert!(
+            matches!(
+                store.finish(running.id, 1, &done, far).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "the lost attempt cannot complete a swept job"
+        );
+        assert_eq!(
+            store.replay(running.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert!(listed(store, running.id, far).await, "replayed: listed again");
+
+        let succeeded = job("primes").state(JobState::Succeeded).build();
+        store.create(&succeeded).await.unwrap();
+        assert_eq!(
+            store.sweep(succeeded.id, far).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Succeeded)
+        );
+        assert_eq!(
+            store.sweep(JobId::random(), far).await.unwrap(),
+            SweepOutcome::Missing
+        );
+    }
+
     /// Every write cuts the error it stores to the error budget.
     pub async fn stored_errors_are_bounded(store: &dyn JobStore) {
         let now = now_ms();
@@ -381,7 +519,7 @@ pub mod store {
         let running = claimed(store, now).await;
         store.return_to_queue(running.id, 1, &long).await.unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
-        store.claim(running.id, now, now + 60_000).await.unwrap();
+        store.claim(running.id, now, now + 60_000, 1).await.unwrap();
         let failed = Completion::Failed {
             error: long.clone(),
             dead_lettered: false,

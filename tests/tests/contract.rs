@@ -44,6 +44,8 @@ store_checks!(
     mark_enqueue_failed_only_before_a_claim,
     stored_errors_are_bounded,
     oversized_items_are_invalid,
+    the_due_index_lists_only_unfinished_jobs,
+    sweep_fails_only_overdue_unfinished_jobs,
 );
 
 queue_checks!(

@@ -50,7 +50,7 @@ impl Dlq {
         let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 30);
         self.store.create(&job).await.unwrap();
         let now = now_ms();
-        self.store.claim(job.id, now, now + 60_000).await.unwrap();
+        self.store.claim(job.id, now, now + 60_000, 1).await.unwrap();
         let dead = Completion::Failed {
             error: error.into(),
             dead_lettered: true,
@@ -363,7 +363,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
     let finished = t.dead_job("primes", "boom").await;
     t.store.replay(finished).await.unwrap();
     let now = now_ms();
-    t.store.claim(finished, now, now + 60_000).await.unwrap();
+    t.store.claim(finished, now, now + 60_000, 1).await.unwrap();
     let done = Completion::Succeeded(json!({"count": 4}));
     t.store.finish(finished, 2, &done, now).await.unwrap();
     t.send_raw("{\"jobId\": 42}").await;

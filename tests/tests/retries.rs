@@ -189,7 +189,7 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     let id = enqueue(&env, "primes", json!({"upTo": 50})).await;
     // A worker claimed the job and died: its lease runs 3 s more.
     let now = now_ms();
-    env.store().claim(id, now, now + 3_000).await.unwrap();
+    env.store().claim(id, now, now + 3_000, 1).await.unwrap();
     let (_, outcomes) = poll_until(&env, &poller, id, 1, |j| j.state == JobState::Running).await;
     assert_eq!(
         outcomes[0].failed.len(),

@@ -341,7 +341,10 @@ impl Worker {
     ) -> Disposition {
         let now = now_ms();
         let lease_until_ms = deadline_ms.saturating_add(LEASE_MARGIN_MS);
-        let job = match self.store.claim(id, now, lease_until_ms).await {
+        let job = match self
+            .store
+            .claim(id, now, lease_until_ms, delivery.receive_count)
+            .await {
             Ok(job) => job,
             Err(StoreError::Conflict { current }) => {
                 return self.refused(delivery, current.as_deref(), now).await;
@@ -925,7 +928,7 @@ mod tests {
 
         let leased = f.job(json!({}));
         f.store
-            .claim(leased, now_ms(), now_ms() + 50_000)
+            .claim(leased, now_ms(), now_ms() + 50_000, 1)
             .await
             .unwrap();
         assert_eq!(f.deliver_job(leased, 1).await.0, Disposition::Retry);
