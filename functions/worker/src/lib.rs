@@ -590,6 +590,8 @@ impl Worker {
 mod tests {
     use super::*;
     use jobline_shared::JobRequest;
+    use jobline_shared::deadline::{Deadlines, MARGIN_MS};
+    use jobline_shared::provision::QueueSettings;
     use jobline_shared::queue::Receive;
     use jobline_shared::queue::memory::MemoryQueue;
     use jobline_shared::store::memory::MemoryStore;
@@ -634,7 +636,6 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
         let config = WorkerConfig {
             max_receive_count: 3,
@@ -642,6 +643,8 @@ mod tests {
             retry_max_delay_secs: 100,
             concurrency: 4,
         };
+        let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &config);
+        let store = Arc::new(MemoryStore::new().with_deadlines(deadlines));
         let worker = Worker::new(
             store.clone(),
             queue.clone(),
@@ -728,6 +731,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claim_bounds_the_job_by_the_deliveries_left() {
+        let f = fixture();
+        // Each delivery left may come a visibility timeout plus the longest
+        // backoff after the last.
+        let per_delivery = i64::from(QueueSettings::TEMPLATE.visibility_timeout_secs + 100) * 1000;
+        for (receive_count, left) in [(1, 2), (2, 1)] {
+            let id = f.job(json!({"fail": "retry"}));
+            let before = now_ms();
+            f.deliver_job(id, receive_count).await;
+            // deliver() sets the deadline 30 s on; the lease adds its margin.
+            let lease = before + 30_000 + LEASE_MARGIN_MS;
+            let due = f.store.due_at(id).expect("a returned job stays due");
+            let expected = lease + left * per_delivery + MARGIN_MS;
+            assert!(
+                (expected..expected + 1_000).contains(&due),
+                "receive {receive_count}: due {due}, expected {expected}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_last_delivery_fails_the_job_as_dead_lettered() {
         let f = fixture();
         let id = f.job(json!({"fail": "retry"}));
@@ -740,6 +764,7 @@ mod tests {
         let job = f.store.job(id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.dead_lettered);
+        assert_eq!(f.store.due_at(id), None, "a failed job leaves the due index");
         assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
         assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
     }
