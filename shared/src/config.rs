@@ -5,8 +5,8 @@
 
 use crate::aws::TrustRoots;
 use crate::deadline::Deadlines;
-use crate::provision::QueueSettings;
 use crate::error::ConfigError;
+use crate::provision::QueueSettings;
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -126,7 +126,10 @@ pub mod store {
 
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
         store.create(&unleased).await.unwrap();
-        let taken_over = store.claim(unleased.id, now, now + 60_000, 1).await.unwrap();
+        let taken_over = store
+            .claim(unleased.id, now, now + 60_000, 1)
+            .await
+            .unwrap();
         assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
 
         for state in [JobState::Succeeded, JobState::Failed] {
@@ -384,7 +387,10 @@ pub mod store {
             .await
             .expect("recreate over an enqueue failure");
         assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
-        let running = store.claim(queued.id, after, after + 60_000, 1).await.unwrap();
+        let running = store
+            .claim(queued.id, after, after + 60_000, 1)
+            .await
+            .unwrap();
         match store.mark_enqueue_failed(&queued, "too late").await {
             Err(StoreError::Conflict {
                 current: Some(current),
@@ -406,23 +412,35 @@ pub mod store {
         let far = far_after(now);
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        assert!(listed(store, queued.id, far).await, "a created job is listed");
+        assert!(
+            listed(store, queued.id, far).await,
+            "a created job is listed"
+        );
         assert!(
             !listed(store, queued.id, now).await,
             "a new job is not overdue"
         );
         store.claim(queued.id, now, now + 60_000, 1).await.unwrap();
-        assert!(listed(store, queued.id, far).await, "a claimed job is listed");
+        assert!(
+            listed(store, queued.id, far).await,
+            "a claimed job is listed"
+        );
         assert!(
             !listed(store, queued.id, now + 60_000).await,
             "not overdue before its lease ends"
         );
         store.return_to_queue(queued.id, 1, "again").await.unwrap();
-        assert!(listed(store, queued.id, far).await, "a returned job is listed");
+        assert!(
+            listed(store, queued.id, far).await,
+            "a returned job is listed"
+        );
         store.claim(queued.id, now, now + 60_000, 2).await.unwrap();
         let done = Completion::Succeeded(json!(1));
         store.finish(queued.id, 2, &done, now).await.unwrap();
-        assert!(!listed(store, queued.id, far).await, "a finished job is not");
+        assert!(
+            !listed(store, queued.id, far).await,
+            "a finished job is not"
+        );
 
         let failing = claimed(store, now).await;
         let failed = Completion::Failed {
@@ -441,7 +459,10 @@ pub mod store {
             "a replayed job is not overdue"
         );
         store.discard(failing.id, now).await.unwrap();
-        assert!(!listed(store, failing.id, far).await, "a discarded job is not");
+        assert!(
+            !listed(store, failing.id, far).await,
+            "a discarded job is not"
+        );
 
         let unsent = job("primes").build();
         store.create(&unsent).await.unwrap();
@@ -496,7 +517,10 @@ pub mod store {
             store.replay(running.id).await.unwrap(),
             ReplayOutcome::Replayed
         );
-        assert!(listed(store, running.id, far).await, "replayed: listed again");
+        assert!(
+            listed(store, running.id, far).await,
+            "replayed: listed again"
+        );
 
         let succeeded = job("primes").state(JobState::Succeeded).build();
         store.create(&succeeded).await.unwrap();

@@ -96,6 +96,10 @@ mod tests {
         // The last: only the margin.
         assert_eq!(d.claimed(1_000, 5), 61_000);
         assert_eq!(d.claimed(1_000, 9), 61_000, "past the last is the last");
-        assert_eq!(d.claimed(1_000, 0), d.claimed(1_000, 1), "no count is the first");
+        assert_eq!(
+            d.claimed(1_000, 0),
+            d.claimed(1_000, 1),
+            "no count is the first"
+        );
     }
 }

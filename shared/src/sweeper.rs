@@ -129,7 +129,10 @@ mod tests {
         // Delivery 1 claims and dies; delivery 2 claims and dies.
         store.claim(queued.id, now, now + 100, 1).await.unwrap();
         assert_eq!(store.due_at(queued.id), Some(now + 100 + 2_000 + 1_000));
-        store.claim(queued.id, now + 200, now + 300, 2).await.unwrap();
+        store
+            .claim(queued.id, now + 200, now + 300, 2)
+            .await
+            .unwrap();
         let due = now + 300 + 1_000;
         assert_eq!(store.due_at(queued.id), Some(due));
 

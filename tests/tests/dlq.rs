@@ -50,7 +50,10 @@ impl Dlq {
         let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 30);
         self.store.create(&job).await.unwrap();
         let now = now_ms();
-        self.store.claim(job.id, now, now + 60_000, 1).await.unwrap();
+        self.store
+            .claim(job.id, now, now + 60_000, 1)
+            .await
+            .unwrap();
         let dead = Completion::Failed {
             error: error.into(),
             dead_lettered: true,

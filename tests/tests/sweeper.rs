@@ -50,7 +50,10 @@ async fn indexed(env: &TestEnv, id: JobId) -> bool {
         .dynamodb
         .get_item()
         .table_name(&env.table)
-        .key("jobId", aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()))
+        .key(
+            "jobId",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
+        )
         .consistent_read(true)
         .send()
         .await
@@ -112,7 +115,11 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
 
     let sweeper = Sweeper::new(Arc::clone(&store));
     let due = deadlines.claimed(last_lease, 2);
-    assert_eq!(due, last_lease + 500, "the last delivery leaves only the margin");
+    assert_eq!(
+        due,
+        last_lease + 500,
+        "the last delivery leaves only the margin"
+    );
     let early = sweeper.sweep_once(due - 1).await.unwrap();
     assert_eq!(early.swept, 0, "not before its bound");
     tokio::time::sleep(Duration::from_millis(
@@ -230,7 +237,10 @@ async fn a_replayed_job_gets_its_index_attributes_back() {
         store.replay(queued.id).await.unwrap(),
         jobline_shared::store::ReplayOutcome::Replayed
     );
-    assert!(indexed(&env, queued.id).await, "replayed: back in the index");
+    assert!(
+        indexed(&env, queued.id).await,
+        "replayed: back in the index"
+    );
     let replayed = stored(&*store, queued.id).await;
     assert_eq!(replayed.state, JobState::Queued);
     assert!(!replayed.dead_lettered);

@@ -581,7 +581,10 @@ async fn provisioned_resources_equal_the_template() {
             })
         })
         .collect();
-    assert_eq!(Value::from(indexes), template_table["GlobalSecondaryIndexes"]);
+    assert_eq!(
+        Value::from(indexes),
+        template_table["GlobalSecondaryIndexes"]
+    );
     assert_eq!(
         template_table["GlobalSecondaryIndexes"],
         json!([{

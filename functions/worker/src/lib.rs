@@ -344,7 +344,8 @@ impl Worker {
         let job = match self
             .store
             .claim(id, now, lease_until_ms, delivery.receive_count)
-            .await {
+            .await
+        {
             Ok(job) => job,
             Err(StoreError::Conflict { current }) => {
                 return self.refused(delivery, current.as_deref(), now).await;
@@ -764,7 +765,11 @@ mod tests {
         let job = f.store.job(id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.dead_lettered);
-        assert_eq!(f.store.due_at(id), None, "a failed job leaves the due index");
+        assert_eq!(
+            f.store.due_at(id),
+            None,
+            "a failed job leaves the due index"
+        );
         assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
         assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
     }

@@ -262,10 +262,8 @@ impl JobStore for DynamoJobStore {
         lease_until_ms: i64,
         receive_count: u32,
     ) -> Result<JobRecord, StoreError> {
-        let [(_, shard), (_, due)] = due_attributes(
-            id,
-            self.deadlines.claimed(lease_until_ms, receive_count),
-        );
+        let [(_, shard), (_, due)] =
+            due_attributes(id, self.deadlines.claimed(lease_until_ms, receive_count));
         let output = send_update(
             self.update(id)
                 .update_expression(CLAIM_UPDATE)
@@ -433,7 +431,8 @@ impl JobStore for DynamoJobStore {
                 source: sdk_error(e),
             })?;
         let due_key = |item: &HashMap<String, AttributeValue>| -> Result<DueKey, StoreError> {
-            let malformed = |name: &str| StoreError::Malformed(format!("{DUE_INDEX} entry: {name}"));
+            let malformed =
+                |name: &str| StoreError::Malformed(format!("{DUE_INDEX} entry: {name}"));
             Ok(DueKey {
                 id: item
                     .get(KEY_ATTRIBUTE)
@@ -448,7 +447,11 @@ impl JobStore for DynamoJobStore {
             })
         };
         Ok(OverduePage {
-            jobs: output.items().iter().map(due_key).collect::<Result<_, _>>()?,
+            jobs: output
+                .items()
+                .iter()
+                .map(due_key)
+                .collect::<Result<_, _>>()?,
             scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
             next: output.last_evaluated_key().map(due_key).transpose()?,
         })
