@@ -14,6 +14,11 @@
 //! each with one conditional write ([`JobStore::sweep`]), which leaves alone
 //! a job claimed or replayed since the query. Finished jobs are not in the
 //! index, so a run reads only unfinished jobs, however large the table.
+//!
+//! A global secondary index is eventually consistent: a query may still
+//! list a job that has just finished or been claimed, under its old
+//! `dueAt`. The sweep's condition reads the table itself, so such a job is
+//! only counted as skipped.
 
 use crate::error::StoreError;
 use crate::metrics::{Metric, Metrics};

@@ -21,7 +21,7 @@ use super::item::{
 };
 use super::{
     Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SHARDS, SWEPT_ERROR, SweepOutcome, enqueue_failed, item_from_record, record_from_item,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, item_from_record, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -404,7 +404,7 @@ impl JobStore for DynamoJobStore {
         after: Option<DueKey>,
         limit: usize,
     ) -> Result<OverduePage, StoreError> {
-        let shard_value = s(shard.min(SHARDS - 1).to_string());
+        let shard_value = s(shard.to_string());
         let start = after.map(|after| {
             HashMap::from([
                 (KEY_ATTRIBUTE.to_owned(), s(after.id.to_string())),

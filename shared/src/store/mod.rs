@@ -85,8 +85,8 @@ pub struct DueKey {
 pub struct OverduePage {
     /// The overdue jobs, earliest `dueAt` first.
     pub jobs: Vec<DueKey>,
-    /// The index entries the query read (DynamoDB's `ScannedCount`): the
-    /// read units it cost are about this many ÷ 4 KB of keys.
+    /// The index entries the query read (DynamoDB's `ScannedCount`), which
+    /// its read units grow with.
     pub scanned: usize,
     /// Where the next page starts, if there may be one.
     pub next: Option<DueKey>,
