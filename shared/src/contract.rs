@@ -434,6 +434,26 @@ pub mod store {
             listed(store, queued.id, far).await,
             "a returned job is listed"
         );
+        // Claimed on a last delivery, the job is due a margin after its
+        // lease; its message sent again renews its bound to a new job's
+        // (here, the template's: more than two days).
+        let late = job("primes").build();
+        store.create(&late).await.unwrap();
+        store
+            .claim(late.id, now, now + 1_000, u32::MAX)
+            .await
+            .unwrap();
+        let two_days = now + 2 * 86_400_000;
+        assert!(listed(store, late.id, two_days).await);
+        store.renew_due(late.id, now).await.unwrap();
+        assert!(!listed(store, late.id, two_days).await, "renewed");
+        assert!(listed(store, late.id, far).await);
+        let done = job("primes").state(JobState::Succeeded).build();
+        store.create(&done).await.unwrap();
+        assert!(matches!(
+            store.renew_due(done.id, now).await,
+            Err(StoreError::Conflict { .. })
+        ));
         store.claim(queued.id, now, now + 60_000, 2).await.unwrap();
         let done = Completion::Succeeded(json!(1));
         store.finish(queued.id, 2, &done, now).await.unwrap();

@@ -318,8 +318,19 @@ impl Worker {
 
     /// A record there is no time left to start: sent again as a new message
     /// (receive count 1) and acknowledged, so running late does not count
-    /// toward the DLQ. If the send fails, the record is reported failed.
+    /// toward the DLQ. The new message may wait out a whole retention with
+    /// its deliveries counted afresh, so the job's time bound is renewed
+    /// first; if that or the send fails, the record is reported failed
+    /// instead (a finished or missing job needs no renewal).
     async fn send_again(&self, delivery: &mut Delivery<'_>, message: &JobMessage) -> Disposition {
+        match self.store.renew_due(message.job_id, now_ms()).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => {}
+            Err(error) => {
+                tracing::warn!(%error, jobId = %message.job_id, "could not renew a late job's time bound");
+                delivery.outcome = "not-started";
+                return self.retry_later(delivery, None).await;
+            }
+        }
         match self.queue.send(message).await {
             Ok(_) => {
                 delivery.outcome = "sent-again";
@@ -869,6 +880,14 @@ mod tests {
     async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
         let f = fixture();
         let id = f.job(json!({}));
+        // Queued a minute ago: due a minute earlier than a job queued now.
+        let old = f.store.job(id).unwrap();
+        f.store.insert(JobRecord {
+            created_at: old.created_at - 60_000,
+            ..old
+        });
+        let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &f.worker.config);
+        let sent_from = now_ms();
         f.queue.push(&JobMessage { job_id: id }.encode());
         let receive = Receive {
             max_messages: 10,
@@ -908,6 +927,11 @@ mod tests {
             (JobState::Queued, 0),
             "never claimed"
         );
+        let due = f.store.due_at(id).unwrap();
+        assert!(
+            due >= deadlines.queued_at(sent_from),
+            "sent again, the job is due as a new one: {due}"
+        );
 
         // If the send fails, the record is reported failed instead.
         f.queue.set_failing_sends(true);
@@ -917,6 +941,14 @@ mod tests {
             f.deliver_record(&record, now_ms() + 2_500).await.0,
             Disposition::Retry
         );
+        // So is it if the job's bound cannot be renewed: nothing is sent.
+        f.queue.set_failing_sends(false);
+        f.store.set_failing(true);
+        assert_eq!(
+            f.deliver_record(&record, now_ms() + 2_500).await.0,
+            Disposition::Retry
+        );
+        assert_eq!(f.queue.sent().len(), 3);
     }
 
     #[test]

@@ -397,6 +397,23 @@ impl JobStore for DynamoJobStore {
         }
     }
 
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
+        send_update(
+            self.update(id)
+                .update_expression(format!(
+                    "SET {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due"
+                ))
+                .condition_expression("#state = :queued OR #state = :running")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":shard", shard)
+                .expression_attribute_values(":due", due),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn overdue(
         &self,
         shard: u8,

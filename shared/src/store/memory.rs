@@ -321,6 +321,15 @@ impl JobStore for MemoryStore {
         }
     }
 
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        let due = self.deadlines.queued_at(now_ms);
+        self.write("UpdateItem", id, Some(due), |current| match current {
+            Some(job) if !job.state.is_finished() => Ok(job.clone()),
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+
     async fn overdue(
         &self,
         shard: u8,

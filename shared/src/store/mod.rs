@@ -163,6 +163,13 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Discarding a discarded job is `Discarded` again.
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError>;
 
+    /// Job `id`'s message was sent again at `now_ms` as a new one (its
+    /// receive count starts over, and it may wait a whole retention): an
+    /// unfinished job becomes due as a newly queued one
+    /// ([`Deadlines::queued_at`](crate::deadline::Deadlines::queued_at)).
+    /// A finished or missing job is `Conflict`.
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError>;
+
     /// Up to `limit` jobs of index partition `shard` (below [`SHARDS`])
     /// whose `dueAt` is before `now_ms`, earliest first, starting after
     /// `after`. One query of the index; finished jobs are not in it.
