@@ -202,7 +202,7 @@ mod tests {
         );
         store.create(&job).await.unwrap();
         let claimed = store
-            .claim(job.id, now_ms(), now_ms() + 60_000, "bench")
+            .claim(job.id, now_ms(), now_ms() + 60_000, 1, "bench")
             .await
             .unwrap();
         assert_eq!(claimed.id, job.id);

@@ -58,6 +58,10 @@ enum Command {
         /// visibility timeout, as Lambda requires of a mapping.
         #[arg(long, default_value_t = WORKER_TIMEOUT_SECS)]
         function_timeout_secs: u32,
+        /// Seconds between sweeps for jobs past their time bound (the
+        /// template's SweepIntervalMinutes).
+        #[arg(long, default_value_t = 300)]
+        sweep_interval_secs: u64,
     },
 }
 
@@ -117,6 +121,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             batching_window_secs,
             pollers,
             function_timeout_secs,
+            sweep_interval_secs,
         } => {
             let mut config = Config::from_env()?;
             // Bind before anything else, so a taken port is the first error.
@@ -155,6 +160,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             .poller_settings(poller)
             .queue_arn(attributes.get("QueueArn").cloned().unwrap_or_default())
             .pollers(pollers)
+            .sweep_interval(Duration::from_secs(sweep_interval_secs))
             .build();
             tracing::info!(%addr, pollers, "serving the API and polling the queue");
             println!("Jobline API on http://{addr}  (Ctrl-C to stop)");

@@ -1,5 +1,6 @@
 //! The whole local stack, assembled in one place: the API behind the HTTP
-//! server, and the worker behind `pollers` pollers, on one store and queue.
+//! server, the worker behind `pollers` pollers, and the sweeper on a timer
+//! (the deployed stack's schedule), on one store and queue.
 //! `jobline-local serve`, the integration tests and the benchmark build it
 //! with [`Stack::builder`], so all three run the same wiring.
 //!
@@ -12,10 +13,13 @@ use crate::poller::{Poller, PollerSettings};
 use crate::server::{self, HttpSettings};
 use crate::shutdown;
 use jobline_api::Api;
+use jobline_shared::job::now_ms;
+use jobline_shared::sweeper::Sweeper;
 use jobline_shared::{Config, JobQueue, JobStore, JobTypes, WorkerConfig};
 use jobline_worker::Worker;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -24,6 +28,8 @@ use tokio::task::JoinSet;
 pub struct Stack {
     api: Arc<Api>,
     worker: Arc<Worker>,
+    sweeper: Sweeper,
+    sweep_interval: Duration,
     queue: Arc<dyn JobQueue>,
     poller: PollerSettings,
     queue_arn: String,
@@ -46,7 +52,12 @@ pub struct StackBuilder {
     queue_arn: String,
     pollers: usize,
     http: HttpSettings,
+    sweep_interval: Duration,
 }
+
+/// How often [`serve`] sweeps unless told otherwise: the template's
+/// default schedule (`SweepIntervalMinutes`, 5).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Stack {
     /// A stack on `store` and `queue`, configured by `config` (its worker
@@ -68,6 +79,7 @@ impl Stack {
             queue_arn: String::new(),
             pollers: 2,
             http: HttpSettings::default(),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
         }
     }
 
@@ -77,6 +89,10 @@ impl Stack {
 
     pub fn worker(&self) -> &Arc<Worker> {
         &self.worker
+    }
+
+    pub fn sweeper(&self) -> &Sweeper {
+        &self.sweeper
     }
 
     /// A poller feeding this stack's worker from its queue.
@@ -132,6 +148,13 @@ impl StackBuilder {
         self
     }
 
+    /// How often [`serve`] runs the sweeper (default
+    /// [`DEFAULT_SWEEP_INTERVAL`]; at least a millisecond).
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
     pub fn build(self) -> Stack {
         let api = Api::new(
             Arc::clone(&self.store),
@@ -139,11 +162,14 @@ impl StackBuilder {
             self.job_types.clone(),
             &self.config,
         );
+        let sweeper = Sweeper::new(Arc::clone(&self.store));
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
         let worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
         Stack {
             api: Arc::new(api),
             worker: Arc::new(worker),
+            sweeper,
+            sweep_interval: self.sweep_interval,
             queue,
             poller: self.poller,
             queue_arn: self.queue_arn,
@@ -160,6 +186,28 @@ pub enum ServeError {
     Poller(#[source] tokio::task::JoinError),
     #[error("the HTTP server failed: {0}")]
     Server(#[source] tokio::task::JoinError),
+    #[error("the sweeper failed: {0}")]
+    Sweeper(#[source] tokio::task::JoinError),
+}
+
+/// Runs `sweeper` every `interval` until `stop`; a failed run is logged and
+/// the next one starts over, as the deployed schedule's would.
+async fn sweep_every(sweeper: Sweeper, interval: Duration, mut stop: shutdown::Shutdown) {
+    loop {
+        tokio::select! {
+            () = stop.requested() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match sweeper.sweep_once(now_ms()).await {
+            Ok(report) => {
+                report.metrics.emit();
+                if report.swept > 0 {
+                    tracing::info!(swept = report.swept, scanned = report.scanned, "sweep done");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sweep failed; the next one starts over"),
+        }
+    }
 }
 
 /// Serves `stack`'s API on `listener` and runs its pollers until `shutdown`
@@ -175,6 +223,11 @@ pub async fn serve(
         let (poller, stop) = (stack.poller(), stop.clone());
         pollers.spawn(async move { poller.run(stop).await });
     }
+    let sweeper = tokio::spawn(sweep_every(
+        stack.sweeper.clone(),
+        stack.sweep_interval,
+        stop.clone(),
+    ));
     let server = tokio::spawn(server::run(
         listener,
         Arc::clone(&stack.api),
@@ -185,6 +238,9 @@ pub async fn serve(
     tracing::info!("stopping: finishing the batches in hand and the open requests");
     trigger.stop();
     let mut result = server.await.map_err(ServeError::Server);
+    if let Err(error) = sweeper.await {
+        result = result.and(Err(ServeError::Sweeper(error)));
+    }
     while let Some(joined) = pollers.join_next().await {
         if let Err(error) = joined {
             result = result.and(Err(ServeError::Poller(error)));

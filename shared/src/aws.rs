@@ -130,10 +130,12 @@ impl Clients {
         }
     }
 
-    /// The job store on the configured table, with the configured retention.
+    /// The job store on the configured table, with the configured retention
+    /// and time bounds.
     pub fn store(&self, config: &Config) -> DynamoJobStore {
         DynamoJobStore::new(self.dynamodb.clone(), &config.table_name)
             .with_retention_days(config.retention_days)
+            .with_deadlines(config.deadlines())
     }
 
     /// The configured job queue.

@@ -34,6 +34,8 @@ macro_rules! for_each_store_check {
             stored_errors_are_bounded,
             oversized_items_are_invalid,
             writes_whose_answer_was_lost_are_recognised,
+            the_due_index_lists_only_unfinished_jobs,
+            sweep_fails_only_overdue_unfinished_jobs,
         );
     };
 }
@@ -53,7 +55,9 @@ macro_rules! for_each_queue_check {
 /// The checks of a [`JobStore`].
 pub mod store {
     use super::*;
-    use crate::store::{DISCARDED_ERROR, DiscardOutcome, ReplayOutcome};
+    use crate::store::{
+        DISCARDED_ERROR, DiscardOutcome, ReplayOutcome, SHARDS, SWEPT_ERROR, SweepOutcome,
+    };
     use serde_json::json;
 
     /// The claim token of the checks' deliveries.
@@ -61,9 +65,33 @@ pub mod store {
     /// The claim token of another delivery.
     const OTHER: &str = "fedcba9876543210fedcba9876543210";
 
+    /// Thirty days from `now`: past every job's `dueAt` under any
+    /// [`Deadlines`](crate::deadline::Deadlines) a test uses.
+    fn far_after(now: i64) -> i64 {
+        now + 30 * 86_400_000
+    }
+
+    /// Whether job `id` is in the due index, due before `before_ms`.
+    async fn listed(store: &dyn JobStore, id: JobId, before_ms: i64) -> bool {
+        let mut after = None;
+        loop {
+            let page = store
+                .overdue(id.shard(SHARDS), before_ms, after, 10)
+                .await
+                .unwrap();
+            if page.jobs.iter().any(|due| due.id == id) {
+                return true;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return false,
+            }
+        }
+    }
+
     /// How a claim of job `id` at `now` by another delivery was refused.
     async fn refusal(store: &dyn JobStore, id: JobId, now: i64) -> ClaimRefusal {
-        match store.claim(id, now, now + 60_000, OTHER).await {
+        match store.claim(id, now, now + 60_000, 1, OTHER).await {
             Err(StoreError::Conflict { current }) => {
                 ClaimRefusal::from_current(current.as_deref(), now)
             }
@@ -76,7 +104,7 @@ pub mod store {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
         store
-            .claim(queued.id, now, now + 60_000, TOKEN)
+            .claim(queued.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap()
     }
@@ -110,7 +138,7 @@ pub mod store {
         let queued = job("primes").payload(json!({"upTo": 10})).build();
         store.create(&queued).await.unwrap();
         let claimed = store
-            .claim(queued.id, now, now + 60_000, TOKEN)
+            .claim(queued.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         assert_eq!(claimed.state, JobState::Running);
@@ -134,7 +162,7 @@ pub mod store {
             .build();
         store.create(&expired).await.unwrap();
         let taken_over = store
-            .claim(expired.id, now, now + 60_000, TOKEN)
+            .claim(expired.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         assert_eq!(taken_over.attempts, 2);
@@ -148,7 +176,7 @@ pub mod store {
         let unleased = job("primes").state(JobState::Running).attempts(1).build();
         store.create(&unleased).await.unwrap();
         let taken_over = store
-            .claim(unleased.id, now, now + 60_000, TOKEN)
+            .claim(unleased.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         assert_eq!(taken_over.attempts, 2, "running with no lease is claimable");
@@ -178,7 +206,7 @@ pub mod store {
         let queued = job("primes").error("an earlier attempt failed").build();
         store.create(&queued).await.unwrap();
         store
-            .claim(queued.id, now, now + 60_000, TOKEN)
+            .claim(queued.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         let done = Completion::Succeeded(json!({"count": 4}));
@@ -224,9 +252,12 @@ pub mod store {
         // An attempt whose lease was taken over cannot complete the job.
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.claim(queued.id, now, now + 10, TOKEN).await.unwrap();
         store
-            .claim(queued.id, now + 11, now + 60_000, OTHER)
+            .claim(queued.id, now, now + 10, 1, TOKEN)
+            .await
+            .unwrap();
+        store
+            .claim(queued.id, now + 11, now + 60_000, 1, OTHER)
             .await
             .unwrap();
         assert!(matches!(
@@ -246,7 +277,9 @@ pub mod store {
         let now = now_ms();
         let running = claimed(store, now).await;
         assert_eq!(running.claim_token.as_deref(), Some(TOKEN));
-        let again = store.claim(running.id, now + 1, now + 60_000, TOKEN).await;
+        let again = store
+            .claim(running.id, now + 1, now + 60_000, 1, TOKEN)
+            .await;
         assert_eq!(again.unwrap(), running, "the same attempt");
         assert_eq!(stored(store, running.id).await, running, "nothing changed");
         assert_eq!(
@@ -286,7 +319,9 @@ pub mod store {
         }
         assert!(
             matches!(
-                store.claim(running.id, now + 5, now + 60_000, TOKEN).await,
+                store
+                    .claim(running.id, now + 5, now + 60_000, 1, TOKEN)
+                    .await,
                 Err(StoreError::Conflict { .. })
             ),
             "a finished job is not claimed again"
@@ -306,7 +341,7 @@ pub mod store {
             Err(StoreError::Conflict { .. })
         ));
         let second = store
-            .claim(returned.id, now + 1, now + 60_000, OTHER)
+            .claim(returned.id, now + 1, now + 60_000, 1, OTHER)
             .await
             .unwrap();
         assert_eq!(second.attempts, 2);
@@ -349,7 +384,7 @@ pub mod store {
         assert_eq!(returned.lease_expires_at, None);
         assert_eq!(returned.attempts, 1);
         let again = store
-            .claim(running.id, now + 1, now + 60_000, TOKEN)
+            .claim(running.id, now + 1, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         assert_eq!(again.attempts, 2);
@@ -512,7 +547,7 @@ pub mod store {
             .expect("recreate over an enqueue failure");
         assert_eq!(store.get(queued.id).await.unwrap(), Some(queued.clone()));
         let running = store
-            .claim(queued.id, after, after + 60_000, TOKEN)
+            .claim(queued.id, after, after + 60_000, 1, TOKEN)
             .await
             .unwrap();
         match store.mark_enqueue_failed(&queued, "too late").await {
@@ -528,6 +563,168 @@ pub mod store {
         ));
     }
 
+    /// The due index lists a job from its creation until its final state,
+    /// never before its `dueAt`: creation, claims, returns and replays keep
+    /// it there; finishing, discarding and an enqueue failure take it out.
+    pub async fn the_due_index_lists_only_unfinished_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let far = far_after(now);
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert!(
+            listed(store, queued.id, far).await,
+            "a created job is listed"
+        );
+        assert!(
+            !listed(store, queued.id, now).await,
+            "a new job is not overdue"
+        );
+        store
+            .claim(queued.id, now, now + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        assert!(
+            listed(store, queued.id, far).await,
+            "a claimed job is listed"
+        );
+        assert!(
+            !listed(store, queued.id, now + 60_000).await,
+            "not overdue before its lease ends"
+        );
+        store
+            .return_to_queue(queued.id, 1, TOKEN, "again")
+            .await
+            .unwrap();
+        assert!(
+            listed(store, queued.id, far).await,
+            "a returned job is listed"
+        );
+        // Claimed on a last delivery, the job is due a margin after its
+        // lease; its message sent again renews its bound to a new job's
+        // (here, the template's: more than two days).
+        let late = job("primes").build();
+        store.create(&late).await.unwrap();
+        store
+            .claim(late.id, now, now + 1_000, u32::MAX, TOKEN)
+            .await
+            .unwrap();
+        let two_days = now + 2 * 86_400_000;
+        assert!(listed(store, late.id, two_days).await);
+        store.renew_due(late.id, now).await.unwrap();
+        assert!(!listed(store, late.id, two_days).await, "renewed");
+        assert!(listed(store, late.id, far).await);
+        let done = job("primes").state(JobState::Succeeded).build();
+        store.create(&done).await.unwrap();
+        assert!(matches!(
+            store.renew_due(done.id, now).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        store
+            .claim(queued.id, now, now + 60_000, 2, TOKEN)
+            .await
+            .unwrap();
+        let done = Completion::Succeeded(json!(1));
+        store.finish(queued.id, 2, TOKEN, &done, now).await.unwrap();
+        assert!(
+            !listed(store, queued.id, far).await,
+            "a finished job is not"
+        );
+
+        let failing = claimed(store, now).await;
+        let failed = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: false,
+        };
+        store
+            .finish(failing.id, 1, TOKEN, &failed, now)
+            .await
+            .unwrap();
+        assert!(!listed(store, failing.id, far).await, "a failed job is not");
+        assert_eq!(
+            store.replay(failing.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert!(listed(store, failing.id, far).await, "a replayed job is");
+        assert!(
+            !listed(store, failing.id, now).await,
+            "a replayed job is not overdue"
+        );
+        store.discard(failing.id, now).await.unwrap();
+        assert!(
+            !listed(store, failing.id, far).await,
+            "a discarded job is not"
+        );
+
+        let unsent = job("primes").build();
+        store.create(&unsent).await.unwrap();
+        store.mark_enqueue_failed(&unsent, "lost").await.unwrap();
+        assert!(!listed(store, unsent.id, far).await, "an unsent job is not");
+        let finished = job("primes").state(JobState::Succeeded).build();
+        store.create(&finished).await.unwrap();
+        assert!(!listed(store, finished.id, far).await);
+    }
+
+    /// `sweep` fails an overdue unfinished job, once, and takes it out of
+    /// the index; it leaves alone a job that is not overdue or finished.
+    pub async fn sweep_fails_only_overdue_unfinished_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let far = far_after(now);
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        assert_eq!(
+            store.sweep(queued.id, now).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Queued),
+            "not overdue yet"
+        );
+        let SweepOutcome::Swept(swept) = store.sweep(queued.id, far).await.unwrap() else {
+            panic!("an overdue job is swept");
+        };
+        assert_eq!(*swept, stored(store, queued.id).await);
+        assert_eq!(swept.state, JobState::Failed);
+        assert!(swept.dead_lettered);
+        assert_eq!(swept.error.as_deref(), Some(SWEPT_ERROR));
+        assert_eq!(swept.finished_at, Some(far));
+        assert_eq!(swept.lease_expires_at, None);
+        assert!(!listed(store, queued.id, far).await);
+        assert_eq!(
+            store.sweep(queued.id, far).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Failed)
+        );
+
+        let running = claimed(store, now).await;
+        let SweepOutcome::Swept(swept) = store.sweep(running.id, far).await.unwrap() else {
+            panic!("an overdue running job is swept");
+        };
+        assert_eq!(swept.attempts, 1);
+        let done = Completion::Succeeded(json!(1));
+        assert!(
+            matches!(
+                store.finish(running.id, 1, TOKEN, &done, far).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "the lost attempt cannot complete a swept job"
+        );
+        assert_eq!(
+            store.replay(running.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        assert!(
+            listed(store, running.id, far).await,
+            "replayed: listed again"
+        );
+
+        let succeeded = job("primes").state(JobState::Succeeded).build();
+        store.create(&succeeded).await.unwrap();
+        assert_eq!(
+            store.sweep(succeeded.id, far).await.unwrap(),
+            SweepOutcome::Unchanged(JobState::Succeeded)
+        );
+        assert_eq!(
+            store.sweep(JobId::random(), far).await.unwrap(),
+            SweepOutcome::Missing
+        );
+    }
+
     /// Every write cuts the error it stores to the error budget.
     pub async fn stored_errors_are_bounded(store: &dyn JobStore) {
         let now = now_ms();
@@ -541,7 +738,7 @@ pub mod store {
             .unwrap();
         assert_eq!(stored(store, running.id).await.error, bounded);
         store
-            .claim(running.id, now, now + 60_000, TOKEN)
+            .claim(running.id, now, now + 60_000, 1, TOKEN)
             .await
             .unwrap();
         let failed = Completion::Failed {

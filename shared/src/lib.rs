@@ -20,14 +20,16 @@
 //! dev-dependencies.
 //!
 //! The other modules are plain code: [`job`] (the model and its state
-//! rules), [`job_types`], [`config`], [`aws`] (SDK clients), [`provision`]
-//! (tables and queues for local runs and tests), [`error`], [`metrics`] and
-//! [`telemetry`].
+//! rules), [`deadline`] (each job's time bound) and [`sweeper`] (which
+//! enforces it through the store), [`job_types`], [`config`], [`aws`] (SDK
+//! clients), [`provision`] (tables and queues for local runs and tests),
+//! [`error`], [`metrics`] and [`telemetry`].
 
 pub mod aws;
 pub mod config;
 #[cfg(any(test, feature = "memory"))]
 pub mod contract;
+pub mod deadline;
 pub mod error;
 pub mod job;
 pub mod job_types;
@@ -35,6 +37,7 @@ pub mod metrics;
 pub mod provision;
 pub mod queue;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "memory"))]
 pub mod testing;

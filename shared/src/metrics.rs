@@ -43,6 +43,8 @@ pub enum Metric {
     DuplicateDeliveries,
     /// New submissions the API refused because the queue's backlog was full.
     JobsRefused,
+    /// Jobs the sweeper failed because they outlived their time bound.
+    JobsSwept,
     /// Submission to the start of the first attempt.
     QueueTimeMs,
     /// One attempt's run time.
@@ -59,6 +61,7 @@ impl Metric {
             Self::JobsDeadLettered => "JobsDeadLettered",
             Self::DuplicateDeliveries => "DuplicateDeliveries",
             Self::JobsRefused => "JobsRefused",
+            Self::JobsSwept => "JobsSwept",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
         }

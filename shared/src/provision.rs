@@ -3,10 +3,11 @@
 //! match, so local and deployed cannot drift).
 
 use crate::error::{BoxError, ProvisionError, sdk_error};
-use crate::store::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use crate::store::{DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    ScalarAttributeType, SseSpecification, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
+    SseSpecification, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
@@ -54,29 +55,47 @@ fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
 }
 
 /// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
-/// recovery, encrypted), unless it exists.
+/// recovery, encrypted, and the sparse due index of unfinished jobs, keys
+/// only), unless it exists.
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<(), ProvisionError> {
+    let built = |e| failed(name)(sdk_error(e));
+    let attribute = |attribute: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(kind)
+            .build()
+            .map_err(built)
+    };
+    let key = |attribute: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(kind)
+            .build()
+            .map_err(built)
+    };
+    let due_index = GlobalSecondaryIndex::builder()
+        .index_name(DUE_INDEX)
+        .key_schema(key(SHARD_ATTRIBUTE, KeyType::Hash)?)
+        .key_schema(key(DUE_ATTRIBUTE, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(built)?;
     let created = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| failed(name)(sdk_error(e)))?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(|e| failed(name)(sdk_error(e)))?,
-        )
+        .attribute_definitions(attribute(KEY_ATTRIBUTE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(SHARD_ATTRIBUTE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(DUE_ATTRIBUTE, ScalarAttributeType::N)?)
+        .key_schema(key(KEY_ATTRIBUTE, KeyType::Hash)?)
+        .global_secondary_indexes(due_index)
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
         .await;

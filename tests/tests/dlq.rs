@@ -51,7 +51,7 @@ impl Dlq {
         self.store.create(&job).await.unwrap();
         let now = now_ms();
         self.store
-            .claim(job.id, now, now + 60_000, "t")
+            .claim(job.id, now, now + 60_000, 1, "t")
             .await
             .unwrap();
         let dead = Completion::Failed {
@@ -367,7 +367,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
     t.store.replay(finished).await.unwrap();
     let now = now_ms();
     t.store
-        .claim(finished, now, now + 60_000, "t")
+        .claim(finished, now, now + 60_000, 1, "t")
         .await
         .unwrap();
     let done = Completion::Succeeded(json!({"count": 4}));

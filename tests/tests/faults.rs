@@ -67,7 +67,7 @@ async fn a_claim_or_completion_whose_answer_was_lost_is_recognised_on_the_sdks_r
     env.store().create(&job).await.unwrap();
     let now = now_ms();
     let claimed = store
-        .claim(job.id, now, now + 60_000, "a-delivery")
+        .claim(job.id, now, now + 60_000, 1, "a-delivery")
         .await
         .expect("the retry finds the claim's own lease");
     assert_eq!(proxy.injected().get(&Fault::ResetAfter), Some(&1));

@@ -158,7 +158,7 @@ async fn a_dlq_redrive_runs_the_dead_lettered_job_again_and_a_stray_copy_does_no
     // The job's last delivery dead-lettered it.
     let (store, now) = (env.store(), now_ms());
     store
-        .claim(id, now, now + 60_000, "last-delivery")
+        .claim(id, now, now + 60_000, 1, "last-delivery")
         .await
         .unwrap();
     let dead = Completion::Failed {
@@ -234,7 +234,7 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     // A worker claimed the job and died: its lease runs 3 s more.
     let now = now_ms();
     env.store()
-        .claim(id, now, now + 3_000, "crashed")
+        .claim(id, now, now + 3_000, 1, "crashed")
         .await
         .unwrap();
     let (_, outcomes) = poll_until(&env, &poller, id, 1, |j| j.state == JobState::Running).await;

@@ -9,7 +9,7 @@ use jobline_shared::queue::Receive;
 use jobline_shared::store::dynamodb::{
     CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
 };
-use jobline_shared::store::{KEY_ATTRIBUTE, ReplayOutcome, record_from_item};
+use jobline_shared::store::{KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item};
 use jobline_shared::testing::job;
 use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
@@ -72,6 +72,11 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_values(":lease", AttributeValue::N((now + 60_000).to_string()))
         .expression_attribute_values(":token", AttributeValue::S("a-delivery".into()))
         .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+        .expression_attribute_values(
+            ":shard",
+            AttributeValue::S(queued.id.shard(SHARDS).to_string()),
+        )
+        .expression_attribute_values(":due", AttributeValue::N((now + 120_000).to_string()))
         .return_values(ReturnValue::AllNew)
         .send()
         .await

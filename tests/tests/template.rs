@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::{
 use jobline_shared::config::{Config, WorkerConfig};
 use jobline_shared::metrics::{Metric, NAMESPACE};
 use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
-use jobline_shared::store::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use jobline_shared::store::{
+    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+};
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
     FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number, reference, statements,
@@ -103,7 +105,7 @@ fn function_environments_configure_the_code_from_the_parameters() {
         ("WorkerConcurrency", "9"),
         ("JobRetentionDays", "31"),
     ]);
-    for function in ["ApiFunction", "WorkerFunction"] {
+    for function in ["ApiFunction", "WorkerFunction", "SweeperFunction"] {
         let environment = template.resolved_environment(function, &parameters);
         // The level comes from ApplicationLogLevel (INFO by default), not
         // RUST_LOG: see logging_is_json_with_levels_from_the_parameters.
@@ -152,6 +154,7 @@ fn functions_are_rust_binaries_on_arm64() {
     for (function, binary) in [
         ("ApiFunction", "jobline-api"),
         ("WorkerFunction", "jobline-worker"),
+        ("SweeperFunction", "jobline-sweeper"),
     ] {
         let property = |name| template.function_property(function, name);
         assert_eq!(property("Runtime"), "provided.al2023", "{function}");
@@ -219,6 +222,7 @@ fn iam_is_least_privilege() {
     for (function, role) in [
         ("ApiFunction", "ApiFunctionRole"),
         ("WorkerFunction", "WorkerFunctionRole"),
+        ("SweeperFunction", "SweeperFunctionRole"),
     ] {
         let properties = template.properties(function, FUNCTION);
         assert_eq!(properties["Role"], get_att(role, "Arn"), "{function}");
@@ -251,16 +255,30 @@ fn iam_is_least_privilege() {
     assert_eq!(template.role_grants("ApiFunctionRole"), grants(&api));
     let mut worker = logs("WorkerLogGroup").to_vec();
     worker.extend([
-        ("dynamodb:UpdateItem", table),
+        ("dynamodb:UpdateItem", table.clone()),
         ("sqs:ReceiveMessage", queue.clone()),
         ("sqs:DeleteMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
         ("sqs:ChangeMessageVisibility", queue),
     ]);
     assert_eq!(template.role_grants("WorkerFunctionRole"), grants(&worker));
+    // The sweeper queries the due index and updates jobs; it reads no queue.
+    let mut sweeper = logs("SweeperLogGroup").to_vec();
+    sweeper.extend([
+        (
+            "dynamodb:Query",
+            json!({"Fn::Sub": format!("${{JobsTable.Arn}}/index/{DUE_INDEX}")}),
+        ),
+        ("dynamodb:UpdateItem", table),
+    ]);
+    assert_eq!(
+        template.role_grants("SweeperFunctionRole"),
+        grants(&sweeper)
+    );
     for (function, group) in [
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),
+        ("SweeperFunction", "SweeperLogGroup"),
     ] {
         assert_eq!(
             template.properties(function, FUNCTION)["LoggingConfig"]["LogGroup"],
@@ -380,6 +398,7 @@ fn dashboard_is_json_and_shows_every_metric() {
         Metric::JobsFailed,
         Metric::JobsRetried,
         Metric::JobsDeadLettered,
+        Metric::JobsSwept,
         Metric::DuplicateDeliveries,
         Metric::QueueTimeMs,
         Metric::JobDurationMs,
@@ -498,6 +517,40 @@ async fn provisioned_resources_equal_the_template() {
         template_table["KeySchema"][0]["AttributeName"],
         KEY_ATTRIBUTE
     );
+    let indexes: Vec<Value> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|index| {
+            let keys: Vec<Value> = index
+                .key_schema()
+                .iter()
+                .map(|k| json!({"AttributeName": k.attribute_name(), "KeyType": k.key_type().as_str()}))
+                .collect();
+            json!({
+                "IndexName": index.index_name(),
+                "KeySchema": keys,
+                "Projection": {"ProjectionType": index
+                    .projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|t| t.as_str())},
+            })
+        })
+        .collect();
+    assert_eq!(
+        Value::from(indexes),
+        template_table["GlobalSecondaryIndexes"]
+    );
+    assert_eq!(
+        template_table["GlobalSecondaryIndexes"],
+        json!([{
+            "IndexName": DUE_INDEX,
+            "KeySchema": [
+                {"AttributeName": SHARD_ATTRIBUTE, "KeyType": "HASH"},
+                {"AttributeName": DUE_ATTRIBUTE, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }])
+    );
     assert_eq!(
         template_table["SSESpecification"],
         json!({"SSEEnabled": true})
@@ -567,6 +620,7 @@ fn logging_is_json_with_levels_from_the_parameters() {
     for (function, group) in [
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),
+        ("SweeperFunction", "SweeperLogGroup"),
     ] {
         // SAM merges the function's LoggingConfig into the global one.
         let mut logging = template.0["Globals"]["Function"]["LoggingConfig"]
@@ -680,4 +734,44 @@ fn the_api_bounds_the_backlog_and_is_never_anonymous() {
     }
     let resolved = template.resolved_environment("ApiFunction", &HashMap::new());
     assert_eq!(resolved["MAX_BACKLOG"], "100000");
+}
+
+#[test]
+fn the_sweeper_runs_on_the_parameters_schedule_and_reads_no_queue() {
+    let template = Template::load();
+    let rule = template.properties("SweepSchedule", "AWS::Events::Rule");
+    assert_eq!(
+        rule["ScheduleExpression"],
+        json!({"Fn::Sub": "rate(${SweepIntervalMinutes} minutes)"})
+    );
+    assert_eq!(rule["State"], "ENABLED");
+    assert_eq!(
+        rule["Targets"],
+        json!([{"Id": "sweeper", "Arn": get_att("SweeperFunction", "Arn")}])
+    );
+    // "rate(1 minutes)" is invalid: the plural form needs at least 2.
+    assert!(number(&template.parameter("SweepIntervalMinutes")["MinValue"]) >= 2);
+    assert_eq!(template.default_of("SweepIntervalMinutes"), 5);
+    assert_eq!(
+        jobline_local::stack::DEFAULT_SWEEP_INTERVAL.as_secs(),
+        60 * template.default_of("SweepIntervalMinutes"),
+        "the local runner sweeps as often as the deployed stack"
+    );
+    let permission = template.properties("SweeperInvokePermission", "AWS::Lambda::Permission");
+    assert_eq!(permission["FunctionName"], reference("SweeperFunction"));
+    assert_eq!(permission["Principal"], "events.amazonaws.com");
+    assert_eq!(permission["SourceArn"], get_att("SweepSchedule", "Arn"));
+    // An event source mapping on the DLQ would delete its messages.
+    for (name, mapping) in template.resources_of_type("AWS::Lambda::EventSourceMapping") {
+        assert_ne!(
+            mapping["Properties"]["FunctionName"],
+            reference("SweeperFunction"),
+            "{name}"
+        );
+    }
+    let alarm = template.properties("SweeperErrorsAlarm", "AWS::CloudWatch::Alarm");
+    assert_eq!(
+        alarm["Dimensions"],
+        json!([{"Name": "FunctionName", "Value": reference("SweeperFunction")}])
+    );
 }

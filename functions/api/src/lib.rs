@@ -565,7 +565,7 @@ mod tests {
         async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
             self.queue.send(message).await?;
             self.store
-                .claim(message.job_id, 1, 2, "test-delivery")
+                .claim(message.job_id, 1, 2, 1, "test-delivery")
                 .await
                 .expect("claim");
             Err(QueueError::Aws {
@@ -694,7 +694,7 @@ mod tests {
         let first = api.handle(submit(Some("k"))).await;
         let id: JobId = body(&first)["jobId"].as_str().unwrap().parse().unwrap();
         store
-            .claim(id, 1_000, 2_000, "delivery")
+            .claim(id, 1_000, 2_000, 1, "delivery")
             .await
             .expect("claim");
         api.clock = || 1_001;
@@ -734,7 +734,7 @@ mod tests {
         assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
         // A later request with the key, once a worker has the job, is a replay.
         store
-            .claim(id, 1_500, 9_000, "delivery")
+            .claim(id, 1_500, 9_000, 1, "delivery")
             .await
             .expect("claim");
         api.clock = || 2_000;

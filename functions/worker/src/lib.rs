@@ -344,8 +344,19 @@ impl Worker {
 
     /// A record there is no time left to start: sent again as a new message
     /// (receive count 1) and acknowledged, so running late does not count
-    /// toward the DLQ. If the send fails, the record is reported failed.
+    /// toward the DLQ. The new message may wait out a whole retention with
+    /// its deliveries counted afresh, so the job's time bound is renewed
+    /// first; if that or the send fails, the record is reported failed
+    /// instead (a finished or missing job needs no renewal).
     async fn send_again(&self, delivery: &mut Delivery<'_>, message: &JobMessage) -> Disposition {
+        match self.store.renew_due(message.job_id, now_ms()).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => {}
+            Err(error) => {
+                tracing::warn!(%error, jobId = %message.job_id, "could not renew a late job's time bound");
+                delivery.outcome = "not-started";
+                return self.retry_later(delivery, None).await;
+            }
+        }
         match self.queue.send(message).await {
             Ok(_) => {
                 delivery.outcome = "sent-again";
@@ -463,7 +474,13 @@ impl Worker {
         let mut now = now_ms();
         let mut claimed = self
             .store
-            .claim(id, now, lease_until_ms, &delivery.token)
+            .claim(
+                id,
+                now,
+                lease_until_ms,
+                delivery.receive_count,
+                &delivery.token,
+            )
             .await;
         if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
             && delivery
@@ -479,7 +496,13 @@ impl Worker {
             now = now_ms();
             claimed = self
                 .store
-                .claim(id, now, lease_until_ms, &delivery.token)
+                .claim(
+                    id,
+                    now,
+                    lease_until_ms,
+                    delivery.receive_count,
+                    &delivery.token,
+                )
                 .await;
         }
         match claimed {
@@ -710,6 +733,8 @@ impl Worker {
 mod tests {
     use super::*;
     use jobline_shared::JobRequest;
+    use jobline_shared::deadline::{Deadlines, MARGIN_MS};
+    use jobline_shared::provision::QueueSettings;
     use jobline_shared::queue::Receive;
     use jobline_shared::queue::memory::MemoryQueue;
     use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
@@ -758,7 +783,6 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
         let config = WorkerConfig {
             max_receive_count: 3,
@@ -766,6 +790,8 @@ mod tests {
             retry_max_delay_secs: 100,
             concurrency: 4,
         };
+        let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &config);
+        let store = Arc::new(MemoryStore::new().with_deadlines(deadlines));
         let worker = Worker::new(
             store.clone(),
             queue.clone(),
@@ -852,6 +878,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claim_bounds_the_job_by_the_deliveries_left() {
+        let f = fixture();
+        // Each delivery left may come a visibility timeout plus the longest
+        // backoff after the last.
+        let per_delivery = i64::from(QueueSettings::TEMPLATE.visibility_timeout_secs + 100) * 1000;
+        for (receive_count, left) in [(1, 2), (2, 1)] {
+            let id = f.job(json!({"fail": "retry"}));
+            let before = now_ms();
+            f.deliver_job(id, receive_count).await;
+            // deliver() sets the deadline 30 s on; the lease adds its margin.
+            let lease = before + 30_000 + LEASE_MARGIN_MS;
+            let due = f.store.due_at(id).expect("a returned job stays due");
+            let expected = lease + left * per_delivery + MARGIN_MS;
+            assert!(
+                (expected..expected + 1_000).contains(&due),
+                "receive {receive_count}: due {due}, expected {expected}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_last_delivery_fails_the_job_as_dead_lettered() {
         let f = fixture();
         let id = f.job(json!({"fail": "retry"}));
@@ -864,6 +911,11 @@ mod tests {
         let job = f.store.job(id).unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.dead_lettered);
+        assert_eq!(
+            f.store.due_at(id),
+            None,
+            "a failed job leaves the due index"
+        );
         assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
         assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
     }
@@ -963,6 +1015,14 @@ mod tests {
     async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
         let f = fixture();
         let id = f.job(json!({}));
+        // Queued a minute ago: due a minute earlier than a job queued now.
+        let old = f.store.job(id).unwrap();
+        f.store.insert(JobRecord {
+            created_at: old.created_at - 60_000,
+            ..old
+        });
+        let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &f.worker.config);
+        let sent_from = now_ms();
         f.queue.push(&JobMessage { job_id: id }.encode());
         let receive = Receive {
             max_messages: 10,
@@ -1002,6 +1062,11 @@ mod tests {
             (JobState::Queued, 0),
             "never claimed"
         );
+        let due = f.store.due_at(id).unwrap();
+        assert!(
+            due >= deadlines.queued_at(sent_from),
+            "sent again, the job is due as a new one: {due}"
+        );
 
         // If the send fails, the record is reported failed instead.
         f.queue.set_failing_sends(true);
@@ -1011,6 +1076,14 @@ mod tests {
             f.deliver_record(&record, now_ms() + 2_500).await.0,
             Disposition::Retry
         );
+        // So is it if the job's bound cannot be renewed: nothing is sent.
+        f.queue.set_failing_sends(false);
+        f.store.set_failing(true);
+        assert_eq!(
+            f.deliver_record(&record, now_ms() + 2_500).await.0,
+            Disposition::Retry
+        );
+        assert_eq!(f.queue.sent().len(), 3);
     }
 
     #[test]
@@ -1052,7 +1125,7 @@ mod tests {
 
         let leased = f.job(json!({}));
         f.store
-            .claim(leased, now_ms(), now_ms() + 50_000, "another delivery")
+            .claim(leased, now_ms(), now_ms() + 50_000, 1, "another delivery")
             .await
             .unwrap();
         assert_eq!(f.deliver_job(leased, 1).await.0, Disposition::Retry);

@@ -9,14 +9,23 @@
 //! becomes [`StoreError::Invalid`]: retrying it cannot help.
 //!
 //! The claim and finish expressions are public constants so that the
-//! benchmark's raw-SDK baseline sends exactly what the store sends.
+//! benchmark's raw-SDK baseline can send exactly what the store sends.
+//!
+//! Every write to a non-final state sets the due index's attributes
+//! (`pending`, `dueAt`, see [`crate::deadline`]); every write to a final
+//! state removes them, so the sweeper's `Query` reads only unfinished jobs.
 
-use super::item::{TTL_ATTRIBUTE, bound_error, key, n, s};
+use super::item::{
+    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE, bound_error,
+    due_attributes, key, n, s,
+};
 use super::{
-    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
-    item_from_record, own_claim, own_write, record_from_item,
+    Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, item_from_record, own_claim, own_write,
+    record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
+use crate::deadline::Deadlines;
 use crate::error::{StoreError, sdk_error};
 use crate::job::{JobId, JobRecord, JobState, expires_at, now_ms};
 use async_trait::async_trait;
@@ -44,9 +53,11 @@ macro_rules! conditional_failure {
 
 /// The claim's update. Values: `:running` (`"running"`), `:one` (1),
 /// `:lease` (the lease's end, ms), `:token` (the delivery's claim token),
-/// `:now` (ms).
+/// `:now` (ms), `:shard` (the job's index partition), `:due` (its new
+/// `dueAt`, ms).
 pub const CLAIM_UPDATE: &str = "SET #state = :running, attempts = attempts + :one, \
-     leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now)";
+     leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now), \
+     pending = :shard, dueAt = :due";
 
 /// The claim's condition: the job exists and is `queued`, or `running` with
 /// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
@@ -59,13 +70,23 @@ pub const FINISH_CONDITION: &str = "#state = :running AND attempts = :attempt";
 
 /// The update of a successful finish. Values: `:done` (`"succeeded"`),
 /// `:result` (JSON text), `:now` (ms).
-pub const FINISH_SUCCEEDED_UPDATE: &str =
-    "SET #state = :done, #result = :result, finishedAt = :now REMOVE leaseExpiresAt, #error";
+pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, #result = :result, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, pending, dueAt";
 
 /// The update of a failed finish. Values: `:done` (`"failed"`), `:error`,
 /// `:now` (ms), `:dead` (whether the message was dead-lettered).
 pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, #error = :error, finishedAt = :now, \
-     deadLettered = :dead REMOVE leaseExpiresAt";
+     deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
+
+/// The sweeper's condition: the job is unfinished, overdue, and holds no
+/// live lease. Values: `:queued`, `:running`, `:now` (ms).
+pub const SWEEP_CONDITION: &str = "(#state = :queued OR #state = :running) AND dueAt < :now \
+     AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)";
+
+/// The sweeper's update. Values: `:failed`, `:true`, `:swept` (the error),
+/// `:now` (ms).
+pub const SWEEP_UPDATE: &str = "SET #state = :failed, deadLettered = :true, #error = :swept, \
+     finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
 
 /// [`JobStore`] on a DynamoDB table keyed by `jobId`.
 #[derive(Debug, Clone)]
@@ -73,17 +94,26 @@ pub struct DynamoJobStore {
     client: Client,
     table: String,
     retention_days: u32,
+    deadlines: Deadlines,
 }
 
 impl DynamoJobStore {
     /// The store on `table`, keeping replayed jobs for
-    /// [`DEFAULT_RETENTION_DAYS`].
+    /// [`DEFAULT_RETENTION_DAYS`], with the template's [`Deadlines`].
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
             retention_days: DEFAULT_RETENTION_DAYS,
+            deadlines: Deadlines::default(),
         }
+    }
+
+    /// Bounds jobs' times by `deadlines` (`dueAt`).
+    #[must_use]
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Keeps a replayed job for `days` from its replay (`JOB_RETENTION_DAYS`).
@@ -185,8 +215,15 @@ fn error_value(error: &str) -> AttributeValue {
 #[async_trait]
 impl JobStore for DynamoJobStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let mut item = item_from_record(job);
+        if !job.state.is_finished() {
+            item.extend(due_attributes(
+                job.id,
+                self.deadlines.queued_at(job.created_at),
+            ));
+        }
         self.put(
-            item_from_record(job),
+            item,
             "attribute_not_exists(jobId) OR enqueueFailed = :true",
             vec![(":true", AttributeValue::Bool(true))],
             false,
@@ -225,8 +262,11 @@ impl JobStore for DynamoJobStore {
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        receive_count: u32,
         token: &str,
     ) -> Result<JobRecord, StoreError> {
+        let [(_, shard), (_, due)] =
+            due_attributes(id, self.deadlines.claimed(lease_until_ms, receive_count));
         let claimed = send_update(
             self.update(id)
                 .update_expression(CLAIM_UPDATE)
@@ -237,6 +277,8 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":lease", n(lease_until_ms))
                 .expression_attribute_values(":token", s(token))
                 .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":shard", shard)
+                .expression_attribute_values(":due", due)
                 .return_values(ReturnValue::AllNew),
         )
         .await
@@ -309,23 +351,25 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
+        let now = now_ms();
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now));
         let outcome = send_update(
             self.update(id)
                 .update_expression(format!(
                     "SET #state = :queued, replays = if_not_exists(replays, :zero) + :one, \
-                     deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires \
+                     deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires, \
+                     {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due \
                      REMOVE finishedAt, leaseExpiresAt, discarded"
                 ))
+                .expression_attribute_values(":shard", shard)
+                .expression_attribute_values(":due", due)
                 .condition_expression("#state = :failed")
                 .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
                 .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(
-                    ":expires",
-                    n(expires_at(now_ms(), self.retention_days)),
-                ),
+                .expression_attribute_values(":expires", n(expires_at(now, self.retention_days))),
         )
         .await;
         match outcome {
@@ -344,7 +388,8 @@ impl JobStore for DynamoJobStore {
                 .update_expression(
                     "SET #state = :failed, discarded = :true, \
                      finishedAt = if_not_exists(finishedAt, :now), \
-                     #error = if_not_exists(#error, :discarded) REMOVE leaseExpiresAt",
+                     #error = if_not_exists(#error, :discarded) \
+                     REMOVE leaseExpiresAt, pending, dueAt",
                 )
                 .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
                 .expression_attribute_names("#error", "error")
@@ -360,6 +405,113 @@ impl JobStore for DynamoJobStore {
             Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
             Err(StoreError::Conflict { current: Some(job) }) => {
                 Ok(DiscardOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
+        send_update(
+            self.update(id)
+                .update_expression(format!(
+                    "SET {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due"
+                ))
+                .condition_expression("#state = :queued OR #state = :running")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":shard", shard)
+                .expression_attribute_values(":due", due),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn overdue(
+        &self,
+        shard: u8,
+        now_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError> {
+        let shard_value = s(shard.to_string());
+        let start = after.map(|after| {
+            HashMap::from([
+                (KEY_ATTRIBUTE.to_owned(), s(after.id.to_string())),
+                (SHARD_ATTRIBUTE.to_owned(), shard_value.clone()),
+                (DUE_ATTRIBUTE.to_owned(), n(after.due_at_ms)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#shard = :shard AND #due < :now")
+            .expression_attribute_names("#shard", SHARD_ATTRIBUTE)
+            .expression_attribute_names("#due", DUE_ATTRIBUTE)
+            .expression_attribute_values(":shard", shard_value)
+            .expression_attribute_values(":now", n(now_ms))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws {
+                operation: "Query",
+                source: sdk_error(e),
+            })?;
+        let due_key = |item: &HashMap<String, AttributeValue>| -> Result<DueKey, StoreError> {
+            let malformed =
+                |name: &str| StoreError::Malformed(format!("{DUE_INDEX} entry: {name}"));
+            Ok(DueKey {
+                id: item
+                    .get(KEY_ATTRIBUTE)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| malformed(KEY_ATTRIBUTE))?,
+                due_at_ms: item
+                    .get(DUE_ATTRIBUTE)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| malformed(DUE_ATTRIBUTE))?,
+            })
+        };
+        Ok(OverduePage {
+            jobs: output
+                .items()
+                .iter()
+                .map(due_key)
+                .collect::<Result<_, _>>()?,
+            scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+            next: output.last_evaluated_key().map(due_key).transpose()?,
+        })
+    }
+
+    async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {
+        let outcome = send_update(
+            self.update(id)
+                .update_expression(SWEEP_UPDATE)
+                .condition_expression(format!("attribute_exists(jobId) AND {SWEEP_CONDITION}"))
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":swept", s(SWEPT_ERROR))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values(ReturnValue::AllNew),
+        )
+        .await;
+        match outcome {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::Malformed("sweep returned no attributes".into()))?;
+                Ok(SweepOutcome::Swept(Box::new(record_from_item(item)?)))
+            }
+            Err(StoreError::Conflict { current: None }) => Ok(SweepOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(SweepOutcome::Unchanged(job.state))
             }
             Err(other) => Err(other),
         }

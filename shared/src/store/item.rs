@@ -29,6 +29,14 @@ use std::collections::HashMap;
 pub const KEY_ATTRIBUTE: &str = "jobId";
 /// The attribute DynamoDB's TTL reads (seconds since the epoch).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
+/// The sparse index of unfinished jobs by due time (KEYS_ONLY): partition
+/// [`SHARD_ATTRIBUTE`], sort [`DUE_ATTRIBUTE`]. Only unfinished jobs carry
+/// both, so only they are in it.
+pub const DUE_INDEX: &str = "pending-due";
+/// The index partition of an unfinished job: its shard, `"0"` to `"15"`.
+pub const SHARD_ATTRIBUTE: &str = "pending";
+/// When only the sweeper may move an unfinished job on (ms since the epoch).
+pub const DUE_ATTRIBUTE: &str = "dueAt";
 
 /// DynamoDB's largest item, 400 KB (names and values, UTF-8).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -82,6 +90,17 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 /// The key of job `id`'s item.
 pub(crate) fn key(id: JobId) -> HashMap<String, AttributeValue> {
     HashMap::from([(KEY_ATTRIBUTE.to_owned(), s(id.to_string()))])
+}
+
+/// The index attributes of job `id` due at `due_at_ms`.
+pub(crate) fn due_attributes(id: JobId, due_at_ms: i64) -> [(String, AttributeValue); 2] {
+    [
+        (
+            SHARD_ATTRIBUTE.to_owned(),
+            s(id.shard(super::SHARDS).to_string()),
+        ),
+        (DUE_ATTRIBUTE.to_owned(), n(due_at_ms)),
+    ]
 }
 
 /// The DynamoDB item for a job record, its error bounded by [`bound_error`].

@@ -6,13 +6,18 @@
 //! cheap to check: an item over 400 KB is [`StoreError::Invalid`]. The same
 //! contract suite ([`crate::contract`]) runs against it and against
 //! DynamoDB on the emulator, so the two cannot drift apart.
+//!
+//! The due index is a second map, of `dueAt` by job id, kept under the
+//! records' lock: set on every write to an unfinished state, removed on
+//! every final one, as the DynamoDB adapter's attributes are.
 
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
-    Completion, DISCARDED_ERROR, DiscardOutcome, JobStore, ReplayOutcome, enqueue_failed,
-    own_claim, own_write,
+    Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, own_claim, own_write,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
+use crate::deadline::Deadlines;
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
 use async_trait::async_trait;
@@ -40,18 +45,24 @@ type Jobs = HashMap<JobId, JobRecord>;
 #[derive(Debug)]
 pub struct MemoryStore {
     jobs: Mutex<Jobs>,
+    /// The due index: `dueAt` of each unfinished job. Locked only while
+    /// `jobs` is.
+    due: Mutex<HashMap<JobId, i64>>,
     writes: AtomicUsize,
     failing: AtomicBool,
     retention_days: u32,
+    deadlines: Deadlines,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             jobs: Mutex::default(),
+            due: Mutex::default(),
             writes: AtomicUsize::default(),
             failing: AtomicBool::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -69,14 +80,31 @@ impl MemoryStore {
         self
     }
 
+    /// Bounds jobs' times by `deadlines` (`dueAt`).
+    #[must_use]
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
+    }
+
+    /// Job `id`'s `dueAt`, if it is in the due index.
+    pub fn due_at(&self, id: JobId) -> Option<i64> {
+        let _jobs = lock(&self.jobs);
+        lock(&self.due).get(&id).copied()
+    }
+
     /// Makes every later call fail as if DynamoDB were unreachable.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    /// Puts a record as it is, unconditionally.
+    /// Puts a record as it is, unconditionally; an unfinished one is due
+    /// as if it had been created.
     pub fn insert(&self, job: JobRecord) {
-        lock(&self.jobs).insert(job.id, job);
+        let mut jobs = lock(&self.jobs);
+        let due = (!job.state.is_finished()).then(|| self.deadlines.queued_at(job.created_at));
+        set_due(&mut lock(&self.due), &job, due);
+        jobs.insert(job.id, job);
     }
 
     /// The record of job `id`, if there is one.
@@ -108,11 +136,14 @@ impl MemoryStore {
     /// One conditional write of job `id`: fails when set to, counts it, and
     /// under the lock asks `change` for the new record given the current one
     /// (`Err` refuses the write). The new record is stored as DynamoDB would
-    /// store it: its error bounded, and refused if it is too large.
+    /// store it: its error bounded, and refused if it is too large. It is
+    /// due at `due` (or as before, if `None`) while unfinished, and leaves
+    /// the due index when finished.
     fn write(
         &self,
         operation: &'static str,
         id: JobId,
+        due: Option<i64>,
         change: impl FnOnce(Option<&JobRecord>) -> Result<JobRecord, StoreError>,
     ) -> Result<JobRecord, StoreError> {
         self.check(operation)?;
@@ -129,6 +160,7 @@ impl MemoryStore {
                 reason: format!("the item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}"),
             });
         }
+        set_due(&mut lock(&self.due), &next, due);
         jobs.insert(id, next.clone());
         Ok(next)
     }
@@ -144,7 +176,7 @@ impl MemoryStore {
         state: JobState,
         change: impl FnOnce(&mut JobRecord),
     ) -> Result<(), StoreError> {
-        let written = self.write("UpdateItem", id, |current| match current {
+        let written = self.write("UpdateItem", id, None, |current| match current {
             Some(job) if job.state == JobState::Running && job.attempts == attempt => {
                 let mut next = job.clone();
                 change(&mut next);
@@ -159,7 +191,8 @@ impl MemoryStore {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        self.write("PutItem", job.id, |current| match current {
+        let due = self.deadlines.queued_at(job.created_at);
+        self.write("PutItem", job.id, Some(due), |current| match current {
             Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
             _ => Ok(job.clone()),
         })?;
@@ -167,7 +200,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
-        self.write("PutItem", job.id, |current| match current {
+        self.write("PutItem", job.id, None, |current| match current {
             Some(current) if current.state == JobState::Queued && current.attempts == 0 => {
                 Ok(enqueue_failed(job, error, now_ms()))
             }
@@ -186,9 +219,11 @@ impl JobStore for MemoryStore {
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        receive_count: u32,
         token: &str,
     ) -> Result<JobRecord, StoreError> {
-        let claimed = self.write("UpdateItem", id, |current| match current {
+        let due = self.deadlines.claimed(lease_until_ms, receive_count);
+        let claimed = self.write("UpdateItem", id, Some(due), |current| match current {
             Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
                 let mut claimed = job.clone();
                 claimed.claim(now_ms, lease_until_ms, token);
@@ -243,7 +278,9 @@ impl JobStore for MemoryStore {
     }
 
     async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
-        let replayed = self.write("UpdateItem", id, |current| match current {
+        let now = now_ms();
+        let due = self.deadlines.queued_at(now);
+        let replayed = self.write("UpdateItem", id, Some(due), |current| match current {
             Some(job) if job.state == JobState::Failed => Ok(JobRecord {
                 state: JobState::Queued,
                 replays: job.replays + 1,
@@ -252,7 +289,7 @@ impl JobStore for MemoryStore {
                 discarded: false,
                 finished_at: None,
                 lease_expires_at: None,
-                expires_at: expires_at(now_ms(), self.retention_days),
+                expires_at: expires_at(now, self.retention_days),
                 ..job.clone()
             }),
             current => Err(conflict(current)),
@@ -268,7 +305,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
-        let discarded = self.write("UpdateItem", id, |current| match current {
+        let discarded = self.write("UpdateItem", id, None, |current| match current {
             Some(job) if job.state != JobState::Succeeded => Ok(JobRecord {
                 state: JobState::Failed,
                 discarded: true,
@@ -290,6 +327,79 @@ impl JobStore for MemoryStore {
             }
             Err(other) => Err(other),
         }
+    }
+
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        let due = self.deadlines.queued_at(now_ms);
+        self.write("UpdateItem", id, Some(due), |current| match current {
+            Some(job) if !job.state.is_finished() => Ok(job.clone()),
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+
+    async fn overdue(
+        &self,
+        shard: u8,
+        now_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError> {
+        self.check("Query")?;
+        let _jobs = lock(&self.jobs);
+        let mut entries: Vec<DueKey> = lock(&self.due)
+            .iter()
+            .filter(|(id, _)| id.shard(super::SHARDS) == shard)
+            .map(|(&id, &due_at_ms)| DueKey { due_at_ms, id })
+            .filter(|key| key.due_at_ms < now_ms && after.is_none_or(|after| *key > after))
+            .collect();
+        entries.sort();
+        let limit = limit.max(1);
+        let next = (entries.len() > limit).then(|| entries[limit - 1]);
+        entries.truncate(limit);
+        Ok(OverduePage {
+            scanned: entries.len(),
+            jobs: entries,
+            next,
+        })
+    }
+
+    async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {
+        let swept = self.write("UpdateItem", id, None, |current| match current {
+            Some(job)
+                if !job.state.is_finished()
+                    && lock(&self.due).get(&id).is_some_and(|&due| due < now_ms)
+                    && job.lease_expires_at.is_none_or(|until| until < now_ms) =>
+            {
+                Ok(JobRecord {
+                    state: JobState::Failed,
+                    dead_lettered: true,
+                    error: Some(SWEPT_ERROR.to_owned()),
+                    finished_at: Some(now_ms),
+                    lease_expires_at: None,
+                    ..job.clone()
+                })
+            }
+            current => Err(conflict(current)),
+        });
+        match swept {
+            Ok(job) => Ok(SweepOutcome::Swept(Box::new(job))),
+            Err(StoreError::Conflict { current: None }) => Ok(SweepOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => {
+                Ok(SweepOutcome::Unchanged(job.state))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Puts `job` in the due index at `due` (or where it was) while it is
+/// unfinished, and takes it out when it is finished.
+fn set_due(index: &mut HashMap<JobId, i64>, job: &JobRecord, due: Option<i64>) {
+    if job.state.is_finished() {
+        index.remove(&job.id);
+    } else if let Some(due) = due {
+        index.insert(job.id, due);
     }
 }
 
@@ -332,10 +442,10 @@ mod tests {
                 ..
             })
         ));
-        assert!(store.claim(queued.id, 0, 1, "t").await.is_err());
+        assert!(store.claim(queued.id, 0, 1, 1, "t").await.is_err());
         assert_eq!(store.writes(), 1, "a failed call never reaches the table");
         store.set_failing(false);
-        assert!(store.claim(queued.id, 0, 1, "t").await.is_ok());
+        assert!(store.claim(queued.id, 0, 1, 1, "t").await.is_ok());
     }
 
     #[tokio::test]
@@ -343,7 +453,7 @@ mod tests {
         let store = MemoryStore::new();
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        let running = store.claim(queued.id, 0, 1, "t").await.unwrap();
+        let running = store.claim(queued.id, 0, 1, 1, "t").await.unwrap();
         let huge = Completion::Succeeded(json!("x".repeat(MAX_ITEM_BYTES)));
         assert!(matches!(
             store.finish(queued.id, 1, "t", &huge, 2).await,

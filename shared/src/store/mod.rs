@@ -8,6 +8,14 @@
 //! Every state change is one conditional write, so two workers that get the
 //! same message cannot both run or both complete a job. Both adapters obey
 //! one behaviour, which `crate::contract` states once and runs against each.
+//!
+//! The time bound: every job that is not finished is listed, by its `dueAt`
+//! ([`crate::deadline`]), in the sparse index [`item::DUE_INDEX`], spread
+//! over [`SHARDS`] partitions so that no partition takes every write. Each
+//! write to a non-final state sets `dueAt`; each final one removes it, so
+//! the index holds only unfinished jobs and the sweeper
+//! ([`crate::sweeper`]) reads only those: [`JobStore::overdue`] lists them,
+//! [`JobStore::sweep`] fails one that is still overdue.
 
 pub mod dynamodb;
 pub mod item;
@@ -15,7 +23,10 @@ pub mod item;
 pub mod memory;
 
 pub use dynamodb::DynamoJobStore;
-pub use item::{KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record, record_from_item};
+pub use item::{
+    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record,
+    record_from_item,
+};
 
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState};
@@ -54,6 +65,44 @@ pub enum DiscardOutcome {
 /// The error a discarded job gets when it had none.
 pub const DISCARDED_ERROR: &str = "discarded by an operator";
 
+/// The error of a job the sweeper failed ([`JobStore::sweep`]).
+pub const SWEPT_ERROR: &str =
+    "the job did not finish within its time bound; its last delivery was lost or dead-lettered";
+
+/// How many partitions of [`item::DUE_INDEX`] the unfinished jobs are
+/// spread over (by [`JobId::shard`]).
+pub const SHARDS: u8 = 16;
+
+/// A job's place in [`item::DUE_INDEX`]: its `dueAt` and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DueKey {
+    pub due_at_ms: i64,
+    pub id: JobId,
+}
+
+/// One page of [`JobStore::overdue`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverduePage {
+    /// The overdue jobs, earliest `dueAt` first.
+    pub jobs: Vec<DueKey>,
+    /// The index entries the query read (DynamoDB's `ScannedCount`), which
+    /// its read units grow with.
+    pub scanned: usize,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<DueKey>,
+}
+
+/// What [`JobStore::sweep`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepOutcome {
+    /// The job was overdue and is now `failed` and dead-lettered.
+    Swept(Box<JobRecord>),
+    /// The job finished or moved on (a claim, a replay) since it was listed.
+    Unchanged(JobState),
+    /// There is no such job.
+    Missing,
+}
+
 /// The job records. Each method is one conditional write or one read.
 ///
 /// Every stored error is cut to [`item::ERROR_BUDGET_BYTES`]; a write that
@@ -74,9 +123,12 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
 
     /// Claims a job for one attempt by the delivery with `token` (unique
-    /// per delivery): `queued` (or `running` with an expired lease or none)
-    /// becomes `running`, `attempts` grows by one, the lease runs until
-    /// `lease_until_ms`, and `token` is stored. Returns the claimed job.
+    /// per delivery), on the message's delivery number `receive_count`:
+    /// `queued` (or `running` with an expired lease or none) becomes
+    /// `running`, `attempts` grows by one, the lease runs until
+    /// `lease_until_ms`, `token` is stored, and `dueAt` becomes
+    /// [`Deadlines::claimed`](crate::deadline::Deadlines::claimed). Returns
+    /// the claimed job.
     ///
     /// Idempotent for one delivery: when the job is already `running` under
     /// `token` (this claim landed but its answer was lost, and the SDK's
@@ -86,6 +138,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         id: JobId,
         now_ms: i64,
         lease_until_ms: i64,
+        receive_count: u32,
         token: &str,
     ) -> Result<JobRecord, StoreError>;
 
@@ -124,6 +177,30 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// removed, and [`DISCARDED_ERROR`] as the error if there was none.
     /// Discarding a discarded job is `Discarded` again.
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError>;
+
+    /// Job `id`'s message was sent again at `now_ms` as a new one (its
+    /// receive count starts over, and it may wait a whole retention): an
+    /// unfinished job becomes due as a newly queued one
+    /// ([`Deadlines::queued_at`](crate::deadline::Deadlines::queued_at)).
+    /// A finished or missing job is `Conflict`.
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` jobs of index partition `shard` (below [`SHARDS`])
+    /// whose `dueAt` is before `now_ms`, earliest first, starting after
+    /// `after`. One query of the index; finished jobs are not in it.
+    async fn overdue(
+        &self,
+        shard: u8,
+        now_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError>;
+
+    /// Fails job `id` if it is still unfinished, overdue at `now_ms`, and
+    /// holds no live lease: `failed`, dead-lettered, [`SWEPT_ERROR`],
+    /// finished now, out of the index. One conditional write, so a job
+    /// claimed or replayed since it was listed is left alone.
+    async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError>;
 }
 
 /// The record [`JobStore::mark_enqueue_failed`] writes for `job`.

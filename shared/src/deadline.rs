@@ -1,0 +1,108 @@
+//! [`Deadlines`]: when a job that is not finished must have moved on, so
+//! that the sweeper ([`crate::sweeper`]) can finish it when nothing else will.
+//!
+//! Every non-final job item carries `dueAt` (ms since the epoch): the time
+//! after which only the sweeper moves the job on. The store writes it on
+//! every move to a non-final state and removes it on every final one:
+//!
+//! - at creation and replay, `now + retention + margin`: a message nobody
+//!   receives expires at the end of the queue's `MessageRetentionPeriod`;
+//! - at a claim on delivery `n` of `MAX_RECEIVE_COUNT` (`N`),
+//!   `lease end + (N − n) × (visibility timeout + retry max delay) + margin`:
+//!   each later delivery comes at most one visibility timeout (a crashed or
+//!   silent attempt) plus one backoff after the previous one, and after the
+//!   `N`-th SQS moves the message to the DLQ, where no worker sees it. A
+//!   claim on delivery `N` leaves only the margin after its lease.
+//!
+//! A return to the queue keeps the claim's `dueAt`: it still bounds the
+//! deliveries that are left. A record the worker had no time to start is
+//! sent again as a new message, whose deliveries count afresh and which may
+//! wait a whole retention: the worker renews the job's `dueAt` as at
+//! creation first ([`JobStore::renew_due`](crate::store::JobStore::renew_due)). The values are those of `template.yaml`'s
+//! queue ([`QueueSettings::TEMPLATE`]) and the worker's settings, so the
+//! API, the worker and the sweeper agree without a variable of their own.
+
+use crate::config::WorkerConfig;
+use crate::provision::QueueSettings;
+
+/// What a job's time bound is made of. All durations in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The queue's `MessageRetentionPeriod`.
+    pub retention_ms: i64,
+    /// The queue's `VisibilityTimeout`: how long a delivery whose worker
+    /// died hides the message.
+    pub visibility_timeout_ms: i64,
+    /// `RETRY_MAX_DELAY_SECONDS`: the longest backoff between deliveries.
+    pub retry_max_delay_ms: i64,
+    /// `MAX_RECEIVE_COUNT`: deliveries before the DLQ.
+    pub max_receive_count: u32,
+    /// Added to every bound, for clock skew between the functions.
+    pub margin_ms: i64,
+}
+
+/// The margin of [`Deadlines::new`]: one minute.
+pub const MARGIN_MS: i64 = 60_000;
+
+impl Deadlines {
+    /// The bounds of a queue with `queue`'s settings fed to a worker with
+    /// `worker`'s (whose `max_receive_count` wins over the queue's default).
+    pub fn new(queue: QueueSettings, worker: &WorkerConfig) -> Self {
+        Self {
+            retention_ms: i64::from(queue.retention_secs) * 1000,
+            visibility_timeout_ms: i64::from(queue.visibility_timeout_secs) * 1000,
+            retry_max_delay_ms: i64::from(worker.retry_max_delay_secs) * 1000,
+            max_receive_count: worker.max_receive_count,
+            margin_ms: MARGIN_MS,
+        }
+    }
+
+    /// `dueAt` of a job queued (created or replayed) at `now_ms`.
+    pub fn queued_at(&self, now_ms: i64) -> i64 {
+        now_ms
+            .saturating_add(self.retention_ms)
+            .saturating_add(self.margin_ms)
+    }
+
+    /// `dueAt` of a job claimed on delivery `receive_count` with a lease
+    /// until `lease_until_ms`.
+    pub fn claimed(&self, lease_until_ms: i64, receive_count: u32) -> i64 {
+        let left = i64::from(self.max_receive_count.saturating_sub(receive_count.max(1)));
+        let per_delivery = self
+            .visibility_timeout_ms
+            .saturating_add(self.retry_max_delay_ms);
+        lease_until_ms
+            .saturating_add(left.saturating_mul(per_delivery))
+            .saturating_add(self.margin_ms)
+    }
+}
+
+impl Default for Deadlines {
+    /// The template's queue and the worker's default settings.
+    fn default() -> Self {
+        Self::new(QueueSettings::TEMPLATE, &WorkerConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_defaults_give_the_documented_bounds() {
+        let d = Deadlines::default();
+        // Four days of retention and a minute of margin.
+        assert_eq!(d.queued_at(0), 345_600_000 + 60_000);
+        // The first of five deliveries: four more, each at most 360 s of
+        // visibility timeout plus 300 s of backoff.
+        assert_eq!(d.claimed(1_000, 1), 1_000 + 4 * 660_000 + 60_000);
+        // The last: only the margin.
+        assert_eq!(d.claimed(1_000, 5), 61_000);
+        assert_eq!(d.claimed(1_000, 9), 61_000, "past the last is the last");
+        assert_eq!(
+            d.claimed(1_000, 0),
+            d.claimed(1_000, 1),
+            "no count is the first"
+        );
+    }
+}
