@@ -155,7 +155,7 @@ struct State {
     calls: Vec<Call>,
 }
 
-/// A running proxy; it stops when dropped.
+/// A running proxy; it stops when dropped, with every call in flight.
 #[derive(Debug)]
 pub struct FaultProxy {
     label: String,
@@ -244,13 +244,17 @@ async fn accept_loop(
     plan: Arc<Mutex<FaultPlan>>,
     state: Arc<Mutex<State>>,
 ) {
+    // The connections' tasks end with this one: a dropped proxy forwards
+    // nothing more, as a dead host would (a held call never lands).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        while connections.try_join_next().is_some() {}
         let (plan, state) = (plan.clone(), state.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |request| {
                 proxy_call(request, upstream, plan.clone(), state.clone())
             });

@@ -162,6 +162,14 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
     let body = r#"{"type":"primes","payload":{"upTo":100}}"#;
     let (first, _, first_body) = call(&api, submit_with_key(body, "order-42")).await;
     assert_eq!(first, StatusCode::ACCEPTED);
+    // A worker has the job (a replay of a job not yet started sends its
+    // message again: its first request may have died before sending).
+    let id: JobId = first_body["jobId"].as_str().unwrap().parse().unwrap();
+    let now = now_ms();
+    env.store()
+        .claim(id, now, now + 60_000, 1, "a-delivery")
+        .await
+        .expect("claim");
     // The same JSON with its keys in another order is the same request.
     let same = r#"{"payload":{"upTo":100},"type":"primes"}"#;
     let replay = api.handle(submit_with_key(same, "order-42")).await;

@@ -270,26 +270,29 @@ impl Api {
             });
         }
 
-        match self.store.create(&job).await {
-            Ok(()) => {}
+        // Whether this request creates the job (not a replay of an accepted one).
+        let new_job = match self.store.create(&job).await {
+            Ok(()) => true,
             Err(StoreError::Conflict {
                 current: Some(existing),
             }) => {
                 check_replay(&existing, &job)?;
                 if existing.created_at == job.created_at {
                     tracing::debug!("the store holds this request's own write (a retried PutItem)");
+                    true
                 } else if existing.state == JobState::Queued && existing.attempts == 0 {
                     // Never claimed: the request that wrote it may have died
                     // between its write and its send, leaving no message. Send
                     // again; a duplicate only costs the worker a refused claim.
                     tracing::debug!("replay of a job not yet started: sending its message again");
+                    false
                 } else {
                     tracing::debug!("idempotent replay of an accepted job");
                     return self.accepted(request, &existing);
                 }
             }
             Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
-        }
+        };
 
         if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
             let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
@@ -314,7 +317,9 @@ impl Api {
             };
             return Err(ApiError::QueueUnavailable(detail));
         }
-        metrics.count(&job.job_type, Metric::JobsAccepted);
+        if new_job {
+            metrics.count(&job.job_type, Metric::JobsAccepted);
+        }
         self.accepted(request, &job)
     }
 
