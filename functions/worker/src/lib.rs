@@ -687,9 +687,10 @@ impl Worker {
                 let secs = u32::try_from((until_ms - now + 999) / 1000).unwrap_or(u32::MAX);
                 self.retry_later(delivery, Some(secs)).await
             }
-            // The API writes the record and sends the message concurrently,
-            // so a first delivery may beat the write. A second delivery that
-            // still finds nothing means the write failed: nothing to run.
+            // The API sends a message only once its record is written, so no
+            // record means it expired or was never written (a replayed dead
+            // letter of a deleted job). One more delivery, for safety; a second
+            // that still finds nothing is acknowledged: nothing to run.
             ClaimRefusal::Missing if delivery.receive_count >= 2 => {
                 delivery.outcome = "missing";
                 Disposition::Acknowledged
