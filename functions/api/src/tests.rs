@@ -1,0 +1,521 @@
+//! The API's unit tests: [`Api::handle`] against the in-memory store and
+//! queue, for every route, error and submission path.
+
+use super::backlog::fake::FakeDepth;
+use super::*;
+use jobline_shared::queue::memory::MemoryQueue;
+use jobline_shared::queue::{Receive, ReceivedMessage};
+use jobline_shared::store::memory::MemoryStore;
+use jobline_shared::{JobRequest, QueueError};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+
+fn config(base: Option<&str>) -> Config {
+    let mut config = Config::from_lookup(|name| match name {
+        "JOBS_TABLE" => Some("t".into()),
+        "JOBS_QUEUE_URL" => Some("q".into()),
+        "ALLOW_ANONYMOUS" => Some("true".into()),
+        "MAX_BACKLOG" => Some("10".into()),
+        _ => None,
+    })
+    .expect("config");
+    config.public_base_url = base.map(str::to_owned);
+    config
+}
+
+fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -> Api {
+    Api::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        &config(base),
+    )
+}
+
+fn fakes() -> (Arc<MemoryStore>, Arc<MemoryQueue>) {
+    (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()))
+}
+
+const BODY: &str = r#"{"type":"primes","payload":{"upTo":10}}"#;
+
+fn submit(key: Option<&str>) -> Request {
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri("/jobs")
+        .header("host", "localhost:3000");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    builder.body(Body::from(BODY)).expect("request")
+}
+
+fn get(id: JobId) -> Request {
+    http::Request::builder()
+        .uri(format!("/jobs/{id}"))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+fn body(reply: &Reply) -> Value {
+    serde_json::from_slice(reply.response.body().as_ref()).expect("JSON")
+}
+
+fn record(id: JobId, created_at: i64) -> JobRecord {
+    let request = JobRequest {
+        job_type: "primes".into(),
+        payload: json!({"upTo": 10}),
+    };
+    JobRecord::new_queued(id, ANONYMOUS_OWNER, &request, created_at, 30)
+}
+
+#[tokio::test]
+async fn accepts_writes_and_sends_the_id() {
+    let (store, queue) = fakes();
+    let reply = api(&store, &queue, Some("https://jobs.example.com"))
+        .handle(submit(None))
+        .await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(reply.response.headers()[RETRY_AFTER], "2");
+    let body = body(&reply);
+    let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        body["statusUrl"],
+        format!("https://jobs.example.com/jobs/{id}")
+    );
+    assert_eq!(
+        reply.response.headers()[LOCATION],
+        body["statusUrl"].as_str().unwrap()
+    );
+    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(store.job(id).unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn a_failed_send_is_a_503_and_marks_the_job() {
+    let (store, queue) = fakes();
+    queue.set_failing(true);
+    let api = api(&store, &queue, None);
+    let reply = api.handle(submit(Some("k"))).await;
+    assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body(&reply)["error"]["code"], "unavailable");
+    assert_eq!(
+        body(&reply)["error"]["message"],
+        "the job queue is unavailable; nothing was accepted, retry with the same Idempotency-Key"
+    );
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    let job = store.job(id).unwrap();
+    assert!(job.enqueue_failed);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.error.as_deref(), Some(ENQUEUE_FAILED));
+
+    queue.set_failing(false);
+    let retried = api.handle(submit(Some("k"))).await;
+    assert_eq!(retried.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(store.job(id).unwrap().state, JobState::Queued);
+    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+}
+
+/// A queue whose `SendMessage` delivers but loses its response, and
+/// whose message a worker claims before the API hears of the failure.
+#[derive(Debug)]
+struct LostResponse {
+    store: Arc<MemoryStore>,
+    queue: MemoryQueue,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for LostResponse {
+    async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+        self.queue.send(message).await?;
+        self.store
+            .claim(message.job_id, 1, 2, 1, "test-delivery")
+            .await
+            .expect("claim");
+        Err(QueueError::Aws {
+            operation: "SendMessage",
+            source: "the response was lost".into(),
+        })
+    }
+    async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
+        self.queue.change_visibility(handle, secs).await
+    }
+    async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.queue.receive(request).await
+    }
+    async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
+        self.queue.delete(handles).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
+    let store = Arc::new(MemoryStore::new());
+    let queue = Arc::new(LostResponse {
+        store: store.clone(),
+        queue: MemoryQueue::new(),
+    });
+    let api = Api::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        &config(None),
+    );
+    let reply = api.handle(submit(Some("k"))).await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    assert_eq!(body(&reply)["jobId"], id.to_string());
+    assert_eq!(body(&reply)["status"], "running");
+    let job = store.job(id).unwrap();
+    assert!(!job.enqueue_failed, "the claimed job is left alone");
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
+}
+
+#[tokio::test]
+async fn a_payload_over_its_budget_as_stored_is_413_and_nothing_is_written() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    // A valid primes job under the body limit as sent, and 3.8 times
+    // longer as stored (over DynamoDB's 400 KB: the store would refuse
+    // it, with an error no retry cures).
+    let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
+    let body_text = format!(r#"{{"type":"primes","payload":{{"upTo":10,"pad":[{numbers}]}}}}"#);
+    assert!(body_text.len() <= MAX_BODY_BYTES);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/jobs")
+        .body(Body::from(body_text))
+        .unwrap();
+    let reply = api.handle(request).await;
+    assert_eq!(reply.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error = &body(&reply)["error"];
+    assert_eq!(error["code"], "payload_too_large");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 262144 bytes"),
+        "{error}"
+    );
+    assert_eq!(store.writes(), 0);
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_past_its_expiry_is_gone_and_its_key_cannot_replay_it() {
+    // Kept 30 days (the default JOB_RETENTION_DAYS) from its creation.
+    const EXPIRES_MS: i64 = 1_000 + 30 * 86_400_000;
+    let (store, queue) = fakes();
+    let mut api = api(&store, &queue, None);
+    api.clock = || 1_000;
+    let accepted = api.handle(submit(Some("k"))).await;
+    assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    assert_eq!(store.job(id).unwrap().expires_at * 1000, EXPIRES_MS);
+
+    api.clock = || EXPIRES_MS - 1_000;
+    assert_eq!(api.handle(get(id)).await.response.status(), StatusCode::OK);
+    // From `expiresAt` on the TTL may delete it: it is gone, whether or
+    // not the item still exists.
+    api.clock = || EXPIRES_MS;
+    let reply = api.handle(get(id)).await;
+    assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(&reply)["error"]["code"], "job_not_found");
+    assert!(store.job(id).is_some(), "the item is still there");
+
+    let replay = api.handle(submit(Some("k"))).await;
+    assert_eq!(replay.response.status(), StatusCode::CONFLICT);
+    assert_eq!(body(&replay)["error"]["code"], "idempotency_key_expired");
+    assert_eq!(queue.sent().len(), 1, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_503_for_submit_and_status_and_sends_nothing() {
+    let (store, queue) = fakes();
+    store.set_failing(true);
+    let api = api(&store, &queue, None);
+    let reply = api.handle(submit(None)).await;
+    assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.metrics.total(Metric::JobsAccepted), 0.0);
+    assert!(
+        body(&reply)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the job store is unavailable; nothing was accepted")
+    );
+    assert!(queue.sent().is_empty(), "no message without its record");
+    let reply = api.handle(get(JobId::random())).await;
+    assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_replay_of_a_started_job_sends_nothing() {
+    let (store, queue) = fakes();
+    let mut api = api(&store, &queue, None);
+    api.clock = || 1_000;
+    let first = api.handle(submit(Some("k"))).await;
+    let id: JobId = body(&first)["jobId"].as_str().unwrap().parse().unwrap();
+    store
+        .claim(id, 1_000, 2_000, 1, "delivery")
+        .await
+        .expect("claim");
+    api.clock = || 1_001;
+    let replay = api.handle(submit(Some("k"))).await;
+    assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(body(&replay)["jobId"], body(&first)["jobId"]);
+    assert_eq!(body(&replay)["status"], "running");
+    assert_eq!(replay.metrics.total(Metric::JobsAccepted), 0.0);
+    assert_eq!(queue.sent().len(), 1, "one message for one job");
+}
+
+#[tokio::test]
+async fn a_replay_of_a_job_never_started_sends_its_message_again() {
+    let (store, queue) = fakes();
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    // The request that wrote it died before its SendMessage.
+    store.insert(record(id, 1_000));
+    let mut api = api(&store, &queue, None);
+    api.clock = || 5_000;
+    let replay = api.handle(submit(Some("k"))).await;
+    assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+}
+
+#[tokio::test]
+async fn the_requests_own_retried_write_is_still_sent() {
+    let (store, queue) = fakes();
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    // The PutItem landed but its response was lost; the SDK's retry
+    // meets the item this very request wrote (same createdAt).
+    store.insert(record(id, 1_000));
+    let mut api = api(&store, &queue, None);
+    api.clock = || 1_000;
+    let reply = api.handle(submit(Some("k"))).await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
+    // A later request with the key, once a worker has the job, is a replay.
+    store
+        .claim(id, 1_500, 9_000, 1, "delivery")
+        .await
+        .expect("claim");
+    api.clock = || 2_000;
+    let replay = api.handle(submit(Some("k"))).await;
+    assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn unfinished_jobs_say_when_to_poll_again() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let id = JobId::random();
+    for (state, retry_after) in [
+        (JobState::Queued, Some("2")),
+        (JobState::Running, Some("2")),
+        (JobState::Succeeded, None),
+        (JobState::Failed, None),
+    ] {
+        let mut job = record(id, now_ms());
+        job.state = state;
+        store.insert(job);
+        let reply = api.handle(get(id)).await;
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(
+            reply
+                .response
+                .headers()
+                .get(RETRY_AFTER)
+                .map(|v| v.to_str().unwrap()),
+            retry_after,
+            "{state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_backlog_refuses_new_jobs_but_not_replays() {
+    let (store, queue) = fakes();
+    let depth = FakeDepth::new(0);
+    let mut api = api(&store, &queue, None);
+    // Read at every request, so the test need not wait for the cache.
+    api.backlog = Some(Backlog::new(depth.clone(), 10, std::time::Duration::ZERO));
+    let accepted = api.handle(submit(Some("early"))).await;
+    assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
+    depth.depth.store(11, std::sync::atomic::Ordering::SeqCst);
+    for key in [None, Some("late")] {
+        let refused = api.handle(submit(key)).await;
+        assert_eq!(refused.response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.response.headers()[RETRY_AFTER], "30");
+        assert_eq!(body(&refused)["error"]["code"], "backlog_full");
+        assert_eq!(refused.metrics.total(Metric::JobsRefused), 1.0);
+    }
+    let replay = api.handle(submit(Some("early"))).await;
+    assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(body(&replay)["jobId"], body(&accepted)["jobId"]);
+    assert_eq!(queue.sent().len(), 1, "only the early job was queued");
+    assert_eq!(store.snapshot().len(), 1);
+}
+
+#[tokio::test]
+async fn no_backlog_bound_when_max_backlog_is_zero() {
+    let (store, queue) = fakes();
+    let mut config = config(None);
+    config.max_backlog = 0;
+    let api = Api::new(store, queue, JobTypes::builtin(), &config)
+        .with_queue_depth(FakeDepth::new(u64::MAX));
+    let reply = api.handle(submit(None)).await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn without_an_identity_and_without_anonymous_it_is_401() {
+    let (store, queue) = fakes();
+    let mut config = config(None);
+    config.allow_anonymous = false;
+    let api = Api::new(store, queue.clone(), JobTypes::builtin(), &config);
+    for request in [submit(None), get(JobId::random())] {
+        let reply = api.handle(request).await;
+        assert_eq!(reply.response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(&reply)["error"]["code"], "unauthenticated");
+    }
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn links_never_come_from_the_clients_host() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let mut forged = submit(None);
+    let headers = forged.headers_mut();
+    headers.insert("host", "evil.example.com".parse().unwrap());
+    headers.insert("x-forwarded-proto", "javascript".parse().unwrap());
+    let reply = api.handle(forged).await;
+    let url = body(&reply)["statusUrl"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/jobs/"), "{url}");
+
+    for (stage, base) in [
+        (
+            "$default",
+            "https://abc123.execute-api.us-east-1.amazonaws.com",
+        ),
+        (
+            "prod",
+            "https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+        ),
+    ] {
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.domain_name = Some("abc123.execute-api.us-east-1.amazonaws.com".into());
+        context.stage = Some(stage.into());
+        let mut request = submit(None);
+        request
+            .headers_mut()
+            .insert("host", "evil.example.com".parse().unwrap());
+        request
+            .extensions_mut()
+            .insert(RequestContext::ApiGatewayV2(context));
+        let reply = api.handle(request).await;
+        let url = body(&reply)["statusUrl"].as_str().unwrap().to_owned();
+        assert!(url.starts_with(&format!("{base}/jobs/")), "{url}");
+        assert_eq!(reply.response.headers()[LOCATION], url.as_str());
+    }
+}
+
+/// The JSON log lines written while `run` runs, at `info` and above.
+async fn logs(run: impl Future<Output = ()>) -> Vec<Value> {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Tests run on several threads, and a callsite first reached on one
+    // with no subscriber caches "never" for all: a global subscriber
+    // that wants everything keeps every callsite live.
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        drop(tracing::subscriber::set_global_default(
+            tracing_subscriber::registry(),
+        ));
+    });
+    let guard = tracing::subscriber::set_default(subscriber);
+    run.await;
+    drop(guard);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_with_flat_fields_and_the_detail_only_there() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let lines = logs(async {
+        let reply = api.handle(submit(None)).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+        queue.set_failing(true);
+        let reply = api.handle(submit(None)).await;
+        assert_eq!(reply.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    })
+    .await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let (accepted, failed) = (&lines[0], &lines[1]);
+    assert_eq!(accepted["level"], "INFO");
+    assert_eq!(accepted["status"], 202);
+    assert_eq!(accepted["jobType"], "primes");
+    assert!(accepted["jobId"].as_str().unwrap().parse::<JobId>().is_ok());
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["status"], 503);
+    assert_eq!(failed["code"], "unavailable");
+    assert!(failed["jobId"].is_string());
+    assert!(
+        failed["error"].as_str().unwrap().contains("SendMessage"),
+        "the logs get the detail: {failed}"
+    );
+}
+
+#[test]
+fn job_view_shows_times_as_rfc3339() {
+    let mut job = record(JobId::random(), 0);
+    job.started_at = Some(1_500);
+    let view = job_view(&job);
+    assert_eq!(view["createdAt"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(view["startedAt"], "1970-01-01T00:00:01.500Z");
+    assert_eq!(view["finishedAt"], Value::Null);
+    assert_eq!(view["status"], "queued");
+    assert_eq!(view["deadLettered"], false);
+    assert_eq!(view["discarded"], false);
+}
+
+#[tokio::test]
+async fn the_status_says_when_an_operator_discarded_the_job() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let id = JobId::random();
+    store.insert(record(id, now_ms()));
+    let discarded = store.discard(id, now_ms()).await;
+    assert_eq!(
+        discarded.unwrap(),
+        jobline_shared::store::DiscardOutcome::Discarded
+    );
+    let reply = api.handle(get(id)).await;
+    assert_eq!(reply.response.status(), StatusCode::OK);
+    let view = body(&reply);
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["discarded"], true);
+    assert_eq!(view["deadLettered"], false);
+}

@@ -1,0 +1,550 @@
+//! The worker's unit tests: [`Worker::process_record`] and
+//! [`Worker::process_batch`] against the in-memory store and queue, with job
+//! types that fail, panic or overrun on purpose.
+
+use super::*;
+use jobline_shared::JobRequest;
+use jobline_shared::deadline::{Deadlines, MARGIN_MS};
+use jobline_shared::job_types::JobContext;
+use jobline_shared::provision::QueueSettings;
+use jobline_shared::queue::Receive;
+use jobline_shared::queue::memory::MemoryQueue;
+use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
+use jobline_shared::store::memory::MemoryStore;
+use jobline_shared::testing;
+use jobline_shared::{JobHandler, JobState};
+use serde_json::{Value, json};
+
+/// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
+/// "hang" (until cancelled) | "overrun" (ignores cancellation)}`, or
+/// returns a 60 KiB result for `{"fail": "big"}`.
+struct Scripted;
+
+#[async_trait::async_trait]
+impl JobHandler for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
+        match payload["fail"].as_str() {
+            Some("retry") => Err(JobError::Retryable("try later".into())),
+            Some("permanent") => Err(JobError::Permanent("bad input".into())),
+            Some("panic") => panic!("handler bug"),
+            Some("big") => Ok(json!("r".repeat(60 * 1024))),
+            Some("hang") => {
+                ctx.cancelled().await;
+                Err(JobError::Retryable("cancelled".into()))
+            }
+            Some("overrun") => {
+                let ignored = tokio::task::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_secs(3));
+                });
+                drop(ignored.await);
+                Ok(json!("late"))
+            }
+            _ => Ok(json!({"ok": true, "attempt": ctx.attempt})),
+        }
+    }
+}
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    worker: Worker,
+}
+
+fn fixture() -> Fixture {
+    let queue = Arc::new(MemoryQueue::new());
+    let config = WorkerConfig {
+        max_receive_count: 3,
+        retry_base_delay_secs: 10,
+        retry_max_delay_secs: 100,
+        concurrency: 4,
+    };
+    let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &config);
+    let store = Arc::new(MemoryStore::new().with_deadlines(deadlines));
+    let worker = Worker::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::new().with(Scripted),
+        config,
+    );
+    Fixture {
+        store,
+        queue,
+        worker,
+    }
+}
+
+impl Fixture {
+    fn job(&self, payload: Value) -> JobId {
+        let request = JobRequest {
+            job_type: "scripted".into(),
+            payload,
+        };
+        let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
+        self.store.insert(job.clone());
+        job.id
+    }
+
+    async fn deliver(&self, body: &str, receive_count: u32) -> (Disposition, Metrics) {
+        let mut record = SqsMessage::default();
+        record.message_id = Some("m".into());
+        record.receipt_handle = Some("r".into());
+        record.body = Some(body.into());
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        self.deliver_record(&record, now_ms() + 30_000).await
+    }
+
+    async fn deliver_record(
+        &self,
+        record: &SqsMessage,
+        deadline_ms: i64,
+    ) -> (Disposition, Metrics) {
+        let (_, disposition, metrics) = self
+            .worker
+            .process_record(record, now_ms(), deadline_ms)
+            .await;
+        (disposition, metrics)
+    }
+
+    async fn deliver_job(&self, id: JobId, receive_count: u32) -> (Disposition, Metrics) {
+        self.deliver(&JobMessage { job_id: id }.encode(), receive_count)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_claimed_run_and_completed() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    let (disposition, metrics) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.result, Some(json!({"ok": true, "attempt": 1})));
+    assert_eq!(job.attempts, 1);
+    assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
+    assert!(f.queue.visibility_changes().is_empty());
+}
+
+#[tokio::test]
+async fn a_retryable_failure_releases_the_job_and_backs_off() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "retry"}));
+    let (disposition, metrics) = f.deliver_job(id, 2).await;
+    assert_eq!(disposition, Disposition::Retry);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.error.as_deref(), Some("try later"));
+    assert_eq!(metrics.total(Metric::JobsRetried), 1.0);
+    let changes = f.queue.visibility_changes();
+    assert_eq!(changes.len(), 1);
+    assert!(
+        (10..=20).contains(&changes[0].1),
+        "backoff for receive 2: {changes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_bounds_the_job_by_the_deliveries_left() {
+    let f = fixture();
+    // Each delivery left may come a visibility timeout plus the longest
+    // backoff after the last.
+    let per_delivery = i64::from(QueueSettings::TEMPLATE.visibility_timeout_secs + 100) * 1000;
+    for (receive_count, left) in [(1, 2), (2, 1)] {
+        let id = f.job(json!({"fail": "retry"}));
+        let before = now_ms();
+        f.deliver_job(id, receive_count).await;
+        // deliver() sets the deadline 30 s on; the lease adds its margin.
+        let lease = before + 30_000 + LEASE_MARGIN_MS;
+        let due = f.store.due_at(id).expect("a returned job stays due");
+        let expected = lease + left * per_delivery + MARGIN_MS;
+        assert!(
+            (expected..expected + 1_000).contains(&due),
+            "receive {receive_count}: due {due}, expected {expected}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_last_delivery_fails_the_job_as_dead_lettered() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "retry"}));
+    let (disposition, metrics) = f.deliver_job(id, 3).await;
+    assert_eq!(
+        disposition,
+        Disposition::Retry,
+        "left for SQS to dead-letter"
+    );
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.dead_lettered);
+    assert_eq!(
+        f.store.due_at(id),
+        None,
+        "a failed job leaves the due index"
+    );
+    assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
+    assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_acknowledged() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "permanent"}));
+    let (disposition, metrics) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!((job.state, job.dead_lettered), (JobState::Failed, false));
+    assert_eq!(job.error.as_deref(), Some("bad input"));
+    assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_only_its_job() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "panic"}));
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Retry);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.error.as_deref(), Some("the job's handler panicked"));
+}
+
+#[tokio::test]
+async fn an_attempt_is_cut_off_before_the_invocation_deadline() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "hang"}));
+    let mut record = SqsMessage::default();
+    record.body = Some(JobMessage { job_id: id }.encode());
+    let deadline = now_ms() + 3_300;
+    let (disposition, _) = f.deliver_record(&record, deadline).await;
+    assert!(now_ms() < deadline, "stopped before the deadline");
+    assert_eq!(disposition, Disposition::Retry);
+    let job = f.store.job(id).unwrap();
+    assert!(job.error.unwrap().contains("timed out"));
+}
+
+#[tokio::test]
+async fn a_handler_that_ignores_its_deadline_keeps_its_job_and_ends_the_process() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "overrun"}));
+    let deadline = now_ms() + 3_300;
+    let mut event = SqsEvent::default();
+    let mut record = SqsMessage::default();
+    record.message_id = Some("slow".into());
+    record.receipt_handle = Some("r".into());
+    record.body = Some(JobMessage { job_id: id }.encode());
+    event.records.push(record);
+    let outcome = f.worker.process_batch(event, deadline).await;
+    assert!(now_ms() < deadline, "gave up before the deadline");
+    assert!(outcome.must_restart);
+    assert_eq!(outcome.response.batch_item_failures.len(), 1);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Running, "not returned to the queue");
+    assert_eq!(job.error, None);
+    let (_, secs) = f.queue.visibility_changes().pop().unwrap();
+    assert!(secs >= 3, "the message waits out the lease: {secs}");
+}
+
+#[tokio::test]
+async fn an_overrun_on_the_last_delivery_dead_letters_the_job() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "overrun"}));
+    let mut record = SqsMessage::default();
+    record.receipt_handle = Some("r".into());
+    record.body = Some(JobMessage { job_id: id }.encode());
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "3".into());
+    let (disposition, _) = f.deliver_record(&record, now_ms() + 3_300).await;
+    assert_eq!(disposition, Disposition::Overran);
+    let job = f.store.job(id).unwrap();
+    assert_eq!((job.state, job.dead_lettered), (JobState::Failed, true));
+    assert_eq!(job.error.as_deref(), Some(TIMED_OUT_ERROR));
+}
+
+#[tokio::test]
+async fn an_unknown_job_type_is_retried() {
+    let f = fixture();
+    let request = JobRequest {
+        job_type: "newer".into(),
+        payload: json!({}),
+    };
+    let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
+    f.store.insert(job.clone());
+    assert_eq!(f.deliver_job(job.id, 1).await.0, Disposition::Retry);
+    let job = f.store.job(job.id).unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.error.as_deref(), Some(UNKNOWN_TYPE_ERROR));
+}
+
+#[tokio::test]
+async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    // Queued a minute ago: due a minute earlier than a job queued now.
+    let old = f.store.job(id).unwrap();
+    f.store.insert(JobRecord {
+        created_at: old.created_at - 60_000,
+        ..old
+    });
+    let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &f.worker.config);
+    let sent_from = now_ms();
+    f.queue.push(&JobMessage { job_id: id }.encode());
+    let receive = Receive {
+        max_messages: 10,
+        wait_secs: 0,
+        visibility_secs: 30,
+    };
+    for _ in 0..3 {
+        let received = f.queue.receive(receive).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(
+            received[0].receive_count(),
+            1,
+            "never counts toward the DLQ"
+        );
+        let mut record = SqsMessage::default();
+        record.message_id = Some(received[0].message_id.clone());
+        record.receipt_handle = Some(received[0].receipt_handle.clone());
+        record.body = Some(received[0].body.clone());
+        record.attributes = received[0].attributes.clone();
+        let mut event = SqsEvent::default();
+        event.records.push(record);
+        // Too late to start: the reserve and the minimum run time are past.
+        let outcome = f.worker.process_batch(event, now_ms() + 2_500).await;
+        assert!(outcome.response.batch_item_failures.is_empty());
+        // Lambda deletes the acknowledged record.
+        let undeleted = f
+            .queue
+            .delete(&[received[0].receipt_handle.clone()])
+            .await
+            .unwrap();
+        assert!(undeleted.is_empty());
+    }
+    assert_eq!(f.queue.sent(), vec![JobMessage { job_id: id }; 3]);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Queued, 0),
+        "never claimed"
+    );
+    let due = f.store.due_at(id).unwrap();
+    assert!(
+        due >= deadlines.queued_at(sent_from),
+        "sent again, the job is due as a new one: {due}"
+    );
+
+    // If the send fails, the record is reported failed instead.
+    f.queue.set_failing_sends(true);
+    let mut record = SqsMessage::default();
+    record.body = Some(JobMessage { job_id: id }.encode());
+    assert_eq!(
+        f.deliver_record(&record, now_ms() + 2_500).await.0,
+        Disposition::Retry
+    );
+    // So is it if the job's bound cannot be renewed: nothing is sent.
+    f.queue.set_failing_sends(false);
+    f.store.set_failing(true);
+    assert_eq!(
+        f.deliver_record(&record, now_ms() + 2_500).await.0,
+        Disposition::Retry
+    );
+    assert_eq!(f.queue.sent().len(), 3);
+}
+
+#[test]
+fn concurrency_is_bounded_by_the_function_memory() {
+    const MIB: u64 = 1024 * 1024;
+    assert_eq!(memory_bound_concurrency(8, None, 60 * MIB), 8);
+    // 128 MB less 48 MiB for the runtime: one 60 MiB job at a time.
+    assert_eq!(memory_bound_concurrency(8, Some(128), 60 * MIB), 1);
+    assert_eq!(memory_bound_concurrency(8, Some(48 + 3 * 60), 60 * MIB), 3);
+    assert_eq!(memory_bound_concurrency(8, Some(10_240), 60 * MIB), 8);
+    assert_eq!(
+        memory_bound_concurrency(8, Some(16), 60 * MIB),
+        1,
+        "at least one"
+    );
+    assert_eq!(memory_bound_concurrency(2, Some(10_240), 0), 2);
+}
+
+#[test]
+fn the_builtin_types_fit_the_smallest_function_one_at_a_time() {
+    let peak = JobTypes::builtin().peak_memory_bytes();
+    assert_eq!(memory_bound_concurrency(10, Some(128), peak), 1);
+    assert!(RUNTIME_MEMORY_BYTES + peak <= 128 * 1024 * 1024);
+    assert_eq!(memory_bound_concurrency(10, Some(512), peak), 8);
+}
+
+#[tokio::test]
+async fn duplicates_missing_jobs_and_live_leases() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    f.deliver_job(id, 1).await;
+    let (duplicate, metrics) = f.deliver_job(id, 1).await;
+    assert_eq!(duplicate, Disposition::Acknowledged);
+    assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+
+    let missing = JobId::random();
+    assert_eq!(f.deliver_job(missing, 1).await.0, Disposition::Retry);
+    assert_eq!(f.deliver_job(missing, 2).await.0, Disposition::Acknowledged);
+
+    let leased = f.job(json!({}));
+    f.store
+        .claim(leased, now_ms(), now_ms() + 50_000, 1, "another delivery")
+        .await
+        .unwrap();
+    assert_eq!(f.deliver_job(leased, 1).await.0, Disposition::Retry);
+    let (_, secs) = f.queue.visibility_changes().pop().unwrap();
+    assert!((49..=51).contains(&secs), "retry after the lease: {secs}");
+}
+
+/// A record of job `id`'s message, sent at `sent_at_ms`.
+fn sent_at(id: JobId, sent_at_ms: i64) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.body = Some(JobMessage { job_id: id }.encode());
+    record
+        .attributes
+        .insert("SentTimestamp".into(), sent_at_ms.to_string());
+    record
+}
+
+#[tokio::test]
+async fn a_message_sent_after_the_dead_letter_is_a_redrive_and_runs_the_job() {
+    let f = fixture();
+    let finished = now_ms() - 1_000;
+    let dead = testing::job("scripted")
+        .state(JobState::Failed)
+        .attempts(3)
+        .finished_at(finished)
+        .error("try later")
+        .dead_lettered(true)
+        .build();
+    f.store.insert(dead.clone());
+    let deadline = now_ms() + 30_000;
+
+    // A stray copy of the original delivery: a duplicate.
+    let (disposition, metrics) = f
+        .deliver_record(&sent_at(dead.id, finished - 5_000), deadline)
+        .await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+    assert_eq!(f.store.job(dead.id), Some(dead.clone()), "left alone");
+
+    // SQS's DLQ redrive sends the dead letter as a new message.
+    let (disposition, metrics) = f
+        .deliver_record(&sent_at(dead.id, finished + 500), deadline)
+        .await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
+    let job = f.store.job(dead.id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!((job.attempts, job.replays), (4, 1));
+    assert!(!job.dead_lettered);
+
+    // The same redrive delivered again is a duplicate of the finished run.
+    let (_, metrics) = f
+        .deliver_record(&sent_at(dead.id, finished + 500), deadline)
+        .await;
+    assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+    assert_eq!(f.store.job(dead.id).unwrap().replays, 1);
+
+    // A discarded job stays failed.
+    let discarded = testing::job("scripted")
+        .state(JobState::Failed)
+        .finished_at(finished)
+        .dead_lettered(true)
+        .discarded(true)
+        .build();
+    f.store.insert(discarded.clone());
+    f.deliver_record(&sent_at(discarded.id, finished + 500), deadline)
+        .await;
+    assert_eq!(f.store.job(discarded.id), Some(discarded));
+}
+
+/// A `scripted` job whose claimed item (with a worker's lease and token)
+/// is `room` bytes short of DynamoDB's limit, and that returns a 60 KiB
+/// result.
+fn job_near_the_item_limit(f: &Fixture, room: usize) -> JobId {
+    let sized = |pad: usize| {
+        let job = testing::job("scripted")
+            .payload(json!({"fail": "big", "pad": "x".repeat(pad)}))
+            .build();
+        let mut claimed = job.clone();
+        claimed.claim(now_ms(), now_ms() + 30_000, &"0".repeat(32));
+        (job, item_size(&item_from_record(&claimed)))
+    };
+    let (_, empty) = sized(0);
+    let (job, size) = sized(MAX_ITEM_BYTES - room - empty);
+    assert_eq!(size, MAX_ITEM_BYTES - room);
+    f.store.insert(job.clone());
+    job.id
+}
+
+#[tokio::test]
+async fn an_outcome_the_store_refuses_as_invalid_fails_the_job_for_good() {
+    let f = fixture();
+    let id = job_near_the_item_limit(&f, 30 * 1024);
+    let (disposition, metrics) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged, "not retried");
+    let job = f.store.job(id).unwrap();
+    assert_eq!((job.state, job.dead_lettered), (JobState::Failed, false));
+    assert_eq!(job.error.as_deref(), Some(UNSTORABLE_ERROR));
+    assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
+    assert_eq!(metrics.total(Metric::JobsSucceeded), 0.0);
+}
+
+#[tokio::test]
+async fn when_even_the_fixed_failure_is_refused_the_message_is_dropped() {
+    let f = fixture();
+    // Room for the claim, none for an error and a finish time.
+    let id = job_near_the_item_limit(&f, 10);
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged, "no endless retry");
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Running);
+    assert_eq!(f.store.writes(), 3, "a claim and two refused finishes");
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_store_outages_are_retried() {
+    let f = fixture();
+    assert_eq!(f.deliver("{}", 1).await.0, Disposition::Retry);
+    let id = f.job(json!({}));
+    f.store.set_failing(true);
+    assert_eq!(f.deliver_job(id, 1).await.0, Disposition::Retry);
+    f.store.set_failing(false);
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn a_batch_reports_only_its_failures() {
+    let f = fixture();
+    let ok = f.job(json!({}));
+    let retry = f.job(json!({"fail": "retry"}));
+    let mut event = SqsEvent::default();
+    for (message_id, body) in [
+        ("ok", JobMessage { job_id: ok }.encode()),
+        ("retry", JobMessage { job_id: retry }.encode()),
+        ("junk", "junk".to_owned()),
+    ] {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(message_id.into());
+        record.body = Some(body);
+        event.records.push(record);
+    }
+    let outcome = f.worker.process_batch(event, now_ms() + 30_000).await;
+    let mut failed: Vec<&str> = outcome
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["junk", "retry"]);
+}
