@@ -123,9 +123,9 @@ impl RecordedCall {
         self.status >= 400
     }
 
-    /// Whether the two requests were in flight at the same time.
-    pub fn overlaps(&self, other: &Self) -> bool {
-        self.started < other.finished && other.started < self.finished
+    /// Whether this request had its answer before `other` was sent.
+    pub fn precedes(&self, other: &Self) -> bool {
+        self.finished <= other.started
     }
 }
 
@@ -192,10 +192,10 @@ mod tests {
 
     #[test]
     fn overlap_needs_both_in_flight_at_once() {
-        assert!(call("a", 0, 10, 200).overlaps(&call("b", 5, 20, 200)));
-        assert!(call("a", 5, 8, 200).overlaps(&call("b", 0, 20, 200)));
-        assert!(!call("a", 0, 10, 200).overlaps(&call("b", 10, 20, 200)));
-        assert!(!call("a", 11, 12, 200).overlaps(&call("b", 0, 10, 200)));
+        assert!(!call("a", 0, 10, 200).precedes(&call("b", 5, 20, 200)));
+        assert!(!call("a", 5, 8, 200).precedes(&call("b", 0, 20, 200)));
+        assert!(call("a", 0, 10, 200).precedes(&call("b", 10, 20, 200)));
+        assert!(!call("a", 11, 12, 200).precedes(&call("b", 0, 10, 200)));
     }
 
     #[test]

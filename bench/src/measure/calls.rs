@@ -3,10 +3,10 @@
 //! the event source mapping's stand-in) process a few jobs.
 //!
 //! Three phases, each counted on its own:
-//! 1. submit, one job at a time: each should be one `PutItem` and one
-//!    `SendMessage`, in flight at the same time (the API sends them
-//!    concurrently; the proxy holds each answer for a round trip's time, so
-//!    concurrent calls overlap and sequential ones cannot);
+//! 1. submit, one job at a time: each should be one `PutItem`, answered
+//!    before its `SendMessage` is sent (the API writes, then sends, so a
+//!    message never precedes its record; the proxy holds each answer for a
+//!    round trip's time, so the order shows);
 //! 2. work: each job should cost the worker two writes (the claim and the
 //!    completion) and no read; the poller's `ReceiveMessage` and
 //!    `DeleteMessageBatch` are the mapping's, counted apart;
@@ -96,8 +96,8 @@ impl PhaseCalls {
 pub struct CallFigures {
     pub jobs: usize,
     pub submit: PhaseCalls,
-    /// Submissions whose `PutItem` and `SendMessage` were in flight together.
-    pub concurrent_submits: usize,
+    /// Submissions whose `PutItem` was answered before their `SendMessage` was sent.
+    pub ordered_submits: usize,
     pub worker: PhaseCalls,
     /// The poller's calls: the event source mapping's, in AWS.
     pub event_source_mapping: PhaseCalls,
@@ -141,13 +141,13 @@ async fn count(
 
     // 1. Submissions, one at a time, so each one's calls are its own.
     let mut submit_calls = Vec::new();
-    let mut concurrent_submits = 0;
+    let mut ordered_submits = 0;
     for _ in 0..jobs {
         submit(&api).await?;
         let calls = proxy.take_calls();
         let find = |name: &str| calls.iter().find(|c| c.operation.name == name);
         if let (Some(put), Some(send)) = (find("PutItem"), find("SendMessage")) {
-            concurrent_submits += usize::from(put.overlaps(send));
+            ordered_submits += usize::from(put.precedes(send));
         }
         submit_calls.extend(calls);
     }
@@ -195,7 +195,7 @@ async fn count(
     Ok(CallFigures {
         jobs,
         submit: PhaseCalls::of(&submit_calls, jobs),
-        concurrent_submits,
+        ordered_submits,
         worker: PhaseCalls::of(&worker_calls, jobs),
         event_source_mapping: PhaseCalls::of(&mapping_calls, jobs),
         worker_invocations,
@@ -312,7 +312,7 @@ mod tests {
                 Operation::dynamodb("PutItem"),
                 Operation::sqs("SendMessage"),
             ]),
-            concurrent_submits: 1,
+            ordered_submits: 1,
             worker: phase(&[
                 Operation::dynamodb("UpdateItem"),
                 Operation::dynamodb("UpdateItem"),
