@@ -4,7 +4,8 @@
 //! Every state change is one conditional `PutItem` or `UpdateItem`. Writes
 //! ask for `ReturnValuesOnConditionCheckFailure=ALL_OLD`: when DynamoDB
 //! refuses one, it returns the current item in the same response, so a
-//! duplicate delivery costs one failed write and no read. A write DynamoDB
+//! duplicate delivery costs one failed write and no read (one, of the payload
+//! item, when the payload is stored apart: see below). A write DynamoDB
 //! rejects as invalid (`ValidationException`, e.g. an item over 400 KB)
 //! becomes [`StoreError::Invalid`]: retrying it cannot help.
 //!

@@ -236,7 +236,7 @@ pub fn payload_item_key(
 
 /// Job item `item` with its payload put back from `payload_item` (the item
 /// at [`payload_item_key`]), ready for [`record_from_item`].
-pub fn joined(
+pub(crate) fn joined(
     item: &HashMap<String, AttributeValue>,
     payload_item: Option<&HashMap<String, AttributeValue>>,
 ) -> Result<HashMap<String, AttributeValue>, StoreError> {
@@ -249,8 +249,9 @@ pub fn joined(
     Ok(item)
 }
 
-/// Reads a job record from a DynamoDB item (its payload inline: see
-/// [`joined`]).
+/// Reads a job record from a DynamoDB item, its payload inline (a job item
+/// whose payload is stored apart must first be joined to its payload item,
+/// as [`DynamoJobStore`](super::DynamoJobStore) does).
 pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
     let malformed = |name: &str, why: &str| StoreError::Malformed(format!("{name}: {why}"));
     let string = |name: &str| -> Result<Option<&String>, StoreError> {
