@@ -12,8 +12,8 @@
 //! The claim and finish expressions are public constants so that the
 //! benchmark's raw-SDK baseline can send exactly what the store sends.
 //!
-//! A payload over [`INLINE_PAYLOAD_BYTES`](super::item::INLINE_PAYLOAD_BYTES) is stored in an item of its own
-//! ([`stored_items`]): `create` writes it first (an unconditional
+//! A payload over [`INLINE_PAYLOAD_BYTES`](super::item::INLINE_PAYLOAD_BYTES)
+//! is stored in an item of its own ([`stored_items`]): `create` writes it first (an unconditional
 //! `PutItem`; if the job's write then fails, it is an orphan the TTL
 //! removes), and the job item carries only its size, so each state change
 //! rewrites about 1 KB whatever the payload. Every record the store returns
