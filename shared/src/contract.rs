@@ -33,6 +33,7 @@ macro_rules! for_each_store_check {
             mark_enqueue_failed_only_before_a_claim,
             stored_errors_are_bounded,
             oversized_items_are_invalid,
+            large_payloads_round_trip,
             writes_whose_answer_was_lost_are_recognised,
             the_due_index_lists_only_unfinished_jobs,
             sweep_fails_only_overdue_unfinished_jobs,
@@ -759,6 +760,87 @@ pub mod store {
         let created = job("primes").error(&long).build();
         store.create(&created).await.unwrap();
         assert_eq!(stored(store, created.id).await.error, bounded);
+    }
+
+    /// A job with a large payload (200 KiB: stored apart by DynamoDB, see
+    /// [`crate::store::item::INLINE_PAYLOAD_BYTES`]) keeps its payload
+    /// through create, claim, a lost claim answer, finish, replay and
+    /// discard, and a reused key with another payload leaves it alone.
+    pub async fn large_payloads_round_trip(store: &dyn JobStore) {
+        let now = now_ms();
+        let large = job("primes")
+            .payload(json!({"upTo": 10, "pad": "p".repeat(200 * 1024)}))
+            .build();
+        store.create(&large).await.unwrap();
+        assert_eq!(stored(store, large.id).await, large);
+        let rival = job("primes")
+            .id(large.id)
+            .payload(json!({"upTo": 11, "pad": "q".repeat(200 * 1024)}))
+            .build();
+        match store.create(&rival).await {
+            Err(StoreError::Conflict {
+                current: Some(existing),
+            }) => assert_eq!(*existing, large),
+            other => panic!("expected a conflict with the existing job, got {other:?}"),
+        }
+        assert_eq!(stored(store, large.id).await.payload, large.payload);
+
+        let claimed = store
+            .claim(large.id, now, now + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(claimed.payload, large.payload);
+        let again = store
+            .claim(large.id, now, now + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(again, claimed, "a lost claim answer is recognised whole");
+        let failed = Completion::Failed {
+            error: "boom".into(),
+            dead_lettered: true,
+        };
+        store
+            .finish(large.id, 1, TOKEN, &failed, now + 1)
+            .await
+            .unwrap();
+        assert_eq!(stored(store, large.id).await.payload, large.payload);
+
+        assert_eq!(
+            store.replay(large.id).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
+        let replayed = stored(store, large.id).await;
+        assert!(replayed.expires_at >= large.expires_at);
+        let claimed = store
+            .claim(large.id, now + 2, now + 60_000, 1, OTHER)
+            .await
+            .unwrap();
+        assert_eq!((claimed.attempts, &claimed.payload), (2, &large.payload));
+        let done = Completion::Succeeded(json!({"count": 4}));
+        store
+            .finish(large.id, 2, OTHER, &done, now + 3)
+            .await
+            .unwrap();
+        let finished = stored(store, large.id).await;
+        assert_eq!(finished.state, JobState::Succeeded);
+        assert_eq!(finished.result, Some(json!({"count": 4})));
+        assert_eq!(finished.payload, large.payload);
+
+        let discarded = job("primes")
+            .payload(json!({"pad": "d".repeat(200 * 1024)}))
+            .build();
+        store.create(&discarded).await.unwrap();
+        store
+            .mark_enqueue_failed(&discarded, "no queue")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.discard(discarded.id, now).await.unwrap(),
+            DiscardOutcome::Discarded
+        );
+        let kept = stored(store, discarded.id).await;
+        assert!(kept.enqueue_failed && kept.discarded, "{kept:?}");
+        assert_eq!(kept.payload, discarded.payload);
     }
 
     /// An item over DynamoDB's 400 KB is refused as `Invalid`; a refused

@@ -9,11 +9,15 @@ use jobline_shared::queue::Receive;
 use jobline_shared::store::dynamodb::{
     CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
 };
-use jobline_shared::store::{KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item};
+use jobline_shared::store::item::{
+    INLINE_PAYLOAD_BYTES, PAYLOAD_ATTRIBUTE, TTL_ATTRIBUTE, item_size, payload_item_key,
+};
+use jobline_shared::store::{Completion, KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item};
 use jobline_shared::testing::job;
 use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
 use serde_json::json;
+use std::collections::HashMap;
 
 fn queued_job() -> JobRecord {
     job("primes").payload(json!({"upTo": 10})).build()
@@ -42,6 +46,100 @@ async fn replay_keeps_the_job_for_the_configured_retention() {
     assert!(
         (before + 3 * 86_400..=after + 3 * 86_400).contains(&expires),
         "{expires}"
+    );
+    env.cleanup().await;
+}
+
+/// The item at `key`, read raw.
+async fn raw_item(
+    env: &TestEnv,
+    key: HashMap<String, AttributeValue>,
+) -> Option<HashMap<String, AttributeValue>> {
+    env.clients
+        .dynamodb
+        .get_item()
+        .table_name(&env.table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+}
+
+/// A 200 KiB payload lives in an item of its own: through create, claim,
+/// finish and replay the job item stays under 2 KiB (so a state change
+/// costs about 1 write unit), while the payload item holds the payload,
+/// outside the due index, and lives as long as the job.
+#[tokio::test]
+async fn a_large_payload_stays_out_of_the_job_item() {
+    jobline_tests::require_emulator!();
+    let mut env = TestEnv::new().await;
+    env.config.retention_days = 3;
+    let store = env.store();
+    let large = job("primes")
+        .payload(json!({"upTo": 10, "pad": "p".repeat(200 * 1024)}))
+        .expires_at(now_ms() / 1000)
+        .build();
+    let job_key = HashMap::from([(
+        KEY_ATTRIBUTE.to_owned(),
+        AttributeValue::S(large.id.to_string()),
+    )]);
+    let job_item = || raw_item(&env, job_key.clone());
+    let small = |item: HashMap<String, AttributeValue>| {
+        assert!(!item.contains_key(PAYLOAD_ATTRIBUTE), "{:?}", item.keys());
+        assert!(item_size(&item) < 2 * 1024, "{}", item_size(&item));
+        item
+    };
+
+    store.create(&large).await.unwrap();
+    let created = small(job_item().await.unwrap());
+    let payload_key = payload_item_key(&created).unwrap().expect("stored apart");
+    let payload = raw_item(&env, payload_key.clone()).await.unwrap();
+    assert_eq!(
+        payload[PAYLOAD_ATTRIBUTE],
+        AttributeValue::S(large.payload.to_string())
+    );
+    assert!(
+        payload.len() == 3,
+        "key, payload, TTL only: {:?}",
+        payload.keys()
+    );
+    assert!(large.payload.to_string().len() > INLINE_PAYLOAD_BYTES);
+
+    let now = now_ms();
+    let claimed = store
+        .claim(large.id, now, now + 60_000, 1, "a-delivery")
+        .await
+        .unwrap();
+    assert_eq!(claimed.payload, large.payload);
+    small(job_item().await.unwrap());
+    let failed = Completion::Failed {
+        error: "boom".into(),
+        dead_lettered: true,
+    };
+    store
+        .finish(large.id, 1, "a-delivery", &failed, now + 1)
+        .await
+        .unwrap();
+    small(job_item().await.unwrap());
+
+    assert_eq!(
+        store.replay(large.id).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    let replayed = small(job_item().await.unwrap());
+    let payload = raw_item(&env, payload_key).await.unwrap();
+    assert_eq!(payload[TTL_ATTRIBUTE], replayed[TTL_ATTRIBUTE]);
+    let ttl: i64 = payload[TTL_ATTRIBUTE].as_n().unwrap().parse().unwrap();
+    assert!(
+        ttl >= large.expires_at + 3 * 86_400,
+        "the replay extended the payload's TTL: {ttl}"
+    );
+    assert_eq!(
+        store.get(large.id).await.unwrap().unwrap().payload,
+        large.payload
     );
     env.cleanup().await;
 }

@@ -4,25 +4,35 @@
 //! Every state change is one conditional `PutItem` or `UpdateItem`. Writes
 //! ask for `ReturnValuesOnConditionCheckFailure=ALL_OLD`: when DynamoDB
 //! refuses one, it returns the current item in the same response, so a
-//! duplicate delivery costs one failed write and no read. A write DynamoDB
+//! duplicate delivery costs one failed write and no read (one, of the payload
+//! item, when the payload is stored apart: see below). A write DynamoDB
 //! rejects as invalid (`ValidationException`, e.g. an item over 400 KB)
 //! becomes [`StoreError::Invalid`]: retrying it cannot help.
 //!
 //! The claim and finish expressions are public constants so that the
 //! benchmark's raw-SDK baseline can send exactly what the store sends.
 //!
+//! A payload over [`INLINE_PAYLOAD_BYTES`](super::item::INLINE_PAYLOAD_BYTES)
+//! is stored in an item of its own ([`stored_items`]): `create` writes it first (an unconditional
+//! `PutItem`; if the job's write then fails, it is an orphan the TTL
+//! removes), and the job item carries only its size, so each state change
+//! rewrites about 1 KB whatever the payload. Every record the store returns
+//! is whole: when a job item it read (the claim's `ALL_NEW`, `get`, a
+//! refusal's `ALL_OLD`, the sweep's `ALL_NEW`) has its payload apart, it
+//! reads the payload item too (`GetItem`, strongly consistent). `replay`
+//! extends the payload item's TTL with the job's, before it replays the job.
+//!
 //! Every write to a non-final state sets the due index's attributes
 //! (`pending`, `dueAt`, see [`crate::deadline`]); every write to a final
 //! state removes them, so the sweeper's `Query` reads only unfinished jobs.
 
 use super::item::{
-    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE, bound_error,
-    due_attributes, key, n, s,
+    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, StoredItems,
+    TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n, payload_item_key, s, stored_items,
 };
 use super::{
     Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SWEPT_ERROR, SweepOutcome, enqueue_failed, item_from_record, own_claim, own_write,
-    record_from_item,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -159,41 +169,156 @@ impl DynamoJobStore {
         if state_name {
             request = request.expression_attribute_names("#state", "state");
         }
-        request
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e, conditional_failure!(PutItemError)))?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self
+                .settle(write_failure(
+                    "PutItem",
+                    e,
+                    conditional_failure!(PutItemError),
+                ))
+                .await),
+        }
+    }
+
+    /// Sends an `UpdateItem`, mapping its errors.
+    async fn send_update(
+        &self,
+        request: UpdateItemFluentBuilder,
+    ) -> Result<UpdateItemOutput, StoreError> {
+        match request.send().await {
+            Ok(output) => Ok(output),
+            Err(e) => Err(self
+                .settle(write_failure(
+                    "UpdateItem",
+                    e,
+                    conditional_failure!(UpdateItemError),
+                ))
+                .await),
+        }
+    }
+
+    /// A refused write's `Conflict`, with the current job read whole.
+    async fn settle(&self, failure: WriteFailure) -> StoreError {
+        match failure {
+            WriteFailure::Refused(None) => StoreError::Conflict { current: None },
+            WriteFailure::Refused(Some(item)) => match self.record(&item).await {
+                Ok(job) => StoreError::Conflict {
+                    current: Some(Box::new(job)),
+                },
+                Err(malformed) => malformed,
+            },
+            WriteFailure::Failed(err) => err,
+        }
+    }
+
+    /// The record of job item `item`, its payload read from the payload item
+    /// when it is stored apart.
+    async fn record(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<JobRecord, StoreError> {
+        match payload_item_key(item)? {
+            None => record_from_item(item),
+            Some(payload_key) => {
+                let payload = self.read_item(payload_key, None).await?;
+                record_from_item(&joined(item, payload.as_ref())?)
+            }
+        }
+    }
+
+    /// The item at `key` (its attributes `projection` only, if given),
+    /// strongly consistent.
+    async fn read_item(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        projection: Option<&[&str]>,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true);
+        if let Some(names) = projection {
+            let placeholders: Vec<String> = (0..names.len()).map(|i| format!("#p{i}")).collect();
+            request = request.projection_expression(placeholders.join(", "));
+            for (placeholder, name) in placeholders.iter().zip(names) {
+                request = request.expression_attribute_names(placeholder, *name);
+            }
+        }
+        let output = request.send().await.map_err(|e| StoreError::Aws {
+            operation: "GetItem",
+            source: sdk_error(e),
+        })?;
+        Ok(output.item().cloned())
+    }
+
+    /// Keeps the payload item of job `id`, if its payload is stored apart,
+    /// until `expires` (seconds): the TTL the job gets when it is replayed.
+    async fn extend_payload(&self, id: JobId, expires: i64) -> Result<(), StoreError> {
+        let refs = self
+            .read_item(
+                key(id),
+                Some(&[KEY_ATTRIBUTE, "fingerprint", PAYLOAD_SIZE_ATTRIBUTE]),
+            )
+            .await?;
+        let Some(payload_key) = refs.as_ref().map(payload_item_key).transpose()?.flatten() else {
+            return Ok(());
+        };
+        let extended = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(payload_key))
+            .update_expression("SET #ttl = :expires")
+            .condition_expression("attribute_exists(#key)")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_values(":expires", n(expires));
+        match self.send_update(extended).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => {
+                Err(StoreError::Malformed("payload: its item is missing".into()))
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 
-/// Sends an `UpdateItem`, mapping its errors.
-async fn send_update(request: UpdateItemFluentBuilder) -> Result<UpdateItemOutput, StoreError> {
-    request
-        .send()
-        .await
-        .map_err(|e| store_error("UpdateItem", e, conditional_failure!(UpdateItemError)))
+/// A write DynamoDB did not make, before a refusal's item is read.
+enum WriteFailure {
+    /// The condition failed; the current item, if there is one.
+    Refused(Option<HashMap<String, AttributeValue>>),
+    /// Any other error.
+    Failed(StoreError),
 }
 
-/// Turns an SDK error into a [`StoreError`]: a conditional-check failure
-/// into `Conflict` with the item DynamoDB sent back, a `ValidationException`
-/// into `Invalid`, anything else into `Aws`.
-fn store_error<E>(
+/// Sorts an SDK error: a conditional-check failure is `Refused` with the
+/// item DynamoDB sent back; anything else is [`request_error`].
+fn write_failure<E>(
     operation: &'static str,
     err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
     conflict_item: impl FnOnce(&E) -> Option<Option<&HashMap<String, AttributeValue>>>,
+) -> WriteFailure
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    match err.as_service_error().and_then(conflict_item) {
+        Some(item) => WriteFailure::Refused(item.cloned()),
+        None => WriteFailure::Failed(request_error(operation, err)),
+    }
+}
+
+/// Turns an SDK error into a [`StoreError`]: a `ValidationException` into
+/// `Invalid`, anything else into `Aws`.
+fn request_error<E>(
+    operation: &'static str,
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    if let Some(item) = err.as_service_error().and_then(conflict_item) {
-        return match item.map(record_from_item).transpose() {
-            Ok(current) => StoreError::Conflict {
-                current: current.map(Box::new),
-            },
-            Err(malformed) => malformed,
-        };
-    }
     if err.code() == Some("ValidationException") {
         return StoreError::Invalid {
             operation,
@@ -215,7 +340,19 @@ fn error_value(error: &str) -> AttributeValue {
 #[async_trait]
 impl JobStore for DynamoJobStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let mut item = item_from_record(job);
+        let StoredItems {
+            job: mut item,
+            payload,
+        } = stored_items(job);
+        if let Some(payload) = payload {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(payload))
+                .send()
+                .await
+                .map_err(|e| request_error("PutItem", e))?;
+        }
         if !job.state.is_finished() {
             item.extend(due_attributes(
                 job.id,
@@ -233,7 +370,7 @@ impl JobStore for DynamoJobStore {
 
     async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
         self.put(
-            item_from_record(&enqueue_failed(job, error, now_ms())),
+            stored_items(&enqueue_failed(job, error, now_ms())).job,
             "#state = :queued AND attempts = :zero",
             vec![(":queued", s(JobState::Queued.as_str())), (":zero", n(0))],
             true,
@@ -242,19 +379,10 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Aws {
-                operation: "GetItem",
-                source: sdk_error(e),
-            })?;
-        output.item().map(record_from_item).transpose()
+        match self.read_item(key(id), None).await? {
+            Some(item) => self.record(&item).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn claim(
@@ -267,27 +395,31 @@ impl JobStore for DynamoJobStore {
     ) -> Result<JobRecord, StoreError> {
         let [(_, shard), (_, due)] =
             due_attributes(id, self.deadlines.claimed(lease_until_ms, receive_count));
-        let claimed = send_update(
-            self.update(id)
-                .update_expression(CLAIM_UPDATE)
-                .condition_expression(CLAIM_CONDITION)
-                .expression_attribute_values(":running", s(JobState::Running.as_str()))
-                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":lease", n(lease_until_ms))
-                .expression_attribute_values(":token", s(token))
-                .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":shard", shard)
-                .expression_attribute_values(":due", due)
-                .return_values(ReturnValue::AllNew),
-        )
-        .await
-        .and_then(|output| {
-            let item = output
-                .attributes()
-                .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
-            record_from_item(item)
-        });
+        let claimed = self
+            .send_update(
+                self.update(id)
+                    .update_expression(CLAIM_UPDATE)
+                    .condition_expression(CLAIM_CONDITION)
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":lease", n(lease_until_ms))
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":shard", shard)
+                    .expression_attribute_values(":due", due)
+                    .return_values(ReturnValue::AllNew),
+            )
+            .await;
+        let claimed = match claimed {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
+                self.record(item).await
+            }
+            Err(err) => Err(err),
+        };
         own_claim(claimed, token)
     }
 
@@ -322,7 +454,7 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
         };
         own_write(
-            send_update(request).await,
+            self.send_update(request).await,
             attempt,
             token,
             completion.state(),
@@ -336,42 +468,49 @@ impl JobStore for DynamoJobStore {
         token: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        let returned = send_update(
-            self.update(id)
-                .update_expression("SET #state = :queued, #error = :error REMOVE leaseExpiresAt")
-                .condition_expression(FINISH_CONDITION)
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
-                .expression_attribute_values(":running", s(JobState::Running.as_str()))
-                .expression_attribute_values(":attempt", n(attempt))
-                .expression_attribute_values(":error", error_value(error)),
-        )
-        .await;
+        let returned = self
+            .send_update(
+                self.update(id)
+                    .update_expression(
+                        "SET #state = :queued, #error = :error REMOVE leaseExpiresAt",
+                    )
+                    .condition_expression(FINISH_CONDITION)
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                    .expression_attribute_values(":attempt", n(attempt))
+                    .expression_attribute_values(":error", error_value(error)),
+            )
+            .await;
         own_write(returned, attempt, token, JobState::Queued)
     }
 
     async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
         let now = now_ms();
+        let expires = expires_at(now, self.retention_days);
+        // First the payload, so that a replayed job never outlives it.
+        self.extend_payload(id, expires).await?;
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now));
-        let outcome = send_update(
-            self.update(id)
-                .update_expression(format!(
-                    "SET #state = :queued, replays = if_not_exists(replays, :zero) + :one, \
+        let outcome = self
+            .send_update(
+                self.update(id)
+                    .update_expression(format!(
+                        "SET #state = :queued, replays = if_not_exists(replays, :zero) + :one, \
                      deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires, \
                      {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due \
                      REMOVE finishedAt, leaseExpiresAt, discarded"
-                ))
-                .expression_attribute_values(":shard", shard)
-                .expression_attribute_values(":due", due)
-                .condition_expression("#state = :failed")
-                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
-                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":expires", n(expires_at(now, self.retention_days))),
-        )
-        .await;
+                    ))
+                    .expression_attribute_values(":shard", shard)
+                    .expression_attribute_values(":due", due)
+                    .condition_expression("#state = :failed")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":false", AttributeValue::Bool(false))
+                    .expression_attribute_values(":expires", n(expires)),
+            )
+            .await;
         match outcome {
             Ok(_) => Ok(ReplayOutcome::Replayed),
             Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
@@ -383,23 +522,24 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
-        let outcome = send_update(
-            self.update(id)
-                .update_expression(
-                    "SET #state = :failed, discarded = :true, \
+        let outcome = self
+            .send_update(
+                self.update(id)
+                    .update_expression(
+                        "SET #state = :failed, discarded = :true, \
                      finishedAt = if_not_exists(finishedAt, :now), \
                      #error = if_not_exists(#error, :discarded) \
                      REMOVE leaseExpiresAt, pending, dueAt",
-                )
-                .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
-                .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":discarded", s(DISCARDED_ERROR)),
-        )
-        .await;
+                    )
+                    .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                    .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":discarded", s(DISCARDED_ERROR)),
+            )
+            .await;
         match outcome {
             Ok(_) => Ok(DiscardOutcome::Discarded),
             Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
@@ -412,7 +552,7 @@ impl JobStore for DynamoJobStore {
 
     async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
-        send_update(
+        self.send_update(
             self.update(id)
                 .update_expression(format!(
                     "SET {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due"
@@ -488,26 +628,27 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {
-        let outcome = send_update(
-            self.update(id)
-                .update_expression(SWEEP_UPDATE)
-                .condition_expression(format!("attribute_exists(jobId) AND {SWEEP_CONDITION}"))
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
-                .expression_attribute_values(":running", s(JobState::Running.as_str()))
-                .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":swept", s(SWEPT_ERROR))
-                .expression_attribute_values(":now", n(now_ms))
-                .return_values(ReturnValue::AllNew),
-        )
-        .await;
+        let outcome = self
+            .send_update(
+                self.update(id)
+                    .update_expression(SWEEP_UPDATE)
+                    .condition_expression(format!("attribute_exists(jobId) AND {SWEEP_CONDITION}"))
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                    .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(":swept", s(SWEPT_ERROR))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .return_values(ReturnValue::AllNew),
+            )
+            .await;
         match outcome {
             Ok(output) => {
                 let item = output
                     .attributes()
                     .ok_or_else(|| StoreError::Malformed("sweep returned no attributes".into()))?;
-                Ok(SweepOutcome::Swept(Box::new(record_from_item(item)?)))
+                Ok(SweepOutcome::Swept(Box::new(self.record(item).await?)))
             }
             Err(StoreError::Conflict { current: None }) => Ok(SweepOutcome::Missing),
             Err(StoreError::Conflict { current: Some(job) }) => {

@@ -17,6 +17,21 @@
 //!
 //! The in-memory store measures items with [`item_size`] and refuses one
 //! over [`MAX_ITEM_BYTES`], as DynamoDB does.
+//!
+//! Large payloads live apart. DynamoDB bills a write on the whole item
+//! (1 write unit per started KB, the larger of the item before and after),
+//! so an `UpdateItem` that only moves a job from `queued` to `running` costs
+//! 257 write units when the item carries a 256 KiB payload. A payload whose
+//! JSON is over [`INLINE_PAYLOAD_BYTES`] is therefore written once, by
+//! `create`, as an item of its own ([`StoredItems::payload`], keyed
+//! `"<id>#payload#<fingerprint>"`, with the job's TTL and no index
+//! attributes, so the due index never lists it); the job item keeps only
+//! [`PAYLOAD_SIZE_ATTRIBUTE`], the payload's size, and every state change
+//! rewrites about 1 KB. The key carries the request's fingerprint so that a
+//! reused idempotency key with another payload writes another item and can
+//! never overwrite the payload of the job that holds the key. The budgets
+//! above still count the payload in the job's record ([`item_from_record`],
+//! the whole record as one item), so that either layout fits DynamoDB.
 
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord};
@@ -37,6 +52,19 @@ pub const DUE_INDEX: &str = "pending-due";
 pub const SHARD_ATTRIBUTE: &str = "pending";
 /// When only the sweeper may move an unfinished job on (ms since the epoch).
 pub const DUE_ATTRIBUTE: &str = "dueAt";
+
+/// The job item's attribute that holds an inline payload (JSON text); the
+/// payload item holds it under the same name.
+pub const PAYLOAD_ATTRIBUTE: &str = "payload";
+/// On a job item whose payload is stored apart, the payload's size (bytes of
+/// JSON): the marker that the payload item must be read.
+pub const PAYLOAD_SIZE_ATTRIBUTE: &str = "payloadBytes";
+/// The largest payload (bytes of JSON) kept in the job item. 1 write unit
+/// is 1 KB of item: a job item with at most 1 KiB of payload and its fixed
+/// attributes (about 300 bytes before a result) costs 1 or 2 units a state
+/// change, the same as a marker and a separate read would save; anything
+/// larger is stored apart so that a state change stays at about 1 unit.
+pub const INLINE_PAYLOAD_BYTES: usize = 1024;
 
 /// DynamoDB's largest item, 400 KB (names and values, UTF-8).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -109,7 +137,7 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         (KEY_ATTRIBUTE.to_owned(), s(job.id.to_string())),
         ("owner".to_owned(), s(job.owner.as_str())),
         ("jobType".to_owned(), s(job.job_type.as_str())),
-        ("payload".to_owned(), s(job.payload.to_string())),
+        (PAYLOAD_ATTRIBUTE.to_owned(), s(job.payload.to_string())),
         ("fingerprint".to_owned(), s(job.fingerprint.as_str())),
         ("state".to_owned(), s(job.state.as_str())),
         ("createdAt".to_owned(), n(job.created_at)),
@@ -145,7 +173,85 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
     item
 }
 
-/// Reads a job record from a DynamoDB item.
+/// A job record as DynamoDB stores it: the job item, and the payload item
+/// when the payload is over [`INLINE_PAYLOAD_BYTES`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItems {
+    pub job: HashMap<String, AttributeValue>,
+    pub payload: Option<HashMap<String, AttributeValue>>,
+}
+
+/// The key of the item holding the payload of job `id` submitted with
+/// `fingerprint`.
+fn payload_key(id: &str, fingerprint: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(
+        KEY_ATTRIBUTE.to_owned(),
+        s(format!("{id}#payload#{fingerprint}")),
+    )])
+}
+
+/// The items `job` is stored as: [`item_from_record`], with a payload over
+/// [`INLINE_PAYLOAD_BYTES`] moved to an item of its own (same TTL) and
+/// replaced by [`PAYLOAD_SIZE_ATTRIBUTE`].
+pub fn stored_items(job: &JobRecord) -> StoredItems {
+    let mut item = item_from_record(job);
+    let size = item
+        .get(PAYLOAD_ATTRIBUTE)
+        .and_then(|v| v.as_s().ok())
+        .map_or(0, String::len);
+    if size <= INLINE_PAYLOAD_BYTES {
+        return StoredItems {
+            job: item,
+            payload: None,
+        };
+    }
+    let mut payload = payload_key(&job.id.to_string(), &job.fingerprint);
+    payload.extend(item.remove_entry(PAYLOAD_ATTRIBUTE));
+    payload.insert(TTL_ATTRIBUTE.to_owned(), n(job.expires_at));
+    item.insert(PAYLOAD_SIZE_ATTRIBUTE.to_owned(), n(size));
+    StoredItems {
+        job: item,
+        payload: Some(payload),
+    }
+}
+
+/// The key of the payload item that job item `item` refers to, or `None`
+/// when its payload is inline.
+pub fn payload_item_key(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    if !item.contains_key(PAYLOAD_SIZE_ATTRIBUTE) || item.contains_key(PAYLOAD_ATTRIBUTE) {
+        return Ok(None);
+    }
+    let string = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Malformed(format!("{name}: missing")))
+    };
+    Ok(Some(payload_key(
+        string(KEY_ATTRIBUTE)?,
+        string("fingerprint")?,
+    )))
+}
+
+/// Job item `item` with its payload put back from `payload_item` (the item
+/// at [`payload_item_key`]), ready for [`record_from_item`].
+pub(crate) fn joined(
+    item: &HashMap<String, AttributeValue>,
+    payload_item: Option<&HashMap<String, AttributeValue>>,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let payload = payload_item
+        .and_then(|p| p.get(PAYLOAD_ATTRIBUTE))
+        .ok_or_else(|| StoreError::Malformed("payload: its item is missing".into()))?;
+    let mut item = item.clone();
+    item.remove(PAYLOAD_SIZE_ATTRIBUTE);
+    item.insert(PAYLOAD_ATTRIBUTE.to_owned(), payload.clone());
+    Ok(item)
+}
+
+/// Reads a job record from a DynamoDB item, its payload inline (a job item
+/// whose payload is stored apart must first be joined to its payload item,
+/// as [`DynamoJobStore`](super::DynamoJobStore) does).
 pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
     let malformed = |name: &str, why: &str| StoreError::Malformed(format!("{name}: {why}"));
     let string = |name: &str| -> Result<Option<&String>, StoreError> {
@@ -182,7 +288,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
             .map_err(|_| malformed(KEY_ATTRIBUTE, "not a job id"))?,
         owner: required("owner")?.clone(),
         job_type: required("jobType")?.clone(),
-        payload: json("payload")?.ok_or_else(|| malformed("payload", "missing"))?,
+        payload: json(PAYLOAD_ATTRIBUTE)?.ok_or_else(|| malformed(PAYLOAD_ATTRIBUTE, "missing"))?,
         fingerprint: required("fingerprint")?.clone(),
         state: required("state")?
             .parse()
@@ -299,6 +405,38 @@ mod tests {
             .build();
         let size = item_size(&item_from_record(&full));
         assert!(size <= MAX_ITEM_BYTES - RESERVED_BYTES, "{size}");
+    }
+
+    #[test]
+    fn large_payloads_are_stored_apart_and_joined_back() {
+        let small = job("primes").payload(json!({"upTo": 10})).build();
+        let stored = stored_items(&small);
+        assert_eq!(stored.job, item_from_record(&small));
+        assert_eq!(stored.payload, None);
+        assert_eq!(payload_item_key(&stored.job).unwrap(), None);
+
+        let pad = "p".repeat(INLINE_PAYLOAD_BYTES);
+        let large = job("primes").payload(json!({ "pad": pad })).build();
+        let stored = stored_items(&large);
+        assert!(!stored.job.contains_key(PAYLOAD_ATTRIBUTE));
+        assert!(item_size(&stored.job) < 1024, "{}", item_size(&stored.job));
+        let payload = stored.payload.expect("a payload item");
+        assert!(!payload.contains_key(SHARD_ATTRIBUTE) && !payload.contains_key(DUE_ATTRIBUTE));
+        assert_eq!(payload[TTL_ATTRIBUTE], n(large.expires_at));
+        let key = payload_item_key(&stored.job).unwrap().expect("a key");
+        assert_eq!(key[KEY_ATTRIBUTE], payload[KEY_ATTRIBUTE]);
+        let whole = joined(&stored.job, Some(&payload)).unwrap();
+        assert_eq!(record_from_item(&whole).unwrap(), large);
+        assert!(joined(&stored.job, None).is_err());
+        // A reused idempotency key with another payload gets another item.
+        let other = job("primes")
+            .id(large.id)
+            .payload(json!({ "pad": pad, "x": 1 }))
+            .build();
+        assert_ne!(
+            stored_items(&other).payload.unwrap()[KEY_ATTRIBUTE],
+            payload[KEY_ATTRIBUTE]
+        );
     }
 
     #[test]

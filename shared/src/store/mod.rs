@@ -103,7 +103,10 @@ pub enum SweepOutcome {
     Missing,
 }
 
-/// The job records. Each method is one conditional write or one read.
+/// The job records. Each method is one conditional write or one read (the
+/// DynamoDB adapter adds a read of a large payload's own item where a
+/// record is returned, and `replay` reads and extends it: see
+/// [`dynamodb`]).
 ///
 /// Every stored error is cut to [`item::ERROR_BUDGET_BYTES`]; a write that
 /// can never succeed (an item over DynamoDB's 400 KB) is
