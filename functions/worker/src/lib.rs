@@ -8,7 +8,8 @@
 //! count receives toward the DLQ. With `ReportBatchItemFailures` on the event
 //! source mapping, one bad record never fails or repeats its batch-mates.
 //!
-//! Per job the worker makes two DynamoDB writes and no reads: a conditional
+//! Per job the worker makes two DynamoDB writes and no reads (one read of a
+//! payload over 1 KiB, which the store keeps out of the job item): a conditional
 //! claim (`queued → running`, returning the job with `ALL_NEW`) and a
 //! completion fenced by the claim's attempt number. A refused claim returns
 //! the current item (`ALL_OLD`), which says whether the delivery was a
