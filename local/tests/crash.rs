@@ -12,8 +12,8 @@ mod support;
 
 use jobline_shared::provision::{self, QueueSettings};
 use jobline_shared::{JobId, JobRecord, JobState, JobStore};
-use jobline_tests::TestEnv;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
+use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,10 +93,10 @@ async fn records(env: &TestEnv, ids: &[JobId]) -> Vec<JobRecord> {
 #[tokio::test]
 async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     jobline_tests::require_emulator!();
-    let env = TestEnv::with_settings(QueueSettings {
-        visibility_timeout_secs: TIMEOUT_SECS,
-        ..QueueSettings::TEMPLATE
-    })
+    let env = TestEnv::with_settings(test_queue_settings(
+        TIMEOUT_SECS,
+        QueueSettings::TEMPLATE.max_receive_count,
+    ))
     .await;
     let mut runner = start(&env);
 
@@ -227,10 +227,10 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
 #[tokio::test]
 async fn a_function_timeout_over_the_visibility_timeout_is_refused() {
     jobline_tests::require_emulator!();
-    let env = TestEnv::with_settings(QueueSettings {
-        visibility_timeout_secs: TIMEOUT_SECS,
-        ..QueueSettings::TEMPLATE
-    })
+    let env = TestEnv::with_settings(test_queue_settings(
+        TIMEOUT_SECS,
+        QueueSettings::TEMPLATE.max_receive_count,
+    ))
     .await;
     let over = (TIMEOUT_SECS + 1).to_string();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_jobline-local"))
@@ -268,7 +268,15 @@ fn keyed_submission(key: &str, body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
     jobline_tests::require_emulator!();
-    let env = TestEnv::new().await;
+    // A short visibility timeout: a long poll the dead runner left open in
+    // the emulator may still take the retry's message (as SQS would), which
+    // then comes back after it.
+    let env = TestEnv::with_settings(test_queue_settings(
+        TIMEOUT_SECS,
+        QueueSettings::TEMPLATE.max_receive_count,
+    ))
+    .await;
+    let timeout = TIMEOUT_SECS.to_string();
     let moto = std::env::var(jobline_tests::ENDPOINT_VARIABLE).unwrap();
     // SendMessage is held 30 s: long enough to kill the runner inside it.
     let held = FaultRates::none()
@@ -284,7 +292,7 @@ async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
     let endpoint = proxy.url();
     let mut runner = Runner::start(
         &env,
-        &[],
+        &["--function-timeout-secs", &timeout],
         &[
             ("AWS_ENDPOINT_URL", &endpoint),
             ("API_AWS_TIMEOUT_MS", "20000"),
@@ -347,7 +355,9 @@ async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(15),
+            // The dead runner's open long poll (up to 20 s), then the
+            // visibility timeout, then the job.
+            started.elapsed() < Duration::from_secs(20 + 2 * u64::from(TIMEOUT_SECS) + 10),
             "the retried job never ran: {view}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -58,6 +58,20 @@ macro_rules! require_emulator {
     };
 }
 
+/// The queue settings an integration test runs with: the template's, except
+/// for the two that make failures quick to see, the visibility timeout (a
+/// crashed attempt's message comes back in seconds, not six minutes) and the
+/// deliveries before the DLQ. This is the one place a test may differ from
+/// `template.yaml`; `tests/tests/template.rs` pins the template's own values
+/// against [`QueueSettings::TEMPLATE`] and this function's others.
+pub fn test_queue_settings(visibility_timeout_secs: u32, max_receive_count: u32) -> QueueSettings {
+    QueueSettings {
+        visibility_timeout_secs,
+        max_receive_count,
+        ..QueueSettings::TEMPLATE
+    }
+}
+
 /// A table and queue pair of one test, on the emulator.
 #[derive(Debug)]
 pub struct TestEnv {

@@ -20,9 +20,9 @@ use jobline_local::{Stack, server};
 use jobline_shared::aws::Clients;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
-use jobline_tests::TestEnv;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::template::Template;
+use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -159,10 +159,10 @@ async fn queue_depth(env: &TestEnv, url: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_job_finishes_once_under_injected_faults() {
     jobline_tests::require_emulator!();
-    let env = TestEnv::with_settings(QueueSettings {
-        visibility_timeout_secs: VISIBILITY_SECS,
-        ..QueueSettings::TEMPLATE
-    })
+    let env = TestEnv::with_settings(test_queue_settings(
+        VISIBILITY_SECS,
+        QueueSettings::TEMPLATE.max_receive_count,
+    ))
     .await;
     let upstream = std::env::var("AWS_ENDPOINT_URL").expect("the emulator");
     let plan = FaultPlan::uniform(

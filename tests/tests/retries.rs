@@ -9,9 +9,9 @@ use jobline_shared::{
     Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes,
     Metric, WorkerConfig,
 };
-use jobline_tests::TestEnv;
 use jobline_tests::fixtures::{Broken, Flaky};
 use jobline_tests::recording::RecordingQueue;
+use jobline_tests::{TestEnv, test_queue_settings};
 use jobline_worker::Worker;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -100,10 +100,7 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
 #[tokio::test]
 async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
     jobline_tests::require_emulator!();
-    let settings = QueueSettings {
-        max_receive_count: 3,
-        ..QueueSettings::TEMPLATE
-    };
+    let settings = test_queue_settings(QueueSettings::TEMPLATE.visibility_timeout_secs, 3);
     let env = TestEnv::with_settings(settings).await;
     let broken = Broken::new();
     let worker = env.worker_with(JobTypes::new().with(broken.clone()), fast_retries(&env));

@@ -6,7 +6,7 @@
 
 use jobline_shared::deadline::Deadlines;
 use jobline_shared::job::now_ms;
-use jobline_shared::provision::{self, QueueSettings};
+use jobline_shared::provision;
 use jobline_shared::queue::Receive;
 use jobline_shared::store::{
     Completion, DUE_ATTRIBUTE, SHARD_ATTRIBUTE, SHARDS, SWEPT_ERROR, SweepOutcome,
@@ -14,7 +14,7 @@ use jobline_shared::store::{
 use jobline_shared::sweeper::Sweeper;
 use jobline_shared::testing::job;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
-use jobline_tests::TestEnv;
+use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +31,7 @@ fn short(retention_ms: i64) -> Deadlines {
 }
 
 async fn env() -> TestEnv {
-    TestEnv::with_settings(QueueSettings {
-        visibility_timeout_secs: 1,
-        max_receive_count: 2,
-        ..QueueSettings::TEMPLATE
-    })
-    .await
+    TestEnv::with_settings(test_queue_settings(1, 2)).await
 }
 
 async fn stored(store: &dyn JobStore, id: JobId) -> JobRecord {

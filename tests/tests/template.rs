@@ -53,6 +53,17 @@ fn queue_settings_equal_the_shared_provisioning_code() {
         max_receive_count: u32::try_from(template.default_of("MaxReceiveCount")).unwrap(),
     };
     assert_eq!(settings, QueueSettings::TEMPLATE);
+    // The tests' settings differ from it in the visibility timeout and the
+    // deliveries alone (jobline_tests::test_queue_settings).
+    let test = jobline_tests::test_queue_settings(6, 2);
+    assert_eq!(
+        QueueSettings {
+            visibility_timeout_secs: settings.visibility_timeout_secs,
+            max_receive_count: settings.max_receive_count,
+            ..test
+        },
+        settings
+    );
 
     assert_eq!(
         queue["RedrivePolicy"],

@@ -371,17 +371,15 @@ impl Worker {
         }
     }
 
-    /// Claims job `id` for this delivery. A redrive of the job's dead letter
-    /// replays it first; anything else that refuses the claim decides the
-    /// record's disposition instead.
-    async fn claim(
+    /// One claim of job `id` by `delivery`, at the time it returns with.
+    async fn try_claim(
         &self,
-        delivery: &mut Delivery<'_>,
+        delivery: &Delivery<'_>,
         id: JobId,
         lease_until_ms: i64,
-    ) -> Result<JobRecord, Disposition> {
-        let mut now = now_ms();
-        let mut claimed = self
+    ) -> (i64, Result<JobRecord, StoreError>) {
+        let now = now_ms();
+        let claimed = self
             .store
             .claim(
                 id,
@@ -391,6 +389,19 @@ impl Worker {
                 &delivery.token,
             )
             .await;
+        (now, claimed)
+    }
+
+    /// Claims job `id` for this delivery. A redrive of the job's dead letter
+    /// replays it first; anything else that refuses the claim decides the
+    /// record's disposition instead.
+    async fn claim(
+        &self,
+        delivery: &mut Delivery<'_>,
+        id: JobId,
+        lease_until_ms: i64,
+    ) -> Result<JobRecord, Disposition> {
+        let (mut now, mut claimed) = self.try_claim(delivery, id, lease_until_ms).await;
         if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
             && delivery
                 .sent_at_ms
@@ -402,17 +413,7 @@ impl Worker {
                 return Err(self.retry_later(delivery, None).await);
             }
             tracing::debug!(jobId = %id, messageId = delivery.message_id(), "a redriven message replays its dead-lettered job");
-            now = now_ms();
-            claimed = self
-                .store
-                .claim(
-                    id,
-                    now,
-                    lease_until_ms,
-                    delivery.receive_count,
-                    &delivery.token,
-                )
-                .await;
+            (now, claimed) = self.try_claim(delivery, id, lease_until_ms).await;
         }
         match claimed {
             Ok(job) => Ok(job),
