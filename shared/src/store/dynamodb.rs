@@ -32,7 +32,7 @@ use super::item::{
 };
 use super::{
     Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SWEPT_ERROR, SweepOutcome, enqueue_failed, own_claim, own_write, record_from_item,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, outcome_of, own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -511,14 +511,12 @@ impl JobStore for DynamoJobStore {
                     .expression_attribute_values(":expires", n(expires)),
             )
             .await;
-        match outcome {
-            Ok(_) => Ok(ReplayOutcome::Replayed),
-            Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(ReplayOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+        outcome_of(
+            outcome,
+            |_| ReplayOutcome::Replayed,
+            ReplayOutcome::Unchanged,
+            ReplayOutcome::Missing,
+        )
     }
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
@@ -540,14 +538,12 @@ impl JobStore for DynamoJobStore {
                     .expression_attribute_values(":discarded", s(DISCARDED_ERROR)),
             )
             .await;
-        match outcome {
-            Ok(_) => Ok(DiscardOutcome::Discarded),
-            Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(DiscardOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+        outcome_of(
+            outcome,
+            |_| DiscardOutcome::Discarded,
+            DiscardOutcome::Unchanged,
+            DiscardOutcome::Missing,
+        )
     }
 
     async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
@@ -643,18 +639,20 @@ impl JobStore for DynamoJobStore {
                     .return_values(ReturnValue::AllNew),
             )
             .await;
-        match outcome {
+        let swept = match outcome {
             Ok(output) => {
                 let item = output
                     .attributes()
                     .ok_or_else(|| StoreError::Malformed("sweep returned no attributes".into()))?;
-                Ok(SweepOutcome::Swept(Box::new(self.record(item).await?)))
+                Ok(self.record(item).await?)
             }
-            Err(StoreError::Conflict { current: None }) => Ok(SweepOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(SweepOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+            Err(error) => Err(error),
+        };
+        outcome_of(
+            swept,
+            |job| SweepOutcome::Swept(Box::new(job)),
+            SweepOutcome::Unchanged,
+            SweepOutcome::Missing,
+        )
     }
 }

@@ -14,7 +14,7 @@
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
     Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SWEPT_ERROR, SweepOutcome, enqueue_failed, own_claim, own_write,
+    SWEPT_ERROR, SweepOutcome, enqueue_failed, outcome_of, own_claim, own_write,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -294,14 +294,12 @@ impl JobStore for MemoryStore {
             }),
             current => Err(conflict(current)),
         });
-        match replayed {
-            Ok(_) => Ok(ReplayOutcome::Replayed),
-            Err(StoreError::Conflict { current: None }) => Ok(ReplayOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(ReplayOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+        outcome_of(
+            replayed,
+            |_| ReplayOutcome::Replayed,
+            ReplayOutcome::Unchanged,
+            ReplayOutcome::Missing,
+        )
     }
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
@@ -319,14 +317,12 @@ impl JobStore for MemoryStore {
             }),
             current => Err(conflict(current)),
         });
-        match discarded {
-            Ok(_) => Ok(DiscardOutcome::Discarded),
-            Err(StoreError::Conflict { current: None }) => Ok(DiscardOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(DiscardOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+        outcome_of(
+            discarded,
+            |_| DiscardOutcome::Discarded,
+            DiscardOutcome::Unchanged,
+            DiscardOutcome::Missing,
+        )
     }
 
     async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
@@ -382,14 +378,12 @@ impl JobStore for MemoryStore {
             }
             current => Err(conflict(current)),
         });
-        match swept {
-            Ok(job) => Ok(SweepOutcome::Swept(Box::new(job))),
-            Err(StoreError::Conflict { current: None }) => Ok(SweepOutcome::Missing),
-            Err(StoreError::Conflict { current: Some(job) }) => {
-                Ok(SweepOutcome::Unchanged(job.state))
-            }
-            Err(other) => Err(other),
-        }
+        outcome_of(
+            swept,
+            |job| SweepOutcome::Swept(Box::new(job)),
+            SweepOutcome::Unchanged,
+            SweepOutcome::Missing,
+        )
     }
 }
 

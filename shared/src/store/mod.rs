@@ -227,6 +227,24 @@ impl Completion {
     }
 }
 
+/// What a conditional write that the job's state may refuse came to: `done`
+/// of what it returned when it landed, `unchanged` of the job's state when
+/// the job is in another one, `missing` when there is no job. The replay,
+/// discard and sweep outcomes of both adapters come from here.
+fn outcome_of<T, O>(
+    written: Result<T, StoreError>,
+    done: impl FnOnce(T) -> O,
+    unchanged: impl FnOnce(JobState) -> O,
+    missing: O,
+) -> Result<O, StoreError> {
+    match written {
+        Ok(value) => Ok(done(value)),
+        Err(StoreError::Conflict { current: None }) => Ok(missing),
+        Err(StoreError::Conflict { current: Some(job) }) => Ok(unchanged(job.state)),
+        Err(other) => Err(other),
+    }
+}
+
 /// A claim's answer, given that the delivery with `token` made it: a
 /// refusal because the job is `running` under that token means the claim
 /// itself had landed, so its job is the answer.
