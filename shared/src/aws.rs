@@ -26,7 +26,9 @@
 
 use crate::config::Config;
 pub use crate::config::TrustRoots;
+use crate::deadline::Deadlines;
 use crate::error::CredentialsError;
+use crate::provision::QueueSettings;
 use crate::queue::SqsJobQueue;
 use crate::store::DynamoJobStore;
 use aws_config::environment::{
@@ -135,7 +137,7 @@ impl Clients {
     pub fn store(&self, config: &Config) -> DynamoJobStore {
         DynamoJobStore::new(self.dynamodb.clone(), &config.table_name)
             .with_retention_days(config.retention_days)
-            .with_deadlines(config.deadlines())
+            .with_deadlines(Deadlines::new(QueueSettings::TEMPLATE, &config.worker))
     }
 
     /// The configured job queue.

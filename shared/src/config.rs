@@ -3,9 +3,7 @@
 //! The SAM template sets the same variables that the local runner and the
 //! tests set, so one code path serves both.
 
-use crate::deadline::Deadlines;
 use crate::error::ConfigError;
-use crate::provision::QueueSettings;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -170,13 +168,6 @@ impl Config {
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
         })
-    }
-}
-
-impl Config {
-    /// The jobs' time bounds: the template's queue, this worker's settings.
-    pub fn deadlines(&self) -> Deadlines {
-        Deadlines::new(QueueSettings::TEMPLATE, &self.worker)
     }
 }
 
