@@ -47,13 +47,14 @@ fn start(env: &TestEnv) -> Runner {
     )
 }
 
-/// The jobs and the result each must end with: 24 one-second sleeps and 6
-/// prime counts.
+/// The jobs and the result each must end with: 24 three-second sleeps (long
+/// enough that a job seen running is still running when the kill lands, on
+/// a busy machine too) and 6 prime counts.
 fn jobs() -> Vec<(Value, Value)> {
     let sleeps = (0..24).map(|_| {
         (
-            json!({"type": "sleep", "payload": {"seconds": 1}}),
-            json!({"slept": 1}),
+            json!({"type": "sleep", "payload": {"seconds": 3}}),
+            json!({"slept": 3}),
         )
     });
     let primes = [
