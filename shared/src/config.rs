@@ -109,6 +109,24 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// The configuration of a stack on `table`, `queue_url` and `dlq_url`
+    /// with every other setting at its default, serving anonymous callers and
+    /// with no backlog bound: what the integration tests and the benchmark
+    /// run, as the local runner does.
+    pub fn for_resources(table: &str, queue_url: &str, dlq_url: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| {
+            let value = match name {
+                "JOBS_TABLE" => table,
+                "JOBS_QUEUE_URL" => queue_url,
+                "JOBS_DLQ_URL" => dlq_url,
+                "ALLOW_ANONYMOUS" => "true",
+                "MAX_BACKLOG" => "0",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        })
+    }
+
     /// Reads the configuration through `lookup`, so tests need not touch
     /// the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -287,6 +305,18 @@ mod tests {
         assert_eq!(function_memory_mb(lookup("512")), Some(512));
         assert_eq!(function_memory_mb(lookup("lots")), None);
         assert_eq!(function_memory_mb(|_| None), None);
+    }
+
+    #[test]
+    fn a_local_stack_serves_anonymous_callers_with_the_defaults() {
+        let c = Config::for_resources("t", "q", "d").unwrap();
+        assert_eq!((c.table_name.as_str(), c.queue_url.as_str()), ("t", "q"));
+        assert_eq!(c.dlq_url.as_deref(), Some("d"));
+        assert!(c.allow_anonymous);
+        assert_eq!(c.max_backlog, 0);
+        assert_eq!(c.retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!(c.worker, WorkerConfig::default());
+        assert!(Config::for_resources("", "q", "d").is_err());
     }
 
     #[test]

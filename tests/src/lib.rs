@@ -11,8 +11,8 @@ pub mod template;
 
 pub mod faults;
 
-use jobline_shared::aws::{Clients, TrustRoots};
-use jobline_shared::config::{Config, WorkerConfig};
+use jobline_shared::aws::Clients;
+use jobline_shared::config::Config;
 use jobline_shared::provision::{self, QueueSettings, Queues};
 use jobline_shared::{DynamoJobStore, SqsJobQueue};
 
@@ -104,21 +104,9 @@ impl TestEnv {
         let queues = provision::create_queues(&clients.sqs, &name, settings)
             .await
             .expect("create queues on moto");
-        let config = Config {
-            table_name: name.clone(),
-            queue_url: queues.queue_url.clone(),
-            dlq_url: Some(queues.dlq_url.clone()),
-            retention_days: 30,
-            public_base_url: None,
-            allow_anonymous: true,
-            api_aws_timeout: std::time::Duration::from_secs(3),
-            max_backlog: 0,
-            trust_roots: TrustRoots::AmazonTrustServices,
-            worker: WorkerConfig {
-                max_receive_count: settings.max_receive_count,
-                ..WorkerConfig::default()
-            },
-        };
+        let mut config = Config::for_resources(&name, &queues.queue_url, &queues.dlq_url)
+            .expect("a configuration of the test's resources");
+        config.worker.max_receive_count = settings.max_receive_count;
         Self {
             clients,
             table: name,

@@ -15,8 +15,8 @@ use crate::events;
 use jobline_api::Api;
 use jobline_local::Stack;
 use jobline_local::poller::{Poller, PollerSettings};
-use jobline_shared::aws::{Clients, TrustRoots};
-use jobline_shared::config::{Config, WorkerConfig};
+use jobline_shared::aws::Clients;
+use jobline_shared::config::Config;
 use jobline_shared::provision::{self, QueueSettings, Queues};
 use std::sync::Arc;
 
@@ -90,18 +90,8 @@ impl Resources {
             .map_err(BenchError::aws)?
             .remove("QueueArn")
             .unwrap_or_default();
-        let config = Config {
-            table_name: name,
-            queue_url: queues.queue_url.clone(),
-            dlq_url: Some(queues.dlq_url.clone()),
-            retention_days: 30,
-            public_base_url: None,
-            allow_anonymous: true,
-            api_aws_timeout: std::time::Duration::from_secs(3),
-            max_backlog: 0,
-            trust_roots: TrustRoots::AmazonTrustServices,
-            worker: WorkerConfig::default(),
-        };
+        let config = Config::for_resources(&name, &queues.queue_url, &queues.dlq_url)
+            .map_err(|e| BenchError::Unexpected(format!("configuration: {e}")))?;
         Ok(Self {
             config,
             queues,
