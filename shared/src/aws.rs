@@ -137,7 +137,10 @@ impl Clients {
     pub fn store(&self, config: &Config) -> DynamoJobStore {
         DynamoJobStore::new(self.dynamodb.clone(), &config.table_name)
             .with_retention_days(config.retention_days)
-            .with_deadlines(Deadlines::new(QueueSettings::TEMPLATE, &config.worker))
+            .with_deadlines(Deadlines::new(
+                QueueSettings::for_worker_timeout(config.worker.function_timeout_secs),
+                &config.worker,
+            ))
     }
 
     /// The configured job queue.

@@ -4,6 +4,9 @@
 //! tests set, so one code path serves both.
 
 use crate::error::ConfigError;
+#[cfg(doc)]
+use crate::provision::QueueSettings;
+use crate::provision::WORKER_TIMEOUT_SECS;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -54,6 +57,18 @@ pub struct WorkerConfig {
     pub retry_max_delay_secs: u32,
     /// `WORKER_CONCURRENCY` (default 8): jobs of one batch run at once.
     pub concurrency: usize,
+    /// `WORKER_TIMEOUT_SECS` (default [`WORKER_TIMEOUT_SECS`], at most
+    /// Lambda's 900): the worker function's timeout. The queue's visibility
+    /// timeout is six times it ([`QueueSettings::for_worker_timeout`]).
+    pub function_timeout_secs: u32,
+    /// `HEARTBEAT_SECS` (default 10): how often a running job renews its
+    /// lease and its message's visibility, and writes its progress. Its lease
+    /// lasts two beats, so a crashed worker's job runs again within about
+    /// two beats.
+    pub heartbeat_secs: u32,
+    /// `MAX_JOB_RUN_SECS` (default 3600): the longest a job may run, from its
+    /// first start, across all its invocations and continuations.
+    pub max_run_secs: u32,
 }
 
 impl Default for WorkerConfig {
@@ -63,6 +78,9 @@ impl Default for WorkerConfig {
             retry_base_delay_secs: 2,
             retry_max_delay_secs: 300,
             concurrency: 8,
+            function_timeout_secs: WORKER_TIMEOUT_SECS,
+            heartbeat_secs: 10,
+            max_run_secs: 3_600,
         }
     }
 }
@@ -92,6 +110,9 @@ impl FromStr for TrustRoots {
         }
     }
 }
+
+/// The longest timeout Lambda allows a function, 15 minutes.
+pub const LAMBDA_MAX_TIMEOUT_SECS: u32 = 900;
 
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
@@ -149,7 +170,28 @@ impl Config {
                 defaults.retry_max_delay_secs,
             )?,
             concurrency: parse_or(&lookup, "WORKER_CONCURRENCY", defaults.concurrency)?,
+            function_timeout_secs: parse_or(
+                &lookup,
+                "WORKER_TIMEOUT_SECS",
+                defaults.function_timeout_secs,
+            )?,
+            heartbeat_secs: parse_or(&lookup, "HEARTBEAT_SECS", defaults.heartbeat_secs)?,
+            max_run_secs: parse_or(&lookup, "MAX_JOB_RUN_SECS", defaults.max_run_secs)?,
         };
+        if !(1..=LAMBDA_MAX_TIMEOUT_SECS).contains(&worker.function_timeout_secs) {
+            return Err(ConfigError::Invalid {
+                name: "WORKER_TIMEOUT_SECS",
+                value: worker.function_timeout_secs.to_string(),
+                reason: format!("Lambda allows 1 to {LAMBDA_MAX_TIMEOUT_SECS} seconds"),
+            });
+        }
+        if worker.heartbeat_secs == 0 || worker.max_run_secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "HEARTBEAT_SECS/MAX_JOB_RUN_SECS",
+                value: format!("{}/{}", worker.heartbeat_secs, worker.max_run_secs),
+                reason: "must be at least 1".into(),
+            });
+        }
         if worker.max_receive_count == 0 || worker.concurrency == 0 {
             return Err(ConfigError::Invalid {
                 name: "MAX_RECEIVE_COUNT/WORKER_CONCURRENCY",

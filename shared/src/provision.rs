@@ -27,17 +27,30 @@ pub struct QueueSettings {
     pub max_receive_count: u32,
 }
 
-/// The worker function's timeout in `template.yaml`, seconds.
+/// The worker function's timeout `template.yaml` deploys by default
+/// (parameter `WorkerTimeoutSeconds`), seconds.
 pub const WORKER_TIMEOUT_SECS: u32 = 60;
 
 impl QueueSettings {
     /// The values `template.yaml` deploys by default.
-    pub const TEMPLATE: Self = Self {
-        visibility_timeout_secs: 6 * WORKER_TIMEOUT_SECS,
-        retention_secs: 4 * 86_400,
-        dlq_retention_secs: 14 * 86_400,
-        max_receive_count: 5,
-    };
+    pub const TEMPLATE: Self = Self::for_worker_timeout(WORKER_TIMEOUT_SECS);
+
+    /// The values `template.yaml` deploys for a worker timeout of
+    /// `timeout_secs`: a visibility timeout of six times it (the template's
+    /// `VisibilityTimeouts` mapping), within SQS's 12 hours.
+    pub const fn for_worker_timeout(timeout_secs: u32) -> Self {
+        let visibility = timeout_secs.saturating_mul(6);
+        Self {
+            visibility_timeout_secs: if visibility > crate::config::SQS_MAX_VISIBILITY_SECS {
+                crate::config::SQS_MAX_VISIBILITY_SECS
+            } else {
+                visibility
+            },
+            retention_secs: 4 * 86_400,
+            dlq_retention_secs: 14 * 86_400,
+            max_receive_count: 5,
+        }
+    }
 }
 
 /// The URLs of a created queue pair.
