@@ -37,6 +37,9 @@ macro_rules! for_each_store_check {
             writes_whose_answer_was_lost_are_recognised,
             the_due_index_lists_only_unfinished_jobs,
             sweep_fails_only_overdue_unfinished_jobs,
+            heartbeats_renew_the_lease_and_carry_the_cancel,
+            suspend_queues_a_continuation_with_its_checkpoint,
+            cancel_ends_queued_jobs_and_flags_running_ones,
         );
     };
 }
@@ -56,8 +59,10 @@ macro_rules! for_each_queue_check {
 /// The checks of a [`JobStore`].
 pub mod store {
     use super::*;
+    use crate::job::Progress;
     use crate::store::{
-        DISCARDED_ERROR, DiscardOutcome, ReplayOutcome, SHARDS, SWEPT_ERROR, SweepOutcome,
+        CancelOutcome, DISCARDED_ERROR, DiscardOutcome, Heartbeat, ReplayOutcome, SHARDS,
+        SWEPT_ERROR, SweepOutcome,
     };
     use serde_json::json;
 
@@ -862,6 +867,182 @@ pub mod store {
             store.finish(running.id, 1, TOKEN, &result, now_ms()).await,
             Err(StoreError::Invalid { .. })
         ));
+    }
+
+    /// A heartbeat of the running attempt renews its lease and `dueAt` and
+    /// stores new progress and checkpoint (keeping the old ones when it has
+    /// none); it is fenced by the attempt and the delivery's token, and
+    /// tells the attempt when a client asked to cancel.
+    pub async fn heartbeats_renew_the_lease_and_carry_the_cancel(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        let progress = Progress::new(0.25, "a quarter", now + 1);
+        let checkpoint = json!({"next": 250});
+        let beat = Heartbeat {
+            now_ms: now + 1,
+            lease_until_ms: now + 120_000,
+            receive_count: 1,
+            progress: Some(&progress),
+            checkpoint: Some(&checkpoint),
+        };
+        let renewed = store.heartbeat(running.id, 1, TOKEN, &beat).await.unwrap();
+        assert!(!renewed.cancel_requested);
+        let beaten = stored(store, running.id).await;
+        assert_eq!(beaten.lease_expires_at, Some(now + 120_000));
+        assert_eq!(beaten.progress, Some(progress.clone()));
+        assert_eq!(beaten.checkpoint, Some(checkpoint.clone()));
+        assert_eq!(beaten.checkpoint_at, Some(now + 1));
+        assert_eq!(beaten.state, JobState::Running);
+        assert!(listed(store, running.id, far_after(now)).await);
+        assert!(
+            matches!(
+                refusal(store, running.id, now + 90_000).await,
+                ClaimRefusal::Leased { until_ms } if until_ms == now + 120_000
+            ),
+            "the renewed lease holds past the claim's"
+        );
+
+        let bare = Heartbeat {
+            now_ms: now + 2,
+            lease_until_ms: now + 130_000,
+            receive_count: 1,
+            progress: None,
+            checkpoint: None,
+        };
+        for (attempt, token) in [(1, OTHER), (2, TOKEN)] {
+            assert!(
+                matches!(
+                    store.heartbeat(running.id, attempt, token, &bare).await,
+                    Err(StoreError::Conflict { current: Some(_) })
+                ),
+                "attempt {attempt} of delivery {token} is fenced out"
+            );
+        }
+        store.heartbeat(running.id, 1, TOKEN, &bare).await.unwrap();
+        let kept = stored(store, running.id).await;
+        assert_eq!(kept.lease_expires_at, Some(now + 130_000));
+        assert_eq!(
+            (kept.progress, kept.checkpoint),
+            (Some(progress), Some(checkpoint)),
+            "a beat with nothing new keeps what was written"
+        );
+
+        assert!(matches!(
+            store.cancel(running.id, now + 3).await.unwrap(),
+            CancelOutcome::Requested(_)
+        ));
+        let renewed = store.heartbeat(running.id, 1, TOKEN, &bare).await.unwrap();
+        assert!(renewed.cancel_requested);
+        assert!(matches!(
+            store.heartbeat(JobId::random(), 1, TOKEN, &bare).await,
+            Err(StoreError::Conflict { current: None })
+        ));
+    }
+
+    /// A continuation puts the running attempt's job back in `queued` with
+    /// its checkpoint and one more continuation, fenced and idempotent; the
+    /// next claim finds the checkpoint.
+    pub async fn suspend_queues_a_continuation_with_its_checkpoint(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        let checkpoint = json!({"next": 1000});
+        for _ in 0..2 {
+            // The second is a retry whose first answer was lost.
+            store
+                .suspend(running.id, 1, TOKEN, Some(&checkpoint), now + 1)
+                .await
+                .unwrap();
+        }
+        let queued = stored(store, running.id).await;
+        assert_eq!(queued.state, JobState::Queued);
+        assert_eq!(queued.continuations, 1);
+        assert_eq!(queued.checkpoint, Some(checkpoint.clone()));
+        assert_eq!(queued.checkpoint_at, Some(now + 1));
+        assert_eq!(queued.lease_expires_at, None);
+        assert!(listed(store, running.id, far_after(now)).await);
+        assert!(
+            matches!(
+                store.suspend(running.id, 1, OTHER, None, now + 2).await,
+                Err(StoreError::Conflict { .. })
+            ),
+            "another delivery's suspend of a queued job is refused"
+        );
+
+        let again = store
+            .claim(running.id, now + 3, now + 60_000, 1, OTHER)
+            .await
+            .unwrap();
+        assert_eq!(again.attempts, 2);
+        assert_eq!(again.checkpoint, Some(checkpoint.clone()));
+        store
+            .suspend(running.id, 2, OTHER, None, now + 4)
+            .await
+            .unwrap();
+        let kept = stored(store, running.id).await;
+        assert_eq!(kept.continuations, 2);
+        assert_eq!(kept.checkpoint, Some(checkpoint), "no new checkpoint keeps the last");
+    }
+
+    /// A cancel ends a `queued` job at once (out of the due index, and no
+    /// claim takes it), flags a `running` one for its worker, leaves a
+    /// cancelled one so, and refuses a finished one with its state.
+    pub async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        for _ in 0..2 {
+            match store.cancel(queued.id, now + 1).await.unwrap() {
+                CancelOutcome::Cancelled(job) => {
+                    assert_eq!(job.state, JobState::Cancelled);
+                    assert_eq!(job.finished_at, Some(now + 1), "the first cancel's time");
+                }
+                other => panic!("expected the queued job cancelled, got {other:?}"),
+            }
+        }
+        assert!(!listed(store, queued.id, far_after(now)).await);
+        assert_eq!(
+            refusal(store, queued.id, now + 2).await,
+            ClaimRefusal::Finished(JobState::Cancelled)
+        );
+        assert_eq!(
+            store.discard(queued.id, now + 2).await.unwrap(),
+            DiscardOutcome::Unchanged(JobState::Cancelled)
+        );
+        assert_eq!(
+            store.replay(queued.id).await.unwrap(),
+            ReplayOutcome::Unchanged(JobState::Cancelled)
+        );
+
+        let running = claimed(store, now).await;
+        match store.cancel(running.id, now + 3).await.unwrap() {
+            CancelOutcome::Requested(job) => {
+                assert_eq!(job.state, JobState::Running);
+                assert!(job.cancel_requested);
+            }
+            other => panic!("expected a cancel request, got {other:?}"),
+        }
+        store
+            .finish(running.id, 1, TOKEN, &Completion::Cancelled, now + 4)
+            .await
+            .unwrap();
+        let cancelled = stored(store, running.id).await;
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        assert_eq!(cancelled.finished_at, Some(now + 4));
+        assert_eq!(cancelled.lease_expires_at, None);
+        assert!(!listed(store, running.id, far_after(now)).await);
+
+        let done = claimed(store, now).await;
+        let result = Completion::Succeeded(json!(1));
+        store.finish(done.id, 1, TOKEN, &result, now).await.unwrap();
+        assert_eq!(
+            store.cancel(done.id, now + 5).await.unwrap(),
+            CancelOutcome::Finished(JobState::Succeeded)
+        );
+        assert_eq!(stored(store, done.id).await.state, JobState::Succeeded);
+        assert_eq!(
+            store.cancel(JobId::random(), now).await.unwrap(),
+            CancelOutcome::Missing
+        );
     }
 }
 

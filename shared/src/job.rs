@@ -1,8 +1,11 @@
 //! The job model and its state machine.
 //!
-//! A job moves `queued → running → succeeded | failed`. A retryable failure
-//! moves it back from `running` to `queued`; a replay from the dead-letter
-//! queue moves it from `failed` back to `queued`. Every move is a DynamoDB
+//! A job moves `queued → running → succeeded | failed | cancelled`. A
+//! retryable failure, and a continuation (the handler saved a checkpoint and
+//! yielded), move it back from `running` to `queued`; a replay from the
+//! dead-letter queue moves it from `failed` back to `queued`. A cancel makes a
+//! `queued` job `cancelled` at once and marks a `running` one
+//! `cancelRequested`, which its worker learns at its next heartbeat. Every move is a DynamoDB
 //! conditional write (see [`crate::store`]); this module holds the pure rules
 //! those writes encode, so they can be tested without AWS.
 
@@ -75,6 +78,7 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 impl JobState {
@@ -85,12 +89,14 @@ impl JobState {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
-    /// `succeeded` and `failed` are final until an operator replays the job.
+    /// `succeeded`, `failed` and `cancelled` are final (an operator may
+    /// replay a `failed` job).
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
 }
 
@@ -103,6 +109,7 @@ impl FromStr for JobState {
             "running" => Ok(Self::Running),
             "succeeded" => Ok(Self::Succeeded),
             "failed" => Ok(Self::Failed),
+            "cancelled" => Ok(Self::Cancelled),
             other => Err(format!("unknown job state {other:?}")),
         }
     }
@@ -138,6 +145,46 @@ impl JobRequest {
     }
 }
 
+/// What a running job last said of its progress
+/// ([`JobContext::progress`](crate::job_types::JobContext::progress)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// How much is done, from 0 to 1.
+    pub fraction: f64,
+    /// What the handler says it is doing, at most [`PROGRESS_MESSAGE_BYTES`].
+    pub message: String,
+    /// When the handler said it (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// The longest progress message kept; longer ones are cut.
+pub const PROGRESS_MESSAGE_BYTES: usize = 200;
+
+impl Progress {
+    /// Progress `fraction` (clamped to 0..=1; not a number is 0) with
+    /// `message` cut to [`PROGRESS_MESSAGE_BYTES`] on a char boundary and its
+    /// control characters made spaces (so its JSON escapes stay small).
+    pub fn new(fraction: f64, message: &str, at_ms: i64) -> Self {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        let mut end = message.len().min(PROGRESS_MESSAGE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            fraction,
+            message: message[..end]
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+            at_ms,
+        }
+    }
+}
+
 /// A job as stored in the table. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
@@ -170,6 +217,19 @@ pub struct JobRecord {
     /// `failed` for good unless replayed.
     pub discarded: bool,
     pub replays: u32,
+    /// The handler's last progress report, written at a heartbeat.
+    pub progress: Option<Progress>,
+    /// Where the handler resumes: the checkpoint it last saved (bounded
+    /// JSON), written at a heartbeat or when it yielded.
+    pub checkpoint: Option<Value>,
+    /// When `checkpoint` was written (ms since the epoch).
+    pub checkpoint_at: Option<i64>,
+    /// A client asked to cancel the job while it ran; its worker stops it
+    /// at its next heartbeat, and a claim after its lease ends cancels it.
+    pub cancel_requested: bool,
+    /// How many times the handler yielded and the job went on in a new
+    /// invocation (continuations do not count toward the DLQ).
+    pub continuations: u32,
     /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
     pub expires_at: i64,
 }
@@ -202,6 +262,11 @@ impl JobRecord {
             enqueue_failed: false,
             discarded: false,
             replays: 0,
+            progress: None,
+            checkpoint: None,
+            checkpoint_at: None,
+            cancel_requested: false,
+            continuations: 0,
             expires_at: expires_at(now_ms, retention_days),
         }
     }
@@ -282,7 +347,7 @@ pub fn claimable(state: JobState, lease_expires_at: Option<i64>, now_ms: i64) ->
     match state {
         JobState::Queued => true,
         JobState::Running => lease_expires_at.is_none_or(|until| until < now_ms),
-        JobState::Succeeded | JobState::Failed => false,
+        JobState::Succeeded | JobState::Failed | JobState::Cancelled => false,
     }
 }
 
@@ -380,6 +445,7 @@ mod tests {
         assert!(!claimable(JobState::Running, Some(5), 5), "live lease");
         assert!(!claimable(JobState::Succeeded, None, 5));
         assert!(!claimable(JobState::Failed, None, 5));
+        assert!(!claimable(JobState::Cancelled, None, 5));
     }
 
     #[test]
@@ -433,6 +499,19 @@ mod tests {
         job.discarded = false;
         job.dead_lettered = false;
         assert!(!job.redriven_by(101), "failed, not dead-lettered");
+    }
+
+    #[test]
+    fn progress_is_clamped_and_its_message_cut_on_a_char_boundary() {
+        assert_eq!(Progress::new(1.5, "", 0).fraction, 1.0);
+        assert_eq!(Progress::new(-1.0, "", 0).fraction, 0.0);
+        assert_eq!(Progress::new(f64::NAN, "", 0).fraction, 0.0);
+        let long = "é".repeat(PROGRESS_MESSAGE_BYTES);
+        let cut = Progress::new(0.5, &long, 0).message;
+        assert!(cut.len() <= PROGRESS_MESSAGE_BYTES && cut.len() >= PROGRESS_MESSAGE_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!("cancelled".parse::<JobState>(), Ok(JobState::Cancelled));
+        assert!(JobState::Cancelled.is_finished());
     }
 
     #[test]

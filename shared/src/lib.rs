@@ -48,4 +48,4 @@ pub use job::{JobId, JobRecord, JobRequest, JobState};
 pub use job_types::{JobError, JobHandler, JobTypes};
 pub use metrics::{Metric, Metrics};
 pub use queue::{JobMessage, JobQueue, SqsJobQueue};
-pub use store::{Completion, DynamoJobStore, JobStore};
+pub use store::{CancelOutcome, Completion, DynamoJobStore, Heartbeat, JobStore, Renewed};

@@ -11,19 +11,22 @@
 
 mod csv_stats;
 mod failing;
+mod prime_count;
 mod primes;
 mod sleep;
 
 pub use csv_stats::CsvStats;
 pub use failing::{AlwaysFail, FailTimes};
+pub use prime_count::PrimeCount;
 pub use primes::Primes;
 pub use sleep::Sleep;
 
-use crate::job::JobId;
+use crate::job::{JobId, Progress, now_ms};
+use crate::store::item::CHECKPOINT_BUDGET_BYTES;
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// The peak memory a handler declares when it says nothing: enough for a
@@ -40,28 +43,87 @@ pub enum JobError {
     /// Will fail the same way every time (bad input): the job fails at once.
     #[error("{0}")]
     Permanent(String),
+    /// Not a failure: the handler saved its checkpoint
+    /// ([`JobContext::save_checkpoint`]) and asks to go on in a new
+    /// invocation. The job is queued again as a new message, which does not
+    /// count toward the DLQ; a job cancelled by its client ends `cancelled`
+    /// instead, and one past its maximum run time fails.
+    #[error("the job yielded to continue later")]
+    Continue,
 }
 
-/// What a handler knows about the attempt it runs, and its stop signal.
+/// What a handler knows about the attempt it runs, its stop signal, and
+/// its ways to report back: [`progress`](Self::progress) and checkpoints.
 ///
-/// Room is left (the struct is `non_exhaustive`) for what is to come: a way
-/// to report progress, and the job's idempotency key for handlers that call
-/// out to other systems.
+/// A long job works in steps: after each it reports its progress, saves a
+/// checkpoint (where to resume), and when [`is_cancelled`](Self::is_cancelled)
+/// returns [`JobError::Continue`]. The worker records the checkpoint and
+/// runs the job again in a new invocation, which finds it in
+/// [`checkpoint`](Self::checkpoint). Progress and checkpoints are written at
+/// the worker's heartbeats (at most one write per beat, whatever the handler
+/// calls), and the checkpoint also when the handler yields, so a crash
+/// resumes from the last checkpoint written.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct JobContext {
     /// The job being run.
     pub job_id: JobId,
     /// Which claim of the job this is (`job.attempts`): 1 on the first run,
-    /// the same across processes and deliveries.
+    /// the same across processes and deliveries; continuations count.
     pub attempt: u32,
     /// When the worker cancels the attempt (ms since the epoch): the
-    /// invocation's deadline less the reserve the worker keeps to record it.
+    /// invocation's deadline less the reserve the worker keeps to record it,
+    /// or the end of the job's maximum run time if that comes first.
     pub deadline_ms: i64,
-    /// Fired at `deadline_ms`. A handler must then stop soon (the worker
+    /// Fired at `deadline_ms`, when a client cancels the job, or when the
+    /// attempt lost its lease. A handler must then stop soon (the worker
     /// waits `jobline_worker::STOP_GRACE`); one that does not stop gets its
     /// process ended, since nothing else can stop a blocking thread.
     pub cancel: CancellationToken,
+    /// The checkpoint to resume from.
+    resume_from: Option<Value>,
+    reports: Reports,
+}
+
+/// The progress and checkpoint a handler reported and the worker has not
+/// written yet: the handler's [`JobContext`] fills it, the worker's
+/// heartbeat takes from it.
+#[derive(Debug, Clone, Default)]
+pub struct Reports(Arc<Mutex<Unwritten>>);
+
+/// See [`Reports::take`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unwritten {
+    pub progress: Option<Progress>,
+    pub checkpoint: Option<Value>,
+}
+
+impl Reports {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What was reported since the last call, leaving nothing.
+    pub fn take(&self) -> Unwritten {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Puts back what a write failed to store, unless something newer came.
+    pub fn restore(&self, unwritten: Unwritten) {
+        let mut pending = self.lock();
+        if pending.progress.is_none() {
+            pending.progress = unwritten.progress;
+        }
+        if pending.checkpoint.is_none() {
+            pending.checkpoint = unwritten.checkpoint;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Unwritten> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl JobContext {
@@ -71,7 +133,23 @@ impl JobContext {
             attempt,
             deadline_ms,
             cancel,
+            resume_from: None,
+            reports: Reports::new(),
         }
+    }
+
+    /// Resumes from `checkpoint`, which the last run saved.
+    #[must_use]
+    pub fn resuming_from(mut self, checkpoint: Option<Value>) -> Self {
+        self.resume_from = checkpoint;
+        self
+    }
+
+    /// Sends progress and checkpoints to `reports` (the worker's).
+    #[must_use]
+    pub fn reporting_to(mut self, reports: Reports) -> Self {
+        self.reports = reports;
+        self
     }
 
     /// Whether the attempt has been cancelled (cheap: for polling inside a
@@ -83,6 +161,41 @@ impl JobContext {
     /// Completes when the attempt is cancelled (for `tokio::select!`).
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
+    }
+
+    /// The key to hand other systems' idempotent APIs for this job's side
+    /// effects: the same on every attempt and continuation. It is the job's
+    /// id, which is derived from the caller's `Idempotency-Key` (and the
+    /// caller) when one was sent, so a resubmission gets the same key.
+    pub fn idempotency_key(&self) -> String {
+        self.job_id.to_string()
+    }
+
+    /// Reports progress: `fraction` done (0 to 1) and what is being done
+    /// (cut to 200 bytes). Cheap: only the latest report is kept, and the
+    /// worker writes it at its next heartbeat; `GET /jobs/{id}` shows it.
+    pub fn progress(&self, fraction: f64, message: &str) {
+        self.reports.lock().progress = Some(Progress::new(fraction, message, now_ms()));
+    }
+
+    /// The checkpoint the job's last run saved, to resume from; `None` on
+    /// its first run (or if it never saved one).
+    pub fn checkpoint(&self) -> Option<&Value> {
+        self.resume_from.as_ref()
+    }
+
+    /// Saves where to resume (JSON of at most 16 KiB): written at the next
+    /// heartbeat and when the handler returns [`JobError::Continue`]. A
+    /// larger checkpoint is refused with a permanent error.
+    pub fn save_checkpoint(&self, checkpoint: Value) -> Result<(), JobError> {
+        let size = checkpoint.to_string().len();
+        if size > CHECKPOINT_BUDGET_BYTES {
+            return Err(JobError::Permanent(format!(
+                "checkpoint is {size} bytes; the limit is {CHECKPOINT_BUDGET_BYTES}"
+            )));
+        }
+        self.reports.lock().checkpoint = Some(checkpoint);
+        Ok(())
     }
 }
 
@@ -106,7 +219,9 @@ pub trait JobHandler: Send + Sync {
 
     /// Runs the job. CPU-heavy work belongs in `spawn_blocking`, so the other
     /// jobs of the batch keep running, and must check `ctx.is_cancelled()`
-    /// often enough to stop within a second of the signal.
+    /// often enough to stop within a second of the signal. A job longer than
+    /// one invocation saves checkpoints and returns [`JobError::Continue`]
+    /// when cancelled (see [`JobContext`]).
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError>;
 }
 
@@ -128,11 +243,13 @@ impl JobTypes {
         Self::default()
     }
 
-    /// The job types Jobline ships: `primes` and `csv-stats`, and for trying
-    /// the system out `sleep`, `fail-times` and `always-fail`.
+    /// The job types Jobline ships: `primes`, `prime-count` (a long job in
+    /// chunks) and `csv-stats`, and for trying the system out `sleep`,
+    /// `fail-times` and `always-fail`.
     pub fn builtin() -> Self {
         Self::new()
             .with(Primes)
+            .with(PrimeCount)
             .with(CsvStats)
             .with(Sleep)
             .with(FailTimes)
@@ -189,7 +306,7 @@ fn test_context(attempt: u32) -> JobContext {
     JobContext::new(
         JobId::random(),
         attempt,
-        crate::job::now_ms() + 3_600_000,
+        now_ms() + 3_600_000,
         CancellationToken::new(),
     )
 }
@@ -203,13 +320,20 @@ mod tests {
         let types = JobTypes::builtin();
         assert_eq!(
             types.names().collect::<Vec<_>>(),
-            ["always-fail", "csv-stats", "fail-times", "primes", "sleep"]
+            [
+                "always-fail",
+                "csv-stats",
+                "fail-times",
+                "prime-count",
+                "primes",
+                "sleep"
+            ]
         );
         assert!(types.get("primes").is_some());
         assert!(types.get("nope").is_none());
         assert_eq!(
             format!("{types:?}"),
-            r#"["always-fail", "csv-stats", "fail-times", "primes", "sleep"]"#
+            r#"["always-fail", "csv-stats", "fail-times", "prime-count", "primes", "sleep"]"#
         );
         assert_eq!(
             types.peak_memory_bytes(),

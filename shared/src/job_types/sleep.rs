@@ -1,5 +1,6 @@
 //! `sleep`: waits, then succeeds; for trying out the system (long jobs,
-//! deadlines, cancellation) without burning CPU.
+//! deadlines, cancellation, progress: it reports each second) without
+//! burning CPU.
 
 use super::{JobContext, JobError, JobHandler, bounded_u64};
 use async_trait::async_trait;
@@ -27,10 +28,19 @@ impl JobHandler for Sleep {
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
         let seconds =
             bounded_u64(&payload, "seconds", MAX_SLEEP_SECS).map_err(JobError::Permanent)?;
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(seconds)) => Ok(json!({ "slept": seconds })),
-            () = ctx.cancelled() => Err(JobError::Retryable("stopped at the deadline".to_owned())),
+        for slept in 0..seconds {
+            ctx.progress(
+                slept as f64 / seconds as f64,
+                &format!("slept {slept} of {seconds} s"),
+            );
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = ctx.cancelled() => {
+                    return Err(JobError::Retryable("stopped at the deadline".to_owned()));
+                }
+            }
         }
+        Ok(json!({ "slept": seconds }))
     }
 }
 

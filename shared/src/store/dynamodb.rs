@@ -28,12 +28,15 @@
 
 use super::item::{
     DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, StoredItems,
-    TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n, payload_item_key, s, stored_items,
+    TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n, payload_item_key, progress_text, s,
+    stored_items,
 };
 use super::{
-    Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SWEPT_ERROR, SweepOutcome, enqueue_failed, outcome_of, own_claim, own_write, record_from_item,
+    CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, Heartbeat,
+    JobStore, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled,
+    enqueue_failed, outcome_of, own_claim, own_write, record_from_item,
 };
+use serde_json::Value;
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::{StoreError, sdk_error};
@@ -87,6 +90,16 @@ pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, #result = :result
 /// `:now` (ms), `:dead` (whether the message was dead-lettered).
 pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, #error = :error, finishedAt = :now, \
      deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
+
+/// The update of a cancelled finish. Values: `:done` (`"cancelled"`),
+/// `:now` (ms).
+pub const FINISH_CANCELLED_UPDATE: &str =
+    "SET #state = :done, finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
+
+/// The heartbeat's fence: the job is still `running` under the same attempt
+/// and delivery. Values: `:running`, `:attempt`, `:token`.
+pub const HEARTBEAT_CONDITION: &str =
+    "#state = :running AND attempts = :attempt AND claimToken = :token";
 
 /// The sweeper's condition: the job is unfinished, overdue, and holds no
 /// live lease. Values: `:queued`, `:running`, `:now` (ms).
@@ -434,13 +447,13 @@ impl JobStore for DynamoJobStore {
         let request = self
             .update(id)
             .condition_expression(FINISH_CONDITION)
-            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .expression_attribute_values(":attempt", n(attempt))
             .expression_attribute_values(":now", n(now_ms));
         let request = match completion {
             Completion::Succeeded(result) => request
                 .update_expression(FINISH_SUCCEEDED_UPDATE)
+                .expression_attribute_names("#error", "error")
                 .expression_attribute_names("#result", "result")
                 .expression_attribute_values(":done", s(JobState::Succeeded.as_str()))
                 .expression_attribute_values(":result", s(result.to_string())),
@@ -449,9 +462,13 @@ impl JobStore for DynamoJobStore {
                 dead_lettered,
             } => request
                 .update_expression(FINISH_FAILED_UPDATE)
+                .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":done", s(JobState::Failed.as_str()))
                 .expression_attribute_values(":error", error_value(error))
                 .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
+            Completion::Cancelled => request
+                .update_expression(FINISH_CANCELLED_UPDATE)
+                .expression_attribute_values(":done", s(JobState::Cancelled.as_str())),
         };
         own_write(
             self.send_update(request).await,
@@ -459,6 +476,140 @@ impl JobStore for DynamoJobStore {
             token,
             completion.state(),
         )
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        beat: &Heartbeat<'_>,
+    ) -> Result<Renewed, StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(
+            id,
+            self.deadlines
+                .claimed(beat.lease_until_ms, beat.receive_count),
+        );
+        let mut update = String::from("SET leaseExpiresAt = :lease, pending = :shard, dueAt = :due");
+        let mut request = self
+            .update(id)
+            .condition_expression(HEARTBEAT_CONDITION)
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":lease", n(beat.lease_until_ms))
+            .expression_attribute_values(":shard", shard)
+            .expression_attribute_values(":due", due)
+            .return_values(ReturnValue::AllNew);
+        if let Some(progress) = beat.progress {
+            update.push_str(", progress = :progress");
+            request = request.expression_attribute_values(":progress", s(progress_text(progress)));
+        }
+        if let Some(checkpoint) = beat.checkpoint {
+            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+            request = request
+                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
+                .expression_attribute_values(":now", n(beat.now_ms));
+        }
+        let output = self.send_update(request.update_expression(update)).await?;
+        Ok(Renewed {
+            cancel_requested: output
+                .attributes()
+                .and_then(|item| item.get("cancelRequested"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        })
+    }
+
+    async fn suspend(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        checkpoint: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
+        let mut update = String::from(
+            "SET #state = :queued, continuations = if_not_exists(continuations, :zero) + :one, \
+             pending = :shard, dueAt = :due",
+        );
+        let mut request = self
+            .update(id)
+            .condition_expression(FINISH_CONDITION)
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":shard", shard)
+            .expression_attribute_values(":due", due);
+        if let Some(checkpoint) = checkpoint {
+            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+            request = request
+                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
+                .expression_attribute_values(":now", n(now_ms));
+        }
+        update.push_str(" REMOVE leaseExpiresAt, #error");
+        let suspended = self.send_update(request.update_expression(update)).await;
+        own_write(suspended, attempt, token, JobState::Queued)
+    }
+
+    async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        // The state the job is believed to be in; a refusal says which it is.
+        let mut running = false;
+        for _ in 0..CANCEL_TRIES {
+            let request = if running {
+                self.update(id)
+                    .update_expression("SET cancelRequested = :true")
+                    .condition_expression("#state = :running")
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            } else {
+                self.update(id)
+                    .update_expression(
+                        "SET #state = :cancelled, finishedAt = :now, cancelRequested = :true \
+                         REMOVE leaseExpiresAt, pending, dueAt",
+                    )
+                    .condition_expression("#state = :queued")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
+                    .expression_attribute_values(":now", n(now_ms))
+            };
+            let written = self
+                .send_update(
+                    request
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .return_values(ReturnValue::AllNew),
+                )
+                .await;
+            match written {
+                Ok(output) => {
+                    let item = output.attributes().ok_or_else(|| {
+                        StoreError::Malformed("cancel returned no attributes".into())
+                    })?;
+                    let job = Box::new(self.record(item).await?);
+                    return Ok(if running {
+                        CancelOutcome::Requested(job)
+                    } else {
+                        CancelOutcome::Cancelled(job)
+                    });
+                }
+                Err(StoreError::Conflict { current: None }) => return Ok(CancelOutcome::Missing),
+                Err(StoreError::Conflict { current: Some(job) }) => {
+                    running = job.state == JobState::Running;
+                    if let Some(outcome) = cancel_settled(*job) {
+                        return Ok(outcome);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::Aws {
+            operation: "UpdateItem",
+            source: "the job kept changing state under the cancel".into(),
+        })
     }
 
     async fn return_to_queue(
@@ -529,7 +680,10 @@ impl JobStore for DynamoJobStore {
                      #error = if_not_exists(#error, :discarded) \
                      REMOVE leaseExpiresAt, pending, dueAt",
                     )
-                    .condition_expression("attribute_exists(jobId) AND #state <> :succeeded")
+                    .condition_expression(
+                        "attribute_exists(jobId) AND #state <> :succeeded AND #state <> :cancelled",
+                    )
+                    .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
                     .expression_attribute_names("#error", "error")
                     .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
                     .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))

@@ -13,7 +13,15 @@
 //! | `result`   | [`RESULT_BUDGET_BYTES`] 100 KiB  | the worker, before it finishes a job      |
 //! | `error`    | [`ERROR_BUDGET_BYTES`] 1 KiB     | the store itself ([`bound_error`]), on every write |
 //! | the rest   | [`FIXED_BUDGET_BYTES`] 1 KiB     | fixed-size ids, states, numbers, flags    |
-//! | reserved   | [`RESERVED_BYTES`] (~42 KiB)     | for fields to come: progress, checkpoints, delivery state |
+//! | `checkpoint` | [`CHECKPOINT_BUDGET_BYTES`] 16 KiB | the job's context, when the handler saves it |
+//! | `progress` | [`PROGRESS_BUDGET_BYTES`] 512 B  | the job's context (a message of at most 200 bytes) |
+//! | reserved   | [`RESERVED_BYTES`] (~25 KiB)     | for fields to come: delivery state |
+//!
+//! A heartbeat rewrites the whole item, checkpoint included (DynamoDB bills
+//! an update on the larger of the item before and after): a job with a
+//! 16 KiB checkpoint pays 17 write units a beat. Hence the small checkpoint
+//! budget: a checkpoint says where to resume, not what was computed so far
+//! (that belongs in the job's own storage).
 //!
 //! The in-memory store measures items with [`item_size`] and refuses one
 //! over [`MAX_ITEM_BYTES`], as DynamoDB does.
@@ -34,7 +42,7 @@
 //! the whole record as one item), so that either layout fits DynamoDB.
 
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord};
+use crate::job::{JobId, JobRecord, Progress};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -77,19 +85,45 @@ pub const ERROR_BUDGET_BYTES: usize = 1024;
 /// The fixed-size attributes: names, id, owner, type, fingerprint, state,
 /// times, counters, flags and the claim token (32 hex digits).
 pub const FIXED_BUDGET_BYTES: usize = 1024;
-/// What is left for attributes to come (progress, checkpoints, delivery
-/// state): each new one must take its budget from here.
+/// The largest checkpoint a job may save (serialized JSON).
+pub const CHECKPOINT_BUDGET_BYTES: usize = 16 * 1024;
+/// The progress attribute: a fraction, a time and a message of at most
+/// [`PROGRESS_MESSAGE_BYTES`](crate::job::PROGRESS_MESSAGE_BYTES) (as JSON,
+/// escapes included).
+pub const PROGRESS_BUDGET_BYTES: usize = 512;
+/// What is left for attributes to come (delivery state): each new one must
+/// take its budget from here.
 pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
     - PAYLOAD_BUDGET_BYTES
     - RESULT_BUDGET_BYTES
     - ERROR_BUDGET_BYTES
-    - FIXED_BUDGET_BYTES;
+    - FIXED_BUDGET_BYTES
+    - CHECKPOINT_BUDGET_BYTES
+    - PROGRESS_BUDGET_BYTES;
 
 // A new attribute's budget must come out of the reserve, not overdraw it.
 const _: () = assert!(
-    RESERVED_BYTES >= 40 * 1024,
+    RESERVED_BYTES >= 20 * 1024,
     "the budgets leave too little reserve"
 );
+
+/// The stored form of `progress`: JSON text `{"fraction","message","at"}`.
+pub(crate) fn progress_text(progress: &Progress) -> String {
+    serde_json::json!({
+        "fraction": progress.fraction,
+        "message": progress.message,
+        "at": progress.at_ms,
+    })
+    .to_string()
+}
+
+fn progress_from(value: &Value) -> Option<Progress> {
+    Some(Progress {
+        fraction: value.get("fraction")?.as_f64()?,
+        message: value.get("message")?.as_str()?.to_owned(),
+        at_ms: value.get("at")?.as_i64()?,
+    })
+}
 
 /// What ends an error message cut to [`ERROR_BUDGET_BYTES`].
 const ELLIPSIS: &str = "…";
@@ -163,6 +197,17 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         (
             "discarded",
             job.discarded.then_some(AttributeValue::Bool(true)),
+        ),
+        ("progress", job.progress.as_ref().map(|p| s(progress_text(p)))),
+        ("checkpoint", job.checkpoint.as_ref().map(|c| s(c.to_string()))),
+        ("checkpointAt", job.checkpoint_at.map(n)),
+        (
+            "cancelRequested",
+            job.cancel_requested.then_some(AttributeValue::Bool(true)),
+        ),
+        (
+            "continuations",
+            (job.continuations > 0).then(|| n(job.continuations)),
         ),
     ];
     item.extend(
@@ -305,6 +350,13 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         enqueue_failed: flag("enqueueFailed").unwrap_or(false),
         discarded: flag("discarded").unwrap_or(false),
         replays: count("replays")?,
+        progress: json("progress")?
+            .map(|value| progress_from(&value).ok_or_else(|| malformed("progress", "not progress")))
+            .transpose()?,
+        checkpoint: json("checkpoint")?,
+        checkpoint_at: number("checkpointAt")?,
+        cancel_requested: flag("cancelRequested").unwrap_or(false),
+        continuations: count("continuations")?,
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
     })
 }
@@ -349,6 +401,23 @@ mod tests {
         job.discarded = true;
         job.claim_token = Some("a-delivery".into());
         assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+        job.state = JobState::Cancelled;
+        job.progress = Some(Progress::new(0.25, "a \"quoted\" step", 70));
+        job.checkpoint = Some(json!({"next": 1000}));
+        job.checkpoint_at = Some(71);
+        job.cancel_requested = true;
+        job.continuations = 3;
+        assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+    }
+
+    #[test]
+    fn the_largest_progress_fits_its_budget() {
+        let worst = Progress::new(1.0 / 3.0, &"\"\u{1}".repeat(1000), i64::MAX);
+        let size = item_size(&HashMap::from([(
+            "progress".to_owned(),
+            s(progress_text(&worst)),
+        )]));
+        assert!(size <= PROGRESS_BUDGET_BYTES, "{size}");
     }
 
     #[test]

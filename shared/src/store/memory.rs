@@ -13,9 +13,11 @@
 
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
-    Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, JobStore, OverduePage, ReplayOutcome,
-    SWEPT_ERROR, SweepOutcome, enqueue_failed, outcome_of, own_claim, own_write,
+    CancelOutcome, Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, Heartbeat, JobStore,
+    OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed,
+    outcome_of, own_claim, own_write,
 };
+use serde_json::Value;
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::StoreError;
@@ -259,8 +261,95 @@ impl JobStore for MemoryStore {
                     job.error = Some(error.clone());
                     job.dead_lettered = *dead_lettered;
                 }
+                Completion::Cancelled => job.state = JobState::Cancelled,
             }
         })
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        beat: &Heartbeat<'_>,
+    ) -> Result<Renewed, StoreError> {
+        let due = self
+            .deadlines
+            .claimed(beat.lease_until_ms, beat.receive_count);
+        let renewed = self.write("UpdateItem", id, Some(due), |current| match current {
+            Some(job)
+                if job.state == JobState::Running
+                    && job.attempts == attempt
+                    && job.claim_token.as_deref() == Some(token) =>
+            {
+                let mut next = job.clone();
+                next.lease_expires_at = Some(beat.lease_until_ms);
+                if let Some(progress) = beat.progress {
+                    next.progress = Some(progress.clone());
+                }
+                if let Some(checkpoint) = beat.checkpoint {
+                    next.checkpoint = Some(checkpoint.clone());
+                    next.checkpoint_at = Some(beat.now_ms);
+                }
+                Ok(next)
+            }
+            current => Err(conflict(current)),
+        })?;
+        Ok(Renewed {
+            cancel_requested: renewed.cancel_requested,
+        })
+    }
+
+    async fn suspend(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        checkpoint: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let due = self.deadlines.queued_at(now_ms);
+        let suspended = self.write("UpdateItem", id, Some(due), |current| match current {
+            Some(job) if job.state == JobState::Running && job.attempts == attempt => {
+                let mut next = job.clone();
+                next.state = JobState::Queued;
+                next.continuations += 1;
+                next.lease_expires_at = None;
+                next.error = None;
+                if let Some(checkpoint) = checkpoint {
+                    next.checkpoint = Some(checkpoint.clone());
+                    next.checkpoint_at = Some(now_ms);
+                }
+                Ok(next)
+            }
+            current => Err(conflict(current)),
+        });
+        own_write(suspended, attempt, token, JobState::Queued)
+    }
+
+    async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        let written = self.write("UpdateItem", id, None, |current| match current {
+            Some(job) if job.state == JobState::Queued => Ok(JobRecord {
+                state: JobState::Cancelled,
+                finished_at: Some(now_ms),
+                cancel_requested: true,
+                lease_expires_at: None,
+                ..job.clone()
+            }),
+            Some(job) if job.state == JobState::Running => Ok(JobRecord {
+                cancel_requested: true,
+                ..job.clone()
+            }),
+            current => Err(conflict(current)),
+        });
+        match written {
+            Ok(job) if job.state == JobState::Running => Ok(CancelOutcome::Requested(Box::new(job))),
+            Ok(job) => Ok(CancelOutcome::Cancelled(Box::new(job))),
+            Err(StoreError::Conflict { current: None }) => Ok(CancelOutcome::Missing),
+            Err(StoreError::Conflict { current: Some(job) }) => cancel_settled(*job)
+                .ok_or_else(|| StoreError::Malformed("an unfinished job refused a cancel".into())),
+            Err(other) => Err(other),
+        }
     }
 
     async fn return_to_queue(
@@ -304,7 +393,7 @@ impl JobStore for MemoryStore {
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
         let discarded = self.write("UpdateItem", id, None, |current| match current {
-            Some(job) if job.state != JobState::Succeeded => Ok(JobRecord {
+            Some(job) if !matches!(job.state, JobState::Succeeded | JobState::Cancelled) => Ok(JobRecord {
                 state: JobState::Failed,
                 discarded: true,
                 finished_at: job.finished_at.or(Some(now_ms)),

@@ -29,7 +29,7 @@ pub use item::{
 };
 
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, JobState};
+use crate::job::{JobId, JobRecord, JobState, Progress};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -38,6 +38,44 @@ use serde_json::Value;
 pub enum Completion {
     Succeeded(Value),
     Failed { error: String, dead_lettered: bool },
+    /// The attempt stopped because a client cancelled the job.
+    Cancelled,
+}
+
+/// What a running attempt writes at a heartbeat ([`JobStore::heartbeat`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat<'a> {
+    /// When the beat is written (ms since the epoch).
+    pub now_ms: i64,
+    /// The renewed lease's end.
+    pub lease_until_ms: i64,
+    /// The message's delivery number, for the job's `dueAt`.
+    pub receive_count: u32,
+    /// The handler's progress, if it changed since the last beat.
+    pub progress: Option<&'a Progress>,
+    /// The handler's checkpoint, if it saved a new one since the last beat.
+    pub checkpoint: Option<&'a Value>,
+}
+
+/// What a heartbeat learnt from the job's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewed {
+    /// A client asked to cancel the job: its handler must stop.
+    pub cancel_requested: bool,
+}
+
+/// What [`JobStore::cancel`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// The job is `cancelled`: it was queued, or was already cancelled.
+    Cancelled(Box<JobRecord>),
+    /// The job is running and now `cancelRequested`: its worker stops it at
+    /// its next heartbeat (or it finishes first).
+    Requested(Box<JobRecord>),
+    /// The job had already finished (`succeeded` or `failed`).
+    Finished(JobState),
+    /// There is no such job.
+    Missing,
 }
 
 /// What [`JobStore::replay`] did.
@@ -158,6 +196,39 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
+    /// Renews the lease of running attempt `attempt` under `token` (and the
+    /// job's `dueAt` with it), and stores the handler's new progress and
+    /// checkpoint, if any. Returns whether a client asked to cancel the job.
+    /// A job no longer running under this attempt and token (taken over
+    /// after the lease ran out, cancelled, discarded, swept) is `Conflict`:
+    /// the attempt must stop, and its outcome will not be recorded.
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        beat: &Heartbeat<'_>,
+    ) -> Result<Renewed, StoreError>;
+
+    /// A continuation: running attempt `attempt` yielded, so the job goes
+    /// back to `queued` with `checkpoint` (if given; else the last one
+    /// stays), `continuations` plus one, no lease and no error, and due as a
+    /// newly queued job (its next message is a new one). Fenced and
+    /// idempotent like [`finish`](Self::finish).
+    async fn suspend(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        checkpoint: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A client cancels job `id`: a `queued` one becomes `cancelled` (and
+    /// finished) at once; a `running` one gets `cancelRequested`; a
+    /// cancelled one stays so. At most two conditional writes.
+    async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError>;
+
     /// Returns a job to `queued` after a retryable failure of `attempt`,
     /// keeping `error` for the client to see; fenced and idempotent like
     /// [`finish`](Self::finish).
@@ -175,7 +246,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// it runs again).
     async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError>;
 
-    /// An operator gives up on a job: any state but `succeeded` becomes
+    /// An operator gives up on a job: any state but `succeeded` and
+    /// `cancelled` becomes
     /// `failed` with `discarded` set, `finishedAt` set if missing, the lease
     /// removed, and [`DISCARDED_ERROR`] as the error if there was none.
     /// Discarding a discarded job is `Discarded` again.
@@ -223,6 +295,7 @@ impl Completion {
         match self {
             Self::Succeeded(_) => JobState::Succeeded,
             Self::Failed { .. } => JobState::Failed,
+            Self::Cancelled => JobState::Cancelled,
         }
     }
 }
@@ -244,6 +317,20 @@ fn outcome_of<T, O>(
         Err(other) => Err(other),
     }
 }
+
+/// The outcome of a cancel that found `job`, if its state settles it (a
+/// `queued` or `running` job must be written).
+fn cancel_settled(job: JobRecord) -> Option<CancelOutcome> {
+    match job.state {
+        JobState::Cancelled => Some(CancelOutcome::Cancelled(Box::new(job))),
+        JobState::Succeeded | JobState::Failed => Some(CancelOutcome::Finished(job.state)),
+        JobState::Queued | JobState::Running => None,
+    }
+}
+
+/// How many times a cancel tries its write when the job's state changes
+/// under it (`queued` ⇄ `running`); each try is one conditional write.
+const CANCEL_TRIES: usize = 4;
 
 /// A claim's answer, given that the delivery with `token` made it: a
 /// refusal because the job is `running` under that token means the claim
