@@ -980,7 +980,11 @@ pub mod store {
             .unwrap();
         let kept = stored(store, running.id).await;
         assert_eq!(kept.continuations, 2);
-        assert_eq!(kept.checkpoint, Some(checkpoint), "no new checkpoint keeps the last");
+        assert_eq!(
+            kept.checkpoint,
+            Some(checkpoint),
+            "no new checkpoint keeps the last"
+        );
     }
 
     /// A cancel ends a `queued` job at once (out of the due index, and no

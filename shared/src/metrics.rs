@@ -45,6 +45,11 @@ pub enum Metric {
     JobsRefused,
     /// Jobs the sweeper failed because they outlived their time bound.
     JobsSwept,
+    /// Jobs cancelled by their clients (queued ones by the API, running
+    /// ones by their worker).
+    JobsCancelled,
+    /// Times a handler yielded and its job went on in a new invocation.
+    JobsContinued,
     /// Submission to the start of the first attempt.
     QueueTimeMs,
     /// One attempt's run time.
@@ -62,6 +67,8 @@ impl Metric {
             Self::DuplicateDeliveries => "DuplicateDeliveries",
             Self::JobsRefused => "JobsRefused",
             Self::JobsSwept => "JobsSwept",
+            Self::JobsCancelled => "JobsCancelled",
+            Self::JobsContinued => "JobsContinued",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
         }

@@ -1,18 +1,21 @@
-//! Running one job's handler: under its [`JobContext`], cancelled at the
-//! invocation's deadline less [`DEADLINE_RESERVE`] (the time kept to record
-//! the outcome), given [`STOP_GRACE`] to stop, a panic caught as a failure of
-//! its job only, its result bounded; and how many handlers may run at once in
+//! Running one job's handler: under its [`JobContext`], with a heartbeat
+//! that renews its short lease and its message's visibility and writes its
+//! progress and checkpoint; cancelled at the invocation's deadline less
+//! [`DEADLINE_RESERVE`] (the time kept to record the outcome), at the job's
+//! run limit, on a cancel request or a lost lease; given [`STOP_GRACE`] to
+//! stop, a panic caught as a failure of its job only, its result bounded; and how many handlers may run at once in
 //! the function's memory (Lambda gives no more than its configured size, and
 //! CloudFormation cannot check the built-in types' peaks against it).
 
+use crate::delivery::Delivery;
 use crate::{
     DEADLINE_RESERVE, MAX_RESULT_BYTES, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR,
     UNKNOWN_TYPE_ERROR, Worker,
 };
 use futures_util::FutureExt;
 use jobline_shared::job::now_ms;
-use jobline_shared::job_types::JobContext;
-use jobline_shared::{JobError, JobRecord};
+use jobline_shared::job_types::{JobContext, Reports};
+use jobline_shared::{Heartbeat, JobError, JobRecord, StoreError};
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -41,6 +44,31 @@ pub(crate) enum Run {
     Overran,
 }
 
+/// Why the worker cancelled a handler's context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The invocation's deadline is near.
+    Deadline,
+    /// The job reached its maximum run time (`MAX_JOB_RUN_SECS`).
+    RunLimit,
+    /// A heartbeat found that a client cancelled the job.
+    CancelRequested,
+    /// The attempt no longer holds the job: a heartbeat was refused (the job
+    /// was taken over, discarded or swept), or none landed before the lease
+    /// ran out. Nothing the attempt writes will be recorded.
+    LeaseLost,
+}
+
+/// A handler's run, why it was stopped, and what it reported.
+pub(crate) struct Ran {
+    pub(crate) run: Run,
+    pub(crate) stop: Option<Stop>,
+    /// The progress and checkpoint not yet written.
+    pub(crate) reports: Reports,
+    /// The end of the lease the last heartbeat renewed.
+    pub(crate) lease_until_ms: i64,
+}
+
 /// `deadline_ms` less [`DEADLINE_RESERVE`]: when a job's context is cancelled.
 pub(crate) fn cancel_at_ms(deadline_ms: i64) -> i64 {
     let reserve = i64::try_from(DEADLINE_RESERVE.as_millis()).unwrap_or(i64::MAX);
@@ -52,44 +80,142 @@ pub(crate) fn until_ms(at_ms: i64) -> Duration {
 }
 
 impl Worker {
-    /// Runs the job's handler, cancelled at the invocation's deadline less
-    /// the reserve; a handler still running [`STOP_GRACE`] later is left
-    /// behind as [`Run::Overran`].
-    pub(crate) async fn run_handler(&self, job: &JobRecord, deadline_ms: i64) -> Run {
+    /// Runs the job's handler, renewing its lease every heartbeat, and
+    /// cancels it at the invocation's deadline less the reserve, at the
+    /// job's run limit, when a heartbeat finds a cancel request, or when the
+    /// lease is lost; a handler still running [`STOP_GRACE`] after that is
+    /// left behind as [`Run::Overran`].
+    pub(crate) async fn run_handler(
+        &self,
+        job: &JobRecord,
+        delivery: &Delivery<'_>,
+        deadline_ms: i64,
+    ) -> Ran {
+        let reports = Reports::new();
+        let mut lease_until_ms = job.lease_expires_at.unwrap_or_else(now_ms);
         let Some(handler) = self.job_types.get(&job.job_type) else {
-            return Run::Finished(Err(JobError::Retryable(UNKNOWN_TYPE_ERROR.to_owned())));
+            return Ran {
+                run: Run::Finished(Err(JobError::Retryable(UNKNOWN_TYPE_ERROR.to_owned()))),
+                stop: None,
+                reports,
+                lease_until_ms,
+            };
         };
-        let cancel_at = cancel_at_ms(deadline_ms);
+        let limit_at = self.run_limit_at(job);
+        let cancel_at = cancel_at_ms(deadline_ms).min(limit_at);
         let cancel = CancellationToken::new();
-        let ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone());
+        let ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone())
+            .resuming_from(job.checkpoint.clone())
+            .reporting_to(reports.clone());
         // A panicking handler fails its job, not the batch's other jobs.
         let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
         tokio::pin!(run);
-        let outcome = match tokio::time::timeout(until_ms(cancel_at), &mut run).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                cancel.cancel();
-                match tokio::time::timeout(STOP_GRACE, &mut run).await {
-                    // Finished just in time: keep the result.
-                    Ok(Ok(Ok(result))) => Ok(Ok(result)),
-                    Ok(Ok(Err(_))) => Ok(Err(JobError::Retryable(TIMED_OUT_ERROR.to_owned()))),
-                    Ok(Err(panic)) => Err(panic),
-                    Err(_) => return Run::Overran,
+        let period = self.heartbeat_period();
+        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let deadline = tokio::time::sleep(until_ms(cancel_at));
+        tokio::pin!(deadline);
+        let stop = loop {
+            tokio::select! {
+                outcome = &mut run => {
+                    return Ran { run: Run::Finished(bounded(outcome)), stop: None, reports, lease_until_ms };
+                }
+                () = &mut deadline => {
+                    break if cancel_at == limit_at { Stop::RunLimit } else { Stop::Deadline };
+                }
+                _ = beats.tick() => {
+                    if let Some(stop) = self.beat(job, delivery, &reports, &mut lease_until_ms).await {
+                        break stop;
+                    }
                 }
             }
         };
-        let result = match outcome {
-            Ok(result) => result,
-            Err(_) => Err(JobError::Retryable("the job's handler panicked".to_owned())),
-        };
-        Run::Finished(result.and_then(|result| {
-            let size = result.to_string().len();
-            if size > MAX_RESULT_BYTES {
-                return Err(JobError::Permanent(format!(
-                    "result is {size} bytes; the limit is {MAX_RESULT_BYTES}"
-                )));
+        tracing::debug!(jobId = %job.id, ?stop, "stopping the job's handler");
+        cancel.cancel();
+        let run = match tokio::time::timeout(STOP_GRACE, &mut run).await {
+            // Finished just in time: keep the result; an error of a handler
+            // stopped at the deadline is that time-out.
+            Ok(Ok(Err(JobError::Retryable(_) | JobError::Permanent(_))))
+                if stop == Stop::Deadline =>
+            {
+                Run::Finished(Err(JobError::Retryable(TIMED_OUT_ERROR.to_owned())))
             }
-            Ok(result)
-        }))
+            Ok(outcome) => Run::Finished(bounded(outcome)),
+            Err(_) => Run::Overran,
+        };
+        Ran {
+            run,
+            stop: Some(stop),
+            reports,
+            lease_until_ms,
+        }
     }
+
+    /// One heartbeat: renews the lease (and the message's visibility with
+    /// it) and writes what the handler reported since the last. Returns why
+    /// the handler must stop, if it must.
+    async fn beat(
+        &self,
+        job: &JobRecord,
+        delivery: &Delivery<'_>,
+        reports: &Reports,
+        lease_until_ms: &mut i64,
+    ) -> Option<Stop> {
+        let now = now_ms();
+        let next_lease = now.saturating_add(self.lease_ms());
+        let unwritten = reports.take();
+        let beat = Heartbeat {
+            now_ms: now,
+            lease_until_ms: next_lease,
+            receive_count: delivery.receive_count,
+            progress: unwritten.progress.as_ref(),
+            checkpoint: unwritten.checkpoint.as_ref(),
+        };
+        match self
+            .store
+            .heartbeat(job.id, job.attempts, &delivery.token, &beat)
+            .await
+        {
+            Ok(renewed) => {
+                *lease_until_ms = next_lease;
+                self.hide_for_lease(delivery, next_lease).await;
+                renewed.cancel_requested.then_some(Stop::CancelRequested)
+            }
+            Err(StoreError::Conflict { .. }) => Some(Stop::LeaseLost),
+            Err(error) => {
+                tracing::warn!(%error, jobId = %job.id, "heartbeat failed");
+                reports.restore(unwritten);
+                // The next beat may still land within the lease; after it, a
+                // new delivery may hold the job.
+                (now_ms().saturating_add(self.heartbeat_ms()) >= *lease_until_ms)
+                    .then_some(Stop::LeaseLost)
+            }
+        }
+    }
+
+    /// When job `job` reaches its maximum run time (ms since the epoch).
+    pub(crate) fn run_limit_at(&self, job: &JobRecord) -> i64 {
+        job.started_at
+            .unwrap_or_else(now_ms)
+            .saturating_add(i64::from(self.config.max_run_secs) * 1000)
+    }
+}
+
+/// A finished handler's outcome: a panic is a retryable failure of its job,
+/// and a result over [`MAX_RESULT_BYTES`] a permanent one.
+fn bounded(
+    outcome: Result<Result<Value, JobError>, Box<dyn std::any::Any + Send>>,
+) -> Result<Value, JobError> {
+    let result = match outcome {
+        Ok(result) => result,
+        Err(_) => Err(JobError::Retryable("the job's handler panicked".to_owned())),
+    };
+    result.and_then(|result| {
+        let size = result.to_string().len();
+        if size > MAX_RESULT_BYTES {
+            return Err(JobError::Permanent(format!(
+                "result is {size} bytes; the limit is {MAX_RESULT_BYTES}"
+            )));
+        }
+        Ok(result)
+    })
 }

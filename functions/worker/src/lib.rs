@@ -54,12 +54,13 @@ pub mod restart;
 
 use delivery::Delivery;
 pub use handler::memory_bound_concurrency;
-use handler::{Run, cancel_at_ms, until_ms};
+use handler::{Run, Stop, cancel_at_ms, until_ms};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use futures_util::stream;
 use jobline_shared::job::{ClaimRefusal, now_ms};
+use jobline_shared::job_types::Reports;
 use jobline_shared::{
     Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
     Metrics, StoreError, WorkerConfig,
@@ -84,7 +85,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(1);
 /// its record is sent again instead.
 pub const MIN_RUN_TIME: Duration = Duration::from_secs(1);
 
-/// A lease outlives the invocation's deadline by this much, for clock skew.
+/// A lease outlives its two heartbeats by this much, for clock skew.
 pub const LEASE_MARGIN_MS: i64 = 1_000;
 
 /// Memory kept for the runtime, the SDK clients and the batch itself, out of
@@ -285,13 +286,31 @@ impl Worker {
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
-        let lease_until_ms = deadline_ms.saturating_add(LEASE_MARGIN_MS);
+        let lease_until_ms = now_ms().saturating_add(self.lease_ms());
         let job = match self.claim(delivery, id, lease_until_ms).await {
             Ok(job) => job,
             Err(disposition) => return disposition,
         };
         delivery.job_type = Some(job.job_type.clone());
         delivery.attempt = Some(job.attempts);
+        if job.cancel_requested {
+            // Cancelled while its last attempt ran, which died before it
+            // could stop: the claim after the lease ends finishes it.
+            delivery.outcome = "cancelled";
+            return self
+                .complete(
+                    delivery,
+                    &job,
+                    &Completion::Cancelled,
+                    Metric::JobsCancelled,
+                )
+                .await;
+        }
+        if now_ms() >= self.run_limit_at(&job) {
+            return self.fail_at_run_limit(delivery, &job).await;
+        }
+        // Short at once: a crash now brings the message back within the lease.
+        self.hide_for_lease(delivery, lease_until_ms).await;
         if job.attempts == 1
             && let Some(started) = job.started_at
         {
@@ -302,21 +321,43 @@ impl Worker {
             );
         }
         let started = Instant::now();
-        let run = self.run_handler(&job, deadline_ms).await;
+        let ran = self.run_handler(&job, delivery, deadline_ms).await;
         delivery.metrics.record(
             &job.job_type,
             Metric::JobDurationMs,
             started.elapsed().as_secs_f64() * 1000.0,
         );
         let last_delivery = delivery.receive_count >= self.config.max_receive_count;
-        match run {
-            Run::Finished(Ok(result)) => {
+        match (ran.run, ran.stop) {
+            (Run::Finished(Ok(result)), _) => {
                 delivery.outcome = "succeeded";
                 let completion = Completion::Succeeded(result);
                 self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
                     .await
             }
-            Run::Finished(Err(JobError::Permanent(error))) => {
+            // Another delivery may hold the job, or it was finished for it:
+            // nothing this attempt writes would be recorded.
+            (Run::Finished(_), Some(Stop::LeaseLost)) => {
+                delivery.outcome = "lease-lost";
+                Disposition::Retry
+            }
+            (Run::Finished(Err(_)), Some(Stop::CancelRequested)) => {
+                delivery.outcome = "cancelled";
+                self.complete(
+                    delivery,
+                    &job,
+                    &Completion::Cancelled,
+                    Metric::JobsCancelled,
+                )
+                .await
+            }
+            (Run::Finished(Err(_)), Some(Stop::RunLimit)) => {
+                self.fail_at_run_limit(delivery, &job).await
+            }
+            (Run::Finished(Err(JobError::Continue)), _) => {
+                self.continue_later(delivery, &job, &ran.reports).await
+            }
+            (Run::Finished(Err(JobError::Permanent(error))), _) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed permanently");
                 delivery.outcome = "failed";
                 let completion = Completion::Failed {
@@ -326,11 +367,11 @@ impl Worker {
                 self.complete(delivery, &job, &completion, Metric::JobsFailed)
                     .await
             }
-            Run::Finished(Err(JobError::Retryable(error))) if last_delivery => {
+            (Run::Finished(Err(JobError::Retryable(error))), _) if last_delivery => {
                 self.dead_letter(delivery, &job, error).await;
                 Disposition::Retry
             }
-            Run::Finished(Err(JobError::Retryable(error))) => {
+            (Run::Finished(Err(JobError::Retryable(error))), _) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed; will retry");
                 delivery.outcome = "retrying";
                 match self
@@ -351,24 +392,109 @@ impl Worker {
             }
             // No other delivery will run it: recording the failure cannot
             // overlap with a run.
-            Run::Overran if last_delivery => {
+            (Run::Overran, _) if last_delivery => {
                 self.dead_letter(delivery, &job, TIMED_OUT_ERROR.to_owned())
                     .await;
                 delivery.outcome = "overran";
                 Disposition::Overran
             }
-            Run::Overran => {
-                // The job keeps its lease, so no claim overlaps with the
-                // handler while this process lives (it ends after the
-                // response); the message waits out the lease, then backs off.
+            (Run::Overran, _) => {
+                // The process ends after the response, so the handler stops
+                // with it; the message waits out the lease, then backs off.
                 delivery.outcome = "overran";
-                let lease_secs = secs_until(lease_until_ms);
+                let lease_secs = secs_until(ran.lease_until_ms);
                 let backoff = backoff::delay_secs(&self.config, delivery.receive_count);
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
                 Disposition::Overran
             }
         }
+    }
+
+    /// A continuation: the handler yielded, so its job goes back to the
+    /// queue with its last checkpoint, as a new message (which counts its
+    /// receives afresh), and this one is acknowledged. If the store write
+    /// fails, the message comes back after the lease and the job resumes
+    /// from the last checkpoint written; if only the send fails, the old
+    /// message brings the job back after its backoff.
+    async fn continue_later(
+        &self,
+        delivery: &mut Delivery<'_>,
+        job: &JobRecord,
+        reports: &Reports,
+    ) -> Disposition {
+        let checkpoint = reports.take().checkpoint;
+        match self
+            .store
+            .suspend(
+                job.id,
+                job.attempts,
+                &delivery.token,
+                checkpoint.as_ref(),
+                now_ms(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(invalid @ StoreError::Invalid { .. }) => {
+                return self.fail_unstorable(delivery, job, false, &invalid).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobId = %job.id, "could not record the job's continuation");
+                delivery.outcome = "unsuspended";
+                return Disposition::Retry;
+            }
+        }
+        match self.queue.send(&JobMessage { job_id: job.id }).await {
+            Ok(_) => {
+                delivery.outcome = "continued";
+                delivery.metrics.count(&job.job_type, Metric::JobsContinued);
+                Disposition::Acknowledged
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobId = %job.id, "could not send the job's continuation");
+                delivery.outcome = "continuation-unsent";
+                self.retry_later(delivery, None).await
+            }
+        }
+    }
+
+    /// Fails `job`, which reached its maximum run time.
+    async fn fail_at_run_limit(&self, delivery: &mut Delivery<'_>, job: &JobRecord) -> Disposition {
+        delivery.outcome = "run-limit";
+        let completion = Completion::Failed {
+            error: format!(
+                "the job ran longer than its limit of {} s",
+                self.config.max_run_secs
+            ),
+            dead_lettered: false,
+        };
+        self.complete(delivery, job, &completion, Metric::JobsFailed)
+            .await
+    }
+
+    /// How long a claim or a heartbeat leases its job: two heartbeats and
+    /// a margin for clock skew.
+    fn lease_ms(&self) -> i64 {
+        self.heartbeat_ms()
+            .saturating_mul(2)
+            .saturating_add(LEASE_MARGIN_MS)
+    }
+
+    fn heartbeat_ms(&self) -> i64 {
+        i64::from(self.config.heartbeat_secs) * 1000
+    }
+
+    pub(crate) fn heartbeat_period(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.heartbeat_secs.max(1)))
+    }
+
+    /// Hides the message until just after the lease ending at
+    /// `lease_until_ms`: if the worker dies, the message comes back once
+    /// another delivery may claim the job.
+    pub(crate) async fn hide_for_lease(&self, delivery: &Delivery<'_>, lease_until_ms: i64) {
+        self.set_visibility(delivery, secs_until(lease_until_ms).saturating_add(1))
+            .await;
     }
 
     /// One claim of job `id` by `delivery`, at the time it returns with.

@@ -12,12 +12,14 @@ use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing;
-use jobline_shared::{JobHandler, JobState};
+use jobline_shared::{CancelOutcome, JobHandler, JobState};
 use serde_json::{Value, json};
 
 /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
 /// "hang" (until cancelled) | "overrun" (ignores cancellation)}`, or
-/// returns a 60 KiB result for `{"fail": "big"}`.
+/// returns a 60 KiB result for `{"fail": "big"}`; `{"fail": "steps",
+/// "steps": n, "perRun"?: k}` is a long job of `n` steps of 400 ms, each
+/// reported and checkpointed, yielding after `k` steps or when cancelled.
 struct Scripted;
 
 #[async_trait::async_trait]
@@ -32,6 +34,23 @@ impl JobHandler for Scripted {
             Some("permanent") => Err(JobError::Permanent("bad input".into())),
             Some("panic") => panic!("handler bug"),
             Some("big") => Ok(json!("r".repeat(60 * 1024))),
+            Some("steps") => {
+                let steps = payload["steps"].as_u64().unwrap_or(1);
+                let per_run = payload["perRun"].as_u64().unwrap_or(u64::MAX);
+                let mut step = ctx.checkpoint().map_or(0, |c| c["step"].as_u64().unwrap());
+                let mut this_run = 0;
+                while step < steps {
+                    if ctx.is_cancelled() || this_run == per_run {
+                        return Err(JobError::Continue);
+                    }
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    step += 1;
+                    this_run += 1;
+                    ctx.save_checkpoint(json!({ "step": step }))?;
+                    ctx.progress(step as f64 / steps as f64, &format!("step {step}"));
+                }
+                Ok(json!({ "steps": steps }))
+            }
             Some("hang") => {
                 ctx.cancelled().await;
                 Err(JobError::Retryable("cancelled".into()))
@@ -48,6 +67,10 @@ impl JobHandler for Scripted {
     }
 }
 
+/// The visibility a claim sets at once: the fixture's lease (two one-second
+/// heartbeats and the margin, 3 s) and one second.
+const LEASE_VISIBILITY_SECS: u32 = 4;
+
 struct Fixture {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
@@ -61,6 +84,8 @@ fn fixture() -> Fixture {
         retry_base_delay_secs: 10,
         retry_max_delay_secs: 100,
         concurrency: 4,
+        heartbeat_secs: 1,
+        ..WorkerConfig::default()
     };
     let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &config);
     let store = Arc::new(MemoryStore::new().with_deadlines(deadlines));
@@ -128,7 +153,11 @@ async fn a_job_is_claimed_run_and_completed() {
     assert_eq!(job.result, Some(json!({"ok": true, "attempt": 1})));
     assert_eq!(job.attempts, 1);
     assert_eq!(metrics.total(Metric::JobsSucceeded), 1.0);
-    assert!(f.queue.visibility_changes().is_empty());
+    assert_eq!(
+        f.queue.visibility_changes(),
+        [("r".to_owned(), LEASE_VISIBILITY_SECS)],
+        "hidden for the short lease at once"
+    );
 }
 
 #[tokio::test]
@@ -142,9 +171,10 @@ async fn a_retryable_failure_releases_the_job_and_backs_off() {
     assert_eq!(job.error.as_deref(), Some("try later"));
     assert_eq!(metrics.total(Metric::JobsRetried), 1.0);
     let changes = f.queue.visibility_changes();
-    assert_eq!(changes.len(), 1);
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].1, LEASE_VISIBILITY_SECS);
     assert!(
-        (10..=20).contains(&changes[0].1),
+        (10..=20).contains(&changes[1].1),
         "backoff for receive 2: {changes:?}"
     );
 }
@@ -159,8 +189,8 @@ async fn a_claim_bounds_the_job_by_the_deliveries_left() {
         let id = f.job(json!({"fail": "retry"}));
         let before = now_ms();
         f.deliver_job(id, receive_count).await;
-        // deliver() sets the deadline 30 s on; the lease adds its margin.
-        let lease = before + 30_000 + LEASE_MARGIN_MS;
+        // The lease: two one-second heartbeats and its margin.
+        let lease = before + 2_000 + LEASE_MARGIN_MS;
         let due = f.store.due_at(id).expect("a returned job stays due");
         let expected = lease + left * per_delivery + MARGIN_MS;
         assert!(
@@ -189,7 +219,10 @@ async fn the_last_delivery_fails_the_job_as_dead_lettered() {
         "a failed job leaves the due index"
     );
     assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
-    assert_eq!(f.queue.visibility_changes(), [("r".to_owned(), 0)]);
+    assert_eq!(
+        f.queue.visibility_changes(),
+        [("r".to_owned(), LEASE_VISIBILITY_SECS), ("r".to_owned(), 0)]
+    );
 }
 
 #[tokio::test]
@@ -547,4 +580,132 @@ async fn a_batch_reports_only_its_failures() {
         .collect();
     failed.sort_unstable();
     assert_eq!(failed, ["junk", "retry"]);
+}
+
+#[tokio::test]
+async fn a_long_job_renews_its_lease_and_reports_progress_while_it_runs() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "steps", "steps": 8}));
+    let claimed_lease = now_ms() + 3_000;
+    let running = async {
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        f.store.job(id).unwrap()
+    };
+    let ((disposition, _), seen) = tokio::join!(f.deliver_job(id, 1), running);
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(seen.state, JobState::Running);
+    assert!(
+        seen.lease_expires_at.unwrap() > claimed_lease,
+        "the heartbeats renewed the claim's lease"
+    );
+    let progress = seen.progress.expect("progress written at a heartbeat");
+    assert!(progress.fraction > 0.0 && progress.fraction < 1.0);
+    assert!(seen.checkpoint.is_some());
+    let done = f.store.job(id).unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.attempts, 1, "never claimed twice");
+    let changes = f.queue.visibility_changes();
+    assert!(
+        changes.len() >= 3,
+        "hidden at the claim and each beat: {changes:?}"
+    );
+    assert!(changes.iter().all(|(_, secs)| (3..=4).contains(secs)));
+}
+
+#[tokio::test]
+async fn a_job_yields_and_goes_on_as_new_messages_until_it_is_done() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "steps", "steps": 3, "perRun": 1}));
+    let mut runs = 0;
+    while f.store.job(id).unwrap().state != JobState::Succeeded {
+        runs += 1;
+        assert!(runs <= 3, "three steps, one a run");
+        // Every continuation is a new message, received for the first time.
+        let (disposition, metrics) = f.deliver_job(id, 1).await;
+        assert_eq!(disposition, Disposition::Acknowledged);
+        let job = f.store.job(id).unwrap();
+        if job.state == JobState::Queued {
+            assert_eq!(job.continuations, runs);
+            assert_eq!(job.checkpoint, Some(json!({"step": runs})));
+            assert_eq!(metrics.total(Metric::JobsContinued), 1.0);
+            assert_eq!(f.queue.sent().len(), runs as usize);
+        }
+    }
+    let done = f.store.job(id).unwrap();
+    assert_eq!(done.result, Some(json!({"steps": 3})));
+    assert_eq!((done.attempts, done.continuations), (3, 2));
+}
+
+#[tokio::test]
+async fn a_cancel_request_stops_the_running_job_at_its_next_heartbeat() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "hang"}));
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.store.cancel(id, now_ms()).await.unwrap()
+    };
+    let started = Instant::now();
+    let ((disposition, metrics), outcome) = tokio::join!(f.deliver_job(id, 1), cancel);
+    assert!(matches!(outcome, CancelOutcome::Requested(_)));
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "stopped at the first beat after the request"
+    );
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Cancelled);
+    assert_eq!(metrics.total(Metric::JobsCancelled), 1.0);
+}
+
+#[tokio::test]
+async fn a_claim_after_a_dead_attempt_finishes_a_cancel_request() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "retry"}));
+    let queued = f.store.job(id).unwrap();
+    f.store.insert(JobRecord {
+        state: JobState::Running,
+        attempts: 1,
+        lease_expires_at: Some(now_ms() - 1),
+        cancel_requested: true,
+        ..queued
+    });
+    let (disposition, metrics) = f.deliver_job(id, 2).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.error, None, "not run: its handler would have failed");
+    assert_eq!(metrics.total(Metric::JobsCancelled), 1.0);
+}
+
+#[tokio::test]
+async fn a_job_past_its_run_limit_fails_without_running() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    let queued = f.store.job(id).unwrap();
+    let limit_ms = i64::from(f.worker.config.max_run_secs) * 1000;
+    f.store.insert(JobRecord {
+        started_at: Some(now_ms() - limit_ms - 1),
+        continuations: 5,
+        ..queued
+    });
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().contains("ran longer than its limit"));
+    assert_eq!(job.result, None);
+}
+
+#[tokio::test]
+async fn an_attempt_that_lost_its_job_stops_and_records_nothing() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "hang"}));
+    let discard = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.store.discard(id, now_ms()).await.unwrap()
+    };
+    let ((disposition, _), _) = tokio::join!(f.deliver_job(id, 1), discard);
+    assert_eq!(disposition, Disposition::Retry);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.discarded, "the operator's write stands");
 }

@@ -137,7 +137,13 @@ fn settings(payload: &Value) -> Result<(u64, u64, u64), String> {
     Ok((
         bounded_u64(payload, "upTo", MAX_UP_TO)?,
         optional_u64(payload, "chunk", MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK)?,
-        optional_u64(payload, "chunksPerRun", 1, MAX_CHUNKS_PER_RUN, MAX_CHUNKS_PER_RUN)?,
+        optional_u64(
+            payload,
+            "chunksPerRun",
+            1,
+            MAX_CHUNKS_PER_RUN,
+            MAX_CHUNKS_PER_RUN,
+        )?,
     ))
 }
 
@@ -210,7 +216,14 @@ mod tests {
     #[test]
     fn segments_count_what_the_plain_sieve_counts() {
         let base = base_primes(1_000);
-        for (lo, hi) in [(0, 2), (0, 3), (0, 100), (2, 1_000), (97, 98), (500_000, 1_000_001)] {
+        for (lo, hi) in [
+            (0, 2),
+            (0, 3),
+            (0, 100),
+            (2, 1_000),
+            (97, 98),
+            (500_000, 1_000_001),
+        ] {
             let whole_hi = sieve(hi - 1, || false).unwrap();
             let whole_lo = if lo == 0 {
                 (0, None)
@@ -250,7 +263,10 @@ mod tests {
     async fn yields_after_its_chunks_and_resumes_to_the_right_count() {
         let (result, runs) =
             run_to_end(json!({"upTo": 100_000, "chunk": 10_000, "chunksPerRun": 3})).await;
-        assert_eq!(result, json!({"upTo": 100_000, "count": 9_592, "largest": 99_991}));
+        assert_eq!(
+            result,
+            json!({"upTo": 100_000, "count": 9_592, "largest": 99_991})
+        );
         assert_eq!(runs, 4, "ten chunks, three a run");
         let (whole, runs) = run_to_end(json!({"upTo": 100_000})).await;
         assert_eq!((whole, runs), (result, 1));
@@ -267,13 +283,28 @@ mod tests {
     #[test]
     fn settings_are_bounded_and_named() {
         assert!(PrimeCount.validate(&json!({"upTo": MAX_UP_TO})).is_ok());
-        assert!(PrimeCount.validate(&json!({"upTo": MAX_UP_TO + 1})).is_err());
+        assert!(
+            PrimeCount
+                .validate(&json!({"upTo": MAX_UP_TO + 1}))
+                .is_err()
+        );
         let message = PrimeCount
             .validate(&json!({"upTo": 10, "chunk": 5}))
             .unwrap_err();
-        assert!(message.contains("payload.chunk") && message.contains("1000"), "{message}");
-        assert!(PrimeCount.validate(&json!({"upTo": 10, "chunksPerRun": 0})).is_err());
-        assert!(PrimeCount.validate(&json!({"upTo": 10, "chunksPerRun": 2})).is_ok());
+        assert!(
+            message.contains("payload.chunk") && message.contains("1000"),
+            "{message}"
+        );
+        assert!(
+            PrimeCount
+                .validate(&json!({"upTo": 10, "chunksPerRun": 0}))
+                .is_err()
+        );
+        assert!(
+            PrimeCount
+                .validate(&json!({"upTo": 10, "chunksPerRun": 2}))
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -36,7 +36,6 @@ use super::{
     JobStore, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled,
     enqueue_failed, outcome_of, own_claim, own_write, record_from_item,
 };
-use serde_json::Value;
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::{StoreError, sdk_error};
@@ -48,6 +47,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// The item DynamoDB returned with a conditional-check failure of an
@@ -490,7 +490,8 @@ impl JobStore for DynamoJobStore {
             self.deadlines
                 .claimed(beat.lease_until_ms, beat.receive_count),
         );
-        let mut update = String::from("SET leaseExpiresAt = :lease, pending = :shard, dueAt = :due");
+        let mut update =
+            String::from("SET leaseExpiresAt = :lease, pending = :shard, dueAt = :due");
         let mut request = self
             .update(id)
             .condition_expression(HEARTBEAT_CONDITION)

@@ -198,8 +198,14 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
             "discarded",
             job.discarded.then_some(AttributeValue::Bool(true)),
         ),
-        ("progress", job.progress.as_ref().map(|p| s(progress_text(p)))),
-        ("checkpoint", job.checkpoint.as_ref().map(|c| s(c.to_string()))),
+        (
+            "progress",
+            job.progress.as_ref().map(|p| s(progress_text(p))),
+        ),
+        (
+            "checkpoint",
+            job.checkpoint.as_ref().map(|c| s(c.to_string())),
+        ),
         ("checkpointAt", job.checkpoint_at.map(n)),
         (
             "cancelRequested",

@@ -17,12 +17,12 @@ use super::{
     OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed,
     outcome_of, own_claim, own_write,
 };
-use serde_json::Value;
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
 use async_trait::async_trait;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -343,7 +343,9 @@ impl JobStore for MemoryStore {
             current => Err(conflict(current)),
         });
         match written {
-            Ok(job) if job.state == JobState::Running => Ok(CancelOutcome::Requested(Box::new(job))),
+            Ok(job) if job.state == JobState::Running => {
+                Ok(CancelOutcome::Requested(Box::new(job)))
+            }
             Ok(job) => Ok(CancelOutcome::Cancelled(Box::new(job))),
             Err(StoreError::Conflict { current: None }) => Ok(CancelOutcome::Missing),
             Err(StoreError::Conflict { current: Some(job) }) => cancel_settled(*job)
@@ -393,17 +395,19 @@ impl JobStore for MemoryStore {
 
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
         let discarded = self.write("UpdateItem", id, None, |current| match current {
-            Some(job) if !matches!(job.state, JobState::Succeeded | JobState::Cancelled) => Ok(JobRecord {
-                state: JobState::Failed,
-                discarded: true,
-                finished_at: job.finished_at.or(Some(now_ms)),
-                error: job
-                    .error
-                    .clone()
-                    .or_else(|| Some(DISCARDED_ERROR.to_owned())),
-                lease_expires_at: None,
-                ..job.clone()
-            }),
+            Some(job) if !matches!(job.state, JobState::Succeeded | JobState::Cancelled) => {
+                Ok(JobRecord {
+                    state: JobState::Failed,
+                    discarded: true,
+                    finished_at: job.finished_at.or(Some(now_ms)),
+                    error: job
+                        .error
+                        .clone()
+                        .or_else(|| Some(DISCARDED_ERROR.to_owned())),
+                    lease_expires_at: None,
+                    ..job.clone()
+                })
+            }
             current => Err(conflict(current)),
         });
         outcome_of(

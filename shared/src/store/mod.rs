@@ -37,7 +37,10 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     Succeeded(Value),
-    Failed { error: String, dead_lettered: bool },
+    Failed {
+        error: String,
+        dead_lettered: bool,
+    },
     /// The attempt stopped because a client cancelled the job.
     Cancelled,
 }
