@@ -68,7 +68,14 @@ pub enum ApiError {
     BacklogFull { retry_after_secs: u32 },
     #[error("no such job")]
     JobNotFound,
-    #[error("no such route; the API serves POST /jobs and GET /jobs/{{id}}")]
+    /// A cancel of a job that had already finished.
+    #[error(
+        "the job has already finished ({state}); only a queued or running job can be cancelled"
+    )]
+    JobFinished { state: jobline_shared::JobState },
+    #[error(
+        "no such route; the API serves POST /jobs, GET /jobs/{{id}} and POST /jobs/{{id}}/cancel"
+    )]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
     MethodNotAllowed { allow: &'static str },
@@ -109,7 +116,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::IdempotencyKeyExpired => StatusCode::CONFLICT,
+            Self::IdempotencyKeyExpired | Self::JobFinished { .. } => StatusCode::CONFLICT,
             Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -138,6 +145,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::BacklogFull { .. } => "backlog_full",
             Self::JobNotFound => "job_not_found",
+            Self::JobFinished { .. } => "job_finished",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
@@ -159,7 +167,10 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        if let Self::JobFinished { state } = &self {
+            body["error"]["status"] = json!(state);
+        }
         let mut builder = Response::builder()
             .status(self.status())
             .header(CONTENT_TYPE, "application/json");
@@ -221,6 +232,18 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
             assert_eq!(body, json!({"error": {"code": code, "message": message}}));
         }
+    }
+
+    #[test]
+    fn a_cancel_of_a_finished_job_names_its_state() {
+        let response = ApiError::JobFinished {
+            state: jobline_shared::JobState::Succeeded,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"]["code"], "job_finished");
+        assert_eq!(body["error"]["status"], "succeeded");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The HTTP API: `POST /jobs` accepts a job and answers `202 Accepted` at
-//! once; `GET /jobs/{id}` reports it. Requests arrive as API Gateway HTTP API
+//! once; `GET /jobs/{id}` reports it (with its progress); `POST
+//! /jobs/{id}/cancel` cancels it. Requests arrive as API Gateway HTTP API
 //! (payload v2) events through `lambda_http`, or from the local server.
 //!
 //! # Submitting: write, then send
@@ -88,8 +89,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
 use jobline_shared::{
-    Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric, Metrics,
-    StoreError,
+    CancelOutcome, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes,
+    Metric, Metrics, StoreError,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -182,8 +183,12 @@ impl Api {
         let result = match (request.method(), segments.as_slice()) {
             (&Method::POST, ["jobs"]) => self.submit(&request, &mut metrics, &mut trace).await,
             (&Method::GET, ["jobs", id]) => self.status(&request, id, &mut trace).await,
+            (&Method::POST, ["jobs", id, "cancel"]) => {
+                self.cancel(&request, id, &mut metrics, &mut trace).await
+            }
             (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             _ => Err(ApiError::RouteNotFound),
         };
         let job_id = trace.job_id.map(tracing::field::display);
@@ -351,6 +356,48 @@ impl Api {
         id: &str,
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
+        let job = self.own_job(request, id, trace).await?;
+        job_response(&job)
+    }
+
+    /// `POST /jobs/{id}/cancel`: a queued job is cancelled at once (its
+    /// message is acknowledged unrun when it arrives); a running one is
+    /// asked to stop, which its worker learns at its next heartbeat. Either
+    /// way 200 with the job; a finished one is 409 with its state.
+    async fn cancel(
+        &self,
+        request: &Request,
+        id: &str,
+        metrics: &mut Metrics,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let job = self.own_job(request, id, trace).await?;
+        let outcome = self
+            .store
+            .cancel(job.id, (self.clock)())
+            .await
+            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+        match outcome {
+            CancelOutcome::Cancelled(cancelled) => {
+                if job.state != JobState::Cancelled {
+                    metrics.count(&job.job_type, Metric::JobsCancelled);
+                }
+                job_response(&cancelled)
+            }
+            CancelOutcome::Requested(running) => job_response(&running),
+            CancelOutcome::Finished(state) => Err(ApiError::JobFinished { state }),
+            CancelOutcome::Missing => Err(ApiError::JobNotFound),
+        }
+    }
+
+    /// The caller's job `id`, read strongly consistent: 404 when there is
+    /// none, it is another caller's, or it has expired.
+    async fn own_job(
+        &self,
+        request: &Request,
+        id: &str,
+        trace: &mut Trace,
+    ) -> Result<JobRecord, ApiError> {
         let owner = caller(request, self.allow_anonymous)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
         trace.job_id = Some(id);
@@ -363,13 +410,7 @@ impl Api {
             .filter(|job| job.owner == owner && !expired(job, now_ms))
             .ok_or(ApiError::JobNotFound)?;
         trace.job_type = Some(job.job_type.clone());
-        let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
-        if !job.state.is_finished() {
-            response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
-        }
-        response
-            .body(Body::from(job_view(&job).to_string()))
-            .map_err(ApiError::internal)
+        Ok(job)
     }
 
     /// `PUBLIC_BASE_URL`; else, deployed, `https://` and the API Gateway
@@ -418,6 +459,18 @@ fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// 200 with `job`'s view, never cached, and when to poll again while it
+/// is unfinished.
+fn job_response(job: &JobRecord) -> Result<Response<Body>, ApiError> {
+    let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
+    if !job.state.is_finished() {
+        response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
+    }
+    response
+        .body(Body::from(job_view(job).to_string()))
+        .map_err(ApiError::internal)
+}
+
 fn json_response(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
@@ -439,6 +492,14 @@ pub fn job_view(job: &JobRecord) -> Value {
         "deadLettered": job.dead_lettered,
         "discarded": job.discarded,
         "replays": job.replays,
+        "progress": job.progress.as_ref().map(|progress| json!({
+            "fraction": progress.fraction,
+            "message": progress.message,
+            "updatedAt": format_ms(progress.at_ms),
+        })),
+        "cancelRequested": job.cancel_requested,
+        "checkpointAt": job.checkpoint_at.map(format_ms),
+        "continuations": job.continuations,
     })
 }
 

@@ -519,3 +519,89 @@ async fn the_status_says_when_an_operator_discarded_the_job() {
     assert_eq!(view["discarded"], true);
     assert_eq!(view["deadLettered"], false);
 }
+
+fn cancel(id: JobId) -> Request {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("/jobs/{id}/cancel"))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_cancel_ends_a_queued_job_at_once_and_repeats_harmlessly() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let id = JobId::random();
+    store.insert(record(id, now_ms()));
+    let first = api.handle(cancel(id)).await;
+    assert_eq!(first.response.status(), StatusCode::OK);
+    assert_eq!(body(&first)["status"], "cancelled");
+    assert!(body(&first)["finishedAt"].is_string());
+    assert_eq!(first.metrics.total(Metric::JobsCancelled), 1.0);
+    let again = api.handle(cancel(id)).await;
+    assert_eq!(again.response.status(), StatusCode::OK);
+    assert_eq!(body(&again)["status"], "cancelled");
+    assert_eq!(again.metrics.total(Metric::JobsCancelled), 0.0, "counted once");
+    assert_eq!(store.job(id).unwrap().state, JobState::Cancelled);
+}
+
+#[tokio::test]
+async fn a_cancel_of_a_running_job_asks_its_worker_and_the_status_shows_it() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let id = JobId::random();
+    let mut running = record(id, now_ms());
+    running.claim(now_ms(), now_ms() + 60_000, "t");
+    running.progress = Some(jobline_shared::job::Progress::new(0.5, "half way", 1_000));
+    running.checkpoint = Some(json!({"next": 5}));
+    running.checkpoint_at = Some(2_000);
+    store.insert(running);
+    let reply = api.handle(cancel(id)).await;
+    assert_eq!(reply.response.status(), StatusCode::OK);
+    assert_eq!(reply.response.headers()[RETRY_AFTER], "2");
+    let view = body(&reply);
+    assert_eq!(view["status"], "running");
+    assert_eq!(view["cancelRequested"], true);
+    assert_eq!(reply.metrics.total(Metric::JobsCancelled), 0.0, "not yet");
+    let status = body(&api.handle(get(id)).await);
+    assert_eq!(status["cancelRequested"], true);
+    assert_eq!(
+        status["progress"],
+        json!({"fraction": 0.5, "message": "half way", "updatedAt": "1970-01-01T00:00:01.000Z"})
+    );
+    assert_eq!(status["checkpointAt"], "1970-01-01T00:00:02.000Z");
+    assert_eq!(status["continuations"], 0);
+}
+
+#[tokio::test]
+async fn a_cancel_of_a_finished_or_anothers_job_is_refused() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let id = JobId::random();
+    let mut done = record(id, now_ms());
+    done.state = JobState::Succeeded;
+    store.insert(done);
+    let reply = api.handle(cancel(id)).await;
+    assert_eq!(reply.response.status(), StatusCode::CONFLICT);
+    assert_eq!(body(&reply)["error"]["status"], "succeeded");
+    assert_eq!(store.job(id).unwrap().state, JobState::Succeeded);
+
+    let theirs = JobId::random();
+    let mut other = record(theirs, now_ms());
+    other.owner = "someone-else".into();
+    store.insert(other);
+    let reply = api.handle(cancel(theirs)).await;
+    assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(store.job(theirs).unwrap().state, JobState::Queued);
+    let missing = api.handle(cancel(JobId::random())).await;
+    assert_eq!(missing.response.status(), StatusCode::NOT_FOUND);
+
+    let wrong_method = http::Request::builder()
+        .uri(format!("/jobs/{id}/cancel"))
+        .body(Body::Empty)
+        .unwrap();
+    let reply = api.handle(wrong_method).await;
+    assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.response.headers()["allow"], "POST");
+}
