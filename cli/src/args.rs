@@ -26,10 +26,15 @@ pub enum Command {
     /// Submit a job (POST /jobs) and print the API's 202 body.
     Submit(SubmitArgs),
     /// Print a job (GET /jobs/{id}).
-    Status(StatusArgs),
-    /// Poll a job until it succeeds (exit 0) or fails (exit 1), or the
-    /// timeout passes (exit 2); prints the last job JSON.
+    Status(JobArgs),
+    /// Poll a job until it succeeds (exit 0), fails or is cancelled (exit 1),
+    /// or the timeout passes (exit 2), showing its progress on stderr; prints
+    /// the last job JSON.
     Wait(WaitArgs),
+    /// Cancel a job (POST /jobs/{id}/cancel): a queued job is cancelled, a
+    /// running one stops at its next heartbeat; prints the job JSON, or exits
+    /// 1 if the job had already finished.
+    Cancel(JobArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -85,8 +90,9 @@ pub struct PayloadArgs {
     pub payload_file: Option<PathBuf>,
 }
 
+/// The API and one job: `status` and `cancel`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct JobArgs {
     #[command(flatten)]
     pub api: ApiArgs,
     /// The job id (a hyphenated UUID).
@@ -210,6 +216,15 @@ mod tests {
             panic!("expected status")
         };
         assert_eq!(status.id, id);
+        let Command::Cancel(cancel) = parse(&["cancel", &id.to_string(), "--token", "t"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected cancel")
+        };
+        assert_eq!((cancel.id, cancel.api.token.as_deref()), (id, Some("t")));
+        let err = parse(&["cancel", "not-a-uuid"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The API client behind `jobline submit`, `status` and `wait`: HTTP/1.1
+//! The API client behind `jobline submit`, `status`, `wait` and `cancel`: HTTP/1.1
 //! through hyper's client, over rustls with the system's root certificates
 //! (the same TLS stack the AWS SDK already links, so it adds no crates).
 //!
 //! Every request has a deadline, and every answer outside 2xx becomes an
 //! [`ClientError::Status`] carrying the API's own error body, so the user sees
-//! `{"error":{"code":…,"message":…}}` rather than a bare status.
+//! `{"error":{"code":…,"message":…}}` rather than a bare status. The one
+//! error answer a command expects, `cancel`'s 409 `job_finished`, is an
+//! outcome instead: [`Cancel::Finished`].
 
 use crate::sigv4::{Signer, SigningError};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
@@ -17,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jobline_shared::{JobId, JobState};
 use serde_json::{Value, json};
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 /// How long one request may take, answer body included.
@@ -53,6 +56,12 @@ pub enum ClientError {
     NotJson { status: StatusCode, body: String },
     #[error("the job JSON has no known \"status\": {0}")]
     NoJobStatus(String),
+    /// A 200 to a cancel whose job is neither cancelled, nor marked
+    /// `cancelRequested`, nor finished.
+    #[error(
+        "the API accepted the cancellation but the job is neither cancelled nor cancelRequested: {0}"
+    )]
+    NotCancelled(String),
 }
 
 /// How requests authenticate.
@@ -95,13 +104,54 @@ pub struct ApiClient {
     transport: Transport,
 }
 
+/// A job JSON's `"status"`: a state of the job store, or `cancelled`, the
+/// final state of a job cancelled through `POST /jobs/{id}/cancel`, which
+/// the store's [`JobState`] does not know yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    State(JobState),
+    Cancelled,
+}
+
+impl JobStatus {
+    /// `succeeded`, `failed` and `cancelled` end `wait`.
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::State(state) => state.is_finished(),
+            Self::Cancelled => true,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::State(state) => f.write_str(state.as_str()),
+            Self::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
 /// How `wait` ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Waited {
-    /// The job succeeded or failed; `job` is its final JSON.
-    Finished { job: Value, state: JobState },
+    /// The job reached a final status; `job` is its final JSON.
+    Finished { job: Value, status: JobStatus },
     /// The timeout passed first; `job` is the last JSON seen.
-    TimedOut { job: Value, state: JobState },
+    TimedOut { job: Value, status: JobStatus },
+}
+
+/// What `POST /jobs/{id}/cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancel {
+    /// The job is `cancelled`: it was queued, or had been cancelled before
+    /// (the API answers both alike). `job` is its JSON.
+    Cancelled { job: Value },
+    /// The job is running and now `cancelRequested`: it ends `cancelled` at
+    /// its next heartbeat, unless it finishes first. `job` is its JSON.
+    Requested { job: Value },
+    /// The job had already finished (409 `job_finished`) with `status`.
+    Finished { status: JobStatus },
 }
 
 impl ApiClient {
@@ -164,24 +214,35 @@ impl ApiClient {
             .await
     }
 
-    /// Polls `GET /jobs/{id}` every `interval` until the job succeeds or
-    /// fails, or `timeout` passes (one poll is always made).
-    pub async fn wait(
+    /// `POST /jobs/{id}/cancel`: cancels a queued job, or asks a running
+    /// one to stop.
+    pub async fn cancel(&self, id: JobId) -> Result<Cancel, ClientError> {
+        let request = Request::post(self.url(&format!("/jobs/{id}/cancel")));
+        let (status, body) = self.send(request, Bytes::new()).await?;
+        cancel_outcome(status, &body)
+    }
+
+    /// Polls `GET /jobs/{id}` every `interval` until the job reaches a final
+    /// status, or `timeout` passes (one poll is always made). Each job JSON
+    /// polled goes to `polled` first; its error ends the wait.
+    pub async fn wait<E: From<ClientError>>(
         &self,
         id: JobId,
         timeout: Duration,
         interval: Duration,
-    ) -> Result<Waited, ClientError> {
+        mut polled: impl FnMut(&Value) -> Result<(), E>,
+    ) -> Result<Waited, E> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.status(id).await?;
-            let state = job_state(&job)?;
-            if state.is_finished() {
-                return Ok(Waited::Finished { job, state });
+            polled(&job)?;
+            let status = job_status(&job)?;
+            if status.is_final() {
+                return Ok(Waited::Finished { job, status });
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Waited::TimedOut { job, state });
+                return Ok(Waited::TimedOut { job, status });
             }
             tokio::time::sleep(interval.min(deadline - now)).await;
         }
@@ -198,6 +259,17 @@ impl ApiClient {
         request: http::request::Builder,
         body: Bytes,
     ) -> Result<Value, ClientError> {
+        let (status, body) = self.send(request, body).await?;
+        json_answer(status, &body)
+    }
+
+    /// Sends one request with the client's credentials; returns the answer's
+    /// status and body, whatever the status.
+    async fn send(
+        &self,
+        request: http::request::Builder,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let mut request = request
             .header(ACCEPT, "application/json")
             .header(
@@ -224,42 +296,72 @@ impl ApiClient {
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, BoxError>((status, body))
         };
-        let (status, body) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Err(_) => return Err(ClientError::Timeout { method, url }),
-            Ok(Err(source)) => {
-                return Err(ClientError::Transport {
-                    method,
-                    url,
-                    source,
-                });
-            }
-            Ok(Ok(answer)) => answer,
-        };
-        let json = serde_json::from_slice::<Value>(&body);
-        match json {
-            Ok(json) if status.is_success() => Ok(json),
-            Ok(json) => Err(ClientError::Status {
-                status,
-                body: json.to_string(),
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Err(_) => Err(ClientError::Timeout { method, url }),
+            Ok(Err(source)) => Err(ClientError::Transport {
+                method,
+                url,
+                source,
             }),
-            Err(_) if status.is_success() => Err(ClientError::NotJson {
-                status,
-                body: shown_text(&body),
-            }),
-            Err(_) => Err(ClientError::Status {
-                status,
-                body: shown_text(&body),
-            }),
+            Ok(Ok(answer)) => Ok(answer),
         }
     }
 }
 
+/// An answer's JSON body; an answer outside 2xx is an
+/// [`ClientError::Status`].
+fn json_answer(status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
+    let json = serde_json::from_slice::<Value>(body);
+    match json {
+        Ok(json) if status.is_success() => Ok(json),
+        Ok(json) => Err(ClientError::Status {
+            status,
+            body: json.to_string(),
+        }),
+        Err(_) if status.is_success() => Err(ClientError::NotJson {
+            status,
+            body: shown_text(body),
+        }),
+        Err(_) => Err(ClientError::Status {
+            status,
+            body: shown_text(body),
+        }),
+    }
+}
+
+/// The outcome of a cancel's answer: a 409 `job_finished` names the status
+/// the job finished with; a 200 is read from the job JSON; any other answer
+/// is an error as for every request.
+fn cancel_outcome(status: StatusCode, body: &[u8]) -> Result<Cancel, ClientError> {
+    if status == StatusCode::CONFLICT {
+        let finished = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|json| json.get("error").cloned())
+            .filter(|error| error["code"] == "job_finished")
+            .and_then(|error| parse_status(&error["status"]));
+        if let Some(status) = finished {
+            return Ok(Cancel::Finished { status });
+        }
+    }
+    let job = json_answer(status, body)?;
+    match job_status(&job)? {
+        JobStatus::Cancelled => Ok(Cancel::Cancelled { job }),
+        status if status.is_final() => Ok(Cancel::Finished { status }),
+        _ if job["cancelRequested"] == true => Ok(Cancel::Requested { job }),
+        _ => Err(ClientError::NotCancelled(job.to_string())),
+    }
+}
+
 /// A job JSON's `"status"`.
-pub fn job_state(job: &Value) -> Result<JobState, ClientError> {
-    job.get("status")
-        .and_then(Value::as_str)
-        .and_then(|status| status.parse().ok())
-        .ok_or_else(|| ClientError::NoJobStatus(job.to_string()))
+pub fn job_status(job: &Value) -> Result<JobStatus, ClientError> {
+    parse_status(&job["status"]).ok_or_else(|| ClientError::NoJobStatus(job.to_string()))
+}
+
+fn parse_status(status: &Value) -> Option<JobStatus> {
+    match status.as_str()? {
+        "cancelled" => Some(JobStatus::Cancelled),
+        other => other.parse().ok().map(JobStatus::State),
+    }
 }
 
 /// A body that is not JSON, as text short enough for an error message.
@@ -302,13 +404,95 @@ mod tests {
     }
 
     #[test]
-    fn job_states_are_read_from_the_status_field() {
+    fn job_statuses_are_read_from_the_status_field() {
         assert_eq!(
-            job_state(&json!({"status": "running"})).unwrap(),
-            JobState::Running
+            job_status(&json!({"status": "running"})).unwrap(),
+            JobStatus::State(JobState::Running)
         );
-        assert!(job_state(&json!({"status": "paused"})).is_err());
-        assert!(job_state(&json!({})).is_err());
+        let cancelled = job_status(&json!({"status": "cancelled"})).unwrap();
+        assert_eq!(cancelled, JobStatus::Cancelled);
+        assert_eq!(cancelled.to_string(), "cancelled");
+        assert!(job_status(&json!({"status": "paused"})).is_err());
+        assert!(job_status(&json!({})).is_err());
+    }
+
+    #[test]
+    fn only_succeeded_failed_and_cancelled_are_final() {
+        let final_statuses: Vec<String> = ["queued", "running", "succeeded", "failed", "cancelled"]
+            .into_iter()
+            .map(|name| job_status(&json!({ "status": name })).unwrap())
+            .filter(|status| status.is_final())
+            .map(|status| status.to_string())
+            .collect();
+        assert_eq!(final_statuses, ["succeeded", "failed", "cancelled"]);
+    }
+
+    fn cancel_answer(status: u16, body: &Value) -> Result<Cancel, ClientError> {
+        cancel_outcome(
+            StatusCode::from_u16(status).unwrap(),
+            body.to_string().as_bytes(),
+        )
+    }
+
+    #[test]
+    fn a_cancel_answered_200_is_read_from_the_job() {
+        let cancelled = json!({"status": "cancelled", "cancelRequested": false});
+        assert_eq!(
+            cancel_answer(200, &cancelled).unwrap(),
+            Cancel::Cancelled { job: cancelled }
+        );
+        let requested = json!({"status": "running", "cancelRequested": true});
+        assert_eq!(
+            cancel_answer(200, &requested).unwrap(),
+            Cancel::Requested { job: requested }
+        );
+        // The job finished between the request and the answer.
+        assert_eq!(
+            cancel_answer(
+                200,
+                &json!({"status": "succeeded", "cancelRequested": true})
+            )
+            .unwrap(),
+            Cancel::Finished {
+                status: JobStatus::State(JobState::Succeeded)
+            }
+        );
+        let ignored = cancel_answer(200, &json!({"status": "running", "cancelRequested": false}));
+        assert!(
+            matches!(ignored, Err(ClientError::NotCancelled(_))),
+            "{ignored:?}"
+        );
+    }
+
+    #[test]
+    fn a_cancel_answered_409_job_finished_names_the_final_status() {
+        let finished = json!({"error": {
+            "code": "job_finished", "message": "job already finished", "status": "failed"
+        }});
+        assert_eq!(
+            cancel_answer(409, &finished).unwrap(),
+            Cancel::Finished {
+                status: JobStatus::State(JobState::Failed)
+            }
+        );
+        // Another conflict is an error answer like any other.
+        let other = json!({"error": {"code": "idempotency_conflict", "message": "busy"}});
+        let err = cancel_answer(409, &other).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Status { status, .. } if *status == StatusCode::CONFLICT),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_cancel_of_an_unknown_job_is_the_api_error() {
+        let missing = json!({"error": {"code": "job_not_found", "message": "no such job"}});
+        let err = cancel_answer(404, &missing).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Status { status, body }
+                if *status == StatusCode::NOT_FOUND && body.contains("job_not_found")),
+            "{err:?}"
+        );
     }
 
     #[test]

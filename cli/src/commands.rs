@@ -5,8 +5,9 @@
 //! [`DeadLetterQueue`] the store and queues built from them.
 
 use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs, SelectArgs};
-use crate::client::{ApiClient, Auth, ClientError, Waited};
+use crate::client::{ApiClient, Auth, Cancel, ClientError, JobStatus, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
+use crate::progress::{ProgressDisplay, ProgressStyle};
 use crate::sigv4::Signer;
 use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
@@ -21,7 +22,8 @@ use std::time::Duration;
 pub enum Exit {
     /// 0: done; `wait`: the job succeeded.
     Success,
-    /// 1: `wait`: the job failed; `dlq replay`/`discard`: a message failed.
+    /// 1: `wait`: the job failed or was cancelled; `cancel`: the job had
+    /// already finished; `dlq replay`/`discard`: a message failed.
     Failed,
     /// 2: `wait`: the timeout passed before the job finished.
     TimedOut,
@@ -66,9 +68,11 @@ pub enum CliError {
     Output(#[from] io::Error),
 }
 
-/// Runs `command`, printing results to `out` and notices to `err`.
+/// Runs `command`, printing results to `out`, and notices and `wait`'s
+/// progress (in `progress` style) to `err`.
 pub async fn run(
     command: Command,
+    progress: ProgressStyle,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
@@ -89,30 +93,59 @@ pub async fn run(
         }
         Command::Wait(args) => {
             let client = api_client(&args.api).await?;
+            let mut display = ProgressDisplay::new(progress);
             let waited = client
                 .wait(
                     args.id,
                     Duration::from_secs(args.timeout),
                     Duration::from_millis(args.interval),
+                    |job| display.show(job, &mut *err).map_err(CliError::Output),
                 )
-                .await?;
-            match waited {
-                Waited::Finished { job, state } => {
+                .await;
+            display.finish(err)?;
+            match waited? {
+                Waited::Finished { job, status } => {
                     print_json(out, &job)?;
-                    Ok(if state == JobState::Succeeded {
+                    Ok(if status == JobStatus::State(JobState::Succeeded) {
                         Exit::Success
                     } else {
                         Exit::Failed
                     })
                 }
-                Waited::TimedOut { job, state } => {
+                Waited::TimedOut { job, status } => {
                     print_json(out, &job)?;
                     writeln!(
                         err,
-                        "timed out after {} s: job {} is still {state}",
+                        "timed out after {} s: job {} is still {status}",
                         args.timeout, args.id
                     )?;
                     Ok(Exit::TimedOut)
+                }
+            }
+        }
+        Command::Cancel(args) => {
+            let id = args.id;
+            match api_client(&args.api).await?.cancel(id).await? {
+                Cancel::Cancelled { job } => {
+                    print_json(out, &job)?;
+                    writeln!(err, "job {id} is cancelled")?;
+                    Ok(Exit::Success)
+                }
+                Cancel::Requested { job } => {
+                    print_json(out, &job)?;
+                    writeln!(
+                        err,
+                        "cancellation requested: job {id} is running and stops at its next \
+                         heartbeat (unless it finishes first)"
+                    )?;
+                    Ok(Exit::Success)
+                }
+                Cancel::Finished { status } => {
+                    writeln!(
+                        err,
+                        "job {id} had already finished ({status}): nothing to cancel"
+                    )?;
+                    Ok(Exit::Failed)
                 }
             }
         }

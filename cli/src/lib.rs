@@ -1,6 +1,6 @@
 //! The `jobline` command-line tool: a client of the Jobline API (`submit`,
-//! `status`, `wait`) and the operator's dead-letter queue tools (`dlq list`,
-//! `dlq replay`, `dlq discard`). `docs/cli.md` is its manual.
+//! `status`, `wait`, `cancel`) and the operator's dead-letter queue tools
+//! (`dlq list`, `dlq replay`, `dlq discard`). `docs/cli.md` is its manual.
 //!
 //! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
 //! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
@@ -12,7 +12,9 @@ pub mod args;
 pub mod client;
 pub mod commands;
 pub mod dlq;
+pub mod progress;
 pub mod sigv4;
 
 pub use args::Cli;
 pub use commands::{CliError, Exit, error_chain, run};
+pub use progress::ProgressStyle;

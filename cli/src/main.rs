@@ -2,7 +2,7 @@
 //! command and exits with its code (see `docs/cli.md`).
 
 use clap::Parser;
-use jobline_cli::{Cli, Exit, error_chain, run};
+use jobline_cli::{Cli, Exit, ProgressStyle, error_chain, run};
 use std::io::Write;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -31,7 +31,8 @@ async fn main() -> ExitCode {
         }
     };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let exit = match run(cli.command, &mut out, &mut err).await {
+    let progress = ProgressStyle::for_stderr();
+    let exit = match run(cli.command, progress, &mut out, &mut err).await {
         Ok(exit) => exit,
         Err(error) => {
             let _ = writeln!(err, "error: {}", error_chain(&error));

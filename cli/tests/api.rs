@@ -1,4 +1,4 @@
-//! `submit`, `status` and `wait` end to end against a stub of the API on
+//! `submit`, `status`, `wait` and `cancel` end to end against a stub of the API on
 //! 127.0.0.1: the requests the CLI sends, and the exit codes and output of
 //! the answers it gets.
 
@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jobline_cli::client::{ApiClient, Auth, ClientError};
 use jobline_cli::sigv4::Signer;
-use jobline_cli::{Cli, CliError, Exit, run};
+use jobline_cli::{Cli, CliError, Exit, ProgressStyle, run};
 use jobline_shared::JobId;
 use jobline_shared::aws::{Credentials, SigningIdentity};
 use serde_json::{Value, json};
@@ -83,11 +83,12 @@ impl Stub {
     }
 }
 
-/// Runs `jobline ARGS…`; returns the result, stdout and stderr.
+/// Runs `jobline ARGS…` with stderr off a terminal; returns the result,
+/// stdout and stderr.
 async fn jobline(args: &[&str]) -> (Result<Exit, CliError>, String, String) {
     let cli = Cli::try_parse_from(std::iter::once("jobline").chain(args.iter().copied())).unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let result = run(cli.command, &mut out, &mut err).await;
+    let result = run(cli.command, ProgressStyle::Lines, &mut out, &mut err).await;
     (
         result,
         String::from_utf8(out).unwrap(),
@@ -204,6 +205,109 @@ async fn wait_polls_until_the_job_finishes_and_exits_by_outcome() {
         serde_json::from_str::<Value>(&out).unwrap()["status"],
         "failed"
     );
+}
+
+#[tokio::test]
+async fn wait_shows_each_change_of_progress_and_ends_at_cancelled() {
+    let id = JobId::random();
+    let at = |fraction: f64, message: &str| {
+        let mut job = job(id, "running");
+        job["progress"] = json!({
+            "fraction": fraction, "message": message, "updatedAt": "2026-11-29T17:09:54.123Z"
+        });
+        job
+    };
+    let mut cancelled = at(0.5, "counted 5 of 10");
+    cancelled["status"] = json!("cancelled");
+    let stub = Stub::start(vec![
+        (200, job(id, "queued")),
+        (200, at(0.1, "counted 1 of 10")),
+        (200, at(0.1, "counted 1 of 10")),
+        (200, at(0.5, "counted 5 of 10")),
+        (200, cancelled),
+    ])
+    .await;
+    let (result, out, err) = jobline(&[
+        "wait",
+        "--api",
+        &stub.url,
+        "--interval",
+        "1",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "cancelled"
+    );
+    assert_eq!(err, " 10% counted 1 of 10\n 50% counted 5 of 10\n");
+    assert_eq!(stub.seen().len(), 5);
+}
+
+#[tokio::test]
+async fn cancel_posts_and_says_what_happened() {
+    let id = JobId::random();
+    let mut cancelled = job(id, "cancelled");
+    cancelled["cancelRequested"] = json!(false);
+    let stub = Stub::start(vec![(200, cancelled.clone())]).await;
+    let (result, out, err) = jobline(&[
+        "cancel",
+        "--api",
+        &format!("{}/prod", stub.url),
+        "--token",
+        "jwt-token",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), cancelled);
+    assert_eq!(err, format!("job {id} is cancelled\n"));
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", format!("/prod/jobs/{id}/cancel").as_str())
+    );
+    assert!(request.body.is_empty());
+    assert_eq!(request.headers["authorization"], "Bearer jwt-token");
+
+    let mut requested = job(id, "running");
+    requested["cancelRequested"] = json!(true);
+    let stub = Stub::start(vec![(200, requested.clone())]).await;
+    let (result, out, err) = jobline(&["cancel", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), requested);
+    assert!(
+        err.starts_with(&format!("cancellation requested: job {id} is running")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_of_a_finished_job_exits_1_and_of_an_unknown_job_is_an_error() {
+    let id = JobId::random();
+    let finished = json!({"error": {
+        "code": "job_finished", "message": "the job has already finished", "status": "succeeded"
+    }});
+    let stub = Stub::start(vec![(409, finished)]).await;
+    let (result, out, err) = jobline(&["cancel", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err,
+        format!("job {id} had already finished (succeeded): nothing to cancel\n")
+    );
+
+    let missing = json!({"error": {"code": "job_not_found", "message": "no such job"}});
+    let stub = Stub::start(vec![(404, missing)]).await;
+    let (result, out, _) = jobline(&["cancel", "--api", &stub.url, &id.to_string()]).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, CliError::Client(ClientError::Status { status, .. }) if status.as_u16() == 404),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("job_not_found"), "{error}");
+    assert!(out.is_empty());
 }
 
 #[tokio::test]
