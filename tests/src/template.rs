@@ -61,6 +61,54 @@ impl Template {
         number(&self.parameter(parameter)["Default"])
     }
 
+    /// A parameter's `AllowedValues`, as numbers.
+    pub fn allowed_numbers(&self, parameter: &str) -> Vec<u64> {
+        let allowed = as_list(&self.parameter(parameter)["AllowedValues"]);
+        assert!(!allowed.is_empty(), "{parameter} has no AllowedValues");
+        allowed.into_iter().map(number).collect()
+    }
+
+    /// A value as CloudFormation would resolve it, with `parameters` for the
+    /// parameters that it names (their defaults for the others): a literal,
+    /// a `Ref` to a parameter, or an `Fn::FindInMap` of such values. Panics
+    /// on anything else, or on a key the mapping lacks (which CloudFormation
+    /// would refuse at deploy time).
+    pub fn resolve(&self, value: &Value, parameters: &HashMap<&str, &str>) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
+                let name = map["Ref"].as_str().expect("Ref of a name");
+                match parameters.get(name) {
+                    Some(given) => (*given).to_owned(),
+                    None => match &self.parameter(name)["Default"] {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        other => panic!("parameter {name}: unexpected Default {other}"),
+                    },
+                }
+            }
+            Value::Object(map) if map.len() == 1 && map.contains_key("Fn::FindInMap") => {
+                let keys = map["Fn::FindInMap"].as_array().expect("FindInMap list");
+                assert_eq!(keys.len(), 3, "Fn::FindInMap [map, key, key]: {value}");
+                let [mapping, first, second] =
+                    [0, 1, 2].map(|i| self.resolve(&keys[i], parameters));
+                let found = &self.0["Mappings"][&mapping][&first][&second];
+                assert!(
+                    !found.is_null(),
+                    "mapping {mapping} has no {first}.{second}"
+                );
+                self.resolve(found, parameters)
+            }
+            other => panic!("cannot resolve {other}"),
+        }
+    }
+
+    /// [`Template::resolve`] of a whole number.
+    pub fn resolve_number(&self, value: &Value, parameters: &HashMap<&str, &str>) -> u64 {
+        number(&Value::String(self.resolve(value, parameters)))
+    }
+
     /// A function's property, or else the one in `Globals.Function`.
     pub fn function_property(&self, function: &str, property: &str) -> &Value {
         let own = &self.properties(function, FUNCTION)[property];

@@ -8,7 +8,9 @@
 use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoveryStatus, SseStatus, TimeToLiveStatus,
 };
-use jobline_shared::config::{Config, WorkerConfig};
+use jobline_shared::config::{
+    Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig,
+};
 use jobline_shared::metrics::{Metric, NAMESPACE};
 use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::store::{
@@ -26,8 +28,13 @@ fn queue_settings_equal_the_shared_provisioning_code() {
     let template = Template::load();
     let queue = template.properties("JobsQueue", QUEUE);
     let dlq = template.properties("JobsDeadLetterQueue", QUEUE);
-    let worker_timeout = number(template.function_property("WorkerFunction", "Timeout"));
-    let visibility = number(&queue["VisibilityTimeout"]);
+    // As deployed with every parameter at its default.
+    let defaults = HashMap::new();
+    let worker_timeout = template.resolve_number(
+        template.function_property("WorkerFunction", "Timeout"),
+        &defaults,
+    );
+    let visibility = template.resolve_number(&queue["VisibilityTimeout"], &defaults);
     let retention = number(&queue["MessageRetentionPeriod"]);
     let dlq_retention = number(&dlq["MessageRetentionPeriod"]);
     let max_receive_count = template.parameter("MaxReceiveCount");
@@ -92,6 +99,105 @@ fn queue_settings_equal_the_shared_provisioning_code() {
     );
 }
 
+/// Each timeout `WorkerTimeoutSeconds` allows gives the worker that timeout
+/// and the queue the visibility timeout `provision` would create for it.
+#[test]
+fn the_worker_timeout_parameter_sets_the_queue_visibility() {
+    let template = Template::load();
+    let queue = template.properties("JobsQueue", QUEUE);
+    let worker = template.properties("WorkerFunction", FUNCTION);
+    // The parameter, not a literal, on both sides.
+    assert_eq!(worker["Timeout"], reference("WorkerTimeoutSeconds"));
+    assert_eq!(
+        queue["VisibilityTimeout"],
+        json!({"Fn::FindInMap": ["VisibilityTimeouts", reference("WorkerTimeoutSeconds"), "Seconds"]})
+    );
+
+    let allowed = template.allowed_numbers("WorkerTimeoutSeconds");
+    let default = template.default_of("WorkerTimeoutSeconds");
+    assert_eq!(default, u64::from(WORKER_TIMEOUT_SECS));
+    assert!(allowed.contains(&default), "default {default} not allowed");
+    // One row per allowed value: a missing one would fail the deployment
+    // with that value, an extra one could never be used.
+    let rows: BTreeSet<u64> = template.0["Mappings"]["VisibilityTimeouts"]
+        .as_object()
+        .expect("Mappings.VisibilityTimeouts")
+        .keys()
+        .map(|key| number(&json!(key)))
+        .collect();
+    assert_eq!(rows, allowed.iter().copied().collect::<BTreeSet<_>>());
+
+    for timeout in allowed {
+        assert!(
+            (1..=u64::from(LAMBDA_MAX_TIMEOUT_SECS)).contains(&timeout),
+            "Lambda allows no timeout of {timeout} s"
+        );
+        let given = timeout.to_string();
+        let parameters = HashMap::from([("WorkerTimeoutSeconds", given.as_str())]);
+        assert_eq!(
+            template.resolve_number(&worker["Timeout"], &parameters),
+            timeout
+        );
+        let visibility = template.resolve_number(&queue["VisibilityTimeout"], &parameters);
+        let expected = QueueSettings::for_worker_timeout(u32::try_from(timeout).unwrap());
+        assert_eq!(
+            visibility,
+            u64::from(expected.visibility_timeout_secs),
+            "VisibilityTimeouts.{timeout}"
+        );
+        // The event source mapping refuses a shorter visibility.
+        assert!(
+            visibility >= timeout,
+            "visibility {visibility} < timeout {timeout}"
+        );
+        assert!(visibility <= u64::from(SQS_MAX_VISIBILITY_SECS));
+        // The worker's own idea of its timeout is the function's.
+        let environment = template.resolved_environment("WorkerFunction", &parameters);
+        let config = Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("WorkerTimeoutSeconds {timeout}: {e}"));
+        assert_eq!(u64::from(config.worker.function_timeout_secs), timeout);
+    }
+}
+
+/// The bounds of `HeartbeatSeconds` and `MaxJobRunSeconds` are values the
+/// code accepts and reads back, so no allowed deployment fails at cold start.
+#[test]
+fn heartbeat_and_run_bound_parameters_are_values_the_code_accepts() {
+    let template = Template::load();
+    for (parameter, read) in [
+        (
+            "HeartbeatSeconds",
+            (|w: &WorkerConfig| w.heartbeat_secs) as fn(&WorkerConfig) -> u32,
+        ),
+        ("MaxJobRunSeconds", |w: &WorkerConfig| w.max_run_secs),
+    ] {
+        let definition = template.parameter(parameter);
+        assert_eq!(definition["Type"], "Number", "{parameter}");
+        let min = number(&definition["MinValue"]);
+        let max = number(&definition["MaxValue"]);
+        let default = template.default_of(parameter);
+        assert!(min >= 1, "{parameter} MinValue {min}: the code needs 1");
+        assert!(
+            (min..=max).contains(&default),
+            "{parameter} default {default}"
+        );
+        for value in [min, default, max] {
+            let given = value.to_string();
+            let parameters = HashMap::from([(parameter, given.as_str())]);
+            for function in ["ApiFunction", "WorkerFunction", "SweeperFunction"] {
+                let environment = template.resolved_environment(function, &parameters);
+                let config = Config::from_lookup(|name| environment.get(name).cloned())
+                    .unwrap_or_else(|e| panic!("{function}, {parameter} {value}: {e}"));
+                assert_eq!(
+                    u64::from(read(&config.worker)),
+                    value,
+                    "{function}, {parameter}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn worker_takes_the_redrive_limit_from_the_redrive_policy_parameter() {
     let template = Template::load();
@@ -115,6 +221,9 @@ fn function_environments_configure_the_code_from_the_parameters() {
         ("RetryMaxDelaySeconds", "301"),
         ("WorkerConcurrency", "9"),
         ("JobRetentionDays", "31"),
+        ("WorkerTimeoutSeconds", "120"),
+        ("HeartbeatSeconds", "11"),
+        ("MaxJobRunSeconds", "3601"),
     ]);
     for function in ["ApiFunction", "WorkerFunction", "SweeperFunction"] {
         let environment = template.resolved_environment(function, &parameters);
@@ -126,6 +235,10 @@ fn function_environments_configure_the_code_from_the_parameters() {
         assert_eq!(config.table_name, "<JobsTable>", "{function}");
         assert_eq!(config.queue_url, "<JobsQueue>", "{function}");
         assert_eq!(config.retention_days, 31, "{function}");
+        // Every function builds the job store, which reads these.
+        assert_eq!(config.worker.function_timeout_secs, 120, "{function}");
+        assert_eq!(config.worker.heartbeat_secs, 11, "{function}");
+        assert_eq!(config.worker.max_run_secs, 3601, "{function}");
     }
     let environment = template.resolved_environment("WorkerFunction", &parameters);
     let worker = Config::from_lookup(|name| environment.get(name).cloned())
@@ -138,6 +251,9 @@ fn function_environments_configure_the_code_from_the_parameters() {
             retry_base_delay_secs: 3,
             retry_max_delay_secs: 301,
             concurrency: 9,
+            function_timeout_secs: 120,
+            heartbeat_secs: 11,
+            max_run_secs: 3601,
         }
     );
 
@@ -155,6 +271,9 @@ fn function_environments_configure_the_code_from_the_parameters() {
             retry_base_delay_secs: default("RetryBaseDelaySeconds"),
             retry_max_delay_secs: default("RetryMaxDelaySeconds"),
             concurrency: usize::try_from(default("WorkerConcurrency")).unwrap(),
+            function_timeout_secs: default("WorkerTimeoutSeconds"),
+            heartbeat_secs: default("HeartbeatSeconds"),
+            max_run_secs: default("MaxJobRunSeconds"),
         }
     );
 }
@@ -260,6 +379,8 @@ fn iam_is_least_privilege() {
     api.extend([
         ("dynamodb:PutItem", table.clone()),
         ("dynamodb:GetItem", table.clone()),
+        // POST /jobs/{id}/cancel: a conditional update, on the table only.
+        ("dynamodb:UpdateItem", table.clone()),
         ("sqs:SendMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
     ]);
@@ -272,7 +393,9 @@ fn iam_is_least_privilege() {
         ("sqs:ReceiveMessage", queue.clone()),
         ("sqs:DeleteMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
-        ("sqs:ChangeMessageVisibility", queue),
+        ("sqs:ChangeMessageVisibility", queue.clone()),
+        // A continuation: the job goes on in a new message.
+        ("sqs:SendMessage", queue),
     ]);
     assert_eq!(template.role_grants("WorkerFunctionRole"), grants(&worker));
     // The sweeper queries the due index and updates jobs; it reads no queue.
@@ -325,13 +448,62 @@ fn every_route_requires_iam_or_jwt_auth() {
         .collect();
     assert_eq!(
         routes,
-        BTreeSet::from(["GET /jobs/{id}".to_owned(), "POST /jobs".to_owned()])
+        BTreeSet::from([
+            "GET /jobs/{id}".to_owned(),
+            "POST /jobs".to_owned(),
+            "POST /jobs/{id}/cancel".to_owned(),
+        ])
     );
     assert_eq!(
         template.parameter("AuthMode")["Default"],
         "IAM",
         "protected by IAM unless JWT is chosen"
     );
+}
+
+#[test]
+fn cancel_is_authorized_and_routed_as_reading_a_job() {
+    let template = Template::load();
+    let route = |name| template.properties(name, "AWS::ApiGatewayV2::Route");
+    let cancel = route("CancelJobRoute");
+    let get = route("GetJobRoute");
+    assert_eq!(cancel["RouteKey"], "POST /jobs/{id}/cancel");
+    assert_eq!(get["RouteKey"], "GET /jobs/{id}");
+    for property in ["AuthorizationType", "AuthorizerId", "Target", "ApiId"] {
+        assert!(!get[property].is_null(), "GetJobRoute has no {property}");
+        assert_eq!(cancel[property], get[property], "{property}");
+    }
+
+    // IAM mode: the client policy lets a caller invoke every route, and
+    // API Gateway may invoke the function for each.
+    let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}";
+    let allowed: BTreeSet<String> = statements(
+        &template.properties("ClientPolicy", "AWS::IAM::ManagedPolicy")["PolicyDocument"],
+    )
+    .into_iter()
+    .flat_map(|statement| as_list(&statement["Resource"]))
+    .map(|resource| {
+        resource["Fn::Sub"]
+            .as_str()
+            .expect("a Resource !Sub")
+            .to_owned()
+    })
+    .collect();
+    let permission = template.properties("ApiInvokePermission", "AWS::Lambda::Permission");
+    let source = permission["SourceArn"]["Fn::Sub"]
+        .as_str()
+        .expect("SourceArn !Sub");
+    let invokable = source
+        .strip_prefix(&format!("{prefix}/*/*"))
+        .and_then(|path| path.strip_suffix('*'))
+        .expect("SourceArn <api>/*/*<path prefix>*");
+    for (_, route) in template.resources_of_type("AWS::ApiGatewayV2::Route") {
+        let key = route["Properties"]["RouteKey"].as_str().expect("RouteKey");
+        let (method, path) = key.split_once(' ').expect("METHOD /path");
+        let arn = format!("{prefix}/$default/{method}{}", path.replace("{id}", "*"));
+        assert!(allowed.contains(&arn), "ClientPolicy lacks {arn} ({key})");
+        assert!(path.starts_with(invokable), "{key} is not under {source}");
+    }
 }
 
 #[test]
@@ -425,6 +597,12 @@ fn dashboard_is_json_and_shows_every_metric() {
             metric.name()
         );
     }
+    // Cancellations, next to successes and failures. Not yet a `Metric`
+    // variant of the shared code, so by name.
+    assert!(
+        shown.contains(&(NAMESPACE.to_owned(), "JobsCancelled".to_owned())),
+        "the dashboard lacks {NAMESPACE}/JobsCancelled"
+    );
     for metric in [
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
@@ -458,9 +636,10 @@ async fn provisioned_resources_equal_the_template() {
         .unwrap();
     let template_queue = template.properties("JobsQueue", QUEUE);
     let template_dlq = template.properties("JobsDeadLetterQueue", QUEUE);
+    // provision creates the queue for the default worker timeout.
     assert_eq!(
         attribute(&queue, "VisibilityTimeout"),
-        number(&template_queue["VisibilityTimeout"])
+        template.resolve_number(&template_queue["VisibilityTimeout"], &HashMap::new())
     );
     assert_eq!(
         attribute(&queue, "MessageRetentionPeriod"),
