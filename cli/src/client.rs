@@ -19,7 +19,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jobline_shared::{JobId, JobState};
 use serde_json::{Value, json};
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 /// How long one request may take, answer body included.
@@ -55,7 +54,7 @@ pub enum ClientError {
     #[error("the API answered {status} with a body that is not JSON: {body}")]
     NotJson { status: StatusCode, body: String },
     #[error("the job JSON has no known \"status\": {0}")]
-    NoJobStatus(String),
+    NoJobState(String),
     /// A 200 to a cancel whose job is neither cancelled, nor marked
     /// `cancelRequested`, nor finished.
     #[error(
@@ -104,41 +103,13 @@ pub struct ApiClient {
     transport: Transport,
 }
 
-/// A job JSON's `"status"`: a state of the job store, or `cancelled`, the
-/// final state of a job cancelled through `POST /jobs/{id}/cancel`, which
-/// the store's [`JobState`] does not know yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    State(JobState),
-    Cancelled,
-}
-
-impl JobStatus {
-    /// `succeeded`, `failed` and `cancelled` end `wait`.
-    pub fn is_final(self) -> bool {
-        match self {
-            Self::State(state) => state.is_finished(),
-            Self::Cancelled => true,
-        }
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::State(state) => f.write_str(state.as_str()),
-            Self::Cancelled => f.write_str("cancelled"),
-        }
-    }
-}
-
 /// How `wait` ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Waited {
     /// The job reached a final status; `job` is its final JSON.
-    Finished { job: Value, status: JobStatus },
+    Finished { job: Value, status: JobState },
     /// The timeout passed first; `job` is the last JSON seen.
-    TimedOut { job: Value, status: JobStatus },
+    TimedOut { job: Value, status: JobState },
 }
 
 /// What `POST /jobs/{id}/cancel` did.
@@ -151,7 +122,7 @@ pub enum Cancel {
     /// its next heartbeat, unless it finishes first. `job` is its JSON.
     Requested { job: Value },
     /// The job had already finished (409 `job_finished`) with `status`.
-    Finished { status: JobStatus },
+    Finished { status: JobState },
 }
 
 impl ApiClient {
@@ -237,7 +208,7 @@ impl ApiClient {
             let job = self.status(id).await?;
             polled(&job)?;
             let status = job_status(&job)?;
-            if status.is_final() {
+            if status.is_finished() {
                 return Ok(Waited::Finished { job, status });
             }
             let now = tokio::time::Instant::now();
@@ -345,23 +316,20 @@ fn cancel_outcome(status: StatusCode, body: &[u8]) -> Result<Cancel, ClientError
     }
     let job = json_answer(status, body)?;
     match job_status(&job)? {
-        JobStatus::Cancelled => Ok(Cancel::Cancelled { job }),
-        status if status.is_final() => Ok(Cancel::Finished { status }),
+        JobState::Cancelled => Ok(Cancel::Cancelled { job }),
+        status if status.is_finished() => Ok(Cancel::Finished { status }),
         _ if job["cancelRequested"] == true => Ok(Cancel::Requested { job }),
         _ => Err(ClientError::NotCancelled(job.to_string())),
     }
 }
 
 /// A job JSON's `"status"`.
-pub fn job_status(job: &Value) -> Result<JobStatus, ClientError> {
-    parse_status(&job["status"]).ok_or_else(|| ClientError::NoJobStatus(job.to_string()))
+pub fn job_status(job: &Value) -> Result<JobState, ClientError> {
+    parse_status(&job["status"]).ok_or_else(|| ClientError::NoJobState(job.to_string()))
 }
 
-fn parse_status(status: &Value) -> Option<JobStatus> {
-    match status.as_str()? {
-        "cancelled" => Some(JobStatus::Cancelled),
-        other => other.parse().ok().map(JobStatus::State),
-    }
+fn parse_status(status: &Value) -> Option<JobState> {
+    status.as_str()?.parse().ok()
 }
 
 /// A body that is not JSON, as text short enough for an error message.
@@ -407,10 +375,10 @@ mod tests {
     fn job_statuses_are_read_from_the_status_field() {
         assert_eq!(
             job_status(&json!({"status": "running"})).unwrap(),
-            JobStatus::State(JobState::Running)
+            JobState::Running
         );
         let cancelled = job_status(&json!({"status": "cancelled"})).unwrap();
-        assert_eq!(cancelled, JobStatus::Cancelled);
+        assert_eq!(cancelled, JobState::Cancelled);
         assert_eq!(cancelled.to_string(), "cancelled");
         assert!(job_status(&json!({"status": "paused"})).is_err());
         assert!(job_status(&json!({})).is_err());
@@ -421,7 +389,7 @@ mod tests {
         let final_statuses: Vec<String> = ["queued", "running", "succeeded", "failed", "cancelled"]
             .into_iter()
             .map(|name| job_status(&json!({ "status": name })).unwrap())
-            .filter(|status| status.is_final())
+            .filter(|status| status.is_finished())
             .map(|status| status.to_string())
             .collect();
         assert_eq!(final_statuses, ["succeeded", "failed", "cancelled"]);
@@ -454,7 +422,7 @@ mod tests {
             )
             .unwrap(),
             Cancel::Finished {
-                status: JobStatus::State(JobState::Succeeded)
+                status: JobState::Succeeded
             }
         );
         let ignored = cancel_answer(200, &json!({"status": "running", "cancelRequested": false}));
@@ -472,7 +440,7 @@ mod tests {
         assert_eq!(
             cancel_answer(409, &finished).unwrap(),
             Cancel::Finished {
-                status: JobStatus::State(JobState::Failed)
+                status: JobState::Failed
             }
         );
         // Another conflict is an error answer like any other.

@@ -5,7 +5,7 @@
 //! [`DeadLetterQueue`] the store and queues built from them.
 
 use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs, SelectArgs};
-use crate::client::{ApiClient, Auth, Cancel, ClientError, JobStatus, Waited};
+use crate::client::{ApiClient, Auth, Cancel, ClientError, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::progress::{ProgressDisplay, ProgressStyle};
 use crate::sigv4::Signer;
@@ -106,7 +106,7 @@ pub async fn run(
             match waited? {
                 Waited::Finished { job, status } => {
                     print_json(out, &job)?;
-                    Ok(if status == JobStatus::State(JobState::Succeeded) {
+                    Ok(if status == JobState::Succeeded {
                         Exit::Success
                     } else {
                         Exit::Failed

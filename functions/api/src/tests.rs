@@ -542,7 +542,11 @@ async fn a_cancel_ends_a_queued_job_at_once_and_repeats_harmlessly() {
     let again = api.handle(cancel(id)).await;
     assert_eq!(again.response.status(), StatusCode::OK);
     assert_eq!(body(&again)["status"], "cancelled");
-    assert_eq!(again.metrics.total(Metric::JobsCancelled), 0.0, "counted once");
+    assert_eq!(
+        again.metrics.total(Metric::JobsCancelled),
+        0.0,
+        "counted once"
+    );
     assert_eq!(store.job(id).unwrap().state, JobState::Cancelled);
 }
 
