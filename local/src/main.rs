@@ -15,7 +15,7 @@ use jobline_local::server::{self, BindError};
 use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::aws::Clients;
 use jobline_shared::error::ProvisionError;
-use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
+use jobline_shared::provision::{self, QueueSettings};
 use jobline_shared::{Config, ConfigError, telemetry};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -50,14 +50,15 @@ enum Command {
         /// The mapping's MaximumBatchingWindowInSeconds.
         #[arg(long, default_value_t = 1)]
         batching_window_secs: u64,
-        /// Concurrent pollers (the mapping scales them up to MaximumConcurrency).
+        /// Concurrent pollers (the mapping scales them up to MaximumConcurrency);
+        /// 0 serves the API alone, for a worker in another process.
         #[arg(long, default_value_t = 2)]
         pollers: usize,
-        /// The worker function's timeout: each batch's deadline, and so how
-        /// long a crashed attempt's lease holds its job. At most the queue's
-        /// visibility timeout, as Lambda requires of a mapping.
-        #[arg(long, default_value_t = WORKER_TIMEOUT_SECS)]
-        function_timeout_secs: u32,
+        /// The worker function's timeout: each batch's deadline (default
+        /// WORKER_TIMEOUT_SECS, else 60). At most the queue's visibility
+        /// timeout, as Lambda requires of a mapping.
+        #[arg(long)]
+        function_timeout_secs: Option<u32>,
         /// Seconds between sweeps for jobs past their time bound (the
         /// template's SweepIntervalMinutes).
         #[arg(long, default_value_t = 300)]
@@ -124,6 +125,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             sweep_interval_secs,
         } => {
             let mut config = Config::from_env()?;
+            let function_timeout_secs =
+                function_timeout_secs.unwrap_or(config.worker.function_timeout_secs);
+            config.worker.function_timeout_secs = function_timeout_secs;
             // Bind before anything else, so a taken port is the first error.
             let (listener, addr) = server::bind(SocketAddr::new(host, port)).await?;
             // Locally there is no authorizer: every request is `anonymous`,
@@ -162,7 +166,11 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             .pollers(pollers)
             .sweep_interval(Duration::from_secs(sweep_interval_secs))
             .build();
-            tracing::info!(%addr, pollers, "serving the API and polling the queue");
+            if pollers == 0 {
+                tracing::info!(%addr, "serving the API; no worker in this process");
+            } else {
+                tracing::info!(%addr, pollers, "serving the API and polling the queue");
+            }
             println!("Jobline API on http://{addr}  (Ctrl-C to stop)");
             jobline_local::serve(stack, listener, shutdown::signal()).await?;
         }

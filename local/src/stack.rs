@@ -137,9 +137,10 @@ impl StackBuilder {
         self
     }
 
-    /// How many pollers [`serve`] runs (at least 1).
+    /// How many pollers [`serve`] runs; 0 serves the API alone (and its
+    /// sweeper), so another process can run the worker, as deployed.
     pub fn pollers(mut self, pollers: usize) -> Self {
-        self.pollers = pollers.max(1);
+        self.pollers = pollers;
         self
     }
 
