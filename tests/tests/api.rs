@@ -244,7 +244,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"type":"teleport"}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
-            "known types: always-fail, csv-stats, fail-times, primes, sleep",
+            "known types: always-fail, csv-stats, fail-times, prime-count, primes, sleep",
         ),
         (
             submit(r#"{"payload":{}}"#),

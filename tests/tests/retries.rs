@@ -51,6 +51,12 @@ async fn poll_until(
     panic!("job {id} did not get there in {polls} polls: {outcomes:?}");
 }
 
+/// The visibility a claim sets at once under `config`: its lease (two
+/// heartbeats and a second) and a second.
+fn lease_visibility_secs(config: &WorkerConfig) -> u32 {
+    2 * config.heartbeat_secs + 2
+}
+
 fn fast_retries(env: &TestEnv) -> WorkerConfig {
     WorkerConfig {
         retry_base_delay_secs: 2,
@@ -83,13 +89,19 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
     assert_eq!(job.error, None, "a success clears the last error");
     let failures: usize = outcomes.iter().map(|o| o.failed.len()).sum();
     assert_eq!(failures, 2);
+    // Each claim hides the message for its lease; each failure then sets
+    // the backoff.
+    let lease = lease_visibility_secs(&fast_retries(&env));
     let changes = queue.changes();
     assert_eq!(
-        changes.len(),
-        2,
-        "one visibility change per failure: {changes:?}"
+        changes,
+        [lease, changes[1], lease, changes[3], lease],
+        "a lease per claim, a backoff per failure"
     );
-    assert!(changes.iter().all(|s| (1..=2).contains(s)), "{changes:?}");
+    assert!(
+        [changes[1], changes[3]].iter().all(|s| (1..=2).contains(s)),
+        "{changes:?}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(25),
         "the retries came back before the 30 s visibility timeout"
@@ -210,7 +222,11 @@ async fn a_permanent_error_is_not_retried() {
         Some("row 2 has 1 fields, the header has 2")
     );
     assert!(outcomes.iter().all(|o| o.failed.is_empty()), "acknowledged");
-    assert!(queue.changes().is_empty(), "no backoff");
+    assert_eq!(
+        queue.changes(),
+        [lease_visibility_secs(&fast_retries(&env))],
+        "the claim's lease, no backoff"
+    );
     for _ in 0..3 {
         assert_eq!(
             poller.poll_once().await.unwrap().received,
