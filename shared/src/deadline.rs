@@ -14,8 +14,10 @@
 //!   `N`-th SQS moves the message to the DLQ, where no worker sees it. A
 //!   claim on delivery `N` leaves only the margin after its lease.
 //!
-//! A return to the queue keeps the claim's `dueAt`: it still bounds the
-//! deliveries that are left. A record the worker had no time to start is
+//! A heartbeat renews the claim's `dueAt` from its renewed lease. A return
+//! to the queue keeps the claim's `dueAt`: it still bounds the deliveries
+//! that are left. A continuation (the handler yielded) is due as a newly
+//! queued job: its next message is a new one. A record the worker had no time to start is
 //! sent again as a new message, whose deliveries count afresh and which may
 //! wait a whole retention: the worker renews the job's `dueAt` as at
 //! creation first ([`JobStore::renew_due`](crate::store::JobStore::renew_due)). The values are those of `template.yaml`'s

@@ -34,7 +34,7 @@ fn expected_status(name: &str) -> StatusCode {
         "api-submit-unauthenticated.json" => StatusCode::UNAUTHORIZED,
         "api-submit-invalid-json.json" => StatusCode::BAD_REQUEST,
         "api-submit-unknown-type.json" => StatusCode::UNPROCESSABLE_ENTITY,
-        "api-status-unknown.json" => StatusCode::NOT_FOUND,
+        "api-status-unknown.json" | "api-cancel-unknown.json" => StatusCode::NOT_FOUND,
         other => panic!("events/{other} has no expectation in tests/tests/events.rs"),
     }
 }

@@ -24,7 +24,7 @@ use lambda_http::Request;
 use serde_json::{Map, Value};
 
 /// The largest request body read, 256 KiB (the payload's budget): a bound
-/// on the work of parsing. What is stored is checked after ([`check_sizes`]).
+/// on the work of parsing. What is stored is checked after (`check_sizes`).
 pub const MAX_BODY_BYTES: usize = PAYLOAD_BUDGET_BYTES;
 
 /// The largest item a new job may have: its payload and the fixed-size

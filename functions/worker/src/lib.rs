@@ -8,13 +8,25 @@
 //! count receives toward the DLQ. With `ReportBatchItemFailures` on the event
 //! source mapping, one bad record never fails or repeats its batch-mates.
 //!
-//! Per job the worker makes two DynamoDB writes and no reads (one read of a
-//! payload over 1 KiB, which the store keeps out of the job item): a conditional
-//! claim (`queued → running`, returning the job with `ALL_NEW`) and a
-//! completion fenced by the claim's attempt number. A refused claim returns
+//! Per job the worker makes two DynamoDB writes and no reads, plus one write
+//! a heartbeat while it runs (one read of a payload over 1 KiB, which the
+//! store keeps out of the job item): a conditional claim (`queued → running`,
+//! returning the job with `ALL_NEW`), then a heartbeat every
+//! `HEARTBEAT_SECS` that renews the claim's short lease (two beats and a
+//! second) and writes the handler's progress and checkpoint, and a
+//! completion fenced by the claim's attempt number. The message's visibility
+//! follows the lease (set at the claim and at each beat), so a job running
+//! for an hour is not delivered again while its worker lives, and one whose
+//! worker died runs again about two beats later. A refused claim returns
 //! the current item (`ALL_OLD`), which says whether the delivery was a
 //! duplicate (acknowledge), or the job is leased by a live attempt (retry
 //! after the lease).
+//!
+//! Long jobs: a handler that returns [`JobError::Continue`] has its job
+//! queued again with its checkpoint, as a new message (receive count 1: a
+//! continuation never moves toward the DLQ), and its message acknowledged.
+//! A client's cancel reaches a running handler through its heartbeat's
+//! answer; a job past `MAX_JOB_RUN_SECS` from its first start fails.
 //!
 //! Each delivery claims with its own random token, so when a write lands
 //! but its answer is lost and the SDK's retry is refused, the store
@@ -31,7 +43,7 @@
 //! cannot succeed on a retry: the job fails with [`UNSTORABLE_ERROR`] and
 //! the message is acknowledged, also when even that write is refused.
 //!
-//! Deadlines: a handler's [`JobContext`] is cancelled [`DEADLINE_RESERVE`]
+//! Deadlines: a handler's [`JobContext`](jobline_shared::job_types::JobContext) is cancelled [`DEADLINE_RESERVE`]
 //! before the invocation's deadline; a handler still running [`STOP_GRACE`]
 //! later has overrun. Its job is not returned to the queue (a new run would
 //! overlap with it) and the batch asks for the process to end after the

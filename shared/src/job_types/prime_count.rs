@@ -153,8 +153,8 @@ impl JobHandler for PrimeCount {
         "prime-count"
     }
 
-    /// `upTo` up to [`MAX_UP_TO`]; optional `chunk` (numbers per chunk,
-    /// [`MIN_CHUNK`] to [`MAX_CHUNK`]) and `chunksPerRun` (yield after this
+    /// `upTo` up to 10^12; optional `chunk` (numbers per chunk,
+    /// 1000 to 16 Mi) and `chunksPerRun` (yield after this
     /// many chunks even with time left: a way to see continuations).
     fn validate(&self, payload: &Value) -> Result<(), String> {
         settings(payload).map(drop)
