@@ -40,6 +40,8 @@ macro_rules! for_each_store_check {
             heartbeats_renew_the_lease_and_carry_the_cancel,
             suspend_queues_a_continuation_with_its_checkpoint,
             cancel_ends_queued_jobs_and_flags_running_ones,
+            list_pages_through_ones_own_jobs_newest_first,
+            delete_removes_only_finished_jobs,
         );
     };
 }
@@ -61,8 +63,8 @@ pub mod store {
     use super::*;
     use crate::job::Progress;
     use crate::store::{
-        CancelOutcome, DISCARDED_ERROR, DiscardOutcome, Heartbeat, ReplayOutcome, SHARDS,
-        SWEPT_ERROR, SweepOutcome,
+        CancelOutcome, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, Heartbeat, ReplayOutcome,
+        SHARDS, SWEPT_ERROR, SweepOutcome,
     };
     use serde_json::json;
 
@@ -1047,6 +1049,110 @@ pub mod store {
             store.cancel(JobId::random(), now).await.unwrap(),
             CancelOutcome::Missing
         );
+    }
+
+    /// A listing pages through one caller's jobs, newest first, each page
+    /// reading at most its limit of index entries however many jobs other
+    /// callers have, with the jobs' fields but no payload or result.
+    pub async fn list_pages_through_ones_own_jobs_newest_first(store: &dyn JobStore) {
+        let owner = format!("lister-{}", JobId::random());
+        let base = now_ms();
+        let mut mine = Vec::new();
+        for i in 0..5 {
+            let job = job("primes")
+                .owner(&owner)
+                .created_at(base + i)
+                .payload(json!({"pad": "x".repeat(2_000), "i": i}))
+                .build();
+            store.create(&job).await.unwrap();
+            mine.push(job.id);
+        }
+        for i in 0..8 {
+            let theirs = job("primes")
+                .owner("someone-else")
+                .created_at(base + i)
+                .build();
+            store.create(&theirs).await.unwrap();
+        }
+        // A claimed job of the caller, created after the others: listed first.
+        let running = job("primes").owner(&owner).created_at(base + 10).build();
+        store.create(&running).await.unwrap();
+        store
+            .claim(running.id, base, base + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        mine.push(running.id);
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..10 {
+            let page = store.list(&owner, after, 2).await.unwrap();
+            assert!(
+                page.scanned <= 2,
+                "read {} entries for a page of 2",
+                page.scanned
+            );
+            assert!(page.jobs.len() <= 2);
+            for listed in &page.jobs {
+                assert_eq!(listed.owner, owner);
+                assert_eq!(listed.payload, serde_json::Value::Null, "no payload read");
+                let expected = if listed.id == running.id {
+                    JobState::Running
+                } else {
+                    JobState::Queued
+                };
+                assert_eq!(listed.state, expected);
+                assert_eq!(listed.job_type, "primes");
+            }
+            seen.extend(page.jobs.iter().map(|listed| listed.id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        mine.reverse();
+        assert_eq!(seen, mine, "every job of the caller once, newest first");
+        assert!(
+            store
+                .list("nobody", None, 10)
+                .await
+                .unwrap()
+                .jobs
+                .is_empty(),
+            "a caller without jobs lists none"
+        );
+    }
+
+    /// A delete removes a finished job (and its payload) at once, and
+    /// leaves an unfinished one.
+    pub async fn delete_removes_only_finished_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        assert_eq!(
+            store.delete(running.id).await.unwrap(),
+            DeleteOutcome::Unfinished(JobState::Running)
+        );
+        assert!(store.get(running.id).await.unwrap().is_some());
+        let large = job("primes")
+            .payload(json!({"pad": "x".repeat(4_000)}))
+            .build();
+        store.create(&large).await.unwrap();
+        store
+            .claim(large.id, now, now + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        let done = Completion::Succeeded(json!({"count": 1}));
+        store.finish(large.id, 1, TOKEN, &done, now).await.unwrap();
+        assert_eq!(
+            store.delete(large.id).await.unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(store.get(large.id).await.unwrap(), None);
+        assert_eq!(
+            store.delete(large.id).await.unwrap(),
+            DeleteOutcome::Missing
+        );
+        // Its id can be written afresh: nothing of it is left.
+        store.create(&large).await.unwrap();
     }
 }
 

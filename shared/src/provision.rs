@@ -3,7 +3,10 @@
 //! match, so local and deployed cannot drift).
 
 use crate::error::{BoxError, ProvisionError, sdk_error};
-use crate::store::{DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE};
+use crate::store::{
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
+    SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
@@ -68,8 +71,8 @@ fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
 }
 
 /// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
-/// recovery, encrypted, and the sparse due index of unfinished jobs, keys
-/// only), unless it exists.
+/// recovery, encrypted, the sparse due index of unfinished jobs and the
+/// index of each caller's jobs, both keys only), unless it exists.
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
@@ -100,6 +103,17 @@ pub async fn create_table(
         )
         .build()
         .map_err(built)?;
+    let owner_index = GlobalSecondaryIndex::builder()
+        .index_name(OWNER_INDEX)
+        .key_schema(key(OWNER_ATTRIBUTE, KeyType::Hash)?)
+        .key_schema(key(CREATED_ATTRIBUTE, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(built)?;
     let created = client
         .create_table()
         .table_name(name)
@@ -107,8 +121,11 @@ pub async fn create_table(
         .attribute_definitions(attribute(KEY_ATTRIBUTE, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(SHARD_ATTRIBUTE, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(DUE_ATTRIBUTE, ScalarAttributeType::N)?)
+        .attribute_definitions(attribute(OWNER_ATTRIBUTE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(CREATED_ATTRIBUTE, ScalarAttributeType::N)?)
         .key_schema(key(KEY_ATTRIBUTE, KeyType::Hash)?)
         .global_secondary_indexes(due_index)
+        .global_secondary_indexes(owner_index)
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
         .await;

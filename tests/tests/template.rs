@@ -14,7 +14,8 @@ use jobline_shared::config::{
 use jobline_shared::metrics::{Metric, NAMESPACE};
 use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::store::{
-    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
+    SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
@@ -381,6 +382,14 @@ fn iam_is_least_privilege() {
         ("dynamodb:GetItem", table.clone()),
         // POST /jobs/{id}/cancel: a conditional update, on the table only.
         ("dynamodb:UpdateItem", table.clone()),
+        // GET /jobs: the caller's partition of the owner index, then the jobs.
+        (
+            "dynamodb:Query",
+            json!({"Fn::Sub": format!("${{JobsTable.Arn}}/index/{OWNER_INDEX}")}),
+        ),
+        ("dynamodb:BatchGetItem", table.clone()),
+        // DELETE /jobs/{id}.
+        ("dynamodb:DeleteItem", table.clone()),
         ("sqs:SendMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
     ]);
@@ -737,6 +746,13 @@ async fn provisioned_resources_equal_the_template() {
             "KeySchema": [
                 {"AttributeName": SHARD_ATTRIBUTE, "KeyType": "HASH"},
                 {"AttributeName": DUE_ATTRIBUTE, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }, {
+            "IndexName": OWNER_INDEX,
+            "KeySchema": [
+                {"AttributeName": OWNER_ATTRIBUTE, "KeyType": "HASH"},
+                {"AttributeName": CREATED_ATTRIBUTE, "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "KEYS_ONLY"},
         }])

@@ -68,13 +68,23 @@ pub enum ApiError {
     BacklogFull { retry_after_secs: u32 },
     #[error("no such job")]
     JobNotFound,
+    /// A `GET /jobs` query parameter is malformed; the message names it.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A `GET /jobs` cursor is not one this caller was given.
+    #[error("the cursor is not one of your listing's; start again without it")]
+    InvalidCursor,
+    /// A delete of a job that has not finished.
+    #[error("the job is {state}; only a finished job can be deleted (cancel it first)")]
+    JobNotFinished { state: jobline_shared::JobState },
     /// A cancel of a job that had already finished.
     #[error(
         "the job has already finished ({state}); only a queued or running job can be cancelled"
     )]
     JobFinished { state: jobline_shared::JobState },
     #[error(
-        "no such route; the API serves POST /jobs, GET /jobs/{{id}} and POST /jobs/{{id}}/cancel"
+        "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, and POST \
+         /jobs/{{id}}/cancel"
     )]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
@@ -104,9 +114,11 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::InvalidIdempotencyKey | Self::UnreadableBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidJson(_)
+            | Self::InvalidIdempotencyKey
+            | Self::UnreadableBody
+            | Self::InvalidQuery(_)
+            | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_)
             | Self::UnknownJobType { .. }
@@ -116,7 +128,9 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::IdempotencyKeyExpired | Self::JobFinished { .. } => StatusCode::CONFLICT,
+            Self::IdempotencyKeyExpired
+            | Self::JobFinished { .. }
+            | Self::JobNotFinished { .. } => StatusCode::CONFLICT,
             Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -146,6 +160,9 @@ impl ApiError {
             Self::BacklogFull { .. } => "backlog_full",
             Self::JobNotFound => "job_not_found",
             Self::JobFinished { .. } => "job_finished",
+            Self::JobNotFinished { .. } => "job_not_finished",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidCursor => "invalid_cursor",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
@@ -168,7 +185,7 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        if let Self::JobFinished { state } = &self {
+        if let Self::JobFinished { state } | Self::JobNotFinished { state } = &self {
             body["error"]["status"] = json!(state);
         }
         let mut builder = Response::builder()

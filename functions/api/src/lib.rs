@@ -78,6 +78,7 @@
 pub mod backlog;
 mod error;
 mod identity;
+mod listing;
 mod submission;
 
 pub use backlog::{Backlog, QueueDepth, SqsQueueDepth};
@@ -88,6 +89,7 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
+use jobline_shared::store::DeleteOutcome;
 use jobline_shared::{
     CancelOutcome, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes,
     Metric, Metrics, StoreError,
@@ -182,12 +184,16 @@ impl Api {
             .collect();
         let result = match (request.method(), segments.as_slice()) {
             (&Method::POST, ["jobs"]) => self.submit(&request, &mut metrics, &mut trace).await,
+            (&Method::GET, ["jobs"]) => self.list(&request).await,
             (&Method::GET, ["jobs", id]) => self.status(&request, id, &mut trace).await,
+            (&Method::DELETE, ["jobs", id]) => self.delete(&request, id, &mut trace).await,
             (&Method::POST, ["jobs", id, "cancel"]) => {
                 self.cancel(&request, id, &mut metrics, &mut trace).await
             }
-            (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-            (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+            (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, DELETE",
+            }),
             (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             _ => Err(ApiError::RouteNotFound),
         };
@@ -390,6 +396,57 @@ impl Api {
         }
     }
 
+    /// `GET /jobs`: one page of the caller's jobs, newest first (see
+    /// [`listing`]).
+    async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let owner = caller(request, self.allow_anonymous)?;
+        let query = listing::Query::parse(request.uri().query().unwrap_or_default(), &owner)?;
+        let page = self
+            .store
+            .list(&owner, query.after, query.limit)
+            .await
+            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+        let now_ms = (self.clock)();
+        let jobs: Vec<Value> = page
+            .jobs
+            .iter()
+            .filter(|job| !expired(job, now_ms) && query.matches(job))
+            .map(job_summary)
+            .collect();
+        let body = json!({
+            "jobs": jobs,
+            "nextCursor": page.next.map(|next| listing::cursor(next, &owner)),
+        });
+        json_response(StatusCode::OK)
+            .header(CACHE_CONTROL, "no-store")
+            .body(Body::from(body.to_string()))
+            .map_err(ApiError::internal)
+    }
+
+    /// `DELETE /jobs/{id}`: a finished job, its payload and result are
+    /// deleted at once (204); an unfinished one is 409 with its state.
+    async fn delete(
+        &self,
+        request: &Request,
+        id: &str,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let job = self.own_job(request, id, trace).await?;
+        match self
+            .store
+            .delete(job.id)
+            .await
+            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
+        {
+            DeleteOutcome::Deleted => Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Body::Empty)
+                .map_err(ApiError::internal),
+            DeleteOutcome::Unfinished(state) => Err(ApiError::JobNotFinished { state }),
+            DeleteOutcome::Missing => Err(ApiError::JobNotFound),
+        }
+    }
+
     /// The caller's job `id`, read strongly consistent: 404 when there is
     /// none, it is another caller's, or it has expired.
     async fn own_job(
@@ -477,8 +534,17 @@ fn json_response(status: StatusCode) -> http::response::Builder {
         .header(CONTENT_TYPE, "application/json")
 }
 
-/// The public view of a job, as `GET /jobs/{id}` returns it.
+/// The public view of a job, as `GET /jobs/{id}` returns it: its summary
+/// and its result.
 pub fn job_view(job: &JobRecord) -> Value {
+    let mut view = job_summary(job);
+    view["result"] = json!(job.result);
+    view
+}
+
+/// A job as `GET /jobs` lists it: its view without the result, which may be
+/// 100 KiB (a page of them would pass Lambda's 6 MB response limit).
+pub fn job_summary(job: &JobRecord) -> Value {
     json!({
         "jobId": job.id,
         "type": job.job_type,
@@ -487,7 +553,6 @@ pub fn job_view(job: &JobRecord) -> Value {
         "startedAt": job.started_at.map(format_ms),
         "finishedAt": job.finished_at.map(format_ms),
         "attempts": job.attempts,
-        "result": job.result,
         "error": job.error,
         "deadLettered": job.dead_lettered,
         "discarded": job.discarded,

@@ -609,3 +609,102 @@ async fn a_cancel_of_a_finished_or_anothers_job_is_refused() {
     assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.response.headers()["allow"], "POST");
 }
+
+fn list(query: &str) -> Request {
+    http::Request::builder()
+        .uri(format!("/jobs?{query}"))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_listing_pages_through_the_callers_own_jobs_with_filters() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let mut ids = Vec::new();
+    let now = now_ms();
+    for i in 0..5 {
+        let mut job = record(JobId::random(), now + i);
+        if i % 2 == 0 {
+            job.state = JobState::Succeeded;
+            job.result = Some(json!({"count": i}));
+        }
+        ids.push(job.id);
+        store.insert(job);
+    }
+    let mut other = record(JobId::random(), now + 10);
+    other.owner = "someone-else".into();
+    store.insert(other);
+    let mut expired = record(JobId::random(), now + 20);
+    expired.expires_at = 1;
+    store.insert(expired);
+
+    let mut listed = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let reply = api.handle(list(&query)).await;
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        let page = body(&reply);
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 2);
+        for job in jobs {
+            assert!(job.get("result").is_none(), "a listing holds no results");
+            listed.push(job["jobId"].as_str().unwrap().parse::<JobId>().unwrap());
+        }
+        match page["nextCursor"].as_str() {
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(listed, ids, "newest first, own and unexpired only");
+
+    let page = body(&api.handle(list("status=succeeded&limit=100")).await);
+    let states: Vec<&str> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["succeeded"; 3]);
+    let bad = api.handle(list("limit=1000")).await;
+    assert_eq!(bad.response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body(&bad)["error"]["code"], "invalid_query");
+}
+
+#[tokio::test]
+async fn a_delete_removes_a_finished_job_and_refuses_an_unfinished_one() {
+    let (store, queue) = fakes();
+    let api = api(&store, &queue, None);
+    let delete = |id: JobId| {
+        http::Request::builder()
+            .method("DELETE")
+            .uri(format!("/jobs/{id}"))
+            .body(Body::Empty)
+            .unwrap()
+    };
+    let queued = JobId::random();
+    store.insert(record(queued, now_ms()));
+    let reply = api.handle(delete(queued)).await;
+    assert_eq!(reply.response.status(), StatusCode::CONFLICT);
+    assert_eq!(body(&reply)["error"]["code"], "job_not_finished");
+    assert_eq!(body(&reply)["error"]["status"], "queued");
+    assert!(store.job(queued).is_some());
+
+    let done = JobId::random();
+    let mut finished = record(done, now_ms());
+    finished.state = JobState::Cancelled;
+    store.insert(finished);
+    let reply = api.handle(delete(done)).await;
+    assert_eq!(reply.response.status(), StatusCode::NO_CONTENT);
+    assert!(reply.response.body().is_empty());
+    assert!(store.job(done).is_none());
+    assert_eq!(
+        api.handle(get(done)).await.response.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.handle(delete(done)).await.response.status(),
+        StatusCode::NOT_FOUND
+    );
+}

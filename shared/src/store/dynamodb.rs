@@ -27,14 +27,16 @@
 //! state removes them, so the sweeper's `Query` reads only unfinished jobs.
 
 use super::item::{
-    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, StoredItems,
-    TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n, payload_item_key, progress_text, s,
-    stored_items,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
+    PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE,
+    bound_error, due_attributes, joined, key, n, payload_item_key, progress_text, s, stored_items,
+    summary_from_item,
 };
 use super::{
-    CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, Heartbeat,
-    JobStore, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled,
-    enqueue_failed, outcome_of, own_claim, own_write, record_from_item,
+    CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
+    DueKey, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed,
+    ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed, outcome_of,
+    own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -43,10 +45,13 @@ use crate::job::{JobId, JobRecord, JobState, expires_at, now_ms};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -296,6 +301,61 @@ impl DynamoJobStore {
             }
             Err(other) => Err(other),
         }
+    }
+}
+
+impl DynamoJobStore {
+    /// The jobs at `keys`, without payloads, results and checkpoints, by id:
+    /// one `BatchGetItem` (strongly consistent), repeated for any keys
+    /// DynamoDB leaves unprocessed.
+    async fn read_summaries(
+        &self,
+        keys: &[ListKey],
+    ) -> Result<HashMap<JobId, JobRecord>, StoreError> {
+        let mut found = HashMap::new();
+        let mut pending: Vec<HashMap<String, AttributeValue>> =
+            keys.iter().map(|k| key(k.id)).collect();
+        let placeholders: Vec<String> = (0..SUMMARY_ATTRIBUTES.len())
+            .map(|i| format!("#a{i}"))
+            .collect();
+        while !pending.is_empty() {
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .projection_expression(placeholders.join(", "));
+            for (placeholder, name) in placeholders.iter().zip(SUMMARY_ATTRIBUTES) {
+                request = request.expression_attribute_names(placeholder, *name);
+            }
+            let request = request
+                .build()
+                .map_err(|e| StoreError::Malformed(format!("BatchGetItem request: {e}")))?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| StoreError::Aws {
+                    operation: "BatchGetItem",
+                    source: sdk_error(e),
+                })?;
+            for item in output
+                .responses()
+                .and_then(|tables| tables.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let job = summary_from_item(item)?;
+                found.insert(job.id, job);
+            }
+            if let Some(left) = output
+                .unprocessed_keys()
+                .and_then(|tables| tables.get(&self.table))
+            {
+                pending = left.keys().to_vec();
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -716,6 +776,116 @@ impl JobStore for DynamoJobStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        owner: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError> {
+        let start = after.map(|after| {
+            HashMap::from([
+                (KEY_ATTRIBUTE.to_owned(), s(after.id.to_string())),
+                (OWNER_ATTRIBUTE.to_owned(), s(owner)),
+                (CREATED_ATTRIBUTE.to_owned(), n(after.created_at)),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+            .expression_attribute_values(":owner", s(owner))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, MAX_LIST_LIMIT)).unwrap_or(1))
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws {
+                operation: "Query",
+                source: sdk_error(e),
+            })?;
+        let list_key = |item: &HashMap<String, AttributeValue>| -> Result<ListKey, StoreError> {
+            let malformed =
+                |name: &str| StoreError::Malformed(format!("{OWNER_INDEX} entry: {name}"));
+            Ok(ListKey {
+                id: item
+                    .get(KEY_ATTRIBUTE)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| malformed(KEY_ATTRIBUTE))?,
+                created_at: item
+                    .get(CREATED_ATTRIBUTE)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| malformed(CREATED_ATTRIBUTE))?,
+            })
+        };
+        let keys: Vec<ListKey> = output
+            .items()
+            .iter()
+            .map(list_key)
+            .collect::<Result<_, _>>()?;
+        let mut found = self.read_summaries(&keys).await?;
+        Ok(JobPage {
+            // In the index's order; a job deleted since the query is left out.
+            jobs: keys
+                .iter()
+                .filter_map(|key| found.remove(&key.id))
+                .collect(),
+            scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+            next: output.last_evaluated_key().map(list_key).transpose()?,
+        })
+    }
+
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression("#state IN (:succeeded, :failed, :cancelled)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+            .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match deleted {
+            Ok(output) => output.attributes,
+            Err(e) => {
+                return match self
+                    .settle(write_failure(
+                        "DeleteItem",
+                        e,
+                        conditional_failure!(DeleteItemError),
+                    ))
+                    .await
+                {
+                    StoreError::Conflict { current: None } => Ok(DeleteOutcome::Missing),
+                    StoreError::Conflict { current: Some(job) } => {
+                        Ok(DeleteOutcome::Unfinished(job.state))
+                    }
+                    other => Err(other),
+                };
+            }
+        };
+        // The payload stored apart goes with its job.
+        if let Some(payload_key) = old.as_ref().map(payload_item_key).transpose()?.flatten() {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(payload_key))
+                .send()
+                .await
+                .map_err(|e| request_error("DeleteItem", e))?;
+        }
+        Ok(DeleteOutcome::Deleted)
     }
 
     async fn overdue(

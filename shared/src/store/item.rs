@@ -61,6 +61,42 @@ pub const SHARD_ATTRIBUTE: &str = "pending";
 /// When only the sweeper may move an unfinished job on (ms since the epoch).
 pub const DUE_ATTRIBUTE: &str = "dueAt";
 
+/// The index of each caller's jobs by creation time (KEYS_ONLY): partition
+/// [`OWNER_ATTRIBUTE`], sort [`CREATED_ATTRIBUTE`]. Only job items carry an
+/// owner, so payload items are not in it; its keys never change after the
+/// job is written, so it costs one index write per job, at creation.
+pub const OWNER_INDEX: &str = "owner-created";
+/// The job's caller, the owner index's partition.
+pub const OWNER_ATTRIBUTE: &str = "owner";
+/// When the job was created (ms since the epoch), the owner index's sort key.
+pub const CREATED_ATTRIBUTE: &str = "createdAt";
+
+/// Every attribute of a job item but its payload, its checkpoint and its
+/// result: what a listing reads ([`summary_from_item`]).
+pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
+    KEY_ATTRIBUTE,
+    OWNER_ATTRIBUTE,
+    "jobType",
+    "fingerprint",
+    "state",
+    CREATED_ATTRIBUTE,
+    "startedAt",
+    "finishedAt",
+    "attempts",
+    "leaseExpiresAt",
+    "claimToken",
+    "error",
+    "deadLettered",
+    "enqueueFailed",
+    "discarded",
+    "replays",
+    "progress",
+    "checkpointAt",
+    "cancelRequested",
+    "continuations",
+    TTL_ATTRIBUTE,
+];
+
 /// The job item's attribute that holds an inline payload (JSON text); the
 /// payload item holds it under the same name.
 pub const PAYLOAD_ATTRIBUTE: &str = "payload";
@@ -169,12 +205,12 @@ pub(crate) fn due_attributes(id: JobId, due_at_ms: i64) -> [(String, AttributeVa
 pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         (KEY_ATTRIBUTE.to_owned(), s(job.id.to_string())),
-        ("owner".to_owned(), s(job.owner.as_str())),
+        (OWNER_ATTRIBUTE.to_owned(), s(job.owner.as_str())),
         ("jobType".to_owned(), s(job.job_type.as_str())),
         (PAYLOAD_ATTRIBUTE.to_owned(), s(job.payload.to_string())),
         ("fingerprint".to_owned(), s(job.fingerprint.as_str())),
         ("state".to_owned(), s(job.state.as_str())),
-        ("createdAt".to_owned(), n(job.created_at)),
+        (CREATED_ATTRIBUTE.to_owned(), n(job.created_at)),
         ("attempts".to_owned(), n(job.attempts)),
         (
             "deadLettered".to_owned(),
@@ -365,6 +401,16 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         continuations: count("continuations")?,
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
     })
+}
+
+/// A job record from an item read with [`SUMMARY_ATTRIBUTES`] only: its
+/// payload is `null` and it has no result or checkpoint.
+pub(crate) fn summary_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<JobRecord, StoreError> {
+    let mut item = item.clone();
+    item.insert(PAYLOAD_ATTRIBUTE.to_owned(), s("null"));
+    record_from_item(&item)
 }
 
 /// An item's size as DynamoDB counts it against [`MAX_ITEM_BYTES`]: each

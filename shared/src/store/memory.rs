@@ -13,9 +13,9 @@
 
 use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
-    CancelOutcome, Completion, DISCARDED_ERROR, DiscardOutcome, DueKey, Heartbeat, JobStore,
-    OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed,
-    outcome_of, own_claim, own_write,
+    CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, DueKey, Heartbeat,
+    JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR,
+    SweepOutcome, cancel_settled, enqueue_failed, outcome_of, own_claim, own_write,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -425,6 +425,57 @@ impl JobStore for MemoryStore {
             current => Err(conflict(current)),
         })?;
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        owner: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError> {
+        self.check("Query")?;
+        let jobs = lock(&self.jobs);
+        let mut keys: Vec<ListKey> = jobs
+            .values()
+            .filter(|job| job.owner == owner)
+            .map(|job| ListKey {
+                created_at: job.created_at,
+                id: job.id,
+            })
+            .filter(|key| after.is_none_or(|after| *key < after))
+            .collect();
+        keys.sort_by(|a, b| b.cmp(a));
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let next = (keys.len() > limit).then(|| keys[limit - 1]);
+        keys.truncate(limit);
+        Ok(JobPage {
+            scanned: keys.len(),
+            jobs: keys
+                .iter()
+                .map(|key| JobRecord {
+                    payload: Value::Null,
+                    result: None,
+                    checkpoint: None,
+                    ..jobs[&key.id].clone()
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+        self.check("DeleteItem")?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut jobs = lock(&self.jobs);
+        match jobs.get(&id) {
+            None => Ok(DeleteOutcome::Missing),
+            Some(job) if !job.state.is_finished() => Ok(DeleteOutcome::Unfinished(job.state)),
+            Some(_) => {
+                jobs.remove(&id);
+                lock(&self.due).remove(&id);
+                Ok(DeleteOutcome::Deleted)
+            }
+        }
     }
 
     async fn overdue(

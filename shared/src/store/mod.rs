@@ -24,8 +24,8 @@ pub mod memory;
 
 pub use dynamodb::DynamoJobStore;
 pub use item::{
-    DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record,
-    record_from_item,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
+    SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record, record_from_item,
 };
 
 use crate::error::StoreError;
@@ -131,6 +131,41 @@ pub struct OverduePage {
     pub scanned: usize,
     /// Where the next page starts, if there may be one.
     pub next: Option<DueKey>,
+}
+
+/// A job's place in [`item::OWNER_INDEX`]: its creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListKey {
+    pub created_at: i64,
+    pub id: JobId,
+}
+
+/// The most jobs one [`JobStore::list`] page holds: `BatchGetItem` reads
+/// at most 100 items.
+pub const MAX_LIST_LIMIT: usize = 100;
+
+/// One page of [`JobStore::list`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobPage {
+    /// The jobs, newest first, without their payloads (`null`), results
+    /// and checkpoints.
+    pub jobs: Vec<JobRecord>,
+    /// The index entries the page read: at most the page's limit, whatever
+    /// the table holds.
+    pub scanned: usize,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<ListKey>,
+}
+
+/// What [`JobStore::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The job and its payload are gone.
+    Deleted,
+    /// The job is not finished, and was left alone.
+    Unfinished(JobState),
+    /// There is no such job.
+    Missing,
 }
 
 /// What [`JobStore::sweep`] did.
@@ -262,6 +297,22 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// ([`Deadlines::queued_at`](crate::deadline::Deadlines::queued_at)).
     /// A finished or missing job is `Conflict`.
     async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` of `owner`'s jobs, newest first, starting after
+    /// `after`: one query of [`item::OWNER_INDEX`] that reads at most
+    /// `limit` entries, however many jobs other callers have, and one read
+    /// of those jobs (strongly consistent), without payloads, results and
+    /// checkpoints, which may be hundreds of KiB each.
+    async fn list(
+        &self,
+        owner: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError>;
+
+    /// Deletes finished job `id` and its payload, at once (for data that
+    /// must not wait for the TTL); an unfinished job is left alone.
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError>;
 
     /// Up to `limit` jobs of index partition `shard` (below [`SHARDS`])
     /// whose `dueAt` is before `now_ms`, earliest first, starting after
