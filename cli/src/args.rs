@@ -2,7 +2,7 @@
 //! describes every command, flag and environment variable declared here.
 
 use clap::{Args, Parser, Subcommand};
-use jobline_shared::JobId;
+use jobline_shared::{JobId, JobState};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
@@ -35,6 +35,11 @@ pub enum Command {
     /// running one stops at its next heartbeat; prints the job JSON, or exits
     /// 1 if the job had already finished.
     Cancel(JobArgs),
+    /// List your jobs, newest first (GET /jobs), one JSON object a line.
+    List(JobsArgs),
+    /// Delete a finished job, its payload and its result at once (DELETE
+    /// /jobs/{id}); exits 1 if the job has not finished.
+    Delete(JobArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -98,6 +103,24 @@ pub struct JobArgs {
     /// The job id (a hyphenated UUID).
     #[arg(value_name = "ID")]
     pub id: JobId,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Only jobs in this state: queued, running, succeeded, failed or cancelled.
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<JobState>,
+    /// Only jobs of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: Option<String>,
+    /// At most this many jobs (following the API's pages).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Go on from where an earlier listing stopped (it prints the cursor).
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -193,6 +193,32 @@ impl ApiClient {
         cancel_outcome(status, &body)
     }
 
+    /// `GET /jobs` with `query` (already encoded): one page,
+    /// `{"jobs": […], "nextCursor"}`.
+    pub async fn list(&self, query: &str) -> Result<Value, ClientError> {
+        self.call(
+            Request::get(self.url(&format!("/jobs?{query}"))),
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// `DELETE /jobs/{id}`: `Ok(None)` once deleted; `Ok(Some(state))` when
+    /// the job has not finished (409 `job_not_finished`) and was kept.
+    pub async fn delete(&self, id: JobId) -> Result<Option<JobState>, ClientError> {
+        let request = Request::delete(self.url(&format!("/jobs/{id}")));
+        let (status, body) = self.send(request, Bytes::new()).await?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        if status == StatusCode::CONFLICT
+            && let Some(state) = error_status(&body, "job_not_finished")
+        {
+            return Ok(Some(state));
+        }
+        json_answer(status, &body).map(|_| None)
+    }
+
     /// Polls `GET /jobs/{id}` every `interval` until the job reaches a final
     /// status, or `timeout` passes (one poll is always made). Each job JSON
     /// polled goes to `polled` first; its error ends the wait.
@@ -304,15 +330,10 @@ fn json_answer(status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
 /// the job finished with; a 200 is read from the job JSON; any other answer
 /// is an error as for every request.
 fn cancel_outcome(status: StatusCode, body: &[u8]) -> Result<Cancel, ClientError> {
-    if status == StatusCode::CONFLICT {
-        let finished = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|json| json.get("error").cloned())
-            .filter(|error| error["code"] == "job_finished")
-            .and_then(|error| parse_status(&error["status"]));
-        if let Some(status) = finished {
-            return Ok(Cancel::Finished { status });
-        }
+    if status == StatusCode::CONFLICT
+        && let Some(status) = error_status(body, "job_finished")
+    {
+        return Ok(Cancel::Finished { status });
     }
     let job = json_answer(status, body)?;
     match job_status(&job)? {
@@ -321,6 +342,15 @@ fn cancel_outcome(status: StatusCode, body: &[u8]) -> Result<Cancel, ClientError
         _ if job["cancelRequested"] == true => Ok(Cancel::Requested { job }),
         _ => Err(ClientError::NotCancelled(job.to_string())),
     }
+}
+
+/// The job state an error answer with `code` names in its `status`.
+fn error_status(body: &[u8], code: &str) -> Option<JobState> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|json| json.get("error").cloned())
+        .filter(|error| error["code"] == code)
+        .and_then(|error| parse_status(&error["status"]))
 }
 
 /// A job JSON's `"status"`.

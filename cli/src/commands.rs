@@ -4,7 +4,7 @@
 //! configuration and SDK clients from the environment once, here, and hand
 //! [`DeadLetterQueue`] the store and queues built from them.
 
-use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs, SelectArgs};
+use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
 use crate::client::{ApiClient, Auth, Cancel, ClientError, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::progress::{ProgressDisplay, ProgressStyle};
@@ -120,6 +120,46 @@ pub async fn run(
                         args.timeout, args.id
                     )?;
                     Ok(Exit::TimedOut)
+                }
+            }
+        }
+        Command::List(args) => {
+            let client = api_client(&args.api).await?;
+            let mut cursor = args.cursor.clone();
+            let mut shown = 0;
+            while shown < args.limit {
+                let page_size = (args.limit - shown).min(LIST_PAGE_SIZE);
+                let page = client
+                    .list(&list_query(&args, page_size, cursor.as_deref()))
+                    .await?;
+                for job in page["jobs"].as_array().into_iter().flatten() {
+                    serde_json::to_writer(&mut *out, job).map_err(io::Error::from)?;
+                    writeln!(out)?;
+                    shown += 1;
+                }
+                cursor = page["nextCursor"].as_str().map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            if let Some(cursor) = cursor {
+                writeln!(err, "more jobs: jobline list --cursor {cursor}")?;
+            }
+            Ok(Exit::Success)
+        }
+        Command::Delete(args) => {
+            let id = args.id;
+            match api_client(&args.api).await?.delete(id).await? {
+                None => {
+                    writeln!(err, "job {id} is deleted")?;
+                    Ok(Exit::Success)
+                }
+                Some(state) => {
+                    writeln!(
+                        err,
+                        "job {id} is {state}: only a finished job can be deleted (cancel it first)"
+                    )?;
+                    Ok(Exit::Failed)
                 }
             }
         }
@@ -252,6 +292,36 @@ fn read_file(path: &Path) -> Result<String, CliError> {
     } else {
         std::fs::read_to_string(path).map_err(failed)
     }
+}
+
+/// Jobs asked of the API per page by `list`.
+const LIST_PAGE_SIZE: usize = 100;
+
+/// The query of one `GET /jobs` page of `args`' listing.
+fn list_query(args: &JobsArgs, limit: usize, cursor: Option<&str>) -> String {
+    let mut query = format!("limit={limit}");
+    if let Some(status) = args.status {
+        query.push_str(&format!("&status={status}"));
+    }
+    if let Some(job_type) = &args.job_type {
+        query.push_str(&format!("&type={}", percent_encode(job_type)));
+    }
+    if let Some(cursor) = cursor {
+        query.push_str(&format!("&cursor={}", percent_encode(cursor)));
+    }
+    query
+}
+
+/// `text` with every byte but unreserved ones (RFC 3986) percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 fn print_json(out: &mut dyn Write, value: &Value) -> io::Result<()> {

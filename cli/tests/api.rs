@@ -1,4 +1,4 @@
-//! `submit`, `status`, `wait` and `cancel` end to end against a stub of the API on
+//! `submit`, `status`, `wait`, `cancel`, `list` and `delete` end to end against a stub of the API on
 //! 127.0.0.1: the requests the CLI sends, and the exit codes and output of
 //! the answers it gets.
 
@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 struct Seen {
     method: String,
     path: String,
+    query: String,
     headers: http::HeaderMap,
     body: Vec<u8>,
 }
@@ -55,6 +56,7 @@ impl Stub {
                         seen.lock().unwrap().push(Seen {
                             method: parts.method.to_string(),
                             path: parts.uri.path().to_owned(),
+                            query: parts.uri.query().unwrap_or_default().to_owned(),
                             headers: parts.headers,
                             body,
                         });
@@ -64,10 +66,16 @@ impl Stub {
                         } else {
                             answers.front().cloned().unwrap()
                         };
+                        // A 204 has no body.
+                        let body = if status == 204 {
+                            Bytes::new()
+                        } else {
+                            Bytes::from(body.to_string())
+                        };
                         let response = Response::builder()
                             .status(StatusCode::from_u16(status).unwrap())
                             .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(body.to_string())))
+                            .body(Full::new(body))
                             .unwrap();
                         Ok::<_, Infallible>(response)
                     }
@@ -382,4 +390,86 @@ async fn sigv4_signs_the_headers_it_sends() {
             "signed {header} was sent"
         );
     }
+}
+
+#[tokio::test]
+async fn list_follows_the_pages_up_to_its_limit_and_prints_a_line_a_job() {
+    let ids: Vec<JobId> = (0..3).map(|_| JobId::random()).collect();
+    let stub = Stub::start(vec![
+        (
+            200,
+            json!({"jobs": [job(ids[0], "running"), job(ids[1], "running")], "nextCursor": "c1"}),
+        ),
+        (
+            200,
+            json!({"jobs": [job(ids[2], "running")], "nextCursor": null}),
+        ),
+    ])
+    .await;
+    let (result, out, err) = jobline(&[
+        "list", "--api", &stub.url, "--limit", "5", "--status", "running", "--type", "a b",
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    let listed: Vec<Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            job(ids[0], "running"),
+            job(ids[1], "running"),
+            job(ids[2], "running")
+        ]
+    );
+    assert_eq!(err, "", "no more pages");
+    let seen = stub.seen();
+    assert_eq!(seen[0].path, "/jobs");
+    assert_eq!(seen[0].query, "limit=5&status=running&type=a%20b");
+    assert_eq!(seen[1].query, "limit=3&status=running&type=a%20b&cursor=c1");
+
+    let stub = Stub::start(vec![(
+        200,
+        json!({"jobs": [job(ids[0], "queued")], "nextCursor": "c2"}),
+    )])
+    .await;
+    let (result, out, err) = jobline(&["list", "--api", &stub.url, "--limit", "1"]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(out.lines().count(), 1);
+    assert_eq!(err, "more jobs: jobline list --cursor c2\n");
+    assert_eq!(stub.seen().len(), 1, "stops at its limit");
+}
+
+#[tokio::test]
+async fn delete_says_whether_the_job_is_gone() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![(204, Value::Null)]).await;
+    let (result, out, err) = jobline(&["delete", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", format!("job {id} is deleted\n").as_str())
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("DELETE", format!("/jobs/{id}").as_str())
+    );
+
+    let unfinished = json!({"error": {
+        "code": "job_not_finished", "message": "the job is running", "status": "running"
+    }});
+    let stub = Stub::start(vec![(409, unfinished)]).await;
+    let (result, _, err) = jobline(&["delete", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert!(
+        err.contains("is running: only a finished job can be deleted"),
+        "{err}"
+    );
+
+    let missing = json!({"error": {"code": "job_not_found", "message": "no such job"}});
+    let stub = Stub::start(vec![(404, missing)]).await;
+    let (result, _, _) = jobline(&["delete", "--api", &stub.url, &id.to_string()]).await;
+    assert!(result.is_err(), "an unknown job is an error");
 }
