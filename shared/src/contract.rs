@@ -883,7 +883,6 @@ pub mod store {
         let beat = Heartbeat {
             now_ms: now + 1,
             lease_until_ms: now + 120_000,
-            receive_count: 1,
             progress: Some(&progress),
             checkpoint: Some(&checkpoint),
         };
@@ -907,7 +906,6 @@ pub mod store {
         let bare = Heartbeat {
             now_ms: now + 2,
             lease_until_ms: now + 130_000,
-            receive_count: 1,
             progress: None,
             checkpoint: None,
         };

@@ -110,13 +110,14 @@ mod tests {
     use crate::testing::job;
     use serde_json::json;
 
-    /// Deadlines of a second per part, two deliveries.
+    /// Deadlines of a second per part, two deliveries, runs of 100 ms.
     fn short() -> Deadlines {
         Deadlines {
             retention_ms: 1_000,
             visibility_timeout_ms: 1_000,
             retry_max_delay_ms: 1_000,
             max_receive_count: 2,
+            max_run_ms: 100,
             margin_ms: 1_000,
         }
     }

@@ -19,13 +19,15 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Two deliveries a second apart, no backoff, half a second of margin.
+/// Two deliveries a second apart, no backoff, runs of at most 300 ms, half
+/// a second of margin.
 fn short(retention_ms: i64) -> Deadlines {
     Deadlines {
         retention_ms,
         visibility_timeout_ms: 1_000,
         retry_max_delay_ms: 0,
         max_receive_count: 2,
+        max_run_ms: 300,
         margin_ms: 500,
     }
 }
@@ -85,7 +87,7 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
         wait_secs: 1,
         visibility_secs: 1,
     };
-    let mut last_lease = 0;
+    let (mut last_claim, mut last_lease) = (0, 0);
     let mut claims = 0;
     for _ in 0..20 {
         let Some(message) = queue.receive(receive).await.unwrap().pop() else {
@@ -95,7 +97,7 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
             continue;
         };
         let now = now_ms();
-        last_lease = now + 300;
+        (last_claim, last_lease) = (now, now + 300);
         store
             .claim(queued.id, now, last_lease, message.receive_count(), "t")
             .await
@@ -109,11 +111,11 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
     assert_eq!(stored(&*store, queued.id).await.state, JobState::Running);
 
     let sweeper = Sweeper::new(Arc::clone(&store));
-    let due = deadlines.claimed(last_lease, 2);
+    let due = deadlines.claimed(last_claim, 2);
     assert_eq!(
         due,
         last_lease + 500,
-        "the last delivery leaves only the margin"
+        "the last delivery leaves only the run limit and the margin"
     );
     let early = sweeper.sweep_once(due - 1).await.unwrap();
     assert_eq!(early.swept, 0, "not before its bound");

@@ -166,7 +166,6 @@ impl Worker {
         let beat = Heartbeat {
             now_ms: now,
             lease_until_ms: next_lease,
-            receive_count: delivery.receive_count,
             progress: unwritten.progress.as_ref(),
             checkpoint: unwritten.checkpoint.as_ref(),
         };

@@ -467,7 +467,7 @@ impl JobStore for DynamoJobStore {
         token: &str,
     ) -> Result<JobRecord, StoreError> {
         let [(_, shard), (_, due)] =
-            due_attributes(id, self.deadlines.claimed(lease_until_ms, receive_count));
+            due_attributes(id, self.deadlines.claimed(now_ms, receive_count));
         let claimed = self
             .send_update(
                 self.update(id)
@@ -545,13 +545,7 @@ impl JobStore for DynamoJobStore {
         token: &str,
         beat: &Heartbeat<'_>,
     ) -> Result<Renewed, StoreError> {
-        let [(_, shard), (_, due)] = due_attributes(
-            id,
-            self.deadlines
-                .claimed(beat.lease_until_ms, beat.receive_count),
-        );
-        let mut update =
-            String::from("SET leaseExpiresAt = :lease, pending = :shard, dueAt = :due");
+        let mut update = String::from("SET leaseExpiresAt = :lease");
         let mut request = self
             .update(id)
             .condition_expression(HEARTBEAT_CONDITION)
@@ -559,8 +553,6 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":attempt", n(attempt))
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":lease", n(beat.lease_until_ms))
-            .expression_attribute_values(":shard", shard)
-            .expression_attribute_values(":due", due)
             .return_values(ReturnValue::AllNew);
         if let Some(progress) = beat.progress {
             update.push_str(", progress = :progress");

@@ -224,7 +224,7 @@ impl JobStore for MemoryStore {
         receive_count: u32,
         token: &str,
     ) -> Result<JobRecord, StoreError> {
-        let due = self.deadlines.claimed(lease_until_ms, receive_count);
+        let due = self.deadlines.claimed(now_ms, receive_count);
         let claimed = self.write("UpdateItem", id, Some(due), |current| match current {
             Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
                 let mut claimed = job.clone();
@@ -273,10 +273,7 @@ impl JobStore for MemoryStore {
         token: &str,
         beat: &Heartbeat<'_>,
     ) -> Result<Renewed, StoreError> {
-        let due = self
-            .deadlines
-            .claimed(beat.lease_until_ms, beat.receive_count);
-        let renewed = self.write("UpdateItem", id, Some(due), |current| match current {
+        let renewed = self.write("UpdateItem", id, None, |current| match current {
             Some(job)
                 if job.state == JobState::Running
                     && job.attempts == attempt

@@ -52,8 +52,6 @@ pub struct Heartbeat<'a> {
     pub now_ms: i64,
     /// The renewed lease's end.
     pub lease_until_ms: i64,
-    /// The message's delivery number, for the job's `dueAt`.
-    pub receive_count: u32,
     /// The handler's progress, if it changed since the last beat.
     pub progress: Option<&'a Progress>,
     /// The handler's checkpoint, if it saved a new one since the last beat.
@@ -234,8 +232,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Renews the lease of running attempt `attempt` under `token` (and the
-    /// job's `dueAt` with it), and stores the handler's new progress and
+    /// Renews the lease of running attempt `attempt` under `token` (its
+    /// `dueAt` stays as the claim set it: see
+    /// [`Deadlines::claimed`](crate::deadline::Deadlines::claimed)), and stores the handler's new progress and
     /// checkpoint, if any. Returns whether a client asked to cancel the job.
     /// A job no longer running under this attempt and token (taken over
     /// after the lease ran out, cancelled, discarded, swept) is `Conflict`:
