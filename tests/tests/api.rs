@@ -333,13 +333,13 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         ),
         (
             http::Request::builder()
-                .method("DELETE")
+                .method("PUT")
                 .uri(format!("/jobs/{}", JobId::random()))
                 .body(Body::Empty)
                 .unwrap(),
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "GET",
+            "GET, DELETE",
         ),
     ];
     for (request, status, code, message) in cases {
