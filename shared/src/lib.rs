@@ -41,6 +41,7 @@ pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "memory"))]
 pub mod testing;
+pub mod webhook;
 
 pub use config::{Config, WorkerConfig};
 pub use error::{ConfigError, QueueError, StoreError};
