@@ -78,6 +78,7 @@
 pub mod backlog;
 mod error;
 mod identity;
+mod openapi;
 mod submission;
 
 pub use backlog::{Backlog, QueueDepth, SqsQueueDepth};
@@ -189,6 +190,7 @@ impl Api {
             (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (method, ["openapi.yaml"]) => openapi::answer(method),
             _ => Err(ApiError::RouteNotFound),
         };
         let job_id = trace.job_id.map(tracing::field::display);
