@@ -18,8 +18,10 @@ pub const DOCUMENT: &str = include_str!("../../../docs/openapi.yaml");
 /// Its media type (RFC 9512).
 pub const CONTENT_TYPE_YAML: &str = "application/yaml";
 
-/// A client may keep it for five minutes: it changes only with a deployment.
-const CACHE: &str = "public, max-age=300";
+/// A client may keep it for five minutes (it changes only with a
+/// deployment); `private`, as deployed it answers authorized requests only,
+/// which no shared cache should serve to others.
+const CACHE: &str = "private, max-age=300";
 
 /// `GET`: 200 with the document; any other method: 405, `Allow: GET`.
 pub fn answer(method: &Method) -> Result<Response<Body>, ApiError> {
