@@ -12,7 +12,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 requirements_summary() {
   case "$(basename "$1")" in
     requirements-dev.txt) echo "moto, the AWS emulator, and its dependencies (about 40 MB to download; a minute or two)" ;;
-    requirements-test.txt) echo "cfn-lint, aws-sam-cli and cargo-lambda with zig (about 120 MB to download, 500 MB installed; a few minutes)" ;;
+    requirements-test.txt) echo "cfn-lint, aws-sam-cli, cargo-lambda with zig, standardwebhooks and schemathesis (about 140 MB to download, 550 MB installed; a few minutes)" ;;
     *) echo "the tools in $(basename "$1")" ;;
   esac
 }

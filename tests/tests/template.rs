@@ -458,7 +458,10 @@ fn every_route_requires_iam_or_jwt_auth() {
     assert_eq!(
         routes,
         BTreeSet::from([
+            "DELETE /jobs/{id}".to_owned(),
+            "GET /jobs".to_owned(),
             "GET /jobs/{id}".to_owned(),
+            "GET /openapi.yaml".to_owned(),
             "POST /jobs".to_owned(),
             "POST /jobs/{id}/cancel".to_owned(),
         ])

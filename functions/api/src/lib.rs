@@ -79,6 +79,7 @@ pub mod backlog;
 mod error;
 mod identity;
 mod listing;
+mod openapi;
 mod submission;
 
 pub use backlog::{Backlog, QueueDepth, SqsQueueDepth};
@@ -195,6 +196,7 @@ impl Api {
                 allow: "GET, DELETE",
             }),
             (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (method, ["openapi.yaml"]) => openapi::answer(method),
             _ => Err(ApiError::RouteNotFound),
         };
         let job_id = trace.job_id.map(tracing::field::display);
