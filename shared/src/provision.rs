@@ -92,28 +92,21 @@ pub async fn create_table(
             .build()
             .map_err(built)
     };
-    let due_index = GlobalSecondaryIndex::builder()
-        .index_name(DUE_INDEX)
-        .key_schema(key(SHARD_ATTRIBUTE, KeyType::Hash)?)
-        .key_schema(key(DUE_ATTRIBUTE, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
-        .build()
-        .map_err(built)?;
-    let owner_index = GlobalSecondaryIndex::builder()
-        .index_name(OWNER_INDEX)
-        .key_schema(key(OWNER_ATTRIBUTE, KeyType::Hash)?)
-        .key_schema(key(CREATED_ATTRIBUTE, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
-        .build()
-        .map_err(built)?;
+    let keys_only_index = |name: &str, partition: &str, sort: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(partition, KeyType::Hash)?)
+            .key_schema(key(sort, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(built)
+    };
+    let due_index = keys_only_index(DUE_INDEX, SHARD_ATTRIBUTE, DUE_ATTRIBUTE)?;
+    let owner_index = keys_only_index(OWNER_INDEX, OWNER_ATTRIBUTE, CREATED_ATTRIBUTE)?;
     let created = client
         .create_table()
         .table_name(name)

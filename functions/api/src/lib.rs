@@ -419,8 +419,7 @@ impl Api {
             "jobs": jobs,
             "nextCursor": page.next.map(|next| listing::cursor(next, &owner)),
         });
-        json_response(StatusCode::OK)
-            .header(CACHE_CONTROL, "no-store")
+        fresh_json(StatusCode::OK)
             .body(Body::from(body.to_string()))
             .map_err(ApiError::internal)
     }
@@ -521,13 +520,18 @@ fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
 /// 200 with `job`'s view, never cached, and when to poll again while it
 /// is unfinished.
 fn job_response(job: &JobRecord) -> Result<Response<Body>, ApiError> {
-    let mut response = json_response(StatusCode::OK).header(CACHE_CONTROL, "no-store");
+    let mut response = fresh_json(StatusCode::OK);
     if !job.state.is_finished() {
         response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
     }
     response
         .body(Body::from(job_view(job).to_string()))
         .map_err(ApiError::internal)
+}
+
+/// A JSON answer that is never cached: a job's state changes under it.
+fn fresh_json(status: StatusCode) -> http::response::Builder {
+    json_response(status).header(CACHE_CONTROL, "no-store")
 }
 
 fn json_response(status: StatusCode) -> http::response::Builder {

@@ -359,6 +359,26 @@ impl DynamoJobStore {
     }
 }
 
+/// The job id and the numeric sort key `sort` of an entry of `index` (an
+/// item of a query's page, or its `LastEvaluatedKey`).
+fn index_entry(
+    item: &HashMap<String, AttributeValue>,
+    index: &str,
+    sort: &str,
+) -> Result<(JobId, i64), StoreError> {
+    let malformed = |name: &str| StoreError::Malformed(format!("{index} entry: {name}"));
+    Ok((
+        item.get(KEY_ATTRIBUTE)
+            .and_then(|v| v.as_s().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| malformed(KEY_ATTRIBUTE))?,
+        item.get(sort)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| malformed(sort))?,
+    ))
+}
+
 /// A write DynamoDB did not make, before a refusal's item is read.
 enum WriteFailure {
     /// The condition failed; the current item, if there is one.
@@ -800,21 +820,9 @@ impl JobStore for DynamoJobStore {
                 operation: "Query",
                 source: sdk_error(e),
             })?;
-        let list_key = |item: &HashMap<String, AttributeValue>| -> Result<ListKey, StoreError> {
-            let malformed =
-                |name: &str| StoreError::Malformed(format!("{OWNER_INDEX} entry: {name}"));
-            Ok(ListKey {
-                id: item
-                    .get(KEY_ATTRIBUTE)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| malformed(KEY_ATTRIBUTE))?,
-                created_at: item
-                    .get(CREATED_ATTRIBUTE)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| malformed(CREATED_ATTRIBUTE))?,
-            })
+        let list_key = |item: &HashMap<String, AttributeValue>| {
+            index_entry(item, OWNER_INDEX, CREATED_ATTRIBUTE)
+                .map(|(id, created_at)| ListKey { created_at, id })
         };
         let keys: Vec<ListKey> = output
             .items()
@@ -913,21 +921,9 @@ impl JobStore for DynamoJobStore {
                 operation: "Query",
                 source: sdk_error(e),
             })?;
-        let due_key = |item: &HashMap<String, AttributeValue>| -> Result<DueKey, StoreError> {
-            let malformed =
-                |name: &str| StoreError::Malformed(format!("{DUE_INDEX} entry: {name}"));
-            Ok(DueKey {
-                id: item
-                    .get(KEY_ATTRIBUTE)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| malformed(KEY_ATTRIBUTE))?,
-                due_at_ms: item
-                    .get(DUE_ATTRIBUTE)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| malformed(DUE_ATTRIBUTE))?,
-            })
+        let due_key = |item: &HashMap<String, AttributeValue>| {
+            index_entry(item, DUE_INDEX, DUE_ATTRIBUTE)
+                .map(|(id, due_at_ms)| DueKey { due_at_ms, id })
         };
         Ok(OverduePage {
             jobs: output
