@@ -105,11 +105,14 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     match cli.command {
         Command::Provision { name } => {
             provision::create_table(&clients.dynamodb, &name).await?;
+            let bucket = provision::bucket_name(&name);
+            provision::create_bucket(&clients.s3, &bucket).await?;
             let queues =
                 provision::create_queues(&clients.sqs, &name, QueueSettings::TEMPLATE).await?;
             println!("export JOBS_TABLE={name}");
             println!("export JOBS_QUEUE_URL={}", queues.queue_url);
             println!("export JOBS_DLQ_URL={}", queues.dlq_url);
+            println!("export RESULTS_BUCKET={bucket}");
             println!(
                 "export MAX_RECEIVE_COUNT={}",
                 QueueSettings::TEMPLATE.max_receive_count
@@ -156,16 +159,20 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 function_timeout: Duration::from_secs(u64::from(function_timeout_secs)),
                 ..defaults
             };
-            let stack = Stack::builder(
+            let mut stack = Stack::builder(
                 Arc::new(clients.store(&config)),
                 Arc::new(clients.queue(&config)),
                 &config,
-            )
-            .poller_settings(poller)
-            .queue_arn(attributes.get("QueueArn").cloned().unwrap_or_default())
-            .pollers(pollers)
-            .sweep_interval(Duration::from_secs(sweep_interval_secs))
-            .build();
+            );
+            if let Some(results) = clients.results(&config) {
+                stack = stack.results(Arc::new(results));
+            }
+            let stack = stack
+                .poller_settings(poller)
+                .queue_arn(attributes.get("QueueArn").cloned().unwrap_or_default())
+                .pollers(pollers)
+                .sweep_interval(Duration::from_secs(sweep_interval_secs))
+                .build();
             if pollers == 0 {
                 tracing::info!(%addr, "serving the API; no worker in this process");
             } else {

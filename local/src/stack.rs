@@ -14,6 +14,7 @@ use crate::server::{self, HttpSettings};
 use crate::shutdown;
 use jobline_api::Api;
 use jobline_shared::job::now_ms;
+use jobline_shared::results::ResultStore;
 use jobline_shared::sweeper::Sweeper;
 use jobline_shared::{Config, JobQueue, JobStore, JobTypes, WorkerConfig};
 use jobline_worker::Worker;
@@ -45,6 +46,7 @@ pub struct StackBuilder {
     /// The worker's and pollers' own store and queue, when they are not the
     /// API's (deployed, the two functions have their own clients and roles).
     worker_clients: Option<(Arc<dyn JobStore>, Arc<dyn JobQueue>)>,
+    results: Option<Arc<dyn ResultStore>>,
     config: Config,
     job_types: JobTypes,
     worker: WorkerConfig,
@@ -72,6 +74,7 @@ impl Stack {
             store,
             queue,
             worker_clients: None,
+            results: None,
             worker: config.worker.clone(),
             config: config.clone(),
             job_types: jobline_jobs::registry(),
@@ -121,6 +124,12 @@ impl StackBuilder {
     }
 
     /// The worker's settings, instead of `config.worker`.
+    /// Where the API and the worker keep results over the job item's budget.
+    pub fn results(mut self, results: Arc<dyn ResultStore>) -> Self {
+        self.results = Some(results);
+        self
+    }
+
     pub fn worker_config(mut self, worker: WorkerConfig) -> Self {
         self.worker = worker;
         self
@@ -157,7 +166,7 @@ impl StackBuilder {
     }
 
     pub fn build(self) -> Stack {
-        let api = Api::new(
+        let mut api = Api::new(
             Arc::clone(&self.store),
             Arc::clone(&self.queue),
             self.job_types.clone(),
@@ -165,7 +174,11 @@ impl StackBuilder {
         );
         let sweeper = Sweeper::new(Arc::clone(&self.store));
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
-        let worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
+        let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
+        if let Some(results) = self.results {
+            api = api.with_results(Arc::clone(&results));
+            worker = worker.with_results(results);
+        }
         Stack {
             api: Arc::new(api),
             worker: Arc::new(worker),

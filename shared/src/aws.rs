@@ -30,6 +30,7 @@ use crate::deadline::Deadlines;
 use crate::error::CredentialsError;
 use crate::provision::QueueSettings;
 use crate::queue::SqsJobQueue;
+use crate::results::S3ResultStore;
 use crate::store::DynamoJobStore;
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
@@ -73,6 +74,7 @@ impl TrustRoots {
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -98,9 +100,14 @@ impl Clients {
 
     /// Clients sharing `shared`, for a caller that sets the SDK up itself.
     pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
+        // An endpoint of our own (moto) serves buckets by path, not by host.
+        let s3 = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
+            s3: aws_sdk_s3::Client::from_conf(s3),
         }
     }
 
@@ -117,6 +124,7 @@ impl Clients {
         };
         let dynamodb = self.dynamodb.config();
         let sqs = self.sqs.config();
+        let s3 = self.s3.config();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 dynamodb
@@ -127,6 +135,11 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::from_conf(
                 sqs.to_builder()
                     .timeout_config(bounded(sqs.timeout_config()))
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                s3.to_builder()
+                    .timeout_config(bounded(s3.timeout_config()))
                     .build(),
             ),
         }
@@ -141,6 +154,14 @@ impl Clients {
                 QueueSettings::for_worker_timeout(config.worker.function_timeout_secs),
                 &config.worker,
             ))
+    }
+
+    /// The store of large results, if `RESULTS_BUCKET` names a bucket.
+    pub fn results(&self, config: &Config) -> Option<S3ResultStore> {
+        config
+            .results_bucket
+            .as_ref()
+            .map(|bucket| S3ResultStore::new(self.s3.clone(), bucket))
     }
 
     /// The configured job queue.

@@ -19,6 +19,9 @@ pub struct Config {
     pub queue_url: String,
     /// `JOBS_DLQ_URL`: the dead-letter queue (only the CLI needs it).
     pub dlq_url: Option<String>,
+    /// `RESULTS_BUCKET`: where results over 100 KiB go (up to 64 MiB),
+    /// handed out as presigned links; without it such a result fails its job.
+    pub results_bucket: Option<String>,
     /// `JOB_RETENTION_DAYS` (default [`DEFAULT_RETENTION_DAYS`]): how long
     /// DynamoDB keeps a job.
     pub retention_days: u32,
@@ -218,6 +221,7 @@ impl Config {
             table_name: required("JOBS_TABLE")?,
             queue_url: required("JOBS_QUEUE_URL")?,
             dlq_url: lookup("JOBS_DLQ_URL").filter(|v| !v.is_empty()),
+            results_bucket: lookup("RESULTS_BUCKET").filter(|v| !v.is_empty()),
             retention_days: parse_or(&lookup, "JOB_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())

@@ -42,6 +42,7 @@ macro_rules! for_each_store_check {
             cancel_ends_queued_jobs_and_flags_running_ones,
             list_pages_through_ones_own_jobs_newest_first,
             delete_removes_only_finished_jobs,
+            a_linked_result_is_stored_as_its_key,
         );
     };
 }
@@ -1151,6 +1152,28 @@ pub mod store {
         );
         // Its id can be written afresh: nothing of it is left.
         store.create(&large).await.unwrap();
+    }
+
+    /// A success whose result is stored apart keeps only the result's key,
+    /// fenced by the attempt and idempotent like any finish.
+    pub async fn a_linked_result_is_stored_as_its_key(store: &dyn JobStore) {
+        let now = now_ms();
+        let running = claimed(store, now).await;
+        let linked = Completion::SucceededLinked("results/a/1.json".into());
+        store
+            .finish(running.id, 2, TOKEN, &linked, now)
+            .await
+            .expect_err("a stale attempt's finish is refused");
+        for _ in 0..2 {
+            store
+                .finish(running.id, 1, TOKEN, &linked, now)
+                .await
+                .unwrap();
+        }
+        let done = stored(store, running.id).await;
+        assert_eq!(done.state, JobState::Succeeded);
+        assert_eq!(done.result, None);
+        assert_eq!(done.result_key.as_deref(), Some("results/a/1.json"));
     }
 }
 

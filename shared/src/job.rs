@@ -207,6 +207,9 @@ pub struct JobRecord {
     /// [`crate::store::JobStore::claim`]).
     pub claim_token: Option<String>,
     pub result: Option<Value>,
+    /// The object key of a result too large for the item
+    /// ([`crate::results`]), instead of `result`.
+    pub result_key: Option<String>,
     /// The last error: final when `failed`, the last attempt's when `queued`.
     pub error: Option<String>,
     pub dead_lettered: bool,
@@ -257,6 +260,7 @@ impl JobRecord {
             lease_expires_at: None,
             claim_token: None,
             result: None,
+            result_key: None,
             error: None,
             dead_lettered: false,
             enqueue_failed: false,

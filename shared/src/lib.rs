@@ -36,6 +36,7 @@ pub mod job_types;
 pub mod metrics;
 pub mod provision;
 pub mod queue;
+pub mod results;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

@@ -243,6 +243,26 @@ async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Pr
 }
 
 /// Deletes a table and queue pair made by the functions above.
+/// Creates the results bucket `name` (private by default in S3 and moto),
+/// unless this account already has it.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), ProvisionError> {
+    match s3.create_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(name)(sdk_error(e))),
+    }
+}
+
+/// The results bucket that goes with resources named `name`.
+pub fn bucket_name(name: &str) -> String {
+    format!("{}-results", name.to_ascii_lowercase())
+}
+
 pub async fn delete_all(
     dynamodb: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,

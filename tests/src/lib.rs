@@ -104,8 +104,13 @@ impl TestEnv {
         let queues = provision::create_queues(&clients.sqs, &name, settings)
             .await
             .expect("create queues on moto");
+        let bucket = provision::bucket_name(&name);
+        provision::create_bucket(&clients.s3, &bucket)
+            .await
+            .expect("create the results bucket on moto");
         let mut config = Config::for_resources(&name, &queues.queue_url, &queues.dlq_url)
             .expect("a configuration of the test's resources");
+        config.results_bucket = Some(bucket);
         config.worker.max_receive_count = settings.max_receive_count;
         Self {
             clients,
@@ -158,7 +163,12 @@ pub mod stack {
         /// that come back after 1 to 2 seconds, pollers that gather up to
         /// 10 messages with 1 s long polls.
         pub fn stack(&self, job_types: JobTypes) -> StackBuilder {
+            let results = self
+                .clients
+                .results(&self.config)
+                .expect("the test's results bucket");
             Stack::builder(Arc::new(self.store()), Arc::new(self.queue()), &self.config)
+                .results(Arc::new(results))
                 .job_types(job_types)
                 .worker_config(WorkerConfig {
                     retry_base_delay_secs: 2,

@@ -370,6 +370,7 @@ fn iam_is_least_privilege() {
 
     let table = get_att("JobsTable", "Arn");
     let queue = get_att("JobsQueue", "Arn");
+    let results = json!({"Fn::Sub": "${ResultsBucket.Arn}/results/*"});
     let logs = |group: &str| {
         [
             ("logs:CreateLogStream", get_att(group, "Arn")),
@@ -390,6 +391,9 @@ fn iam_is_least_privilege() {
         ("dynamodb:BatchGetItem", table.clone()),
         // DELETE /jobs/{id}.
         ("dynamodb:DeleteItem", table.clone()),
+        // Links to large results (presigned with this role), and their deletion.
+        ("s3:GetObject", results.clone()),
+        ("s3:DeleteObject", results.clone()),
         ("sqs:SendMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
     ]);
@@ -403,6 +407,7 @@ fn iam_is_least_privilege() {
         ("sqs:DeleteMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
         ("sqs:ChangeMessageVisibility", queue.clone()),
+        ("s3:PutObject", results),
         // A continuation: the job goes on in a new message.
         ("sqs:SendMessage", queue),
     ]);
@@ -983,4 +988,35 @@ fn the_sweeper_runs_on_the_parameters_schedule_and_reads_no_queue() {
         alarm["Dimensions"],
         json!([{"Name": "FunctionName", "Value": reference("SweeperFunction")}])
     );
+}
+
+#[test]
+fn the_results_bucket_is_private_encrypted_and_expires_with_the_jobs() {
+    let template = Template::load();
+    let bucket = template.properties("ResultsBucket", "AWS::S3::Bucket");
+    assert_eq!(
+        bucket["PublicAccessBlockConfiguration"],
+        json!({
+            "BlockPublicAcls": true,
+            "BlockPublicPolicy": true,
+            "IgnorePublicAcls": true,
+            "RestrictPublicBuckets": true,
+        })
+    );
+    assert_eq!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    let rule = &bucket["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(rule["Status"], "Enabled");
+    assert_eq!(rule["ExpirationInDays"], reference("JobRetentionDays"));
+    assert_eq!(rule["Prefix"], "results/");
+    for function in ["ApiFunction", "WorkerFunction"] {
+        assert_eq!(
+            template.function_environment(function)["RESULTS_BUCKET"],
+            reference("ResultsBucket"),
+            "{function}"
+        );
+    }
 }

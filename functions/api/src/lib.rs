@@ -90,6 +90,7 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
 use jobline_shared::job::{format_ms, now_ms};
+use jobline_shared::results::ResultStore;
 use jobline_shared::store::DeleteOutcome;
 use jobline_shared::{
     CancelOutcome, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes,
@@ -126,6 +127,7 @@ pub struct Reply {
 pub struct Api {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
+    results: Option<Arc<dyn ResultStore>>,
     job_types: JobTypes,
     retention_days: u32,
     public_base_url: Option<String>,
@@ -154,6 +156,7 @@ impl Api {
         Self {
             store,
             queue,
+            results: None,
             job_types,
             retention_days: config.retention_days,
             public_base_url: config.public_base_url.clone(),
@@ -162,6 +165,14 @@ impl Api {
             backlog: None,
             clock: now_ms,
         }
+    }
+
+    /// Hands out links to the results stored in `results` (those over the
+    /// job item's budget), and deletes them with their jobs.
+    #[must_use]
+    pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
+        self.results = Some(results);
+        self
     }
 
     /// Bounds the backlog at the configured `MAX_BACKLOG` (0: no bound),
@@ -365,7 +376,23 @@ impl Api {
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
         let job = self.own_job(request, id, trace).await?;
-        job_response(&job)
+        let mut view = job_view(&job);
+        if let Some(key) = &job.result_key {
+            let link = self
+                .result_store()?
+                .link(key)
+                .await
+                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+            view["resultUrl"] = json!(link);
+        }
+        job_response(&job, &view)
+    }
+
+    /// The result store, which a job with a stored result needs.
+    fn result_store(&self) -> Result<&Arc<dyn ResultStore>, ApiError> {
+        self.results.as_ref().ok_or_else(|| {
+            ApiError::internal("a job's result is in the result store, but RESULTS_BUCKET is unset")
+        })
     }
 
     /// `POST /jobs/{id}/cancel`: a queued job is cancelled at once (its
@@ -390,9 +417,9 @@ impl Api {
                 if job.state != JobState::Cancelled {
                     metrics.count(&job.job_type, Metric::JobsCancelled);
                 }
-                job_response(&cancelled)
+                job_response(&cancelled, &job_view(&cancelled))
             }
-            CancelOutcome::Requested(running) => job_response(&running),
+            CancelOutcome::Requested(running) => job_response(&running, &job_view(&running)),
             CancelOutcome::Finished(state) => Err(ApiError::JobFinished { state }),
             CancelOutcome::Missing => Err(ApiError::JobNotFound),
         }
@@ -433,6 +460,12 @@ impl Api {
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
         let job = self.own_job(request, id, trace).await?;
+        if let (Some(key), true) = (&job.result_key, job.state.is_finished()) {
+            self.result_store()?
+                .delete(key)
+                .await
+                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+        }
         match self
             .store
             .delete(job.id)
@@ -517,15 +550,15 @@ fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// 200 with `job`'s view, never cached, and when to poll again while it
-/// is unfinished.
-fn job_response(job: &JobRecord) -> Result<Response<Body>, ApiError> {
+/// 200 with `view`, `job`'s view, never cached, and when to poll again
+/// while it is unfinished.
+fn job_response(job: &JobRecord, view: &Value) -> Result<Response<Body>, ApiError> {
     let mut response = fresh_json(StatusCode::OK);
     if !job.state.is_finished() {
         response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
     }
     response
-        .body(Body::from(job_view(job).to_string()))
+        .body(Body::from(view.to_string()))
         .map_err(ApiError::internal)
 }
 

@@ -18,15 +18,17 @@ async fn main() -> Result<(), Error> {
         .await
         .with_operation_timeout(config.api_aws_timeout);
     let depth = SqsQueueDepth::new(clients.sqs.clone(), &config.queue_url);
-    let api = Arc::new(
-        Api::new(
-            Arc::new(clients.store(&config)),
-            Arc::new(clients.queue(&config)),
-            jobline_jobs::registry(),
-            &config,
-        )
-        .with_queue_depth(Arc::new(depth)),
-    );
+    let mut api = Api::new(
+        Arc::new(clients.store(&config)),
+        Arc::new(clients.queue(&config)),
+        jobline_jobs::registry(),
+        &config,
+    )
+    .with_queue_depth(Arc::new(depth));
+    if let Some(results) = clients.results(&config) {
+        api = api.with_results(Arc::new(results));
+    }
+    let api = Arc::new(api);
     run(service_fn(move |request: Request| {
         let api = Arc::clone(&api);
         async move { Ok::<_, Error>(api.handle(request).await.response) }

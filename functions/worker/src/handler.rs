@@ -3,14 +3,13 @@
 //! progress and checkpoint; cancelled at the invocation's deadline less
 //! [`DEADLINE_RESERVE`] (the time kept to record the outcome), at the job's
 //! run limit, on a cancel request or a lost lease; given [`STOP_GRACE`] to
-//! stop, a panic caught as a failure of its job only, its result bounded; and how many handlers may run at once in
+//! stop, a panic caught as a failure of its job only; and how many handlers may run at once in
 //! the function's memory (Lambda gives no more than its configured size, and
 //! CloudFormation cannot check the built-in types' peaks against it).
 
 use crate::delivery::Delivery;
 use crate::{
-    DEADLINE_RESERVE, MAX_RESULT_BYTES, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR,
-    UNKNOWN_TYPE_ERROR, Worker,
+    DEADLINE_RESERVE, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR, UNKNOWN_TYPE_ERROR, Worker,
 };
 use futures_util::FutureExt;
 use jobline_shared::job::now_ms;
@@ -199,22 +198,14 @@ impl Worker {
     }
 }
 
-/// A finished handler's outcome: a panic is a retryable failure of its job,
-/// and a result over [`MAX_RESULT_BYTES`] a permanent one.
+/// A finished handler's outcome: a panic is a retryable failure of its job.
+/// (Its result's size is checked when it is stored: see
+/// `Worker::completion_of`.)
 fn bounded(
     outcome: Result<Result<Value, JobError>, Box<dyn std::any::Any + Send>>,
 ) -> Result<Value, JobError> {
-    let result = match outcome {
+    match outcome {
         Ok(result) => result,
         Err(_) => Err(JobError::Retryable("the job's handler panicked".to_owned())),
-    };
-    result.and_then(|result| {
-        let size = result.to_string().len();
-        if size > MAX_RESULT_BYTES {
-            return Err(JobError::Permanent(format!(
-                "result is {size} bytes; the limit is {MAX_RESULT_BYTES}"
-            )));
-        }
-        Ok(result)
-    })
+    }
 }

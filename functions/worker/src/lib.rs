@@ -73,15 +73,18 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use jobline_shared::job::{ClaimRefusal, now_ms};
 use jobline_shared::job_types::Reports;
+use jobline_shared::results::{MAX_LINKED_RESULT_BYTES, ResultStore, result_key};
 use jobline_shared::{
     Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
     Metrics, StoreError, WorkerConfig,
 };
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A result larger than this fails the job: it must fit in the job's
-/// DynamoDB item (400 KB) beside a payload of up to 256 KiB.
+/// The largest result kept in the job's DynamoDB item (400 KB, beside a
+/// payload of up to 256 KiB); a larger one goes to the result store, if the
+/// worker has one, else fails the job.
 pub const MAX_RESULT_BYTES: usize = 100 * 1024;
 
 /// Time kept back from the Lambda deadline: a job's context is cancelled
@@ -142,6 +145,7 @@ pub enum Disposition {
 pub struct Worker {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
+    results: Option<Arc<dyn ResultStore>>,
     job_types: JobTypes,
     config: WorkerConfig,
     concurrency: usize,
@@ -178,10 +182,18 @@ impl Worker {
         Self {
             store,
             queue,
+            results: None,
             job_types,
             config,
             concurrency,
         }
+    }
+
+    /// Stores results over [`MAX_RESULT_BYTES`] in `results`.
+    #[must_use]
+    pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
+        self.results = Some(results);
+        self
     }
 
     /// How many jobs of a batch run at once.
@@ -341,12 +353,28 @@ impl Worker {
         );
         let last_delivery = delivery.receive_count >= self.config.max_receive_count;
         match (ran.run, ran.stop) {
-            (Run::Finished(Ok(result)), _) => {
-                delivery.outcome = "succeeded";
-                let completion = Completion::Succeeded(result);
-                self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
-                    .await
-            }
+            (Run::Finished(Ok(result)), _) => match self.completion_of(&job, result).await {
+                Ok(completion) => {
+                    delivery.outcome = "succeeded";
+                    self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
+                        .await
+                }
+                Err(JobError::Permanent(error)) => {
+                    delivery.outcome = "failed";
+                    let completion = Completion::Failed {
+                        error,
+                        dead_lettered: false,
+                    };
+                    self.complete(delivery, &job, &completion, Metric::JobsFailed)
+                        .await
+                }
+                Err(_) => {
+                    // The upload failed: the result is lost with this
+                    // attempt, so the job runs again after its backoff.
+                    delivery.outcome = "result-unstored";
+                    self.retry_later(delivery, None).await
+                }
+            },
             // Another delivery may hold the job, or it was finished for it:
             // nothing this attempt writes would be recorded.
             (Run::Finished(_), Some(Stop::LeaseLost)) => {
@@ -419,6 +447,36 @@ impl Worker {
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
                 Disposition::Overran
+            }
+        }
+    }
+
+    /// How attempt `job`'s `result` is recorded: inline up to
+    /// [`MAX_RESULT_BYTES`]; else, with a result store, uploaded under its
+    /// attempt's key, up to [`MAX_LINKED_RESULT_BYTES`] (a failed upload is a
+    /// retryable error); else a permanent error that says the limit.
+    async fn completion_of(&self, job: &JobRecord, result: Value) -> Result<Completion, JobError> {
+        let text = result.to_string();
+        if text.len() <= MAX_RESULT_BYTES {
+            return Ok(Completion::Succeeded(result));
+        }
+        let limit = if self.results.is_some() {
+            MAX_LINKED_RESULT_BYTES
+        } else {
+            MAX_RESULT_BYTES
+        };
+        let Some(results) = self.results.as_ref().filter(|_| text.len() <= limit) else {
+            return Err(JobError::Permanent(format!(
+                "result is {} bytes; the limit is {limit}",
+                text.len()
+            )));
+        };
+        let key = result_key(job.id, job.attempts);
+        match results.put(&key, text.into_bytes()).await {
+            Ok(()) => Ok(Completion::SucceededLinked(key)),
+            Err(error) => {
+                tracing::warn!(%error, jobId = %job.id, "could not store the job's result");
+                Err(JobError::Retryable(error.to_string()))
             }
         }
     }

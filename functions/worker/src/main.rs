@@ -17,12 +17,16 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let clients = Clients::for_lambda(config.trust_roots).await;
-    let worker = Arc::new(Worker::new(
+    let mut worker = Worker::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
         jobline_jobs::registry(),
         config.worker.clone(),
-    ));
+    );
+    if let Some(results) = clients.results(&config) {
+        worker = worker.with_results(Arc::new(results));
+    }
+    let worker = Arc::new(worker);
     let restart = RestartFlag::new();
     let flag = restart.clone();
     let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -34,6 +34,7 @@ impl JobHandler for Scripted {
             Some("permanent") => Err(JobError::Permanent("bad input".into())),
             Some("panic") => panic!("handler bug"),
             Some("big") => Ok(json!("r".repeat(60 * 1024))),
+            Some("huge") => Ok(json!("h".repeat(200 * 1024))),
             Some("steps") => {
                 let steps = payload["steps"].as_u64().unwrap_or(1);
                 let per_run = payload["perRun"].as_u64().unwrap_or(u64::MAX);
@@ -708,4 +709,43 @@ async fn an_attempt_that_lost_its_job_stops_and_records_nothing() {
     let job = f.store.job(id).unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert!(job.discarded, "the operator's write stands");
+}
+
+#[tokio::test]
+async fn a_result_over_the_items_budget_goes_to_the_result_store() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "huge"}));
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let refused = f.store.job(id).unwrap();
+    assert_eq!(
+        refused.state,
+        JobState::Failed,
+        "no result store: too large"
+    );
+    assert!(refused.error.unwrap().contains("the limit is 102400"));
+
+    let results = Arc::new(jobline_shared::results::memory::MemoryResults::new());
+    let worker = Worker::new(
+        f.store.clone(),
+        f.queue.clone(),
+        JobTypes::new().with(Scripted),
+        f.worker.config.clone(),
+    )
+    .with_results(results.clone());
+    let id = f.job(json!({"fail": "huge"}));
+    let mut record = SqsMessage::default();
+    record.message_id = Some("m".into());
+    record.body = Some(JobMessage { job_id: id }.encode());
+    let (_, disposition, _) = worker
+        .process_record(&record, now_ms(), now_ms() + 30_000)
+        .await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let done = f.store.job(id).unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result, None);
+    let key = done.result_key.expect("the result's key");
+    assert_eq!(key, result_key(id, 1));
+    let stored: Value = serde_json::from_slice(&results.object(&key).unwrap()).unwrap();
+    assert_eq!(stored, json!("h".repeat(200 * 1024)));
 }

@@ -96,6 +96,11 @@ pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, #result = :result
 pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, #error = :error, finishedAt = :now, \
      deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
 
+/// The update of a successful finish whose result is stored apart. Values:
+/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms).
+pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, resultKey = :key, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, #result, pending, dueAt";
+
 /// The update of a cancelled finish. Values: `:done` (`"cancelled"`),
 /// `:now` (ms).
 pub const FINISH_CANCELLED_UPDATE: &str =
@@ -546,6 +551,12 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":done", s(JobState::Failed.as_str()))
                 .expression_attribute_values(":error", error_value(error))
                 .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
+            Completion::SucceededLinked(key) => request
+                .update_expression(FINISH_LINKED_UPDATE)
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_values(":done", s(JobState::Succeeded.as_str()))
+                .expression_attribute_values(":key", s(key.as_str())),
             Completion::Cancelled => request
                 .update_expression(FINISH_CANCELLED_UPDATE)
                 .expression_attribute_values(":done", s(JobState::Cancelled.as_str())),

@@ -229,6 +229,7 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ("leaseExpiresAt", job.lease_expires_at.map(n)),
         ("claimToken", job.claim_token.as_deref().map(s)),
         ("result", job.result.as_ref().map(|r| s(r.to_string()))),
+        ("resultKey", job.result_key.as_deref().map(s)),
         ("error", job.error.as_deref().map(|e| s(bound_error(e)))),
         (
             "discarded",
@@ -387,6 +388,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         lease_expires_at: number("leaseExpiresAt")?,
         claim_token: string("claimToken")?.cloned(),
         result: json("result")?,
+        result_key: string("resultKey")?.cloned(),
         error: string("error")?.cloned(),
         dead_lettered: flag("deadLettered").unwrap_or(false),
         enqueue_failed: flag("enqueueFailed").unwrap_or(false),
@@ -452,6 +454,9 @@ mod tests {
         job.replays = 1;
         job.discarded = true;
         job.claim_token = Some("a-delivery".into());
+        assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+        job.result = None;
+        job.result_key = Some("results/x/1.json".into());
         assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
         job.state = JobState::Cancelled;
         job.progress = Some(Progress::new(0.25, "a \"quoted\" step", 70));

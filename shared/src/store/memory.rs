@@ -261,6 +261,12 @@ impl JobStore for MemoryStore {
                     job.error = Some(error.clone());
                     job.dead_lettered = *dead_lettered;
                 }
+                Completion::SucceededLinked(key) => {
+                    job.state = JobState::Succeeded;
+                    job.result = None;
+                    job.result_key = Some(key.clone());
+                    job.error = None;
+                }
                 Completion::Cancelled => job.state = JobState::Cancelled,
             }
         })

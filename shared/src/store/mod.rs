@@ -37,6 +37,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     Succeeded(Value),
+    /// Succeeded with a result too large for the item, stored at this key
+    /// of the [`ResultStore`](crate::results::ResultStore).
+    SucceededLinked(String),
     Failed {
         error: String,
         dead_lettered: bool,
@@ -346,7 +349,7 @@ impl Completion {
     /// The state the completion leaves its job in.
     pub fn state(&self) -> JobState {
         match self {
-            Self::Succeeded(_) => JobState::Succeeded,
+            Self::Succeeded(_) | Self::SucceededLinked(_) => JobState::Succeeded,
             Self::Failed { .. } => JobState::Failed,
             Self::Cancelled => JobState::Cancelled,
         }

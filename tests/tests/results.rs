@@ -1,0 +1,115 @@
+//! Results too large for the job item, against S3 and DynamoDB on the
+//! emulator: a 20 MiB result is written to the results bucket, `GET
+//! /jobs/{id}` hands out a presigned link that fetches it with no
+//! credentials, and `DELETE /jobs/{id}` removes the object with the job.
+
+use async_trait::async_trait;
+use jobline_shared::job_types::JobContext;
+use jobline_shared::{JobError, JobHandler, JobStore, JobTypes};
+use jobline_tests::TestEnv;
+use lambda_http::Body;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The result's size: far over the item's 100 KiB, and over Lambda's 6 MB
+/// response limit, which is why it must never pass through the API.
+const RESULT_BYTES: usize = 20 * 1024 * 1024;
+
+/// Returns a string of `RESULT_BYTES` letters.
+struct Big;
+
+#[async_trait]
+impl JobHandler for Big {
+    fn name(&self) -> &str {
+        "big"
+    }
+
+    async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
+        Ok(json!("b".repeat(RESULT_BYTES)))
+    }
+}
+
+/// `GET url` (plain HTTP, as the emulator serves it): the status and body.
+async fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let rest = url.strip_prefix("http://").expect("an http link");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = TcpStream::connect(authority).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("the whole answer within a minute")
+        .unwrap();
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&answer[..head_end]);
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer[head_end + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn a_large_result_is_linked_fetched_and_deleted_with_its_job() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let types = JobTypes::new().with(Big);
+    let api = env.api(types.clone());
+    let worker = env.worker(types);
+
+    let submit = http::Request::builder()
+        .method("POST")
+        .uri("/jobs")
+        .body(Body::from(r#"{"type":"big"}"#))
+        .unwrap();
+    let accepted: Value =
+        serde_json::from_slice(api.handle(submit).await.response.body().as_ref()).unwrap();
+    let id = accepted["jobId"].as_str().unwrap().parse().unwrap();
+    let poller = env.poller(worker, Duration::ZERO);
+    jobline_tests::stack::poll_until_received(&poller, 10).await;
+
+    let job = env.store().get(id).await.unwrap().unwrap();
+    assert_eq!(job.result, None, "not in the item");
+    let key = job.result_key.expect("stored apart");
+
+    let get = http::Request::builder()
+        .uri(format!("/jobs/{id}"))
+        .body(Body::Empty)
+        .unwrap();
+    let reply = api.handle(get).await;
+    assert!(
+        reply.response.body().len() < 4096,
+        "the API answers with a link"
+    );
+    let view: Value = serde_json::from_slice(reply.response.body().as_ref()).unwrap();
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!(view["result"], Value::Null);
+    let link = view["resultUrl"].as_str().expect("a link to the result");
+    assert!(link.contains("X-Amz-Signature="), "presigned: {link}");
+    let (status, body) = fetch(link).await;
+    assert_eq!(status, 200);
+    let fetched: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(fetched.as_str().map(str::len), Some(RESULT_BYTES));
+
+    let delete = http::Request::builder()
+        .method("DELETE")
+        .uri(format!("/jobs/{id}"))
+        .body(Body::Empty)
+        .unwrap();
+    assert_eq!(api.handle(delete).await.response.status(), 204);
+    let bucket = env.config.results_bucket.clone().unwrap();
+    let gone = env
+        .clients
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the result's object is deleted with its job");
+    assert_eq!(env.store().get(id).await.unwrap(), None);
+    env.cleanup().await;
+}
