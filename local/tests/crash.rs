@@ -112,12 +112,18 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     }
 
     // Kill once some jobs have finished and a three-second sleep (the first
-    // 24 jobs) is under way: a prime count seen running may be done by the
-    // time the kill lands.
+    // 24 jobs) started less than 1.5 s ago, so it is still running when the
+    // kill lands: a batch of sleeps starts together and ends together, so a
+    // sleep seen running as the first ones succeed may be done by then.
     let started = Instant::now();
     loop {
-        let states: Vec<JobState> = records(&env, &ids).await.iter().map(|j| j.state).collect();
-        if states[..24].contains(&JobState::Running) && states.contains(&JobState::Succeeded) {
+        let snapshot = records(&env, &ids).await;
+        let now = jobline_shared::job::now_ms();
+        let fresh_sleep = snapshot[..24].iter().any(|job| {
+            job.state == JobState::Running && job.started_at.is_some_and(|at| now - at < 1_500)
+        });
+        let states: Vec<JobState> = snapshot.iter().map(|j| j.state).collect();
+        if fresh_sleep && states.contains(&JobState::Succeeded) {
             break;
         }
         assert!(

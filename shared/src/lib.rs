@@ -11,9 +11,13 @@
 //!   DynamoDB, with the item codec and size budgets of `store/item.rs`.
 //! - [`queue::JobQueue`] (in `queue/mod.rs`), the queues of job ids. Its
 //!   adapter [`queue::SqsJobQueue`] (`queue/sqs.rs`) uses SQS.
+//! - [`results::ResultStore`] (in `results/mod.rs`), results too large for
+//!   a job's item. Its adapter [`results::S3ResultStore`] (`results/s3.rs`)
+//!   uses S3 and hands out presigned links.
 //!
 //! Each port also has a fake beside its adapter, for unit tests:
-//! `store::memory::MemoryStore` and `queue::memory::MemoryQueue`. The fakes,
+//! `store::memory::MemoryStore`, `queue::memory::MemoryQueue` and
+//! `results::memory::MemoryResults`. The fakes,
 //! the record builders of `testing` and the `contract` suite that holds
 //! fakes and adapters to one behaviour are compiled only for this crate's
 //! tests and with the feature `memory`, which other crates enable in their
@@ -22,8 +26,11 @@
 //! The other modules are plain code: [`job`] (the model and its state
 //! rules), [`deadline`] (each job's time bound) and [`sweeper`] (which
 //! enforces it through the store), [`job_types`], [`config`], [`aws`] (SDK
-//! clients), [`provision`] (tables and queues for local runs and tests),
-//! [`error`], [`metrics`] and [`telemetry`].
+//! clients), [`provision`] (tables, queues and buckets for local runs and
+//! tests), [`error`], [`metrics`] and [`telemetry`]; and [`webhook`], the
+//! building blocks of webhook callbacks (Standard Webhooks signing with
+//! per-caller secrets, the SSRF guard of callback URLs, and the deliverer
+//! that connects only to the address it checked).
 
 pub mod aws;
 pub mod config;
