@@ -359,15 +359,7 @@ impl Worker {
                     self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
                         .await
                 }
-                Err(JobError::Permanent(error)) => {
-                    delivery.outcome = "failed";
-                    let completion = Completion::Failed {
-                        error,
-                        dead_lettered: false,
-                    };
-                    self.complete(delivery, &job, &completion, Metric::JobsFailed)
-                        .await
-                }
+                Err(JobError::Permanent(error)) => self.fail(delivery, &job, "failed", error).await,
                 Err(_) => {
                     // The upload failed: the result is lost with this
                     // attempt, so the job runs again after its backoff.
@@ -399,13 +391,7 @@ impl Worker {
             }
             (Run::Finished(Err(JobError::Permanent(error))), _) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed permanently");
-                delivery.outcome = "failed";
-                let completion = Completion::Failed {
-                    error,
-                    dead_lettered: false,
-                };
-                self.complete(delivery, &job, &completion, Metric::JobsFailed)
-                    .await
+                self.fail(delivery, &job, "failed", error).await
             }
             (Run::Finished(Err(JobError::Retryable(error))), _) if last_delivery => {
                 self.dead_letter(delivery, &job, error).await;
@@ -531,12 +517,25 @@ impl Worker {
 
     /// Fails `job`, which reached its maximum run time.
     async fn fail_at_run_limit(&self, delivery: &mut Delivery<'_>, job: &JobRecord) -> Disposition {
-        delivery.outcome = "run-limit";
+        let error = format!(
+            "the job ran longer than its limit of {} s",
+            self.config.max_run_secs
+        );
+        self.fail(delivery, job, "run-limit", error).await
+    }
+
+    /// Fails `job` for good with `error` (no retry can help), the record's
+    /// outcome `outcome`.
+    async fn fail(
+        &self,
+        delivery: &mut Delivery<'_>,
+        job: &JobRecord,
+        outcome: &'static str,
+        error: String,
+    ) -> Disposition {
+        delivery.outcome = outcome;
         let completion = Completion::Failed {
-            error: format!(
-                "the job ran longer than its limit of {} s",
-                self.config.max_run_secs
-            ),
+            error,
             dead_lettered: false,
         };
         self.complete(delivery, job, &completion, Metric::JobsFailed)
