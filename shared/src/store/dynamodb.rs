@@ -47,6 +47,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
@@ -309,7 +310,60 @@ impl DynamoJobStore {
     }
 }
 
+/// Which keys-only index a query reads: its name, its partition (attribute
+/// and value) and its numeric sort key's attribute.
+struct IndexQuery<'a> {
+    index: &'a str,
+    partition: (&'a str, AttributeValue),
+    sort: &'a str,
+}
+
+/// One page of a keys-only index: each entry's job id and sort value, the
+/// entries read (`ScannedCount`), and where the next page starts.
+struct IndexPage {
+    entries: Vec<(JobId, i64)>,
+    scanned: usize,
+    next: Option<(JobId, i64)>,
+}
+
 impl DynamoJobStore {
+    /// Sends `request` (its key condition and order) to `query`'s index,
+    /// reading at most `limit` entries after `after` (a job id and its sort
+    /// value), and reads the page's entries.
+    async fn index_page(
+        &self,
+        query: IndexQuery<'_>,
+        request: QueryFluentBuilder,
+        after: Option<(JobId, i64)>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError> {
+        let (partition, value) = query.partition;
+        let start = after.map(|(id, sort)| {
+            HashMap::from([
+                (KEY_ATTRIBUTE.to_owned(), s(id.to_string())),
+                (partition.to_owned(), value),
+                (query.sort.to_owned(), n(sort)),
+            ])
+        });
+        let output = request
+            .table_name(&self.table)
+            .index_name(query.index)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws {
+                operation: "Query",
+                source: sdk_error(e),
+            })?;
+        let entry = |item| index_entry(item, query.index, query.sort);
+        Ok(IndexPage {
+            entries: output.items().iter().map(entry).collect::<Result<_, _>>()?,
+            scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+            next: output.last_evaluated_key().map(entry).transpose()?,
+        })
+    }
+
     /// The jobs at `keys`, without payloads, results and checkpoints, by id:
     /// one `BatchGetItem` (strongly consistent), repeated for any keys
     /// DynamoDB leaves unprocessed.
@@ -807,39 +861,25 @@ impl JobStore for DynamoJobStore {
         after: Option<ListKey>,
         limit: usize,
     ) -> Result<JobPage, StoreError> {
-        let start = after.map(|after| {
-            HashMap::from([
-                (KEY_ATTRIBUTE.to_owned(), s(after.id.to_string())),
-                (OWNER_ATTRIBUTE.to_owned(), s(owner)),
-                (CREATED_ATTRIBUTE.to_owned(), n(after.created_at)),
-            ])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OWNER_INDEX)
-            .key_condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
-            .expression_attribute_values(":owner", s(owner))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.clamp(1, MAX_LIST_LIMIT)).unwrap_or(1))
-            .send()
-            .await
-            .map_err(|e| StoreError::Aws {
-                operation: "Query",
-                source: sdk_error(e),
-            })?;
-        let list_key = |item: &HashMap<String, AttributeValue>| {
-            index_entry(item, OWNER_INDEX, CREATED_ATTRIBUTE)
-                .map(|(id, created_at)| ListKey { created_at, id })
-        };
-        let keys: Vec<ListKey> = output
-            .items()
-            .iter()
-            .map(list_key)
-            .collect::<Result<_, _>>()?;
+        let page = self
+            .index_page(
+                IndexQuery {
+                    index: OWNER_INDEX,
+                    partition: (OWNER_ATTRIBUTE, s(owner)),
+                    sort: CREATED_ATTRIBUTE,
+                },
+                self.client
+                    .query()
+                    .key_condition_expression("#owner = :owner")
+                    .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+                    .expression_attribute_values(":owner", s(owner))
+                    .scan_index_forward(false),
+                after.map(|after| (after.id, after.created_at)),
+                limit.clamp(1, MAX_LIST_LIMIT),
+            )
+            .await?;
+        let list_key = |(id, created_at)| ListKey { created_at, id };
+        let keys: Vec<ListKey> = page.entries.into_iter().map(list_key).collect();
         let mut found = self.read_summaries(&keys).await?;
         Ok(JobPage {
             // In the index's order; a job deleted since the query is left out.
@@ -847,8 +887,8 @@ impl JobStore for DynamoJobStore {
                 .iter()
                 .filter_map(|key| found.remove(&key.id))
                 .collect(),
-            scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
-            next: output.last_evaluated_key().map(list_key).transpose()?,
+            scanned: page.scanned,
+            next: page.next.map(list_key),
         })
     }
 
@@ -907,43 +947,29 @@ impl JobStore for DynamoJobStore {
         limit: usize,
     ) -> Result<OverduePage, StoreError> {
         let shard_value = s(shard.to_string());
-        let start = after.map(|after| {
-            HashMap::from([
-                (KEY_ATTRIBUTE.to_owned(), s(after.id.to_string())),
-                (SHARD_ATTRIBUTE.to_owned(), shard_value.clone()),
-                (DUE_ATTRIBUTE.to_owned(), n(after.due_at_ms)),
-            ])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("#shard = :shard AND #due < :now")
-            .expression_attribute_names("#shard", SHARD_ATTRIBUTE)
-            .expression_attribute_names("#due", DUE_ATTRIBUTE)
-            .expression_attribute_values(":shard", shard_value)
-            .expression_attribute_values(":now", n(now_ms))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| StoreError::Aws {
-                operation: "Query",
-                source: sdk_error(e),
-            })?;
-        let due_key = |item: &HashMap<String, AttributeValue>| {
-            index_entry(item, DUE_INDEX, DUE_ATTRIBUTE)
-                .map(|(id, due_at_ms)| DueKey { due_at_ms, id })
-        };
+        let page = self
+            .index_page(
+                IndexQuery {
+                    index: DUE_INDEX,
+                    partition: (SHARD_ATTRIBUTE, shard_value.clone()),
+                    sort: DUE_ATTRIBUTE,
+                },
+                self.client
+                    .query()
+                    .key_condition_expression("#shard = :shard AND #due < :now")
+                    .expression_attribute_names("#shard", SHARD_ATTRIBUTE)
+                    .expression_attribute_names("#due", DUE_ATTRIBUTE)
+                    .expression_attribute_values(":shard", shard_value)
+                    .expression_attribute_values(":now", n(now_ms)),
+                after.map(|after| (after.id, after.due_at_ms)),
+                limit.max(1),
+            )
+            .await?;
+        let due_key = |(id, due_at_ms)| DueKey { due_at_ms, id };
         Ok(OverduePage {
-            jobs: output
-                .items()
-                .iter()
-                .map(due_key)
-                .collect::<Result<_, _>>()?,
-            scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
-            next: output.last_evaluated_key().map(due_key).transpose()?,
+            jobs: page.entries.into_iter().map(due_key).collect(),
+            scanned: page.scanned,
+            next: page.next.map(due_key),
         })
     }
 
