@@ -73,7 +73,9 @@ async fn a_large_result_is_linked_fetched_and_deleted_with_its_job() {
 
     let job = env.store().get(id).await.unwrap().unwrap();
     assert_eq!(job.result, None, "not in the item");
-    let key = job.result_key.expect("stored apart");
+    let Some(key) = job.result_key.clone() else {
+        panic!("the result should be stored apart: {job:?}");
+    };
 
     let get = http::Request::builder()
         .uri(format!("/jobs/{id}"))
