@@ -24,6 +24,7 @@ pub fn job_request() -> JobRequest {
     JobRequest {
         job_type: "primes".to_owned(),
         payload: json!({"upTo": 1000}),
+        callback_url: None,
     }
 }
 

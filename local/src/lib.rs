@@ -1,10 +1,12 @@
 //! Jobline on one machine, with the AWS parts Lambda would supply played by
 //! ordinary code: an HTTP server in front of the API handler (API Gateway's
-//! part) and pollers in front of the worker (the SQS event source mapping's
-//! part). The handlers are the very ones the Lambda binaries run; [`stack`]
+//! part), pollers in front of the worker and the notifier (the SQS event
+//! source mapping's part), and a reader of the jobs table's stream in front
+//! of the notifier (the stream's mapping). The handlers are the very ones the Lambda binaries run; [`stack`]
 //! assembles them once for `jobline-local serve`, the tests and the bench.
 
 pub mod poller;
+pub mod relay;
 pub mod server;
 pub mod shutdown;
 pub mod stack;

@@ -1,21 +1,28 @@
 //! `jobline-local`: runs Jobline on this machine against the endpoint in
 //! `AWS_ENDPOINT_URL` (moto, when started by `scripts/dev`).
 //!
-//! - `jobline-local provision [--name N]` creates the table, queue and DLQ
-//!   with the template's settings and prints their names as `export` lines.
+//! - `jobline-local provision [--name N]` creates the table, the job and
+//!   notifier queues with their DLQs, the results bucket and the webhook
+//!   master key secret, with the template's settings, and prints their names
+//!   as `export` lines.
 //! - `jobline-local serve [--port 3000]` serves the API and feeds the worker
-//!   from the queue until Ctrl-C or SIGTERM, then stops gracefully (see
-//!   [`jobline_local::stack`]).
+//!   from the queue (and, with webhooks configured, the notifier from the
+//!   table's stream and its queue) until Ctrl-C or SIGTERM, then stops
+//!   gracefully (see [`jobline_local::stack`]).
 //!
 //! Errors are printed as one plain sentence and exit with status 1.
 
 use clap::{Parser, Subcommand};
 use jobline_local::poller::PollerSettings;
 use jobline_local::server::{self, BindError};
+use jobline_local::stack::Webhooks;
 use jobline_local::{ServeError, Stack, shutdown};
+use jobline_shared::SqsJobQueue;
 use jobline_shared::aws::Clients;
 use jobline_shared::error::ProvisionError;
+use jobline_shared::outbox::stream::{StreamError, StreamReader};
 use jobline_shared::provision::{self, QueueSettings};
+use jobline_shared::webhook::Deliverer;
 use jobline_shared::{Config, ConfigError, telemetry};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -31,7 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the table, queue and DLQ (idempotent) and print their names.
+    /// Create the table, queues, bucket and webhook secret (idempotent) and
+    /// print their names as shell exports.
     Provision {
         /// Base name: the table and queue are NAME, the DLQ NAME-dlq.
         #[arg(long, default_value = "jobline-local")]
@@ -63,6 +71,15 @@ enum Command {
         /// template's SweepIntervalMinutes).
         #[arg(long, default_value_t = 300)]
         sweep_interval_secs: u64,
+        /// Accept http:// callback URLs to loopback (127.0.0.1, [::1],
+        /// localhost), for a webhook receiver on this machine. Never in a
+        /// deployment, which accepts public https receivers only.
+        #[arg(long)]
+        allow_local_callbacks: bool,
+        /// A PEM file of extra roots the notifier trusts, for a local https
+        /// receiver with a certificate of its own CA.
+        #[arg(long)]
+        webhook_ca: Option<std::path::PathBuf>,
     },
 }
 
@@ -77,6 +94,10 @@ enum LocalError {
     Provision(#[from] ProvisionError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("could not read the webhook CA file {path}: {reason}")]
+    WebhookCa { path: String, reason: String },
     #[error(
         "the function timeout ({function_secs} s) is longer than the queue's visibility timeout \
          ({visibility_secs} s): messages would come back while their batch runs, and Lambda \
@@ -100,6 +121,43 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Webhooks, if the configuration names a master key secret and a
+/// notifier queue (as `provision` prints them); else they stay off.
+async fn webhooks(
+    clients: &Clients,
+    config: &Config,
+    extra_ca: Option<&std::path::Path>,
+) -> Result<Option<Webhooks>, LocalError> {
+    let (Some(keys), Some(queue_url)) = (
+        clients.webhook_keys(config),
+        config.webhooks.queue_url.as_deref(),
+    ) else {
+        tracing::info!("webhooks are off: WEBHOOK_SECRET_ID or NOTIFY_QUEUE_URL is not set");
+        return Ok(None);
+    };
+    let mut deliverer = Deliverer::new();
+    if let Some(path) = extra_ca {
+        let failed = |reason: String| LocalError::WebhookCa {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+        deliverer = Deliverer::with_extra_roots_pem(&pem).map_err(|e| failed(e.to_string()))?;
+    }
+    let stream = StreamReader::for_table(
+        &clients.dynamodb,
+        clients.streams.clone(),
+        &config.table_name,
+    )
+    .await?;
+    Ok(Some(Webhooks {
+        keys: Arc::new(keys),
+        queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), queue_url)),
+        stream,
+        deliverer: deliverer.with_timeout(config.webhooks.timeout),
+    }))
+}
+
 async fn run(cli: Cli) -> Result<(), LocalError> {
     let clients = Clients::from_env().await;
     match cli.command {
@@ -113,6 +171,19 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             println!("export JOBS_QUEUE_URL={}", queues.queue_url);
             println!("export JOBS_DLQ_URL={}", queues.dlq_url);
             println!("export RESULTS_BUCKET={bucket}");
+            let notify = provision::create_queues(
+                &clients.sqs,
+                &provision::notify_queue_name(&name),
+                QueueSettings::NOTIFY,
+            )
+            .await?;
+            println!("export NOTIFY_QUEUE_URL={}", notify.queue_url);
+            println!(
+                "export NOTIFY_MAX_RECEIVE_COUNT={}",
+                QueueSettings::NOTIFY.max_receive_count
+            );
+            let secret = provision::create_webhook_secret(&clients.secrets, &name).await?;
+            println!("export WEBHOOK_SECRET_ID={secret}");
             println!(
                 "export MAX_RECEIVE_COUNT={}",
                 QueueSettings::TEMPLATE.max_receive_count
@@ -126,8 +197,11 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             pollers,
             function_timeout_secs,
             sweep_interval_secs,
+            allow_local_callbacks,
+            webhook_ca,
         } => {
             let mut config = Config::from_env()?;
+            config.webhooks.allow_local_callbacks |= allow_local_callbacks;
             let function_timeout_secs =
                 function_timeout_secs.unwrap_or(config.worker.function_timeout_secs);
             config.worker.function_timeout_secs = function_timeout_secs;
@@ -166,6 +240,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             );
             if let Some(results) = clients.results(&config) {
                 stack = stack.results(Arc::new(results));
+            }
+            if let Some(webhooks) = webhooks(&clients, &config, webhook_ca.as_deref()).await? {
+                stack = stack.webhooks(webhooks);
             }
             let stack = stack
                 .poller_settings(poller)

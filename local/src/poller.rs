@@ -1,8 +1,9 @@
 //! The local stand-in for Lambda's SQS event source mapping.
 //!
 //! Like the mapping, it long-polls the queue, gathers up to `batch_size`
-//! messages within the batching window, invokes the worker with an
-//! `SqsEvent`, deletes the messages the worker did not list in
+//! messages within the batching window, invokes its function (a
+//! [`Consumer`]: the worker, or the notifier on its own queue) with an
+//! `SqsEvent`, deletes the messages the function did not list in
 //! `batchItemFailures`, and leaves the failed ones to their visibility
 //! timeout (which the worker may have changed for backoff). SQS's redrive
 //! policy then moves a message that keeps failing to the DLQ.
@@ -13,13 +14,15 @@
 //! lease and their messages hidden for the visibility timeout.
 
 use crate::shutdown::Shutdown;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use jobline_notifier::Notifier;
 use jobline_shared::JobQueue;
 use jobline_shared::job::now_ms;
 use jobline_shared::provision::{QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::queue::{Receive, ReceivedMessage};
 use jobline_worker::Worker;
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,25 +72,47 @@ pub struct PollOutcome {
     pub undeleted: usize,
 }
 
-/// Feeds `worker` from `queue`.
+/// A function an SQS queue triggers.
+pub trait Consumer: Send + Sync + std::fmt::Debug {
+    /// Handles one batch by `deadline_ms`; the answer lists the failures.
+    fn consume(
+        &self,
+        event: SqsEvent,
+        deadline_ms: i64,
+    ) -> impl Future<Output = SqsBatchResponse> + Send;
+}
+
+impl Consumer for Worker {
+    async fn consume(&self, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
+        self.process_batch(event, deadline_ms).await.response
+    }
+}
+
+impl Consumer for Notifier {
+    async fn consume(&self, event: SqsEvent, _deadline_ms: i64) -> SqsBatchResponse {
+        self.deliver_batch(event).await
+    }
+}
+
+/// Feeds `consumer` (by default the worker) from `queue`.
 #[derive(Debug)]
-pub struct Poller {
+pub struct Poller<C: Consumer = Worker> {
     queue: Arc<dyn JobQueue>,
-    worker: Arc<Worker>,
+    consumer: Arc<C>,
     settings: PollerSettings,
     queue_arn: String,
 }
 
-impl Poller {
+impl<C: Consumer> Poller<C> {
     pub fn new(
         queue: Arc<dyn JobQueue>,
-        worker: Arc<Worker>,
+        consumer: Arc<C>,
         settings: PollerSettings,
         queue_arn: impl Into<String>,
     ) -> Self {
         Self {
             queue,
-            worker,
+            consumer,
             settings,
             queue_arn: queue_arn.into(),
         }
@@ -133,9 +158,8 @@ impl Poller {
         let deadline_ms = now_ms().saturating_add(
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
-        let outcome = self.worker.process_batch(event, deadline_ms).await;
-        let failed: HashSet<&str> = outcome
-            .response
+        let response = self.consumer.consume(event, deadline_ms).await;
+        let failed: HashSet<&str> = response
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.as_str())

@@ -1,6 +1,8 @@
 //! The whole local stack, assembled in one place: the API behind the HTTP
-//! server, the worker behind `pollers` pollers, and the sweeper on a timer
-//! (the deployed stack's schedule), on one store and queue.
+//! server, the worker behind `pollers` pollers, the sweeper on a timer
+//! (the deployed stack's schedule), on one store and queue, and, with
+//! [`Webhooks`], the notifier behind the stream relay and a poller of its
+//! own queue.
 //! `jobline-local serve`, the integration tests and the benchmark build it
 //! with [`Stack::builder`], so all three run the same wiring.
 //!
@@ -9,13 +11,18 @@
 //! processed and their messages deleted, open HTTP requests get a bounded
 //! drain, and every request already in the API runs to its end.
 
-use crate::poller::{Poller, PollerSettings};
+use crate::poller::{Poller, PollerSettings, SQS_MAX_BATCH};
+use crate::relay::StreamRelay;
 use crate::server::{self, HttpSettings};
 use crate::shutdown;
 use jobline_api::Api;
+use jobline_notifier::Notifier;
 use jobline_shared::job::now_ms;
+use jobline_shared::outbox::stream::StreamReader;
+use jobline_shared::provision::{NOTIFIER_TIMEOUT_SECS, QueueSettings};
 use jobline_shared::results::ResultStore;
 use jobline_shared::sweeper::Sweeper;
+use jobline_shared::webhook::{Deliverer, KeySource};
 use jobline_shared::{Config, JobQueue, JobStore, JobTypes, WorkerConfig};
 use jobline_worker::Worker;
 use std::future::Future;
@@ -36,6 +43,39 @@ pub struct Stack {
     queue_arn: String,
     pollers: usize,
     http: HttpSettings,
+    notifier: Option<NotifierParts>,
+}
+
+/// What webhooks need locally: the master keys, the notifier's queue, the
+/// jobs table's stream, and how to deliver.
+#[derive(Debug)]
+pub struct Webhooks {
+    pub keys: Arc<dyn KeySource>,
+    pub queue: Arc<dyn JobQueue>,
+    pub stream: StreamReader,
+    pub deliverer: Deliverer,
+}
+
+/// The notifier and what feeds it.
+#[derive(Debug)]
+struct NotifierParts {
+    notifier: Arc<Notifier>,
+    queue: Arc<dyn JobQueue>,
+    stream: StreamReader,
+}
+
+/// The notifier queue's event source mapping in the template: batches of
+/// up to 10, no batching window, the queue's visibility and the function's
+/// timeout.
+pub fn notifier_poller_settings() -> PollerSettings {
+    PollerSettings {
+        batch_size: SQS_MAX_BATCH,
+        batching_window: Duration::ZERO,
+        wait_secs: 20,
+        visibility_secs: i32::try_from(QueueSettings::NOTIFY.visibility_timeout_secs)
+            .unwrap_or(i32::MAX),
+        function_timeout: Duration::from_secs(u64::from(NOTIFIER_TIMEOUT_SECS)),
+    }
 }
 
 /// Builds a [`Stack`]; every setting has the template's default.
@@ -55,6 +95,7 @@ pub struct StackBuilder {
     pollers: usize,
     http: HttpSettings,
     sweep_interval: Duration,
+    webhooks: Option<Webhooks>,
 }
 
 /// How often [`serve`] sweeps unless told otherwise: the template's
@@ -83,6 +124,7 @@ impl Stack {
             pollers: 2,
             http: HttpSettings::default(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            webhooks: None,
         }
     }
 
@@ -96,6 +138,11 @@ impl Stack {
 
     pub fn sweeper(&self) -> &Sweeper {
         &self.sweeper
+    }
+
+    /// The notifier, with webhooks on.
+    pub fn notifier(&self) -> Option<&Arc<Notifier>> {
+        self.notifier.as_ref().map(|parts| &parts.notifier)
     }
 
     /// A poller feeding this stack's worker from its queue.
@@ -147,9 +194,18 @@ impl StackBuilder {
     }
 
     /// How many pollers [`serve`] runs; 0 serves the API alone (and its
-    /// sweeper), so another process can run the worker, as deployed.
+    /// sweeper), so another process can run the worker and the notifier,
+    /// as deployed.
     pub fn pollers(mut self, pollers: usize) -> Self {
         self.pollers = pollers;
+        self
+    }
+
+    /// Turns webhooks on: callback URLs are accepted (under `config`'s
+    /// policy), the API hands out callers' secrets, and [`serve`] runs the
+    /// notifier on the stream and its queue.
+    pub fn webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
         self
     }
 
@@ -174,6 +230,24 @@ impl StackBuilder {
         );
         let sweeper = Sweeper::new(Arc::clone(&self.store));
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
+        if let Some(webhooks) = &self.webhooks {
+            api = api.with_webhook_keys(Arc::clone(&webhooks.keys));
+        }
+        let notifier = self.webhooks.map(|webhooks| {
+            // The notifier has its own role deployed; locally it shares
+            // the worker's clients.
+            NotifierParts {
+                notifier: Arc::new(Notifier::new(
+                    Arc::clone(&store),
+                    Arc::clone(&webhooks.queue),
+                    webhooks.keys,
+                    webhooks.deliverer,
+                    &self.config.webhooks,
+                )),
+                queue: webhooks.queue,
+                stream: webhooks.stream,
+            }
+        });
         let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
         if let Some(results) = self.results {
             api = api.with_results(Arc::clone(&results));
@@ -189,6 +263,7 @@ impl StackBuilder {
             queue_arn: self.queue_arn,
             pollers: self.pollers,
             http: self.http,
+            notifier,
         }
     }
 }
@@ -202,6 +277,8 @@ pub enum ServeError {
     Server(#[source] tokio::task::JoinError),
     #[error("the sweeper failed: {0}")]
     Sweeper(#[source] tokio::task::JoinError),
+    #[error("the notifier failed: {0}")]
+    Notifier(#[source] tokio::task::JoinError),
 }
 
 /// Runs `sweeper` every `interval` until `stop`; a failed run is logged and
@@ -237,6 +314,22 @@ pub async fn serve(
         let (poller, stop) = (stack.poller(), stop.clone());
         pollers.spawn(async move { poller.run(stop).await });
     }
+    let mut notifier = JoinSet::new();
+    // With no pollers this process serves the API alone; the notifier runs
+    // beside the worker, in the other one.
+    if let Some(parts) = stack.notifier.filter(|_| stack.pollers > 0) {
+        let relay = StreamRelay::new(parts.stream, Arc::clone(&parts.notifier));
+        let relay_stop = stop.clone();
+        notifier.spawn(async move { relay.run(relay_stop).await });
+        let poller = Poller::new(
+            parts.queue,
+            parts.notifier,
+            notifier_poller_settings(),
+            String::new(),
+        );
+        let poller_stop = stop.clone();
+        notifier.spawn(async move { poller.run(poller_stop).await });
+    }
     let sweeper = tokio::spawn(sweep_every(
         stack.sweeper.clone(),
         stack.sweep_interval,
@@ -258,6 +351,11 @@ pub async fn serve(
     while let Some(joined) = pollers.join_next().await {
         if let Err(error) = joined {
             result = result.and(Err(ServeError::Poller(error)));
+        }
+    }
+    while let Some(joined) = notifier.join_next().await {
+        if let Err(error) = joined {
+            result = result.and(Err(ServeError::Notifier(error)));
         }
     }
     tracing::info!("stopped");

@@ -32,6 +32,7 @@ use crate::provision::QueueSettings;
 use crate::queue::SqsJobQueue;
 use crate::results::S3ResultStore;
 use crate::store::DynamoJobStore;
+use crate::webhook::SecretsManagerKeys;
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
 };
@@ -75,6 +76,9 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The jobs table's stream, which only the local runner reads itself.
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl Clients {
@@ -108,6 +112,8 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            secrets: aws_sdk_secretsmanager::Client::new(shared),
+            streams: aws_sdk_dynamodbstreams::Client::new(shared),
         }
     }
 
@@ -125,6 +131,8 @@ impl Clients {
         let dynamodb = self.dynamodb.config();
         let sqs = self.sqs.config();
         let s3 = self.s3.config();
+        let secrets = self.secrets.config();
+        let streams = self.streams.config();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 dynamodb
@@ -140,6 +148,18 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(
                 s3.to_builder()
                     .timeout_config(bounded(s3.timeout_config()))
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                secrets
+                    .to_builder()
+                    .timeout_config(bounded(secrets.timeout_config()))
+                    .build(),
+            ),
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(
+                streams
+                    .to_builder()
+                    .timeout_config(bounded(streams.timeout_config()))
                     .build(),
             ),
         }
@@ -162,6 +182,15 @@ impl Clients {
             .results_bucket
             .as_ref()
             .map(|bucket| S3ResultStore::new(self.s3.clone(), bucket))
+    }
+
+    /// The webhook master keys, if `WEBHOOK_SECRET_ID` names their secret.
+    pub fn webhook_keys(&self, config: &Config) -> Option<SecretsManagerKeys> {
+        config
+            .webhooks
+            .secret_id
+            .as_ref()
+            .map(|id| SecretsManagerKeys::new(self.secrets.clone(), id))
     }
 
     /// The configured job queue.

@@ -7,6 +7,8 @@ use crate::error::ConfigError;
 #[cfg(doc)]
 use crate::provision::QueueSettings;
 use crate::provision::WORKER_TIMEOUT_SECS;
+use crate::queue::backoff::Backoff;
+use crate::webhook::CallbackPolicy;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,6 +48,67 @@ pub struct Config {
     pub trust_roots: TrustRoots,
     /// Worker settings.
     pub worker: WorkerConfig,
+    /// Webhook settings (the API and the notifier).
+    pub webhooks: WebhookConfig,
+}
+
+/// Settings of webhook callbacks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// `WEBHOOK_SECRET_ID`: the Secrets Manager secret (name or ARN) holding
+    /// the master key each caller's signing secret is derived from. Without
+    /// it, webhooks are off: a submission's `callbackUrl` is refused.
+    pub secret_id: Option<String>,
+    /// `NOTIFY_QUEUE_URL`: the queue of deliveries to make (the notifier's).
+    pub queue_url: Option<String>,
+    /// `ALLOW_LOCAL_CALLBACKS` (default `false`): accept `http://` callback
+    /// URLs to loopback addresses, for a receiver on a developer's machine.
+    /// The local runner's setting; never for a deployment.
+    pub allow_local_callbacks: bool,
+    /// `NOTIFY_MAX_RECEIVE_COUNT` (default 8): the notifier queue's redrive
+    /// `maxReceiveCount`; a failure on this receive is the last.
+    pub max_receive_count: u32,
+    /// `NOTIFY_RETRY_BASE_DELAY_SECONDS` (default 30): the first retry's
+    /// delay, doubling per receive.
+    pub retry_base_delay_secs: u32,
+    /// `NOTIFY_RETRY_MAX_DELAY_SECONDS` (default 900): the cap of a delay.
+    pub retry_max_delay_secs: u32,
+    /// `WEBHOOK_TIMEOUT_MS` (default 5000): one POST's bound, connect to
+    /// answer.
+    pub timeout: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            secret_id: None,
+            queue_url: None,
+            allow_local_callbacks: false,
+            max_receive_count: 8,
+            retry_base_delay_secs: 30,
+            retry_max_delay_secs: 900,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Which callback URLs are accepted.
+    pub fn policy(&self) -> CallbackPolicy {
+        if self.allow_local_callbacks {
+            CallbackPolicy::LOCAL
+        } else {
+            CallbackPolicy::default()
+        }
+    }
+
+    /// The retry schedule of a failed delivery.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base_secs: self.retry_base_delay_secs,
+            max_secs: self.retry_max_delay_secs,
+        }
+    }
 }
 
 /// Settings only the worker reads.
@@ -72,6 +135,16 @@ pub struct WorkerConfig {
     /// `MAX_JOB_RUN_SECS` (default 3600): the longest a job may run, from its
     /// first start, across all its invocations and continuations.
     pub max_run_secs: u32,
+}
+
+impl WorkerConfig {
+    /// The retry schedule of a failed attempt.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base_secs: self.retry_base_delay_secs,
+            max_secs: self.retry_max_delay_secs,
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -209,6 +282,42 @@ impl Config {
                 reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
             });
         }
+        let hooks = WebhookConfig::default();
+        let webhooks = WebhookConfig {
+            secret_id: lookup("WEBHOOK_SECRET_ID").filter(|v| !v.is_empty()),
+            queue_url: lookup("NOTIFY_QUEUE_URL").filter(|v| !v.is_empty()),
+            allow_local_callbacks: parse_or(&lookup, "ALLOW_LOCAL_CALLBACKS", false)?,
+            max_receive_count: parse_or(
+                &lookup,
+                "NOTIFY_MAX_RECEIVE_COUNT",
+                hooks.max_receive_count,
+            )?,
+            retry_base_delay_secs: parse_or(
+                &lookup,
+                "NOTIFY_RETRY_BASE_DELAY_SECONDS",
+                hooks.retry_base_delay_secs,
+            )?,
+            retry_max_delay_secs: parse_or(
+                &lookup,
+                "NOTIFY_RETRY_MAX_DELAY_SECONDS",
+                hooks.retry_max_delay_secs,
+            )?,
+            timeout: Duration::from_millis(parse_or(&lookup, "WEBHOOK_TIMEOUT_MS", 5_000)?),
+        };
+        if webhooks.max_receive_count == 0 || webhooks.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "NOTIFY_MAX_RECEIVE_COUNT/WEBHOOK_TIMEOUT_MS",
+                value: format!("{}/{:?}", webhooks.max_receive_count, webhooks.timeout),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if webhooks.retry_max_delay_secs > SQS_MAX_VISIBILITY_SECS {
+            return Err(ConfigError::Invalid {
+                name: "NOTIFY_RETRY_MAX_DELAY_SECONDS",
+                value: webhooks.retry_max_delay_secs.to_string(),
+                reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
+            });
+        }
         let api_aws_timeout_ms: u64 = parse_or(&lookup, "API_AWS_TIMEOUT_MS", 3_000)?;
         if api_aws_timeout_ms == 0 {
             return Err(ConfigError::Invalid {
@@ -231,6 +340,7 @@ impl Config {
             max_backlog: parse_or(&lookup, "MAX_BACKLOG", 100_000)?,
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
+            webhooks,
         })
     }
 }

@@ -121,11 +121,15 @@ impl fmt::Display for JobState {
     }
 }
 
-/// What a client asked for: a job type and its payload.
+/// What a client asked for: a job type, its payload, and where to POST the
+/// job's final state, if anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRequest {
     pub job_type: String,
     pub payload: Value,
+    /// `callbackUrl`, checked against the deployment's
+    /// [`CallbackPolicy`](crate::webhook::CallbackPolicy).
+    pub callback_url: Option<String>,
 }
 
 impl JobRequest {
@@ -137,6 +141,11 @@ impl JobRequest {
         hasher.update(self.job_type.as_bytes());
         hasher.update([0]);
         hasher.update(self.payload.to_string().as_bytes());
+        // Absent, it adds nothing: requests without one keep their digests.
+        if let Some(url) = &self.callback_url {
+            hasher.update([0]);
+            hasher.update(url.as_bytes());
+        }
         hasher
             .finalize()
             .iter()
@@ -154,6 +163,55 @@ pub struct Progress {
     /// What the handler says it is doing, at most [`PROGRESS_MESSAGE_BYTES`].
     pub message: String,
     /// When the handler said it (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not yet delivered; the notifier is trying (with backoff).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The notifier gave up (retries ran out, or the URL was refused).
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown delivery state {other:?}")),
+        }
+    }
+}
+
+/// The webhook delivery of one final state of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// The `finishedAt` of the final state it announces: a replayed job
+    /// that finishes again gets a delivery of its own.
+    pub for_finished_at: i64,
+    pub state: DeliveryState,
+    /// POSTs made so far.
+    pub attempts: u32,
+    /// The HTTP status of the last answer, if there was one.
+    pub last_status: Option<u16>,
+    /// When this was recorded (ms since the epoch).
     pub at_ms: i64,
 }
 
@@ -233,6 +291,12 @@ pub struct JobRecord {
     /// How many times the handler yielded and the job went on in a new
     /// invocation (continuations do not count toward the DLQ).
     pub continuations: u32,
+    /// Where to POST the job's final state (`callbackUrl` of its
+    /// submission), checked against SSRF when it was accepted.
+    pub callback_url: Option<String>,
+    /// The delivery of the webhook of the job's last final state, as the
+    /// notifier last recorded it.
+    pub webhook: Option<WebhookDelivery>,
     /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
     pub expires_at: i64,
 }
@@ -271,6 +335,8 @@ impl JobRecord {
             checkpoint_at: None,
             cancel_requested: false,
             continuations: 0,
+            callback_url: request.callback_url.clone(),
+            webhook: None,
             expires_at: expires_at(now_ms, retention_days),
         }
     }
@@ -398,6 +464,7 @@ mod tests {
         let request = JobRequest {
             job_type: "primes".into(),
             payload: json!({"upTo": 10}),
+            callback_url: None,
         };
         let mut job = JobRecord::new_queued(JobId::random(), "alice", &request, 1_000, 1);
         job.state = state;
@@ -427,18 +494,31 @@ mod tests {
         let a = JobRequest {
             job_type: "t".into(),
             payload: json!({"a": 1, "b": 2}),
+            callback_url: None,
         };
         let b = JobRequest {
             job_type: "t".into(),
             payload: serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap(),
+            callback_url: None,
         };
         let c = JobRequest {
             job_type: "t".into(),
             payload: json!({"a": 1, "b": 3}),
+            callback_url: None,
         };
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
         assert_eq!(a.fingerprint().len(), 64);
+        let called_back = JobRequest {
+            callback_url: Some("https://hooks.example.com/a".into()),
+            ..a.clone()
+        };
+        let elsewhere = JobRequest {
+            callback_url: Some("https://hooks.example.com/b".into()),
+            ..a.clone()
+        };
+        assert_ne!(a.fingerprint(), called_back.fingerprint());
+        assert_ne!(called_back.fingerprint(), elsewhere.fingerprint());
     }
 
     #[test]

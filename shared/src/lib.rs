@@ -41,6 +41,7 @@ pub mod error;
 pub mod job;
 pub mod job_types;
 pub mod metrics;
+pub mod outbox;
 pub mod provision;
 pub mod queue;
 pub mod results;
@@ -49,6 +50,7 @@ pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "memory"))]
 pub mod testing;
+pub mod view;
 pub mod webhook;
 
 pub use config::{Config, WorkerConfig};

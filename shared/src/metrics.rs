@@ -50,6 +50,10 @@ pub enum Metric {
     JobsCancelled,
     /// Times a handler yielded and its job went on in a new invocation.
     JobsContinued,
+    /// Webhook events their receivers accepted (2xx).
+    WebhooksDelivered,
+    /// Webhook events given up on (refused URL, 4xx, or retries spent).
+    WebhooksFailed,
     /// Submission to the start of the first attempt.
     QueueTimeMs,
     /// One attempt's run time.
@@ -69,6 +73,8 @@ impl Metric {
             Self::JobsSwept => "JobsSwept",
             Self::JobsCancelled => "JobsCancelled",
             Self::JobsContinued => "JobsContinued",
+            Self::WebhooksDelivered => "WebhooksDelivered",
+            Self::WebhooksFailed => "WebhooksFailed",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
         }

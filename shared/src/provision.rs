@@ -10,7 +10,7 @@ use crate::store::{
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
-    SseSpecification, TimeToLiveSpecification,
+    SseSpecification, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
@@ -30,6 +30,11 @@ pub struct QueueSettings {
     pub max_receive_count: u32,
 }
 
+/// The notifier function's timeout in `template.yaml`, seconds: a few
+/// deliveries of at most [`WebhookConfig::timeout`](crate::config::WebhookConfig)
+/// each.
+pub const NOTIFIER_TIMEOUT_SECS: u32 = 30;
+
 /// The worker function's timeout `template.yaml` deploys by default
 /// (parameter `WorkerTimeoutSeconds`), seconds.
 pub const WORKER_TIMEOUT_SECS: u32 = 60;
@@ -37,6 +42,16 @@ pub const WORKER_TIMEOUT_SECS: u32 = 60;
 impl QueueSettings {
     /// The values `template.yaml` deploys by default.
     pub const TEMPLATE: Self = Self::for_worker_timeout(WORKER_TIMEOUT_SECS);
+
+    /// The notifier's queue of webhook deliveries in `template.yaml`: six
+    /// times the notifier's timeout, and 8 receives (about 45 minutes of
+    /// retries at the default backoff) before the DLQ.
+    pub const NOTIFY: Self = Self {
+        visibility_timeout_secs: 6 * NOTIFIER_TIMEOUT_SECS,
+        retention_secs: 4 * 86_400,
+        dlq_retention_secs: 14 * 86_400,
+        max_receive_count: 8,
+    };
 
     /// The values `template.yaml` deploys for a worker timeout of
     /// `timeout_secs`: a visibility timeout of six times it (the template's
@@ -120,6 +135,13 @@ pub async fn create_table(
         .global_secondary_indexes(due_index)
         .global_secondary_indexes(owner_index)
         .sse_specification(SseSpecification::builder().enabled(true).build())
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(built)?,
+        )
         .send()
         .await;
     match created {
@@ -255,6 +277,53 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), Pr
             Ok(())
         }
         Err(e) => Err(failed(name)(sdk_error(e))),
+    }
+}
+
+/// The notifier's queues that go with resources named `name`.
+pub fn notify_queue_name(name: &str) -> String {
+    format!("{name}-notify")
+}
+
+/// Creates the secret `name-webhook-master` holding a random 64-character
+/// master key (from Secrets Manager's `GetRandomPassword`, as the
+/// template's `GenerateSecretString` makes it), unless it exists; returns
+/// its ARN.
+pub async fn create_webhook_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    let secret = format!("{name}-webhook-master");
+    let key = client
+        .get_random_password()
+        .password_length(64)
+        .exclude_punctuation(true)
+        .send()
+        .await
+        .map_err(|e| failed(&secret)(sdk_error(e)))?
+        .random_password
+        .unwrap_or_default();
+    match client
+        .create_secret()
+        .name(&secret)
+        .secret_string(key)
+        .send()
+        .await
+    {
+        Ok(created) => Ok(created.arn.unwrap_or(secret)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            let described = client
+                .describe_secret()
+                .secret_id(&secret)
+                .send()
+                .await
+                .map_err(|e| failed(&secret)(sdk_error(e)))?;
+            Ok(described.arn.unwrap_or(secret))
+        }
+        Err(e) => Err(failed(&secret)(sdk_error(e))),
     }
 }
 

@@ -11,6 +11,7 @@ pub fn request(job_type: &str, payload: Value) -> JobRequest {
     JobRequest {
         job_type: job_type.to_owned(),
         payload,
+        callback_url: None,
     }
 }
 
@@ -64,6 +65,7 @@ impl JobBuilder {
         enqueue_failed: bool => enqueue_failed = enqueue_failed;
         discarded: bool => discarded = discarded;
         replays: u32 => replays = replays;
+        callback_url: &str => callback_url = Some(callback_url.to_owned());
         /// When the TTL may delete the job (seconds since the epoch).
         expires_at: i64 => expires_at = expires_at;
     }

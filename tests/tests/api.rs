@@ -370,6 +370,7 @@ async fn a_job_past_its_expiry_is_404_before_the_ttl_deletes_it() {
     let request = JobRequest {
         job_type: "primes".into(),
         payload: json!({"upTo": 5}),
+        callback_url: None,
     };
     // Written 31 days ago, kept 30: expired, and still in the table (the
     // emulator's TTL never deletes; DynamoDB's does within a few days).

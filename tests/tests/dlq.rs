@@ -46,6 +46,7 @@ impl Dlq {
         let request = JobRequest {
             job_type: job_type.into(),
             payload: json!({"upTo": 10}),
+            callback_url: None,
         };
         let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 30);
         self.store.create(&job).await.unwrap();

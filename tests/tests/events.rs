@@ -80,6 +80,7 @@ async fn every_event_goes_through_its_handler() {
             let request = JobRequest {
                 job_type: "primes".into(),
                 payload: json!({"upTo": 30}),
+                callback_url: None,
             };
             let job = JobRecord::new_queued(id, "anonymous", &request, now_ms(), 1);
             env.store().create(&job).await.unwrap();

@@ -22,6 +22,7 @@ async fn enqueue(env: &TestEnv, job_type: &str, payload: Value) -> JobId {
     let request = JobRequest {
         job_type: job_type.into(),
         payload,
+        callback_url: None,
     };
     let job = JobRecord::new_queued(JobId::random(), "anonymous", &request, now_ms(), 1);
     env.store().create(&job).await.unwrap();

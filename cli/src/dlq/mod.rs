@@ -356,6 +356,7 @@ pub(crate) mod fixtures {
         let request = JobRequest {
             job_type: job_type.into(),
             payload: json!({}),
+            callback_url: None,
         };
         let mut job = JobRecord::new_queued(JobId::random(), "alice", &request, 1_000, 30);
         job.state = state;

@@ -24,6 +24,12 @@ pub enum ApiError {
     },
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
+    /// A `callbackUrl` the SSRF guard refuses; the message says why.
+    #[error("{0}")]
+    InvalidCallbackUrl(String),
+    /// A `callbackUrl`, or the webhook secret, where webhooks are off.
+    #[error("webhooks are not enabled on this deployment; submit without `callbackUrl`")]
+    WebhooksDisabled,
     #[error("the request body is {size} bytes; the limit is {limit} bytes")]
     BodyTooLarge { limit: usize, size: usize },
     /// The payload as the job record stores it (compact JSON, numbers in
@@ -83,8 +89,8 @@ pub enum ApiError {
     )]
     JobFinished { state: jobline_shared::JobState },
     #[error(
-        "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, and POST \
-         /jobs/{{id}}/cancel"
+        "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, POST \
+         /jobs/{{id}}/cancel, and GET /webhook-secret"
     )]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
@@ -102,6 +108,9 @@ pub enum ApiError {
     /// A status read failed; the detail is for the logs.
     #[error("the job store is unavailable; retry shortly")]
     StatusUnavailable(String),
+    /// The webhook master key could not be read; the detail is for the logs.
+    #[error("the webhook secret is unavailable; retry shortly")]
+    SecretUnavailable(String),
     /// A bug; the detail is for the logs.
     #[error("internal error; retry shortly, with the same Idempotency-Key for a submission")]
     Internal(String),
@@ -123,6 +132,8 @@ impl ApiError {
             Self::InvalidRequest(_)
             | Self::UnknownJobType { .. }
             | Self::InvalidPayload(_)
+            | Self::InvalidCallbackUrl(_)
+            | Self::WebhooksDisabled
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -134,9 +145,10 @@ impl ApiError {
             Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable(_)
+            | Self::QueueUnavailable(_)
+            | Self::StatusUnavailable(_)
+            | Self::SecretUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -148,6 +160,8 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::UnknownJobType { .. } => "unknown_job_type",
             Self::InvalidPayload(_) => "invalid_payload",
+            Self::InvalidCallbackUrl(_) => "invalid_callback_url",
+            Self::WebhooksDisabled => "webhooks_disabled",
             Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
                 "payload_too_large"
             }
@@ -165,9 +179,10 @@ impl ApiError {
             Self::InvalidCursor => "invalid_cursor",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::StatusUnavailable(_) => {
-                "unavailable"
-            }
+            Self::StoreUnavailable(_)
+            | Self::QueueUnavailable(_)
+            | Self::StatusUnavailable(_)
+            | Self::SecretUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -178,6 +193,7 @@ impl ApiError {
             Self::StoreUnavailable(detail)
             | Self::QueueUnavailable(detail)
             | Self::StatusUnavailable(detail)
+            | Self::SecretUnavailable(detail)
             | Self::Internal(detail) => Some(detail),
             _ => None,
         }

@@ -89,9 +89,11 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
-use jobline_shared::job::{format_ms, now_ms};
+use jobline_shared::job::now_ms;
 use jobline_shared::results::ResultStore;
 use jobline_shared::store::DeleteOutcome;
+pub use jobline_shared::view::{job_summary, job_view};
+use jobline_shared::webhook::{CallbackPolicy, KeySource};
 use jobline_shared::{
     CancelOutcome, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes,
     Metric, Metrics, StoreError,
@@ -128,6 +130,9 @@ pub struct Api {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
     results: Option<Arc<dyn ResultStore>>,
+    /// The webhook master keys: webhooks are on when there are some.
+    webhook_keys: Option<Arc<dyn KeySource>>,
+    callback_policy: CallbackPolicy,
     job_types: JobTypes,
     retention_days: u32,
     public_base_url: Option<String>,
@@ -157,6 +162,8 @@ impl Api {
             store,
             queue,
             results: None,
+            webhook_keys: None,
+            callback_policy: config.webhooks.policy(),
             job_types,
             retention_days: config.retention_days,
             public_base_url: config.public_base_url.clone(),
@@ -172,6 +179,15 @@ impl Api {
     #[must_use]
     pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
         self.results = Some(results);
+        self
+    }
+
+    /// Turns webhooks on: submissions may carry a `callbackUrl`, and
+    /// `GET /webhook-secret` hands each caller its signing secret, derived
+    /// from `keys`.
+    #[must_use]
+    pub fn with_webhook_keys(mut self, keys: Arc<dyn KeySource>) -> Self {
+        self.webhook_keys = Some(keys);
         self
     }
 
@@ -207,6 +223,8 @@ impl Api {
                 allow: "GET, DELETE",
             }),
             (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (&Method::GET, ["webhook-secret"]) => self.webhook_secret(&request).await,
+            (_, ["webhook-secret"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (method, ["openapi.yaml"]) => openapi::answer(method),
             _ => Err(ApiError::RouteNotFound),
         };
@@ -240,6 +258,23 @@ impl Api {
         Reply { response, metrics }
     }
 
+    /// `GET /webhook-secret`: the caller's own signing secret, with which it
+    /// verifies the events of its jobs (and no one else's).
+    async fn webhook_secret(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let owner = caller(request, self.allow_anonymous)?;
+        let keys = self
+            .webhook_keys
+            .as_ref()
+            .ok_or(ApiError::WebhooksDisabled)?
+            .keys()
+            .await
+            .map_err(|e| ApiError::SecretUnavailable(e.to_string()))?;
+        let body = json!({ "secret": keys.caller_secret(&owner).to_whsec() });
+        fresh_json(StatusCode::OK)
+            .body(Body::from(body.to_string()))
+            .map_err(ApiError::internal)
+    }
+
     async fn submit(
         &self,
         request: &Request,
@@ -248,7 +283,8 @@ impl Api {
     ) -> Result<Response<Body>, ApiError> {
         let owner = caller(request, self.allow_anonymous)?;
         let key = submission::idempotency_key(request)?;
-        let job_request = submission::job_request(request.body().as_ref())?;
+        let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
+        let job_request = submission::job_request(request.body().as_ref(), callbacks)?;
         trace.job_type = Some(job_request.job_type.clone());
         let id = key.map_or_else(JobId::random, |key| {
             JobId::from_idempotency_key(&owner, key)
@@ -571,40 +607,6 @@ fn json_response(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-}
-
-/// The public view of a job, as `GET /jobs/{id}` returns it: its summary
-/// and its result.
-pub fn job_view(job: &JobRecord) -> Value {
-    let mut view = job_summary(job);
-    view["result"] = json!(job.result);
-    view
-}
-
-/// A job as `GET /jobs` lists it: its view without the result, which may be
-/// 100 KiB (a page of them would pass Lambda's 6 MB response limit).
-pub fn job_summary(job: &JobRecord) -> Value {
-    json!({
-        "jobId": job.id,
-        "type": job.job_type,
-        "status": job.state,
-        "createdAt": format_ms(job.created_at),
-        "startedAt": job.started_at.map(format_ms),
-        "finishedAt": job.finished_at.map(format_ms),
-        "attempts": job.attempts,
-        "error": job.error,
-        "deadLettered": job.dead_lettered,
-        "discarded": job.discarded,
-        "replays": job.replays,
-        "progress": job.progress.as_ref().map(|progress| json!({
-            "fraction": progress.fraction,
-            "message": progress.message,
-            "updatedAt": format_ms(progress.at_ms),
-        })),
-        "cancelRequested": job.cancel_requested,
-        "checkpointAt": job.checkpoint_at.map(format_ms),
-        "continuations": job.continuations,
-    })
 }
 
 #[cfg(test)]

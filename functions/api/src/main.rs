@@ -28,6 +28,10 @@ async fn main() -> Result<(), Error> {
     if let Some(results) = clients.results(&config) {
         api = api.with_results(Arc::new(results));
     }
+    // Read on first use (GET /webhook-secret), not at every cold start.
+    if let Some(keys) = clients.webhook_keys(&config) {
+        api = api.with_webhook_keys(Arc::new(keys));
+    }
     let api = Arc::new(api);
     run(service_fn(move |request: Request| {
         let api = Arc::clone(&api);

@@ -17,8 +17,9 @@
 
 use crate::ApiError;
 use jobline_shared::store::item::{
-    FIXED_BUDGET_BYTES, PAYLOAD_BUDGET_BYTES, item_from_record, item_size,
+    FIXED_BUDGET_BYTES, PAYLOAD_BUDGET_BYTES, WEBHOOK_BUDGET_BYTES, item_from_record, item_size,
 };
+use jobline_shared::webhook::{CallbackPolicy, CallbackUrl};
 use jobline_shared::{JobRecord, JobRequest};
 use lambda_http::Request;
 use serde_json::{Map, Value};
@@ -27,19 +28,23 @@ use serde_json::{Map, Value};
 /// on the work of parsing. What is stored is checked after (`check_sizes`).
 pub const MAX_BODY_BYTES: usize = PAYLOAD_BUDGET_BYTES;
 
-/// The largest item a new job may have: its payload and the fixed-size
-/// attributes. The rest of DynamoDB's 400 KB is for what later writes add
-/// (the result, the error) and for attributes to come.
-pub const MAX_NEW_JOB_BYTES: usize = PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES;
+/// The largest item a new job may have: its payload, the fixed-size
+/// attributes and the callback URL. The rest of DynamoDB's 400 KB is for
+/// what later writes add (the result, the error, the delivery state) and for
+/// attributes to come.
+pub const MAX_NEW_JOB_BYTES: usize =
+    PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES + WEBHOOK_BUDGET_BYTES;
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// The body as a job request: a JSON object with a string `type` and an
-/// optional object `payload` (default `{}`), and nothing else. It is read as
-/// JSON whatever its `Content-Type`: `curl -d` sends form-urlencoded by
-/// default, and nothing else is accepted anyway.
-pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
+/// The body as a job request: a JSON object with a string `type`, an
+/// optional object `payload` (default `{}`) and an optional string
+/// `callbackUrl`, and nothing else. It is read as JSON whatever its
+/// `Content-Type`: `curl -d` sends form-urlencoded by default, and nothing
+/// else is accepted anyway. A callback URL must pass `callbacks`, the
+/// deployment's policy; with none (webhooks off) it is refused.
+pub fn job_request(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<JobRequest, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge {
             limit: MAX_BODY_BYTES,
@@ -54,10 +59,10 @@ pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
     };
     if let Some(unknown) = fields
         .keys()
-        .find(|k| !matches!(k.as_str(), "type" | "payload"))
+        .find(|k| !matches!(k.as_str(), "type" | "payload" | "callbackUrl"))
     {
         return Err(invalid(&format!(
-            "unknown field `{unknown}`: a job request has `type` and `payload`"
+            "unknown field `{unknown}`: a job request has `type`, `payload` and `callbackUrl`"
         )));
     }
     let Some(Value::String(job_type)) = fields.remove("type") else {
@@ -68,7 +73,21 @@ pub fn job_request(body: &[u8]) -> Result<JobRequest, ApiError> {
         Some(payload @ Value::Object(_)) => payload,
         Some(_) => return Err(invalid("`payload` must be a JSON object")),
     };
-    Ok(JobRequest { job_type, payload })
+    let callback_url = match fields.remove("callbackUrl") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) => {
+            let policy = callbacks.ok_or(ApiError::WebhooksDisabled)?;
+            CallbackUrl::parse(&url, policy)
+                .map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
+            Some(url)
+        }
+        Some(_) => return Err(invalid("`callbackUrl` must be a string")),
+    };
+    Ok(JobRequest {
+        job_type,
+        payload,
+        callback_url,
+    })
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -139,7 +158,7 @@ mod tests {
     use serde_json::json;
 
     fn message(body: &str) -> String {
-        match job_request(body.as_bytes()) {
+        match job_request(body.as_bytes(), None) {
             Err(ApiError::InvalidRequest(message)) => message,
             other => panic!("{body}: {other:?}"),
         }
@@ -148,14 +167,15 @@ mod tests {
     #[test]
     fn only_an_object_with_type_and_payload_is_a_job_request() {
         assert_eq!(
-            job_request(br#"{"type":"primes","payload":{"upTo":5}}"#).unwrap(),
+            job_request(br#"{"type":"primes","payload":{"upTo":5}}"#, None).unwrap(),
             JobRequest {
                 job_type: "primes".into(),
                 payload: json!({"upTo": 5}),
+                callback_url: None,
             }
         );
         assert_eq!(
-            job_request(br#"{"type":"primes"}"#).unwrap().payload,
+            job_request(br#"{"type":"primes"}"#, None).unwrap().payload,
             json!({})
         );
         for body in [
@@ -172,6 +192,37 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_url_must_pass_the_policy_and_webhooks_must_be_on() {
+        let body = |url: &str| format!(r#"{{"type":"primes","callbackUrl":"{url}"}}"#);
+        let public = CallbackPolicy::default();
+        let sent = job_request(body("https://hooks.example.com/j").as_bytes(), Some(public));
+        assert_eq!(
+            sent.unwrap().callback_url.as_deref(),
+            Some("https://hooks.example.com/j")
+        );
+        for url in [
+            "http://hooks.example.com/j",
+            "https://169.254.169.254/latest",
+            "https://10.0.0.1/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://user:pw@hooks.example.com/",
+        ] {
+            let error = job_request(body(url).as_bytes(), Some(public)).unwrap_err();
+            assert_eq!(error.code(), "invalid_callback_url", "{url}");
+            assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let local = job_request(
+            body("http://127.0.0.1:9/hook").as_bytes(),
+            Some(CallbackPolicy::LOCAL),
+        );
+        assert!(local.is_ok(), "the local runner's explicit setting");
+        let off = job_request(body("https://hooks.example.com/j").as_bytes(), None);
+        assert_eq!(off.unwrap_err().code(), "webhooks_disabled");
+        let wrong = job_request(br#"{"type":"primes","callbackUrl":5}"#, Some(public));
+        assert_eq!(wrong.unwrap_err().code(), "invalid_request");
+    }
+
+    #[test]
     fn messages_name_the_field() {
         assert_eq!(
             message(r#"{"payload":{}}"#),
@@ -183,7 +234,7 @@ mod tests {
         );
         assert_eq!(
             message(r#"{"type":"primes","foo":1}"#),
-            "unknown field `foo`: a job request has `type` and `payload`"
+            "unknown field `foo`: a job request has `type`, `payload` and `callbackUrl`"
         );
         assert_eq!(
             message(r#"{"type":"primes","payload":[1]}"#),
@@ -193,7 +244,8 @@ mod tests {
 
     #[test]
     fn a_number_beyond_a_float_is_a_clear_422_not_a_syntax_error() {
-        let error = job_request(br#"{"type":"primes","payload":{"upTo":1E400}}"#).unwrap_err();
+        let error =
+            job_request(br#"{"type":"primes","payload":{"upTo":1E400}}"#, None).unwrap_err();
         assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error.code(), "invalid_request");
         let text = error.to_string();
@@ -203,7 +255,7 @@ mod tests {
         );
         // Other unreadable bodies stay syntax errors.
         assert!(matches!(
-            job_request(b"{\"type\":"),
+            job_request(b"{\"type\":", None),
             Err(ApiError::InvalidJson(_))
         ));
     }
@@ -214,14 +266,14 @@ mod tests {
 
     #[test]
     fn the_payload_is_measured_as_it_is_stored() {
-        let sent = job_request(br#"{"type":"primes","payload":{"n":1E15}}"#).unwrap();
+        let sent = job_request(br#"{"type":"primes","payload":{"n":1E15}}"#, None).unwrap();
         assert_eq!(sent.payload.to_string(), r#"{"n":1000000000000000.0}"#);
 
         // 5 bytes a number sent, 19 stored: the body fits, the payload not.
         let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
         let body = format!(r#"{{"type":"primes","payload":{{"n":[{numbers}]}}}}"#);
         assert!(body.len() <= MAX_BODY_BYTES);
-        let job = new_job("anonymous", &job_request(body.as_bytes()).unwrap());
+        let job = new_job("anonymous", &job_request(body.as_bytes(), None).unwrap());
         let error = check_sizes(&job).unwrap_err();
         let ApiError::PayloadTooLarge { limit, size } = error else {
             panic!("{error:?}");
@@ -240,9 +292,12 @@ mod tests {
         let full = JobRequest {
             job_type: "primes".into(),
             payload: json!({"p": "x".repeat(PAYLOAD_BUDGET_BYTES - 8)}),
+            // The longest callback URL accepted.
+            callback_url: Some(format!("https://hooks.example.com/{}", "p".repeat(2022))),
         };
         assert_eq!(full.payload.to_string().len(), PAYLOAD_BUDGET_BYTES);
-        let long_sub = format!("jwt:https://issuer.example.com|{}", "s".repeat(2048));
+        assert_eq!(full.callback_url.as_ref().unwrap().len(), 2048);
+        let long_sub = format!("jwt:https://issuer.example.com|{}", "s".repeat(4096));
         check_sizes(&new_job("anonymous", &full)).expect("a full payload fits");
         let error = check_sizes(&new_job(&long_sub, &full)).unwrap_err();
         let ApiError::JobTooLarge { limit, size } = error else {

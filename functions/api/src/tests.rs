@@ -63,6 +63,7 @@ fn record(id: JobId, created_at: i64) -> JobRecord {
     let request = JobRequest {
         job_type: "primes".into(),
         payload: json!({"upTo": 10}),
+        callback_url: None,
     };
     JobRecord::new_queued(id, ANONYMOUS_OWNER, &request, created_at, 30)
 }

@@ -59,7 +59,6 @@
 //! everything else at `debug`. The batch's metrics are written (EMF) here,
 //! once per batch, for every entry point.
 
-pub mod backoff;
 mod delivery;
 mod handler;
 pub mod restart;
@@ -73,6 +72,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use jobline_shared::job::{ClaimRefusal, now_ms};
 use jobline_shared::job_types::Reports;
+use jobline_shared::queue::backoff::max_visibility_secs;
 use jobline_shared::results::{MAX_LINKED_RESULT_BYTES, ResultStore, result_key};
 use jobline_shared::{
     Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
@@ -429,7 +429,7 @@ impl Worker {
                 // with it; the message waits out the lease, then backs off.
                 delivery.outcome = "overran";
                 let lease_secs = secs_until(ran.lease_until_ms);
-                let backoff = backoff::delay_secs(&self.config, delivery.receive_count);
+                let backoff = self.config.backoff().delay_secs(delivery.receive_count);
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
                 Disposition::Overran
@@ -773,8 +773,7 @@ impl Worker {
     /// Hides the message for `secs` (default: the backoff for its receive
     /// count) and reports it failed.
     async fn retry_later(&self, delivery: &Delivery<'_>, secs: Option<u32>) -> Disposition {
-        let secs =
-            secs.unwrap_or_else(|| backoff::delay_secs(&self.config, delivery.receive_count));
+        let secs = secs.unwrap_or_else(|| self.config.backoff().delay_secs(delivery.receive_count));
         self.set_visibility(delivery, secs).await;
         Disposition::Retry
     }
@@ -783,10 +782,7 @@ impl Worker {
         let Some(receipt) = delivery.record.receipt_handle.as_deref() else {
             return;
         };
-        let secs = secs.min(backoff::max_visibility_secs(
-            delivery.received_at_ms,
-            now_ms(),
-        ));
+        let secs = secs.min(max_visibility_secs(delivery.received_at_ms, now_ms()));
         if let Err(error) = self.queue.change_visibility(receipt, secs).await {
             // The queue's own visibility timeout still brings it back.
             tracing::warn!(%error, messageId = delivery.message_id(), "could not change the message's visibility");

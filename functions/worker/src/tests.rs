@@ -108,6 +108,7 @@ impl Fixture {
         let request = JobRequest {
             job_type: "scripted".into(),
             payload,
+            callback_url: None,
         };
         let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
         self.store.insert(job.clone());
@@ -308,6 +309,7 @@ async fn an_unknown_job_type_is_retried() {
     let request = JobRequest {
         job_type: "newer".into(),
         payload: json!({}),
+        callback_url: None,
     };
     let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1);
     f.store.insert(job.clone());

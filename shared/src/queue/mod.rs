@@ -2,13 +2,15 @@
 //!
 //! - [`sqs`]: [`SqsJobQueue`], the production adapter on SQS;
 //! - `memory` (tests and feature `memory` only): `memory::MemoryQueue`,
-//!   the fake other crates' unit tests run against.
+//!   the fake other crates' unit tests run against;
+//! - [`backoff`]: the retry delays a consumer sets as a message's visibility.
 //!
 //! A message carries only `{"jobId": …}`: SQS caps a message at 256 KiB and
 //! bills per 64 KiB chunk, while the payload already lives in DynamoDB.
 //! Retries, backoff and dead-lettering are SQS's: the worker only changes a
 //! message's visibility and reports it failed; the redrive policy does the rest.
 
+pub mod backoff;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod sqs;

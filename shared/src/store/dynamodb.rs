@@ -30,7 +30,7 @@ use super::item::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
     PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE,
     bound_error, due_attributes, joined, key, n, payload_item_key, progress_text, s, stored_items,
-    summary_from_item,
+    summary_from_item, webhook_text,
 };
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
@@ -41,7 +41,7 @@ use super::{
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::{StoreError, sdk_error};
-use crate::job::{JobId, JobRecord, JobState, expires_at, now_ms};
+use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, expires_at, now_ms};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -852,6 +852,32 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":due", due),
         )
         .await?;
+        Ok(())
+    }
+
+    async fn record_delivery(
+        &self,
+        id: JobId,
+        seen: Option<&WebhookDelivery>,
+        delivery: &WebhookDelivery,
+    ) -> Result<(), StoreError> {
+        let finished = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+        let mut request = self
+            .update(id)
+            .update_expression("SET webhook = :next")
+            .condition_expression(match seen {
+                None => "#state IN (:s0, :s1, :s2) AND finishedAt = :for AND attribute_not_exists(webhook)",
+                Some(_) => "#state IN (:s0, :s1, :s2) AND finishedAt = :for AND webhook = :seen",
+            })
+            .expression_attribute_values(":next", s(webhook_text(delivery)))
+            .expression_attribute_values(":for", n(delivery.for_finished_at));
+        for (i, state) in finished.iter().enumerate() {
+            request = request.expression_attribute_values(format!(":s{i}"), s(state.as_str()));
+        }
+        if let Some(seen) = seen {
+            request = request.expression_attribute_values(":seen", s(webhook_text(seen)));
+        }
+        self.send_update(request).await?;
         Ok(())
     }
 

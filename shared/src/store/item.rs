@@ -15,7 +15,8 @@
 //! | the rest   | [`FIXED_BUDGET_BYTES`] 1 KiB     | fixed-size ids, states, numbers, flags    |
 //! | `checkpoint` | [`CHECKPOINT_BUDGET_BYTES`] 16 KiB | the job's context, when the handler saves it |
 //! | `progress` | [`PROGRESS_BUDGET_BYTES`] 512 B  | the job's context (a message of at most 200 bytes) |
-//! | reserved   | [`RESERVED_BYTES`] (~25 KiB)     | for fields to come: delivery state |
+//! | `callbackUrl`, `webhook` | [`WEBHOOK_BUDGET_BYTES`] 2.25 KiB | the API (a URL of at most 2048 bytes), fixed-size delivery state |
+//! | reserved   | [`RESERVED_BYTES`] (~23 KiB)     | for fields to come |
 //!
 //! A heartbeat rewrites the whole item, checkpoint included (DynamoDB bills
 //! an update on the larger of the item before and after): a job with a
@@ -42,7 +43,7 @@
 //! the whole record as one item), so that either layout fits DynamoDB.
 
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, Progress};
+use crate::job::{JobId, JobRecord, Progress, WebhookDelivery};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -94,6 +95,8 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     "checkpointAt",
     "cancelRequested",
     "continuations",
+    "callbackUrl",
+    "webhook",
     TTL_ATTRIBUTE,
 ];
 
@@ -123,6 +126,8 @@ pub const ERROR_BUDGET_BYTES: usize = 1024;
 pub const FIXED_BUDGET_BYTES: usize = 1024;
 /// The largest checkpoint a job may save (serialized JSON).
 pub const CHECKPOINT_BUDGET_BYTES: usize = 16 * 1024;
+/// The callback URL (at most 2048 bytes) and the webhook delivery's state.
+pub const WEBHOOK_BUDGET_BYTES: usize = 2048 + 256;
 /// The progress attribute: a fraction, a time and a message of at most
 /// [`PROGRESS_MESSAGE_BYTES`](crate::job::PROGRESS_MESSAGE_BYTES) (as JSON,
 /// escapes included).
@@ -135,7 +140,8 @@ pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
     - ERROR_BUDGET_BYTES
     - FIXED_BUDGET_BYTES
     - CHECKPOINT_BUDGET_BYTES
-    - PROGRESS_BUDGET_BYTES;
+    - PROGRESS_BUDGET_BYTES
+    - WEBHOOK_BUDGET_BYTES;
 
 // A new attribute's budget must come out of the reserve, not overdraw it.
 const _: () = assert!(
@@ -151,6 +157,32 @@ pub(crate) fn progress_text(progress: &Progress) -> String {
         "at": progress.at_ms,
     })
     .to_string()
+}
+
+/// The stored form of a webhook delivery: JSON text
+/// `{"for","state","attempts","status","at"}`.
+pub(crate) fn webhook_text(delivery: &WebhookDelivery) -> String {
+    serde_json::json!({
+        "for": delivery.for_finished_at,
+        "state": delivery.state.as_str(),
+        "attempts": delivery.attempts,
+        "status": delivery.last_status,
+        "at": delivery.at_ms,
+    })
+    .to_string()
+}
+
+fn webhook_from(value: &Value) -> Option<WebhookDelivery> {
+    Some(WebhookDelivery {
+        for_finished_at: value.get("for")?.as_i64()?,
+        state: value.get("state")?.as_str()?.parse().ok()?,
+        attempts: u32::try_from(value.get("attempts")?.as_u64()?).ok()?,
+        last_status: match value.get("status")? {
+            Value::Null => None,
+            status => Some(u16::try_from(status.as_u64()?).ok()?),
+        },
+        at_ms: value.get("at")?.as_i64()?,
+    })
 }
 
 fn progress_from(value: &Value) -> Option<Progress> {
@@ -252,6 +284,8 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
             "continuations",
             (job.continuations > 0).then(|| n(job.continuations)),
         ),
+        ("callbackUrl", job.callback_url.as_deref().map(s)),
+        ("webhook", job.webhook.as_ref().map(|w| s(webhook_text(w)))),
     ];
     item.extend(
         optional
@@ -401,6 +435,10 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         checkpoint_at: number("checkpointAt")?,
         cancel_requested: flag("cancelRequested").unwrap_or(false),
         continuations: count("continuations")?,
+        callback_url: string("callbackUrl")?.cloned(),
+        webhook: json("webhook")?
+            .map(|value| webhook_from(&value).ok_or_else(|| malformed("webhook", "not a delivery")))
+            .transpose()?,
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
     })
 }
@@ -464,6 +502,14 @@ mod tests {
         job.checkpoint_at = Some(71);
         job.cancel_requested = true;
         job.continuations = 3;
+        job.callback_url = Some("https://hooks.example.com/jobs".into());
+        job.webhook = Some(WebhookDelivery {
+            for_finished_at: 60,
+            state: crate::job::DeliveryState::Failed,
+            attempts: 5,
+            last_status: Some(503),
+            at_ms: 90,
+        });
         assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
     }
 

@@ -20,7 +20,7 @@ use super::{
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, JobState, claimable, expires_at, now_ms};
+use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, claimable, expires_at, now_ms};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -425,6 +425,28 @@ impl JobStore for MemoryStore {
         let due = self.deadlines.queued_at(now_ms);
         self.write("UpdateItem", id, Some(due), |current| match current {
             Some(job) if !job.state.is_finished() => Ok(job.clone()),
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+
+    async fn record_delivery(
+        &self,
+        id: JobId,
+        seen: Option<&WebhookDelivery>,
+        delivery: &WebhookDelivery,
+    ) -> Result<(), StoreError> {
+        self.write("UpdateItem", id, None, |current| match current {
+            Some(job)
+                if job.state.is_finished()
+                    && job.finished_at == Some(delivery.for_finished_at)
+                    && job.webhook.as_ref() == seen =>
+            {
+                Ok(JobRecord {
+                    webhook: Some(*delivery),
+                    ..job.clone()
+                })
+            }
             current => Err(conflict(current)),
         })?;
         Ok(())

@@ -29,7 +29,7 @@ pub use item::{
 };
 
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, JobState, Progress};
+use crate::job::{JobId, JobRecord, JobState, Progress, WebhookDelivery};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -326,6 +326,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         after: Option<DueKey>,
         limit: usize,
     ) -> Result<OverduePage, StoreError>;
+
+    /// Records the notifier's `delivery` of the webhook of finished job `id`,
+    /// if the job still is in the final state it announces (its
+    /// `finishedAt` is `delivery.for_finished_at`) and its delivery is still
+    /// `seen`, as the notifier read it: two notifiers on one job cannot
+    /// overwrite each other's record, and a replayed job's new run is not
+    /// taken for the old one. Anything else is `Conflict` with the job.
+    async fn record_delivery(
+        &self,
+        id: JobId,
+        seen: Option<&WebhookDelivery>,
+        delivery: &WebhookDelivery,
+    ) -> Result<(), StoreError>;
 
     /// Fails job `id` if it is still unfinished, overdue at `now_ms`, and
     /// holds no live lease: `failed`, dead-lettered, [`SWEPT_ERROR`],

@@ -30,9 +30,11 @@
 //! signatures with the reference Python library.
 
 pub mod deliver;
+pub mod keys;
 pub mod signing;
 pub mod target;
 
 pub use deliver::{Delivered, Deliverer, DeliveryError};
+pub use keys::{FixedKeys, KeyError, KeySource, MasterKeys, SecretsManagerKeys};
 pub use signing::{WebhookHeaders, WebhookSecret, caller_secret, sign, signature_header};
 pub use target::{CallbackError, CallbackPolicy, CallbackUrl};

@@ -1,5 +1,6 @@
 //! Retry delays: exponential in the message's `ApproximateReceiveCount`,
-//! capped, with jitter so that jobs failing together do not come back together.
+//! capped, with jitter so that jobs (or webhook deliveries) failing together
+//! do not come back together. The worker and the notifier both retry so.
 //!
 //! The delay becomes the message's visibility timeout (`ChangeMessageVisibility`),
 //! so SQS itself holds the message until the retry: no timer, no state, no
@@ -7,26 +8,34 @@
 //! the message's receive, not from the change, so a change may ask only for
 //! what is left of those 12 hours ([`max_visibility_secs`]).
 
-use jobline_shared::config::{SQS_MAX_VISIBILITY_SECS, WorkerConfig};
+use crate::config::SQS_MAX_VISIBILITY_SECS;
 
-/// The un-jittered delay before delivery `receive_count + 1`:
-/// `base × 2^(receive_count − 1)`, capped.
-pub fn ceiling_secs(config: &WorkerConfig, receive_count: u32) -> u32 {
-    let exponent = receive_count.saturating_sub(1).min(31);
-    config
-        .retry_base_delay_secs
-        .saturating_mul(1 << exponent)
-        .min(config.retry_max_delay_secs)
-        .min(SQS_MAX_VISIBILITY_SECS)
+/// A retry schedule: the first delay and the cap, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base_secs: u32,
+    pub max_secs: u32,
 }
 
-/// "Equal jitter": half the ceiling, plus a random part of the other half,
-/// so a retry never comes sooner than half its ceiling. Delays are whole
-/// seconds, so the half is rounded up: a 1 s ceiling is 1 s, never 0.
-pub fn delay_secs(config: &WorkerConfig, receive_count: u32) -> u32 {
-    let ceiling = ceiling_secs(config, receive_count);
-    let half = ceiling.div_ceil(2);
-    half + fastrand::u32(0..=ceiling - half)
+impl Backoff {
+    /// The un-jittered delay before delivery `receive_count + 1`:
+    /// `base × 2^(receive_count − 1)`, capped.
+    pub fn ceiling_secs(self, receive_count: u32) -> u32 {
+        let exponent = receive_count.saturating_sub(1).min(31);
+        self.base_secs
+            .saturating_mul(1 << exponent)
+            .min(self.max_secs)
+            .min(SQS_MAX_VISIBILITY_SECS)
+    }
+
+    /// "Equal jitter": half the ceiling, plus a random part of the other
+    /// half, so a retry never comes sooner than half its ceiling. Delays are
+    /// whole seconds, so the half is rounded up: a 1 s ceiling is 1 s, never 0.
+    pub fn delay_secs(self, receive_count: u32) -> u32 {
+        let ceiling = self.ceiling_secs(receive_count);
+        let half = ceiling.div_ceil(2);
+        half + fastrand::u32(0..=ceiling - half)
+    }
 }
 
 /// The longest visibility timeout a change may set at `now_ms` for a message
@@ -42,22 +51,21 @@ pub fn max_visibility_secs(received_at_ms: i64, now_ms: i64) -> u32 {
 mod tests {
     use super::*;
 
-    fn config(base: u32, max: u32) -> WorkerConfig {
-        WorkerConfig {
-            retry_base_delay_secs: base,
-            retry_max_delay_secs: max,
-            ..WorkerConfig::default()
+    fn config(base_secs: u32, max_secs: u32) -> Backoff {
+        Backoff {
+            base_secs,
+            max_secs,
         }
     }
 
     #[test]
     fn doubles_per_receive_and_caps() {
         let c = config(2, 60);
-        let ceilings: Vec<u32> = (1..=7).map(|n| ceiling_secs(&c, n)).collect();
+        let ceilings: Vec<u32> = (1..=7).map(|n| c.ceiling_secs(n)).collect();
         assert_eq!(ceilings, [2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(ceiling_secs(&c, 0), 2, "a missing count is the first");
+        assert_eq!(c.ceiling_secs(0), 2, "a missing count is the first");
         assert_eq!(
-            ceiling_secs(&config(2, u32::MAX), 1000),
+            config(2, u32::MAX).ceiling_secs(1000),
             SQS_MAX_VISIBILITY_SECS
         );
     }
@@ -66,9 +74,9 @@ mod tests {
     fn jitter_stays_between_half_and_the_ceiling() {
         let c = config(10, 300);
         for receive_count in 1..=8 {
-            let ceiling = ceiling_secs(&c, receive_count);
+            let ceiling = c.ceiling_secs(receive_count);
             for _ in 0..200 {
-                let delay = delay_secs(&c, receive_count);
+                let delay = c.delay_secs(receive_count);
                 assert!(
                     (ceiling / 2..=ceiling).contains(&delay),
                     "{delay} outside [{}, {ceiling}]",
@@ -76,7 +84,7 @@ mod tests {
                 );
             }
         }
-        let spread: std::collections::HashSet<u32> = (0..200).map(|_| delay_secs(&c, 4)).collect();
+        let spread: std::collections::HashSet<u32> = (0..200).map(|_| c.delay_secs(4)).collect();
         assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
     }
 
@@ -85,13 +93,13 @@ mod tests {
         // RETRY_BASE_DELAY_SECONDS=1: the first retry waits 1 s, not 0.
         let c = config(1, 300);
         for _ in 0..200 {
-            assert_eq!(delay_secs(&c, 1), 1);
-            assert!((1..=2).contains(&delay_secs(&c, 2)));
-            assert!((2..=4).contains(&delay_secs(&c, 3)));
+            assert_eq!(c.delay_secs(1), 1);
+            assert!((1..=2).contains(&c.delay_secs(2)));
+            assert!((2..=4).contains(&c.delay_secs(3)));
         }
         let odd = config(3, 300);
         for _ in 0..200 {
-            assert!((2..=3).contains(&delay_secs(&odd, 1)));
+            assert!((2..=3).contains(&odd.delay_secs(1)));
         }
     }
 

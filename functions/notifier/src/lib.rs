@@ -1,0 +1,332 @@
+//! The notifier: what follows a job's final state, hung off the one place
+//! every final state goes through, the job's item.
+//!
+//! Two event sources invoke it (one function, two roles, one response shape,
+//! `{"batchItemFailures": [...]}`):
+//!
+//! 1. **The jobs table's stream** ([`Notifier::relay`]). Every record whose
+//!    change is a job with a callback URL entering a final state
+//!    ([`outbox::announced`]) becomes one message `{"jobId"}` on the
+//!    notifier's own queue. A send that fails fails its record, and Lambda
+//!    retries the stream from it; nothing else happens here, so a slow or
+//!    failing receiver never holds the stream (or the jobs) back.
+//! 2. **The notifier's queue** ([`Notifier::deliver_batch`]). Each message
+//!    is one event to deliver: the job is read (its current state is the
+//!    truth, whatever the message says), signed with its caller's secret
+//!    (Standard Webhooks), and POSTed through the SSRF guard
+//!    ([`Deliverer`]). The attempt is recorded on the job
+//!    ([`JobStore::record_delivery`], conditional on what was read): a 2xx
+//!    is `delivered`; a retryable failure stays `pending` and the message
+//!    comes back after a backoff (its visibility), until the queue's last
+//!    receive, which records `failed`; a refused URL or a 4xx is `failed` at
+//!    once. A message whose job is already delivered or failed is dropped,
+//!    so a duplicate (a stream retry, a replayed message) sends nothing.
+//!
+//! Every attempt of one event has the same `webhook-id`
+//! (`msg_<job id>_<finishedAt>`), so a receiver drops a duplicate (an
+//! attempt that was delivered but whose record was lost) by it.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::StreamExt;
+use jobline_shared::config::WebhookConfig;
+use jobline_shared::job::{DeliveryState, WebhookDelivery, format_ms, now_ms};
+use jobline_shared::outbox;
+use jobline_shared::view::job_view;
+use jobline_shared::webhook::{
+    CallbackUrl, Deliverer, DeliveryError, KeySource, MasterKeys, WebhookHeaders,
+};
+use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// How many deliveries of one batch run at once.
+pub const DELIVERY_CONCURRENCY: usize = 10;
+
+/// Relays final states and delivers their webhooks.
+#[derive(Debug)]
+pub struct Notifier {
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    keys: Arc<dyn KeySource>,
+    deliverer: Deliverer,
+    config: WebhookConfig,
+}
+
+/// What became of one queued event, for its log line and the batch's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Nothing more to do: delivered, failed for good, or nothing to send.
+    Done,
+    /// Try again: the message's visibility was set to the backoff.
+    Retry,
+}
+
+impl Notifier {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        queue: Arc<dyn JobQueue>,
+        keys: Arc<dyn KeySource>,
+        deliverer: Deliverer,
+        config: &WebhookConfig,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            keys,
+            deliverer,
+            config: config.clone(),
+        }
+    }
+
+    /// One invocation, from either source (told apart by the records'
+    /// `eventSource`); the answer lists the records to retry.
+    pub async fn handle(&self, event: Value) -> Value {
+        let records = event["Records"].as_array().cloned().unwrap_or_default();
+        let from_stream = records
+            .first()
+            .is_some_and(|r| r["eventSource"] == "aws:dynamodb");
+        if from_stream {
+            let failures = self.relay(&records).await;
+            return json!({
+                "batchItemFailures": failures
+                    .into_iter()
+                    .map(|id| json!({"itemIdentifier": id}))
+                    .collect::<Vec<_>>()
+            });
+        }
+        match serde_json::from_value::<SqsEvent>(event) {
+            Ok(event) => serde_json::to_value(self.deliver_batch(event).await)
+                .unwrap_or_else(|_| json!({"batchItemFailures": []})),
+            Err(error) => {
+                tracing::error!(%error, "an event from neither the stream nor the queue");
+                json!({"batchItemFailures": []})
+            }
+        }
+    }
+
+    /// Stream records, in order: each final state of a called-back job
+    /// becomes a message on the queue. Returns the sequence number of the
+    /// first record whose send failed (Lambda retries from it), if any.
+    pub async fn relay(&self, records: &[Value]) -> Vec<String> {
+        for record in records {
+            let Some(job_id) = outbox::announced(record) else {
+                continue;
+            };
+            if let Err(error) = self.queue.send(&JobMessage { job_id }).await {
+                tracing::warn!(jobId = %job_id, %error, "could not queue a webhook; the stream will retry");
+                let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("");
+                return vec![sequence.to_owned()];
+            }
+            tracing::debug!(jobId = %job_id, "webhook queued");
+        }
+        Vec::new()
+    }
+
+    /// One batch of the queue: each event delivered (or not) as the module
+    /// says; the ones to retry are reported failed. Emits the batch's metrics.
+    pub async fn deliver_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut metrics = Metrics::new();
+        let outcomes: Vec<(String, Handled, Metrics)> = futures_util::stream::iter(event.records)
+            .map(|record| async move {
+                let mut metrics = Metrics::new();
+                let handled = self.deliver(&record, &mut metrics).await;
+                (record.message_id.unwrap_or_default(), handled, metrics)
+            })
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut response = SqsBatchResponse::default();
+        for (message_id, handled, delivery_metrics) in outcomes {
+            metrics.merge(delivery_metrics);
+            if handled == Handled::Retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        metrics.emit();
+        response
+    }
+
+    async fn deliver(&self, record: &SqsMessage, metrics: &mut Metrics) -> Handled {
+        let body = record.body.as_deref().unwrap_or_default();
+        let Ok(message) = JobMessage::decode(body) else {
+            tracing::error!(body, "not a webhook message; dropped");
+            return Handled::Done;
+        };
+        let id = message.job_id;
+        let receive_count: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let job = match self.store.get(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tracing::info!(jobId = %id, outcome = "gone", "webhook");
+                return Handled::Done;
+            }
+            Err(error) => {
+                tracing::warn!(jobId = %id, %error, "could not read the job; retrying");
+                return self.retry_later(record, receive_count).await;
+            }
+        };
+        let Some(due) = Due::of(&job) else {
+            tracing::info!(jobId = %id, outcome = "nothing to send", "webhook");
+            return Handled::Done;
+        };
+        let keys = match self.keys.keys().await {
+            Ok(keys) => keys,
+            Err(error) => {
+                // Not the receiver's doing: no attempt is counted.
+                tracing::error!(jobId = %id, %error, "no webhook master key; retrying");
+                return self.retry_later(record, receive_count).await;
+            }
+        };
+        let attempt = due.seen.as_ref().map_or(0, |d| d.attempts) + 1;
+        let (state, last_status) = match self.attempt(&job, &due, &keys).await {
+            Ok(status) => (DeliveryState::Delivered, Some(status)),
+            Err(error) => {
+                let status = match &error {
+                    DeliveryError::Status(status) => Some(*status),
+                    _ => None,
+                };
+                let last = receive_count >= self.config.max_receive_count;
+                let retry = error.is_retryable() && !last;
+                tracing::warn!(
+                    jobId = %id, attempt, retry, error = %error, "webhook attempt failed"
+                );
+                let state = if retry {
+                    DeliveryState::Pending
+                } else {
+                    DeliveryState::Failed
+                };
+                (state, status)
+            }
+        };
+        let delivery = WebhookDelivery {
+            for_finished_at: due.finished_at,
+            state,
+            attempts: attempt,
+            last_status,
+            at_ms: now_ms(),
+        };
+        if let Err(error) = self
+            .store
+            .record_delivery(id, due.seen.as_ref(), &delivery)
+            .await
+        {
+            // Another notifier recorded first, or the store failed: the
+            // message comes back and the job, read again, settles it.
+            tracing::warn!(jobId = %id, %error, "could not record the delivery; retrying");
+            return self.retry_later(record, receive_count).await;
+        }
+        tracing::info!(
+            jobId = %id,
+            attempt,
+            outcome = state.as_str(),
+            status = last_status.unwrap_or_default(),
+            "webhook"
+        );
+        match state {
+            DeliveryState::Delivered => {
+                metrics.count(&job.job_type, Metric::WebhooksDelivered);
+                Handled::Done
+            }
+            DeliveryState::Failed => {
+                metrics.count(&job.job_type, Metric::WebhooksFailed);
+                Handled::Done
+            }
+            DeliveryState::Pending => self.retry_later(record, receive_count).await,
+        }
+    }
+
+    /// One POST of `job`'s event; the receiver's 2xx status, or why not.
+    async fn attempt(
+        &self,
+        job: &JobRecord,
+        due: &Due<'_>,
+        keys: &MasterKeys,
+    ) -> Result<u16, DeliveryError> {
+        let url = CallbackUrl::parse(due.url, self.config.policy())?;
+        let body = event_body(job, due.finished_at).to_string();
+        let webhook_id = webhook_id(job.id, due.finished_at);
+        let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let headers = WebhookHeaders::signed(
+            &keys.signing_secrets(&job.owner),
+            &webhook_id,
+            timestamp,
+            body.as_bytes(),
+        );
+        Ok(self
+            .deliverer
+            .deliver(&url, &headers, body.as_bytes())
+            .await?
+            .status)
+    }
+
+    /// Hides the message for the backoff of its `receive_count`, and
+    /// reports it failed so that it comes back then.
+    async fn retry_later(&self, record: &SqsMessage, receive_count: u32) -> Handled {
+        let secs = self.config.backoff().delay_secs(receive_count);
+        if let Some(receipt) = &record.receipt_handle
+            && let Err(error) = self.queue.change_visibility(receipt, secs).await
+        {
+            tracing::warn!(%error, "could not set the retry's delay; the queue's visibility applies");
+        }
+        Handled::Retry
+    }
+}
+
+/// A webhook a job is due: its callback URL, the final state's time, and
+/// the delivery of that state recorded so far.
+struct Due<'a> {
+    url: &'a str,
+    finished_at: i64,
+    seen: Option<WebhookDelivery>,
+}
+
+impl<'a> Due<'a> {
+    /// The webhook `job` is due, if any: it has a callback URL, it is
+    /// finished (and was accepted), and its delivery is not settled.
+    fn of(job: &'a JobRecord) -> Option<Self> {
+        let url = job.callback_url.as_deref()?;
+        let finished_at = job.finished_at.filter(|_| job.state.is_finished())?;
+        if job.enqueue_failed {
+            return None;
+        }
+        let seen = job.webhook.filter(|d| d.for_finished_at == finished_at);
+        if seen.is_some_and(|d| d.state != DeliveryState::Pending) {
+            return None;
+        }
+        Some(Self {
+            url,
+            finished_at,
+            seen,
+        })
+    }
+}
+
+/// The `webhook-id` of the event of `job`'s final state at `finished_at`:
+/// the same on every attempt, new for a replayed job's next final state.
+pub fn webhook_id(job: JobId, finished_at: i64) -> String {
+    format!("msg_{job}_{finished_at}")
+}
+
+/// The event: `{"type": "job.<status>", "timestamp", "data": <the job>}`,
+/// the job as `GET /jobs/{id}` shows it (a result stored apart is fetched
+/// through that route's `resultUrl`), without the webhook's own state.
+pub fn event_body(job: &JobRecord, finished_at: i64) -> Value {
+    let mut data = job_view(job);
+    if let Value::Object(fields) = &mut data {
+        fields.remove("webhook");
+    }
+    json!({
+        "type": format!("job.{}", job.state),
+        "timestamp": format_ms(finished_at),
+        "data": data,
+    })
+}
+
+#[cfg(test)]
+mod tests;

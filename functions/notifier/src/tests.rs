@@ -1,0 +1,295 @@
+//! The notifier on the fakes, delivering to a receiver on loopback.
+
+use super::*;
+use aws_lambda_events::event::sqs::SqsMessage;
+use jobline_shared::JobState;
+use jobline_shared::queue::memory::MemoryQueue;
+use jobline_shared::store::memory::MemoryStore;
+use jobline_shared::testing::job;
+use jobline_shared::webhook::{FixedKeys, MasterKeys, caller_secret, sign};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const MASTER: &[u8] = b"0123456789abcdef0123456789abcdef-master";
+
+/// One request the receiver got: its headers (lower-cased) and body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+/// A receiver on 127.0.0.1 that answers with `statuses` in turn (the last
+/// one from then on) and keeps what it got.
+async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&got);
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body) = loop {
+                let read = stream.read(&mut buf).await.unwrap();
+                data.extend_from_slice(&buf[..read]);
+                if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&data[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while data.len() < end + 4 + length {
+                        let read = stream.read(&mut buf).await.unwrap();
+                        data.extend_from_slice(&buf[..read]);
+                    }
+                    break (head, String::from_utf8_lossy(&data[end + 4..]).to_string());
+                }
+            };
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            kept.lock().unwrap().push(Received { headers, body });
+            let status = statuses[n.min(statuses.len() - 1)];
+            n += 1;
+            let answer =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        }
+    });
+    (url, got)
+}
+
+fn config(max_receive_count: u32) -> WebhookConfig {
+    WebhookConfig {
+        allow_local_callbacks: true,
+        max_receive_count,
+        retry_base_delay_secs: 1,
+        retry_max_delay_secs: 4,
+        ..WebhookConfig::default()
+    }
+}
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    notifier: Notifier,
+}
+
+fn fixture(max_receive_count: u32) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let notifier = Notifier::new(
+        store.clone(),
+        queue.clone(),
+        Arc::new(FixedKeys(MasterKeys::new(MASTER, None))),
+        Deliverer::new(),
+        &config(max_receive_count),
+    );
+    Fixture {
+        store,
+        queue,
+        notifier,
+    }
+}
+
+/// A finished job of `owner` calling back `url`.
+fn finished(store: &MemoryStore, owner: &str, url: &str, state: JobState) -> JobRecord {
+    let job = job("primes")
+        .owner(owner)
+        .state(state)
+        .attempts(1)
+        .finished_at(1_700_000_000_123)
+        .callback_url(url)
+        .build();
+    store.insert(job.clone());
+    job
+}
+
+/// The queue event of one message for `id`, on receive `receive_count`.
+fn delivery_event(id: JobId, receive_count: u32) -> SqsEvent {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(format!("m-{id}"));
+    record.receipt_handle = Some(format!("r-{id}-{receive_count}"));
+    record.body = Some(JobMessage { job_id: id }.encode());
+    record.event_source = Some("aws:sqs".into());
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    let mut event = SqsEvent::default();
+    event.records = vec![record];
+    event
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_first_gets_the_event_again_then_it_is_delivered_once() {
+    let f = fixture(8);
+    let (url, got) = receiver(vec![500, 204]).await;
+    let job = finished(&f.store, "alice", &url, JobState::Succeeded);
+
+    let first = f.notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert_eq!(first.batch_item_failures.len(), 1, "retried");
+    let pending = f.store.job(job.id).unwrap().webhook.unwrap();
+    assert_eq!(
+        (pending.state, pending.attempts, pending.last_status),
+        (DeliveryState::Pending, 1, Some(500))
+    );
+    let (_, delay) = f.queue.visibility_changes()[0].clone();
+    assert_eq!(delay, 1, "the first backoff");
+
+    let second = f.notifier.deliver_batch(delivery_event(job.id, 2)).await;
+    assert!(second.batch_item_failures.is_empty());
+    let delivered = f.store.job(job.id).unwrap().webhook.unwrap();
+    assert_eq!(
+        (delivered.state, delivered.attempts, delivered.last_status),
+        (DeliveryState::Delivered, 2, Some(204))
+    );
+    // A duplicate message (a stream retry) sends nothing.
+    let third = f.notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert!(third.batch_item_failures.is_empty());
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    assert_eq!(
+        got[0].headers["webhook-id"],
+        webhook_id(job.id, 1_700_000_000_123)
+    );
+
+    // Signed with the caller's own secret, over the exact body.
+    let request = &got[1];
+    let secret = caller_secret(MASTER, "alice");
+    let timestamp: u64 = request.headers["webhook-timestamp"].parse().unwrap();
+    assert_eq!(
+        request.headers["webhook-signature"],
+        sign(
+            &secret,
+            &request.headers["webhook-id"],
+            timestamp,
+            request.body.as_bytes()
+        )
+    );
+    assert_ne!(
+        request.headers["webhook-signature"],
+        sign(
+            &caller_secret(MASTER, "bob"),
+            &request.headers["webhook-id"],
+            timestamp,
+            request.body.as_bytes()
+        )
+    );
+    let event: Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(event["type"], "job.succeeded");
+    assert_eq!(event["data"]["jobId"], job.id.to_string());
+    assert_eq!(event["data"]["status"], "succeeded");
+    assert!(event["data"].get("webhook").is_none());
+}
+
+#[tokio::test]
+async fn a_client_error_or_the_last_receive_fails_the_delivery_for_good() {
+    let f = fixture(3);
+    let (gone, _) = receiver(vec![410]).await;
+    let job = finished(&f.store, "alice", &gone, JobState::Failed);
+    let answer = f.notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert!(answer.batch_item_failures.is_empty(), "not retried");
+    let failed = f.store.job(job.id).unwrap().webhook.unwrap();
+    assert_eq!(
+        (failed.state, failed.last_status),
+        (DeliveryState::Failed, Some(410))
+    );
+
+    let (down, _) = receiver(vec![503]).await;
+    let job = finished(&f.store, "alice", &down, JobState::Cancelled);
+    let last = f.notifier.deliver_batch(delivery_event(job.id, 3)).await;
+    assert!(last.batch_item_failures.is_empty(), "the last receive");
+    assert_eq!(
+        f.store.job(job.id).unwrap().webhook.unwrap().state,
+        DeliveryState::Failed
+    );
+}
+
+#[tokio::test]
+async fn unfinished_deleted_and_refused_jobs_send_nothing() {
+    let f = fixture(8);
+    let (url, got) = receiver(vec![204]).await;
+    let running = job("primes")
+        .state(JobState::Running)
+        .callback_url(&url)
+        .build();
+    f.store.insert(running.clone());
+    let answer = f
+        .notifier
+        .deliver_batch(delivery_event(running.id, 1))
+        .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let missing = f
+        .notifier
+        .deliver_batch(delivery_event(JobId::random(), 1))
+        .await;
+    assert!(missing.batch_item_failures.is_empty());
+    assert!(got.lock().unwrap().is_empty());
+
+    // A URL the deployment's policy refuses is failed without a request.
+    let strict = Notifier::new(
+        f.store.clone(),
+        f.queue.clone(),
+        Arc::new(FixedKeys(MasterKeys::new(MASTER, None))),
+        Deliverer::new(),
+        &WebhookConfig::default(),
+    );
+    let job = finished(&f.store, "alice", &url, JobState::Succeeded);
+    strict.deliver_batch(delivery_event(job.id, 1)).await;
+    assert_eq!(
+        f.store.job(job.id).unwrap().webhook.unwrap().state,
+        DeliveryState::Failed
+    );
+    assert!(got.lock().unwrap().is_empty());
+}
+
+fn stream_record(sequence: &str, id: JobId, old: &str, new: &str) -> Value {
+    let image = |state: &str| {
+        json!({
+            "jobId": {"S": id.to_string()},
+            "state": {"S": state},
+            "callbackUrl": {"S": "https://hooks.example.com/"},
+        })
+    };
+    json!({
+        "eventSource": "aws:dynamodb",
+        "eventName": "MODIFY",
+        "dynamodb": {"SequenceNumber": sequence, "OldImage": image(old), "NewImage": image(new)},
+    })
+}
+
+#[tokio::test]
+async fn the_stream_is_relayed_to_the_queue_and_a_failed_send_is_retried_from_its_record() {
+    let f = fixture(8);
+    let (a, b) = (JobId::random(), JobId::random());
+    let event = json!({"Records": [
+        stream_record("1", a, "queued", "running"),
+        stream_record("2", a, "running", "succeeded"),
+        stream_record("3", a, "succeeded", "succeeded"),
+        stream_record("4", b, "queued", "cancelled"),
+    ]});
+    let answer = f.notifier.handle(event.clone()).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let sent: Vec<JobId> = f.queue.sent().iter().map(|m| m.job_id).collect();
+    assert_eq!(sent, [a, b]);
+
+    f.queue.set_failing_sends(true);
+    let answer = f.notifier.handle(event).await;
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "2"}]})
+    );
+}
