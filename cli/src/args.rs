@@ -40,6 +40,9 @@ pub enum Command {
     /// Delete a finished job, its payload and its result at once (DELETE
     /// /jobs/{id}); exits 1 if the job has not finished.
     Delete(JobArgs),
+    /// Print your webhook signing secret (GET /webhook-secret), `whsec_...`:
+    /// give it to a Standard Webhooks library to verify your jobs' events.
+    WebhookSecret(ApiArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -81,6 +84,10 @@ pub struct SubmitArgs {
     /// request again returns the same job instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// POST the job's final state to this https URL, signed with your
+    /// secret (`jobline webhook-secret`).
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
 }
 
 /// The job payload: inline or from a file, exactly one of them.

@@ -166,9 +166,14 @@ impl ApiClient {
         &self,
         job_type: &str,
         payload: &Value,
+        callback_url: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Value, ClientError> {
-        let body = json!({ "type": job_type, "payload": payload }).to_string();
+        let mut body = json!({ "type": job_type, "payload": payload });
+        if let Some(url) = callback_url {
+            body["callbackUrl"] = json!(url);
+        }
+        let body = body.to_string();
         let mut request = Request::post(self.url("/jobs")).header(CONTENT_TYPE, "application/json");
         if let Some(key) = idempotency_key {
             let key = HeaderValue::from_str(key).map_err(|_| {
@@ -177,6 +182,17 @@ impl ApiClient {
             request = request.header("idempotency-key", key);
         }
         self.call(request, Bytes::from(body)).await
+    }
+
+    /// `GET /webhook-secret`: the caller's `whsec_` signing secret.
+    pub async fn webhook_secret(&self) -> Result<String, ClientError> {
+        let answer = self
+            .call(Request::get(self.url("/webhook-secret")), Bytes::new())
+            .await?;
+        answer["secret"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::InvalidRequest(format!("no secret in {answer}")))
     }
 
     /// `GET /jobs/{id}`: the job's JSON.

@@ -81,7 +81,12 @@ pub async fn run(
             let payload = read_payload(&args.payload)?;
             let client = api_client(&args.api).await?;
             let accepted = client
-                .submit(&args.job_type, &payload, args.idempotency_key.as_deref())
+                .submit(
+                    &args.job_type,
+                    &payload,
+                    args.callback_url.as_deref(),
+                    args.idempotency_key.as_deref(),
+                )
                 .await?;
             print_json(out, &accepted)?;
             Ok(Exit::Success)
@@ -145,6 +150,11 @@ pub async fn run(
             if let Some(cursor) = cursor {
                 writeln!(err, "more jobs: jobline list --cursor {cursor}")?;
             }
+            Ok(Exit::Success)
+        }
+        Command::WebhookSecret(args) => {
+            let secret = api_client(&args).await?.webhook_secret().await?;
+            writeln!(out, "{secret}")?;
             Ok(Exit::Success)
         }
         Command::Delete(args) => {

@@ -132,6 +132,24 @@ impl TestEnv {
         SqsJobQueue::new(self.clients.sqs.clone(), &self.queues.dlq_url)
     }
 
+    /// Creates what webhooks need on the emulator, as `jobline-local
+    /// provision` does: the notifier's queue (and DLQ) and the master key
+    /// secret. Returns the queue URLs and the secret's ARN, for
+    /// `NOTIFY_QUEUE_URL` and `WEBHOOK_SECRET_ID`.
+    pub async fn provision_webhooks(&self) -> (Queues, String) {
+        let notify = provision::create_queues(
+            &self.clients.sqs,
+            &provision::notify_queue_name(&self.table),
+            QueueSettings::NOTIFY,
+        )
+        .await
+        .expect("create the notifier's queues on moto");
+        let secret = provision::create_webhook_secret(&self.clients.secrets, &self.table)
+            .await
+            .expect("create the webhook secret on moto");
+        (notify, secret)
+    }
+
     /// Deletes the table and both queues.
     pub async fn cleanup(self) {
         provision::delete_all(

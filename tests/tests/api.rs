@@ -274,7 +274,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"type":"primes","payload":{"upTo":100},"extra":1}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "unknown field `extra`: a job request has `type` and `payload`",
+            "unknown field `extra`: a job request has `type`, `payload` and `callbackUrl`",
         ),
         (
             submit(r#"{"type":"primes","payload":{"upTo":"lots"}}"#),

@@ -709,3 +709,68 @@ async fn a_delete_removes_a_finished_job_and_refuses_an_unfinished_one() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// `GET /webhook-secret` as the IAM caller `user_arn`.
+fn secret_request(user_arn: &str) -> Request {
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
+    };
+    let mut iam = ApiGatewayRequestAuthorizerIamDescription::default();
+    iam.user_arn = Some(user_arn.to_owned());
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.iam = Some(iam);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.authorizer = Some(authorizer);
+    let mut request = http::Request::builder()
+        .uri("/webhook-secret")
+        .body(Body::Empty)
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(RequestContext::ApiGatewayV2(context));
+    request
+}
+
+#[tokio::test]
+async fn each_caller_gets_its_own_webhook_secret_and_none_where_webhooks_are_off() {
+    use jobline_shared::webhook::{FixedKeys, MasterKeys, caller_secret};
+    let master = b"m".repeat(48);
+    let (store, queue) = fakes();
+    let off = api(&store, &queue, None);
+    let reply = off
+        .handle(secret_request("arn:aws:iam::1:user/alice"))
+        .await;
+    assert_eq!(reply.response.status(), 422);
+    assert_eq!(body(&reply)["error"]["code"], "webhooks_disabled");
+    let hooked = submit(None);
+    let (parts, _) = hooked.into_parts();
+    let with_hook = Request::from_parts(
+        parts,
+        Body::from(r#"{"type":"primes","callbackUrl":"https://hooks.example.com/"}"#),
+    );
+    let reply = off.handle(with_hook).await;
+    assert_eq!(body(&reply)["error"]["code"], "webhooks_disabled");
+    assert!(store.snapshot().is_empty(), "nothing was written");
+
+    let on = api(&store, &queue, None)
+        .with_webhook_keys(Arc::new(FixedKeys(MasterKeys::new(master.clone(), None))));
+    let mut secrets = Vec::new();
+    for user in ["arn:aws:iam::1:user/alice", "arn:aws:iam::1:user/bob"] {
+        let reply = on.handle(secret_request(user)).await;
+        assert_eq!(reply.response.status(), 200);
+        assert_eq!(reply.response.headers()[CACHE_CONTROL], "no-store");
+        let secret = body(&reply)["secret"].as_str().unwrap().to_owned();
+        assert_eq!(
+            secret,
+            caller_secret(&master, &format!("iam:{user}")).to_whsec()
+        );
+        secrets.push(secret);
+    }
+    assert_ne!(secrets[0], secrets[1], "one caller cannot sign as another");
+    let post = http::Request::builder()
+        .method("POST")
+        .uri("/webhook-secret")
+        .body(Body::Empty)
+        .unwrap();
+    assert_eq!(on.handle(post).await.response.status(), 405);
+}
