@@ -11,6 +11,8 @@ pub const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../templat
 pub const FUNCTION: &str = "AWS::Serverless::Function";
 pub const QUEUE: &str = "AWS::SQS::Queue";
 pub const TABLE: &str = "AWS::DynamoDB::Table";
+pub const EVENT_SOURCE_MAPPING: &str = "AWS::Lambda::EventSourceMapping";
+pub const ALARM: &str = "AWS::CloudWatch::Alarm";
 
 /// `template.yaml` as JSON, with CloudFormation's short tags in long form
 /// (`!Ref X` as `{"Ref": "X"}`, `!GetAtt A.B` as `{"Fn::GetAtt": ["A", "B"]}`,
@@ -107,6 +109,26 @@ impl Template {
     /// [`Template::resolve`] of a whole number.
     pub fn resolve_number(&self, value: &Value, parameters: &HashMap<&str, &str>) -> u64 {
         number(&Value::String(self.resolve(value, parameters)))
+    }
+
+    /// The properties of the one event source mapping that feeds `function`
+    /// from `source` (its `EventSourceArn`); panics unless there is exactly
+    /// one.
+    pub fn event_source_mapping(&self, function: &str, source: &Value) -> &Value {
+        let found: Vec<&Value> = self
+            .resources_of_type(EVENT_SOURCE_MAPPING)
+            .map(|(_, mapping)| &mapping["Properties"])
+            .filter(|properties| {
+                properties["FunctionName"] == reference(function)
+                    && &properties["EventSourceArn"] == source
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "event source mappings of {function} from {source}"
+        );
+        found[0]
     }
 
     /// A function's property, or else the one in `Globals.Function`.

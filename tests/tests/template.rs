@@ -3,26 +3,39 @@
 //! and table settings must equal `provision::QueueSettings::TEMPLATE` and
 //! what `provision` really creates on moto, the functions' environments must
 //! configure `Config` from the template's parameters, and every IAM statement
-//! must name its resources.
+//! must name its resources. The webhooks' parts (the table's stream, the
+//! notifier's queues and mappings, the master key's secret) are held to
+//! `QueueSettings::NOTIFY`, the outbox's attributes and `provision` alike.
 
 use aws_sdk_dynamodb::types::{
-    BillingMode, PointInTimeRecoveryStatus, SseStatus, TimeToLiveStatus,
+    BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
 };
 use jobline_shared::config::{
     Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig,
 };
+use jobline_shared::job::JobState;
 use jobline_shared::metrics::{Metric, NAMESPACE};
-use jobline_shared::provision::{self, QueueSettings, WORKER_TIMEOUT_SECS};
+use jobline_shared::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
+use jobline_shared::provision::{self, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
     SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
-    FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number, reference, statements,
+    ALARM, EVENT_SOURCE_MAPPING, FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number,
+    reference, statements,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
+
+/// Every function the template deploys.
+const FUNCTIONS: [&str; 4] = [
+    "ApiFunction",
+    "WorkerFunction",
+    "SweeperFunction",
+    "NotifierFunction",
+];
 
 #[test]
 fn queue_settings_equal_the_shared_provisioning_code() {
@@ -98,6 +111,222 @@ fn queue_settings_equal_the_shared_provisioning_code() {
             }],
         })
     );
+}
+
+/// The notifier's queue pair is what `provision` creates for
+/// `QueueSettings::NOTIFY`, tied together as the jobs queues are, and its
+/// redrive limit is the one the notifier counts to.
+#[test]
+fn notifier_queue_settings_equal_the_shared_provisioning_code() {
+    let template = Template::load();
+    let queue = template.properties("NotifyQueue", QUEUE);
+    let dlq = template.properties("NotifyDeadLetterQueue", QUEUE);
+    let timeout = number(template.function_property("NotifierFunction", "Timeout"));
+    assert_eq!(timeout, u64::from(NOTIFIER_TIMEOUT_SECS));
+    let visibility = number(&queue["VisibilityTimeout"]);
+    assert!(
+        visibility >= 6 * timeout,
+        "NotifyQueue VisibilityTimeout {visibility} < 6 x notifier Timeout {timeout}"
+    );
+    let max_receive_count = number(&queue["RedrivePolicy"]["maxReceiveCount"]);
+    let settings = QueueSettings {
+        visibility_timeout_secs: u32::try_from(visibility).unwrap(),
+        retention_secs: u32::try_from(number(&queue["MessageRetentionPeriod"])).unwrap(),
+        dlq_retention_secs: u32::try_from(number(&dlq["MessageRetentionPeriod"])).unwrap(),
+        max_receive_count: u32::try_from(max_receive_count).unwrap(),
+    };
+    assert_eq!(settings, QueueSettings::NOTIFY);
+    assert!(settings.dlq_retention_secs > settings.retention_secs);
+    assert!(settings.max_receive_count >= 5);
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        get_att("NotifyDeadLetterQueue", "Arn")
+    );
+    // The notifier records a failed delivery as final on the last receive.
+    let environment = template.function_environment("NotifierFunction");
+    assert_eq!(
+        number(&environment["NOTIFY_MAX_RECEIVE_COUNT"]),
+        max_receive_count,
+        "NOTIFY_MAX_RECEIVE_COUNT and NotifyQueue's maxReceiveCount"
+    );
+    for properties in [queue, dlq] {
+        assert_eq!(properties["SqsManagedSseEnabled"], true);
+    }
+
+    // Named as provision names them, the DLQ admitting only the queue.
+    let queue_name = queue["QueueName"]["Fn::Sub"]
+        .as_str()
+        .expect("QueueName !Sub");
+    assert_eq!(
+        queue_name,
+        provision::notify_queue_name("${AWS::StackName}")
+    );
+    assert_eq!(
+        dlq["QueueName"],
+        json!({ "Fn::Sub": format!("{queue_name}-dlq") })
+    );
+    assert_eq!(
+        dlq["RedriveAllowPolicy"],
+        json!({
+            "redrivePermission": "byQueue",
+            "sourceQueueArns": [{
+                "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}")
+            }],
+        })
+    );
+
+    // The deliveries: a batch of 10, whose failed messages alone come back.
+    let mapping = template.event_source_mapping("NotifierFunction", &get_att("NotifyQueue", "Arn"));
+    assert_eq!(mapping["BatchSize"], 10);
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+}
+
+/// A small evaluator of the Lambda event filter patterns the template uses:
+/// objects match field by field, a list matches if any of its entries does
+/// (a literal, or `{"exists": bool}`).
+fn pattern_matches(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(name, inner)| match inner {
+            Value::Array(entries) => entries.iter().any(|entry| match entry {
+                Value::Object(test) if test.contains_key("exists") => {
+                    let present = !event[name].is_null();
+                    test["exists"].as_bool().expect("exists: bool") == present
+                }
+                literal => &event[name] == literal,
+            }),
+            nested => pattern_matches(nested, &event[name]),
+        }),
+        other => panic!("unexpected pattern {other}"),
+    }
+}
+
+/// Every state a job can have; a new one fails to compile here until it is
+/// listed.
+fn every_job_state() -> Vec<JobState> {
+    let all = vec![
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+    for state in &all {
+        match state {
+            JobState::Queued
+            | JobState::Running
+            | JobState::Succeeded
+            | JobState::Failed
+            | JobState::Cancelled => {}
+        }
+    }
+    all
+}
+
+/// The table streams both images; the notifier reads the stream from its
+/// start, reports failed records, sends a batch it gives up on to its DLQ,
+/// and is invoked only for records that can be a final state of a job with
+/// a callback, a filter that never drops a record `outbox::announced` takes.
+#[test]
+fn the_notifier_reads_final_states_from_the_tables_stream() {
+    let template = Template::load();
+    assert_eq!(
+        template.properties("JobsTable", TABLE)["StreamSpecification"],
+        json!({"StreamViewType": "NEW_AND_OLD_IMAGES"})
+    );
+    let mapping =
+        template.event_source_mapping("NotifierFunction", &get_att("JobsTable", "StreamArn"));
+    // A new mapping reads what the stream still holds, not only what
+    // follows its creation.
+    assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert!((1..=10_000).contains(&number(&mapping["BatchSize"])));
+    // Finite retries (-1 would hold the shard back for the stream's 24 h),
+    // then the batch is described on the DLQ, whose alarm fires.
+    assert!((1..=10_000).contains(&number(&mapping["MaximumRetryAttempts"])));
+    assert_eq!(
+        mapping["DestinationConfig"],
+        json!({"OnFailure": {"Destination": get_att("NotifyDeadLetterQueue", "Arn")}})
+    );
+
+    let filters = as_list(&mapping["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1, "one filter");
+    let pattern: Value = serde_json::from_str(
+        filters[0]["Pattern"]
+            .as_str()
+            .expect("the filter's Pattern, a JSON string"),
+    )
+    .expect("the filter's Pattern is JSON");
+    let finished: BTreeSet<&str> = every_job_state()
+        .into_iter()
+        .filter(|state| state.is_finished())
+        .map(JobState::as_str)
+        .collect();
+    assert_eq!(
+        finished,
+        BTreeSet::from(["succeeded", "failed", "cancelled"])
+    );
+    let new_image = &pattern["dynamodb"]["NewImage"];
+    assert_eq!(
+        new_image
+            .as_object()
+            .expect("a NewImage pattern")
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([STATE_ATTRIBUTE, CALLBACK_ATTRIBUTE])
+    );
+    let filtered_states: BTreeSet<&str> = as_list(&new_image[STATE_ATTRIBUTE]["S"])
+        .into_iter()
+        .map(|state| state.as_str().expect("a state name"))
+        .collect();
+    assert_eq!(filtered_states, finished);
+    assert_eq!(
+        new_image[CALLBACK_ATTRIBUTE],
+        json!({"S": [{"exists": true}]})
+    );
+    assert_eq!(pattern["eventName"], json!(["MODIFY", "INSERT"]));
+
+    // Every record announced passes the filter; each one the filter drops
+    // the notifier would have ignored.
+    let id = "0b6f6f0e-8a4b-4a47-9d5e-2f3f9f0c4b11";
+    let image = |state: JobState, callback: bool| {
+        let mut image = json!({"jobId": {"S": id}, (STATE_ATTRIBUTE): {"S": state.as_str()}});
+        if callback {
+            image[CALLBACK_ATTRIBUTE] = json!({"S": "https://hooks.example.com/x"});
+        }
+        image
+    };
+    let mut passed = 0;
+    for event in ["INSERT", "MODIFY", "REMOVE"] {
+        for old in every_job_state().into_iter().map(Some).chain([None]) {
+            for new in every_job_state() {
+                for callback in [false, true] {
+                    let mut dynamodb = json!({"NewImage": image(new, callback)});
+                    if let Some(old) = old {
+                        dynamodb["OldImage"] = image(old, callback);
+                    }
+                    let record = json!({"eventName": event, "dynamodb": dynamodb});
+                    let filtered = pattern_matches(&pattern, &record);
+                    passed += usize::from(filtered);
+                    if outbox::announced(&record).is_some() {
+                        assert!(filtered, "the filter drops an announced record {record}");
+                    }
+                    assert_eq!(
+                        filtered,
+                        event != "REMOVE" && callback && new.is_finished(),
+                        "{record}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(passed > 0);
 }
 
 /// Each timeout `WorkerTimeoutSeconds` allows gives the worker that timeout
@@ -185,7 +414,7 @@ fn heartbeat_and_run_bound_parameters_are_values_the_code_accepts() {
         for value in [min, default, max] {
             let given = value.to_string();
             let parameters = HashMap::from([(parameter, given.as_str())]);
-            for function in ["ApiFunction", "WorkerFunction", "SweeperFunction"] {
+            for function in FUNCTIONS {
                 let environment = template.resolved_environment(function, &parameters);
                 let config = Config::from_lookup(|name| environment.get(name).cloned())
                     .unwrap_or_else(|e| panic!("{function}, {parameter} {value}: {e}"));
@@ -226,7 +455,7 @@ fn function_environments_configure_the_code_from_the_parameters() {
         ("HeartbeatSeconds", "11"),
         ("MaxJobRunSeconds", "3601"),
     ]);
-    for function in ["ApiFunction", "WorkerFunction", "SweeperFunction"] {
+    for function in FUNCTIONS {
         let environment = template.resolved_environment(function, &parameters);
         // The level comes from ApplicationLogLevel (INFO by default), not
         // RUST_LOG: see logging_is_json_with_levels_from_the_parameters.
@@ -240,7 +469,33 @@ fn function_environments_configure_the_code_from_the_parameters() {
         assert_eq!(config.worker.function_timeout_secs, 120, "{function}");
         assert_eq!(config.worker.heartbeat_secs, 11, "{function}");
         assert_eq!(config.worker.max_run_secs, 3601, "{function}");
+        // Only the API (GET /webhook-secret, callbackUrl on submission) and
+        // the notifier read the master key; only the notifier its queue.
+        let webhooks = &config.webhooks;
+        let reads_the_key = matches!(function, "ApiFunction" | "NotifierFunction");
+        assert_eq!(
+            webhooks.secret_id.as_deref(),
+            reads_the_key.then_some("<WebhookMasterSecret>"),
+            "{function}"
+        );
+        assert_eq!(
+            webhooks.queue_url.is_some(),
+            function == "NotifierFunction",
+            "{function}"
+        );
+        assert!(!webhooks.allow_local_callbacks, "{function}");
     }
+    let environment = template.resolved_environment("NotifierFunction", &parameters);
+    let notifier = Config::from_lookup(|name| environment.get(name).cloned())
+        .unwrap()
+        .webhooks;
+    assert!(notifier.secret_id.is_some());
+    assert!(notifier.queue_url.is_some());
+    assert_eq!(notifier.queue_url.as_deref(), Some("<NotifyQueue>"));
+    assert_eq!(
+        notifier.max_receive_count,
+        QueueSettings::NOTIFY.max_receive_count
+    );
     let environment = template.resolved_environment("WorkerFunction", &parameters);
     let worker = Config::from_lookup(|name| environment.get(name).cloned())
         .unwrap()
@@ -277,6 +532,10 @@ fn function_environments_configure_the_code_from_the_parameters() {
             max_run_secs: default("MaxJobRunSeconds"),
         }
     );
+    assert_eq!(
+        bare.webhooks.max_receive_count,
+        QueueSettings::NOTIFY.max_receive_count
+    );
 }
 
 #[test]
@@ -286,6 +545,7 @@ fn functions_are_rust_binaries_on_arm64() {
         ("ApiFunction", "jobline-api"),
         ("WorkerFunction", "jobline-worker"),
         ("SweeperFunction", "jobline-sweeper"),
+        ("NotifierFunction", "jobline-notifier"),
     ] {
         let property = |name| template.function_property(function, name);
         assert_eq!(property("Runtime"), "provided.al2023", "{function}");
@@ -304,13 +564,12 @@ fn functions_are_rust_binaries_on_arm64() {
 #[test]
 fn worker_reports_partial_batch_failures_from_the_queue() {
     let template = Template::load();
-    let mappings: Vec<_> = template
-        .resources_of_type("AWS::Lambda::EventSourceMapping")
-        .collect();
-    assert_eq!(mappings.len(), 1, "one event source mapping");
-    let mapping = &mappings[0].1["Properties"];
-    assert_eq!(mapping["EventSourceArn"], get_att("JobsQueue", "Arn"));
-    assert_eq!(mapping["FunctionName"], reference("WorkerFunction"));
+    let worker_mappings = template
+        .resources_of_type(EVENT_SOURCE_MAPPING)
+        .filter(|(_, mapping)| mapping["Properties"]["FunctionName"] == reference("WorkerFunction"))
+        .count();
+    assert_eq!(worker_mappings, 1, "one event source mapping of the worker");
+    let mapping = template.event_source_mapping("WorkerFunction", &get_att("JobsQueue", "Arn"));
     assert_eq!(
         mapping["FunctionResponseTypes"],
         json!(["ReportBatchItemFailures"])
@@ -354,6 +613,7 @@ fn iam_is_least_privilege() {
         ("ApiFunction", "ApiFunctionRole"),
         ("WorkerFunction", "WorkerFunctionRole"),
         ("SweeperFunction", "SweeperFunctionRole"),
+        ("NotifierFunction", "NotifierFunctionRole"),
     ] {
         let properties = template.properties(function, FUNCTION);
         assert_eq!(properties["Role"], get_att(role, "Arn"), "{function}");
@@ -371,6 +631,7 @@ fn iam_is_least_privilege() {
     let table = get_att("JobsTable", "Arn");
     let queue = get_att("JobsQueue", "Arn");
     let results = json!({"Fn::Sub": "${ResultsBucket.Arn}/results/*"});
+    let secret = reference("WebhookMasterSecret");
     let logs = |group: &str| {
         [
             ("logs:CreateLogStream", get_att(group, "Arn")),
@@ -396,6 +657,8 @@ fn iam_is_least_privilege() {
         ("s3:DeleteObject", results.clone()),
         ("sqs:SendMessage", queue.clone()),
         ("sqs:GetQueueAttributes", queue.clone()),
+        // GET /webhook-secret: the caller's secret, derived from the key.
+        ("secretsmanager:GetSecretValue", secret.clone()),
     ]);
     assert_eq!(template.role_grants("ApiFunctionRole"), grants(&api));
     let mut worker = logs("WorkerLogGroup").to_vec();
@@ -421,22 +684,112 @@ fn iam_is_least_privilege() {
         ),
         ("dynamodb:UpdateItem", table.clone()),
         // A swept job is returned whole, its large payload read.
-        ("dynamodb:GetItem", table),
+        ("dynamodb:GetItem", table.clone()),
     ]);
     assert_eq!(
         template.role_grants("SweeperFunctionRole"),
         grants(&sweeper)
     );
+    // The notifier reads the stream, relays to and delivers from its own
+    // queue, records deliveries on the job, and signs with the master key.
+    let stream = get_att("JobsTable", "StreamArn");
+    let notify = get_att("NotifyQueue", "Arn");
+    let mut notifier = logs("NotifierLogGroup").to_vec();
+    notifier.extend([
+        ("dynamodb:GetItem", table.clone()),
+        ("dynamodb:UpdateItem", table),
+        ("dynamodb:DescribeStream", stream.clone()),
+        ("dynamodb:GetRecords", stream.clone()),
+        ("dynamodb:GetShardIterator", stream.clone()),
+        ("dynamodb:ListStreams", stream),
+        ("sqs:SendMessage", notify.clone()),
+        ("sqs:ReceiveMessage", notify.clone()),
+        ("sqs:DeleteMessage", notify.clone()),
+        ("sqs:ChangeMessageVisibility", notify.clone()),
+        ("sqs:GetQueueAttributes", notify),
+        // The stream mapping's on-failure destination.
+        ("sqs:SendMessage", get_att("NotifyDeadLetterQueue", "Arn")),
+        ("secretsmanager:GetSecretValue", secret),
+    ]);
+    assert_eq!(
+        template.role_grants("NotifierFunctionRole"),
+        grants(&notifier)
+    );
     for (function, group) in [
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),
         ("SweeperFunction", "SweeperLogGroup"),
+        ("NotifierFunction", "NotifierLogGroup"),
     ] {
         assert_eq!(
             template.properties(function, FUNCTION)["LoggingConfig"]["LogGroup"],
             reference(group),
             "{function} must log where its role may write"
         );
+    }
+}
+
+/// The webhook master key is generated by Secrets Manager (never a
+/// parameter or a literal), long enough for the code, and only the API and
+/// the notifier may read it, that secret alone.
+#[test]
+fn the_webhook_master_key_is_generated_and_read_only_by_the_api_and_notifier() {
+    let template = Template::load();
+    let secret = template.properties("WebhookMasterSecret", "AWS::SecretsManager::Secret");
+    assert_eq!(
+        secret["GenerateSecretString"],
+        json!({"PasswordLength": 64, "ExcludePunctuation": true})
+    );
+    assert!(secret["SecretString"].is_null(), "a key in the template");
+    let length = number(&secret["GenerateSecretString"]["PasswordLength"]);
+    assert!(
+        length >= u64::try_from(jobline_shared::webhook::keys::MIN_MASTER_KEY_BYTES).unwrap(),
+        "a {length}-character key is refused by the code"
+    );
+
+    let readers: BTreeSet<&str> = template
+        .resources_of_type("AWS::IAM::Role")
+        .filter_map(|(role, _)| {
+            let grants = template.role_grants(role);
+            let secrets: BTreeSet<_> = grants
+                .iter()
+                .filter(|(action, _)| action.starts_with("secretsmanager:"))
+                .cloned()
+                .collect();
+            if secrets.is_empty() {
+                return None;
+            }
+            assert_eq!(
+                secrets,
+                BTreeSet::from([(
+                    "secretsmanager:GetSecretValue".to_owned(),
+                    reference("WebhookMasterSecret").to_string()
+                )]),
+                "{role} may read only the webhook master key"
+            );
+            Some(role)
+        })
+        .collect();
+    assert_eq!(
+        readers,
+        BTreeSet::from(["ApiFunctionRole", "NotifierFunctionRole"])
+    );
+    for function in ["ApiFunction", "NotifierFunction"] {
+        assert_eq!(
+            template.function_environment(function)["WEBHOOK_SECRET_ID"],
+            reference("WebhookMasterSecret"),
+            "{function}"
+        );
+    }
+    for (output, value) in [
+        ("WebhookMasterSecretArn", reference("WebhookMasterSecret")),
+        ("NotifierFunctionName", reference("NotifierFunction")),
+        (
+            "NotifyDeadLetterQueueUrl",
+            reference("NotifyDeadLetterQueue"),
+        ),
+    ] {
+        assert_eq!(template.0["Outputs"][output]["Value"], value, "{output}");
     }
 }
 
@@ -469,6 +822,7 @@ fn every_route_requires_iam_or_jwt_auth() {
             "GET /openapi.yaml".to_owned(),
             "POST /jobs".to_owned(),
             "POST /jobs/{id}/cancel".to_owned(),
+            "GET /webhook-secret".to_owned(),
         ])
     );
     assert_eq!(
@@ -524,9 +878,9 @@ fn cancel_is_authorized_and_routed_as_reading_a_job() {
 }
 
 #[test]
-fn alarms_watch_the_dead_letter_queue_the_queue_age_and_the_worker() {
+fn alarms_watch_the_dead_letter_queues_the_queue_age_and_the_functions() {
     let template = Template::load();
-    let alarm = |name: &str| template.properties(name, "AWS::CloudWatch::Alarm");
+    let alarm = |name: &str| template.properties(name, ALARM);
     let dimension = |name: &str, value: Value| json!([{"Name": name, "Value": value}]);
     let cases = [
         (
@@ -547,7 +901,22 @@ fn alarms_watch_the_dead_letter_queue_the_queue_age_and_the_worker() {
             dimension("FunctionName", reference("WorkerFunction")),
             json!(0),
         ),
+        // Webhook events the notifier could not handle, or a stream batch it
+        // gave up on.
+        (
+            "NotifyDeadLetterQueueAlarm",
+            "ApproximateNumberOfMessagesVisible",
+            dimension("QueueName", get_att("NotifyDeadLetterQueue", "QueueName")),
+            json!(0),
+        ),
+        (
+            "NotifierErrorsAlarm",
+            "Errors",
+            dimension("FunctionName", reference("NotifierFunction")),
+            json!(0),
+        ),
     ];
+    let actions = json!({"Fn::If": ["HasAlarmTopic", [reference("AlarmTopicArn")], reference("AWS::NoValue")]});
     for (name, metric, dimensions, threshold) in cases {
         let alarm = alarm(name);
         assert_eq!(alarm["MetricName"], metric, "{name}");
@@ -558,7 +927,14 @@ fn alarms_watch_the_dead_letter_queue_the_queue_age_and_the_worker() {
             "{name}"
         );
         assert_eq!(alarm["TreatMissingData"], "notBreaching", "{name}");
+        // Every alarm notifies the one topic, of ALARM and of OK.
+        assert_eq!(alarm["AlarmActions"], actions, "{name}");
+        assert_eq!(alarm["OKActions"], actions, "{name}");
     }
+    assert_eq!(
+        template.properties("NotifyDeadLetterQueueAlarm", ALARM)["Namespace"],
+        "AWS/SQS"
+    );
 }
 
 #[test]
@@ -596,19 +972,42 @@ fn dashboard_is_json_and_shows_every_metric() {
             )
         })
         .collect();
+    // Every metric the code can emit; a new one fails to compile here
+    // until it is listed (and then this test, until it is on the dashboard).
     let emitted = [
         Metric::JobsAccepted,
         Metric::JobsSucceeded,
         Metric::JobsFailed,
         Metric::JobsRetried,
         Metric::JobsDeadLettered,
+        Metric::DuplicateDeliveries,
+        Metric::JobsRefused,
         Metric::JobsSwept,
         Metric::JobsCancelled,
         Metric::JobsContinued,
-        Metric::DuplicateDeliveries,
+        Metric::WebhooksDelivered,
+        Metric::WebhooksFailed,
         Metric::QueueTimeMs,
         Metric::JobDurationMs,
     ];
+    for metric in emitted {
+        match metric {
+            Metric::JobsAccepted
+            | Metric::JobsSucceeded
+            | Metric::JobsFailed
+            | Metric::JobsRetried
+            | Metric::JobsDeadLettered
+            | Metric::DuplicateDeliveries
+            | Metric::JobsRefused
+            | Metric::JobsSwept
+            | Metric::JobsCancelled
+            | Metric::JobsContinued
+            | Metric::WebhooksDelivered
+            | Metric::WebhooksFailed
+            | Metric::QueueTimeMs
+            | Metric::JobDurationMs => {}
+        }
+    }
     for metric in emitted {
         assert!(
             shown.contains(&(NAMESPACE.to_owned(), metric.name().to_owned())),
@@ -623,6 +1022,23 @@ fn dashboard_is_json_and_shows_every_metric() {
         assert!(
             shown.contains(&("AWS/SQS".to_owned(), metric.to_owned())),
             "{metric}"
+        );
+    }
+    // Both dead-letter queues' depth, as their alarms watch it.
+    for queue in ["JobsDeadLetterQueue", "NotifyDeadLetterQueue"] {
+        assert!(
+            body.contains(&format!(
+                r#"["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${{{queue}.QueueName}}""#
+            )),
+            "the dashboard lacks {queue}'s depth"
+        );
+    }
+    for function in FUNCTIONS {
+        assert!(
+            body.contains(&format!(
+                r#"["AWS/Lambda", "Errors", "FunctionName", "${{{function}}}""#
+            )),
+            "the dashboard lacks {function}'s errors"
         );
     }
 }
@@ -686,6 +1102,90 @@ async fn provisioned_resources_equal_the_template() {
         );
         assert_eq!(allow["sourceQueueArns"], json!([queue["QueueArn"]]));
     }
+
+    // The notifier's queues, as provision creates them for the local runner.
+    let notify = provision::create_queues(
+        sqs,
+        &provision::notify_queue_name(&env.table),
+        QueueSettings::NOTIFY,
+    )
+    .await
+    .unwrap();
+    let notify_queue = provision::queue_attributes(sqs, &notify.queue_url)
+        .await
+        .unwrap();
+    let notify_dlq = provision::queue_attributes(sqs, &notify.dlq_url)
+        .await
+        .unwrap();
+    let template_notify = template.properties("NotifyQueue", QUEUE);
+    let template_notify_dlq = template.properties("NotifyDeadLetterQueue", QUEUE);
+    for (name, attributes, properties) in [
+        ("VisibilityTimeout", &notify_queue, template_notify),
+        ("MessageRetentionPeriod", &notify_queue, template_notify),
+        ("MessageRetentionPeriod", &notify_dlq, template_notify_dlq),
+    ] {
+        assert_eq!(
+            attribute(attributes, name),
+            number(&properties[name]),
+            "{name}"
+        );
+    }
+    for (attributes, properties) in [
+        (&notify_queue, template_notify),
+        (&notify_dlq, template_notify_dlq),
+    ] {
+        assert_eq!(
+            attributes["SqsManagedSseEnabled"],
+            properties["SqsManagedSseEnabled"].to_string()
+        );
+    }
+    let redrive: Value = serde_json::from_str(&notify_queue["RedrivePolicy"]).unwrap();
+    assert_eq!(
+        number(&redrive["maxReceiveCount"]),
+        number(&template_notify["RedrivePolicy"]["maxReceiveCount"])
+    );
+    assert_eq!(redrive["deadLetterTargetArn"], notify_dlq["QueueArn"]);
+    if let Some(reported) = notify_dlq.get("RedriveAllowPolicy") {
+        let allow: Value = serde_json::from_str(reported).unwrap();
+        assert_eq!(allow["redrivePermission"], "byQueue");
+        assert_eq!(allow["sourceQueueArns"], json!([notify_queue["QueueArn"]]));
+    }
+    for url in [&notify.queue_url, &notify.dlq_url] {
+        sqs.delete_queue().queue_url(url).send().await.unwrap();
+    }
+
+    // The master key, as provision makes it: what the template's
+    // GenerateSecretString asks Secrets Manager for.
+    let secrets = &env.clients.secrets;
+    let template_secret = template.properties("WebhookMasterSecret", "AWS::SecretsManager::Secret");
+    let generated = &template_secret["GenerateSecretString"];
+    let arn = provision::create_webhook_secret(secrets, &env.table)
+        .await
+        .unwrap();
+    let key = secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .expect("a string secret");
+    assert_eq!(
+        u64::try_from(key.len()).unwrap(),
+        number(&generated["PasswordLength"])
+    );
+    assert_eq!(generated["ExcludePunctuation"], true);
+    assert!(
+        key.chars().all(|c| c.is_ascii_alphanumeric()),
+        "punctuation or spaces in the generated key"
+    );
+    secrets
+        .delete_secret()
+        .secret_id(&arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
 
     let dynamodb = &env.clients.dynamodb;
     let template_table = template.properties("JobsTable", TABLE);
@@ -773,6 +1273,22 @@ async fn provisioned_resources_equal_the_template() {
         table.sse_description().and_then(|s| s.status()),
         Some(&SseStatus::Enabled)
     );
+    // The outbox: a stream with both images, as the notifier reads it.
+    let stream = table.stream_specification().expect("a stream");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::from(
+            template_table["StreamSpecification"]["StreamViewType"]
+                .as_str()
+                .expect("StreamViewType")
+        ))
+    );
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::NewAndOldImages)
+    );
+    assert!(table.latest_stream_arn().is_some());
 
     let ttl = dynamodb
         .describe_time_to_live()
@@ -835,6 +1351,7 @@ fn logging_is_json_with_levels_from_the_parameters() {
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),
         ("SweeperFunction", "SweeperLogGroup"),
+        ("NotifierFunction", "NotifierLogGroup"),
     ] {
         // SAM merges the function's LoggingConfig into the global one.
         let mut logging = template.0["Globals"]["Function"]["LoggingConfig"]
@@ -938,12 +1455,16 @@ fn the_api_bounds_the_backlog_and_is_never_anonymous() {
     assert_eq!(template.default_of("MaxBacklog"), 100_000);
     let environment = template.function_environment("ApiFunction");
     assert_eq!(environment["MAX_BACKLOG"], reference("MaxBacklog"));
-    for function in ["ApiFunction", "WorkerFunction"] {
+    for function in FUNCTIONS {
+        let environment = template.function_environment(function);
         assert!(
-            !template
-                .function_environment(function)
-                .contains_key("ALLOW_ANONYMOUS"),
+            !environment.contains_key("ALLOW_ANONYMOUS"),
             "{function}: a deployed API always has an authorizer"
+        );
+        // Loopback callbacks are for a developer's machine only.
+        assert!(
+            !environment.contains_key("ALLOW_LOCAL_CALLBACKS"),
+            "{function}: a deployed stack delivers to public addresses only"
         );
     }
     let resolved = template.resolved_environment("ApiFunction", &HashMap::new());
