@@ -389,3 +389,29 @@ pub mod recording {
         }
     }
 }
+
+/// Every message `queue` holds now (received, not deleted: they come back
+/// after 30 s), decoded.
+pub async fn queued_messages(
+    queue: &dyn jobline_shared::JobQueue,
+) -> Vec<jobline_shared::JobMessage> {
+    let mut messages = Vec::new();
+    loop {
+        let batch = queue
+            .receive(jobline_shared::queue::Receive {
+                max_messages: 10,
+                wait_secs: 0,
+                visibility_secs: 30,
+            })
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            return messages;
+        }
+        messages.extend(
+            batch
+                .iter()
+                .map(|m| jobline_shared::JobMessage::decode(&m.body).expect("job message")),
+        );
+    }
+}

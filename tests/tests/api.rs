@@ -10,7 +10,6 @@ use aws_lambda_events::apigw::{
 use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES, SqsQueueDepth};
 use jobline_shared::job::now_ms;
-use jobline_shared::queue::Receive;
 use jobline_shared::store::DiscardOutcome;
 use jobline_shared::{
     JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
@@ -83,28 +82,6 @@ async fn call(api: &Api, request: Request) -> (StatusCode, http::HeaderMap, Valu
     (parts.status, parts.headers, json)
 }
 
-async fn queued_messages(queue: &dyn JobQueue) -> Vec<JobMessage> {
-    let mut messages = Vec::new();
-    loop {
-        let batch = queue
-            .receive(Receive {
-                max_messages: 10,
-                wait_secs: 0,
-                visibility_secs: 30,
-            })
-            .await
-            .expect("receive");
-        if batch.is_empty() {
-            return messages;
-        }
-        messages.extend(
-            batch
-                .iter()
-                .map(|m| JobMessage::decode(&m.body).expect("job message")),
-        );
-    }
-}
-
 #[tokio::test]
 async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     jobline_tests::require_emulator!();
@@ -137,7 +114,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     assert_eq!(job.payload, json!({"upTo": 100}));
     assert_eq!(job.owner, ANONYMOUS_OWNER);
     assert_eq!(
-        queued_messages(&env.queue()).await,
+        jobline_tests::queued_messages(&env.queue()).await,
         [JobMessage { job_id: id }]
     );
 
@@ -183,7 +160,7 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
     let replay_body: Value = serde_json::from_slice(replay_body.as_ref()).unwrap();
     assert_eq!(replay_body["jobId"], first_body["jobId"]);
     assert_eq!(
-        queued_messages(&env.queue()).await.len(),
+        jobline_tests::queued_messages(&env.queue()).await.len(),
         1,
         "a replay sends no second message"
     );
@@ -356,7 +333,9 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
         );
     }
     assert!(
-        queued_messages(&env.queue()).await.is_empty(),
+        jobline_tests::queued_messages(&env.queue())
+            .await
+            .is_empty(),
         "nothing was queued"
     );
     env.cleanup().await;
@@ -388,7 +367,11 @@ async fn a_job_past_its_expiry_is_404_before_the_ttl_deletes_it() {
     let (status, _, error) = call(&api, submit_with_key(body, "last-month")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
     assert_eq!(error["error"]["code"], "idempotency_key_expired");
-    assert!(queued_messages(&env.queue()).await.is_empty());
+    assert!(
+        jobline_tests::queued_messages(&env.queue())
+            .await
+            .is_empty()
+    );
     env.cleanup().await;
 }
 
@@ -496,7 +479,9 @@ async fn a_store_outage_sends_nothing_and_leaks_nothing() {
         "the job store is unavailable; nothing was accepted, retry with the same Idempotency-Key"
     );
     assert!(
-        queued_messages(&env.queue()).await.is_empty(),
+        jobline_tests::queued_messages(&env.queue())
+            .await
+            .is_empty(),
         "no message precedes its record"
     );
     env.cleanup().await;
@@ -543,7 +528,7 @@ async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
     assert_eq!(replayed, StatusCode::ACCEPTED);
     assert_eq!(replay["jobId"], first["jobId"]);
     assert_eq!(
-        queued_messages(&env.queue()).await.len(),
+        jobline_tests::queued_messages(&env.queue()).await.len(),
         3,
         "nothing new was queued"
     );
@@ -592,7 +577,7 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
         JobState::Queued
     );
     assert_eq!(
-        queued_messages(&env.queue()).await,
+        jobline_tests::queued_messages(&env.queue()).await,
         [JobMessage { job_id: id }]
     );
     env.cleanup().await;

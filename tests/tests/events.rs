@@ -3,11 +3,15 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http::StatusCode;
+use jobline_notifier::Notifier;
+use jobline_shared::SqsJobQueue;
 use jobline_shared::job::now_ms;
+use jobline_shared::webhook::{Deliverer, FixedKeys, MasterKeys};
 use jobline_shared::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
 use jobline_tests::TestEnv;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn event_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
@@ -45,6 +49,15 @@ async fn every_event_goes_through_its_handler() {
     let env = TestEnv::new().await;
     let api = env.api(JobTypes::builtin());
     let worker = env.worker(JobTypes::builtin());
+    let (notify, _) = env.provision_webhooks().await;
+    let notify_queue = SqsJobQueue::new(env.clients.sqs.clone(), &notify.queue_url);
+    let notifier = Notifier::new(
+        Arc::new(env.store()),
+        Arc::new(notify_queue.clone()),
+        Arc::new(FixedKeys(MasterKeys::new(b"k".repeat(32), None))),
+        Deliverer::new(),
+        &env.config.webhooks,
+    );
     for path in event_files() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -98,8 +111,24 @@ async fn every_event_goes_through_its_handler() {
                 done.result,
                 Some(json!({"upTo": 30, "count": 10, "largest": 29}))
             );
+        } else if name.starts_with("notifier-") {
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let answer = notifier.handle(event).await;
+            assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+            if name == "notifier-stream.json" {
+                let relayed = jobline_tests::queued_messages(&notify_queue).await;
+                let ids: Vec<String> = relayed.iter().map(|m| m.job_id.to_string()).collect();
+                assert_eq!(
+                    ids,
+                    ["0192f3a4-5b6c-7d8e-9f01-23456789abce"],
+                    "{name}: the final state only"
+                );
+            }
         } else {
-            panic!("events/{name}: name it api-* or worker-* so a test feeds it to its handler");
+            panic!(
+                "events/{name}: name it api-*, worker-* or notifier-* so a test feeds it to its \
+                 handler"
+            );
         }
     }
     env.cleanup().await;
