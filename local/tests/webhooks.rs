@@ -12,7 +12,7 @@
 mod support;
 
 use jobline_shared::webhook::{KeySource, SecretsManagerKeys};
-use jobline_tests::TestEnv;
+use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -112,17 +112,28 @@ async fn submit(runner: &Runner, request: Value) -> String {
 #[tokio::test]
 async fn final_states_are_delivered_signed_retried_and_recorded() {
     jobline_tests::require_emulator!();
-    let env = TestEnv::new().await;
+    // Two deliveries before the DLQ, so a job that always fails is
+    // dead-lettered within seconds.
+    let env = TestEnv::with_settings(test_queue_settings(30, 2)).await;
     let (notify, secret_arn) = env.provision_webhooks().await;
     let runner = Runner::start(
         &env,
-        &["--allow-local-callbacks", "--batching-window-secs", "0"],
+        &[
+            "--allow-local-callbacks",
+            "--batching-window-secs",
+            "0",
+            "--function-timeout-secs",
+            "15",
+        ],
         &[
             ("WEBHOOK_SECRET_ID", &secret_arn),
             ("NOTIFY_QUEUE_URL", &notify.queue_url),
             ("NOTIFY_RETRY_BASE_DELAY_SECONDS", "1"),
             ("NOTIFY_RETRY_MAX_DELAY_SECONDS", "1"),
             ("HEARTBEAT_SECS", "1"),
+            ("MAX_RECEIVE_COUNT", "2"),
+            ("RETRY_BASE_DELAY_SECONDS", "1"),
+            ("RETRY_MAX_DELAY_SECONDS", "1"),
         ],
         None,
     );
@@ -143,6 +154,7 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
 
     let flaky = WebhookReceiver::start(&secret, 1);
     let strangers = WebhookReceiver::start(&other, 0);
+    let steady = WebhookReceiver::start(&secret, 0);
 
     let done = submit(
         &runner,
@@ -157,6 +169,11 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
     let long = submit(
         &runner,
         json!({"type": "sleep", "payload": {"seconds": 60}, "callbackUrl": flaky.url}),
+    )
+    .await;
+    let dead = submit(
+        &runner,
+        json!({"type": "always-fail", "payload": {}, "callbackUrl": steady.url}),
     )
     .await;
     let plain = submit(&runner, json!({"type": "primes", "payload": {"upTo": 5}})).await;
@@ -190,6 +207,16 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
     let job = settled_webhook(&runner, &long).await;
     assert_eq!(job["status"], "cancelled");
     assert_eq!(job["webhook"]["state"], "delivered", "{job}");
+
+    // Retries spent, dead-lettered: announced as failed.
+    let job = settled_webhook(&runner, &dead).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["deadLettered"], true);
+    assert_eq!(job["webhook"]["state"], "delivered", "{job}");
+    let failed = steady.received();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["type"], "job.failed");
+    assert_eq!(failed[0]["verified"], true);
 
     let (_, job) = support::get(runner.addr, &format!("/jobs/{plain}")).await;
     assert_eq!(job["webhook"], Value::Null, "no callback, no delivery");

@@ -93,8 +93,13 @@ fn queue_settings_equal_the_shared_provisioning_code() {
             "maxReceiveCount": reference("MaxReceiveCount"),
         })
     );
-    // provision names the DLQ `<queue>-dlq`; the redrive-allow policy admits
-    // exactly the queue, whose ARN the template builds from its name.
+    dlq_admits_only(queue, dlq);
+}
+
+/// `provision` names a DLQ `<queue>-dlq`, and its redrive-allow policy
+/// admits exactly the queue, whose ARN the template builds from its name;
+/// returns the queue's name (a `!Sub` template).
+fn dlq_admits_only<'a>(queue: &'a Value, dlq: &Value) -> &'a str {
     let queue_name = queue["QueueName"]["Fn::Sub"]
         .as_str()
         .expect("QueueName !Sub");
@@ -111,6 +116,7 @@ fn queue_settings_equal_the_shared_provisioning_code() {
             }],
         })
     );
+    queue_name
 }
 
 /// The notifier's queue pair is what `provision` creates for
@@ -154,25 +160,9 @@ fn notifier_queue_settings_equal_the_shared_provisioning_code() {
     }
 
     // Named as provision names them, the DLQ admitting only the queue.
-    let queue_name = queue["QueueName"]["Fn::Sub"]
-        .as_str()
-        .expect("QueueName !Sub");
     assert_eq!(
-        queue_name,
+        dlq_admits_only(queue, dlq),
         provision::notify_queue_name("${AWS::StackName}")
-    );
-    assert_eq!(
-        dlq["QueueName"],
-        json!({ "Fn::Sub": format!("{queue_name}-dlq") })
-    );
-    assert_eq!(
-        dlq["RedriveAllowPolicy"],
-        json!({
-            "redrivePermission": "byQueue",
-            "sourceQueueArns": [{
-                "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}")
-            }],
-        })
     );
 
     // The deliveries: a batch of 10, whose failed messages alone come back.
