@@ -15,7 +15,7 @@
 use clap::{Parser, Subcommand};
 use jobline_local::poller::PollerSettings;
 use jobline_local::server::{self, BindError};
-use jobline_local::stack::Webhooks;
+use jobline_local::stack::{Webhooks, notifier_poller_settings};
 use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::SqsJobQueue;
 use jobline_shared::aws::Clients;
@@ -151,10 +151,12 @@ async fn webhooks(
     )
     .await?;
     Ok(Some(Webhooks {
+        store: Arc::new(clients.store(config)),
         keys: Arc::new(keys),
         queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), queue_url)),
         stream,
         deliverer: deliverer.with_timeout(config.webhooks.timeout),
+        poller: notifier_poller_settings(),
     }))
 }
 

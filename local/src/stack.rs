@@ -46,14 +46,18 @@ pub struct Stack {
     notifier: Option<NotifierParts>,
 }
 
-/// What webhooks need locally: the master keys, the notifier's queue, the
-/// jobs table's stream, and how to deliver.
+/// What webhooks need locally: the notifier's own store client (deployed it
+/// has its own role), the master keys, the notifier's queue, the jobs
+/// table's stream, and how to deliver.
 #[derive(Debug)]
 pub struct Webhooks {
+    pub store: Arc<dyn JobStore>,
     pub keys: Arc<dyn KeySource>,
     pub queue: Arc<dyn JobQueue>,
     pub stream: StreamReader,
     pub deliverer: Deliverer,
+    /// How its queue is polled ([`notifier_poller_settings`], as deployed).
+    pub poller: PollerSettings,
 }
 
 /// The notifier and what feeds it.
@@ -62,6 +66,7 @@ struct NotifierParts {
     notifier: Arc<Notifier>,
     queue: Arc<dyn JobQueue>,
     stream: StreamReader,
+    poller: PollerSettings,
 }
 
 /// The notifier queue's event source mapping in the template: batches of
@@ -233,20 +238,17 @@ impl StackBuilder {
         if let Some(webhooks) = &self.webhooks {
             api = api.with_webhook_keys(Arc::clone(&webhooks.keys));
         }
-        let notifier = self.webhooks.map(|webhooks| {
-            // The notifier has its own role deployed; locally it shares
-            // the worker's clients.
-            NotifierParts {
-                notifier: Arc::new(Notifier::new(
-                    Arc::clone(&store),
-                    Arc::clone(&webhooks.queue),
-                    webhooks.keys,
-                    webhooks.deliverer,
-                    &self.config.webhooks,
-                )),
-                queue: webhooks.queue,
-                stream: webhooks.stream,
-            }
+        let notifier = self.webhooks.map(|webhooks| NotifierParts {
+            notifier: Arc::new(Notifier::new(
+                webhooks.store,
+                Arc::clone(&webhooks.queue),
+                webhooks.keys,
+                webhooks.deliverer,
+                &self.config.webhooks,
+            )),
+            queue: webhooks.queue,
+            stream: webhooks.stream,
+            poller: webhooks.poller,
         });
         let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
         if let Some(results) = self.results {
@@ -321,12 +323,7 @@ pub async fn serve(
         let relay = StreamRelay::new(parts.stream, Arc::clone(&parts.notifier));
         let relay_stop = stop.clone();
         notifier.spawn(async move { relay.run(relay_stop).await });
-        let poller = Poller::new(
-            parts.queue,
-            parts.notifier,
-            notifier_poller_settings(),
-            String::new(),
-        );
+        let poller = Poller::new(parts.queue, parts.notifier, parts.poller, String::new());
         let poller_stop = stop.clone();
         notifier.spawn(async move { poller.run(poller_stop).await });
     }

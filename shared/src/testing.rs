@@ -78,6 +78,82 @@ impl JobBuilder {
     }
 }
 
+pub use receiver::receiver;
+
+/// A webhook receiver on loopback for tests.
+pub mod receiver {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// One request the receiver got: its headers (lower-cased) and body.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub headers: HashMap<String, String>,
+        pub body: String,
+    }
+
+    /// What a receiver got so far, shared with its task.
+    pub type Log = Arc<Mutex<Vec<Received>>>;
+
+    /// A receiver on 127.0.0.1 that answers each request with the next of
+    /// `statuses` (the last one from then on), one connection per request,
+    /// and keeps what it got; its URL (`http://127.0.0.1:PORT/hooks`).
+    pub async fn receiver(statuses: Vec<u16>) -> (String, Log) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+        let got: Log = Arc::default();
+        let kept = Arc::clone(&got);
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let Some(received) = read_request(&mut stream).await else {
+                    continue;
+                };
+                kept.lock().expect("the log").push(received);
+                let status = statuses[n.min(statuses.len() - 1)];
+                n += 1;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, got)
+    }
+
+    /// Reads one request's head and its `content-length` body.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+            data.extend_from_slice(&buf[..read]);
+            let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let headers: HashMap<String, String> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let length: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            while data.len() < end + 4 + length {
+                let read = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+                data.extend_from_slice(&buf[..read]);
+            }
+            let body = String::from_utf8_lossy(&data[end + 4..end + 4 + length]).to_string();
+            return Some(Received { headers, body });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

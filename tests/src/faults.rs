@@ -286,6 +286,8 @@ pub fn classify(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
             "dynamodb"
         } else if prefix.starts_with("AmazonSQS") {
             "sqs"
+        } else if prefix == "secretsmanager" {
+            "secretsmanager"
         } else {
             "unknown"
         };
@@ -424,6 +426,14 @@ mod tests {
         assert_eq!(
             classify(&headers, b""),
             ("sqs".into(), "SendMessage".into())
+        );
+        headers.insert(
+            "x-amz-target",
+            "secretsmanager.GetSecretValue".parse().unwrap(),
+        );
+        assert_eq!(
+            classify(&headers, b""),
+            ("secretsmanager".into(), "GetSecretValue".into())
         );
         assert_eq!(
             classify(&http::HeaderMap::new(), b"Action=ReceiveMessage&Version=1"),

@@ -11,14 +11,24 @@
 //! proxy saw are then held against that function's IAM role in
 //! `template.yaml`: moto enforces no IAM, so this is the check that the
 //! deployed functions are allowed what they do.
+//!
+//! Every job carries a callback URL: the notifier (its own proxy, its own
+//! role) and the reader of the jobs table's stream (a fourth proxy: the
+//! event source mapping's part) meet the same faults, and every job's
+//! final state must be delivered to the receiver, recorded as delivered.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use jobline_local::poller::PollerSettings;
+use jobline_local::stack::{Webhooks, notifier_poller_settings};
 use jobline_local::{Stack, server};
 use jobline_shared::aws::Clients;
+use jobline_shared::job::DeliveryState;
+use jobline_shared::outbox::stream::StreamReader;
 use jobline_shared::provision::QueueSettings;
+use jobline_shared::testing::receiver;
+use jobline_shared::webhook::Deliverer;
 use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::template::Template;
@@ -172,15 +182,53 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     let api_proxy = FaultProxy::start("api", &upstream, plan.clone())
         .await
         .expect("api proxy");
-    let worker_proxy = FaultProxy::start("worker", &upstream, plan)
+    let worker_proxy = FaultProxy::start("worker", &upstream, plan.clone())
         .await
         .expect("worker proxy");
+    let notifier_proxy = FaultProxy::start("notifier", &upstream, plan.clone())
+        .await
+        .expect("notifier proxy");
+    let stream_proxy = FaultProxy::start("stream", &upstream, plan)
+        .await
+        .expect("stream proxy");
+    let (notify, secret_arn) = env.provision_webhooks().await;
+    let (hook_url, hooks) = receiver(vec![204]).await;
     // The API bounds each call as its Lambda main does (API_AWS_TIMEOUT_MS).
     let api_clients = clients_behind(&api_proxy)
         .await
         .with_operation_timeout(env.config.api_aws_timeout);
     let worker_clients = clients_behind(&worker_proxy).await;
-    let config = env.config.clone();
+    let notifier_clients = clients_behind(&notifier_proxy).await;
+    let stream_clients = clients_behind(&stream_proxy).await;
+    let mut config = env.config.clone();
+    config.webhooks.secret_id = Some(secret_arn);
+    config.webhooks.queue_url = Some(notify.queue_url.clone());
+    config.webhooks.allow_local_callbacks = true;
+    config.webhooks.retry_base_delay_secs = 1;
+    config.webhooks.retry_max_delay_secs = 2;
+    let webhooks = Webhooks {
+        store: Arc::new(notifier_clients.store(&config)),
+        keys: Arc::new(notifier_clients.webhook_keys(&config).expect("a secret")),
+        queue: Arc::new(jobline_shared::SqsJobQueue::new(
+            notifier_clients.sqs.clone(),
+            &notify.queue_url,
+        )),
+        stream: StreamReader::for_table(
+            &stream_clients.dynamodb,
+            stream_clients.streams.clone(),
+            &config.table_name,
+        )
+        .await
+        .expect("the table's stream"),
+        deliverer: Deliverer::new(),
+        // Short, as the job queue's here: a receive whose answer a fault
+        // lost comes back in seconds, not the template's three minutes.
+        poller: PollerSettings {
+            visibility_secs: VISIBILITY_SECS as i32,
+            wait_secs: 1,
+            ..notifier_poller_settings()
+        },
+    };
     let stack = Stack::builder(
         Arc::new(api_clients.store(&config)),
         Arc::new(api_clients.queue(&config)),
@@ -203,6 +251,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
         ..PollerSettings::default()
     })
     .pollers(3)
+    .webhooks(webhooks)
     .build();
     let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -218,9 +267,9 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     let requests: Vec<(String, Value)> = (0..JOBS)
         .map(|i| {
             let request = if i % 10 == 9 {
-                json!({"type": "fail-times", "payload": {"failures": 1}})
+                json!({"type": "fail-times", "payload": {"failures": 1}, "callbackUrl": hook_url})
             } else {
-                json!({"type": "primes", "payload": {"upTo": 500 + i}})
+                json!({"type": "primes", "payload": {"upTo": 500 + i}, "callbackUrl": hook_url})
             };
             (format!("reliability-{i}"), request)
         })
@@ -267,6 +316,53 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     }
     let finished_in = started.elapsed();
 
+    // Every final state is delivered and recorded so.
+    let deadline = Instant::now() + FINISH_BOUND;
+    let mut delivered: HashSet<JobId> = HashSet::new();
+    let mut last_seen = HashMap::new();
+    while delivered.len() < jobs.len() {
+        if Instant::now() >= deadline {
+            let undelivered: Vec<String> = jobs
+                .iter()
+                .filter(|job| !delivered.contains(&job.id))
+                .map(|job| format!("{} {:?}", job.id, last_seen.get(&job.id)))
+                .collect();
+            panic!(
+                "{} of {} webhooks not delivered within {FINISH_BOUND:?}: {undelivered:?}",
+                undelivered.len(),
+                jobs.len()
+            );
+        }
+        for job in &jobs {
+            if delivered.contains(&job.id) {
+                continue;
+            }
+            let record = store.get(job.id).await.expect("read").expect("a record");
+            let recorded = record
+                .webhook
+                .filter(|w| Some(w.for_finished_at) == record.finished_at);
+            if recorded.is_some_and(|w| w.state == DeliveryState::Delivered) {
+                delivered.insert(job.id);
+            }
+            last_seen.insert(job.id, recorded);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let received = hooks.lock().expect("the receiver's log").clone();
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        *per_event
+            .entry(request.headers["webhook-id"].clone())
+            .or_default() += 1;
+    }
+    for job in &jobs {
+        let event = &finals[&job.id];
+        let id = jobline_notifier::webhook_id(job.id, event.finished_at.expect("finished"));
+        let posts = per_event.get(&id).copied().unwrap_or(0);
+        assert!((1..=2).contains(&posts), "{id} was POSTed {posts} times");
+    }
+    let webhook_duplicates = received.len() - jobs.len();
+
     // Nothing left in flight: the queue drains (messages whose delete failed
     // come back and are acknowledged as duplicates), and nothing died.
     let drain_deadline = Instant::now() + Duration::from_secs(60);
@@ -275,6 +371,14 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(queue_depth(&env, &env.queues.dlq_url).await, 0, "DLQ");
+    while queue_depth(&env, &notify.queue_url).await > 0 {
+        assert!(
+            Instant::now() < drain_deadline,
+            "the notifier's queue did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(queue_depth(&env, &notify.dlq_url).await, 0, "notifier DLQ");
     let _ = stop.send(());
     serving.await.expect("serve task").expect("serve");
 
@@ -310,7 +414,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     // Faults of every kind were injected at about their rate.
     let mut injected: BTreeMap<Fault, usize> = BTreeMap::new();
     let mut calls = 0;
-    for proxy in [&api_proxy, &worker_proxy] {
+    for proxy in [&api_proxy, &worker_proxy, &notifier_proxy, &stream_proxy] {
         calls += proxy.calls().len();
         for (fault, n) in proxy.injected() {
             *injected.entry(fault).or_default() += n;
@@ -329,6 +433,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     for (proxy, role) in [
         (&api_proxy, "ApiFunctionRole"),
         (&worker_proxy, "WorkerFunctionRole"),
+        (&notifier_proxy, "NotifierFunctionRole"),
     ] {
         let granted: BTreeSet<String> = template
             .role_grants(role)
@@ -351,7 +456,8 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     eprintln!(
         "reliability: {} jobs accepted, {stuck} stuck, {duplicated} duplicated; {calls} AWS calls, \
          faults injected {injected:?}; client retries {retries}; attempts {attempts}; \
-         submitted in {submitted_in:?}, all final after {finished_in:?}",
+         submitted in {submitted_in:?}, all final after {finished_in:?}; webhooks all delivered, \
+         {webhook_duplicates} POSTed twice",
         jobs.len()
     );
     env.cleanup().await;

@@ -6,70 +6,10 @@ use jobline_shared::JobState;
 use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing::job;
+use jobline_shared::testing::receiver;
 use jobline_shared::webhook::{FixedKeys, MasterKeys, caller_secret, sign};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const MASTER: &[u8] = b"0123456789abcdef0123456789abcdef-master";
-
-/// One request the receiver got: its headers (lower-cased) and body.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// A receiver on 127.0.0.1 that answers with `statuses` in turn (the last
-/// one from then on) and keeps what it got.
-async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&got);
-    tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut data = Vec::new();
-            let mut buf = [0u8; 4096];
-            let (head, body) = loop {
-                let read = stream.read(&mut buf).await.unwrap();
-                data.extend_from_slice(&buf[..read]);
-                if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&data[..end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    while data.len() < end + 4 + length {
-                        let read = stream.read(&mut buf).await.unwrap();
-                        data.extend_from_slice(&buf[..read]);
-                    }
-                    break (head, String::from_utf8_lossy(&data[end + 4..]).to_string());
-                }
-            };
-            let headers = head
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                .collect();
-            kept.lock().unwrap().push(Received { headers, body });
-            let status = statuses[n.min(statuses.len() - 1)];
-            n += 1;
-            let answer =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            stream.write_all(answer.as_bytes()).await.unwrap();
-        }
-    });
-    (url, got)
-}
 
 fn config(max_receive_count: u32) -> WebhookConfig {
     WebhookConfig {
