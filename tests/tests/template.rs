@@ -905,6 +905,13 @@ fn alarms_watch_the_dead_letter_queues_the_queue_age_and_the_functions() {
             dimension("FunctionName", reference("NotifierFunction")),
             json!(0),
         ),
+        // Webhooks late: the notifier behind the stream by 5 minutes.
+        (
+            "NotifierStreamAgeAlarm",
+            "IteratorAge",
+            dimension("FunctionName", reference("NotifierFunction")),
+            json!(300_000),
+        ),
     ];
     let actions = json!({"Fn::If": ["HasAlarmTopic", [reference("AlarmTopicArn")], reference("AWS::NoValue")]});
     for (name, metric, dimensions, threshold) in cases {
