@@ -41,6 +41,7 @@ macro_rules! for_each_store_check {
             suspend_queues_a_continuation_with_its_checkpoint,
             cancel_ends_queued_jobs_and_flags_running_ones,
             list_pages_through_ones_own_jobs_newest_first,
+            list_by_state_pages_through_every_callers_jobs_newest_first,
             delete_removes_only_finished_jobs,
             a_linked_result_is_stored_as_its_key,
             a_delivery_is_recorded_only_over_what_was_seen,
@@ -1119,6 +1120,217 @@ pub mod store {
                 .jobs
                 .is_empty(),
             "a caller without jobs lists none"
+        );
+    }
+
+    /// The jobs of `mine` that [`JobStore::list_by_state`] lists in `state`,
+    /// in its order, paging by `limit` until the listing passes jobs created
+    /// before `base` (other checks' jobs, on a shared table); each page is
+    /// newest first and reads at most `SHARDS × limit` index entries.
+    async fn by_state(
+        store: &dyn JobStore,
+        state: JobState,
+        mine: &[JobId],
+        base: i64,
+        limit: usize,
+    ) -> Vec<JobId> {
+        let mut found = Vec::new();
+        let mut after = None;
+        for _ in 0..100 {
+            let page = store.list_by_state(state, after, limit).await.unwrap();
+            assert!(
+                page.scanned <= usize::from(SHARDS) * limit,
+                "read {} entries for a page of {limit}",
+                page.scanned
+            );
+            assert!(page.jobs.len() <= limit, "{} jobs", page.jobs.len());
+            let keys: Vec<(i64, JobId)> = page.jobs.iter().map(|j| (j.created_at, j.id)).collect();
+            assert!(
+                keys.windows(2).all(|pair| pair[0] > pair[1]),
+                "newest first: {keys:?}"
+            );
+            if let Some(after) = after {
+                assert!(
+                    keys.iter()
+                        .all(|&(created_at, id)| (created_at, id) < (after.created_at, after.id)),
+                    "a page starts after its cursor"
+                );
+            }
+            for listed in page.jobs.iter().filter(|j| mine.contains(&j.id)) {
+                assert_eq!(listed.state, state);
+                assert_eq!(listed.payload, serde_json::Value::Null, "no payload read");
+                assert_eq!(listed.job_type, "primes");
+                found.push(listed.id);
+            }
+            let passed = keys
+                .last()
+                .is_some_and(|&(created_at, _)| created_at < base);
+            match page.next {
+                Some(next) if !passed => after = Some(next),
+                _ => return found,
+            }
+        }
+        panic!("the {state} listing did not end");
+    }
+
+    /// Listing by state pages through every caller's jobs in one state,
+    /// newest first (ties in `createdAt` by id), each page reading a bounded
+    /// number of index entries; a job that changes state moves from one
+    /// state's listing to the other's.
+    pub async fn list_by_state_pages_through_every_callers_jobs_newest_first(store: &dyn JobStore) {
+        // Far in the future, so that no other check's jobs are newer.
+        let base = now_ms() + 10 * 365 * 86_400_000;
+        let owners = [
+            format!("state-a-{}", JobId::random()),
+            format!("state-b-{}", JobId::random()),
+        ];
+        let newest_first = |jobs: &[&JobRecord]| {
+            let mut keys: Vec<(i64, JobId)> = jobs.iter().map(|j| (j.created_at, j.id)).collect();
+            keys.sort_by(|a, b| b.cmp(a));
+            keys.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+        };
+        // Three queued jobs created in the same millisecond, across a page.
+        let mut queued = Vec::new();
+        for (i, offset) in [3, 3, 3, 2, 1].into_iter().enumerate() {
+            let job = job("primes")
+                .owner(&owners[i % 2])
+                .created_at(base + offset)
+                .payload(json!({"pad": "x".repeat(2_000), "i": i}))
+                .build();
+            store.create(&job).await.unwrap();
+            queued.push(job);
+        }
+        let mut failed = Vec::new();
+        for (i, offset) in [2, 0].into_iter().enumerate() {
+            let job = job("primes")
+                .owner(&owners[i % 2])
+                .state(JobState::Failed)
+                .created_at(base + offset)
+                .finished_at(base + 5)
+                .error("boom")
+                .build();
+            store.create(&job).await.unwrap();
+            failed.push(job);
+        }
+        let succeeded = job("primes")
+            .owner(&owners[1])
+            .state(JobState::Succeeded)
+            .created_at(base)
+            .finished_at(base + 5)
+            .build();
+        store.create(&succeeded).await.unwrap();
+        let mut mine: Vec<JobId> = queued.iter().chain(&failed).map(|j| j.id).collect();
+        mine.push(succeeded.id);
+
+        let all_queued: Vec<&JobRecord> = queued.iter().collect();
+        for limit in [1, 2, 10] {
+            assert_eq!(
+                by_state(store, JobState::Queued, &mine, base, limit).await,
+                newest_first(&all_queued),
+                "every queued job of both callers once, newest first, by pages of {limit}"
+            );
+        }
+        let first = store
+            .list_by_state(JobState::Queued, None, 3)
+            .await
+            .unwrap();
+        let owners_listed: Vec<&str> = first.jobs.iter().map(|j| j.owner.as_str()).collect();
+        assert!(
+            owners
+                .iter()
+                .all(|owner| owners_listed.contains(&owner.as_str())),
+            "one page lists both callers' jobs: {owners_listed:?}"
+        );
+        assert!(first.next.is_some(), "more queued jobs follow");
+        assert_eq!(
+            by_state(store, JobState::Failed, &mine, base, 1).await,
+            newest_first(&failed.iter().collect::<Vec<_>>())
+        );
+        assert_eq!(
+            by_state(store, JobState::Succeeded, &mine, base, 2).await,
+            vec![succeeded.id]
+        );
+
+        // A claim moves the newest job from `queued` to `running`, its
+        // finish on to `succeeded`; a cancel moves another to `cancelled`.
+        let moved = store
+            .get(newest_first(&all_queued)[0])
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .claim(moved.id, base, base + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        let rest: Vec<&JobRecord> = all_queued
+            .iter()
+            .copied()
+            .filter(|j| j.id != moved.id)
+            .collect();
+        assert_eq!(
+            by_state(store, JobState::Queued, &mine, base, 2).await,
+            newest_first(&rest)
+        );
+        assert_eq!(
+            by_state(store, JobState::Running, &mine, base, 2).await,
+            vec![moved.id]
+        );
+        store
+            .finish(
+                moved.id,
+                1,
+                TOKEN,
+                &Completion::Succeeded(json!(1)),
+                base + 1,
+            )
+            .await
+            .unwrap();
+        assert!(
+            by_state(store, JobState::Running, &mine, base, 2)
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            by_state(store, JobState::Succeeded, &mine, base, 1).await,
+            vec![moved.id, succeeded.id]
+        );
+        let cancelled = newest_first(&rest)[0];
+        store.cancel(cancelled, base + 2).await.unwrap();
+        assert_eq!(
+            by_state(store, JobState::Cancelled, &mine, base, 2).await,
+            vec![cancelled]
+        );
+        assert_eq!(
+            by_state(store, JobState::Queued, &mine, base, 3).await,
+            newest_first(&rest)[1..].to_vec()
+        );
+
+        // A replay moves a failed job back to `queued`, a discard to `failed`.
+        let again = failed[0].id;
+        assert_eq!(store.replay(again).await.unwrap(), ReplayOutcome::Replayed);
+        assert!(
+            by_state(store, JobState::Queued, &mine, base, 2)
+                .await
+                .contains(&again)
+        );
+        assert!(
+            !by_state(store, JobState::Failed, &mine, base, 2)
+                .await
+                .contains(&again)
+        );
+        assert_eq!(
+            store.discard(again, base + 3).await.unwrap(),
+            DiscardOutcome::Discarded
+        );
+        assert!(
+            by_state(store, JobState::Failed, &mine, base, 2)
+                .await
+                .contains(&again)
+        );
+        assert!(
+            !by_state(store, JobState::Queued, &mine, base, 2)
+                .await
+                .contains(&again)
         );
     }
 

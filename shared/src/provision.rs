@@ -5,7 +5,7 @@
 use crate::error::{BoxError, ProvisionError, sdk_error};
 use crate::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -86,8 +86,9 @@ fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
 }
 
 /// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
-/// recovery, encrypted, the sparse due index of unfinished jobs and the
-/// index of each caller's jobs, both keys only), unless it exists.
+/// recovery, encrypted, the sparse due index of unfinished jobs, the index
+/// of each caller's jobs and the index of all jobs by state, all keys only),
+/// unless it exists.
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
@@ -122,6 +123,7 @@ pub async fn create_table(
     };
     let due_index = keys_only_index(DUE_INDEX, SHARD_ATTRIBUTE, DUE_ATTRIBUTE)?;
     let owner_index = keys_only_index(OWNER_INDEX, OWNER_ATTRIBUTE, CREATED_ATTRIBUTE)?;
+    let state_index = keys_only_index(STATE_INDEX, STATE_SHARD_ATTRIBUTE, CREATED_ATTRIBUTE)?;
     let created = client
         .create_table()
         .table_name(name)
@@ -131,9 +133,11 @@ pub async fn create_table(
         .attribute_definitions(attribute(DUE_ATTRIBUTE, ScalarAttributeType::N)?)
         .attribute_definitions(attribute(OWNER_ATTRIBUTE, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(CREATED_ATTRIBUTE, ScalarAttributeType::N)?)
+        .attribute_definitions(attribute(STATE_SHARD_ATTRIBUTE, ScalarAttributeType::S)?)
         .key_schema(key(KEY_ATTRIBUTE, KeyType::Hash)?)
         .global_secondary_indexes(due_index)
         .global_secondary_indexes(owner_index)
+        .global_secondary_indexes(state_index)
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .stream_specification(
             StreamSpecification::builder()

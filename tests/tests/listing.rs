@@ -1,11 +1,13 @@
 //! `GET /jobs` against DynamoDB on the emulator: a caller pages through its
 //! own jobs, newest first, and each page reads at most its limit of index
 //! entries on a table that holds many more jobs of other callers (a scan
-//! filtered by owner would read them all).
+//! filtered by owner would read them all). And the operators' listing by
+//! state across callers: each page reads at most 16 × its limit entries of
+//! the state index, whatever the table holds.
 
-use jobline_shared::store::JobStore;
+use jobline_shared::store::{JobStore, SHARDS};
 use jobline_shared::testing::job;
-use jobline_shared::{JobId, JobTypes};
+use jobline_shared::{JobId, JobState, JobTypes};
 use jobline_tests::TestEnv;
 use lambda_http::Body;
 use serde_json::Value;
@@ -82,5 +84,83 @@ async fn pages_read_at_most_their_limit_whatever_other_callers_hold() {
         }
     }
     assert_eq!(seen, mine);
+    env.cleanup().await;
+}
+
+/// Jobs of every state and many callers for the listing by state.
+const SPREAD: usize = 1_000;
+
+#[tokio::test]
+async fn state_pages_read_a_bounded_number_of_entries_whatever_the_table_holds() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let store = Arc::new(env.store());
+    let states = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+    let base = jobline_shared::job::now_ms();
+    let mut created = Vec::new();
+    // In batches, so as not to flood the emulator beside the other test.
+    for batch in (0..SPREAD).collect::<Vec<_>>().chunks(50) {
+        let mut writes = JoinSet::new();
+        for &i in batch {
+            let store = Arc::clone(&store);
+            // Ten jobs a millisecond (two of each state): ties in createdAt.
+            let job = job("primes")
+                .owner(&format!("caller-{}", i % 37))
+                .state(states[i % states.len()])
+                .created_at(base + (i / 10) as i64)
+                .build();
+            writes.spawn(async move {
+                store.create(&job).await.unwrap();
+                (job.state, job.created_at, job.id)
+            });
+        }
+        created.extend(writes.join_all().await);
+    }
+    let newest_first = |state: JobState| {
+        let mut keys: Vec<(i64, JobId)> = created
+            .iter()
+            .filter(|(s, _, _)| *s == state)
+            .map(|&(_, created_at, id)| (created_at, id))
+            .collect();
+        keys.sort_by(|a, b| b.cmp(a));
+        keys.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let bound = usize::from(SHARDS) * 10;
+
+    let page = store
+        .list_by_state(JobState::Queued, None, 10)
+        .await
+        .unwrap();
+    assert!(page.scanned <= bound, "a page of 10 read {}", page.scanned);
+    let ids: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
+    assert_eq!(ids, newest_first(JobState::Queued)[..10].to_vec());
+    assert!(page.jobs.iter().all(|job| job.state == JobState::Queued));
+    assert!(page.next.is_some());
+
+    let mut after = None;
+    let mut listed = Vec::new();
+    for _ in 0..SPREAD {
+        let page = store
+            .list_by_state(JobState::Failed, after, 10)
+            .await
+            .unwrap();
+        assert!(page.scanned <= bound, "a page of 10 read {}", page.scanned);
+        assert!(page.jobs.len() <= 10);
+        assert!(page.jobs.iter().all(|job| job.state == JobState::Failed));
+        listed.extend(page.jobs.iter().map(|job| job.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let failed = newest_first(JobState::Failed);
+    assert_eq!(failed.len(), SPREAD / states.len());
+    assert_eq!(listed, failed, "every failed job once, newest first");
     env.cleanup().await;
 }

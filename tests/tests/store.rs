@@ -12,7 +12,9 @@ use jobline_shared::store::dynamodb::{
 use jobline_shared::store::item::{
     INLINE_PAYLOAD_BYTES, PAYLOAD_ATTRIBUTE, TTL_ATTRIBUTE, item_size, payload_item_key,
 };
-use jobline_shared::store::{Completion, KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item};
+use jobline_shared::store::{
+    Completion, KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item, state_shard,
+};
 use jobline_shared::testing::job;
 use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
@@ -175,6 +177,10 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
             AttributeValue::S(queued.id.shard(SHARDS).to_string()),
         )
         .expression_attribute_values(":due", AttributeValue::N((now + 120_000).to_string()))
+        .expression_attribute_values(
+            ":stateShard",
+            AttributeValue::S(state_shard(queued.id, JobState::Running)),
+        )
         .return_values(ReturnValue::AllNew)
         .send()
         .await
@@ -198,6 +204,10 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
         .expression_attribute_values(":result", AttributeValue::S(r#"{"count":4}"#.into()))
         .expression_attribute_values(":now", AttributeValue::N((now + 1).to_string()))
+        .expression_attribute_values(
+            ":stateShard",
+            AttributeValue::S(state_shard(queued.id, JobState::Succeeded)),
+        )
         .send()
         .await
         .unwrap();

@@ -19,7 +19,7 @@ use jobline_shared::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
 use jobline_shared::provision::{self, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
@@ -1257,6 +1257,13 @@ async fn provisioned_resources_equal_the_template() {
             "IndexName": OWNER_INDEX,
             "KeySchema": [
                 {"AttributeName": OWNER_ATTRIBUTE, "KeyType": "HASH"},
+                {"AttributeName": CREATED_ATTRIBUTE, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }, {
+            "IndexName": STATE_INDEX,
+            "KeySchema": [
+                {"AttributeName": STATE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
                 {"AttributeName": CREATED_ATTRIBUTE, "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "KEYS_ONLY"},

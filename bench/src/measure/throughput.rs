@@ -30,9 +30,10 @@ use futures_util::StreamExt;
 use jobline_api::Api;
 use jobline_local::poller::Poller;
 use jobline_shared::aws::Clients;
+use jobline_shared::deadline::Deadlines;
 use jobline_shared::job::now_ms;
-use jobline_shared::store::{dynamodb, item_from_record};
-use jobline_shared::{JobId, JobMessage, JobRecord, WorkerConfig};
+use jobline_shared::store::{SHARDS, dynamodb, item_from_record, state_shard};
+use jobline_shared::{JobId, JobMessage, JobRecord, JobState, WorkerConfig};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -393,8 +394,13 @@ impl RawPipeline {
         let malformed = || BenchError::Unexpected(format!("unexpected message {message:?}"));
         let body: serde_json::Value =
             serde_json::from_str(message.body().ok_or_else(malformed)?).map_err(|_| malformed())?;
-        let key = AttributeValue::S(body["jobId"].as_str().ok_or_else(malformed)?.to_owned());
-        let now = AttributeValue::N(now_ms().to_string());
+        let id: JobId = body["jobId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(malformed)?;
+        let key = AttributeValue::S(id.to_string());
+        let now_at = now_ms();
+        let now = AttributeValue::N(now_at.to_string());
         let one = AttributeValue::N("1".to_owned());
         let receipt = message.receipt_handle().ok_or_else(malformed)?;
         let claim = self
@@ -417,6 +423,15 @@ impl RawPipeline {
             .expression_attribute_values(
                 ":token",
                 AttributeValue::S(uuid::Uuid::new_v4().simple().to_string()),
+            )
+            .expression_attribute_values(":shard", AttributeValue::S(id.shard(SHARDS).to_string()))
+            .expression_attribute_values(
+                ":due",
+                AttributeValue::N(Deadlines::default().claimed(now_at, 1).to_string()),
+            )
+            .expression_attribute_values(
+                ":stateShard",
+                AttributeValue::S(state_shard(id, JobState::Running)),
             )
             .return_values(ReturnValue::AllNew)
             .send()
@@ -455,6 +470,10 @@ impl RawPipeline {
             .expression_attribute_values(":running", AttributeValue::S("running".into()))
             .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
             .expression_attribute_values(":result", AttributeValue::S(r#"{"count":168}"#.into()))
+            .expression_attribute_values(
+                ":stateShard",
+                AttributeValue::S(state_shard(id, JobState::Succeeded)),
+            )
             .expression_attribute_values(":attempt", one)
             .expression_attribute_values(":now", now)
             .send()

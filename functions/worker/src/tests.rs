@@ -508,8 +508,12 @@ async fn a_message_sent_after_the_dead_letter_is_a_redrive_and_runs_the_job() {
 /// is `room` bytes short of DynamoDB's limit, and that returns a 60 KiB
 /// result.
 fn job_near_the_item_limit(f: &Fixture, room: usize) -> JobId {
+    // One id for both: the item's size depends on it (its state index
+    // partition's shard has one or two digits).
+    let id = JobId::random();
     let sized = |pad: usize| {
         let job = testing::job("scripted")
+            .id(id)
             .payload(json!({"fail": "big", "pad": "x".repeat(pad)}))
             .build();
         let mut claimed = job.clone();

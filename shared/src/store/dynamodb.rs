@@ -25,18 +25,22 @@
 //! Every write to a non-final state sets the due index's attributes
 //! (`pending`, `dueAt`, see [`crate::deadline`]); every write to a final
 //! state removes them, so the sweeper's `Query` reads only unfinished jobs.
+//!
+//! Every write that sets `state` sets the state index's partition
+//! (`stateShard`, [`state_shard`]) in the same expression, so the index
+//! ([`STATE_INDEX`]) can never disagree with the job's state.
 
 use super::item::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE,
-    bound_error, due_attributes, joined, key, n, payload_item_key, progress_text, s, stored_items,
-    summary_from_item, webhook_text,
+    PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE,
+    SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n,
+    payload_item_key, progress_text, s, state_shard, stored_items, summary_from_item, webhook_text,
 };
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
     DueKey, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed,
-    ReplayOutcome, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed, outcome_of,
-    own_claim, own_write, record_from_item,
+    ReplayOutcome, SHARDS, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed, merge_shards,
+    outcome_of, own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -73,8 +77,10 @@ macro_rules! conditional_failure {
 /// The claim's update. Values: `:running` (`"running"`), `:one` (1),
 /// `:lease` (the lease's end, ms), `:token` (the delivery's claim token),
 /// `:now` (ms), `:shard` (the job's index partition), `:due` (its new
-/// `dueAt`, ms).
-pub const CLAIM_UPDATE: &str = "SET #state = :running, attempts = attempts + :one, \
+/// `dueAt`, ms), `:stateShard` (its state index partition,
+/// [`state_shard`] of `running`).
+pub const CLAIM_UPDATE: &str = "SET #state = :running, stateShard = :stateShard, \
+     attempts = attempts + :one, \
      leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now), \
      pending = :shard, dueAt = :due";
 
@@ -88,24 +94,30 @@ pub const CLAIM_CONDITION: &str = "attribute_exists(jobId) AND (#state = :queued
 pub const FINISH_CONDITION: &str = "#state = :running AND attempts = :attempt";
 
 /// The update of a successful finish. Values: `:done` (`"succeeded"`),
-/// `:result` (JSON text), `:now` (ms).
-pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, #result = :result, \
+/// `:result` (JSON text), `:now` (ms), `:stateShard` ([`state_shard`] of
+/// `succeeded`).
+pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     #result = :result, \
      finishedAt = :now REMOVE leaseExpiresAt, #error, pending, dueAt";
 
 /// The update of a failed finish. Values: `:done` (`"failed"`), `:error`,
-/// `:now` (ms), `:dead` (whether the message was dead-lettered).
-pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, #error = :error, finishedAt = :now, \
+/// `:now` (ms), `:dead` (whether the message was dead-lettered),
+/// `:stateShard` ([`state_shard`] of `failed`).
+pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     #error = :error, finishedAt = :now, \
      deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
 
 /// The update of a successful finish whose result is stored apart. Values:
-/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms).
-pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, resultKey = :key, \
+/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms),
+/// `:stateShard` ([`state_shard`] of `succeeded`).
+pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     resultKey = :key, \
      finishedAt = :now REMOVE leaseExpiresAt, #error, #result, pending, dueAt";
 
 /// The update of a cancelled finish. Values: `:done` (`"cancelled"`),
-/// `:now` (ms).
-pub const FINISH_CANCELLED_UPDATE: &str =
-    "SET #state = :done, finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
+/// `:now` (ms), `:stateShard` ([`state_shard`] of `cancelled`).
+pub const FINISH_CANCELLED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
 
 /// The heartbeat's fence: the job is still `running` under the same attempt
 /// and delivery. Values: `:running`, `:attempt`, `:token`.
@@ -118,8 +130,9 @@ pub const SWEEP_CONDITION: &str = "(#state = :queued OR #state = :running) AND d
      AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)";
 
 /// The sweeper's update. Values: `:failed`, `:true`, `:swept` (the error),
-/// `:now` (ms).
-pub const SWEEP_UPDATE: &str = "SET #state = :failed, deadLettered = :true, #error = :swept, \
+/// `:now` (ms), `:stateShard` ([`state_shard`] of `failed`).
+pub const SWEEP_UPDATE: &str = "SET #state = :failed, stateShard = :stateShard, \
+     deadLettered = :true, #error = :swept, \
      finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
 
 /// [`JobStore`] on a DynamoDB table keyed by `jobId`.
@@ -170,6 +183,13 @@ impl DynamoJobStore {
             .set_key(Some(key(id)))
             .expression_attribute_names("#state", "state")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// [`update`](Self::update) of a write that moves job `id` to `state`:
+    /// `:stateShard` is its state index partition there.
+    fn update_to(&self, id: JobId, state: JobState) -> UpdateItemFluentBuilder {
+        self.update(id)
+            .expression_attribute_values(":stateShard", s(state_shard(id, state)))
     }
 
     /// Writes `item` if `condition` holds.
@@ -364,6 +384,34 @@ impl DynamoJobStore {
         })
     }
 
+    /// At most `limit` entries of partition `shard` of `state` in
+    /// [`STATE_INDEX`], newest first, after `after`.
+    async fn state_shard_page(
+        &self,
+        state: JobState,
+        shard: u8,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError> {
+        let partition = s(format!("{}#{shard}", state.as_str()));
+        self.index_page(
+            IndexQuery {
+                index: STATE_INDEX,
+                partition: (STATE_SHARD_ATTRIBUTE, partition.clone()),
+                sort: CREATED_ATTRIBUTE,
+            },
+            self.client
+                .query()
+                .key_condition_expression("#partition = :partition")
+                .expression_attribute_names("#partition", STATE_SHARD_ATTRIBUTE)
+                .expression_attribute_values(":partition", partition)
+                .scan_index_forward(false),
+            after.map(|after| (after.id, after.created_at)),
+            limit,
+        )
+        .await
+    }
+
     /// The jobs at `keys`, without payloads, results and checkpoints, by id:
     /// one `BatchGetItem` (strongly consistent), repeated for any keys
     /// DynamoDB leaves unprocessed.
@@ -549,7 +597,7 @@ impl JobStore for DynamoJobStore {
             due_attributes(id, self.deadlines.claimed(now_ms, receive_count));
         let claimed = self
             .send_update(
-                self.update(id)
+                self.update_to(id, JobState::Running)
                     .update_expression(CLAIM_UPDATE)
                     .condition_expression(CLAIM_CONDITION)
                     .expression_attribute_values(":running", s(JobState::Running.as_str()))
@@ -584,7 +632,7 @@ impl JobStore for DynamoJobStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let request = self
-            .update(id)
+            .update_to(id, completion.state())
             .condition_expression(FINISH_CONDITION)
             .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .expression_attribute_values(":attempt", n(attempt))
@@ -670,11 +718,12 @@ impl JobStore for DynamoJobStore {
     ) -> Result<(), StoreError> {
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
         let mut update = String::from(
-            "SET #state = :queued, continuations = if_not_exists(continuations, :zero) + :one, \
+            "SET #state = :queued, stateShard = :stateShard, \
+             continuations = if_not_exists(continuations, :zero) + :one, \
              pending = :shard, dueAt = :due",
         );
         let mut request = self
-            .update(id)
+            .update_to(id, JobState::Queued)
             .condition_expression(FINISH_CONDITION)
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
@@ -705,10 +754,10 @@ impl JobStore for DynamoJobStore {
                     .condition_expression("#state = :running")
                     .expression_attribute_values(":running", s(JobState::Running.as_str()))
             } else {
-                self.update(id)
+                self.update_to(id, JobState::Cancelled)
                     .update_expression(
-                        "SET #state = :cancelled, finishedAt = :now, cancelRequested = :true \
-                         REMOVE leaseExpiresAt, pending, dueAt",
+                        "SET #state = :cancelled, stateShard = :stateShard, finishedAt = :now, \
+                         cancelRequested = :true REMOVE leaseExpiresAt, pending, dueAt",
                     )
                     .condition_expression("#state = :queued")
                     .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
@@ -759,9 +808,10 @@ impl JobStore for DynamoJobStore {
     ) -> Result<(), StoreError> {
         let returned = self
             .send_update(
-                self.update(id)
+                self.update_to(id, JobState::Queued)
                     .update_expression(
-                        "SET #state = :queued, #error = :error REMOVE leaseExpiresAt",
+                        "SET #state = :queued, stateShard = :stateShard, #error = :error \
+                         REMOVE leaseExpiresAt",
                     )
                     .condition_expression(FINISH_CONDITION)
                     .expression_attribute_names("#error", "error")
@@ -782,9 +832,10 @@ impl JobStore for DynamoJobStore {
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now));
         let outcome = self
             .send_update(
-                self.update(id)
+                self.update_to(id, JobState::Queued)
                     .update_expression(format!(
-                        "SET #state = :queued, replays = if_not_exists(replays, :zero) + :one, \
+                        "SET #state = :queued, {STATE_SHARD_ATTRIBUTE} = :stateShard, \
+                     replays = if_not_exists(replays, :zero) + :one, \
                      deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires, \
                      {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due \
                      REMOVE finishedAt, leaseExpiresAt, discarded"
@@ -811,9 +862,9 @@ impl JobStore for DynamoJobStore {
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError> {
         let outcome = self
             .send_update(
-                self.update(id)
+                self.update_to(id, JobState::Failed)
                     .update_expression(
-                        "SET #state = :failed, discarded = :true, \
+                        "SET #state = :failed, stateShard = :stateShard, discarded = :true, \
                      finishedAt = if_not_exists(finishedAt, :now), \
                      #error = if_not_exists(#error, :discarded) \
                      REMOVE leaseExpiresAt, pending, dueAt",
@@ -918,6 +969,47 @@ impl JobStore for DynamoJobStore {
         })
     }
 
+    async fn list_by_state(
+        &self,
+        state: JobState,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        // The 16 queries at once: a page costs one round trip of queries.
+        let mut queries = tokio::task::JoinSet::new();
+        for shard in 0..SHARDS {
+            let store = self.clone();
+            queries.spawn(async move { store.state_shard_page(state, shard, after, limit).await });
+        }
+        let (mut keys, mut scanned, mut cut) = (Vec::new(), 0, false);
+        while let Some(joined) = queries.join_next().await {
+            let page = joined.map_err(|e| StoreError::Aws {
+                operation: "Query",
+                source: Box::new(e),
+            })??;
+            scanned += page.scanned;
+            cut |= page.next.is_some();
+            keys.extend(
+                page.entries
+                    .into_iter()
+                    .map(|(id, created_at)| ListKey { created_at, id }),
+            );
+        }
+        let (keys, next) = merge_shards(keys, cut, limit);
+        let mut found = self.read_summaries(&keys).await?;
+        Ok(JobPage {
+            // Newest first; a job deleted since the query is left out, and
+            // one that changed state since is listed as it is now.
+            jobs: keys
+                .iter()
+                .filter_map(|key| found.remove(&key.id))
+                .collect(),
+            scanned,
+            next,
+        })
+    }
+
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         let deleted = self
             .client
@@ -1002,7 +1094,7 @@ impl JobStore for DynamoJobStore {
     async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {
         let outcome = self
             .send_update(
-                self.update(id)
+                self.update_to(id, JobState::Failed)
                     .update_expression(SWEEP_UPDATE)
                     .condition_expression(format!("attribute_exists(jobId) AND {SWEEP_CONDITION}"))
                     .expression_attribute_names("#error", "error")

@@ -43,7 +43,7 @@
 //! the whole record as one item), so that either layout fits DynamoDB.
 
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, Progress, WebhookDelivery};
+use crate::job::{JobId, JobRecord, JobState, Progress, WebhookDelivery};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -71,6 +71,19 @@ pub const OWNER_INDEX: &str = "owner-created";
 pub const OWNER_ATTRIBUTE: &str = "owner";
 /// When the job was created (ms since the epoch), the owner index's sort key.
 pub const CREATED_ATTRIBUTE: &str = "createdAt";
+
+/// The index of every caller's jobs by state and creation time (KEYS_ONLY):
+/// partition [`STATE_SHARD_ATTRIBUTE`], sort [`CREATED_ATTRIBUTE`]. Each
+/// state is spread over [`SHARDS`](super::SHARDS) partitions (by
+/// [`JobId::shard`], as the due index), so that no partition takes every
+/// write of the busiest state; a listing queries the shards of one state and
+/// merges them newest first. Only job items carry the attribute, so payload
+/// items are not in it.
+pub const STATE_INDEX: &str = "state-created";
+/// A job item's place in [`STATE_INDEX`], `"<state>#<shard>"`
+/// ([`state_shard`]): written by every write that sets `state`, in the same
+/// conditional write.
+pub const STATE_SHARD_ATTRIBUTE: &str = "stateShard";
 
 /// Every attribute of a job item but its payload, its checkpoint and its
 /// result: what a listing reads ([`summary_from_item`]).
@@ -233,9 +246,20 @@ pub(crate) fn due_attributes(id: JobId, due_at_ms: i64) -> [(String, AttributeVa
     ]
 }
 
-/// The DynamoDB item for a job record, its error bounded by [`bound_error`].
+/// Job `id`'s partition of [`STATE_INDEX`] while it is in `state`:
+/// `"<state>#<shard>"`, the shard below [`SHARDS`](super::SHARDS).
+pub fn state_shard(id: JobId, state: JobState) -> String {
+    format!("{}#{}", state.as_str(), id.shard(super::SHARDS))
+}
+
+/// The DynamoDB item for a job record, its error bounded by [`bound_error`],
+/// with its [`STATE_SHARD_ATTRIBUTE`] (which [`record_from_item`] ignores).
 pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
+        (
+            STATE_SHARD_ATTRIBUTE.to_owned(),
+            s(state_shard(job.id, job.state)),
+        ),
         (KEY_ATTRIBUTE.to_owned(), s(job.id.to_string())),
         (OWNER_ATTRIBUTE.to_owned(), s(job.owner.as_str())),
         ("jobType".to_owned(), s(job.job_type.as_str())),
@@ -475,7 +499,6 @@ pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::JobState;
     use crate::testing::job;
     use serde_json::json;
 
@@ -594,6 +617,11 @@ mod tests {
         assert!(item_size(&stored.job) < 1024, "{}", item_size(&stored.job));
         let payload = stored.payload.expect("a payload item");
         assert!(!payload.contains_key(SHARD_ATTRIBUTE) && !payload.contains_key(DUE_ATTRIBUTE));
+        assert!(!payload.contains_key(STATE_SHARD_ATTRIBUTE) && !payload.contains_key("owner"));
+        assert_eq!(
+            stored.job[STATE_SHARD_ATTRIBUTE],
+            s(format!("queued#{}", large.id.shard(crate::store::SHARDS)))
+        );
         assert_eq!(payload[TTL_ATTRIBUTE], n(large.expires_at));
         let key = payload_item_key(&stored.job).unwrap().expect("a key");
         assert_eq!(key[KEY_ATTRIBUTE], payload[KEY_ATTRIBUTE]);

@@ -488,6 +488,50 @@ impl JobStore for MemoryStore {
         })
     }
 
+    async fn list_by_state(
+        &self,
+        state: JobState,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError> {
+        self.check("Query")?;
+        let jobs = lock(&self.jobs);
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        // As DynamoDB: each of the state's shards read newest first, at
+        // most `limit` entries each, then merged.
+        let (mut keys, mut cut) = (Vec::new(), false);
+        for shard in 0..super::SHARDS {
+            let mut entries: Vec<ListKey> = jobs
+                .values()
+                .filter(|job| job.state == state && job.id.shard(super::SHARDS) == shard)
+                .map(|job| ListKey {
+                    created_at: job.created_at,
+                    id: job.id,
+                })
+                .filter(|key| after.is_none_or(|after| *key < after))
+                .collect();
+            entries.sort_by(|a, b| b.cmp(a));
+            cut |= entries.len() > limit;
+            entries.truncate(limit);
+            keys.extend(entries);
+        }
+        let scanned = keys.len();
+        let (keys, next) = super::merge_shards(keys, cut, limit);
+        Ok(JobPage {
+            scanned,
+            jobs: keys
+                .iter()
+                .map(|key| JobRecord {
+                    payload: Value::Null,
+                    result: None,
+                    checkpoint: None,
+                    ..jobs[&key.id].clone()
+                })
+                .collect(),
+            next,
+        })
+    }
+
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
         self.check("DeleteItem")?;
         self.writes.fetch_add(1, Ordering::SeqCst);

@@ -16,6 +16,11 @@
 //! the index holds only unfinished jobs and the sweeper
 //! ([`crate::sweeper`]) reads only those: [`JobStore::overdue`] lists them,
 //! [`JobStore::sweep`] fails one that is still overdue.
+//!
+//! The listings: [`item::OWNER_INDEX`] holds each caller's jobs by creation
+//! time ([`JobStore::list`]); [`item::STATE_INDEX`] holds every caller's jobs
+//! by state, over the same [`SHARDS`], its partition rewritten by each write
+//! that changes the state ([`JobStore::list_by_state`], for operators).
 
 pub mod dynamodb;
 pub mod item;
@@ -25,7 +30,8 @@ pub mod memory;
 pub use dynamodb::DynamoJobStore;
 pub use item::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record, record_from_item,
+    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record,
+    record_from_item, state_shard,
 };
 
 use crate::error::StoreError;
@@ -104,6 +110,23 @@ pub enum DiscardOutcome {
     Missing,
 }
 
+/// Merges the shards' pages of a state listing, each newest first: the
+/// newest `limit` of them, and where the next page starts, if there may be
+/// one (more entries than `limit`, or a shard cut at its limit:
+/// `shard_cut`). A shard's page holds its newest `limit` entries, so the
+/// newest `limit` of all are among them.
+pub(crate) fn merge_shards(
+    mut keys: Vec<ListKey>,
+    shard_cut: bool,
+    limit: usize,
+) -> (Vec<ListKey>, Option<ListKey>) {
+    keys.sort_by(|a, b| b.cmp(a));
+    let more = shard_cut || keys.len() > limit;
+    keys.truncate(limit);
+    let next = if more { keys.last().copied() } else { None };
+    (keys, next)
+}
+
 /// The error a discarded job gets when it had none.
 pub const DISCARDED_ERROR: &str = "discarded by an operator";
 
@@ -134,7 +157,8 @@ pub struct OverduePage {
     pub next: Option<DueKey>,
 }
 
-/// A job's place in [`item::OWNER_INDEX`]: its creation time and id.
+/// A job's place in [`item::OWNER_INDEX`] and [`item::STATE_INDEX`]: its
+/// creation time and id (newest first: a greater key is listed earlier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListKey {
     pub created_at: i64,
@@ -308,6 +332,20 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn list(
         &self,
         owner: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError>;
+
+    /// Up to `limit` jobs in `state`, of every caller, newest first
+    /// (by `createdAt`, then id), starting after `after`: one query of each
+    /// of the [`SHARDS`] partitions of that state in [`item::STATE_INDEX`],
+    /// each reading at most `limit` entries, merged newest first, then one
+    /// read of the page's jobs (strongly consistent) without payloads,
+    /// results and checkpoints. `scanned` is at most `SHARDS × limit`
+    /// whatever the table holds; `next` is set when more may follow.
+    async fn list_by_state(
+        &self,
+        state: JobState,
         after: Option<ListKey>,
         limit: usize,
     ) -> Result<JobPage, StoreError>;
