@@ -43,6 +43,10 @@ pub enum Command {
     /// Print your webhook signing secret (GET /webhook-secret), `whsec_...`:
     /// give it to a Standard Webhooks library to verify your jobs' events.
     WebhookSecret(ApiArgs),
+    /// List every caller's jobs in one state, newest first, one JSON summary
+    /// (with its owner) a line, from the jobs table's state index (needs
+    /// JOBS_TABLE and AWS credentials).
+    Jobs(StateArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -128,6 +132,23 @@ pub struct JobsArgs {
     /// Go on from where an earlier listing stopped (it prints the cursor).
     #[arg(long, value_name = "CURSOR")]
     pub cursor: Option<String>,
+}
+
+/// `jobs`: which state, how many, and the filters.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state: queued, running, succeeded, failed or cancelled.
+    #[arg(long, value_name = "STATE")]
+    pub state: JobState,
+    /// Print at most N jobs.
+    #[arg(long, default_value = "50", value_name = "N")]
+    pub limit: NonZeroUsize,
+    /// Only jobs of this type (filtered as the pages are read).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: Option<String>,
+    /// Only jobs of this caller (filtered as the pages are read).
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +324,32 @@ mod tests {
         };
         assert_eq!(discard.job_types, ["primes", "csv-stats"]);
         assert!(!discard.dry_run && discard.job_ids.is_empty() && discard.limit.is_none());
+        let Command::Jobs(jobs) = parse(&["jobs", "--state", "failed"]).unwrap().command else {
+            panic!("expected jobs")
+        };
+        assert_eq!(
+            (jobs.state, jobs.limit.get(), jobs.job_type, jobs.owner),
+            (JobState::Failed, 50, None, None)
+        );
+        let Command::Jobs(jobs) = parse(&[
+            "jobs", "--state", "queued", "--limit", "5", "--type", "primes", "--owner", "alice",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected jobs")
+        };
+        assert_eq!(
+            (
+                jobs.limit.get(),
+                jobs.job_type.as_deref(),
+                jobs.owner.as_deref()
+            ),
+            (5, Some("primes"), Some("alice"))
+        );
+        assert!(parse(&["jobs"]).is_err(), "the state is required");
+        assert!(parse(&["jobs", "--state", "paused"]).is_err());
+        assert!(parse(&["jobs", "--state", "failed", "--limit", "0"]).is_err());
         let zero = parse(&["dlq", "list", "--limit", "0"]).unwrap_err();
         assert_eq!(zero.kind(), ErrorKind::ValueValidation);
     }

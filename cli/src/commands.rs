@@ -7,11 +7,12 @@
 use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
 use crate::client::{ApiClient, Auth, Cancel, ClientError, Waited};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
+use crate::jobs::{JobsError, StateQuery, list_jobs};
 use crate::progress::{ProgressDisplay, ProgressStyle};
 use crate::sigv4::Signer;
 use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
-use jobline_shared::{Config, ConfigError, JobState, SqsJobQueue};
+use jobline_shared::{Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
 use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -56,6 +57,8 @@ pub enum CliError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Dlq(#[from] DlqError),
+    #[error(transparent)]
+    Jobs(#[from] JobsError),
     #[error("reading the payload from {path}: {source}")]
     PayloadFile {
         path: String,
@@ -199,6 +202,19 @@ pub async fn run(
                 }
             }
         }
+        Command::Jobs(args) => {
+            let table = jobs_table(|name| std::env::var(name).ok())?;
+            let clients = Clients::from_env().await;
+            let store = DynamoJobStore::new(clients.dynamodb.clone(), table);
+            let query = StateQuery {
+                state: args.state,
+                limit: args.limit.get(),
+                job_type: args.job_type,
+                owner: args.owner,
+            };
+            list_jobs(&store, &query, out).await?.report(err)?;
+            Ok(Exit::Success)
+        }
         Command::Dlq(command) => {
             let (config, dlq_url) = dlq_config(Config::from_env())?;
             let clients = Clients::from_env().await;
@@ -263,6 +279,13 @@ pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String
         .clone()
         .ok_or(ConfigError::Missing("JOBS_DLQ_URL"))?;
     Ok((config, dlq_url))
+}
+
+/// The table `jobs` reads: `JOBS_TABLE`, the only variable it needs.
+pub fn jobs_table(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    lookup("JOBS_TABLE")
+        .filter(|table| !table.is_empty())
+        .ok_or(ConfigError::Missing("JOBS_TABLE"))
 }
 
 /// The API client of `--api`, `--token` and `--sigv4` (which wins over a
@@ -381,6 +404,15 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((config.table_name.as_str(), dlq_url.as_str()), ("t", "d"));
+    }
+
+    #[test]
+    fn jobs_needs_only_the_table() {
+        let err = jobs_table(|_| None).unwrap_err();
+        assert!(err.to_string().contains("JOBS_TABLE"), "{err}");
+        assert!(jobs_table(|_| Some(String::new())).is_err());
+        let table = jobs_table(|name| (name == "JOBS_TABLE").then(|| "t".to_owned()));
+        assert_eq!(table.unwrap(), "t");
     }
 
     #[test]

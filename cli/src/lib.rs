@@ -1,6 +1,7 @@
 //! The `jobline` command-line tool: a client of the Jobline API (`submit`,
 //! `status`, `wait`, `cancel`) and the operator's dead-letter queue tools
-//! (`dlq list`, `dlq replay`, `dlq discard`). `docs/cli.md` is its manual.
+//! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
+//! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
 //!
 //! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
 //! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
@@ -12,6 +13,7 @@ pub mod args;
 pub mod client;
 pub mod commands;
 pub mod dlq;
+pub mod jobs;
 pub mod progress;
 pub mod sigv4;
 

@@ -1,0 +1,277 @@
+//! `jobline jobs`: every caller's jobs in one state, newest first, read from
+//! the jobs table's state index ([`JobStore::list_by_state`]) with the
+//! operator's own AWS credentials (no function role reads that index).
+//!
+//! The type and owner filters are applied here, to the pages the index
+//! gives: a filter that matches few jobs could otherwise page through a
+//! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
+//! on stderr how many jobs it passed over when it stops there.
+
+use jobline_shared::store::{JobPage, MAX_LIST_LIMIT};
+use jobline_shared::view::job_summary;
+use jobline_shared::{JobRecord, JobState, JobStore, StoreError};
+use serde_json::{Value, json};
+use std::io::{self, Write};
+
+/// The most pages of [`JobStore::list_by_state`] one listing reads (each
+/// reads at most 16 × its limit index entries and as many summaries).
+pub const MAX_PAGES: usize = 20;
+
+/// What `jobline jobs` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateQuery {
+    pub state: JobState,
+    /// At most this many jobs are printed.
+    pub limit: usize,
+    /// Only jobs of this type.
+    pub job_type: Option<String>,
+    /// Only jobs of this caller.
+    pub owner: Option<String>,
+}
+
+impl StateQuery {
+    fn matches(&self, job: &JobRecord) -> bool {
+        self.job_type.as_deref().is_none_or(|t| job.job_type == t)
+            && self.owner.as_deref().is_none_or(|o| job.owner == o)
+    }
+
+    fn filtered(&self) -> bool {
+        self.job_type.is_some() || self.owner.is_some()
+    }
+}
+
+/// What a listing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// The jobs printed.
+    pub printed: usize,
+    /// The jobs read that the type or owner filter left out.
+    pub passed_over: usize,
+    /// The pages read.
+    pub pages: usize,
+    /// It stopped at [`MAX_PAGES`] with more jobs left to read.
+    pub stopped_early: bool,
+}
+
+impl Listed {
+    /// Tells `err` that the listing stopped at its page bound, if it did.
+    pub fn report(&self, err: &mut dyn Write) -> io::Result<()> {
+        if self.stopped_early {
+            writeln!(
+                err,
+                "stopped after {} pages: {} jobs printed, {} passed over by the \
+                 --type/--owner filter; more jobs in this state were not read",
+                self.pages, self.printed, self.passed_over
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors of a listing.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error("listing the jobs: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// A listed job as printed: its summary ([`job_summary`]) and its owner.
+pub fn job_line(job: &JobRecord) -> Value {
+    let mut line = job_summary(job);
+    if let Value::Object(fields) = &mut line {
+        fields.insert("owner".to_owned(), json!(job.owner));
+    }
+    line
+}
+
+/// Prints to `out`, one JSON object a line, up to `query.limit` jobs in
+/// `query.state` that pass its filters, newest first, reading at most
+/// [`MAX_PAGES`] pages of `store`'s state listing.
+pub async fn list_jobs(
+    store: &dyn JobStore,
+    query: &StateQuery,
+    out: &mut dyn Write,
+) -> Result<Listed, JobsError> {
+    let mut listed = Listed {
+        printed: 0,
+        passed_over: 0,
+        pages: 0,
+        stopped_early: false,
+    };
+    let mut after = None;
+    while listed.printed < query.limit {
+        if listed.pages == MAX_PAGES {
+            listed.stopped_early = true;
+            break;
+        }
+        // Unfiltered, a page holds what is left to print; filtered, as many
+        // jobs as a page can, since some will be passed over.
+        let page_size = if query.filtered() {
+            MAX_LIST_LIMIT
+        } else {
+            query.limit - listed.printed
+        };
+        let JobPage { jobs, next, .. } = store
+            .list_by_state(query.state, after, page_size.clamp(1, MAX_LIST_LIMIT))
+            .await?;
+        listed.pages += 1;
+        for job in &jobs {
+            if listed.printed == query.limit {
+                break;
+            }
+            if query.matches(job) {
+                serde_json::to_writer(&mut *out, &job_line(job)).map_err(io::Error::from)?;
+                writeln!(out)?;
+                listed.printed += 1;
+            } else {
+                listed.passed_over += 1;
+            }
+        }
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobline_shared::store::memory::MemoryStore;
+    use jobline_shared::testing::job;
+
+    async fn store_with(jobs: &[JobRecord]) -> MemoryStore {
+        let store = MemoryStore::new();
+        for job in jobs {
+            store.create(job).await.unwrap();
+        }
+        store
+    }
+
+    fn query(state: JobState, limit: usize) -> StateQuery {
+        StateQuery {
+            state,
+            limit,
+            job_type: None,
+            owner: None,
+        }
+    }
+
+    async fn run(store: &dyn JobStore, query: &StateQuery) -> (Vec<Value>, Listed) {
+        let mut out = Vec::new();
+        let listed = list_jobs(store, query, &mut out).await.unwrap();
+        let lines = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (lines, listed)
+    }
+
+    #[tokio::test]
+    async fn jobs_lists_one_state_of_every_caller_newest_first() {
+        let jobs: Vec<JobRecord> = (0..12)
+            .map(|i| {
+                job(if i % 3 == 0 { "csv-stats" } else { "primes" })
+                    .owner(&format!("caller-{}", i % 4))
+                    .state(if i % 2 == 0 {
+                        JobState::Failed
+                    } else {
+                        JobState::Queued
+                    })
+                    .created_at(1_000 + i)
+                    .build()
+            })
+            .collect();
+        let store = store_with(&jobs).await;
+
+        let (lines, listed) = run(&store, &query(JobState::Failed, 50)).await;
+        let ids: Vec<String> = lines
+            .iter()
+            .map(|line| line["jobId"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: Vec<String> = jobs
+            .iter()
+            .rev()
+            .filter(|job| job.state == JobState::Failed)
+            .map(|job| job.id.to_string())
+            .collect();
+        assert_eq!(ids, expected);
+        assert_eq!(lines[0]["owner"], "caller-2", "job 10's caller");
+        assert_eq!(lines[0]["status"], "failed");
+        assert_eq!(lines[0]["type"], "primes");
+        assert_eq!(listed.printed, 6);
+        assert!(!listed.stopped_early);
+
+        let (lines, listed) = run(&store, &query(JobState::Queued, 2)).await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["jobId"], jobs[11].id.to_string());
+        assert_eq!(lines[1]["jobId"], jobs[9].id.to_string());
+        assert_eq!(listed.pages, 1);
+
+        // Filters: type and owner, in code.
+        let mut filtered = query(JobState::Failed, 50);
+        filtered.job_type = Some("csv-stats".into());
+        let (lines, listed) = run(&store, &filtered).await;
+        let ids: Vec<&str> = lines.iter().map(|l| l["jobId"].as_str().unwrap()).collect();
+        assert_eq!(ids, [jobs[6].id.to_string(), jobs[0].id.to_string()]);
+        assert_eq!(listed.passed_over, 4);
+        filtered.owner = Some("caller-2".into());
+        let (lines, _) = run(&store, &filtered).await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["jobId"], jobs[6].id.to_string());
+
+        let (lines, listed) = run(&store, &query(JobState::Running, 50)).await;
+        assert!(lines.is_empty());
+        assert_eq!((listed.printed, listed.pages), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn jobs_stops_after_its_page_bound_and_says_so() {
+        // More non-matching jobs than MAX_PAGES pages hold, then one match.
+        let others = MAX_PAGES * MAX_LIST_LIMIT + 5;
+        let mut jobs: Vec<JobRecord> = vec![
+            job("primes")
+                .owner("wanted")
+                .state(JobState::Succeeded)
+                .created_at(0)
+                .build(),
+        ];
+        jobs.extend((0..others).map(|i| {
+            job("primes")
+                .owner("someone-else")
+                .state(JobState::Succeeded)
+                .created_at(1 + i as i64)
+                .build()
+        }));
+        let store = store_with(&jobs).await;
+        let mut wanted = query(JobState::Succeeded, 5);
+        wanted.owner = Some("wanted".into());
+        let (lines, listed) = run(&store, &wanted).await;
+        assert!(lines.is_empty(), "the match is past the bound");
+        assert_eq!(
+            listed,
+            Listed {
+                printed: 0,
+                passed_over: MAX_PAGES * MAX_LIST_LIMIT,
+                pages: MAX_PAGES,
+                stopped_early: true,
+            }
+        );
+        let mut err = Vec::new();
+        listed.report(&mut err).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("stopped after 20 pages"), "{err}");
+        assert!(err.contains("2000 passed over"), "{err}");
+
+        // Without a filter the same listing ends within the bound.
+        let (lines, listed) = run(&store, &query(JobState::Succeeded, 5)).await;
+        assert_eq!(lines.len(), 5);
+        let mut err = Vec::new();
+        listed.report(&mut err).unwrap();
+        assert!(err.is_empty());
+    }
+}
