@@ -412,13 +412,11 @@ impl DynamoJobStore {
         .await
     }
 
-    /// The jobs at `keys`, without payloads, results and checkpoints, by id:
-    /// one `BatchGetItem` (strongly consistent), repeated for any keys
-    /// DynamoDB leaves unprocessed.
-    async fn read_summaries(
-        &self,
-        keys: &[ListKey],
-    ) -> Result<HashMap<JobId, JobRecord>, StoreError> {
+    /// The jobs at `keys`, in their order, without payloads, results and
+    /// checkpoints (a job deleted since its key was read is left out): one
+    /// `BatchGetItem` (strongly consistent), repeated for any keys DynamoDB
+    /// leaves unprocessed.
+    async fn read_summaries(&self, keys: &[ListKey]) -> Result<Vec<JobRecord>, StoreError> {
         let mut found = HashMap::new();
         let mut pending: Vec<HashMap<String, AttributeValue>> =
             keys.iter().map(|k| key(k.id)).collect();
@@ -462,7 +460,7 @@ impl DynamoJobStore {
                 pending = left.keys().to_vec();
             }
         }
-        Ok(found)
+        Ok(keys.iter().filter_map(|k| found.remove(&k.id)).collect())
     }
 }
 
@@ -957,13 +955,9 @@ impl JobStore for DynamoJobStore {
             .await?;
         let list_key = |(id, created_at)| ListKey { created_at, id };
         let keys: Vec<ListKey> = page.entries.into_iter().map(list_key).collect();
-        let mut found = self.read_summaries(&keys).await?;
         Ok(JobPage {
-            // In the index's order; a job deleted since the query is left out.
-            jobs: keys
-                .iter()
-                .filter_map(|key| found.remove(&key.id))
-                .collect(),
+            // In the index's order.
+            jobs: self.read_summaries(&keys).await?,
             scanned: page.scanned,
             next: page.next.map(list_key),
         })
@@ -997,14 +991,10 @@ impl JobStore for DynamoJobStore {
             );
         }
         let (keys, next) = merge_shards(keys, cut, limit);
-        let mut found = self.read_summaries(&keys).await?;
         Ok(JobPage {
-            // Newest first; a job deleted since the query is left out, and
-            // one that changed state since is listed as it is now.
-            jobs: keys
-                .iter()
-                .filter_map(|key| found.remove(&key.id))
-                .collect(),
+            // Newest first; a job that changed state since the query is
+            // listed as it is now.
+            jobs: self.read_summaries(&keys).await?,
             scanned,
             next,
         })

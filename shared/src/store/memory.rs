@@ -475,15 +475,7 @@ impl JobStore for MemoryStore {
         keys.truncate(limit);
         Ok(JobPage {
             scanned: keys.len(),
-            jobs: keys
-                .iter()
-                .map(|key| JobRecord {
-                    payload: Value::Null,
-                    result: None,
-                    checkpoint: None,
-                    ..jobs[&key.id].clone()
-                })
-                .collect(),
+            jobs: keys.iter().map(|key| summary(&jobs[&key.id])).collect(),
             next,
         })
     }
@@ -519,15 +511,7 @@ impl JobStore for MemoryStore {
         let (keys, next) = super::merge_shards(keys, cut, limit);
         Ok(JobPage {
             scanned,
-            jobs: keys
-                .iter()
-                .map(|key| JobRecord {
-                    payload: Value::Null,
-                    result: None,
-                    checkpoint: None,
-                    ..jobs[&key.id].clone()
-                })
-                .collect(),
+            jobs: keys.iter().map(|key| summary(&jobs[&key.id])).collect(),
             next,
         })
     }
@@ -607,6 +591,16 @@ fn set_due(index: &mut HashMap<JobId, i64>, job: &JobRecord, due: Option<i64>) {
         index.remove(&job.id);
     } else if let Some(due) = due {
         index.insert(job.id, due);
+    }
+}
+
+/// A job as a listing holds it: without its payload, result and checkpoint.
+fn summary(job: &JobRecord) -> JobRecord {
+    JobRecord {
+        payload: Value::Null,
+        result: None,
+        checkpoint: None,
+        ..job.clone()
     }
 }
 
