@@ -45,6 +45,7 @@ macro_rules! for_each_store_check {
             delete_removes_only_finished_jobs,
             a_linked_result_is_stored_as_its_key,
             a_delivery_is_recorded_only_over_what_was_seen,
+            states_are_counted_within_a_bound_and_their_oldest_found,
         );
     };
 }
@@ -57,6 +58,7 @@ macro_rules! for_each_queue_check {
             a_received_message_is_hidden_until_made_visible,
             a_receive_returns_at_most_max_messages,
             a_receive_asks_for_1_to_10_messages,
+            counts_show_waiting_and_hidden_messages,
         );
     };
 }
@@ -1452,6 +1454,54 @@ pub mod store {
             Err(StoreError::Conflict { current: None })
         ));
     }
+
+    /// A state's count covers every caller's jobs up to its bound, then says
+    /// it is a lower bound; the oldest job in a state is found across shards.
+    pub async fn states_are_counted_within_a_bound_and_their_oldest_found(store: &dyn JobStore) {
+        let before = store
+            .count_by_state(JobState::Cancelled, 1_000)
+            .await
+            .unwrap();
+        assert!(before.complete, "{before:?}");
+        // More jobs than shards: some shard holds two or more of them.
+        let jobs = usize::from(SHARDS) * 2 + 1;
+        let base = now_ms();
+        let mut oldest = None;
+        for i in 0..jobs {
+            let job = job("primes")
+                .owner(&format!("count-{}", i % 3))
+                .state(JobState::Cancelled)
+                .created_at(base - 1_000 * (i as i64 + 1))
+                .finished_at(base)
+                .build();
+            store.create(&job).await.unwrap();
+            oldest = Some(job.id);
+        }
+        let all = store
+            .count_by_state(JobState::Cancelled, 1_000)
+            .await
+            .unwrap();
+        assert_eq!((all.count, all.complete), (before.count + jobs, true));
+        let bounded = store.count_by_state(JobState::Cancelled, 1).await.unwrap();
+        assert!(!bounded.complete, "{bounded:?}");
+        assert!(bounded.count <= usize::from(SHARDS), "{bounded:?}");
+        assert!(bounded.count >= 1, "{bounded:?}");
+
+        let found = store
+            .oldest_in_state(JobState::Cancelled)
+            .await
+            .unwrap()
+            .expect("an oldest cancelled job");
+        assert_eq!(Some(found.id), oldest, "the earliest created is the oldest");
+        assert_eq!(found.created_at, base - 1_000 * jobs as i64);
+        assert!(
+            store
+                .oldest_in_state(JobState::Running)
+                .await
+                .unwrap()
+                .is_none_or(|key| key.id != found.id)
+        );
+    }
 }
 
 /// The checks of a [`JobQueue`]: what SQS and the fake both honour.
@@ -1525,6 +1575,25 @@ pub mod queue {
             }
         }
         assert_eq!(received, sent);
+    }
+
+    /// The counts tell waiting from hidden messages, and reading them
+    /// receives nothing.
+    pub async fn counts_show_waiting_and_hidden_messages(queue: &dyn JobQueue) {
+        assert_eq!(queue.counts().await.unwrap().total(), 0);
+        for _ in 0..3 {
+            let message = JobMessage {
+                job_id: JobId::random(),
+            };
+            queue.send(&message).await.unwrap();
+        }
+        let received = queue.receive(receive(1, 1)).await.unwrap();
+        assert_eq!(received.len(), 1, "{received:?}");
+        let counts = queue.counts().await.unwrap();
+        assert_eq!((counts.visible, counts.in_flight), (2, 1), "{counts:?}");
+        assert_eq!(counts.total(), 3);
+        let again = queue.counts().await.unwrap();
+        assert_eq!(again, counts, "reading the counts hides nothing");
     }
 
     /// A receive must ask for 1 to 10 messages.

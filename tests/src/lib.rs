@@ -341,7 +341,7 @@ pub mod fixtures {
 /// changes it passes on to the real queue.
 pub mod recording {
     use async_trait::async_trait;
-    use jobline_shared::queue::{Receive, ReceivedMessage};
+    use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
     use jobline_shared::{JobMessage, JobQueue, QueueError, SqsJobQueue};
     use std::sync::{Arc, Mutex};
 
@@ -386,6 +386,10 @@ pub mod recording {
 
         async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError> {
             self.inner.delete(receipt_handles).await
+        }
+
+        async fn counts(&self) -> Result<QueueCounts, QueueError> {
+            self.inner.counts().await
         }
     }
 }

@@ -8,7 +8,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
 };
 use http::StatusCode;
-use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES, SqsQueueDepth};
+use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
 use jobline_shared::job::now_ms;
 use jobline_shared::store::DiscardOutcome;
 use jobline_shared::{
@@ -511,10 +511,7 @@ async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
             .unwrap();
     }
     // Bounded from now on: the queue holds 3 messages, more than 2.
-    let api = api.with_queue_depth(Arc::new(SqsQueueDepth::new(
-        env.clients.sqs.clone(),
-        &config.queue_url,
-    )));
+    let api = api.with_queue_depth(Arc::new(env.queue()));
     for request in [submit(body), submit_with_key(body, "after")] {
         let reply = api.handle(request).await;
         assert_eq!(reply.metrics.total(Metric::JobsRefused), 1.0);

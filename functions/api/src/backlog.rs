@@ -3,13 +3,13 @@
 //! for hours (and expire with its records).
 //!
 //! The depth is SQS's `GetQueueAttributes` (approximate counts, which SQS
-//! itself updates with a lag), read at most once per [`DEPTH_CACHE`] per
+//! itself updates with a lag: [`JobQueue::counts`]), read at most once per [`DEPTH_CACHE`] per
 //! Lambda instance, so the bound costs one call every few seconds and no
 //! latency on the other submissions. A failed read lets submissions through:
 //! the bound protects the system, it must not become an outage of its own.
 
 use async_trait::async_trait;
-use jobline_shared::QueueError;
+use jobline_shared::{JobQueue, QueueError, SqsJobQueue};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,50 +22,12 @@ pub trait QueueDepth: Send + Sync + std::fmt::Debug {
     async fn depth(&self) -> Result<u64, QueueError>;
 }
 
-/// [`QueueDepth`] of an SQS queue: its visible, in-flight (running or backing
+/// The depth of an SQS queue: its visible, in-flight (running or backing
 /// off before a retry) and delayed messages, all of them work not yet done.
-#[derive(Debug, Clone)]
-pub struct SqsQueueDepth {
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl SqsQueueDepth {
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self {
-            client,
-            url: url.into(),
-        }
-    }
-}
-
 #[async_trait]
-impl QueueDepth for SqsQueueDepth {
+impl QueueDepth for SqsJobQueue {
     async fn depth(&self) -> Result<u64, QueueError> {
-        use aws_sdk_sqs::types::QueueAttributeName as Name;
-        let counts = [
-            Name::ApproximateNumberOfMessages,
-            Name::ApproximateNumberOfMessagesNotVisible,
-            Name::ApproximateNumberOfMessagesDelayed,
-        ];
-        let output = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .set_attribute_names(Some(counts.to_vec()))
-            .send()
-            .await
-            .map_err(|e| QueueError::Aws {
-                operation: "GetQueueAttributes",
-                source: aws_sdk_sqs::error::DisplayErrorContext(e)
-                    .to_string()
-                    .into(),
-            })?;
-        let attributes = output.attributes();
-        Ok(counts
-            .iter()
-            .filter_map(|name| attributes?.get(name)?.parse::<u64>().ok())
-            .sum())
+        Ok(self.counts().await?.total())
     }
 }
 

@@ -82,7 +82,7 @@ mod listing;
 mod openapi;
 mod submission;
 
-pub use backlog::{Backlog, QueueDepth, SqsQueueDepth};
+pub use backlog::{Backlog, QueueDepth};
 pub use error::ApiError;
 pub use identity::{ANONYMOUS_OWNER, caller};
 pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};

@@ -4,7 +4,7 @@
 //! The clients bound every operation by `API_AWS_TIMEOUT_MS`, so a submission
 //! answers (202 or 503) within the function's timeout even when AWS is slow.
 
-use jobline_api::{Api, SqsQueueDepth};
+use jobline_api::Api;
 use jobline_shared::aws::Clients;
 use jobline_shared::{Config, telemetry};
 use lambda_http::{Error, Request, run, service_fn};
@@ -17,14 +17,13 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::for_lambda(config.trust_roots)
         .await
         .with_operation_timeout(config.api_aws_timeout);
-    let depth = SqsQueueDepth::new(clients.sqs.clone(), &config.queue_url);
     let mut api = Api::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
         jobline_jobs::registry(),
         &config,
     )
-    .with_queue_depth(Arc::new(depth));
+    .with_queue_depth(Arc::new(clients.queue(&config)));
     if let Some(results) = clients.results(&config) {
         api = api.with_results(Arc::new(results));
     }

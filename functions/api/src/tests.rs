@@ -4,7 +4,7 @@
 use super::backlog::fake::FakeDepth;
 use super::*;
 use jobline_shared::queue::memory::MemoryQueue;
-use jobline_shared::queue::{Receive, ReceivedMessage};
+use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::{JobRequest, QueueError};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -144,6 +144,9 @@ impl JobQueue for LostResponse {
     }
     async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
         self.queue.delete(handles).await
+    }
+    async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        self.queue.counts().await
     }
 }
 

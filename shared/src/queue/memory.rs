@@ -6,7 +6,7 @@
 //! tested without a network. The contract suite ([`crate::contract`]) runs
 //! against it and against SQS on the emulator.
 
-use super::{JobMessage, JobQueue, Receive, ReceivedMessage};
+use super::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
 use crate::error::QueueError;
 use crate::job::now_ms;
 use crate::store::memory::lock;
@@ -215,6 +215,22 @@ impl JobQueue for MemoryQueue {
                 }
             })
             .collect())
+    }
+
+    /// Visible and hidden messages (nothing is ever delayed here).
+    async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        self.check("GetQueueAttributes")?;
+        let state = lock(&self.state);
+        let hidden = state
+            .messages
+            .iter()
+            .filter(|m| m.receipt.is_some())
+            .count();
+        Ok(QueueCounts {
+            visible: (state.messages.len() - hidden) as u64,
+            in_flight: hidden as u64,
+            delayed: 0,
+        })
     }
 
     /// Deletes the messages hidden under these handles; returns the handles

@@ -77,6 +77,26 @@ pub struct Receive {
     pub visibility_secs: i32,
 }
 
+/// How many messages a queue holds (SQS's approximate counts, which it
+/// updates with a lag of up to a minute).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Waiting to be received (`ApproximateNumberOfMessages`).
+    pub visible: u64,
+    /// Received and hidden: being worked on, or backing off before a retry
+    /// (`ApproximateNumberOfMessagesNotVisible`).
+    pub in_flight: u64,
+    /// Sent with a delay not yet over (`ApproximateNumberOfMessagesDelayed`).
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    /// Every message the queue holds: all of them work not yet done.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
 /// A queue of job messages.
 #[async_trait]
 pub trait JobQueue: Send + Sync + std::fmt::Debug {
@@ -92,6 +112,10 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Deletes messages by receipt handle (up to 10); returns the handles
     /// SQS failed to delete.
     async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError>;
+
+    /// How many messages the queue holds, read without receiving any (so
+    /// no message's receive count or visibility changes).
+    async fn counts(&self) -> Result<QueueCounts, QueueError>;
 }
 
 #[cfg(test)]

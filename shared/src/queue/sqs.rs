@@ -1,10 +1,12 @@
 //! [`SqsJobQueue`]: the [`JobQueue`] adapter on one SQS queue.
 
-use super::{JobMessage, JobQueue, Receive, ReceivedMessage};
+use super::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
 use crate::error::{BoxError, QueueError, sdk_error};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 
 /// [`JobQueue`] on one SQS queue.
 #[derive(Debug, Clone)]
@@ -87,6 +89,33 @@ impl JobQueue for SqsJobQueue {
                     .unwrap_or_default(),
             })
             .collect())
+    }
+
+    async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        let names = [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ];
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws("GetQueueAttributes")(sdk_error(e)))?;
+        let count = |name: &QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|attributes| attributes.get(name)?.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueCounts {
+            visible: count(&names[0]),
+            in_flight: count(&names[1]),
+            delayed: count(&names[2]),
+        })
     }
 
     async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError> {

@@ -34,13 +34,14 @@ use super::item::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
     PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE,
     SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n,
-    payload_item_key, progress_text, s, state_shard, stored_items, summary_from_item, webhook_text,
+    payload_item_key, progress_text, s, state_partition, state_shard, stored_items,
+    summary_from_item, webhook_text,
 };
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
     DueKey, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed,
-    ReplayOutcome, SHARDS, SWEPT_ERROR, SweepOutcome, cancel_settled, enqueue_failed, merge_shards,
-    outcome_of, own_claim, own_write, record_from_item,
+    ReplayOutcome, SHARDS, SWEPT_ERROR, StateCount, SweepOutcome, cancel_settled, enqueue_failed,
+    merge_shards, outcome_of, own_claim, own_write, record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -55,8 +56,9 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
 };
+use futures_util::future::try_join_all;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -385,15 +387,16 @@ impl DynamoJobStore {
     }
 
     /// At most `limit` entries of partition `shard` of `state` in
-    /// [`STATE_INDEX`], newest first, after `after`.
+    /// [`STATE_INDEX`], newest first (or oldest first), after `after`.
     async fn state_shard_page(
         &self,
         state: JobState,
         shard: u8,
         after: Option<ListKey>,
         limit: usize,
+        oldest_first: bool,
     ) -> Result<IndexPage, StoreError> {
-        let partition = s(format!("{}#{shard}", state.as_str()));
+        let partition = s(state_partition(state, shard));
         self.index_page(
             IndexQuery {
                 index: STATE_INDEX,
@@ -405,11 +408,48 @@ impl DynamoJobStore {
                 .key_condition_expression("#partition = :partition")
                 .expression_attribute_names("#partition", STATE_SHARD_ATTRIBUTE)
                 .expression_attribute_values(":partition", partition)
-                .scan_index_forward(false),
+                .scan_index_forward(oldest_first),
             after.map(|after| (after.id, after.created_at)),
             limit,
         )
         .await
+    }
+
+    /// The entries of partition `shard` of `state` in [`STATE_INDEX`],
+    /// counted up to `bound` (`Select=COUNT`: DynamoDB reads the entries
+    /// but returns none), page by page.
+    async fn count_state_shard(
+        &self,
+        state: JobState,
+        shard: u8,
+        bound: usize,
+    ) -> Result<usize, StoreError> {
+        let partition = s(state_partition(state, shard));
+        let (mut count, mut start) = (0, None);
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATE_INDEX)
+                .key_condition_expression("#partition = :partition")
+                .expression_attribute_names("#partition", STATE_SHARD_ATTRIBUTE)
+                .expression_attribute_values(":partition", partition.clone())
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(bound - count).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| StoreError::Aws {
+                    operation: "Query",
+                    source: sdk_error(e),
+                })?;
+            count += usize::try_from(output.count()).unwrap_or(0);
+            start = output.last_evaluated_key;
+            if start.is_none() || count >= bound {
+                return Ok(count);
+            }
+        }
     }
 
     /// The jobs at `keys`, in their order, without payloads, results and
@@ -974,7 +1014,11 @@ impl JobStore for DynamoJobStore {
         let mut queries = tokio::task::JoinSet::new();
         for shard in 0..SHARDS {
             let store = self.clone();
-            queries.spawn(async move { store.state_shard_page(state, shard, after, limit).await });
+            queries.spawn(async move {
+                store
+                    .state_shard_page(state, shard, after, limit, false)
+                    .await
+            });
         }
         let (mut keys, mut scanned, mut cut) = (Vec::new(), 0, false);
         while let Some(joined) = queries.join_next().await {
@@ -998,6 +1042,34 @@ impl JobStore for DynamoJobStore {
             scanned,
             next,
         })
+    }
+
+    async fn count_by_state(
+        &self,
+        state: JobState,
+        per_shard: usize,
+    ) -> Result<StateCount, StoreError> {
+        // One more than the bound tells a full shard from a larger one.
+        let counts = try_join_all(
+            (0..SHARDS).map(|shard| self.count_state_shard(state, shard, per_shard + 1)),
+        )
+        .await?;
+        Ok(StateCount {
+            count: counts.iter().map(|&count| count.min(per_shard)).sum(),
+            complete: counts.iter().all(|&count| count <= per_shard),
+        })
+    }
+
+    async fn oldest_in_state(&self, state: JobState) -> Result<Option<ListKey>, StoreError> {
+        let pages = try_join_all(
+            (0..SHARDS).map(|shard| self.state_shard_page(state, shard, None, 1, true)),
+        )
+        .await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.entries)
+            .map(|(id, created_at)| ListKey { created_at, id })
+            .min())
     }
 
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {

@@ -246,10 +246,15 @@ pub(crate) fn due_attributes(id: JobId, due_at_ms: i64) -> [(String, AttributeVa
     ]
 }
 
-/// Job `id`'s partition of [`STATE_INDEX`] while it is in `state`:
-/// `"<state>#<shard>"`, the shard below [`SHARDS`](super::SHARDS).
+/// Partition `shard` (below [`SHARDS`](super::SHARDS)) of `state` in
+/// [`STATE_INDEX`]: `"<state>#<shard>"`.
+pub fn state_partition(state: JobState, shard: u8) -> String {
+    format!("{}#{shard}", state.as_str())
+}
+
+/// Job `id`'s partition of [`STATE_INDEX`] while it is in `state`.
 pub fn state_shard(id: JobId, state: JobState) -> String {
-    format!("{}#{}", state.as_str(), id.shard(super::SHARDS))
+    state_partition(state, id.shard(super::SHARDS))
 }
 
 /// The DynamoDB item for a job record, its error bounded by [`bound_error`],

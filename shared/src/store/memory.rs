@@ -15,7 +15,7 @@ use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
     CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, DueKey, Heartbeat,
     JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR,
-    SweepOutcome, cancel_settled, enqueue_failed, outcome_of, own_claim, own_write,
+    StateCount, SweepOutcome, cancel_settled, enqueue_failed, outcome_of, own_claim, own_write,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
@@ -514,6 +514,35 @@ impl JobStore for MemoryStore {
             jobs: keys.iter().map(|key| summary(&jobs[&key.id])).collect(),
             next,
         })
+    }
+
+    async fn count_by_state(
+        &self,
+        state: JobState,
+        per_shard: usize,
+    ) -> Result<StateCount, StoreError> {
+        self.check("Query")?;
+        let jobs = lock(&self.jobs);
+        let mut counts = [0; super::SHARDS as usize];
+        for job in jobs.values().filter(|job| job.state == state) {
+            counts[usize::from(job.id.shard(super::SHARDS))] += 1;
+        }
+        Ok(StateCount {
+            count: counts.iter().map(|&count| count.min(per_shard)).sum(),
+            complete: counts.iter().all(|&count| count <= per_shard),
+        })
+    }
+
+    async fn oldest_in_state(&self, state: JobState) -> Result<Option<ListKey>, StoreError> {
+        self.check("Query")?;
+        Ok(lock(&self.jobs)
+            .values()
+            .filter(|job| job.state == state)
+            .map(|job| ListKey {
+                created_at: job.created_at,
+                id: job.id,
+            })
+            .min())
     }
 
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {

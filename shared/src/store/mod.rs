@@ -182,6 +182,16 @@ pub struct JobPage {
     pub next: Option<ListKey>,
 }
 
+/// How many jobs [`JobStore::count_by_state`] found in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateCount {
+    /// The jobs counted: all of them when `complete`, else a lower bound.
+    pub count: usize,
+    /// Whether every job in the state was counted: false when a shard held
+    /// more than the count's bound, which then counts only the bound.
+    pub complete: bool,
+}
+
 /// What [`JobStore::delete`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -349,6 +359,22 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         after: Option<ListKey>,
         limit: usize,
     ) -> Result<JobPage, StoreError>;
+
+    /// How many jobs are in `state`, of every caller, counted on
+    /// [`item::STATE_INDEX`] up to `per_shard` in each of its [`SHARDS`]
+    /// partitions: the entries read (and so the read units) are at most
+    /// `SHARDS × (per_shard + 1)` whatever the table holds, and a state with
+    /// more is a lower bound ([`StateCount::complete`] false).
+    async fn count_by_state(
+        &self,
+        state: JobState,
+        per_shard: usize,
+    ) -> Result<StateCount, StoreError>;
+
+    /// The oldest job in `state` (least `createdAt`), of every caller: one
+    /// query of one entry in each partition of `state` in
+    /// [`item::STATE_INDEX`].
+    async fn oldest_in_state(&self, state: JobState) -> Result<Option<ListKey>, StoreError>;
 
     /// Deletes finished job `id` and its payload, at once (for data that
     /// must not wait for the TTL); an unfinished job is left alone.
