@@ -207,10 +207,9 @@ pub async fn run(
             let clients = Clients::from_env().await;
             let store = DynamoJobStore::new(clients.dynamodb.clone(), table);
             let query = StateQuery {
-                state: args.state,
-                limit: args.limit.get(),
                 job_type: args.job_type,
                 owner: args.owner,
+                ..StateQuery::new(args.state, args.limit.get())
             };
             list_jobs(&store, &query, out).await?.report(err)?;
             Ok(Exit::Success)

@@ -7,9 +7,9 @@
 //! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
 //! on stderr how many jobs it passed over when it stops there.
 
-use jobline_shared::store::{JobPage, MAX_LIST_LIMIT};
+use jobline_shared::store::{JobPage, ListKey, MAX_LIST_LIMIT};
 use jobline_shared::view::job_summary;
-use jobline_shared::{JobRecord, JobState, JobStore, StoreError};
+use jobline_shared::{JobId, JobRecord, JobState, JobStore, StoreError};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 
@@ -17,19 +17,37 @@ use std::io::{self, Write};
 /// reads at most 16 × its limit index entries and as many summaries).
 pub const MAX_PAGES: usize = 20;
 
-/// What `jobline jobs` lists.
+/// What `jobline jobs` (and the console's job list) lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateQuery {
     pub state: JobState,
-    /// At most this many jobs are printed.
+    /// At most this many jobs are listed.
     pub limit: usize,
     /// Only jobs of this type.
     pub job_type: Option<String>,
     /// Only jobs of this caller.
     pub owner: Option<String>,
+    /// Only jobs created at or after this time (ms since the epoch): the
+    /// listing stops at the first older one, as it reads newest first.
+    pub created_since: Option<i64>,
+    /// Only jobs created before this time (ms since the epoch): the listing
+    /// starts there, which costs no read.
+    pub created_before: Option<i64>,
 }
 
 impl StateQuery {
+    /// Every job in `state`, up to `limit`, newest first.
+    pub fn new(state: JobState, limit: usize) -> Self {
+        Self {
+            state,
+            limit,
+            job_type: None,
+            owner: None,
+            created_since: None,
+            created_before: None,
+        }
+    }
+
     fn matches(&self, job: &JobRecord) -> bool {
         self.job_type.as_deref().is_none_or(|t| job.job_type == t)
             && self.owner.as_deref().is_none_or(|o| job.owner == o)
@@ -38,12 +56,24 @@ impl StateQuery {
     fn filtered(&self) -> bool {
         self.job_type.is_some() || self.owner.is_some()
     }
+
+    /// Where the listing starts: after `after`, and before `created_before`.
+    fn start(&self, after: Option<ListKey>) -> Option<ListKey> {
+        let before = self.created_before.map(|created_at| ListKey {
+            created_at,
+            id: JobId::MIN,
+        });
+        match (after, before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What a listing did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listed {
-    /// The jobs printed.
+    /// The jobs listed.
     pub printed: usize,
     /// The jobs read that the type or owner filter left out.
     pub passed_over: usize,
@@ -68,6 +98,19 @@ impl Listed {
     }
 }
 
+/// One listing's jobs, and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The jobs that passed the filters, newest first, without payloads,
+    /// results and checkpoints.
+    pub jobs: Vec<JobRecord>,
+    pub listed: Listed,
+    /// The index entries read (at most `SHARDS × page size` a page).
+    pub scanned: usize,
+    /// Where the next listing starts, when more jobs may follow.
+    pub next: Option<ListKey>,
+}
+
 /// Errors of a listing.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
@@ -86,55 +129,98 @@ pub fn job_line(job: &JobRecord) -> Value {
     line
 }
 
-/// Prints to `out`, one JSON object a line, up to `query.limit` jobs in
-/// `query.state` that pass its filters, newest first, reading at most
-/// [`MAX_PAGES`] pages of `store`'s state listing.
+/// Up to `query.limit` jobs in `query.state` that pass its filters, newest
+/// first, starting after `after`, reading at most [`MAX_PAGES`] pages of
+/// `store`'s state listing.
+pub async fn find_jobs(
+    store: &dyn JobStore,
+    query: &StateQuery,
+    after: Option<ListKey>,
+) -> Result<Found, StoreError> {
+    let mut found = Found {
+        jobs: Vec::new(),
+        listed: Listed {
+            printed: 0,
+            passed_over: 0,
+            pages: 0,
+            stopped_early: false,
+        },
+        scanned: 0,
+        next: None,
+    };
+    let mut after = query.start(after);
+    'pages: while found.jobs.len() < query.limit {
+        if found.listed.pages == MAX_PAGES {
+            found.listed.stopped_early = true;
+            found.next = after;
+            break;
+        }
+        // Unfiltered, a page holds what is left to list; filtered, as many
+        // jobs as a page can, since some will be passed over.
+        let page_size = if query.filtered() {
+            MAX_LIST_LIMIT
+        } else {
+            query.limit - found.jobs.len()
+        };
+        let JobPage {
+            jobs,
+            next,
+            scanned,
+        } = store
+            .list_by_state(query.state, after, page_size.clamp(1, MAX_LIST_LIMIT))
+            .await?;
+        found.listed.pages += 1;
+        found.scanned += scanned;
+        for job in jobs {
+            if query
+                .created_since
+                .is_some_and(|since| job.created_at < since)
+            {
+                found.next = None;
+                break 'pages;
+            }
+            if found.jobs.len() == query.limit {
+                found.next = after;
+                break 'pages;
+            }
+            after = Some(ListKey {
+                created_at: job.created_at,
+                id: job.id,
+            });
+            if query.matches(&job) {
+                found.jobs.push(job);
+            } else {
+                found.listed.passed_over += 1;
+            }
+        }
+        match next {
+            Some(next) => {
+                after = Some(next);
+                found.next = Some(next);
+            }
+            None => {
+                found.next = None;
+                break;
+            }
+        }
+    }
+    found.listed.printed = found.jobs.len();
+    Ok(found)
+}
+
+/// Prints to `out`, one JSON object a line, the jobs [`find_jobs`] finds
+/// from the newest on.
 pub async fn list_jobs(
     store: &dyn JobStore,
     query: &StateQuery,
     out: &mut dyn Write,
 ) -> Result<Listed, JobsError> {
-    let mut listed = Listed {
-        printed: 0,
-        passed_over: 0,
-        pages: 0,
-        stopped_early: false,
-    };
-    let mut after = None;
-    while listed.printed < query.limit {
-        if listed.pages == MAX_PAGES {
-            listed.stopped_early = true;
-            break;
-        }
-        // Unfiltered, a page holds what is left to print; filtered, as many
-        // jobs as a page can, since some will be passed over.
-        let page_size = if query.filtered() {
-            MAX_LIST_LIMIT
-        } else {
-            query.limit - listed.printed
-        };
-        let JobPage { jobs, next, .. } = store
-            .list_by_state(query.state, after, page_size.clamp(1, MAX_LIST_LIMIT))
-            .await?;
-        listed.pages += 1;
-        for job in &jobs {
-            if listed.printed == query.limit {
-                break;
-            }
-            if query.matches(job) {
-                serde_json::to_writer(&mut *out, &job_line(job)).map_err(io::Error::from)?;
-                writeln!(out)?;
-                listed.printed += 1;
-            } else {
-                listed.passed_over += 1;
-            }
-        }
-        match next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
+    let found = find_jobs(store, query, None).await?;
+    for job in &found.jobs {
+        serde_json::to_writer(&mut *out, &job_line(job)).map_err(io::Error::from)?;
+        writeln!(out)?;
     }
-    Ok(listed)
+    Ok(found.listed)
 }
 
 #[cfg(test)]
@@ -152,12 +238,7 @@ mod tests {
     }
 
     fn query(state: JobState, limit: usize) -> StateQuery {
-        StateQuery {
-            state,
-            limit,
-            job_type: None,
-            owner: None,
-        }
+        StateQuery::new(state, limit)
     }
 
     async fn run(store: &dyn JobStore, query: &StateQuery) -> (Vec<Value>, Listed) {
@@ -227,6 +308,49 @@ mod tests {
         let (lines, listed) = run(&store, &query(JobState::Running, 50)).await;
         assert!(lines.is_empty());
         assert_eq!((listed.printed, listed.pages), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_listing_resumes_where_it_stopped_within_its_time_range() {
+        let jobs: Vec<JobRecord> = (0..30)
+            .map(|i| {
+                job(if i % 2 == 0 { "primes" } else { "sleep" })
+                    .state(JobState::Succeeded)
+                    .created_at(1_000 + i)
+                    .build()
+            })
+            .collect();
+        let store = store_with(&jobs).await;
+        let newest_first = |wanted: &dyn Fn(&JobRecord) -> bool| -> Vec<JobId> {
+            jobs.iter()
+                .rev()
+                .filter(|j| wanted(j))
+                .map(|j| j.id)
+                .collect()
+        };
+        // Pages of 4 sleep jobs created in [1_005, 1_025): each resumes
+        // after the last job the one before examined.
+        let query = StateQuery {
+            job_type: Some("sleep".into()),
+            created_since: Some(1_005),
+            created_before: Some(1_025),
+            ..StateQuery::new(JobState::Succeeded, 4)
+        };
+        let (mut listed, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let found = find_jobs(&store, &query, after).await.unwrap();
+            assert!(found.jobs.len() <= 4);
+            listed.extend(found.jobs.iter().map(|j| j.id));
+            pages += 1;
+            match found.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let expected =
+            newest_first(&|j| j.job_type == "sleep" && (1_005..1_025).contains(&j.created_at));
+        assert_eq!(listed, expected);
+        assert_eq!(pages, 3, "10 jobs by pages of 4");
     }
 
     #[tokio::test]

@@ -27,6 +27,10 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6a0b_1c2e_9f3d_4e5a_8b7c_1
 pub struct JobId(Uuid);
 
 impl JobId {
+    /// The least id (all zeros): a listing key of a time and this id comes
+    /// before every job created at that time.
+    pub const MIN: Self = Self(Uuid::nil());
+
     /// A fresh, time-ordered id.
     pub fn random() -> Self {
         Self(Uuid::now_v7())

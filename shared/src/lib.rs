@@ -14,10 +14,14 @@
 //! - [`results::ResultStore`] (in `results/mod.rs`), results too large for
 //!   a job's item. Its adapter [`results::S3ResultStore`] (`results/s3.rs`)
 //!   uses S3 and hands out presigned links.
+//! - [`activity::MetricHistory`] (in `activity/mod.rs`), the published
+//!   metrics read back per minute for the console. Its adapter
+//!   [`activity::CloudWatchHistory`] (`activity/cloudwatch.rs`) uses
+//!   CloudWatch's `GetMetricData`.
 //!
 //! Each port also has a fake beside its adapter, for unit tests:
-//! `store::memory::MemoryStore`, `queue::memory::MemoryQueue` and
-//! `results::memory::MemoryResults`. The fakes,
+//! `store::memory::MemoryStore`, `queue::memory::MemoryQueue`,
+//! `results::memory::MemoryResults` and `activity::memory::FixedHistory`. The fakes,
 //! the record builders of `testing` and the `contract` suite that holds
 //! fakes and adapters to one behaviour are compiled only for this crate's
 //! tests and with the feature `memory`, which other crates enable in their
@@ -32,6 +36,7 @@
 //! per-caller secrets, the SSRF guard of callback URLs, and the deliverer
 //! that connects only to the address it checked).
 
+pub mod activity;
 pub mod aws;
 pub mod config;
 #[cfg(any(test, feature = "memory"))]
