@@ -1,6 +1,6 @@
-# Shared by the scripts: the .venv with the Python tools, free-port checks,
-# a moto server on 127.0.0.1, and stopping on exit whatever a script
-# started (and nothing else).
+# Shared by the scripts: the .venv with the Python tools, Debian's Chromium
+# for the browser tests, free-port checks, a moto server on 127.0.0.1, and
+# stopping on exit whatever a script started (and nothing else).
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +35,31 @@ ensure_venv() {
     fi
   done
   export PATH="$VENV/bin:$PATH"
+}
+
+# Installs Chromium and ChromeDriver from Debian's packages (chromium,
+# chromium-driver) when /usr/bin/chromium or /usr/bin/chromedriver is
+# missing: the browser tests (tests/src/browser.rs) drive them, and fail
+# without them. Installing needs root; fails, saying so, if it cannot.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/$(basename "$0"): the browser tests need Chromium and ChromeDriver (/usr/bin/chromium, /usr/bin/chromedriver)," >&2
+    echo "  and installing them needs root: sudo apt-get install -y chromium chromium-driver" >&2
+    return 1
+  fi
+  log "installing Chromium and ChromeDriver from Debian's packages (about 165 MB to download, 500 MB installed; a minute or two)"
+  if ! apt-get update || ! DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; then
+    echo "scripts/$(basename "$0"): apt-get could not install chromium and chromium-driver (see above);" >&2
+    echo "  the browser tests need them: apt-get install -y chromium chromium-driver" >&2
+    return 1
+  fi
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "scripts/$(basename "$0"): apt-get installed chromium and chromium-driver, but /usr/bin/chromium or /usr/bin/chromedriver is still missing" >&2
+    return 1
+  fi
 }
 
 # Cargo's target directory (CARGO_TARGET_DIR if set).

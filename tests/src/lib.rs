@@ -11,6 +11,8 @@ pub mod template;
 
 pub mod faults;
 
+pub mod browser;
+
 use jobline_shared::aws::Clients;
 use jobline_shared::config::Config;
 use jobline_shared::provision::{self, QueueSettings, Queues};
