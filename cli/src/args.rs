@@ -47,6 +47,15 @@ pub enum Command {
     /// (with its owner) a line, from the jobs table's state index (needs
     /// JOBS_TABLE and AWS credentials).
     Jobs(StateArgs),
+    /// Run a failed job again (any caller's): back to queued, and a new
+    /// message on the jobs queue (needs JOBS_TABLE, JOBS_QUEUE_URL and AWS
+    /// credentials).
+    Retry(RetryArgs),
+    /// Start the web console on 127.0.0.1 and print its URL (with this
+    /// launch's token): jobs by state, queues, activity, every job, the
+    /// dead letters, and cancel, retry, replay and discard (needs JOBS_TABLE,
+    /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials). Ctrl-C stops it.
+    Console(ConsoleArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -132,6 +141,25 @@ pub struct JobsArgs {
     /// Go on from where an earlier listing stopped (it prints the cursor).
     #[arg(long, value_name = "CURSOR")]
     pub cursor: Option<String>,
+}
+
+/// `retry`: which job.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The job id (a hyphenated UUID).
+    #[arg(value_name = "ID")]
+    pub id: JobId,
+}
+
+/// `console`: where it listens.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The port on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "JOBLINE_CONSOLE_PORT", default_value_t = 7878)]
+    pub port: u16,
+    /// Print the URL without opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 /// `jobs`: which state, how many, and the filters.

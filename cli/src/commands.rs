@@ -6,16 +6,20 @@
 
 use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
 use crate::client::{ApiClient, Auth, Cancel, ClientError, Waited};
+use crate::console::guard::Guard;
+use crate::console::{Console, serve};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
-use crate::jobs::{JobsError, StateQuery, list_jobs};
+use crate::jobs::{JobsError, Retried, RetryError, StateQuery, list_jobs, retry};
 use crate::progress::{ProgressDisplay, ProgressStyle};
 use crate::sigv4::Signer;
+use jobline_shared::activity::CloudWatchHistory;
 use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
 use jobline_shared::{Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
 use serde_json::Value;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The exit codes of `jobline`.
@@ -67,6 +71,16 @@ pub enum CliError {
     },
     #[error("the payload is not valid JSON: {0}")]
     PayloadJson(#[source] serde_json::Error),
+    #[error(transparent)]
+    Retry(#[from] RetryError),
+    #[error(
+        "listening on 127.0.0.1:{port}: {source} (choose another with --port, or 0 for any free port)"
+    )]
+    Listen {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
     #[error("writing the output: {0}")]
     Output(#[from] io::Error),
 }
@@ -214,6 +228,75 @@ pub async fn run(
             list_jobs(&store, &query, out).await?.report(err)?;
             Ok(Exit::Success)
         }
+        Command::Retry(args) => {
+            let (config, clients) = operator_clients(Config::from_env()).await?;
+            let outcome = retry(&clients.store(&config), &clients.queue(&config), args.id).await?;
+            let exit = match outcome {
+                Retried::Requeued { message_id } => {
+                    writeln!(
+                        out,
+                        "job {} is queued again (message {message_id})",
+                        args.id
+                    )?;
+                    Exit::Success
+                }
+                Retried::SentAgain { message_id } => {
+                    writeln!(
+                        out,
+                        "job {} was already queued: its message was sent again ({message_id})",
+                        args.id
+                    )?;
+                    Exit::Success
+                }
+                Retried::Unchanged(state) => {
+                    writeln!(
+                        err,
+                        "job {} is {state}: only a failed job is retried",
+                        args.id
+                    )?;
+                    Exit::Failed
+                }
+                Retried::Missing => {
+                    writeln!(err, "job {} not found", args.id)?;
+                    Exit::Failed
+                }
+            };
+            Ok(exit)
+        }
+        Command::Console(args) => {
+            let (config, dlq_url) = dlq_config(Config::from_env())?;
+            let clients = Clients::from_env().await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+                .await
+                .map_err(|source| CliError::Listen {
+                    port: args.port,
+                    source,
+                })?;
+            let port = listener.local_addr()?.port();
+            let console = Console {
+                store: Arc::new(clients.store(&config)),
+                queue: Arc::new(clients.queue(&config)),
+                dlq: Arc::new(SqsJobQueue::new(clients.sqs.clone(), dlq_url)),
+                history: Arc::new(CloudWatchHistory::from_env().await),
+                guard: Guard::new(port),
+                emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            };
+            let url = console.guard.launch_url();
+            writeln!(out, "Jobline console: {url}")?;
+            writeln!(
+                out,
+                "(only this URL opens it: it carries this launch's token; Ctrl-C stops it)"
+            )?;
+            out.flush()?;
+            if !args.no_open && io::stdout().is_terminal() {
+                open_browser(&url);
+            }
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            serve(listener, Arc::new(console), stop).await?;
+            Ok(Exit::Success)
+        }
         Command::Dlq(command) => {
             let (config, dlq_url) = dlq_config(Config::from_env())?;
             let clients = Clients::from_env().await;
@@ -278,6 +361,32 @@ pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String
         .clone()
         .ok_or(ConfigError::Missing("JOBS_DLQ_URL"))?;
     Ok((config, dlq_url))
+}
+
+/// Asks the desktop to open `url` in a browser; a failure only means the
+/// operator opens the printed URL themselves.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(error) = spawned {
+        tracing::debug!(%error, opener, "could not open a browser");
+    }
+}
+
+/// The configuration and clients of an operator command.
+async fn operator_clients(
+    config: Result<Config, ConfigError>,
+) -> Result<(Config, Clients), ConfigError> {
+    Ok((config?, Clients::from_env().await))
 }
 
 /// The table `jobs` reads: `JOBS_TABLE`, the only variable it needs.

@@ -7,9 +7,11 @@
 //! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
 //! on stderr how many jobs it passed over when it stops there.
 
-use jobline_shared::store::{JobPage, ListKey, MAX_LIST_LIMIT};
+use jobline_shared::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome};
 use jobline_shared::view::job_summary;
-use jobline_shared::{JobId, JobRecord, JobState, JobStore, StoreError};
+use jobline_shared::{
+    JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, QueueError, StoreError,
+};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 
@@ -223,6 +225,54 @@ pub async fn list_jobs(
     Ok(found.listed)
 }
 
+/// What [`retry`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// The job was `failed` and is `queued` again; its message was sent.
+    Requeued { message_id: String },
+    /// The job was already `queued` (a retry whose send failed, say): its
+    /// message was sent again; a duplicate costs one refused claim.
+    SentAgain { message_id: String },
+    /// The job is in a state a retry does not touch.
+    Unchanged(JobState),
+    /// There is no such job.
+    Missing,
+}
+
+/// Errors of a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("requeueing the job: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the job is queued again but its message could not be sent ({0}); retry again to send it"
+    )]
+    Send(#[from] QueueError),
+}
+
+/// An operator runs a finished-as-failed job again (`jobline retry`, the
+/// console's Retry): [`JobStore::replay`] puts it back to `queued`, then its
+/// message goes to `queue`. A retry whose send failed leaves the job
+/// `queued`, and retrying it again sends the message.
+pub async fn retry(
+    store: &dyn JobStore,
+    queue: &dyn JobQueue,
+    id: JobId,
+) -> Result<Retried, RetryError> {
+    let requeued = match store.replay(id).await? {
+        ReplayOutcome::Replayed => true,
+        ReplayOutcome::Unchanged(JobState::Queued) => false,
+        ReplayOutcome::Unchanged(state) => return Ok(Retried::Unchanged(state)),
+        ReplayOutcome::Missing => return Ok(Retried::Missing),
+    };
+    let message_id = queue.send(&JobMessage { job_id: id }).await?;
+    Ok(if requeued {
+        Retried::Requeued { message_id }
+    } else {
+        Retried::SentAgain { message_id }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +401,45 @@ mod tests {
             newest_first(&|j| j.job_type == "sleep" && (1_005..1_025).contains(&j.created_at));
         assert_eq!(listed, expected);
         assert_eq!(pages, 3, "10 jobs by pages of 4");
+    }
+
+    #[tokio::test]
+    async fn retry_requeues_a_failed_job_and_sends_its_message() {
+        use jobline_shared::queue::memory::MemoryQueue;
+        let failed = job("primes").state(JobState::Failed).error("boom").build();
+        let done = job("primes").state(JobState::Succeeded).build();
+        let store = store_with(&[failed.clone(), done.clone()]).await;
+        let queue = MemoryQueue::new();
+
+        queue.set_failing_sends(true);
+        assert!(matches!(
+            retry(&store, &queue, failed.id).await,
+            Err(RetryError::Send(_))
+        ));
+        assert_eq!(store.job(failed.id).unwrap().state, JobState::Queued);
+        queue.set_failing_sends(false);
+        assert!(matches!(
+            retry(&store, &queue, failed.id).await.unwrap(),
+            Retried::SentAgain { .. }
+        ));
+        assert_eq!(queue.sent(), [JobMessage { job_id: failed.id }]);
+
+        let again = job("primes").state(JobState::Failed).build();
+        store.create(&again).await.unwrap();
+        assert!(matches!(
+            retry(&store, &queue, again.id).await.unwrap(),
+            Retried::Requeued { .. }
+        ));
+        assert_eq!(store.job(again.id).unwrap().replays, 1);
+        assert_eq!(
+            retry(&store, &queue, done.id).await.unwrap(),
+            Retried::Unchanged(JobState::Succeeded)
+        );
+        assert_eq!(
+            retry(&store, &queue, JobId::random()).await.unwrap(),
+            Retried::Missing
+        );
+        assert_eq!(queue.sent().len(), 2, "nothing sent for the others");
     }
 
     #[tokio::test]

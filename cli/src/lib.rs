@@ -12,6 +12,7 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod console;
 pub mod dlq;
 pub mod jobs;
 pub mod progress;

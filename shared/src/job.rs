@@ -86,6 +86,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     /// The name stored in DynamoDB and shown by the API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,344 @@
+//! `jobline console`: a web console on 127.0.0.1 to see and steer every
+//! job, with the operator's own AWS credentials (their IAM permissions are
+//! its access control: there is no public endpoint and no second login).
+//!
+//! - [`guard`]: the host allow-list, the launch token and the CSRF checks;
+//! - [`pages`]: the overview, the job list, a job, the dead letters;
+//! - [`actions`]: cancel, retry, replay and discard, each confirmed first
+//!   (with a dry run for the dead-letter tools) and logged;
+//! - [`html`]: the layout, forms and the activity chart.
+//!
+//! Where the numbers come from: job counts, lists and the oldest queued job
+//! from the jobs table's state index ([`JobStore::count_by_state`],
+//! [`JobStore::list_by_state`], [`JobStore::oldest_in_state`]), whose
+//! reads are bounded whatever the table holds; queue depths from SQS's queue
+//! attributes ([`JobQueue::counts`], which receive nothing, so looking never
+//! touches a dead letter); the per-minute chart from CloudWatch
+//! ([`MetricHistory`]), which locally stays empty: nothing ingests the
+//! functions' EMF lines there.
+//!
+//! Pages are rendered on the server from strings compiled into the binary
+//! (the stylesheet too): no script, no CDN, no Node toolchain.
+
+pub mod actions;
+pub mod guard;
+pub mod html;
+pub mod pages;
+
+use crate::dlq::DeadLetterQueue;
+use guard::{Access, Guard};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jobline_shared::activity::MetricHistory;
+use jobline_shared::{JobQueue, JobStore};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The stylesheet, compiled in.
+const CSS: &str = include_str!("console.css");
+/// The largest action form accepted.
+const MAX_FORM_BYTES: usize = 4 * 1024;
+
+/// What the console reads and acts on.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub store: Arc<dyn JobStore>,
+    /// The main queue (`JOBS_QUEUE_URL`): retried and replayed jobs go there.
+    pub queue: Arc<dyn JobQueue>,
+    /// The dead-letter queue (`JOBS_DLQ_URL`).
+    pub dlq: Arc<dyn JobQueue>,
+    pub history: Arc<dyn MetricHistory>,
+    pub guard: Guard,
+    /// The AWS endpoint is an emulator's (`AWS_ENDPOINT_URL`): the chart
+    /// says why it is empty.
+    pub emulated: bool,
+}
+
+/// Why a page or action failed: an AWS call (shown to the operator, whose
+/// own tool this is, and logged).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error(transparent)]
+    Store(#[from] jobline_shared::StoreError),
+    #[error(transparent)]
+    Queue(#[from] jobline_shared::QueueError),
+    #[error(transparent)]
+    History(#[from] jobline_shared::activity::HistoryError),
+    #[error(transparent)]
+    Dlq(#[from] crate::dlq::DlqError),
+    #[error(transparent)]
+    Retry(#[from] crate::jobs::RetryError),
+}
+
+/// A page or an answer: status and HTML.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub html: String,
+}
+
+impl Reply {
+    fn ok(html: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            html,
+        }
+    }
+
+    fn error(status: StatusCode, title: &str, message: &str) -> Self {
+        let body = format!(
+            r#"<p class="notice error" role="alert">{}</p><p><a href="/">Back to the overview</a></p>"#,
+            html::escape(message)
+        );
+        Self {
+            status,
+            html: html::page(title, html::Section::Overview, &body),
+        }
+    }
+}
+
+/// `a=1&b=x+y` decoded (`+` is a space, `%XX` a byte).
+pub fn parse_form(query: &str) -> HashMap<String, String> {
+    let decode = |part: &str| {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = |b: u8| char::from(b).to_digit(16);
+                    match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                        (Some(high), Some(low)) => {
+                            out.push((high * 16 + low) as u8);
+                            i += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                byte => out.push(byte),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+impl Console {
+    /// Answers one request: the guard first, then the page or action.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let query = parse_form(query);
+        let form = if method == Method::POST {
+            parse_form(&String::from_utf8_lossy(body))
+        } else {
+            HashMap::new()
+        };
+        let access = self.guard.check(
+            method,
+            headers,
+            query.get("token").map(String::as_str),
+            form.get("csrf").map(String::as_str),
+        );
+        match access {
+            Err(refusal) => {
+                tracing::warn!(?refusal, %method, path, "console request refused");
+                respond(Reply::error(
+                    StatusCode::FORBIDDEN,
+                    "Not allowed",
+                    refusal.message(),
+                ))
+            }
+            Ok(Access::Enter) => {
+                // Trade the URL's token for the cookie, and leave no token in
+                // the address bar, the history or a Referer.
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::SEE_OTHER;
+                let headers = response.headers_mut();
+                headers.insert(header::LOCATION, HeaderValue::from_static("/"));
+                if let Ok(cookie) = HeaderValue::from_str(&self.guard.cookie()) {
+                    headers.insert(header::SET_COOKIE, cookie);
+                }
+                secure(headers);
+                response
+            }
+            Ok(Access::Granted) => {
+                if method == Method::GET && path == "/console.css" {
+                    let mut response = Response::new(Full::new(Bytes::from_static(CSS.as_bytes())));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/css; charset=utf-8"),
+                    );
+                    secure(response.headers_mut());
+                    return response;
+                }
+                respond(self.route(method, path, &query, &form).await)
+            }
+        }
+    }
+
+    async fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &HashMap<String, String>,
+        form: &HashMap<String, String>,
+    ) -> Reply {
+        let now = jobline_shared::job::now_ms();
+        let replied = match (method, path) {
+            (&Method::GET, "/") => pages::overview(self, now).await,
+            (&Method::GET, "/jobs") => pages::jobs(self, query, now).await,
+            (&Method::GET, "/dlq") => pages::dead_letters(self, now).await,
+            (&Method::GET, "/confirm") => actions::confirm(self, query).await,
+            (&Method::POST, "/act") => actions::act(self, form).await,
+            (&Method::GET, path) if path.starts_with("/jobs/") => {
+                pages::job(self, &path["/jobs/".len()..], now).await
+            }
+            (&Method::GET, _) => Ok(Reply::error(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such page in the console.",
+            )),
+            _ => Ok(Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Not allowed",
+                "Only pages (GET) and confirmed actions (POST /act) are served.",
+            )),
+        };
+        replied.unwrap_or_else(|error| {
+            tracing::error!(%error, path, "console page failed");
+            Reply::error(
+                StatusCode::BAD_GATEWAY,
+                "AWS call failed",
+                &format!(
+                    "Reading or writing AWS failed: {error}. Check your credentials and the JOBS_* settings, then reload."
+                ),
+            )
+        })
+    }
+
+    /// The dead-letter tools on this console's queues and store.
+    fn tools(&self) -> DeadLetterQueue<'_> {
+        DeadLetterQueue::new(&*self.dlq, &*self.queue, &*self.store)
+    }
+}
+
+/// Headers every answer carries: no caching, no framing, no script, no
+/// form posted elsewhere, no Referer to other sites (`no-referrer` would
+/// make the browser send `Origin: null` with the console's own forms).
+fn secure(headers: &mut HeaderMap) {
+    let fixed = [
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+fn respond(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.html)));
+    *response.status_mut() = reply.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(response.headers_mut());
+    response
+}
+
+/// Serves `console` on `listener` until `shutdown` completes. Connections
+/// run on this thread (a `LocalSet`): the DLQ tools' futures are not `Send`,
+/// and one operator's browser needs no more.
+pub async fn serve(
+    listener: TcpListener,
+    console: Arc<Console>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::task::LocalSet::new()
+        .run_until(accept(listener, console, shutdown))
+        .await
+}
+
+async fn accept(
+    listener: TcpListener,
+    console: Arc<Console>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a console connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let console = console.clone();
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |request: hyper::Request<Incoming>| {
+                let console = console.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let path = parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_owned();
+                    let body = match Limited::new(body, MAX_FORM_BYTES).collect().await {
+                        Ok(collected) => collected.to_bytes(),
+                        Err(_) => {
+                            return Ok::<_, Infallible>(respond(Reply::error(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "Too large",
+                                "A console form is a few hundred bytes.",
+                            )));
+                        }
+                    };
+                    Ok(console
+                        .handle(&parts.method, &path, &parts.headers, &body)
+                        .await)
+                }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "console connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,418 @@
+//! The operator's console (`jobline console`) in headless Chromium, against
+//! the local stack on the emulator: what a person sees (counts, queues, the
+//! chart's totals, a job after its cancel, a replayed dead letter), what the
+//! guard refuses, and a page of the job list on a table of thousands of
+//! jobs. Each page's screenshot is left in `target/console-screenshots/`.
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+use fantoccini::Locator;
+use jobline_cli::console::guard::Guard;
+use jobline_cli::console::{Console, serve};
+use jobline_shared::activity::{CloudWatchHistory, MetricHistory, Window};
+use jobline_shared::job::now_ms;
+use jobline_shared::provision::QueueSettings;
+use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore};
+use jobline_shared::{JobTypes, Metric, WorkerConfig};
+use jobline_tests::browser::Browser;
+use jobline_tests::{TestEnv, test_queue_settings};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Writes a queued job and sends its message, as the API does.
+async fn enqueue(env: &TestEnv, owner: &str, job_type: &str, payload: Value) -> JobId {
+    let request = JobRequest {
+        job_type: job_type.into(),
+        payload,
+        callback_url: None,
+    };
+    let job = JobRecord::new_queued(JobId::random(), owner, &request, now_ms(), 1);
+    env.store().create(&job).await.unwrap();
+    env.queue()
+        .send(&JobMessage { job_id: job.id })
+        .await
+        .unwrap();
+    job.id
+}
+
+/// Polls job `id` until `done` holds, for at most `secs`.
+async fn until(
+    env: &TestEnv,
+    id: JobId,
+    secs: u64,
+    done: impl Fn(&JobRecord) -> bool,
+) -> JobRecord {
+    let start = Instant::now();
+    loop {
+        let job = env.store().get(id).await.unwrap().expect("the job");
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "job {id} stuck: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A console on `env`'s table and queues, served on its own thread (its
+/// connections run on a `LocalSet`); the guard, and a sender that stops it.
+fn start_console(env: &TestEnv) -> (Guard, tokio::sync::oneshot::Sender<()>) {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let guard = Guard::new(std_listener.local_addr().unwrap().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (store, queue, dlq) = (env.store(), env.queue(), env.dlq());
+    let thread_guard = guard.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let console = Console {
+                store: Arc::new(store),
+                queue: Arc::new(queue),
+                dlq: Arc::new(dlq),
+                history: Arc::new(CloudWatchHistory::from_env().await),
+                guard: thread_guard,
+                emulated: true,
+            };
+            let listener = TcpListener::from_std(std_listener).unwrap();
+            serve(listener, Arc::new(console), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    (guard, stop)
+}
+
+/// The status of a raw HTTP/1.1 request to the console.
+async fn status_of(port: u16, request: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 64];
+    let read = stream.read(&mut answer).await.unwrap();
+    let line = String::from_utf8_lossy(&answer[..read]).into_owned();
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+fn port_of(guard: &Guard) -> u16 {
+    guard
+        .launch_url()
+        .split(':')
+        .nth(2)
+        .and_then(|rest| rest.split('/').next()?.parse().ok())
+        .expect("the launch URL's port")
+}
+
+/// Reloads `url` until the text of `css` is `want`, for at most `secs`.
+async fn until_shown(browser: &Browser, url: &str, css: &str, want: &str, secs: u64) {
+    let start = Instant::now();
+    loop {
+        browser.goto(url).await;
+        let shown = browser.text(css).await;
+        if shown == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{css} shows {shown:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser
+        .client()
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_and_steers_jobs_in_the_console() {
+    jobline_tests::require_emulator!();
+    // Two deliveries, then the DLQ: a broken job is dead in seconds.
+    let settings = test_queue_settings(QueueSettings::TEMPLATE.visibility_timeout_secs, 2);
+    let env = TestEnv::with_settings(settings).await;
+    let stack = env
+        .stack(JobTypes::builtin())
+        .worker_config(WorkerConfig {
+            retry_base_delay_secs: 1,
+            retry_max_delay_secs: 1,
+            heartbeat_secs: 1,
+            ..env.config.worker.clone()
+        })
+        .pollers(1)
+        .build();
+    let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop_stack, stack_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(jobline_local::serve(stack, api_listener, async {
+        let _ = stack_stopped.await;
+    }));
+
+    let mut done = Vec::new();
+    for caller in ["carol", "dave", "erin"] {
+        done.push(enqueue(&env, caller, "primes", json!({"upTo": 100})).await);
+    }
+    let sleeper = enqueue(&env, "alice", "sleep", json!({"seconds": 600})).await;
+    let broken = enqueue(&env, "bob", "always-fail", json!({})).await;
+    for id in &done {
+        until(&env, *id, 30, |j| j.state == JobState::Succeeded).await;
+    }
+    until(&env, sleeper, 30, |j| j.state == JobState::Running).await;
+    until(&env, broken, 60, |j| j.dead_lettered).await;
+    // CloudWatch holds what EMF ingestion would have put there (on top of
+    // what earlier tests on this emulator put).
+    let window = Window::last(60, now_ms());
+    let earlier = CloudWatchHistory::from_env()
+        .await
+        .per_minute(&[Metric::JobsSucceeded], window)
+        .await
+        .unwrap()[0]
+        .total();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws_config::load_from_env().await);
+    cloudwatch
+        .put_metric_data()
+        .namespace("Jobline")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("JobsSucceeded")
+                .value(3.0)
+                .unit(StandardUnit::Count)
+                .timestamp(DateTime::from_millis(now_ms() - 120_000))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The dead message reaches the DLQ at its next receive.
+    let wait = Instant::now();
+    while env.dlq().counts().await.unwrap().visible == 0 {
+        assert!(
+            wait.elapsed() < Duration::from_secs(30),
+            "nothing in the DLQ"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let (guard, stop_console) = start_console(&env);
+    let port = port_of(&guard);
+    let base = format!("http://127.0.0.1:{port}");
+    let browser = Browser::launch().await;
+
+    // The launch URL trades its token for a cookie and shows the overview.
+    browser.goto(&guard.launch_url()).await;
+    let here = browser.client().current_url().await.unwrap();
+    assert_eq!(
+        here.as_str(),
+        format!("{base}/"),
+        "no token left in the address bar"
+    );
+    assert_eq!(browser.text("h1").await, "Overview");
+    assert_eq!(browser.text(r#"[data-count="succeeded"]"#).await, "3");
+    assert_eq!(browser.text(r#"[data-count="running"]"#).await, "1");
+    assert_eq!(browser.text(r#"[data-count="failed"]"#).await, "1");
+    assert_eq!(
+        browser.text(r#"[data-total="succeeded"]"#).await,
+        (earlier + 3.0).to_string()
+    );
+    assert_eq!(browser.text(r#"[data-queue="dlq"]"#).await, "1");
+    browser.screenshot("overview").await;
+
+    // The running jobs, then the sleeper's page, then its cancel.
+    click(&browser, r#"a[href="/jobs?state=running"]"#).await;
+    assert_eq!(browser.text("h1").await, "Jobs: running");
+    let row = browser.text("table.jobs tbody").await;
+    assert!(row.contains("sleep") && row.contains("alice"), "{row}");
+    browser.screenshot("jobs").await;
+    click(&browser, &format!(r#"a[href="/jobs/{sleeper}"]"#)).await;
+    assert_eq!(browser.text("[data-state]").await, "running");
+    browser.screenshot("job").await;
+    click(
+        &browser,
+        &format!(r#"a[href="/confirm?action=cancel&job={sleeper}"]"#),
+    )
+    .await;
+    assert_eq!(browser.text("h1").await, "Cancel this job?");
+    click(&browser, "button.primary").await;
+    let outcome = browser.text("[data-outcome]").await;
+    assert!(outcome.contains("cancel requested"), "{outcome}");
+    until_shown(
+        &browser,
+        &format!("{base}/jobs/{sleeper}"),
+        "[data-state]",
+        "cancelled",
+        20,
+    )
+    .await;
+    assert_eq!(
+        env.store().get(sleeper).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    // The dead letter: seen from the job records, replayed after a dry run.
+    browser.goto(&format!("{base}/dlq")).await;
+    assert_eq!(browser.text("[data-dlq-depth]").await, "1");
+    let dead = browser.text(&format!(r#"tr[data-dead="{broken}"]"#)).await;
+    assert!(
+        dead.contains("always-fail") && dead.contains("bob"),
+        "{dead}"
+    );
+    assert_eq!(
+        env.dlq().counts().await.unwrap().visible,
+        1,
+        "looking hid no dead message"
+    );
+    browser.screenshot("dead-letters").await;
+    click(
+        &browser,
+        &format!(r#"a[href="/confirm?action=replay&job={broken}"]"#),
+    )
+    .await;
+    assert_eq!(browser.text("[data-dry-run]").await, "1");
+    browser.screenshot("replay-dry-run").await;
+    assert_eq!(
+        env.store().get(broken).await.unwrap().unwrap().replays,
+        0,
+        "a dry run changes nothing"
+    );
+    click(&browser, "button.primary").await;
+    assert_eq!(
+        browser.text("[data-outcome]").await,
+        "1 replayed, 0 skipped, 0 failed."
+    );
+    let replayed = until(&env, broken, 10, |j| j.replays == 1).await;
+    assert!(
+        !replayed.dead_lettered || replayed.attempts > 2,
+        "{replayed:?}"
+    );
+    browser.goto(&format!("{base}/jobs/{broken}")).await;
+    let fields = browser.text("dl.fields").await;
+    assert!(
+        fields.contains("Replays\n1") || fields.contains("Replays 1"),
+        "{fields}"
+    );
+
+    // Only this launch's browser gets in, and only its own pages act.
+    browser.close().await;
+    let cookie = guard.cookie();
+    let cookie = cookie.split(';').next().unwrap();
+    assert_eq!(
+        status_of(
+            port,
+            &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+        )
+        .await,
+        403
+    );
+    assert_eq!(status_of(port, &format!("GET / HTTP/1.1\r\nHost: rebound.example:{port}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n")).await, 403);
+    assert_eq!(status_of(port, &format!("GET / HTTP/1.1\r\nHost: localhost:{port}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n")).await, 200);
+    let form = format!("action=cancel&job={broken}&csrf={}", guard.csrf());
+    let post = |origin: &str| {
+        format!(
+            "POST /act HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        )
+    };
+    assert_eq!(status_of(port, &post("http://evil.example")).await, 403);
+    let forged = form.replace(guard.csrf(), "forged");
+    let forged = format!(
+        "POST /act HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{forged}",
+        forged.len()
+    );
+    assert_eq!(status_of(port, &forged).await, 403);
+    assert_ne!(
+        env.store().get(broken).await.unwrap().unwrap().state,
+        JobState::Cancelled,
+        "no refused action acted"
+    );
+
+    let _ = stop_console.send(());
+    let _ = stop_stack.send(());
+    serving.await.unwrap().unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_the_job_list_reads_a_bounded_part_of_a_large_table() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let base_ms = now_ms() - 3_000_000;
+    let jobs: Vec<JobRecord> = (0..2_000)
+        .map(|i| {
+            let request = JobRequest {
+                job_type: if i % 2 == 0 { "primes" } else { "sleep" }.into(),
+                payload: json!({}),
+                callback_url: None,
+            };
+            let mut job = JobRecord::new_queued(JobId::random(), "load", &request, base_ms + i, 1);
+            job.state = JobState::Succeeded;
+            job.finished_at = Some(base_ms + i + 10);
+            job
+        })
+        .collect();
+    for chunk in jobs.chunks(50) {
+        futures_util::future::try_join_all(chunk.iter().map(|job| store.create(job)))
+            .await
+            .unwrap();
+    }
+
+    let (guard, stop_console) = start_console(&env);
+    let browser = Browser::launch().await;
+    browser.goto(&guard.launch_url()).await;
+    assert_eq!(
+        browser.text(r#"[data-count="succeeded"]"#).await,
+        "1024+",
+        "counted up to its bound, and said so"
+    );
+    browser
+        .goto(&format!(
+            "http://127.0.0.1:{}/jobs?state=succeeded&type=sleep",
+            port_of(&guard)
+        ))
+        .await;
+    let rows = browser
+        .client()
+        .find_all(Locator::Css("table.jobs tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 25);
+    let scanned: usize = browser.text("[data-scanned]").await.parse().unwrap();
+    // Filtered by type, half the jobs pass: one index page of 16 × 100.
+    assert!(
+        scanned <= 16 * 100,
+        "{scanned} entries read for a page of 2,000 jobs"
+    );
+    let first = browser.text("table.jobs tbody tr:first-child").await;
+    assert!(
+        first.contains(&jobs[1_999].id.to_string()),
+        "the newest sleep job first: {first}"
+    );
+    browser.screenshot("jobs-large-table").await;
+    click(&browser, r#"a[rel="next"]"#).await;
+    let second = browser.text("table.jobs tbody tr:first-child").await;
+    assert!(
+        second.contains(&jobs[1_949].id.to_string()),
+        "the 26th newest next: {second}"
+    );
+
+    browser.close().await;
+    let _ = stop_console.send(());
+    env.cleanup().await;
+}
