@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn times_and_cursors_parse() {
         assert_eq!(parse_minute("1970-01-01T00:01"), Some(60_000));
-        assert_eq!(parse_minute("2026-11-30 10:15Z"), Some(1_795_947_300_000));
+        assert_eq!(parse_minute("2026-11-30 10:15Z"), Some(1_796_033_700_000));
         assert_eq!(parse_minute("yesterday"), None);
         assert_eq!(parse_minute("2026-13-01T00:00"), None);
         let id = JobId::random();
