@@ -75,27 +75,6 @@ async fn record(env: &TestEnv, id: JobId) -> JobRecord {
     env.store().get(id).await.unwrap().expect("the job exists")
 }
 
-/// Polls job `id` every 50 ms until `done` holds of it, for at most `secs`.
-async fn until(
-    env: &TestEnv,
-    id: JobId,
-    secs: u64,
-    done: impl Fn(&JobRecord) -> bool,
-) -> JobRecord {
-    let started = Instant::now();
-    loop {
-        let job = record(env, id).await;
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "not within {secs} s: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The worker's outcome lines for job `id` in `log` (JSON lines):
 /// `(messageId, outcome)` in order.
 fn outcomes(log: &str, id: JobId) -> Vec<(String, String)> {
@@ -123,10 +102,11 @@ async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within
         json!({"type": "sleep", "payload": {"seconds": 12}}),
     )
     .await;
-    let running = until(&env, long, 20, |job| {
-        job.progress.as_ref().is_some_and(|p| p.fraction > 0.0)
-    })
-    .await;
+    let running = env
+        .until(long, 20, |job| {
+            job.progress.as_ref().is_some_and(|p| p.fraction > 0.0)
+        })
+        .await;
     assert_eq!(running.state, JobState::Running);
     let (status, view) = support::get(runner.addr, &format!("/jobs/{long}")).await;
     assert_eq!(status, 200);
@@ -140,7 +120,7 @@ async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within
             .unwrap()
             .starts_with("slept")
     );
-    let done = until(&env, long, 30, |job| job.state.is_finished()).await;
+    let done = env.until(long, 30, |job| job.state.is_finished()).await;
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.result, Some(json!({"slept": 12})));
     assert_eq!(done.attempts, 1);
@@ -156,18 +136,18 @@ async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within
     // Killed mid-run: the message comes back when the lease has run out,
     // within about two heartbeats, not after the queue's minute.
     let killed = submit(&runner, json!({"type": "sleep", "payload": {"seconds": 8}})).await;
-    until(&env, killed, 20, |job| job.progress.is_some()).await;
+    env.until(killed, 20, |job| job.progress.is_some()).await;
     runner.kill();
     let kill = Instant::now();
     let mut runner = start(&env, VISIBILITY_SECS, &[]);
-    until(&env, killed, 30, |job| job.attempts == 2).await;
+    env.until(killed, 30, |job| job.attempts == 2).await;
     let rerun_after = kill.elapsed();
     println!("a killed worker's job ran again {rerun_after:?} after the kill (heartbeat 1 s)");
     assert!(
         rerun_after < Duration::from_secs(10),
         "{rerun_after:?}: not within a few heartbeats"
     );
-    let done = until(&env, killed, 30, |job| job.state.is_finished()).await;
+    let done = env.until(killed, 30, |job| job.state.is_finished()).await;
     assert_eq!(done.state, JobState::Succeeded);
     runner.terminate().assert_clean();
     env.cleanup().await;
@@ -184,12 +164,12 @@ async fn a_job_continues_past_the_receive_count_and_across_a_kill_to_the_right_r
         "upTo": 1_000_000, "chunk": 100_000, "chunksPerRun": 1
     }});
     let id = submit(&first, request).await;
-    until(&env, id, 60, |job| job.continuations >= 3).await;
+    env.until(id, 60, |job| job.continuations >= 3).await;
     first.kill();
     let before_restart = record(&env, id).await;
     assert!(!before_restart.state.is_finished());
     let second = start(&env, SHORT_VISIBILITY_SECS, &[]);
-    let done = until(&env, id, 120, |job| job.state.is_finished()).await;
+    let done = env.until(id, 120, |job| job.state.is_finished()).await;
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
     assert_eq!(
         done.result,
@@ -244,13 +224,13 @@ async fn cancels_reach_queued_and_running_jobs_from_another_process() {
         json!({"type": "prime-count", "payload": {"upTo": 1_000_000_000_000_u64}}),
     )
     .await;
-    until(&env, running, 30, |job| job.progress.is_some()).await;
+    env.until(running, 30, |job| job.progress.is_some()).await;
     let (status, view) = cancel(&api, running).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "running");
     assert_eq!(view["cancelRequested"], true);
     let asked = Instant::now();
-    let cancelled = until(&env, running, 10, |job| job.state.is_finished()).await;
+    let cancelled = env.until(running, 10, |job| job.state.is_finished()).await;
     assert!(worker.is_running(), "the handler stopped, not the process");
     let stopped_after = asked.elapsed();
     println!("a running CPU-bound job stopped {stopped_after:?} after its cancel (heartbeat 1 s)");
@@ -283,7 +263,7 @@ async fn cancels_reach_queued_and_running_jobs_from_another_process() {
     );
 
     let done = submit(&api, json!({"type": "primes", "payload": {"upTo": 10}})).await;
-    until(&env, done, 30, |job| job.state.is_finished()).await;
+    env.until(done, 30, |job| job.state.is_finished()).await;
     let (status, view) = cancel(&api, done).await;
     assert_eq!(status, 409, "{view}");
     assert_eq!(view["error"]["status"], "succeeded");

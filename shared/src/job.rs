@@ -315,6 +315,14 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// The webhook delivery of the job's current final state, as the
+    /// notifier last recorded it: one recorded for an earlier final state
+    /// (before a replay) is not it.
+    pub fn current_delivery(&self) -> Option<WebhookDelivery> {
+        self.webhook
+            .filter(|delivery| Some(delivery.for_finished_at) == self.finished_at)
+    }
+
     /// A new `queued` job.
     pub fn new_queued(
         id: JobId,

@@ -50,9 +50,7 @@ pub fn webhook_view(job: &JobRecord) -> Value {
     if job.callback_url.is_none() {
         return Value::Null;
     }
-    let current = job
-        .webhook
-        .filter(|delivery| Some(delivery.for_finished_at) == job.finished_at);
+    let current = job.current_delivery();
     match current {
         None => json!({
             "state": DeliveryState::Pending.as_str(),

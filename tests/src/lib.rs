@@ -152,6 +152,53 @@ impl TestEnv {
         (notify, secret)
     }
 
+    /// Writes a queued job of `owner` and sends its message, as the API
+    /// does; its id.
+    pub async fn enqueue(
+        &self,
+        owner: &str,
+        job_type: &str,
+        payload: serde_json::Value,
+    ) -> jobline_shared::JobId {
+        use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobStore};
+        let request = JobRequest {
+            job_type: job_type.into(),
+            payload,
+            callback_url: None,
+        };
+        let now = jobline_shared::job::now_ms();
+        let job = JobRecord::new_queued(JobId::random(), owner, &request, now, 1);
+        self.store().create(&job).await.expect("write the job");
+        self.queue()
+            .send(&JobMessage { job_id: job.id })
+            .await
+            .expect("send its message");
+        job.id
+    }
+
+    /// Reads job `id` every 50 ms until `done` holds of it, for at most
+    /// `secs`; the record that passed.
+    pub async fn until(
+        &self,
+        id: jobline_shared::JobId,
+        secs: u64,
+        done: impl Fn(&jobline_shared::JobRecord) -> bool,
+    ) -> jobline_shared::JobRecord {
+        use jobline_shared::JobStore;
+        let started = std::time::Instant::now();
+        loop {
+            let job = self.store().get(id).await.unwrap().expect("the job exists");
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(secs),
+                "job {id} not there within {secs} s: {job:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Deletes the table and both queues.
     pub async fn cleanup(self) {
         provision::delete_all(

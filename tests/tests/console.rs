@@ -12,52 +12,15 @@ use jobline_cli::console::{Console, serve};
 use jobline_shared::activity::{CloudWatchHistory, MetricHistory, Window};
 use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
-use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore};
+use jobline_shared::{JobId, JobQueue, JobRecord, JobRequest, JobState, JobStore};
 use jobline_shared::{JobTypes, Metric, WorkerConfig};
 use jobline_tests::browser::Browser;
 use jobline_tests::{TestEnv, test_queue_settings};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Writes a queued job and sends its message, as the API does.
-async fn enqueue(env: &TestEnv, owner: &str, job_type: &str, payload: Value) -> JobId {
-    let request = JobRequest {
-        job_type: job_type.into(),
-        payload,
-        callback_url: None,
-    };
-    let job = JobRecord::new_queued(JobId::random(), owner, &request, now_ms(), 1);
-    env.store().create(&job).await.unwrap();
-    env.queue()
-        .send(&JobMessage { job_id: job.id })
-        .await
-        .unwrap();
-    job.id
-}
-
-/// Polls job `id` until `done` holds, for at most `secs`.
-async fn until(
-    env: &TestEnv,
-    id: JobId,
-    secs: u64,
-    done: impl Fn(&JobRecord) -> bool,
-) -> JobRecord {
-    let start = Instant::now();
-    loop {
-        let job = env.store().get(id).await.unwrap().expect("the job");
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "job {id} stuck: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// A console on `env`'s table and queues, served on its own thread (its
 /// connections run on a `LocalSet`); the guard, and a sender that stops it.
@@ -167,15 +130,16 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
 
     let mut done = Vec::new();
     for caller in ["carol", "dave", "erin"] {
-        done.push(enqueue(&env, caller, "primes", json!({"upTo": 100})).await);
+        done.push(env.enqueue(caller, "primes", json!({"upTo": 100})).await);
     }
-    let sleeper = enqueue(&env, "alice", "sleep", json!({"seconds": 600})).await;
-    let broken = enqueue(&env, "bob", "always-fail", json!({})).await;
+    let sleeper = env.enqueue("alice", "sleep", json!({"seconds": 600})).await;
+    let broken = env.enqueue("bob", "always-fail", json!({})).await;
     for id in &done {
-        until(&env, *id, 30, |j| j.state == JobState::Succeeded).await;
+        env.until(*id, 30, |j| j.state == JobState::Succeeded).await;
     }
-    until(&env, sleeper, 30, |j| j.state == JobState::Running).await;
-    until(&env, broken, 60, |j| j.dead_lettered).await;
+    env.until(sleeper, 30, |j| j.state == JobState::Running)
+        .await;
+    env.until(broken, 60, |j| j.dead_lettered).await;
     // CloudWatch holds what EMF ingestion would have put there (on top of
     // what earlier tests on this emulator put).
     let window = Window::last(60, now_ms());
@@ -296,7 +260,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
         browser.text("[data-outcome]").await,
         "1 replayed, 0 skipped, 0 failed."
     );
-    let replayed = until(&env, broken, 10, |j| j.replays == 1).await;
+    let replayed = env.until(broken, 10, |j| j.replays == 1).await;
     assert!(
         !replayed.dead_lettered || replayed.attempts > 2,
         "{replayed:?}"

@@ -338,9 +338,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
                 continue;
             }
             let record = store.get(job.id).await.expect("read").expect("a record");
-            let recorded = record
-                .webhook
-                .filter(|w| Some(w.for_finished_at) == record.finished_at);
+            let recorded = record.current_delivery();
             if recorded.is_some_and(|w| w.state == DeliveryState::Delivered) {
                 delivered.insert(job.id);
             }

@@ -6,8 +6,8 @@ use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::queue::Receive;
 use jobline_shared::{
-    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes,
-    Metric, WorkerConfig,
+    Completion, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric,
+    WorkerConfig,
 };
 use jobline_tests::fixtures::{Broken, Flaky};
 use jobline_tests::recording::RecordingQueue;
@@ -16,22 +16,6 @@ use jobline_worker::Worker;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Writes a queued job and sends its message, as the API does.
-async fn enqueue(env: &TestEnv, job_type: &str, payload: Value) -> JobId {
-    let request = JobRequest {
-        job_type: job_type.into(),
-        payload,
-        callback_url: None,
-    };
-    let job = JobRecord::new_queued(JobId::random(), "anonymous", &request, now_ms(), 1);
-    env.store().create(&job).await.unwrap();
-    env.queue()
-        .send(&JobMessage { job_id: job.id })
-        .await
-        .unwrap();
-    job.id
-}
 
 /// Polls until `done` holds for the job, for at most `polls` polls.
 async fn poll_until(
@@ -81,7 +65,7 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
     // The poller receives with a 30 s visibility timeout; only the worker's
     // ChangeMessageVisibility can bring the message back sooner.
     let poller = env.poller(worker, Duration::ZERO);
-    let id = enqueue(&env, "flaky", json!({})).await;
+    let id = env.enqueue("anonymous", "flaky", json!({})).await;
     let started = Instant::now();
     let (job, outcomes) = poll_until(&env, &poller, id, 20, |j| j.state.is_finished()).await;
     assert_eq!(job.state, JobState::Succeeded);
@@ -118,7 +102,13 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
     let broken = Broken::new();
     let worker = env.worker_with(JobTypes::new().with(broken.clone()), fast_retries(&env));
     let poller = env.poller(worker, Duration::ZERO);
-    let id = enqueue(&env, "broken", json!({"to": "https://example.com/hook"})).await;
+    let id = env
+        .enqueue(
+            "anonymous",
+            "broken",
+            json!({"to": "https://example.com/hook"}),
+        )
+        .await;
     let (job, _) = poll_until(&env, &poller, id, 20, |j| j.state.is_finished()).await;
     assert_eq!(job.state, JobState::Failed);
     assert!(job.dead_lettered);
@@ -163,7 +153,9 @@ async fn a_dlq_redrive_runs_the_dead_lettered_job_again_and_a_stray_copy_does_no
     let env = TestEnv::new().await;
     let poller = env.poller(env.worker(JobTypes::builtin()), Duration::ZERO);
     // The original message stays in the queue: a stray copy.
-    let id = enqueue(&env, "primes", json!({"upTo": 10})).await;
+    let id = env
+        .enqueue("anonymous", "primes", json!({"upTo": 10}))
+        .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The job's last delivery dead-lettered it.
     let (store, now) = (env.store(), now_ms());
@@ -213,7 +205,9 @@ async fn a_permanent_error_is_not_retried() {
         fast_retries(&env),
     ));
     let poller = env.poller(worker, Duration::ZERO);
-    let id = enqueue(&env, "csv-stats", json!({"csv": "a,b\n1\n"})).await;
+    let id = env
+        .enqueue("anonymous", "csv-stats", json!({"csv": "a,b\n1\n"}))
+        .await;
     let (job, outcomes) = poll_until(&env, &poller, id, 5, |j| j.state.is_finished()).await;
     assert_eq!(job.state, JobState::Failed);
     assert!(!job.dead_lettered);
@@ -244,7 +238,9 @@ async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     let env = TestEnv::new().await;
     let worker = env.worker(JobTypes::builtin());
     let poller = env.poller(worker, Duration::ZERO);
-    let id = enqueue(&env, "primes", json!({"upTo": 50})).await;
+    let id = env
+        .enqueue("anonymous", "primes", json!({"upTo": 50}))
+        .await;
     // A worker claimed the job and died: its lease runs 3 s more.
     let now = now_ms();
     env.store()
@@ -313,10 +309,13 @@ async fn one_invocations_emf_is_valid_and_counts_what_happened() {
     let worker = env.worker_with(types, fast_retries(&env));
     let mut ids = Vec::new();
     for payload in [json!({"upTo": 10}), json!({"upTo": 20})] {
-        ids.push(enqueue(&env, "primes", payload).await);
+        ids.push(env.enqueue("anonymous", "primes", payload).await);
     }
-    ids.push(enqueue(&env, "csv-stats", json!({"csv": "a\nx\n"})).await);
-    ids.push(enqueue(&env, "flaky", json!({})).await);
+    ids.push(
+        env.enqueue("anonymous", "csv-stats", json!({"csv": "a\nx\n"}))
+            .await,
+    );
+    ids.push(env.enqueue("anonymous", "flaky", json!({})).await);
     let messages = poller_receive_all(&env, 4).await;
     let event = jobline_tests::stack::sqs_event(&messages);
     let outcome = worker.process_batch(event, now_ms() + 30_000).await;

@@ -220,31 +220,27 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
         Ok(target) => target,
         Err(reply) => return Ok(reply),
     };
-    let (outcome, body) = match action {
+    // What happened in a sentence (shown and logged), and the DLQ tools'
+    // report, line by line.
+    let (outcome, report) = match action {
         Action::Cancel => {
             let id = job.expect("checked by target");
-            let (outcome, text) = match console.store.cancel(id, now_ms()).await? {
-                CancelOutcome::Cancelled(_) => ("cancelled", "The job is cancelled.".to_owned()),
-                CancelOutcome::Requested(_) => (
-                    "requested",
+            let text = match console.store.cancel(id, now_ms()).await? {
+                CancelOutcome::Cancelled(_) => "The job is cancelled.".to_owned(),
+                CancelOutcome::Requested(_) => {
                     "The job is running: cancel requested; it stops at its next heartbeat."
-                        .to_owned(),
-                ),
-                CancelOutcome::Finished(state) => (
-                    "finished",
-                    format!("The job had already finished ({state}): nothing to cancel."),
-                ),
-                CancelOutcome::Missing => ("missing", "There is no such job.".to_owned()),
+                        .to_owned()
+                }
+                CancelOutcome::Finished(state) => {
+                    format!("The job had already finished ({state}): nothing to cancel.")
+                }
+                CancelOutcome::Missing => "There is no such job.".to_owned(),
             };
-            (
-                outcome.to_owned(),
-                format!("<p data-outcome>{}</p>", escape(&text)),
-            )
+            (text, String::new())
         }
         Action::Retry => {
             let id = job.expect("checked by target");
-            let retried = retry(&*console.store, &*console.queue, id).await?;
-            let text = match &retried {
+            let text = match retry(&*console.store, &*console.queue, id).await? {
                 Retried::Requeued { message_id } => {
                     format!("The job is queued again, sent as message {message_id}.")
                 }
@@ -254,41 +250,29 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                 Retried::Unchanged(state) => format!("The job is {state}: nothing to retry."),
                 Retried::Missing => "There is no such job.".to_owned(),
             };
-            (
-                format!("{retried:?}"),
-                format!("<p data-outcome>{}</p>", escape(&text)),
-            )
+            (text, String::new())
         }
         Action::Replay => {
             let report = console.tools().replay(&selection(job), false).await?;
-            let summary = format!(
-                "{} replayed, {} skipped, {} failed",
+            let text = format!(
+                "{} replayed, {} skipped, {} failed.",
                 report.replayed(),
                 report.skipped(),
                 report.failed()
             );
-            let body = format!(
-                "<p data-outcome>{}.</p>{}",
-                escape(&summary),
-                rendered(|out| report.render(out))
-            );
-            (summary, body)
+            (text, rendered(|out| report.render(out)))
         }
         Action::Discard => {
             let report = console.tools().discard(&selection(job), false).await?;
-            let summary = format!(
-                "{} discarded, {} failed",
+            let text = format!(
+                "{} discarded, {} failed.",
                 report.discarded(),
                 report.failed()
             );
-            let body = format!(
-                "<p data-outcome>{}.</p>{}",
-                escape(&summary),
-                rendered(|out| report.render(out))
-            );
-            (summary, body)
+            (text, rendered(|out| report.render(out)))
         }
     };
+    let body = format!("<p data-outcome>{}</p>{report}", escape(&outcome));
     tracing::info!(action = action.name(), job = ?job, %outcome, "console action");
     let back = match job {
         Some(id) => format!(

@@ -110,16 +110,21 @@ pub fn action_form(csrf: &str, fields: &[(&str, &str)], label: &str, class: &str
     form
 }
 
-/// A time as RFC 3339 UTC with its age, or an en dash.
+/// A time as RFC 3339 UTC (its `title`) shown relative to now (`5m ago`,
+/// `in 12s`), or an en dash.
 pub fn time(ms: Option<i64>, now_ms: i64) -> String {
-    match ms {
-        Some(ms) => format!(
-            r#"<time datetime="{at}" title="{at}">{ago}</time>"#,
-            at = format_ms(ms),
-            ago = ago(now_ms - ms)
-        ),
-        None => "–".to_owned(),
-    }
+    let Some(ms) = ms else {
+        return "–".to_owned();
+    };
+    let relative = if ms > now_ms {
+        format!("in {}", crate::dlq::format_age((ms - now_ms) / 1_000))
+    } else {
+        ago(now_ms - ms)
+    };
+    format!(
+        r#"<time datetime="{at}" title="{at}">{relative}</time>"#,
+        at = format_ms(ms)
+    )
 }
 
 /// `12s ago`, `5m ago`, `2h05m ago`, `3d04h ago`.
@@ -140,7 +145,7 @@ fn style(series: &Series) -> (&'static str, &'static str) {
 /// with the totals, and the same numbers as a table for screen readers.
 pub fn chart(series: &[Series], window: Window) -> String {
     const WIDTH: f64 = 720.0;
-    const HEIGHT: f64 = 160.0;
+    const HEIGHT: f64 = 120.0;
     let peak = series
         .iter()
         .flat_map(|s| s.per_minute.iter().copied())
@@ -215,6 +220,18 @@ mod tests {
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
         );
         assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn times_read_relative_to_now_both_ways() {
+        assert_eq!(time(None, 0), "–");
+        let past = time(Some(1_000), 301_000);
+        assert!(past.contains(">5m ago<"), "{past}");
+        assert!(
+            past.contains(r#"datetime="1970-01-01T00:00:01.000Z""#),
+            "{past}"
+        );
+        assert!(time(Some(13_000), 1_000).contains(">in 12s<"));
     }
 
     #[test]

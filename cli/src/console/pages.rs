@@ -354,7 +354,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     body.push_str(&row("Type", escape(&job.job_type)));
     body.push_str(&row("Caller", escape(&job.owner)));
     body.push_str(&row("Created", time(Some(job.created_at), now)));
-    body.push_str(&row("Last attempt started", time(job.started_at, now)));
+    body.push_str(&row("First started", time(job.started_at, now)));
     body.push_str(&row("Finished", time(job.finished_at, now)));
     body.push_str(&row("Attempts", job.attempts.to_string()));
     body.push_str(&row("Lease until", time(job.lease_expires_at, now)));
@@ -393,9 +393,14 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     ));
     body.push_str("</dl>");
     if let Some(error) = &job.error {
+        let heading = if job.state == JobState::Failed {
+            "Error"
+        } else {
+            "The last attempt's error"
+        };
         let _ = write!(
             body,
-            r#"<h2>Error</h2><pre class="error-text" data-error>{}</pre>"#,
+            r#"<h2>{heading}</h2><pre class="error-text" data-error>{}</pre>"#,
             escape(error)
         );
     }

@@ -295,7 +295,7 @@ impl<'a> Due<'a> {
         if job.enqueue_failed {
             return None;
         }
-        let seen = job.webhook.filter(|d| d.for_finished_at == finished_at);
+        let seen = job.current_delivery();
         if seen.is_some_and(|d| d.state != DeliveryState::Pending) {
             return None;
         }

@@ -293,10 +293,7 @@ impl DynamoJobStore {
                 request = request.expression_attribute_names(placeholder, *name);
             }
         }
-        let output = request.send().await.map_err(|e| StoreError::Aws {
-            operation: "GetItem",
-            source: sdk_error(e),
-        })?;
+        let output = request.send().await.map_err(read_failure("GetItem"))?;
         Ok(output.item().cloned())
     }
 
@@ -374,10 +371,7 @@ impl DynamoJobStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| StoreError::Aws {
-                operation: "Query",
-                source: sdk_error(e),
-            })?;
+            .map_err(read_failure("Query"))?;
         let entry = |item| index_entry(item, query.index, query.sort);
         Ok(IndexPage {
             entries: output.items().iter().map(entry).collect::<Result<_, _>>()?,
@@ -440,10 +434,7 @@ impl DynamoJobStore {
                 .limit(i32::try_from(bound - count).unwrap_or(i32::MAX))
                 .send()
                 .await
-                .map_err(|e| StoreError::Aws {
-                    operation: "Query",
-                    source: sdk_error(e),
-                })?;
+                .map_err(read_failure("Query"))?;
             count += usize::try_from(output.count()).unwrap_or(0);
             start = output.last_evaluated_key;
             if start.is_none() || count >= bound {
@@ -480,10 +471,7 @@ impl DynamoJobStore {
                 .request_items(&self.table, request)
                 .send()
                 .await
-                .map_err(|e| StoreError::Aws {
-                    operation: "BatchGetItem",
-                    source: sdk_error(e),
-                })?;
+                .map_err(read_failure("BatchGetItem"))?;
             for item in output
                 .responses()
                 .and_then(|tables| tables.get(&self.table))
@@ -550,6 +538,16 @@ where
 
 /// Turns an SDK error into a [`StoreError`]: a `ValidationException` into
 /// `Invalid`, anything else into `Aws`.
+/// The error of a read that failed: `operation`'s SDK error.
+fn read_failure<E: std::error::Error + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |error| StoreError::Aws {
+        operation,
+        source: sdk_error(error),
+    }
+}
+
 fn request_error<E>(
     operation: &'static str,
     err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
@@ -950,14 +948,24 @@ impl JobStore for DynamoJobStore {
         seen: Option<&WebhookDelivery>,
         delivery: &WebhookDelivery,
     ) -> Result<(), StoreError> {
-        let finished = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+        let finished: Vec<JobState> = JobState::ALL
+            .into_iter()
+            .filter(|state| state.is_finished())
+            .collect();
+        let states = (0..finished.len())
+            .map(|i| format!(":s{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let seen_condition = match seen {
+            None => "attribute_not_exists(webhook)",
+            Some(_) => "webhook = :seen",
+        };
         let mut request = self
             .update(id)
             .update_expression("SET webhook = :next")
-            .condition_expression(match seen {
-                None => "#state IN (:s0, :s1, :s2) AND finishedAt = :for AND attribute_not_exists(webhook)",
-                Some(_) => "#state IN (:s0, :s1, :s2) AND finishedAt = :for AND webhook = :seen",
-            })
+            .condition_expression(format!(
+                "#state IN ({states}) AND finishedAt = :for AND {seen_condition}"
+            ))
             .expression_attribute_values(":next", s(webhook_text(delivery)))
             .expression_attribute_values(":for", n(delivery.for_finished_at));
         for (i, state) in finished.iter().enumerate() {
@@ -1011,21 +1019,12 @@ impl JobStore for DynamoJobStore {
     ) -> Result<JobPage, StoreError> {
         let limit = limit.clamp(1, MAX_LIST_LIMIT);
         // The 16 queries at once: a page costs one round trip of queries.
-        let mut queries = tokio::task::JoinSet::new();
-        for shard in 0..SHARDS {
-            let store = self.clone();
-            queries.spawn(async move {
-                store
-                    .state_shard_page(state, shard, after, limit, false)
-                    .await
-            });
-        }
+        let pages = try_join_all(
+            (0..SHARDS).map(|shard| self.state_shard_page(state, shard, after, limit, false)),
+        )
+        .await?;
         let (mut keys, mut scanned, mut cut) = (Vec::new(), 0, false);
-        while let Some(joined) = queries.join_next().await {
-            let page = joined.map_err(|e| StoreError::Aws {
-                operation: "Query",
-                source: Box::new(e),
-            })??;
+        for page in pages {
             scanned += page.scanned;
             cut |= page.next.is_some();
             keys.extend(
