@@ -177,6 +177,19 @@ pub struct StateArgs {
     /// Only jobs of this caller (filtered as the pages are read).
     #[arg(long, value_name = "OWNER")]
     pub owner: Option<String>,
+    /// Only jobs created at or after this UTC minute, e.g. 2026-11-30T10:15
+    /// (the listing stops at the first older job).
+    #[arg(long, value_name = "UTC", value_parser = utc_minute)]
+    pub since: Option<i64>,
+    /// Only jobs created before this UTC minute (the listing starts there).
+    #[arg(long, value_name = "UTC", value_parser = utc_minute)]
+    pub before: Option<i64>,
+}
+
+/// `--since` and `--before`: a UTC minute, in ms since the epoch.
+fn utc_minute(text: &str) -> Result<i64, String> {
+    crate::jobs::parse_utc_minute(text)
+        .ok_or_else(|| format!("{text:?} is not a UTC minute such as 2026-11-30T10:15"))
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +387,26 @@ mod tests {
                 jobs.owner.as_deref()
             ),
             (5, Some("primes"), Some("alice"))
+        );
+        let Command::Jobs(window) = parse(&[
+            "jobs",
+            "--state",
+            "failed",
+            "--since",
+            "1970-01-01T00:01",
+            "--before",
+            "1970-01-01 00:02",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected jobs")
+        };
+        assert_eq!((window.since, window.before), (Some(60_000), Some(120_000)));
+        let unreadable = parse(&["jobs", "--state", "failed", "--since", "today"]).unwrap_err();
+        assert!(
+            unreadable.to_string().contains("2026-11-30T10:15"),
+            "{unreadable}"
         );
         assert!(parse(&["jobs"]).is_err(), "the state is required");
         assert!(parse(&["jobs", "--state", "paused"]).is_err());

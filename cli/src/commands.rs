@@ -223,6 +223,8 @@ pub async fn run(
             let query = StateQuery {
                 job_type: args.job_type,
                 owner: args.owner,
+                created_since: args.since,
+                created_before: args.before,
                 ..StateQuery::new(args.state, args.limit.get())
             };
             list_jobs(&store, &query, out).await?.report(err)?;

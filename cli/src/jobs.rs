@@ -131,6 +131,21 @@ pub fn job_line(job: &JobRecord) -> Value {
     line
 }
 
+/// A UTC minute, `2026-11-30T10:15` (or with a space, or a trailing `Z`),
+/// in ms since the epoch: the time filters of `jobline jobs` and the console.
+pub fn parse_utc_minute(text: &str) -> Option<i64> {
+    let text = text.trim().trim_end_matches('Z');
+    let (date, clock) = text.split_once(['T', ' '])?;
+    let mut date = date.split('-').map(str::parse::<i32>);
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let mut clock = clock.split(':').map(str::parse::<u8>);
+    let (hour, minute) = (clock.next()?.ok()?, clock.next()?.ok()?);
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
+    let at = date.with_hms(hour, minute, 0).ok()?.assume_utc();
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// Up to `query.limit` jobs in `query.state` that pass its filters, newest
 /// first, starting after `after`, reading at most [`MAX_PAGES`] pages of
 /// `store`'s state listing.
@@ -358,6 +373,18 @@ mod tests {
         let (lines, listed) = run(&store, &query(JobState::Running, 50)).await;
         assert!(lines.is_empty());
         assert_eq!((listed.printed, listed.pages), (0, 1));
+    }
+
+    #[test]
+    fn utc_minutes_parse() {
+        assert_eq!(parse_utc_minute("1970-01-01T00:01"), Some(60_000));
+        assert_eq!(
+            parse_utc_minute("2026-11-30 10:15Z"),
+            Some(1_796_033_700_000)
+        );
+        assert_eq!(parse_utc_minute("yesterday"), None);
+        assert_eq!(parse_utc_minute("2026-13-01T00:00"), None);
+        assert_eq!(parse_utc_minute("2026-11-30T24:00"), None);
     }
 
     #[tokio::test]
