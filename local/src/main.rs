@@ -8,7 +8,9 @@
 //! - `jobline-local serve [--port 3000]` serves the API and feeds the worker
 //!   from the queue (and, with webhooks configured, the notifier from the
 //!   table's stream and its queue) until Ctrl-C or SIGTERM, then stops
-//!   gracefully (see [`jobline_local::stack`]).
+//!   gracefully (see [`jobline_local::stack`]). With `--ingest-metrics` it
+//!   also puts the functions' metrics into the emulator's CloudWatch, which
+//!   nothing else does locally, for the console's chart.
 //!
 //! Errors are printed as one plain sentence and exit with status 1.
 
@@ -18,6 +20,7 @@ use jobline_local::server::{self, BindError};
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
 use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::SqsJobQueue;
+use jobline_shared::activity::CloudWatchHistory;
 use jobline_shared::aws::Clients;
 use jobline_shared::error::ProvisionError;
 use jobline_shared::outbox::stream::{StreamError, StreamReader};
@@ -80,6 +83,11 @@ enum Command {
         /// receiver with a certificate of its own CA.
         #[arg(long)]
         webhook_ca: Option<std::path::PathBuf>,
+        /// Put the functions' metrics into the emulator's CloudWatch (as
+        /// CloudWatch Logs does with their EMF lines when deployed), so that
+        /// `jobline console` charts them. `scripts/dev` turns it on.
+        #[arg(long)]
+        ingest_metrics: bool,
     },
 }
 
@@ -201,6 +209,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             sweep_interval_secs,
             allow_local_callbacks,
             webhook_ca,
+            ingest_metrics,
         } => {
             let mut config = Config::from_env()?;
             config.webhooks.allow_local_callbacks |= allow_local_callbacks;
@@ -256,6 +265,14 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 tracing::info!(%addr, "serving the API; no worker in this process");
             } else {
                 tracing::info!(%addr, pollers, "serving the API and polling the queue");
+            }
+            if ingest_metrics {
+                // Bounded: a stalled emulator costs dropped figures, never memory.
+                let (forward, forwarded) = tokio::sync::mpsc::channel(1_024);
+                jobline_shared::metrics::forward_to(forward);
+                let history = CloudWatchHistory::from_env().await;
+                tokio::spawn(history.ingest_forwarded(forwarded));
+                tracing::info!("putting the metrics into the emulator's CloudWatch");
             }
             println!("Jobline API on http://{addr}  (Ctrl-C to stop)");
             jobline_local::serve(stack, listener, shutdown::signal()).await?;

@@ -18,6 +18,11 @@
 //! is set (under Lambda) or stdout is not a terminal (redirected to a file or
 //! a pipe, which is how to keep them locally), and nowhere otherwise.
 //! `JOBLINE_EMF=stdout` writes them to stdout always, `JOBLINE_EMF=off` never.
+//!
+//! Locally nothing turns EMF lines into metrics, so the local runner can
+//! have each invocation's figures forwarded ([`forward_to`]) and put into the
+//! emulator's CloudWatch itself
+//! ([`CloudWatchHistory::ingest`](crate::activity::CloudWatchHistory::ingest)).
 
 use crate::error::ConfigError;
 use serde_json::{Map, Value, json};
@@ -96,7 +101,8 @@ impl Metric {
         }
     }
 
-    fn unit(self) -> &'static str {
+    /// Its CloudWatch unit: `Count` or `Milliseconds`.
+    pub fn unit(self) -> &'static str {
         match self {
             Self::QueueTimeMs | Self::JobDurationMs => "Milliseconds",
             _ => "Count",
@@ -206,9 +212,26 @@ impl Metrics {
         documents
     }
 
+    /// Each job type's figures: `(job type, metric, values)`.
+    pub fn figures(&self) -> impl Iterator<Item = (&str, Metric, &[f64])> {
+        self.by_type.iter().flat_map(|(job_type, metrics)| {
+            metrics
+                .iter()
+                .map(move |(metric, values)| (job_type.as_str(), *metric, values.as_slice()))
+        })
+    }
+
     /// Writes the documents to stdout, one line each, for CloudWatch Logs,
-    /// unless [`EmfOutput::current`] drops them.
+    /// unless [`EmfOutput::current`] drops them; and hands the figures to
+    /// this process's [`forward_to`] channel, if it has one.
     pub fn emit(&self) {
+        if let Some(forward) = FORWARD.get() {
+            if !self.is_empty() && forward.try_send(self.clone()).is_err() {
+                tracing::warn!(
+                    "metrics forwarding is behind or stopped; dropping one invocation's figures"
+                );
+            }
+        }
         if EmfOutput::current() == EmfOutput::Off {
             return;
         }
@@ -216,6 +239,18 @@ impl Metrics {
             println!("{document}");
         }
     }
+}
+
+/// Where [`Metrics::emit`] also hands each invocation's figures.
+static FORWARD: OnceLock<tokio::sync::mpsc::Sender<Metrics>> = OnceLock::new();
+
+/// Makes [`Metrics::emit`] also send every invocation's figures to
+/// `sender` (dropping them while its bounded channel is full), for the
+/// rest of the process: what the local runner uses to put them into the
+/// emulator's CloudWatch, where nothing ingests EMF lines. Only the first
+/// call takes effect; it says whether this one did.
+pub fn forward_to(sender: tokio::sync::mpsc::Sender<Metrics>) -> bool {
+    FORWARD.set(sender).is_ok()
 }
 
 /// Where [`Metrics::emit`] writes EMF documents (see the module doc).
@@ -381,6 +416,28 @@ mod tests {
                 })
             ),
             "{problem:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn emitted_figures_are_forwarded_once_a_channel_is_set() {
+        let (forward, mut forwarded) = tokio::sync::mpsc::channel(64);
+        assert!(forward_to(forward), "the first channel is taken");
+        let (other, _) = tokio::sync::mpsc::channel(1);
+        assert!(!forward_to(other), "later ones are not");
+        let mut metrics = Metrics::default();
+        metrics.count("forwarded-type", Metric::JobsSucceeded);
+        metrics.emit();
+        // Other tests may emit too: ours is among what arrived.
+        let mut seen = Vec::new();
+        while let Ok(received) = forwarded.try_recv() {
+            seen.push(received);
+        }
+        assert!(seen.contains(&metrics), "{seen:?}");
+        let figures: Vec<_> = metrics.figures().collect();
+        assert_eq!(
+            figures,
+            [("forwarded-type", Metric::JobsSucceeded, &[1.0][..])]
         );
     }
 }

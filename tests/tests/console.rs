@@ -4,8 +4,6 @@
 //! guard refuses, and a page of the job list on a table of thousands of
 //! jobs. Each page's screenshot is left in `target/console-screenshots/`.
 
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
 use fantoccini::Locator;
 use jobline_cli::console::guard::Guard;
 use jobline_cli::console::{Console, serve};
@@ -13,7 +11,7 @@ use jobline_shared::activity::{CloudWatchHistory, MetricHistory, Window};
 use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::{JobId, JobQueue, JobRecord, JobRequest, JobState, JobStore};
-use jobline_shared::{JobTypes, Metric, WorkerConfig};
+use jobline_shared::{JobTypes, Metric, Metrics, WorkerConfig};
 use jobline_tests::browser::Browser;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::json;
@@ -149,19 +147,13 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
         .await
         .unwrap()[0]
         .total();
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws_config::load_from_env().await);
-    cloudwatch
-        .put_metric_data()
-        .namespace("Jobline")
-        .metric_data(
-            MetricDatum::builder()
-                .metric_name("JobsSucceeded")
-                .value(3.0)
-                .unit(StandardUnit::Count)
-                .timestamp(DateTime::from_millis(now_ms() - 120_000))
-                .build(),
-        )
-        .send()
+    let mut succeeded = Metrics::default();
+    for _ in 0..3 {
+        succeeded.count("primes", Metric::JobsSucceeded);
+    }
+    CloudWatchHistory::from_env()
+        .await
+        .ingest(&succeeded, now_ms() - 120_000)
         .await
         .unwrap();
     // The dead message reaches the DLQ at its next receive.

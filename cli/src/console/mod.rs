@@ -14,8 +14,9 @@
 //! reads are bounded whatever the table holds; queue depths from SQS's queue
 //! attributes ([`JobQueue::counts`], which receive nothing, so looking never
 //! touches a dead letter); the per-minute chart from CloudWatch
-//! ([`MetricHistory`]), which locally stays empty: nothing ingests the
-//! functions' EMF lines there.
+//! ([`MetricHistory`]); locally nothing ingests the functions' EMF lines,
+//! and the emulator's CloudWatch holds what `jobline-local serve
+//! --ingest-metrics` puts there.
 //!
 //! Pages are rendered on the server from strings compiled into the binary
 //! (the stylesheet too): no script, no CDN, no Node toolchain.

@@ -115,7 +115,7 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
     );
     if console.emulated {
         note.push_str(
-            " Locally nothing ingests the functions' EMF lines into CloudWatch, so this chart shows only what was put there.",
+            " Locally nothing ingests EMF lines: the emulator's CloudWatch holds what <code>jobline-local serve --ingest-metrics</code> put there (<code>scripts/dev</code> turns it on).",
         );
     }
     body.push_str(&source(&note));

@@ -7,11 +7,11 @@
 
 use super::{HistoryError, MetricHistory, Series, Window};
 use crate::error::sdk_error;
-use crate::metrics::{Metric, NAMESPACE};
+use crate::metrics::{Metric, Metrics, NAMESPACE};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{MetricDataQuery, MetricStat};
+use aws_sdk_cloudwatch::types::{MetricDataQuery, MetricDatum, MetricStat, StandardUnit};
 
 /// [`MetricHistory`] on the `Jobline` namespace of one account and region.
 #[derive(Debug, Clone)]
@@ -35,10 +35,58 @@ impl CloudWatchHistory {
     }
 }
 
-fn aws(source: impl std::error::Error + 'static) -> HistoryError {
-    HistoryError::Aws {
-        operation: "GetMetricData",
-        source: sdk_error(source),
+fn aws(operation: &'static str) -> impl FnOnce(BoxedSdkError) -> HistoryError {
+    move |source| HistoryError::Aws { operation, source }
+}
+
+type BoxedSdkError = crate::error::BoxError;
+
+/// `PutMetricData`'s caps: datums a request, values a datum.
+const MAX_DATUMS: usize = 1_000;
+const MAX_VALUES: usize = 150;
+
+impl CloudWatchHistory {
+    /// Puts `metrics` into CloudWatch as EMF ingestion would, at `at_ms`,
+    /// in the no-dimension rollup the console reads. For the local runner,
+    /// where nothing ingests EMF lines (see
+    /// [`metrics::forward_to`](crate::metrics::forward_to)); deployed,
+    /// CloudWatch Logs does this from the functions' logs, under `JobType`
+    /// too. (moto sums every series of a name into a no-dimension query, so
+    /// a `JobType` series would be counted twice there.)
+    pub async fn ingest(&self, metrics: &Metrics, at_ms: i64) -> Result<(), HistoryError> {
+        let mut datums = Vec::new();
+        for (_, metric, values) in metrics.figures() {
+            for part in values.chunks(MAX_VALUES) {
+                datums.push(
+                    MetricDatum::builder()
+                        .metric_name(metric.name())
+                        .set_values(Some(part.to_vec()))
+                        .unit(StandardUnit::from(metric.unit()))
+                        .timestamp(DateTime::from_millis(at_ms))
+                        .build(),
+                );
+            }
+        }
+        for batch in datums.chunks(MAX_DATUMS) {
+            self.client
+                .put_metric_data()
+                .namespace(NAMESPACE)
+                .set_metric_data(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws("PutMetricData")(sdk_error(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Puts every figure received on `forwarded` into CloudWatch, until the
+    /// channel closes; a failed put is logged and dropped.
+    pub async fn ingest_forwarded(self, mut forwarded: tokio::sync::mpsc::Receiver<Metrics>) {
+        while let Some(metrics) = forwarded.recv().await {
+            if let Err(error) = self.ingest(&metrics, crate::job::now_ms()).await {
+                tracing::warn!(%error, "could not put metrics into CloudWatch");
+            }
+        }
     }
 }
 
@@ -88,7 +136,7 @@ impl MetricHistory for CloudWatchHistory {
                 .set_next_token(next_token)
                 .send()
                 .await
-                .map_err(aws)?;
+                .map_err(|e| aws("GetMetricData")(sdk_error(e)))?;
             for result in output.metric_data_results() {
                 let index = result
                     .id()

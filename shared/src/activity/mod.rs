@@ -20,7 +20,7 @@ use crate::error::BoxError;
 use crate::metrics::Metric;
 use async_trait::async_trait;
 
-/// Whole minutes ending at a minute's start.
+/// Whole minutes, the last of them the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// The first minute's start (ms since the epoch, a whole minute).
@@ -33,10 +33,10 @@ pub struct Window {
 pub const MINUTE_MS: i64 = 60_000;
 
 impl Window {
-    /// The last `minutes` whole minutes before `now_ms` (the current,
-    /// unfinished minute left out).
+    /// The last `minutes` minutes up to `now_ms`: the current one, so far,
+    /// and the whole ones before it.
     pub fn last(minutes: usize, now_ms: i64) -> Self {
-        let end = now_ms - now_ms.rem_euclid(MINUTE_MS);
+        let end = now_ms - now_ms.rem_euclid(MINUTE_MS) + MINUTE_MS;
         Self {
             start_ms: end - MINUTE_MS * minutes as i64,
             minutes,
@@ -100,18 +100,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_holds_whole_minutes_before_now() {
+    fn a_window_ends_with_the_current_minute() {
         let now = 10 * MINUTE_MS + 1_234;
         let window = Window::last(3, now);
-        assert_eq!(window.start_ms, 7 * MINUTE_MS);
-        assert_eq!(window.end_ms(), 10 * MINUTE_MS);
-        assert_eq!(window.minute_of(7 * MINUTE_MS), Some(0));
-        assert_eq!(window.minute_of(10 * MINUTE_MS - 1), Some(2));
-        assert_eq!(
-            window.minute_of(now),
-            None,
-            "the current minute is not in it"
-        );
-        assert_eq!(window.minute_of(7 * MINUTE_MS - 1), None);
+        assert_eq!(window.start_ms, 8 * MINUTE_MS);
+        assert_eq!(window.end_ms(), 11 * MINUTE_MS);
+        assert_eq!(window.minute_of(8 * MINUTE_MS), Some(0));
+        assert_eq!(window.minute_of(now), Some(2), "the current minute, so far");
+        assert_eq!(window.minute_of(11 * MINUTE_MS), None);
+        assert_eq!(window.minute_of(8 * MINUTE_MS - 1), None);
     }
 }
