@@ -36,6 +36,14 @@ impl Action {
         }
     }
 
+    /// The part of the console the action belongs to.
+    fn section(self) -> Section {
+        match self {
+            Self::Cancel | Self::Retry => Section::Jobs,
+            Self::Replay | Self::Discard => Section::DeadLetters,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Cancel => "cancel",
@@ -211,7 +219,7 @@ pub async fn confirm(
         body,
         r#"<p><a href="{back}">Back without doing anything</a></p>"#
     );
-    Ok(Reply::ok(html::page(title, Section::DeadLetters, &body)))
+    Ok(Reply::ok(html::page(title, action.section(), &body)))
 }
 
 /// Does a confirmed action, logs it, and says how it went.
@@ -282,7 +290,7 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
     };
     Ok(Reply::ok(html::page(
         "Done",
-        Section::DeadLetters,
+        action.section(),
         &format!("{body}{back}"),
     )))
 }

@@ -343,3 +343,98 @@ async fn accept(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobline_shared::activity::memory::FixedHistory;
+    use jobline_shared::queue::memory::MemoryQueue;
+    use jobline_shared::store::memory::MemoryStore;
+    use jobline_shared::testing::job;
+    use jobline_shared::{JobState, Metric};
+
+    fn console(store: MemoryStore) -> Console {
+        let history = FixedHistory::new();
+        history.record(Metric::JobsFailed, jobline_shared::job::now_ms(), 2.0);
+        Console {
+            store: Arc::new(store),
+            queue: Arc::new(MemoryQueue::new()),
+            dlq: Arc::new(MemoryQueue::new()),
+            history: Arc::new(history),
+            guard: Guard::new(4321),
+            emulated: false,
+        }
+    }
+
+    fn headers(pairs: &[(header::HeaderName, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4321"));
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    async fn text(response: Response<Full<Bytes>>) -> String {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_launch_url_sets_the_cookie_that_opens_the_pages() {
+        let store = MemoryStore::new();
+        store
+            .create(&job("primes").state(JobState::Failed).build())
+            .await
+            .unwrap();
+        let console = console(store);
+        let url = console.guard.launch_url();
+        let path = &url[url.find("/?").unwrap()..];
+
+        let entered = console.handle(&Method::GET, path, &headers(&[]), b"").await;
+        assert_eq!(entered.status(), StatusCode::SEE_OTHER);
+        assert_eq!(entered.headers()[header::LOCATION], "/");
+        let cookie = entered.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+
+        let with_cookie =
+            headers(&[(header::COOKIE, cookie.split(';').next().unwrap().to_owned())]);
+        let overview = console.handle(&Method::GET, "/", &with_cookie, b"").await;
+        assert_eq!(overview.status(), StatusCode::OK);
+        let csp = overview.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(overview.headers()[header::CACHE_CONTROL], "no-store");
+        let html = text(overview).await;
+        assert!(html.contains(r#"data-count="failed">1<"#), "{html}");
+        assert!(html.contains(r#"data-total="failed">2<"#), "{html}");
+
+        let missing = console
+            .handle(&Method::GET, "/nowhere", &with_cookie, b"")
+            .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let bad_state = console
+            .handle(&Method::GET, "/jobs?state=paused", &with_cookie, b"")
+            .await;
+        assert_eq!(bad_state.status(), StatusCode::BAD_REQUEST);
+        let refused = console.handle(&Method::GET, "/", &headers(&[]), b"").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(text(refused).await.contains("jobline console"));
+    }
+
+    #[test]
+    fn forms_decode_plus_and_percent_escapes() {
+        let form = parse_form("a=x+y&b=%2F%e2%82%ac&c=%zz&d");
+        assert_eq!(form["a"], "x y");
+        assert_eq!(form["b"], "/€");
+        assert_eq!(form["c"], "%zz");
+        assert_eq!(form["d"], "");
+    }
+}

@@ -90,11 +90,8 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
     );
     let oldest = match oldest {
         Some(ListKey { created_at, id }) => format!(
-            "{} (job {})",
-            html::ago(now - created_at)
-                .trim_end_matches(" ago")
-                .to_owned()
-                + " old",
+            "{} old (job {})",
+            crate::dlq::format_age((now - created_at).max(0) / 1_000),
             job_link(id)
         ),
         None => "no job is queued".to_owned(),
