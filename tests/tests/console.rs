@@ -205,9 +205,11 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
     )
     .await;
     assert_eq!(browser.text("h1").await, "Cancel this job?");
+    browser.screenshot("cancel-confirm").await;
     click(&browser, "button.primary").await;
     let outcome = browser.text("[data-outcome]").await;
     assert!(outcome.contains("cancel requested"), "{outcome}");
+    browser.screenshot("cancel-done").await;
     until_shown(
         &browser,
         &format!("{base}/jobs/{sleeper}"),
@@ -252,6 +254,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
         browser.text("[data-outcome]").await,
         "1 replayed, 0 skipped, 0 failed."
     );
+    browser.screenshot("replay-done").await;
     let replayed = env.until(broken, 10, |j| j.replays == 1).await;
     assert!(
         !replayed.dead_lettered || replayed.attempts > 2,
