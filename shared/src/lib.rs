@@ -16,7 +16,8 @@
 //!   uses S3 and hands out presigned links.
 //! - [`activity::MetricHistory`] (in `activity/mod.rs`), the published
 //!   metrics read back per minute for the console. Its adapter
-//!   [`activity::CloudWatchHistory`] (`activity/cloudwatch.rs`) uses
+//!   `activity::CloudWatchHistory` (`activity/cloudwatch.rs`, feature
+//!   `cloudwatch`, which only the console and the local runner need) uses
 //!   CloudWatch's `GetMetricData`.
 //!
 //! Each port also has a fake beside its adapter, for unit tests:

@@ -22,7 +22,7 @@
 //! Locally nothing turns EMF lines into metrics, so the local runner can
 //! have each invocation's figures forwarded ([`forward_to`]) and put into the
 //! emulator's CloudWatch itself
-//! ([`CloudWatchHistory::ingest`](crate::activity::CloudWatchHistory::ingest)).
+//! (`CloudWatchHistory::ingest`, feature `cloudwatch`).
 
 use crate::error::ConfigError;
 use serde_json::{Map, Value, json};

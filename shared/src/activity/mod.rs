@@ -2,7 +2,8 @@
 //! minute, read back from the CloudWatch metrics the functions publish (the
 //! [`MetricHistory`] port). The operator's console charts it.
 //!
-//! - [`cloudwatch`]: [`CloudWatchHistory`], the adapter on `GetMetricData`;
+//! - `cloudwatch` (feature `cloudwatch`): `CloudWatchHistory`, the adapter
+//!   on `GetMetricData` (and `PutMetricData` for the local runner);
 //! - `memory` (tests and feature `memory` only): `memory::FixedHistory`.
 //!
 //! The functions write their metrics as EMF lines, which CloudWatch Logs
@@ -10,10 +11,12 @@
 //! so one metric per name covers every job type. Locally nothing ingests
 //! EMF (moto has no such pipeline), so the history is empty there.
 
+#[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
+#[cfg(feature = "cloudwatch")]
 pub use cloudwatch::CloudWatchHistory;
 
 use crate::error::BoxError;
