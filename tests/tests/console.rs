@@ -7,6 +7,7 @@
 use fantoccini::Locator;
 use jobline_cli::console::guard::Guard;
 use jobline_cli::console::{Console, serve};
+use jobline_local::poller::PollerSettings;
 use jobline_shared::activity::{CloudWatchHistory, MetricHistory, Window};
 use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The test stack's invocation timeout: past the whole test.
+const LONG_INVOCATION: Duration = Duration::from_secs(300);
 
 /// A console on `env`'s table and queues, served on its own thread (its
 /// connections run on a `LocalSet`); the guard, and a sender that stops it.
@@ -116,7 +120,17 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
             retry_base_delay_secs: 1,
             retry_max_delay_secs: 1,
             heartbeat_secs: 1,
+            function_timeout_secs: LONG_INVOCATION.as_secs() as u32,
             ..env.config.worker.clone()
+        })
+        // Invocations long enough that the sleeper stays `running` all
+        // through the test (at 30 s it would time out and be retried).
+        .poller_settings(PollerSettings {
+            batching_window: Duration::ZERO,
+            wait_secs: 1,
+            visibility_secs: QueueSettings::TEMPLATE.visibility_timeout_secs as i32,
+            function_timeout: LONG_INVOCATION,
+            ..PollerSettings::default()
         })
         .pollers(1)
         .build();
