@@ -124,7 +124,8 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
             ..env.config.worker.clone()
         })
         // Invocations long enough that the sleeper stays `running` all
-        // through the test (at 30 s it would time out and be retried).
+        // through the test (at 30 s it would time out and be retried); the
+        // second poller runs the broken job's retries meanwhile.
         .poller_settings(PollerSettings {
             batching_window: Duration::ZERO,
             wait_secs: 1,
@@ -132,7 +133,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
             function_timeout: LONG_INVOCATION,
             ..PollerSettings::default()
         })
-        .pollers(1)
+        .pollers(2)
         .build();
     let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop_stack, stack_stopped) = tokio::sync::oneshot::channel::<()>();
