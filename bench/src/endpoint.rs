@@ -175,8 +175,8 @@ async fn forward(
 mod tests {
     use super::*;
     use crate::aws_call::tally;
+    use jobline_shared::Clock;
     use jobline_shared::aws::Clients;
-    use jobline_shared::job::now_ms;
     use jobline_shared::{
         DynamoJobStore, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, SqsJobQueue,
     };
@@ -197,12 +197,18 @@ mod tests {
             JobId::random(),
             "bench",
             &crate::events::job_request(),
-            now_ms(),
+            Clock::system().now_ms(),
             30,
         );
         store.create(&job).await.unwrap();
         let claimed = store
-            .claim(job.id, now_ms(), now_ms() + 60_000, 1, "bench")
+            .claim(
+                job.id,
+                Clock::system().now_ms(),
+                Clock::system().now_ms() + 60_000,
+                1,
+                "bench",
+            )
             .await
             .unwrap();
         assert_eq!(claimed.id, job.id);

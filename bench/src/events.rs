@@ -54,7 +54,7 @@ pub fn submit_request() -> Result<lambda_http::Request, http::Error> {
 
 /// The SQS event of a first delivery of one message per job in `ids`.
 pub fn sqs_batch_event(ids: &[JobId]) -> SqsEvent {
-    let sent_at = jobline_shared::job::now_ms().to_string();
+    let sent_at = jobline_shared::Clock::system().now_ms().to_string();
     let messages: Vec<ReceivedMessage> = ids
         .iter()
         .map(|&job_id| ReceivedMessage {

@@ -15,7 +15,7 @@ use crate::sigv4::Signer;
 use jobline_shared::activity::CloudWatchHistory;
 use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
-use jobline_shared::{Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
+use jobline_shared::{Clock, Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
 use serde_json::Value;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
@@ -232,7 +232,13 @@ pub async fn run(
         }
         Command::Retry(args) => {
             let (config, clients) = operator_clients(Config::from_env()).await?;
-            let outcome = retry(&clients.store(&config), &clients.queue(&config), args.id).await?;
+            let outcome = retry(
+                &clients.store(&config),
+                &clients.queue(&config),
+                args.id,
+                Clock::system().now_ms(),
+            )
+            .await?;
             let exit = match outcome {
                 Retried::Requeued { message_id } => {
                     writeln!(
@@ -282,6 +288,7 @@ pub async fn run(
                 history: Arc::new(CloudWatchHistory::from_env().await),
                 guard: Guard::new(port),
                 emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+                clock: Clock::system(),
             };
             let url = console.guard.launch_url();
             writeln!(out, "Jobline console: {url}")?;

@@ -273,8 +273,9 @@ pub async fn retry(
     store: &dyn JobStore,
     queue: &dyn JobQueue,
     id: JobId,
+    now_ms: i64,
 ) -> Result<Retried, RetryError> {
-    let requeued = match store.replay(id).await? {
+    let requeued = match store.replay(id, now_ms).await? {
         ReplayOutcome::Replayed => true,
         ReplayOutcome::Unchanged(JobState::Queued) => false,
         ReplayOutcome::Unchanged(state) => return Ok(Retried::Unchanged(state)),
@@ -292,7 +293,7 @@ pub async fn retry(
 mod tests {
     use super::*;
     use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::testing::job;
+    use jobline_shared::testing::{job, now_ms};
 
     async fn store_with(jobs: &[JobRecord]) -> MemoryStore {
         let store = MemoryStore::new();
@@ -440,13 +441,13 @@ mod tests {
 
         queue.set_failing_sends(true);
         assert!(matches!(
-            retry(&store, &queue, failed.id).await,
+            retry(&store, &queue, failed.id, now_ms()).await,
             Err(RetryError::Send(_))
         ));
         assert_eq!(store.job(failed.id).unwrap().state, JobState::Queued);
         queue.set_failing_sends(false);
         assert!(matches!(
-            retry(&store, &queue, failed.id).await.unwrap(),
+            retry(&store, &queue, failed.id, now_ms()).await.unwrap(),
             Retried::SentAgain { .. }
         ));
         assert_eq!(queue.sent(), [JobMessage { job_id: failed.id }]);
@@ -454,16 +455,18 @@ mod tests {
         let again = job("primes").state(JobState::Failed).build();
         store.create(&again).await.unwrap();
         assert!(matches!(
-            retry(&store, &queue, again.id).await.unwrap(),
+            retry(&store, &queue, again.id, now_ms()).await.unwrap(),
             Retried::Requeued { .. }
         ));
         assert_eq!(store.job(again.id).unwrap().replays, 1);
         assert_eq!(
-            retry(&store, &queue, done.id).await.unwrap(),
+            retry(&store, &queue, done.id, now_ms()).await.unwrap(),
             Retried::Unchanged(JobState::Succeeded)
         );
         assert_eq!(
-            retry(&store, &queue, JobId::random()).await.unwrap(),
+            retry(&store, &queue, JobId::random(), now_ms())
+                .await
+                .unwrap(),
             Retried::Missing
         );
         assert_eq!(queue.sent().len(), 2, "nothing sent for the others");

@@ -7,13 +7,20 @@
 //! and the worker are deployed together, but a worker may briefly run an
 //! older registry during a deploy: it retries a job of a type it does not
 //! know yet instead of failing it.
+//!
+//! The demonstration types ([`JobTypes::with_demos`]) are there for the
+//! local runner and the tests, and in a deployment only when its
+//! `EnableDemoJobTypes` parameter turns them on (`DEMO_JOB_TYPES`, read as
+//! `Config::demo_job_types`); without them a submission of one is an
+//! unknown type (422 `unknown_job_type`), like any other.
 
 pub use async_trait::async_trait;
 pub use jobline_shared::job_types::{JobContext, JobError, JobHandler, JobTypes};
 
-/// Every job type of this deployment: the built-in ones, plus yours.
-pub fn registry() -> JobTypes {
-    JobTypes::builtin()
+/// Every job type of this deployment: the built-in ones (the demonstration
+/// types only if `demos`), plus yours.
+pub fn registry(demos: bool) -> JobTypes {
+    JobTypes::production().with_demos(demos)
     // Register a job type here, one line each: `.with(my_type::MyType)`.
 }
 
@@ -26,12 +33,41 @@ pub struct ReadmeDoctests;
 mod tests {
     use super::*;
 
+    fn names(types: &JobTypes) -> Vec<&str> {
+        types.names().collect()
+    }
+
     #[test]
-    fn the_registry_holds_the_builtin_types() {
-        let registry = registry();
-        let names: Vec<&str> = registry.names().collect();
+    fn the_registry_holds_every_builtin_type_with_the_demos() {
+        let types = registry(true);
+        let names = names(&types);
         for builtin in JobTypes::builtin().names() {
             assert!(names.contains(&builtin), "{builtin} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn without_the_demos_the_registry_holds_only_the_production_types() {
+        let types = registry(false);
+        let names = names(&types);
+        for production in JobTypes::production().names() {
+            assert!(
+                names.contains(&production),
+                "{production} missing from {names:?}"
+            );
+        }
+        assert!(types.get("csv-stats").is_some());
+        // A deployment without the demos knows none of them: the API answers
+        // 422 unknown_job_type, as for any unregistered type.
+        for demo in [
+            "sleep",
+            "fail-times",
+            "always-fail",
+            "primes",
+            "prime-count",
+        ] {
+            assert!(types.get(demo).is_none(), "{demo} in {names:?}");
+            assert!(registry(true).get(demo).is_some(), "{demo}");
         }
     }
 }

@@ -21,7 +21,7 @@ use jobline_local::stack::{Webhooks, notifier_poller_settings};
 use jobline_local::{ServeError, Stack, shutdown};
 use jobline_shared::SqsJobQueue;
 use jobline_shared::activity::CloudWatchHistory;
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::error::ProvisionError;
 use jobline_shared::outbox::stream::{StreamError, StreamReader};
 use jobline_shared::provision::{self, QueueSettings};
@@ -244,10 +244,19 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 function_timeout: Duration::from_secs(u64::from(function_timeout_secs)),
                 ..defaults
             };
+            // Each part's calls bounded as its function's are deployed.
+            let api = clients.clone().with_timeouts(AwsTimeouts::api(&config));
+            let worker = clients
+                .clone()
+                .with_timeouts(AwsTimeouts::worker(&config.worker));
             let mut stack = Stack::builder(
-                Arc::new(clients.store(&config)),
-                Arc::new(clients.queue(&config)),
+                Arc::new(api.store(&config)),
+                Arc::new(api.queue(&config)),
                 &config,
+            )
+            .worker_clients(
+                Arc::new(worker.store(&config)),
+                Arc::new(worker.queue(&config)),
             );
             if let Some(results) = clients.results(&config) {
                 stack = stack.results(Arc::new(results));

@@ -16,10 +16,9 @@
 use crate::shutdown::Shutdown;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use jobline_notifier::Notifier;
-use jobline_shared::JobQueue;
-use jobline_shared::job::now_ms;
 use jobline_shared::provision::{QueueSettings, WORKER_TIMEOUT_SECS};
 use jobline_shared::queue::{Receive, ReceivedMessage};
+use jobline_shared::{Clock, JobQueue};
 use jobline_worker::Worker;
 use std::collections::HashSet;
 use std::future::Future;
@@ -101,6 +100,7 @@ pub struct Poller<C: Consumer = Worker> {
     consumer: Arc<C>,
     settings: PollerSettings,
     queue_arn: String,
+    clock: Clock,
 }
 
 impl<C: Consumer> Poller<C> {
@@ -115,7 +115,16 @@ impl<C: Consumer> Poller<C> {
             consumer,
             settings,
             queue_arn: queue_arn.into(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Sets each invocation's deadline by `clock` (the stack's), as Lambda
+    /// sets it by its own.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Gathers one batch (waiting up to the long-poll time for the first
@@ -155,7 +164,7 @@ impl<C: Consumer> Poller<C> {
             return Ok(PollOutcome::default());
         }
         let event = sqs_event(&messages, &self.queue_arn);
-        let deadline_ms = now_ms().saturating_add(
+        let deadline_ms = self.clock.now_ms().saturating_add(
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
         let response = self.consumer.consume(event, deadline_ms).await;

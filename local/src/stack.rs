@@ -17,13 +17,12 @@ use crate::server::{self, HttpSettings};
 use crate::shutdown;
 use jobline_api::Api;
 use jobline_notifier::Notifier;
-use jobline_shared::job::now_ms;
 use jobline_shared::outbox::stream::StreamReader;
 use jobline_shared::provision::{NOTIFIER_TIMEOUT_SECS, QueueSettings};
 use jobline_shared::results::ResultStore;
 use jobline_shared::sweeper::Sweeper;
 use jobline_shared::webhook::{Deliverer, KeySource};
-use jobline_shared::{Config, JobQueue, JobStore, JobTypes, WorkerConfig};
+use jobline_shared::{Clock, Config, JobQueue, JobStore, JobTypes, WorkerConfig};
 use jobline_worker::Worker;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +43,7 @@ pub struct Stack {
     pollers: usize,
     http: HttpSettings,
     notifier: Option<NotifierParts>,
+    clock: Clock,
 }
 
 /// What webhooks need locally: the notifier's own store client (deployed it
@@ -101,6 +101,7 @@ pub struct StackBuilder {
     http: HttpSettings,
     sweep_interval: Duration,
     webhooks: Option<Webhooks>,
+    clock: Clock,
 }
 
 /// How often [`serve`] sweeps unless told otherwise: the template's
@@ -123,14 +124,21 @@ impl Stack {
             results: None,
             worker: config.worker.clone(),
             config: config.clone(),
-            job_types: jobline_jobs::registry(),
+            // Locally, the demonstration types too: they are how Jobline is tried out.
+            job_types: jobline_jobs::registry(true),
             poller: PollerSettings::default(),
             queue_arn: String::new(),
             pollers: 2,
             http: HttpSettings::default(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             webhooks: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// The one clock every part of the stack reads (a test's movable one).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn api(&self) -> &Arc<Api> {
@@ -158,6 +166,7 @@ impl Stack {
             self.poller,
             self.queue_arn.clone(),
         )
+        .with_clock(self.clock.clone())
     }
 }
 
@@ -214,6 +223,13 @@ impl StackBuilder {
         self
     }
 
+    /// The clock every part reads (default: the wall clock); tests pass a
+    /// [`Clock::movable`] and move it by hours and days.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn http(mut self, http: HttpSettings) -> Self {
         self.http = http;
         self
@@ -232,25 +248,30 @@ impl StackBuilder {
             Arc::clone(&self.queue),
             self.job_types.clone(),
             &self.config,
-        );
+        )
+        .with_clock(self.clock.clone());
         let sweeper = Sweeper::new(Arc::clone(&self.store));
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
         if let Some(webhooks) = &self.webhooks {
             api = api.with_webhook_keys(Arc::clone(&webhooks.keys));
         }
         let notifier = self.webhooks.map(|webhooks| NotifierParts {
-            notifier: Arc::new(Notifier::new(
-                webhooks.store,
-                Arc::clone(&webhooks.queue),
-                webhooks.keys,
-                webhooks.deliverer,
-                &self.config.webhooks,
-            )),
+            notifier: Arc::new(
+                Notifier::new(
+                    webhooks.store,
+                    Arc::clone(&webhooks.queue),
+                    webhooks.keys,
+                    webhooks.deliverer,
+                    &self.config.webhooks,
+                )
+                .with_clock(self.clock.clone()),
+            ),
             queue: webhooks.queue,
             stream: webhooks.stream,
             poller: webhooks.poller,
         });
-        let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker);
+        let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker)
+            .with_clock(self.clock.clone());
         if let Some(results) = self.results {
             api = api.with_results(Arc::clone(&results));
             worker = worker.with_results(results);
@@ -266,6 +287,7 @@ impl StackBuilder {
             pollers: self.pollers,
             http: self.http,
             notifier,
+            clock: self.clock,
         }
     }
 }
@@ -285,13 +307,18 @@ pub enum ServeError {
 
 /// Runs `sweeper` every `interval` until `stop`; a failed run is logged and
 /// the next one starts over, as the deployed schedule's would.
-async fn sweep_every(sweeper: Sweeper, interval: Duration, mut stop: shutdown::Shutdown) {
+async fn sweep_every(
+    sweeper: Sweeper,
+    clock: Clock,
+    interval: Duration,
+    mut stop: shutdown::Shutdown,
+) {
     loop {
         tokio::select! {
             () = stop.requested() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match sweeper.sweep_once(now_ms()).await {
+        match sweeper.sweep_once(clock.now_ms()).await {
             Ok(report) => {
                 report.metrics.emit();
                 if report.swept > 0 {
@@ -323,12 +350,14 @@ pub async fn serve(
         let relay = StreamRelay::new(parts.stream, Arc::clone(&parts.notifier));
         let relay_stop = stop.clone();
         notifier.spawn(async move { relay.run(relay_stop).await });
-        let poller = Poller::new(parts.queue, parts.notifier, parts.poller, String::new());
+        let poller = Poller::new(parts.queue, parts.notifier, parts.poller, String::new())
+            .with_clock(stack.clock.clone());
         let poller_stop = stop.clone();
         notifier.spawn(async move { poller.run(poller_stop).await });
     }
     let sweeper = tokio::spawn(sweep_every(
         stack.sweeper.clone(),
+        stack.clock.clone(),
         stack.sweep_interval,
         stop.clone(),
     ));

@@ -118,7 +118,7 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     let started = Instant::now();
     loop {
         let snapshot = records(&env, &ids).await;
-        let now = jobline_shared::job::now_ms();
+        let now = jobline_shared::Clock::system().now_ms();
         let fresh_sleep = snapshot[..24].iter().any(|job| {
             job.state == JobState::Running && job.started_at.is_some_and(|at| now - at < 1_500)
         });

@@ -24,8 +24,8 @@
 //! does not make: the `jobline` CLI SigV4-signs its calls to an API whose
 //! routes use IAM authorization.
 
-use crate::config::Config;
 pub use crate::config::TrustRoots;
+use crate::config::{Config, WorkerConfig};
 use crate::deadline::Deadlines;
 use crate::error::CredentialsError;
 use crate::provision::QueueSettings;
@@ -39,6 +39,7 @@ use aws_config::environment::{
 use aws_sdk_sqs::config::ProvideCredentials;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use std::time::Duration;
 
 /// AWS credentials, as the SDK resolves them.
 pub use aws_sdk_sqs::config::Credentials;
@@ -67,6 +68,57 @@ impl TrustRoots {
                 )
             }
         }
+    }
+}
+
+/// The bounds on one function's AWS calls: each operation, all its attempts
+/// included, and each attempt, so that the SDK's retries fit in the
+/// operation. Each is shorter than the interval it protects: a call that
+/// hangs (a stalled connection, an overloaded endpoint) ends as an error the
+/// caller handles, instead of holding what waits on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsTimeouts {
+    pub operation: Duration,
+    pub attempt: Duration,
+}
+
+impl AwsTimeouts {
+    /// An operation of `operation`, in attempts of a third of it, so the
+    /// SDK's default of three attempts fits, but of at least a second (or
+    /// the whole operation, if shorter): an attempt cut shorter fails on a
+    /// merely busy endpoint.
+    pub fn within(operation: Duration) -> Self {
+        Self {
+            operation,
+            attempt: (operation / 3).max(operation.min(Duration::from_secs(1))),
+        }
+    }
+
+    /// The API's: `API_AWS_TIMEOUT_MS` each, so a request's calls in a row
+    /// end within the function's timeout ([`crate::config::API_SEQUENTIAL_CALLS`]).
+    pub fn api(config: &Config) -> Self {
+        Self::within(config.api_aws_timeout)
+    }
+
+    /// The worker's: three quarters of a heartbeat (at least a second), so
+    /// a stalled claim, beat or completion ends before the next beat is due
+    /// and the lease it protects can still be renewed.
+    pub fn worker(config: &WorkerConfig) -> Self {
+        let beat = Duration::from_secs(u64::from(config.heartbeat_secs.max(1)));
+        Self::within((beat * 3 / 4).max(Duration::from_secs(1)))
+    }
+
+    /// The notifier's: a relay's send or a delivery's read and record, many
+    /// to one invocation of
+    /// [`NOTIFIER_TIMEOUT_SECS`](crate::provision::NOTIFIER_TIMEOUT_SECS).
+    pub fn notifier() -> Self {
+        Self::within(Duration::from_secs(5))
+    }
+
+    /// The sweeper's: each query or write of a run that pages through
+    /// every shard within its schedule's interval.
+    pub fn sweeper() -> Self {
+        Self::within(Duration::from_secs(10))
     }
 }
 
@@ -117,15 +169,16 @@ impl Clients {
         }
     }
 
-    /// These clients with every operation bounded by `timeout`, all its
-    /// attempts included (the SDK's default has no such bound), keeping the
-    /// other timeouts (connect) as they were.
-    pub fn with_operation_timeout(self, timeout: std::time::Duration) -> Self {
+    /// These clients with every operation bounded by `timeouts` (the SDK's
+    /// default has no such bound: a call that hangs waits forever), keeping
+    /// the other timeouts (connect) as they were.
+    pub fn with_timeouts(self, timeouts: AwsTimeouts) -> Self {
         let bounded = |current: Option<&TimeoutConfig>| {
             current
                 .map(TimeoutConfig::to_builder)
                 .unwrap_or_default()
-                .operation_timeout(timeout)
+                .operation_timeout(timeouts.operation)
+                .operation_attempt_timeout(timeouts.attempt)
                 .build()
         };
         let dynamodb = self.dynamodb.config();
@@ -279,16 +332,51 @@ mod tests {
             .timeout_config(timeouts)
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let clients =
-            Clients::from_sdk_config(&config).with_operation_timeout(Duration::from_secs(3));
+        let clients = Clients::from_sdk_config(&config)
+            .with_timeouts(AwsTimeouts::within(Duration::from_secs(3)));
         for timeouts in [
             clients.dynamodb.config().timeout_config(),
             clients.sqs.config().timeout_config(),
+            clients.s3.config().timeout_config(),
+            clients.secrets.config().timeout_config(),
+            clients.streams.config().timeout_config(),
         ] {
             let timeouts = timeouts.expect("a timeout config");
             assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(3)));
+            assert_eq!(
+                timeouts.operation_attempt_timeout(),
+                Some(Duration::from_secs(1))
+            );
             assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(1)));
         }
+    }
+
+    /// Each function's bounds are shorter than what they protect: the API's
+    /// calls in a row fit its timeout, the worker's end within a heartbeat.
+    #[test]
+    fn each_functions_calls_end_within_what_they_protect() {
+        let config = Config::from_lookup(|name| {
+            matches!(name, "JOBS_TABLE" | "JOBS_QUEUE_URL").then(|| "x".to_owned())
+        })
+        .unwrap();
+        let api = AwsTimeouts::api(&config);
+        assert!(
+            api.operation * u32::try_from(crate::config::API_SEQUENTIAL_CALLS).unwrap()
+                < Duration::from_secs(u64::from(crate::provision::API_TIMEOUT_SECS))
+        );
+        for heartbeat_secs in [1, 10, 60] {
+            let worker = AwsTimeouts::worker(&WorkerConfig {
+                heartbeat_secs,
+                ..WorkerConfig::default()
+            });
+            let beat = Duration::from_secs(u64::from(heartbeat_secs));
+            assert!(worker.operation <= beat, "{worker:?} for a {beat:?} beat");
+            assert!(worker.attempt <= worker.operation);
+        }
+        assert!(
+            AwsTimeouts::notifier().operation
+                < Duration::from_secs(u64::from(crate::provision::NOTIFIER_TIMEOUT_SECS))
+        );
     }
 
     #[tokio::test]

@@ -6,11 +6,22 @@
 use crate::error::ConfigError;
 #[cfg(doc)]
 use crate::provision::QueueSettings;
-use crate::provision::WORKER_TIMEOUT_SECS;
+use crate::provision::{API_TIMEOUT_SECS, DLQ_RETENTION_SECS, WORKER_TIMEOUT_SECS};
 use crate::queue::backoff::Backoff;
 use crate::webhook::CallbackPolicy;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The most AWS calls one API request makes one after another: a
+/// submission's `PutItem`, the repeat's mark, `SendMessage` and the
+/// enqueue-failed mark (the backlog's depth is read at most every few
+/// seconds, and before them).
+pub const API_SEQUENTIAL_CALLS: u64 = 4;
+
+/// The largest `API_AWS_TIMEOUT_MS`: [`API_SEQUENTIAL_CALLS`] of them, and
+/// a second for the rest of the request, fit in the API function's timeout.
+pub const MAX_API_AWS_TIMEOUT_MS: u64 =
+    (API_TIMEOUT_SECS as u64 * 1000 - 1000) / API_SEQUENTIAL_CALLS;
 
 /// Settings shared by every Jobline binary.
 #[derive(Debug, Clone)]
@@ -25,7 +36,9 @@ pub struct Config {
     /// handed out as presigned links; without it such a result fails its job.
     pub results_bucket: Option<String>,
     /// `JOB_RETENTION_DAYS` (default [`DEFAULT_RETENTION_DAYS`]): how long
-    /// DynamoDB keeps a job.
+    /// DynamoDB keeps a job. At least [`min_retention_days`] of
+    /// `MAX_JOB_RUN_SECS`, so a dead-lettered job's record is there for as
+    /// long as its message can be replayed.
     pub retention_days: u32,
     /// `PUBLIC_BASE_URL`: the base of `statusUrl`; by default, deployed, the
     /// API Gateway domain (and stage) of the request context. Never taken
@@ -35,9 +48,17 @@ pub struct Config {
     /// authorizer context is served, as the caller `anonymous` (the local
     /// runner and the tests). Deployed it stays off: such a request is 401.
     pub allow_anonymous: bool,
-    /// `API_AWS_TIMEOUT_MS` (default 3000): the bound on each DynamoDB or SQS
-    /// operation of the API, retries included, so a slow AWS call becomes a
-    /// 503 well within the function's timeout.
+    /// `DEMO_JOB_TYPES` (default `false`): whether the API accepts and the
+    /// worker runs the demonstration job types (`sleep`, `fail-times`,
+    /// `always-fail`, `primes`, `prime-count`), which exist to try Jobline
+    /// out: any caller could use them to hold workers for minutes or to fill
+    /// the dead-letter queue. The local runner and the tests always have
+    /// them; a deployment only with the template's `EnableDemoJobTypes`.
+    pub demo_job_types: bool,
+    /// `API_AWS_TIMEOUT_MS` (default 2000, at most [`MAX_API_AWS_TIMEOUT_MS`]):
+    /// the bound on each DynamoDB or SQS operation of the API, retries
+    /// included, so that a submission's [`API_SEQUENTIAL_CALLS`] calls in a
+    /// row end, as a 503 if AWS is slow, within the function's timeout.
     pub api_aws_timeout: Duration,
     /// `MAX_BACKLOG` (default 100000, 0 = no limit): above this many messages
     /// in the queue, the API refuses new submissions with 429.
@@ -164,6 +185,20 @@ impl Default for WorkerConfig {
 /// How long DynamoDB keeps a job unless `JOB_RETENTION_DAYS` says otherwise.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
+/// The shortest `JOB_RETENTION_DAYS` for jobs that run at most
+/// `max_run_secs` (`MAX_JOB_RUN_SECS`): whole days covering the dead-letter
+/// queue's retention ([`DLQ_RETENTION_SECS`], 14 days) plus that run. A job's
+/// last message may be sent (a continuation) as late as the end of its run,
+/// and the DLQ keeps it 14 days from then; a record that expired sooner
+/// would leave a message whose replay finds no job. (The record's retention
+/// counts from submission, the run from the first start: the time a job
+/// waited in the queue, seconds unless the workers are down, is not
+/// covered.)
+pub fn min_retention_days(max_run_secs: u32) -> u32 {
+    let secs = u64::from(DLQ_RETENTION_SECS) + u64::from(max_run_secs);
+    u32::try_from(secs.div_ceil(86_400)).unwrap_or(u32::MAX)
+}
+
 /// Which certificate authorities the SDK's HTTPS connections trust
 /// (`TLS_TRUST_ROOTS`); [`crate::aws::Clients::for_lambda`] applies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +317,22 @@ impl Config {
                 reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
             });
         }
+        // After the worker's settings: the bound depends on MAX_JOB_RUN_SECS.
+        let retention_days = parse_or(&lookup, "JOB_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+        let min_days = min_retention_days(worker.max_run_secs);
+        if retention_days < min_days {
+            return Err(ConfigError::Invalid {
+                name: "JOB_RETENTION_DAYS",
+                value: retention_days.to_string(),
+                reason: format!(
+                    "must be at least {min_days} days: the dead-letter queue keeps a job's \
+                     message {} days and a job may run {} s (MAX_JOB_RUN_SECS), and a \
+                     dead-lettered job whose record has expired can no longer be replayed",
+                    DLQ_RETENTION_SECS / 86_400,
+                    worker.max_run_secs
+                ),
+            });
+        }
         let hooks = WebhookConfig::default();
         let webhooks = WebhookConfig {
             secret_id: lookup("WEBHOOK_SECRET_ID").filter(|v| !v.is_empty()),
@@ -318,12 +369,16 @@ impl Config {
                 reason: format!("SQS allows at most {SQS_MAX_VISIBILITY_SECS} seconds"),
             });
         }
-        let api_aws_timeout_ms: u64 = parse_or(&lookup, "API_AWS_TIMEOUT_MS", 3_000)?;
-        if api_aws_timeout_ms == 0 {
+        let api_aws_timeout_ms: u64 = parse_or(&lookup, "API_AWS_TIMEOUT_MS", 2_000)?;
+        if api_aws_timeout_ms == 0 || api_aws_timeout_ms > MAX_API_AWS_TIMEOUT_MS {
             return Err(ConfigError::Invalid {
                 name: "API_AWS_TIMEOUT_MS",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
+                value: api_aws_timeout_ms.to_string(),
+                reason: format!(
+                    "must be from 1 to {MAX_API_AWS_TIMEOUT_MS}: a request makes up to \
+                     {API_SEQUENTIAL_CALLS} calls in a row, which must end within the API \
+                     function's {API_TIMEOUT_SECS} s timeout"
+                ),
             });
         }
         Ok(Self {
@@ -331,11 +386,12 @@ impl Config {
             queue_url: required("JOBS_QUEUE_URL")?,
             dlq_url: lookup("JOBS_DLQ_URL").filter(|v| !v.is_empty()),
             results_bucket: lookup("RESULTS_BUCKET").filter(|v| !v.is_empty()),
-            retention_days: parse_or(&lookup, "JOB_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+            retention_days,
             public_base_url: lookup("PUBLIC_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
             allow_anonymous: parse_or(&lookup, "ALLOW_ANONYMOUS", false)?,
+            demo_job_types: parse_or(&lookup, "DEMO_JOB_TYPES", false)?,
             api_aws_timeout: Duration::from_millis(api_aws_timeout_ms),
             max_backlog: parse_or(&lookup, "MAX_BACKLOG", 100_000)?,
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
@@ -430,7 +486,7 @@ mod tests {
         let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
         let c = config(&base).unwrap();
         assert!(!c.allow_anonymous);
-        assert_eq!(c.api_aws_timeout, Duration::from_secs(3));
+        assert_eq!(c.api_aws_timeout, Duration::from_secs(2));
         assert_eq!(c.max_backlog, 100_000);
         let c = config(&[
             base[0],
@@ -446,11 +502,61 @@ mod tests {
         for (name, value) in [
             ("ALLOW_ANONYMOUS", "yes"),
             ("API_AWS_TIMEOUT_MS", "0"),
+            ("API_AWS_TIMEOUT_MS", "3000"),
             ("MAX_BACKLOG", "-1"),
         ] {
             let err = config(&[base[0], base[1], (name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn retention_outlives_the_dead_letter_queue_and_the_longest_run() {
+        let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
+        // 14 days and the default hour's run: 15 days.
+        assert_eq!(min_retention_days(WorkerConfig::default().max_run_secs), 15);
+        assert_eq!(min_retention_days(0), 14);
+        assert_eq!(min_retention_days(86_400), 15);
+        assert_eq!(min_retention_days(86_401), 16);
+        let c = config(&[base[0], base[1], ("JOB_RETENTION_DAYS", "15")]).unwrap();
+        assert_eq!(c.retention_days, 15);
+        for short in ["14", "1", "0"] {
+            let message = config(&[base[0], base[1], ("JOB_RETENTION_DAYS", short)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains("JOB_RETENTION_DAYS")
+                    && message.contains("at least 15 days")
+                    && message.contains("dead-letter queue"),
+                "{message}"
+            );
+        }
+        // The bound follows MAX_JOB_RUN_SECS: a week's run needs 21 days.
+        let week = ("MAX_JOB_RUN_SECS", "604800");
+        let c = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "21")]).unwrap();
+        assert_eq!((c.retention_days, c.worker.max_run_secs), (21, 604_800));
+        let message = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "20")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("at least 21 days") && message.contains("604800 s"),
+            "{message}"
+        );
+        // The default fits the longest run the template allows.
+        let c = config(&[base[0], base[1], week]).unwrap();
+        assert_eq!(c.retention_days, DEFAULT_RETENTION_DAYS);
+    }
+
+    #[test]
+    fn demo_job_types_are_off_unless_turned_on() {
+        let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
+        assert!(!config(&base).unwrap().demo_job_types);
+        for (value, expected) in [("true", true), ("false", false)] {
+            let c = config(&[base[0], base[1], ("DEMO_JOB_TYPES", value)]).unwrap();
+            assert_eq!(c.demo_job_types, expected, "{value}");
+        }
+        let err = config(&[base[0], base[1], ("DEMO_JOB_TYPES", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("DEMO_JOB_TYPES"), "{err}");
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! The checks create their own jobs with fresh ids, so they may share a
 //! store; the queue checks expect an empty queue each.
 
-use crate::job::{ClaimRefusal, JobId, JobRecord, JobState, now_ms};
+use crate::job::{ClaimRefusal, JobId, JobRecord, JobState};
 use crate::store::item::{MAX_ITEM_BYTES, bound_error};
 use crate::store::{Completion, JobStore};
 use crate::testing::job;
+use crate::testing::now_ms;
 use crate::{JobQueue, StoreError};
 
 /// Calls macro `$checks` with the names of every check in [`store`], so a
@@ -31,6 +32,7 @@ macro_rules! for_each_store_check {
             replay_moves_only_failed_jobs,
             discard_gives_up_on_any_unfinished_job,
             mark_enqueue_failed_only_before_a_claim,
+            a_resent_job_is_never_marked_enqueue_failed,
             stored_errors_are_bounded,
             oversized_items_are_invalid,
             large_payloads_round_trip,
@@ -77,6 +79,8 @@ pub mod store {
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
     /// The claim token of another delivery.
     const OTHER: &str = "fedcba9876543210fedcba9876543210";
+    /// An hour, in ms: the checks move time by hours and days.
+    const HOUR_MS: i64 = 3_600_000;
 
     /// Thirty days from `now`: past every job's `dueAt` under any
     /// [`Deadlines`](crate::deadline::Deadlines) a test uses.
@@ -414,23 +418,26 @@ pub mod store {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
         assert_eq!(
-            store.replay(queued.id).await.unwrap(),
+            store.replay(queued.id, now_ms()).await.unwrap(),
             ReplayOutcome::Unchanged(JobState::Queued)
         );
         assert_eq!(
-            store.replay(JobId::random()).await.unwrap(),
+            store.replay(JobId::random(), now_ms()).await.unwrap(),
             ReplayOutcome::Missing
         );
         let succeeded = job("primes").state(JobState::Succeeded).build();
         store.create(&succeeded).await.unwrap();
         assert_eq!(
-            store.replay(succeeded.id).await.unwrap(),
+            store.replay(succeeded.id, now_ms()).await.unwrap(),
             ReplayOutcome::Unchanged(JobState::Succeeded)
         );
 
         let failed = job("primes")
             .state(JobState::Failed)
             .attempts(3)
+            .started_at(now - 2 * HOUR_MS)
+            .run_started_at(now - HOUR_MS)
+            .cancel_requested(true)
             .finished_at(now)
             .error("boom")
             .dead_lettered(true)
@@ -439,11 +446,16 @@ pub mod store {
             .expires_at(now / 1000 + 60)
             .build();
         store.create(&failed).await.unwrap();
+        // The next morning: the replay starts a new run on the moved time.
+        let morning = now + 15 * HOUR_MS;
         assert_eq!(
-            store.replay(failed.id).await.unwrap(),
+            store.replay(failed.id, morning).await.unwrap(),
             ReplayOutcome::Replayed
         );
         let replayed = stored(store, failed.id).await;
+        assert_eq!(replayed.run_started_at, None, "a new run clock");
+        assert!(!replayed.cancel_requested, "the old cancel request is gone");
+        assert_eq!(replayed.started_at, Some(now - 2 * HOUR_MS), "history kept");
         assert_eq!(replayed.state, JobState::Queued);
         assert_eq!(replayed.replays, 1);
         assert!(!replayed.dead_lettered);
@@ -453,16 +465,27 @@ pub mod store {
         assert_eq!(replayed.attempts, 3);
         assert_eq!(replayed.error.as_deref(), Some("boom"));
         assert!(
-            replayed.expires_at >= now / 1000 + 86_400,
-            "the TTL is extended by the retention: {} vs {}",
+            replayed.expires_at >= morning / 1000 + 86_400,
+            "the TTL is extended by the retention from the replay: {} vs {}",
             replayed.expires_at,
-            now / 1000
+            morning / 1000
         );
         assert_eq!(
-            store.replay(failed.id).await.unwrap(),
+            store.replay(failed.id, morning).await.unwrap(),
             ReplayOutcome::Unchanged(JobState::Queued),
             "a replayed job is not replayed twice"
         );
+        let rerun = store
+            .claim(failed.id, morning + 1, morning + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(
+            rerun.run_started_at,
+            Some(morning + 1),
+            "the new run's clock"
+        );
+        assert_eq!(rerun.started_at, Some(now - 2 * HOUR_MS));
+        assert!(!rerun.cancel_requested);
     }
 
     /// `discard` makes any job but a `succeeded` one `failed` and discarded,
@@ -538,8 +561,21 @@ pub mod store {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
         let before = now_ms();
+        let other_request = JobRecord {
+            created_at: queued.created_at + 1,
+            ..queued.clone()
+        };
+        assert!(
+            matches!(
+                store
+                    .mark_enqueue_failed(&other_request, "not mine", before)
+                    .await,
+                Err(StoreError::Conflict { current: Some(_) })
+            ),
+            "only the request that created the record may mark it"
+        );
         store
-            .mark_enqueue_failed(&queued, "SQS unreachable")
+            .mark_enqueue_failed(&queued, "SQS unreachable", now_ms())
             .await
             .unwrap();
         let after = now_ms();
@@ -563,7 +599,7 @@ pub mod store {
             .claim(queued.id, after, after + 60_000, 1, TOKEN)
             .await
             .unwrap();
-        match store.mark_enqueue_failed(&queued, "too late").await {
+        match store.mark_enqueue_failed(&queued, "too late", after).await {
             Err(StoreError::Conflict {
                 current: Some(current),
             }) => assert_eq!(*current, running),
@@ -571,7 +607,50 @@ pub mod store {
         }
         let never_created = job("primes").build();
         assert!(matches!(
-            store.mark_enqueue_failed(&never_created, "lost").await,
+            store
+                .mark_enqueue_failed(&never_created, "lost", after)
+                .await,
+            Err(StoreError::Conflict { current: None })
+        ));
+        assert!(matches!(
+            store.mark_resending(running.id, after).await,
+            Err(StoreError::Conflict { current: Some(_) })
+        ));
+    }
+
+    /// A repeat of a submission marks the job before sending its message
+    /// again; from then on the creator's failed send cannot fail the job,
+    /// whose message may be in the queue. An enqueue-failed job is not
+    /// resent (its key creates it again).
+    pub async fn a_resent_job_is_never_marked_enqueue_failed(store: &dyn JobStore) {
+        let queued = job("primes").build();
+        store.create(&queued).await.unwrap();
+        let now = now_ms();
+        store.mark_resending(queued.id, now).await.unwrap();
+        assert_eq!(stored(store, queued.id).await.resent_at, Some(now));
+        match store
+            .mark_enqueue_failed(&queued, "send timed out", now)
+            .await
+        {
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => assert_eq!(current.state, JobState::Queued),
+            other => panic!("expected a conflict with the resent job, got {other:?}"),
+        }
+        assert_eq!(stored(store, queued.id).await.state, JobState::Queued);
+
+        let unsent = job("primes").build();
+        store.create(&unsent).await.unwrap();
+        store
+            .mark_enqueue_failed(&unsent, "lost", now)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.mark_resending(unsent.id, now).await,
+            Err(StoreError::Conflict { current: Some(_) })
+        ));
+        assert!(matches!(
+            store.mark_resending(JobId::random(), now).await,
             Err(StoreError::Conflict { current: None })
         ));
     }
@@ -654,7 +733,7 @@ pub mod store {
             .unwrap();
         assert!(!listed(store, failing.id, far).await, "a failed job is not");
         assert_eq!(
-            store.replay(failing.id).await.unwrap(),
+            store.replay(failing.id, now_ms()).await.unwrap(),
             ReplayOutcome::Replayed
         );
         assert!(listed(store, failing.id, far).await, "a replayed job is");
@@ -670,7 +749,10 @@ pub mod store {
 
         let unsent = job("primes").build();
         store.create(&unsent).await.unwrap();
-        store.mark_enqueue_failed(&unsent, "lost").await.unwrap();
+        store
+            .mark_enqueue_failed(&unsent, "lost", now)
+            .await
+            .unwrap();
         assert!(!listed(store, unsent.id, far).await, "an unsent job is not");
         let finished = job("primes").state(JobState::Succeeded).build();
         store.create(&finished).await.unwrap();
@@ -718,7 +800,7 @@ pub mod store {
             "the lost attempt cannot complete a swept job"
         );
         assert_eq!(
-            store.replay(running.id).await.unwrap(),
+            store.replay(running.id, now_ms()).await.unwrap(),
             ReplayOutcome::Replayed
         );
         assert!(
@@ -766,7 +848,10 @@ pub mod store {
 
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
-        store.mark_enqueue_failed(&queued, &long).await.unwrap();
+        store
+            .mark_enqueue_failed(&queued, &long, now)
+            .await
+            .unwrap();
         assert_eq!(stored(store, queued.id).await.error, bounded);
 
         let created = job("primes").error(&long).build();
@@ -818,7 +903,7 @@ pub mod store {
         assert_eq!(stored(store, large.id).await.payload, large.payload);
 
         assert_eq!(
-            store.replay(large.id).await.unwrap(),
+            store.replay(large.id, now_ms()).await.unwrap(),
             ReplayOutcome::Replayed
         );
         let replayed = stored(store, large.id).await;
@@ -843,7 +928,7 @@ pub mod store {
             .build();
         store.create(&discarded).await.unwrap();
         store
-            .mark_enqueue_failed(&discarded, "no queue")
+            .mark_enqueue_failed(&discarded, "no queue", now)
             .await
             .unwrap();
         assert_eq!(
@@ -1018,7 +1103,7 @@ pub mod store {
             DiscardOutcome::Unchanged(JobState::Cancelled)
         );
         assert_eq!(
-            store.replay(queued.id).await.unwrap(),
+            store.replay(queued.id, now_ms()).await.unwrap(),
             ReplayOutcome::Unchanged(JobState::Cancelled)
         );
 
@@ -1309,7 +1394,10 @@ pub mod store {
 
         // A replay moves a failed job back to `queued`, a discard to `failed`.
         let again = failed[0].id;
-        assert_eq!(store.replay(again).await.unwrap(), ReplayOutcome::Replayed);
+        assert_eq!(
+            store.replay(again, now_ms()).await.unwrap(),
+            ReplayOutcome::Replayed
+        );
         assert!(
             by_state(store, JobState::Queued, &mine, base, 2)
                 .await

@@ -266,7 +266,13 @@ pub struct JobRecord {
     pub fingerprint: String,
     pub state: JobState,
     pub created_at: i64,
+    /// When a worker first claimed the job: kept across replays, as history.
     pub started_at: Option<i64>,
+    /// When the current run first started: the first claim since the job
+    /// was submitted or last replayed (across its continuations). The run
+    /// limit (`MAX_JOB_RUN_SECS`) counts from it, so a replay the next
+    /// morning starts a new run instead of failing at once.
+    pub run_started_at: Option<i64>,
     pub finished_at: Option<i64>,
     /// How many times a worker has claimed the job; the fence for completion.
     pub attempts: u32,
@@ -287,6 +293,10 @@ pub struct JobRecord {
     /// The job record was written but its message could not be sent; the
     /// same idempotency key may submit it again.
     pub enqueue_failed: bool,
+    /// When a repeat of the submission sent the job's message again
+    /// ([`crate::store::JobStore::mark_resending`]): from then on only a
+    /// worker or the time bound may finish it, not its creator's failed send.
+    pub resent_at: Option<i64>,
     /// An operator gave up on the job (`jobline dlq discard`): it is
     /// `failed` for good unless replayed.
     pub discarded: bool,
@@ -340,6 +350,7 @@ impl JobRecord {
             state: JobState::Queued,
             created_at: now_ms,
             started_at: None,
+            run_started_at: None,
             finished_at: None,
             attempts: 0,
             lease_expires_at: None,
@@ -349,6 +360,7 @@ impl JobRecord {
             error: None,
             dead_lettered: false,
             enqueue_failed: false,
+            resent_at: None,
             discarded: false,
             replays: 0,
             progress: None,
@@ -372,6 +384,7 @@ impl JobRecord {
         self.lease_expires_at = Some(lease_until_ms);
         self.claim_token = Some(token.to_owned());
         self.started_at.get_or_insert(now_ms);
+        self.run_started_at.get_or_insert(now_ms);
     }
 
     /// Whether this record is what attempt `attempt` of the delivery with
@@ -446,12 +459,6 @@ pub fn claimable(state: JobState, lease_expires_at: Option<i64>, now_ms: i64) ->
 /// kept for `retention_days`, in seconds since the epoch.
 pub fn expires_at(now_ms: i64, retention_days: u32) -> i64 {
     now_ms / 1000 + i64::from(retention_days) * 86_400
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// An epoch-milliseconds time as RFC 3339 in UTC with milliseconds, for the

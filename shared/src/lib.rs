@@ -39,6 +39,7 @@
 
 pub mod activity;
 pub mod aws;
+pub mod clock;
 pub mod config;
 #[cfg(any(test, feature = "memory"))]
 pub mod contract;
@@ -59,6 +60,7 @@ pub mod testing;
 pub mod view;
 pub mod webhook;
 
+pub use clock::Clock;
 pub use config::{Config, WorkerConfig};
 pub use error::{ConfigError, QueueError, StoreError};
 pub use job::{JobId, JobRecord, JobRequest, JobState};

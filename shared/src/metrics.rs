@@ -235,7 +235,9 @@ impl Metrics {
         if EmfOutput::current() == EmfOutput::Off {
             return;
         }
-        for document in self.documents(NAMESPACE, crate::job::now_ms()) {
+        // EMF timestamps are the log lines' own, on the wall clock: CloudWatch
+        // refuses metrics more than two hours ahead of it.
+        for document in self.documents(NAMESPACE, crate::clock::Clock::system().now_ms()) {
             println!("{document}");
         }
     }

@@ -35,9 +35,19 @@ pub struct QueueSettings {
 /// each.
 pub const NOTIFIER_TIMEOUT_SECS: u32 = 30;
 
+/// The API function's timeout in `template.yaml`, seconds (API Gateway's
+/// HTTP API waits at most 30).
+pub const API_TIMEOUT_SECS: u32 = 10;
+
 /// The worker function's timeout `template.yaml` deploys by default
 /// (parameter `WorkerTimeoutSeconds`), seconds.
 pub const WORKER_TIMEOUT_SECS: u32 = 60;
+
+/// How long both dead-letter queues keep a message, seconds: 14 days, SQS's
+/// most. A dead-lettered job can be replayed only while its message is
+/// there, so a job's record must outlive it (`JOB_RETENTION_DAYS`, which
+/// [`Config`](crate::config::Config) checks against it).
+pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
 
 impl QueueSettings {
     /// The values `template.yaml` deploys by default.
@@ -49,7 +59,7 @@ impl QueueSettings {
     pub const NOTIFY: Self = Self {
         visibility_timeout_secs: 6 * NOTIFIER_TIMEOUT_SECS,
         retention_secs: 4 * 86_400,
-        dlq_retention_secs: 14 * 86_400,
+        dlq_retention_secs: DLQ_RETENTION_SECS,
         max_receive_count: 8,
     };
 
@@ -65,7 +75,7 @@ impl QueueSettings {
                 visibility
             },
             retention_secs: 4 * 86_400,
-            dlq_retention_secs: 14 * 86_400,
+            dlq_retention_secs: DLQ_RETENTION_SECS,
             max_receive_count: 5,
         }
     }

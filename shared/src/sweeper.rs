@@ -104,10 +104,11 @@ impl Sweeper {
 mod tests {
     use super::*;
     use crate::deadline::Deadlines;
-    use crate::job::{JobState, now_ms};
+    use crate::job::JobState;
     use crate::store::memory::MemoryStore;
     use crate::store::{Completion, SWEPT_ERROR};
     use crate::testing::job;
+    use crate::testing::now_ms;
     use serde_json::json;
 
     /// Deadlines of a second per part, two deliveries, runs of 100 ms.

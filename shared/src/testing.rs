@@ -2,9 +2,16 @@
 //! feature `memory`), so a test states only what matters to it:
 //! `job("primes").payload(json!({"upTo": 10})).owner("bob").state(JobState::Running).build()`.
 
+use crate::clock::Clock;
 use crate::config::DEFAULT_RETENTION_DAYS;
-use crate::job::{JobId, JobRecord, JobRequest, JobState, now_ms};
+use crate::job::{JobId, JobRecord, JobRequest, JobState};
 use serde_json::{Value, json};
+
+/// The wall clock's time now, in milliseconds since the Unix epoch: what a
+/// test that does not move time stamps its records with.
+pub fn now_ms() -> i64 {
+    Clock::system().now_ms()
+}
 
 /// A request for `job_type` with `payload`.
 pub fn request(job_type: &str, payload: Value) -> JobRequest {
@@ -53,6 +60,10 @@ impl JobBuilder {
         state: JobState => state = state;
         created_at: i64 => created_at = created_at;
         started_at: i64 => started_at = Some(started_at);
+        /// When the current run started (the run limit counts from it).
+        run_started_at: i64 => run_started_at = Some(run_started_at);
+        /// A client asked to cancel it while it ran.
+        cancel_requested: bool => cancel_requested = cancel_requested;
         finished_at: i64 => finished_at = Some(finished_at);
         attempts: u32 => attempts = attempts;
         /// A lease until this time (ms).

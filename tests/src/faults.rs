@@ -4,11 +4,12 @@
 //! finished job again") must hold when AWS misbehaves the way it really does:
 //! a 500, a throttle, a connection reset before the request reached the
 //! service, a reset *after* the service acted (the caller sees an error for a
-//! write that landed), or a slow answer. The proxy forwards every request to
-//! moto over a real connection and injects those faults at set rates, per
-//! operation, in each service's own wire format (awsJson1_0 for DynamoDB and
-//! SQS, with SQS's `x-amzn-query-error` header), so the SDK's own retry
-//! classifiers see what they would see from AWS.
+//! write that landed), a slow answer, or no answer at all (a call that hangs
+//! until the caller's own timeout gives up on it). The proxy forwards every
+//! request to moto over a real connection and injects those faults at set
+//! rates, per operation, in each service's own wire format (awsJson1_0 for
+//! DynamoDB and SQS, with SQS's `x-amzn-query-error` header), so the SDK's
+//! own retry classifiers see what they would see from AWS.
 //!
 //! Each proxy has a label (the function whose clients use it) and records
 //! every call: which operations a function made is what its IAM policy in
@@ -39,11 +40,33 @@ pub enum Fault {
     ResetAfter,
     /// The request is forwarded after a delay.
     Delay,
+    /// The call hangs: the request is read, then neither forwarded nor
+    /// answered for the stall ([`FaultRates::stall`]), after which the
+    /// connection is closed, still without an answer. Nothing the call asked
+    /// for happens. This is a hung AWS call: its answer never comes in time,
+    /// so only the caller's own timeouts (the SDK's attempt and operation
+    /// timeouts) end it sooner; a caller without them waits out the whole
+    /// stall, then sees a dropped connection (which the SDK retries).
+    /// Closing rather than forwarding keeps it apart from [`Fault::Delay`]
+    /// (a slow answer) and [`Fault::ResetAfter`] (a write whose answer was
+    /// lost): a stalled write never lands, early or late.
+    Stall,
 }
 
 impl Fault {
     /// Every kind, in the order rates are drawn.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
+        Self::ServerError,
+        Self::Throttle,
+        Self::ResetBefore,
+        Self::ResetAfter,
+        Self::Delay,
+        Self::Stall,
+    ];
+
+    /// Every kind but [`Fault::Stall`]: the faults that end within a call's
+    /// ordinary time, which [`FaultRates::each`] injects.
+    pub const QUICK: [Self; 5] = [
         Self::ServerError,
         Self::Throttle,
         Self::ResetBefore,
@@ -52,11 +75,18 @@ impl Fault {
     ];
 }
 
-/// The chance of each fault on one call, and how long a delay lasts.
+/// How long a stalled call hangs unless [`FaultRates::with_stall`] says
+/// otherwise: 30 s, longer than a heartbeat's lease and than any answer a
+/// caller should wait for.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
+
+/// The chance of each fault on one call, how long a delay lasts, and how
+/// long a stalled call hangs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultRates {
     pub rates: BTreeMap<Fault, f64>,
     pub delay: Range<Duration>,
+    pub stall: Range<Duration>,
 }
 
 impl FaultRates {
@@ -65,14 +95,17 @@ impl FaultRates {
         Self {
             rates: BTreeMap::new(),
             delay: Duration::ZERO..Duration::from_millis(1),
+            stall: DEFAULT_STALL..DEFAULT_STALL,
         }
     }
 
-    /// Every kind of fault at `rate` (0.03 is 3 % of calls each).
+    /// Every quick kind of fault ([`Fault::QUICK`]) at `rate` (0.03 is 3 %
+    /// of calls each); no stalls unless added with [`with`](Self::with).
     pub fn each(rate: f64) -> Self {
         Self {
-            rates: Fault::ALL.iter().map(|f| (*f, rate)).collect(),
+            rates: Fault::QUICK.iter().map(|f| (*f, rate)).collect(),
             delay: Duration::from_millis(50)..Duration::from_millis(400),
+            stall: DEFAULT_STALL..DEFAULT_STALL,
         }
     }
 
@@ -85,6 +118,12 @@ impl FaultRates {
     /// These rates, with delays drawn from `delay`.
     pub fn with_delay(mut self, delay: Range<Duration>) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// These rates, with stalls drawn from `stall` (`d..d`: always `d`).
+    pub fn with_stall(mut self, stall: Range<Duration>) -> Self {
+        self.stall = stall;
         self
     }
 
@@ -271,6 +310,8 @@ async fn accept_loop(
 enum ProxyError {
     #[error("injected connection reset")]
     Reset,
+    #[error("injected stall ended: closed without an answer")]
+    Stalled,
     #[error("upstream failed: {0}")]
     Upstream(String),
 }
@@ -342,19 +383,23 @@ async fn proxy_call(
         .map_err(|e| ProxyError::Upstream(e.to_string()))?
         .to_bytes();
     let (service, operation) = classify(&parts.headers, &body);
-    let (fault, delay) = {
+    let (fault, pause) = {
         let mut plan = lock(&plan);
         let rates = plan.rates(&operation);
-        let span = rates.delay.end.saturating_sub(rates.delay.start);
-        let delay = rates.delay.start + span.mul_f64(fastrand::f64());
-        let fault = match (rates.draw(), plan.remaining) {
+        let (drawn, delay, stall) = (rates.draw(), within(&rates.delay), within(&rates.stall));
+        let fault = match (drawn, plan.remaining) {
             (Some(_), Some(0)) | (None, _) => None,
             (Some(fault), remaining) => {
                 plan.remaining = remaining.map(|n| n - 1);
                 Some(fault)
             }
         };
-        (fault, delay)
+        let pause = if fault == Some(Fault::Stall) {
+            stall
+        } else {
+            delay
+        };
+        (fault, pause)
     };
     lock(&state).calls.push(Call {
         service: service.clone(),
@@ -369,7 +414,13 @@ async fn proxy_call(
             ));
         }
         Some(Fault::ResetBefore) => return Err(ProxyError::Reset),
-        Some(Fault::Delay) => tokio::time::sleep(delay).await,
+        Some(Fault::Stall) => {
+            // Read, held, never forwarded; then closed with no answer. A
+            // caller that gave up earlier has dropped its end already.
+            tokio::time::sleep(pause).await;
+            return Err(ProxyError::Stalled);
+        }
+        Some(Fault::Delay) => tokio::time::sleep(pause).await,
         Some(Fault::ResetAfter) | None => {}
     }
     let response = forward(upstream, parts, body).await?;
@@ -377,6 +428,12 @@ async fn proxy_call(
         return Err(ProxyError::Reset);
     }
     Ok(response)
+}
+
+/// A duration drawn evenly from `range`.
+fn within(range: &Range<Duration>) -> Duration {
+    let span = range.end.saturating_sub(range.start);
+    range.start + span.mul_f64(fastrand::f64())
 }
 
 /// Sends one request to `upstream` on a new connection and reads its answer.
@@ -410,6 +467,7 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn operations_are_read_from_the_target_header_or_the_form() {
@@ -448,10 +506,163 @@ mod tests {
         for _ in 0..20_000 {
             *counts.entry(rates.draw()).or_default() += 1;
         }
-        for fault in Fault::ALL {
+        for fault in Fault::QUICK {
             let n = counts.get(&Some(fault)).copied().unwrap_or(0);
             assert!((1_600..2_400).contains(&n), "{fault:?}: {n}");
         }
+        assert_eq!(counts.get(&Some(Fault::Stall)), None, "each() never stalls");
         assert!(FaultRates::none().draw().is_none());
+        let stalls = (0..20_000)
+            .filter(|_| FaultRates::each(0.1).with(Fault::Stall, 0.1).draw() == Some(Fault::Stall))
+            .count();
+        assert!((1_600..2_400).contains(&stalls), "Stall: {stalls}");
+        assert_eq!(Fault::ALL[..5], Fault::QUICK, "ALL is QUICK and Stall");
+        assert_eq!(Fault::ALL[5], Fault::Stall);
+    }
+
+    /// A stand-in for moto: answers every request `200 {}`, counting them.
+    async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&served);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let service = service_fn(move |_request: hyper::Request<Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (format!("http://{addr}"), served)
+    }
+
+    /// One DynamoDB `GetItem`-shaped request through `proxy`: its status,
+    /// or why no answer came.
+    async fn get_item(proxy: SocketAddr) -> Result<u16, String> {
+        let stream = TcpStream::connect(proxy).await.map_err(|e| e.to_string())?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post("/")
+            .header("host", proxy.to_string())
+            .header("x-amz-target", "DynamoDB_20120810.GetItem")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_stalled_call_gets_no_answer_within_its_stall_and_is_never_forwarded() {
+        let (upstream, served) = counting_upstream().await;
+        let stall = Duration::from_millis(1_500);
+        let plan = FaultPlan::uniform(
+            FaultRates::none()
+                .with(Fault::Stall, 1.0)
+                .with_stall(stall..stall),
+        );
+        let proxy = FaultProxy::start("test", &upstream, plan).await.unwrap();
+
+        // A client that waits 300 ms hears nothing.
+        let impatient =
+            tokio::time::timeout(Duration::from_millis(300), get_item(proxy.addr)).await;
+        assert!(
+            impatient.is_err(),
+            "an answer within the stall: {impatient:?}"
+        );
+
+        // One that waits it out is cut off at its end, still with no answer.
+        let started = std::time::Instant::now();
+        let patient = get_item(proxy.addr).await;
+        let waited = started.elapsed();
+        assert!(
+            patient.is_err(),
+            "the stall ends without an answer: {patient:?}"
+        );
+        assert!(
+            waited >= stall,
+            "closed after {waited:?}, before the stall's end"
+        );
+        assert!(waited < stall * 3, "held {waited:?}, far past the stall");
+
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            0,
+            "a stalled call is never forwarded"
+        );
+        assert_eq!(proxy.injected(), BTreeMap::from([(Fault::Stall, 2)]));
+        assert_eq!(
+            proxy.operations(),
+            BTreeSet::from([("dynamodb".to_owned(), "GetItem".to_owned())])
+        );
+
+        // The same proxy, stalls off, forwards to the same upstream.
+        proxy.set_plan(FaultPlan::uniform(FaultRates::none()));
+        assert_eq!(get_item(proxy.addr).await, Ok(200));
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+    }
+
+    /// What a stall is for: only the SDK's own timeouts end it.
+    #[tokio::test]
+    async fn the_sdks_attempt_timeout_ends_a_stalled_call() {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        use aws_sdk_dynamodb::error::SdkError;
+        use aws_sdk_dynamodb::types::AttributeValue;
+
+        let (upstream, served) = counting_upstream().await;
+        // The default stall, 30 s: far past the test's patience.
+        let plan = FaultPlan::uniform(FaultRates::none().with(Fault::Stall, 1.0));
+        let proxy = FaultProxy::start("test", &upstream, plan).await.unwrap();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(proxy.url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let started = std::time::Instant::now();
+        let error = client
+            .get_item()
+            .table_name("stalled")
+            .key("id", AttributeValue::S("a".into()))
+            .send()
+            .await
+            .expect_err("no answer comes");
+        let waited = started.elapsed();
+        assert!(matches!(error, SdkError::TimeoutError(_)), "{error:?}");
+        assert!(
+            waited < Duration::from_secs(5),
+            "ended by the attempt timeouts, not the 30 s stall: {waited:?}"
+        );
+        assert_eq!(
+            proxy.injected(),
+            BTreeMap::from([(Fault::Stall, 2)]),
+            "each attempt hung"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 0);
     }
 }

@@ -166,7 +166,7 @@ impl TestEnv {
             payload,
             callback_url: None,
         };
-        let now = jobline_shared::job::now_ms();
+        let now = jobline_shared::Clock::system().now_ms();
         let job = JobRecord::new_queued(JobId::random(), owner, &request, now, 1);
         self.store().create(&job).await.expect("write the job");
         self.queue()

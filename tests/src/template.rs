@@ -171,8 +171,9 @@ impl Template {
                     (_, Some(parameter)) if parameters.contains_key(parameter) => {
                         parameters[parameter].to_owned()
                     }
+                    // Its default, a number or a string ("false").
                     (_, Some(target)) if self.0["Parameters"][target].is_object() => {
-                        self.default_of(target).to_string()
+                        self.resolve(&value, parameters)
                     }
                     (_, Some(resource)) => {
                         assert!(

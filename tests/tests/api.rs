@@ -9,8 +9,8 @@ use aws_lambda_events::apigw::{
 };
 use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
-use jobline_shared::job::now_ms;
 use jobline_shared::store::DiscardOutcome;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{
     JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
 };

@@ -6,8 +6,8 @@ use jobline_cli::args::{DlqCommand, ListArgs, SelectArgs};
 use jobline_cli::commands::{Exit, run_dlq};
 use jobline_cli::dlq::replay::Outcome;
 use jobline_cli::dlq::{DeadBody, DeadLetterQueue, Selection};
-use jobline_shared::job::now_ms;
 use jobline_shared::queue::{Receive, ReceivedMessage};
+use jobline_shared::testing::now_ms;
 use jobline_shared::{
     Completion, DynamoJobStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState,
     JobStore, SqsJobQueue,
@@ -365,7 +365,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
     let t = Dlq::new().await;
     let failed = t.dead_job("primes", "boom").await;
     let finished = t.dead_job("primes", "boom").await;
-    t.store.replay(finished).await.unwrap();
+    t.store.replay(finished, now_ms()).await.unwrap();
     let now = now_ms();
     t.store
         .claim(finished, now, now + 60_000, 1, "t")

@@ -5,7 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use http::StatusCode;
 use jobline_notifier::Notifier;
 use jobline_shared::SqsJobQueue;
-use jobline_shared::job::now_ms;
+use jobline_shared::testing::now_ms;
 use jobline_shared::webhook::{Deliverer, FixedKeys, MasterKeys};
 use jobline_shared::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
 use jobline_tests::TestEnv;

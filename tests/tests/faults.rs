@@ -6,8 +6,8 @@
 
 use aws_config::retry::RetryConfig;
 use jobline_shared::aws::Clients;
-use jobline_shared::job::now_ms;
 use jobline_shared::queue::Receive;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{
     Completion, DynamoJobStore, JobMessage, JobQueue, JobState, JobStore, JobTypes, StoreError,
     testing,

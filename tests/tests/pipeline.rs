@@ -2,7 +2,7 @@
 //! the event-source poller, process in the worker, read the status back.
 
 use http::StatusCode;
-use jobline_shared::job::now_ms;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::Flaky;

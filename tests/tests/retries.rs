@@ -2,9 +2,9 @@
 
 use jobline_cli::dlq::{DeadLetterQueue, Selection};
 use jobline_local::poller::PollOutcome;
-use jobline_shared::job::now_ms;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::queue::Receive;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{
     Completion, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric,
     WorkerConfig,

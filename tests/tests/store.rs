@@ -4,7 +4,6 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_shared::aws::{Clients, TrustRoots};
-use jobline_shared::job::now_ms;
 use jobline_shared::queue::Receive;
 use jobline_shared::store::dynamodb::{
     CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
@@ -16,6 +15,7 @@ use jobline_shared::store::{
     Completion, KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item, state_shard,
 };
 use jobline_shared::testing::job;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::TestEnv;
 use serde_json::json;
@@ -40,7 +40,7 @@ async fn replay_keeps_the_job_for_the_configured_retention() {
     store.create(&failed).await.unwrap();
     let before = now_ms() / 1000;
     assert_eq!(
-        store.replay(failed.id).await.unwrap(),
+        store.replay(failed.id, now_ms()).await.unwrap(),
         ReplayOutcome::Replayed
     );
     let after = now_ms() / 1000;
@@ -128,7 +128,7 @@ async fn a_large_payload_stays_out_of_the_job_item() {
     small(job_item().await.unwrap());
 
     assert_eq!(
-        store.replay(large.id).await.unwrap(),
+        store.replay(large.id, now_ms()).await.unwrap(),
         ReplayOutcome::Replayed
     );
     let replayed = small(job_item().await.unwrap());

@@ -5,7 +5,6 @@
 //! between is left alone; the local runner sweeps on its timer.
 
 use jobline_shared::deadline::Deadlines;
-use jobline_shared::job::now_ms;
 use jobline_shared::provision;
 use jobline_shared::queue::Receive;
 use jobline_shared::store::{
@@ -13,6 +12,7 @@ use jobline_shared::store::{
 };
 use jobline_shared::sweeper::Sweeper;
 use jobline_shared::testing::job;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::json;
@@ -240,7 +240,7 @@ async fn a_replayed_job_gets_its_index_attributes_back() {
     assert!(!indexed(&env, queued.id).await);
 
     assert_eq!(
-        store.replay(queued.id).await.unwrap(),
+        store.replay(queued.id, now_ms()).await.unwrap(),
         jobline_shared::store::ReplayOutcome::Replayed
     );
     assert!(

@@ -11,12 +11,14 @@ use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
 };
 use jobline_shared::config::{
-    Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig,
+    Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig, min_retention_days,
 };
 use jobline_shared::job::JobState;
 use jobline_shared::metrics::{Metric, NAMESPACE};
 use jobline_shared::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
-use jobline_shared::provision::{self, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS};
+use jobline_shared::provision::{
+    self, DLQ_RETENTION_SECS, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS,
+};
 use jobline_shared::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
     SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
@@ -236,9 +238,13 @@ fn the_notifier_reads_final_states_from_the_tables_stream() {
         json!(["ReportBatchItemFailures"])
     );
     assert!((1..=10_000).contains(&number(&mapping["BatchSize"])));
-    // Finite retries (-1 would hold the shard back for the stream's 24 h),
-    // then the batch is described on the DLQ, whose alarm fires.
-    assert!((1..=10_000).contains(&number(&mapping["MaximumRetryAttempts"])));
+    // Retried for as long as the stream keeps a record (24 h; -1 for both
+    // limits), so an SQS outage delays webhooks instead of dropping them;
+    // only what expires unrelayed is described on the DLQ, whose alarm fires.
+    // The failed record is retried from, so no bisecting.
+    assert_eq!(mapping["MaximumRetryAttempts"], -1);
+    assert_eq!(mapping["MaximumRecordAgeInSeconds"], -1);
+    assert_eq!(mapping["BisectBatchOnFunctionError"], false);
     assert_eq!(
         mapping["DestinationConfig"],
         json!({"OnFailure": {"Destination": get_att("NotifyDeadLetterQueue", "Arn")}})
@@ -414,6 +420,92 @@ fn heartbeat_and_run_bound_parameters_are_values_the_code_accepts() {
                     "{function}, {parameter}"
                 );
             }
+        }
+    }
+}
+
+/// A job's record outlives its dead-lettered message, so a replay finds it:
+/// `JobRetentionDays`' floor is the code's own bound for the longest run
+/// `MaxJobRunSeconds` allows (the DLQ's 14 days plus 7), so no allowed pair of
+/// parameters fails at cold start, and the code refuses a day less.
+#[test]
+fn job_records_outlive_the_dead_letter_queue_and_the_longest_run() {
+    let template = Template::load();
+    for dlq in ["JobsDeadLetterQueue", "NotifyDeadLetterQueue"] {
+        assert_eq!(
+            number(&template.properties(dlq, QUEUE)["MessageRetentionPeriod"]),
+            u64::from(DLQ_RETENTION_SECS),
+            "{dlq}"
+        );
+    }
+    let min = number(&template.parameter("JobRetentionDays")["MinValue"]);
+    let longest_run = number(&template.parameter("MaxJobRunSeconds")["MaxValue"]);
+    assert_eq!(
+        min,
+        u64::from(min_retention_days(u32::try_from(longest_run).unwrap())),
+        "JobRetentionDays' MinValue for MaxJobRunSeconds up to {longest_run}"
+    );
+    assert!(min * 86_400 >= u64::from(DLQ_RETENTION_SECS) + longest_run);
+    assert!(template.default_of("JobRetentionDays") >= min);
+    let (min_days, day_less, run) = (
+        min.to_string(),
+        (min - 1).to_string(),
+        longest_run.to_string(),
+    );
+    for function in FUNCTIONS {
+        let parameters = HashMap::from([
+            ("JobRetentionDays", min_days.as_str()),
+            ("MaxJobRunSeconds", run.as_str()),
+        ]);
+        let environment = template.resolved_environment(function, &parameters);
+        let config = Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert_eq!(u64::from(config.retention_days), min, "{function}");
+        let parameters = HashMap::from([
+            ("JobRetentionDays", day_less.as_str()),
+            ("MaxJobRunSeconds", run.as_str()),
+        ]);
+        let environment = template.resolved_environment(function, &parameters);
+        let error = Config::from_lookup(|name| environment.get(name).cloned())
+            .expect_err("a day less than the floor")
+            .to_string();
+        assert!(error.contains("JOB_RETENTION_DAYS"), "{function}: {error}");
+    }
+}
+
+/// The demonstration job types are off unless `EnableDemoJobTypes` turns
+/// them on, for the API and the worker alike (the API accepts only what the
+/// worker runs); the other functions register no job types.
+#[test]
+fn demo_job_types_follow_their_parameter_on_the_api_and_the_worker() {
+    let template = Template::load();
+    assert_eq!(string_default(&template, "EnableDemoJobTypes"), "false");
+    assert_eq!(
+        template.parameter("EnableDemoJobTypes")["AllowedValues"],
+        json!(["true", "false"])
+    );
+    for function in FUNCTIONS {
+        let registers = matches!(function, "ApiFunction" | "WorkerFunction");
+        assert_eq!(
+            template
+                .function_environment(function)
+                .get("DEMO_JOB_TYPES"),
+            registers.then(|| reference("EnableDemoJobTypes")).as_ref(),
+            "{function}"
+        );
+        for (given, expected) in [
+            (None, false),
+            (Some("false"), false),
+            (Some("true"), registers),
+        ] {
+            let parameters: HashMap<&str, &str> = given
+                .map(|value| ("EnableDemoJobTypes", value))
+                .into_iter()
+                .collect();
+            let environment = template.resolved_environment(function, &parameters);
+            let config = Config::from_lookup(|name| environment.get(name).cloned())
+                .unwrap_or_else(|e| panic!("{function}: {e}"));
+            assert_eq!(config.demo_job_types, expected, "{function}, {given:?}");
         }
     }
 }
@@ -1544,4 +1636,45 @@ fn the_results_bucket_is_private_encrypted_and_expires_with_the_jobs() {
             "{function}"
         );
     }
+}
+
+/// The results bucket refuses every request that does not come over TLS,
+/// whoever makes it: one Deny on `aws:SecureTransport` false for the bucket
+/// and its objects, kept with the bucket.
+#[test]
+fn the_results_bucket_refuses_requests_without_tls() {
+    let template = Template::load();
+    let policies: Vec<&Value> = template
+        .resources_of_type("AWS::S3::BucketPolicy")
+        .map(|(_, policy)| policy)
+        .filter(|policy| policy["Properties"]["Bucket"] == reference("ResultsBucket"))
+        .collect();
+    assert_eq!(policies.len(), 1, "the results bucket's policies");
+    let policy = policies[0];
+    let bucket = template.resource("ResultsBucket", "AWS::S3::Bucket");
+    for retention in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(policy[retention], bucket[retention], "{retention}");
+    }
+    let document = &policy["Properties"]["PolicyDocument"];
+    assert_eq!(document["Version"], "2012-10-17");
+    let found = statements(document);
+    assert_eq!(found.len(), 1, "{document}");
+    let statement = found[0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Principal"], "*");
+    assert_eq!(as_list(&statement["Action"]), [&json!("s3:*")]);
+    assert_eq!(
+        as_list(&statement["Resource"])
+            .into_iter()
+            .map(Value::to_string)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            get_att("ResultsBucket", "Arn").to_string(),
+            json!({"Fn::Sub": "${ResultsBucket.Arn}/*"}).to_string(),
+        ])
+    );
+    assert_eq!(
+        statement["Condition"],
+        json!({"Bool": {"aws:SecureTransport": "false"}})
+    );
 }

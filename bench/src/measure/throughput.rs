@@ -29,9 +29,9 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use futures_util::StreamExt;
 use jobline_api::Api;
 use jobline_local::poller::Poller;
+use jobline_shared::Clock;
 use jobline_shared::aws::Clients;
 use jobline_shared::deadline::Deadlines;
-use jobline_shared::job::now_ms;
 use jobline_shared::store::{SHARDS, dynamodb, item_from_record, state_shard};
 use jobline_shared::{JobId, JobMessage, JobRecord, JobState, WorkerConfig};
 use serde::Serialize;
@@ -309,7 +309,13 @@ struct RawPipeline {
 impl Pipeline for RawPipeline {
     async fn submit(&self) -> Result<(), BenchError> {
         let request = events::job_request();
-        let job = JobRecord::new_queued(JobId::random(), "bench", &request, now_ms(), 30);
+        let job = JobRecord::new_queued(
+            JobId::random(),
+            "bench",
+            &request,
+            Clock::system().now_ms(),
+            30,
+        );
         // Write, then send, as the API does: a message never precedes its record.
         self.clients
             .dynamodb
@@ -399,7 +405,7 @@ impl RawPipeline {
             .and_then(|id| id.parse().ok())
             .ok_or_else(malformed)?;
         let key = AttributeValue::S(id.to_string());
-        let now_at = now_ms();
+        let now_at = Clock::system().now_ms();
         let now = AttributeValue::N(now_at.to_string());
         let one = AttributeValue::N("1".to_owned());
         let receipt = message.receipt_handle().ok_or_else(malformed)?;
@@ -417,7 +423,7 @@ impl RawPipeline {
             .expression_attribute_values(":one", one.clone())
             .expression_attribute_values(
                 ":lease",
-                AttributeValue::N((now_ms() + 61_000).to_string()),
+                AttributeValue::N((Clock::system().now_ms() + 61_000).to_string()),
             )
             .expression_attribute_values(":now", now.clone())
             .expression_attribute_values(

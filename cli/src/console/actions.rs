@@ -10,7 +10,6 @@ use super::{Console, ConsoleError, Reply};
 use crate::dlq::Selection;
 use crate::jobs::{Retried, retry};
 use http::StatusCode;
-use jobline_shared::job::now_ms;
 use jobline_shared::store::CancelOutcome;
 use jobline_shared::{JobId, JobState};
 use std::collections::HashMap;
@@ -233,7 +232,7 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
     let (outcome, report) = match action {
         Action::Cancel => {
             let id = job.expect("checked by target");
-            let text = match console.store.cancel(id, now_ms()).await? {
+            let text = match console.store.cancel(id, console.clock.now_ms()).await? {
                 CancelOutcome::Cancelled(_) => "The job is cancelled.".to_owned(),
                 CancelOutcome::Requested(_) => {
                     "The job is running: cancel requested; it stops at its next heartbeat."
@@ -248,16 +247,17 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
         }
         Action::Retry => {
             let id = job.expect("checked by target");
-            let text = match retry(&*console.store, &*console.queue, id).await? {
-                Retried::Requeued { message_id } => {
-                    format!("The job is queued again, sent as message {message_id}.")
-                }
-                Retried::SentAgain { message_id } => format!(
-                    "The job was already queued; its message was sent again as {message_id}."
-                ),
-                Retried::Unchanged(state) => format!("The job is {state}: nothing to retry."),
-                Retried::Missing => "There is no such job.".to_owned(),
-            };
+            let text =
+                match retry(&*console.store, &*console.queue, id, console.clock.now_ms()).await? {
+                    Retried::Requeued { message_id } => {
+                        format!("The job is queued again, sent as message {message_id}.")
+                    }
+                    Retried::SentAgain { message_id } => format!(
+                        "The job was already queued; its message was sent again as {message_id}."
+                    ),
+                    Retried::Unchanged(state) => format!("The job is {state}: nothing to retry."),
+                    Retried::Missing => "There is no such job.".to_owned(),
+                };
             (text, String::new())
         }
         Action::Replay => {

@@ -35,7 +35,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jobline_shared::activity::MetricHistory;
-use jobline_shared::{JobQueue, JobStore};
+use jobline_shared::{Clock, JobQueue, JobStore};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -60,6 +60,8 @@ pub struct Console {
     /// The AWS endpoint is an emulator's (`AWS_ENDPOINT_URL`): the chart
     /// says why it is empty.
     pub emulated: bool,
+    /// The time pages show ages by and actions are stamped with.
+    pub clock: Clock,
 }
 
 /// Why a page or action failed: an AWS call (shown to the operator, whose
@@ -208,7 +210,7 @@ impl Console {
         query: &HashMap<String, String>,
         form: &HashMap<String, String>,
     ) -> Reply {
-        let now = jobline_shared::job::now_ms();
+        let now = self.clock.now_ms();
         let replied = match (method, path) {
             (&Method::GET, "/") => pages::overview(self, now).await,
             (&Method::GET, "/jobs") => pages::jobs(self, query, now).await,
@@ -243,7 +245,7 @@ impl Console {
 
     /// The dead-letter tools on this console's queues and store.
     fn tools(&self) -> DeadLetterQueue<'_> {
-        DeadLetterQueue::new(&*self.dlq, &*self.queue, &*self.store)
+        DeadLetterQueue::new(&*self.dlq, &*self.queue, &*self.store).with_clock(self.clock.clone())
     }
 }
 
@@ -355,7 +357,7 @@ mod tests {
 
     fn console(store: MemoryStore) -> Console {
         let history = FixedHistory::new();
-        history.record(Metric::JobsFailed, jobline_shared::job::now_ms(), 2.0);
+        history.record(Metric::JobsFailed, jobline_shared::testing::now_ms(), 2.0);
         Console {
             store: Arc::new(store),
             queue: Arc::new(MemoryQueue::new()),
@@ -363,6 +365,7 @@ mod tests {
             history: Arc::new(history),
             guard: Guard::new(4321),
             emulated: false,
+            clock: Clock::system(),
         }
     }
 

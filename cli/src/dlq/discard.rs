@@ -12,7 +12,6 @@
 use super::{
     DeadBody, DeadLetter, DeadLetterQueue, DlqError, Entry, Handled, JOB_MISSING, Selection, Tally,
 };
-use jobline_shared::job::now_ms;
 use jobline_shared::store::DiscardOutcome;
 use jobline_shared::{JobId, JobState};
 use std::fmt;
@@ -65,7 +64,7 @@ impl DeadLetterQueue<'_> {
     }
 
     async fn mark(&self, job_id: JobId) -> Result<JobChange, Outcome> {
-        match self.store.discard(job_id, now_ms()).await {
+        match self.store.discard(job_id, self.clock.now_ms()).await {
             Ok(DiscardOutcome::Discarded) => Ok(JobChange::Discarded),
             Ok(DiscardOutcome::Unchanged(state)) => Ok(JobChange::Kept(state)),
             Ok(DiscardOutcome::Missing) => Ok(JobChange::Missing),
@@ -248,7 +247,7 @@ mod tests {
             push_job(&dlq, id);
         }
         dlq.push("junk");
-        let deleted_at = now_ms();
+        let deleted_at = jobline_shared::testing::now_ms();
 
         let report = tools(&dlq, &queue, &store)
             .discard(&Selection::default(), false)

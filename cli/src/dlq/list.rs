@@ -4,7 +4,8 @@
 //! messages' receive counts.
 
 use super::{DeadBody, DeadLetter, DeadLetterQueue, DlqError, JOB_MISSING, Selection};
-use jobline_shared::job::{format_ms, now_ms};
+use jobline_shared::Clock;
+use jobline_shared::job::format_ms;
 use jobline_shared::{JobId, JobState};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -73,7 +74,7 @@ impl ListRow {
 
 /// Prints `dlq list` output: a table, or a JSON array with `json`.
 pub fn render_list(letters: &[DeadLetter], json: bool, out: &mut dyn Write) -> io::Result<()> {
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     let rows: Vec<ListRow> = letters.iter().map(|l| ListRow::new(l, now)).collect();
     if json {
         serde_json::to_writer_pretty(&mut *out, &rows)?;

@@ -28,7 +28,7 @@ pub use replay::{ReplayEntry, ReplayReport};
 
 use jobline_shared::job::JobRecord;
 use jobline_shared::queue::ReceivedMessage;
-use jobline_shared::{JobId, JobQueue, JobStore, QueueError, StoreError};
+use jobline_shared::{Clock, JobId, JobQueue, JobStore, QueueError, StoreError};
 use scan::Scan;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
@@ -55,7 +55,7 @@ pub enum DlqError {
 }
 
 /// The queues and store the DLQ commands work on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DeadLetterQueue<'a> {
     /// The dead-letter queue (`JOBS_DLQ_URL`).
     pub dlq: &'a dyn JobQueue,
@@ -65,6 +65,9 @@ pub struct DeadLetterQueue<'a> {
     pub store: &'a dyn JobStore,
     /// How long a message is hidden at a time ([`HOLD_SECS`]).
     pub hold_secs: u32,
+    /// The time replays and discards are stamped with (the wall clock, or a
+    /// test's movable one).
+    pub clock: Clock,
 }
 
 /// A message read from the DLQ.
@@ -258,7 +261,15 @@ impl<'a> DeadLetterQueue<'a> {
             queue,
             store,
             hold_secs: HOLD_SECS,
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps replays and discards with `clock`'s time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn hold(&self) -> Duration {

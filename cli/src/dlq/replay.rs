@@ -52,7 +52,7 @@ impl DeadLetterQueue<'_> {
     }
 
     async fn replay_and_send(&self, letter: &DeadLetter, job_id: JobId) -> Outcome {
-        let from = match self.store.replay(job_id).await {
+        let from = match self.store.replay(job_id, self.clock.now_ms()).await {
             Ok(ReplayOutcome::Replayed) => JobState::Failed,
             Ok(ReplayOutcome::Unchanged(state)) if needs_message(state) => state,
             Ok(ReplayOutcome::Unchanged(state)) => {

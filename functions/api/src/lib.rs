@@ -89,14 +89,13 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Method, StatusCode};
-use jobline_shared::job::now_ms;
 use jobline_shared::results::ResultStore;
 use jobline_shared::store::DeleteOutcome;
 pub use jobline_shared::view::{job_summary, job_view};
 use jobline_shared::webhook::{CallbackPolicy, KeySource};
 use jobline_shared::{
-    CancelOutcome, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes,
-    Metric, Metrics, StoreError,
+    CancelOutcome, Clock, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore,
+    JobTypes, Metric, Metrics, StoreError,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -139,8 +138,8 @@ pub struct Api {
     allow_anonymous: bool,
     max_backlog: u64,
     backlog: Option<Backlog>,
-    /// The time now, in epoch milliseconds (a seam for tests).
-    clock: fn() -> i64,
+    /// The time: the tests' movable clock, or the wall clock.
+    clock: Clock,
 }
 
 /// What the outcome line of a request names, filled in as it is learnt.
@@ -170,8 +169,15 @@ impl Api {
             allow_anonymous: config.allow_anonymous,
             max_backlog: config.max_backlog,
             backlog: None,
-            clock: now_ms,
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` (the tests' movable one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Hands out links to the results stored in `results` (those over the
@@ -294,7 +300,7 @@ impl Api {
             id,
             &owner,
             &job_request,
-            (self.clock)(),
+            self.clock.now_ms(),
             self.retention_days,
         );
         submission::check_sizes(&job)?;
@@ -344,7 +350,11 @@ impl Api {
                     // Never claimed: the request that wrote it may have died
                     // between its write and its send, leaving no message. Send
                     // again; a duplicate only costs the worker a refused claim.
+                    // First the mark that keeps its creator from failing it.
                     tracing::debug!("replay of a job not yet started: sending its message again");
+                    if let Some(answer) = self.mark_resending(request, &existing).await? {
+                        return Ok(answer);
+                    }
                     false
                 } else {
                     tracing::debug!("idempotent replay of an accepted job");
@@ -355,19 +365,31 @@ impl Api {
         };
 
         if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
-            let detail = match self.store.mark_enqueue_failed(&job, ENQUEUE_FAILED).await {
+            if !new_job {
+                // A repeat never marks the job: its creator's message, or
+                // an earlier repeat's, may be in the queue. The client's next
+                // retry sends again; the time bound ends a job none arrives for.
+                return Err(ApiError::QueueUnavailable(send_error.to_string()));
+            }
+            let now = self.clock.now_ms();
+            let detail = match self
+                .store
+                .mark_enqueue_failed(&job, ENQUEUE_FAILED, now)
+                .await
+            {
                 Ok(()) => send_error.to_string(),
-                // A worker claimed the job: the message arrived after all
-                // (only its response was lost), so the job is accepted.
+                // A worker claimed the job (the message arrived after all:
+                // only its response was lost), or a repeat of this request
+                // sent it again: the job is accepted.
                 Err(StoreError::Conflict {
-                    current: Some(claimed),
-                }) if claimed.attempts > 0 => {
+                    current: Some(current),
+                }) if current.attempts > 0 || current.resent_at.is_some() => {
                     tracing::warn!(
                         error = %send_error,
-                        "SendMessage failed, but a worker has already claimed the job"
+                        "SendMessage failed, but the job was claimed or sent again since"
                     );
                     metrics.count(&job.job_type, Metric::JobsAccepted);
-                    return self.accepted(request, &claimed);
+                    return self.accepted(request, &current);
                 }
                 Err(mark_error) => {
                     format!(
@@ -381,6 +403,36 @@ impl Api {
             metrics.count(&job.job_type, Metric::JobsAccepted);
         }
         self.accepted(request, &job)
+    }
+
+    /// Marks `existing` (queued, never claimed) as about to be sent again by
+    /// this repeat. `Some` answer when the job moved on meanwhile: claimed
+    /// (202 as it is), or failed to enqueue (503: the client's retry creates
+    /// it again under the same key).
+    async fn mark_resending(
+        &self,
+        request: &Request,
+        existing: &JobRecord,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        match self
+            .store
+            .mark_resending(existing.id, self.clock.now_ms())
+            .await
+        {
+            Ok(()) => Ok(None),
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) if current.enqueue_failed => Err(ApiError::QueueUnavailable(
+                "the job's first send failed meanwhile".to_owned(),
+            )),
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => self.accepted(request, &current).map(Some),
+            Err(StoreError::Conflict { current: None }) => Err(ApiError::StoreUnavailable(
+                "the job vanished while it was being sent again".to_owned(),
+            )),
+            Err(error) => Err(ApiError::StoreUnavailable(error.to_string())),
+        }
     }
 
     async fn backlog_full(&self) -> bool {
@@ -445,7 +497,7 @@ impl Api {
         let job = self.own_job(request, id, trace).await?;
         let outcome = self
             .store
-            .cancel(job.id, (self.clock)())
+            .cancel(job.id, self.clock.now_ms())
             .await
             .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
         match outcome {
@@ -471,7 +523,7 @@ impl Api {
             .list(&owner, query.after, query.limit)
             .await
             .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let jobs: Vec<Value> = page
             .jobs
             .iter()
@@ -528,7 +580,7 @@ impl Api {
         let owner = caller(request, self.allow_anonymous)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
         trace.job_id = Some(id);
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.now_ms();
         let job = self
             .store
             .get(id)

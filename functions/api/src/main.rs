@@ -5,7 +5,7 @@
 //! answers (202 or 503) within the function's timeout even when AWS is slow.
 
 use jobline_api::Api;
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::{Config, telemetry};
 use lambda_http::{Error, Request, run, service_fn};
 use std::sync::Arc;
@@ -16,11 +16,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = Clients::for_lambda(config.trust_roots)
         .await
-        .with_operation_timeout(config.api_aws_timeout);
+        .with_timeouts(AwsTimeouts::api(&config));
     let mut api = Api::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
-        jobline_jobs::registry(),
+        jobline_jobs::registry(config.demo_job_types),
         &config,
     )
     .with_queue_depth(Arc::new(clients.queue(&config)));

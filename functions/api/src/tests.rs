@@ -6,6 +6,7 @@ use super::*;
 use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
 use jobline_shared::store::memory::MemoryStore;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{JobRequest, QueueError};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
@@ -211,17 +212,17 @@ async fn a_job_past_its_expiry_is_gone_and_its_key_cannot_replay_it() {
     const EXPIRES_MS: i64 = 1_000 + 30 * 86_400_000;
     let (store, queue) = fakes();
     let mut api = api(&store, &queue, None);
-    api.clock = || 1_000;
+    api.clock = Clock::at(1_000);
     let accepted = api.handle(submit(Some("k"))).await;
     assert_eq!(accepted.response.status(), StatusCode::ACCEPTED);
     let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
     assert_eq!(store.job(id).unwrap().expires_at * 1000, EXPIRES_MS);
 
-    api.clock = || EXPIRES_MS - 1_000;
+    api.clock = Clock::at(EXPIRES_MS - 1_000);
     assert_eq!(api.handle(get(id)).await.response.status(), StatusCode::OK);
     // From `expiresAt` on the TTL may delete it: it is gone, whether or
     // not the item still exists.
-    api.clock = || EXPIRES_MS;
+    api.clock = Clock::at(EXPIRES_MS);
     let reply = api.handle(get(id)).await;
     assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
     assert_eq!(body(&reply)["error"]["code"], "job_not_found");
@@ -256,14 +257,14 @@ async fn a_store_outage_is_a_503_for_submit_and_status_and_sends_nothing() {
 async fn a_replay_of_a_started_job_sends_nothing() {
     let (store, queue) = fakes();
     let mut api = api(&store, &queue, None);
-    api.clock = || 1_000;
+    api.clock = Clock::at(1_000);
     let first = api.handle(submit(Some("k"))).await;
     let id: JobId = body(&first)["jobId"].as_str().unwrap().parse().unwrap();
     store
         .claim(id, 1_000, 2_000, 1, "delivery")
         .await
         .expect("claim");
-    api.clock = || 1_001;
+    api.clock = Clock::at(1_001);
     let replay = api.handle(submit(Some("k"))).await;
     assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
     assert_eq!(body(&replay)["jobId"], body(&first)["jobId"]);
@@ -279,10 +280,106 @@ async fn a_replay_of_a_job_never_started_sends_its_message_again() {
     // The request that wrote it died before its SendMessage.
     store.insert(record(id, 1_000));
     let mut api = api(&store, &queue, None);
-    api.clock = || 5_000;
+    api.clock = Clock::at(5_000);
     let replay = api.handle(submit(Some("k"))).await;
     assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
     assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+}
+
+/// A repeat whose send fails answers 503 and leaves the job as it is: its
+/// creator's message may be in the queue, and marking the job failed would
+/// have the worker drop it as a duplicate of a failed job.
+#[tokio::test]
+async fn a_repeat_whose_send_fails_never_fails_the_job() {
+    let (store, queue) = fakes();
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    store.insert(record(id, 1_000));
+    queue.set_failing(true);
+    let mut api = api(&store, &queue, None);
+    api.clock = Clock::at(3_600_000);
+    let repeat = api.handle(submit(Some("k"))).await;
+    assert_eq!(repeat.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let job = store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert!(!job.enqueue_failed);
+    assert_eq!(job.resent_at, Some(3_600_000));
+}
+
+/// A queue whose first `SendMessage` (request A's) hangs until a second one
+/// (request B's, a repeat with the same key) has been sent, then fails: A's
+/// send timed out although B's message is in the queue.
+#[derive(Debug, Default)]
+struct FirstSendTimesOut {
+    queue: MemoryQueue,
+    sends: std::sync::atomic::AtomicU32,
+    second_sent: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for FirstSendTimesOut {
+    async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+        if self.sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            self.second_sent.notified().await;
+            return Err(QueueError::Aws {
+                operation: "SendMessage",
+                source: "operation timed out".into(),
+            });
+        }
+        let sent = self.queue.send(message).await;
+        self.second_sent.notify_one();
+        sent
+    }
+    async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
+        self.queue.change_visibility(handle, secs).await
+    }
+    async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.queue.receive(request).await
+    }
+    async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
+        self.queue.delete(handles).await
+    }
+    async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        self.queue.counts().await
+    }
+}
+
+/// Request A's send times out while its client's retry B succeeds: A may no
+/// longer mark the job enqueue-failed (B's message would then be dropped as
+/// a duplicate of a failed job, and the job that got a 202 never run).
+#[tokio::test]
+async fn a_send_that_times_out_after_a_repeat_resent_it_is_accepted() {
+    let store = Arc::new(MemoryStore::new());
+    let queue = Arc::new(FirstSendTimesOut::default());
+    let api_a = Api::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        &config(None),
+    )
+    .with_clock(Clock::at(1_000));
+    let api_b = Api::new(
+        store.clone(),
+        queue.clone(),
+        JobTypes::builtin(),
+        &config(None),
+    )
+    .with_clock(Clock::at(4_000));
+    let a = api_a.handle(submit(Some("k")));
+    let b = async {
+        // B arrives once A's record is written and A is stuck in its send.
+        while queue.sends.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        api_b.handle(submit(Some("k"))).await
+    };
+    let (a, b) = tokio::join!(a, b);
+    assert_eq!(b.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(a.response.status(), StatusCode::ACCEPTED);
+    let id = JobId::from_idempotency_key(ANONYMOUS_OWNER, "k");
+    let job = store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Queued, "the job waits for B's message");
+    assert!(!job.enqueue_failed);
+    assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
 }
 
 #[tokio::test]
@@ -293,7 +390,7 @@ async fn the_requests_own_retried_write_is_still_sent() {
     // meets the item this very request wrote (same createdAt).
     store.insert(record(id, 1_000));
     let mut api = api(&store, &queue, None);
-    api.clock = || 1_000;
+    api.clock = Clock::at(1_000);
     let reply = api.handle(submit(Some("k"))).await;
     assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
     assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
@@ -303,7 +400,7 @@ async fn the_requests_own_retried_write_is_still_sent() {
         .claim(id, 1_500, 9_000, 1, "delivery")
         .await
         .expect("claim");
-    api.clock = || 2_000;
+    api.clock = Clock::at(2_000);
     let replay = api.handle(submit(Some("k"))).await;
     assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
     assert_eq!(queue.sent().len(), 1);

@@ -29,13 +29,13 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use jobline_shared::config::WebhookConfig;
-use jobline_shared::job::{DeliveryState, WebhookDelivery, format_ms, now_ms};
+use jobline_shared::job::{DeliveryState, WebhookDelivery, format_ms};
 use jobline_shared::outbox;
 use jobline_shared::view::job_view;
 use jobline_shared::webhook::{
     CallbackUrl, Deliverer, DeliveryError, KeySource, MasterKeys, WebhookHeaders,
 };
-use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
+use jobline_shared::{Clock, JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -50,6 +50,7 @@ pub struct Notifier {
     keys: Arc<dyn KeySource>,
     deliverer: Deliverer,
     config: WebhookConfig,
+    clock: Clock,
 }
 
 /// What became of one queued event, for its log line and the batch's answer.
@@ -75,7 +76,15 @@ impl Notifier {
             keys,
             deliverer,
             config: config.clone(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` (the tests' movable one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// One invocation, from either source (told apart by the records'
@@ -209,7 +218,7 @@ impl Notifier {
             state,
             attempts: attempt,
             last_status,
-            at_ms: now_ms(),
+            at_ms: self.clock.now_ms(),
         };
         if let Err(error) = self
             .store
@@ -251,7 +260,7 @@ impl Notifier {
         let url = CallbackUrl::parse(due.url, self.config.policy())?;
         let body = event_body(job, due.finished_at).to_string();
         let webhook_id = webhook_id(job.id, due.finished_at);
-        let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let timestamp = u64::try_from(self.clock.now_ms() / 1000).unwrap_or(0);
         let headers = WebhookHeaders::signed(
             &keys.signing_secrets(&job.owner),
             &webhook_id,

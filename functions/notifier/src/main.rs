@@ -4,7 +4,7 @@
 //! queue's messages (delivered as signed webhooks).
 
 use jobline_notifier::Notifier;
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::error::ConfigError;
 use jobline_shared::webhook::Deliverer;
 use jobline_shared::{Config, SqsJobQueue, telemetry};
@@ -16,7 +16,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots).await;
+    let clients = Clients::for_lambda(config.trust_roots)
+        .await
+        .with_timeouts(AwsTimeouts::notifier());
     let keys = clients
         .webhook_keys(&config)
         .ok_or(ConfigError::Missing("WEBHOOK_SECRET_ID"))?;

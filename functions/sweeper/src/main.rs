@@ -7,10 +7,9 @@
 //! The event's content is not read: the run's time is the clock's, so a
 //! late or retried invocation sweeps what is overdue when it runs.
 
-use jobline_shared::aws::Clients;
-use jobline_shared::job::now_ms;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::sweeper::Sweeper;
-use jobline_shared::{Config, telemetry};
+use jobline_shared::{Clock, Config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -19,12 +18,14 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots).await;
+    let clients = Clients::for_lambda(config.trust_roots)
+        .await
+        .with_timeouts(AwsTimeouts::sweeper());
     let sweeper = Arc::new(Sweeper::new(Arc::new(clients.store(&config))));
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let sweeper = Arc::clone(&sweeper);
         async move {
-            let report = sweeper.sweep_once(now_ms()).await?;
+            let report = sweeper.sweep_once(Clock::system().now_ms()).await?;
             report.metrics.emit();
             tracing::info!(
                 swept = report.swept,

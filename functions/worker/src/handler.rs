@@ -8,16 +8,16 @@
 //! CloudFormation cannot check the built-in types' peaks against it).
 
 use crate::delivery::Delivery;
+use crate::heartbeat::{Beater, stop_by};
 use crate::{
     DEADLINE_RESERVE, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR, UNKNOWN_TYPE_ERROR, Worker,
 };
 use futures_util::FutureExt;
-use jobline_shared::job::now_ms;
 use jobline_shared::job_types::{JobContext, Reports};
-use jobline_shared::{Heartbeat, JobError, JobRecord, StoreError};
+use jobline_shared::{JobError, JobRecord};
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// How many jobs run at once: `configured`, but no more than fit in the
@@ -74,10 +74,6 @@ pub(crate) fn cancel_at_ms(deadline_ms: i64) -> i64 {
     deadline_ms.saturating_sub(reserve)
 }
 
-pub(crate) fn until_ms(at_ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0))
-}
-
 impl Worker {
     /// Runs the job's handler, renewing its lease every heartbeat, and
     /// cancels it at the invocation's deadline less the reserve, at the
@@ -91,7 +87,7 @@ impl Worker {
         deadline_ms: i64,
     ) -> Ran {
         let reports = Reports::new();
-        let mut lease_until_ms = job.lease_expires_at.unwrap_or_else(now_ms);
+        let mut lease_until_ms = job.lease_expires_at.unwrap_or_else(|| self.clock.now_ms());
         let Some(handler) = self.job_types.get(&job.job_type) else {
             return Ran {
                 run: Run::Finished(Err(JobError::Retryable(UNKNOWN_TYPE_ERROR.to_owned()))),
@@ -104,30 +100,54 @@ impl Worker {
         let cancel_at = cancel_at_ms(deadline_ms).min(limit_at);
         let cancel = CancellationToken::new();
         let ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone())
+            .timed_by(self.clock.clone())
             .resuming_from(job.checkpoint.clone())
             .reporting_to(reports.clone());
         // A panicking handler fails its job, not the batch's other jobs.
         let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
         tokio::pin!(run);
-        let period = self.heartbeat_period();
-        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        let deadline = tokio::time::sleep(until_ms(cancel_at));
+        let mut pulse = Beater {
+            store: Arc::clone(&self.store),
+            queue: Arc::clone(&self.queue),
+            clock: self.clock.clone(),
+            job_id: job.id,
+            attempt: job.attempts,
+            token: delivery.token.clone(),
+            receipt: delivery.record.receipt_handle.clone(),
+            received_at_ms: delivery.received_at_ms,
+            period: self.heartbeat_period(),
+            reports: reports.clone(),
+        }
+        .start(lease_until_ms);
+        let deadline = tokio::time::sleep(self.clock.until(cancel_at));
         tokio::pin!(deadline);
+        let lease_lapses = tokio::time::sleep(self.clock.until(stop_by(lease_until_ms)));
+        tokio::pin!(lease_lapses);
         let stop = loop {
             tokio::select! {
                 outcome = &mut run => {
+                    let lease_until_ms = *pulse.lease_until_ms.borrow();
                     return Ran { run: Run::Finished(bounded(outcome)), stop: None, reports, lease_until_ms };
                 }
                 () = &mut deadline => {
                     break if cancel_at == limit_at { Stop::RunLimit } else { Stop::Deadline };
                 }
-                _ = beats.tick() => {
-                    if let Some(stop) = self.beat(job, delivery, &reports, &mut lease_until_ms).await {
+                // No confirmed beat in time: stop before the lease can be
+                // taken, whatever the beat in flight is doing.
+                () = &mut lease_lapses => break Stop::LeaseLost,
+                Ok(()) = pulse.lease_until_ms.changed() => {
+                    lease_until_ms = *pulse.lease_until_ms.borrow_and_update();
+                    let at = tokio::time::Instant::now() + self.clock.until(stop_by(lease_until_ms));
+                    lease_lapses.as_mut().reset(at);
+                }
+                Ok(()) = pulse.stop.changed() => {
+                    if let Some(stop) = *pulse.stop.borrow_and_update() {
                         break stop;
                     }
                 }
             }
         };
+        drop(pulse);
         tracing::debug!(jobId = %job.id, ?stop, "stopping the job's handler");
         cancel.cancel();
         let run = match tokio::time::timeout(STOP_GRACE, &mut run).await {
@@ -149,51 +169,11 @@ impl Worker {
         }
     }
 
-    /// One heartbeat: renews the lease (and the message's visibility with
-    /// it) and writes what the handler reported since the last. Returns why
-    /// the handler must stop, if it must.
-    async fn beat(
-        &self,
-        job: &JobRecord,
-        delivery: &Delivery<'_>,
-        reports: &Reports,
-        lease_until_ms: &mut i64,
-    ) -> Option<Stop> {
-        let now = now_ms();
-        let next_lease = now.saturating_add(self.lease_ms());
-        let unwritten = reports.take();
-        let beat = Heartbeat {
-            now_ms: now,
-            lease_until_ms: next_lease,
-            progress: unwritten.progress.as_ref(),
-            checkpoint: unwritten.checkpoint.as_ref(),
-        };
-        match self
-            .store
-            .heartbeat(job.id, job.attempts, &delivery.token, &beat)
-            .await
-        {
-            Ok(renewed) => {
-                *lease_until_ms = next_lease;
-                self.hide_for_lease(delivery, next_lease).await;
-                renewed.cancel_requested.then_some(Stop::CancelRequested)
-            }
-            Err(StoreError::Conflict { .. }) => Some(Stop::LeaseLost),
-            Err(error) => {
-                tracing::warn!(%error, jobId = %job.id, "heartbeat failed");
-                reports.restore(unwritten);
-                // The next beat may still land within the lease; after it, a
-                // new delivery may hold the job.
-                (now_ms().saturating_add(self.heartbeat_ms()) >= *lease_until_ms)
-                    .then_some(Stop::LeaseLost)
-            }
-        }
-    }
-
     /// When job `job` reaches its maximum run time (ms since the epoch).
     pub(crate) fn run_limit_at(&self, job: &JobRecord) -> i64 {
-        job.started_at
-            .unwrap_or_else(now_ms)
+        job.run_started_at
+            .or(job.started_at)
+            .unwrap_or_else(|| self.clock.now_ms())
             .saturating_add(i64::from(self.config.max_run_secs) * 1000)
     }
 }

@@ -61,22 +61,23 @@
 
 mod delivery;
 mod handler;
+pub mod heartbeat;
 pub mod restart;
 
 use delivery::Delivery;
 pub use handler::memory_bound_concurrency;
-use handler::{Run, Stop, cancel_at_ms, until_ms};
+use handler::{Run, Stop, cancel_at_ms};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use futures_util::stream;
-use jobline_shared::job::{ClaimRefusal, now_ms};
+use jobline_shared::job::ClaimRefusal;
 use jobline_shared::job_types::Reports;
 use jobline_shared::queue::backoff::max_visibility_secs;
 use jobline_shared::results::{MAX_LINKED_RESULT_BYTES, ResultStore, result_key};
 use jobline_shared::{
-    Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes, Metric,
-    Metrics, StoreError, WorkerConfig,
+    Clock, Completion, JobError, JobId, JobMessage, JobQueue, JobRecord, JobStore, JobTypes,
+    Metric, Metrics, StoreError, WorkerConfig,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -99,9 +100,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(1);
 /// A job is not started with less than this left before its cancellation:
 /// its record is sent again instead.
 pub const MIN_RUN_TIME: Duration = Duration::from_secs(1);
-
-/// A lease outlives its two heartbeats by this much, for clock skew.
-pub const LEASE_MARGIN_MS: i64 = 1_000;
 
 /// Memory kept for the runtime, the SDK clients and the batch itself, out of
 /// the function's, before counting job memory.
@@ -149,6 +147,7 @@ pub struct Worker {
     job_types: JobTypes,
     config: WorkerConfig,
     concurrency: usize,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -159,12 +158,6 @@ impl std::fmt::Debug for Worker {
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
-}
-
-/// Whole seconds from now until `at_ms` (rounded up; 0 if past).
-fn secs_until(at_ms: i64) -> u32 {
-    let ms = u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0);
-    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
 impl Worker {
@@ -186,7 +179,21 @@ impl Worker {
             job_types,
             config,
             concurrency,
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` (the tests' movable one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whole seconds from now until `at_ms` (rounded up; 0 if past).
+    fn secs_until(&self, at_ms: i64) -> u32 {
+        let ms = u64::try_from(self.clock.until(at_ms).as_millis()).unwrap_or(u64::MAX);
+        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
     }
 
     /// Stores results over [`MAX_RESULT_BYTES`] in `results`.
@@ -205,7 +212,7 @@ impl Worker {
     /// the epoch), lists the records to deliver again, and emits the batch's
     /// metrics.
     pub async fn process_batch(&self, event: SqsEvent, deadline_ms: i64) -> BatchOutcome {
-        let invoked_at_ms = now_ms();
+        let invoked_at_ms = self.clock.now_ms();
         // The futures are built first: a `map` closure here would make the
         // batch future not `Send` for every lifetime (rust-lang/rust#102211).
         let jobs: Vec<_> = event
@@ -270,7 +277,7 @@ impl Worker {
             }
         };
         delivery.job_id = Some(message.job_id);
-        if until_ms(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
+        if self.clock.until(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
             return self.send_again(delivery, &message).await;
         }
         self.run_job(delivery, message.job_id, deadline_ms).await
@@ -283,7 +290,11 @@ impl Worker {
     /// first; if that or the send fails, the record is reported failed
     /// instead (a finished or missing job needs no renewal).
     async fn send_again(&self, delivery: &mut Delivery<'_>, message: &JobMessage) -> Disposition {
-        match self.store.renew_due(message.job_id, now_ms()).await {
+        match self
+            .store
+            .renew_due(message.job_id, self.clock.now_ms())
+            .await
+        {
             Ok(()) | Err(StoreError::Conflict { .. }) => {}
             Err(error) => {
                 tracing::warn!(%error, jobId = %message.job_id, "could not renew a late job's time bound");
@@ -310,7 +321,7 @@ impl Worker {
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
-        let lease_until_ms = now_ms().saturating_add(self.lease_ms());
+        let lease_until_ms = self.clock.now_ms().saturating_add(self.lease_ms());
         let job = match self.claim(delivery, id, lease_until_ms).await {
             Ok(job) => job,
             Err(disposition) => return disposition,
@@ -330,7 +341,7 @@ impl Worker {
                 )
                 .await;
         }
-        if now_ms() >= self.run_limit_at(&job) {
+        if self.clock.now_ms() >= self.run_limit_at(&job) {
             return self.fail_at_run_limit(delivery, &job).await;
         }
         // Short at once: a crash now brings the message back within the lease.
@@ -428,7 +439,7 @@ impl Worker {
                 // The process ends after the response, so the handler stops
                 // with it; the message waits out the lease, then backs off.
                 delivery.outcome = "overran";
-                let lease_secs = secs_until(ran.lease_until_ms);
+                let lease_secs = self.secs_until(ran.lease_until_ms);
                 let backoff = self.config.backoff().delay_secs(delivery.receive_count);
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
@@ -487,7 +498,7 @@ impl Worker {
                 job.attempts,
                 &delivery.token,
                 checkpoint.as_ref(),
-                now_ms(),
+                self.clock.now_ms(),
             )
             .await
         {
@@ -542,16 +553,10 @@ impl Worker {
             .await
     }
 
-    /// How long a claim or a heartbeat leases its job: two heartbeats and
-    /// a margin for clock skew.
+    /// How long a claim or a heartbeat leases its job
+    /// ([`heartbeat::lease_ms`]).
     fn lease_ms(&self) -> i64 {
-        self.heartbeat_ms()
-            .saturating_mul(2)
-            .saturating_add(LEASE_MARGIN_MS)
-    }
-
-    fn heartbeat_ms(&self) -> i64 {
-        i64::from(self.config.heartbeat_secs) * 1000
+        heartbeat::lease_ms(self.heartbeat_period())
     }
 
     pub(crate) fn heartbeat_period(&self) -> Duration {
@@ -562,7 +567,7 @@ impl Worker {
     /// `lease_until_ms`: if the worker dies, the message comes back once
     /// another delivery may claim the job.
     pub(crate) async fn hide_for_lease(&self, delivery: &Delivery<'_>, lease_until_ms: i64) {
-        self.set_visibility(delivery, secs_until(lease_until_ms).saturating_add(1))
+        self.set_visibility(delivery, self.secs_until(lease_until_ms).saturating_add(1))
             .await;
     }
 
@@ -573,7 +578,7 @@ impl Worker {
         id: JobId,
         lease_until_ms: i64,
     ) -> (i64, Result<JobRecord, StoreError>) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let claimed = self
             .store
             .claim(
@@ -602,7 +607,7 @@ impl Worker {
                 .sent_at_ms
                 .is_some_and(|sent| job.redriven_by(sent))
         {
-            if let Err(error) = self.store.replay(id).await {
+            if let Err(error) = self.store.replay(id, self.clock.now_ms()).await {
                 tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "could not replay a redriven job");
                 delivery.outcome = "replay-failed";
                 return Err(self.retry_later(delivery, None).await);
@@ -661,7 +666,13 @@ impl Worker {
     ) -> Disposition {
         match self
             .store
-            .finish(job.id, job.attempts, &delivery.token, completion, now_ms())
+            .finish(
+                job.id,
+                job.attempts,
+                &delivery.token,
+                completion,
+                self.clock.now_ms(),
+            )
             .await
         {
             Ok(()) => {
@@ -709,7 +720,13 @@ impl Worker {
         };
         match self
             .store
-            .finish(job.id, job.attempts, &delivery.token, &completion, now_ms())
+            .finish(
+                job.id,
+                job.attempts,
+                &delivery.token,
+                &completion,
+                self.clock.now_ms(),
+            )
             .await
         {
             Ok(()) => {
@@ -782,7 +799,10 @@ impl Worker {
         let Some(receipt) = delivery.record.receipt_handle.as_deref() else {
             return;
         };
-        let secs = secs.min(max_visibility_secs(delivery.received_at_ms, now_ms()));
+        let secs = secs.min(max_visibility_secs(
+            delivery.received_at_ms,
+            self.clock.now_ms(),
+        ));
         if let Err(error) = self.queue.change_visibility(receipt, secs).await {
             // The queue's own visibility timeout still brings it back.
             tracing::warn!(%error, messageId = delivery.message_id(), "could not change the message's visibility");

@@ -5,7 +5,7 @@
 //! ([`jobline_worker::restart`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::{Config, telemetry};
 use jobline_worker::Worker;
 use jobline_worker::restart::{ExitAfterResponseLayer, RestartFlag};
@@ -16,11 +16,13 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots).await;
+    let clients = Clients::for_lambda(config.trust_roots)
+        .await
+        .with_timeouts(AwsTimeouts::worker(&config.worker));
     let mut worker = Worker::new(
         Arc::new(clients.store(&config)),
         Arc::new(clients.queue(&config)),
-        jobline_jobs::registry(),
+        jobline_jobs::registry(config.demo_job_types),
         config.worker.clone(),
     );
     if let Some(results) = clients.results(&config) {

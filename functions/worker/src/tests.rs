@@ -12,6 +12,7 @@ use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing;
+use jobline_shared::testing::now_ms;
 use jobline_shared::{CancelOutcome, JobHandler, JobState};
 use serde_json::{Value, json};
 
@@ -69,8 +70,8 @@ impl JobHandler for Scripted {
 }
 
 /// The visibility a claim sets at once: the fixture's lease (two one-second
-/// heartbeats and the margin, 3 s) and one second.
-const LEASE_VISIBILITY_SECS: u32 = 4;
+/// heartbeats, the stop grace and the margin, 4 s) and one second.
+const LEASE_VISIBILITY_SECS: u32 = 5;
 
 struct Fixture {
     store: Arc<MemoryStore>,
@@ -616,7 +617,7 @@ async fn a_long_job_renews_its_lease_and_reports_progress_while_it_runs() {
         changes.len() >= 3,
         "hidden at the claim and each beat: {changes:?}"
     );
-    assert!(changes.iter().all(|(_, secs)| (3..=4).contains(secs)));
+    assert!(changes.iter().all(|(_, secs)| (4..=5).contains(secs)));
 }
 
 #[tokio::test]
@@ -691,6 +692,7 @@ async fn a_job_past_its_run_limit_fails_without_running() {
     let limit_ms = i64::from(f.worker.config.max_run_secs) * 1000;
     f.store.insert(JobRecord {
         started_at: Some(now_ms() - limit_ms - 1),
+        run_started_at: Some(now_ms() - limit_ms - 1),
         continuations: 5,
         ..queued
     });
@@ -700,6 +702,36 @@ async fn a_job_past_its_run_limit_fails_without_running() {
     assert_eq!(job.state, JobState::Failed);
     assert!(job.error.unwrap().contains("ran longer than its limit"));
     assert_eq!(job.result, None);
+}
+
+/// An operator replays yesterday's dead letter: its first run started far
+/// past the run limit ago, with a cancel request left over, and the replay
+/// runs it again from a new run clock instead of failing or cancelling it.
+#[tokio::test]
+async fn a_job_replayed_the_next_day_runs_again() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    let queued = f.store.job(id).unwrap();
+    let yesterday = now_ms() - 26 * 3_600_000;
+    f.store.insert(JobRecord {
+        state: JobState::Failed,
+        attempts: 3,
+        started_at: Some(yesterday),
+        run_started_at: Some(yesterday),
+        finished_at: Some(yesterday + 60_000),
+        dead_lettered: true,
+        cancel_requested: true,
+        error: Some("boom".into()),
+        ..queued
+    });
+    f.store.replay(id, now_ms()).await.unwrap();
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(job.attempts, 4, "its history goes on");
+    assert_eq!(job.started_at, Some(yesterday));
+    assert!(job.run_started_at.is_some_and(|at| at > yesterday));
 }
 
 #[tokio::test]
@@ -754,4 +786,33 @@ async fn a_result_over_the_items_budget_goes_to_the_result_store() {
     assert_eq!(key, result_key(id, 1));
     let stored: Value = serde_json::from_slice(&results.object(&key).unwrap()).unwrap();
     assert_eq!(stored, json!("h".repeat(200 * 1024)));
+}
+
+/// A heartbeat whose `UpdateItem` hangs (no SDK timeout ends it) cannot
+/// keep the watchdog from stopping the handler: it is cancelled by
+/// `stop_by` of the claim's lease, before the lease ends, and nothing is
+/// recorded as done; so no second delivery can run the job at the same time.
+#[tokio::test]
+async fn a_stalled_heartbeat_stops_the_handler_before_its_lease_ends() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "hang"}));
+    f.store.set_stalling_heartbeats(true);
+    let claimed_at = now_ms();
+    let (disposition, _) = tokio::time::timeout(Duration::from_secs(10), f.deliver_job(id, 1))
+        .await
+        .expect("the watchdog stopped the handler");
+    let stopped_at = now_ms();
+    assert_eq!(disposition, Disposition::Retry);
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Running, "not reported done");
+    let lease_until = job.lease_expires_at.expect("the claim's lease");
+    assert!(
+        lease_until <= claimed_at + heartbeat::lease_ms(Duration::from_secs(1)) + 100,
+        "no beat renewed it"
+    );
+    assert!(
+        stopped_at < lease_until,
+        "the handler stopped {} ms after its lease ended",
+        stopped_at - lease_until
+    );
 }

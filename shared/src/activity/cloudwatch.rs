@@ -83,7 +83,10 @@ impl CloudWatchHistory {
     /// channel closes; a failed put is logged and dropped.
     pub async fn ingest_forwarded(self, mut forwarded: tokio::sync::mpsc::Receiver<Metrics>) {
         while let Some(metrics) = forwarded.recv().await {
-            if let Err(error) = self.ingest(&metrics, crate::job::now_ms()).await {
+            if let Err(error) = self
+                .ingest(&metrics, crate::clock::Clock::system().now_ms())
+                .await
+            {
                 tracing::warn!(%error, "could not put metrics into CloudWatch");
             }
         }

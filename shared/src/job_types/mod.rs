@@ -1,5 +1,8 @@
 //! Job types: the work Jobline runs, as a registry of [`JobHandler`]s, the
-//! [`JobContext`] a handler runs in, and the built-in types.
+//! [`JobContext`] a handler runs in, and the built-in types: `csv-stats` for
+//! production, and the demonstration types ([`JobTypes::with_demos`]), which
+//! a deployment registers only when asked to
+//! ([`Config::demo_job_types`](crate::config::Config::demo_job_types)).
 //!
 //! Users add a type by implementing [`JobHandler`] and registering it in
 //! `jobline_jobs::registry()`, the one [`JobTypes`] that both the API (to
@@ -21,7 +24,8 @@ pub use prime_count::PrimeCount;
 pub use primes::Primes;
 pub use sleep::Sleep;
 
-use crate::job::{JobId, Progress, now_ms};
+use crate::clock::Clock;
+use crate::job::{JobId, Progress};
 use crate::store::item::CHECKPOINT_BUDGET_BYTES;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -83,6 +87,8 @@ pub struct JobContext {
     /// The checkpoint to resume from.
     resume_from: Option<Value>,
     reports: Reports,
+    /// What progress reports are stamped with: the worker's clock.
+    clock: Clock,
 }
 
 /// The progress and checkpoint a handler reported and the worker has not
@@ -135,7 +141,15 @@ impl JobContext {
             cancel,
             resume_from: None,
             reports: Reports::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps progress with `clock`'s time (the worker's).
+    #[must_use]
+    pub fn timed_by(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Resumes from `checkpoint`, which the last run saved.
@@ -175,7 +189,7 @@ impl JobContext {
     /// (cut to 200 bytes). Cheap: only the latest report is kept, and the
     /// worker writes it at its next heartbeat; `GET /jobs/{id}` shows it.
     pub fn progress(&self, fraction: f64, message: &str) {
-        self.reports.lock().progress = Some(Progress::new(fraction, message, now_ms()));
+        self.reports.lock().progress = Some(Progress::new(fraction, message, self.clock.now_ms()));
     }
 
     /// The checkpoint the job's last run saved, to resume from; `None` on
@@ -243,17 +257,33 @@ impl JobTypes {
         Self::default()
     }
 
-    /// The job types Jobline ships: `primes`, `prime-count` (a long job in
-    /// chunks) and `csv-stats`, and for trying the system out `sleep`,
-    /// `fail-times` and `always-fail`.
+    /// Every job type Jobline ships, production and demonstration: what the
+    /// local runner and the tests run.
     pub fn builtin() -> Self {
-        Self::new()
-            .with(Primes)
-            .with(PrimeCount)
-            .with(CsvStats)
-            .with(Sleep)
+        Self::production().with_demos(true)
+    }
+
+    /// The built-in job types a deployment always runs: `csv-stats`.
+    pub fn production() -> Self {
+        Self::new().with(CsvStats)
+    }
+
+    /// Adds the demonstration job types if `enabled`, for trying the system
+    /// out: `sleep` (progress, cancellation), `fail-times` (retries),
+    /// `always-fail` (the dead-letter queue), `primes` (a CPU-bound run) and
+    /// `prime-count` (a long job in chunks, with checkpoints and
+    /// continuations). Off in a deployment unless turned on: they let any
+    /// caller hold workers for minutes, or dead-letter jobs at will.
+    #[must_use]
+    pub fn with_demos(self, enabled: bool) -> Self {
+        if !enabled {
+            return self;
+        }
+        self.with(Sleep)
             .with(FailTimes)
             .with(AlwaysFail)
+            .with(Primes)
+            .with(PrimeCount)
     }
 
     /// Adds (or replaces) a job type.
@@ -306,7 +336,7 @@ fn test_context(attempt: u32) -> JobContext {
     JobContext::new(
         JobId::random(),
         attempt,
-        now_ms() + 3_600_000,
+        crate::testing::now_ms() + 3_600_000,
         CancellationToken::new(),
     )
 }
@@ -340,6 +370,29 @@ mod tests {
             Primes.peak_memory_bytes(),
             "the sieve is the largest"
         );
+    }
+
+    #[test]
+    fn the_demonstration_types_are_apart_from_production() {
+        assert_eq!(
+            JobTypes::production().names().collect::<Vec<_>>(),
+            ["csv-stats"]
+        );
+        assert_eq!(JobTypes::new().with_demos(false).names().count(), 0);
+        let demos = JobTypes::new().with_demos(true);
+        assert_eq!(
+            demos.names().collect::<Vec<_>>(),
+            [
+                "always-fail",
+                "fail-times",
+                "prime-count",
+                "primes",
+                "sleep"
+            ]
+        );
+        let mut all: Vec<&str> = demos.names().chain(["csv-stats"]).collect();
+        all.sort_unstable();
+        assert_eq!(JobTypes::builtin().names().collect::<Vec<_>>(), all);
     }
 
     /// Error text is stored and shown to clients: no built-in type quotes

@@ -8,7 +8,6 @@
 
 use super::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
 use crate::error::QueueError;
-use crate::job::now_ms;
 use crate::store::memory::lock;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -62,7 +61,7 @@ impl QueueState {
         self.messages.push(StoredMessage {
             id: id.clone(),
             body,
-            sent_at_ms: now_ms(),
+            sent_at_ms: crate::testing::now_ms(),
             receives: 0,
             receipt: None,
         });

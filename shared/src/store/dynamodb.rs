@@ -39,14 +39,15 @@ use super::item::{
 };
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
-    DueKey, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed,
-    ReplayOutcome, SHARDS, SWEPT_ERROR, StateCount, SweepOutcome, cancel_settled, enqueue_failed,
-    merge_shards, outcome_of, own_claim, own_write, record_from_item,
+    DueKey, ENQUEUE_FAILED_CONDITION, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT,
+    OverduePage, Renewed, ReplayOutcome, SHARDS, SWEPT_ERROR, StateCount, SweepOutcome,
+    cancel_settled, enqueue_failed, merge_shards, outcome_of, own_claim, own_write,
+    record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::{StoreError, sdk_error};
-use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, expires_at, now_ms};
+use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, expires_at};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -84,6 +85,7 @@ macro_rules! conditional_failure {
 pub const CLAIM_UPDATE: &str = "SET #state = :running, stateShard = :stateShard, \
      attempts = attempts + :one, \
      leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now), \
+     runStartedAt = if_not_exists(runStartedAt, :now), \
      pending = :shard, dueAt = :due";
 
 /// The claim's condition: the job exists and is `queued`, or `running` with
@@ -604,14 +606,40 @@ impl JobStore for DynamoJobStore {
         .await
     }
 
-    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
+    async fn mark_enqueue_failed(
+        &self,
+        job: &JobRecord,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         self.put(
-            stored_items(&enqueue_failed(job, error, now_ms())).job,
-            "#state = :queued AND attempts = :zero",
-            vec![(":queued", s(JobState::Queued.as_str())), (":zero", n(0))],
+            stored_items(&enqueue_failed(job, error, now_ms)).job,
+            ENQUEUE_FAILED_CONDITION,
+            vec![
+                (":queued", s(JobState::Queued.as_str())),
+                (":zero", n(0)),
+                (":created", n(job.created_at)),
+            ],
             true,
         )
         .await
+    }
+
+    async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        self.send_update(
+            self.update(id)
+                .update_expression("SET resentAt = :now")
+                .condition_expression(
+                    "#state = :queued AND attempts = :zero AND \
+                     (attribute_not_exists(enqueueFailed) OR enqueueFailed = :false)",
+                )
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(now_ms)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -860,8 +888,7 @@ impl JobStore for DynamoJobStore {
         own_write(returned, attempt, token, JobState::Queued)
     }
 
-    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
-        let now = now_ms();
+    async fn replay(&self, id: JobId, now: i64) -> Result<ReplayOutcome, StoreError> {
         let expires = expires_at(now, self.retention_days);
         // First the payload, so that a replayed job never outlives it.
         self.extend_payload(id, expires).await?;
@@ -874,7 +901,7 @@ impl JobStore for DynamoJobStore {
                      replays = if_not_exists(replays, :zero) + :one, \
                      deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires, \
                      {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due \
-                     REMOVE finishedAt, leaseExpiresAt, discarded"
+                     REMOVE finishedAt, leaseExpiresAt, discarded, runStartedAt, cancelRequested"
                     ))
                     .expression_attribute_values(":shard", shard)
                     .expression_attribute_values(":due", due)

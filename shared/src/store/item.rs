@@ -95,6 +95,7 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     "state",
     CREATED_ATTRIBUTE,
     "startedAt",
+    "runStartedAt",
     "finishedAt",
     "attempts",
     "leaseExpiresAt",
@@ -102,6 +103,7 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     "error",
     "deadLettered",
     "enqueueFailed",
+    "resentAt",
     "discarded",
     "replays",
     "progress",
@@ -286,6 +288,8 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
     ]);
     let optional = [
         ("startedAt", job.started_at.map(n)),
+        ("runStartedAt", job.run_started_at.map(n)),
+        ("resentAt", job.resent_at.map(n)),
         ("finishedAt", job.finished_at.map(n)),
         ("leaseExpiresAt", job.lease_expires_at.map(n)),
         ("claimToken", job.claim_token.as_deref().map(s)),
@@ -446,6 +450,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
             .map_err(|e: String| malformed("state", &e))?,
         created_at: number("createdAt")?.ok_or_else(|| malformed("createdAt", "missing"))?,
         started_at: number("startedAt")?,
+        run_started_at: number("runStartedAt")?,
         finished_at: number("finishedAt")?,
         attempts: count("attempts")?,
         lease_expires_at: number("leaseExpiresAt")?,
@@ -455,6 +460,7 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         error: string("error")?.cloned(),
         dead_lettered: flag("deadLettered").unwrap_or(false),
         enqueue_failed: flag("enqueueFailed").unwrap_or(false),
+        resent_at: number("resentAt")?,
         discarded: flag("discarded").unwrap_or(false),
         replays: count("replays")?,
         progress: json("progress")?

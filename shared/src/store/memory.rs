@@ -15,12 +15,13 @@ use super::item::{MAX_ITEM_BYTES, bound_error, item_from_record, item_size};
 use super::{
     CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, DueKey, Heartbeat,
     JobPage, JobStore, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed, ReplayOutcome, SWEPT_ERROR,
-    StateCount, SweepOutcome, cancel_settled, enqueue_failed, outcome_of, own_claim, own_write,
+    StateCount, SweepOutcome, cancel_settled, enqueue_failed, may_mark_enqueue_failed, may_resend,
+    outcome_of, own_claim, own_write,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
 use crate::deadline::Deadlines;
 use crate::error::StoreError;
-use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, claimable, expires_at, now_ms};
+use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, claimable, expires_at};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub struct MemoryStore {
     due: Mutex<HashMap<JobId, i64>>,
     writes: AtomicUsize,
     failing: AtomicBool,
+    stalling_heartbeats: AtomicBool,
     retention_days: u32,
     deadlines: Deadlines,
 }
@@ -63,6 +65,7 @@ impl Default for MemoryStore {
             due: Mutex::default(),
             writes: AtomicUsize::default(),
             failing: AtomicBool::default(),
+            stalling_heartbeats: AtomicBool::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
             deadlines: Deadlines::default(),
         }
@@ -93,6 +96,12 @@ impl MemoryStore {
     pub fn due_at(&self, id: JobId) -> Option<i64> {
         let _jobs = lock(&self.jobs);
         lock(&self.due).get(&id).copied()
+    }
+
+    /// Makes every later heartbeat hang, never answering: a stalled
+    /// `UpdateItem` that no SDK timeout ends.
+    pub fn set_stalling_heartbeats(&self, stalling: bool) {
+        self.stalling_heartbeats.store(stalling, Ordering::SeqCst);
     }
 
     /// Makes every later call fail as if DynamoDB were unreachable.
@@ -201,11 +210,27 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
-    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError> {
+    async fn mark_enqueue_failed(
+        &self,
+        job: &JobRecord,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         self.write("PutItem", job.id, None, |current| match current {
-            Some(current) if current.state == JobState::Queued && current.attempts == 0 => {
-                Ok(enqueue_failed(job, error, now_ms()))
+            Some(current) if may_mark_enqueue_failed(current, job) => {
+                Ok(enqueue_failed(job, error, now_ms))
             }
+            current => Err(conflict(current)),
+        })?;
+        Ok(())
+    }
+
+    async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        self.write("UpdateItem", id, None, |current| match current {
+            Some(current) if may_resend(current) => Ok(JobRecord {
+                resent_at: Some(now_ms),
+                ..current.clone()
+            }),
             current => Err(conflict(current)),
         })?;
         Ok(())
@@ -279,6 +304,9 @@ impl JobStore for MemoryStore {
         token: &str,
         beat: &Heartbeat<'_>,
     ) -> Result<Renewed, StoreError> {
+        if self.stalling_heartbeats.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let renewed = self.write("UpdateItem", id, None, |current| match current {
             Some(job)
                 if job.state == JobState::Running
@@ -371,8 +399,7 @@ impl JobStore for MemoryStore {
         })
     }
 
-    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError> {
-        let now = now_ms();
+    async fn replay(&self, id: JobId, now: i64) -> Result<ReplayOutcome, StoreError> {
         let due = self.deadlines.queued_at(now);
         let replayed = self.write("UpdateItem", id, Some(due), |current| match current {
             Some(job) if job.state == JobState::Failed => Ok(JobRecord {
@@ -383,6 +410,8 @@ impl JobStore for MemoryStore {
                 discarded: false,
                 finished_at: None,
                 lease_expires_at: None,
+                run_started_at: None,
+                cancel_requested: false,
                 expires_at: expires_at(now, self.retention_days),
                 ..job.clone()
             }),
@@ -701,13 +730,16 @@ mod tests {
             .expires_at(1)
             .build();
         store.insert(failed.clone());
-        let before = now_ms() / 1000;
+        let before = crate::testing::now_ms() / 1000;
         assert_eq!(
-            store.replay(failed.id).await.unwrap(),
+            store
+                .replay(failed.id, crate::testing::now_ms())
+                .await
+                .unwrap(),
             ReplayOutcome::Replayed
         );
         let expires = store.job(failed.id).unwrap().expires_at;
-        let after = now_ms() / 1000;
+        let after = crate::testing::now_ms() / 1000;
         assert!(
             (before + 2 * 86_400..=after + 2 * 86_400).contains(&expires),
             "{expires}"

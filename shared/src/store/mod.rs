@@ -229,9 +229,25 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError>;
 
     /// Marks a job whose message could not be sent as failed (and finished
-    /// now), if no worker has claimed it; the same idempotency key may then
-    /// submit it again.
-    async fn mark_enqueue_failed(&self, job: &JobRecord, error: &str) -> Result<(), StoreError>;
+    /// at `now_ms`), if `job` is the very record this request created (its
+    /// `createdAt`), no worker has claimed it, and no repeat of the request
+    /// has sent its message again since ([`mark_resending`](Self::mark_resending)):
+    /// only then can no message of it be in the queue. The same idempotency
+    /// key may then submit it again. Anything else is `Conflict`.
+    async fn mark_enqueue_failed(
+        &self,
+        job: &JobRecord,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A repeat of a submission is about to send job `id`'s message again
+    /// (its creator may have died between its write and its send): records
+    /// `resentAt` if the job is still `queued`, never claimed and not
+    /// enqueue-failed, so that the creator can no longer mark it failed
+    /// while this message may be in the queue. Anything else is `Conflict`
+    /// with the job.
+    async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError>;
 
     /// Reads a job, strongly consistent.
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
@@ -314,11 +330,14 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         error: &str,
     ) -> Result<(), StoreError>;
 
-    /// Replays a `failed` job: back to `queued`, `replays` plus one, no
-    /// longer dead-lettered, enqueue-failed or discarded, and kept for the
-    /// store's whole retention from now (so the TTL cannot delete it while
-    /// it runs again).
-    async fn replay(&self, id: JobId) -> Result<ReplayOutcome, StoreError>;
+    /// Replays a `failed` job at `now_ms`: back to `queued`, `replays` plus
+    /// one, no longer dead-lettered, enqueue-failed or discarded, and kept
+    /// for the store's whole retention from now (so the TTL cannot delete it
+    /// while it runs again). The replay starts a new run: its run clock
+    /// (`runStartedAt`, which the run limit counts from) and any old cancel
+    /// request are cleared, while its history (`attempts`, `replays`,
+    /// `startedAt`, the last `error`) is kept.
+    async fn replay(&self, id: JobId, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
 
     /// An operator gives up on a job: any state but `succeeded` and
     /// `cancelled` becomes
@@ -409,6 +428,27 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// finished now, out of the index. One conditional write, so a job
     /// claimed or replayed since it was listed is left alone.
     async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError>;
+}
+
+/// The condition of [`JobStore::mark_enqueue_failed`] on the item it
+/// replaces. Values: `:queued`, `:zero`, `:created` (the creator's
+/// `createdAt`).
+pub(crate) const ENQUEUE_FAILED_CONDITION: &str = "#state = :queued AND attempts = :zero \
+     AND createdAt = :created AND attribute_not_exists(resentAt)";
+
+/// Whether `current` may be marked enqueue-failed by the request that
+/// created `job`: the rule [`ENQUEUE_FAILED_CONDITION`] encodes.
+pub(crate) fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> bool {
+    current.state == JobState::Queued
+        && current.attempts == 0
+        && current.created_at == job.created_at
+        && current.resent_at.is_none()
+}
+
+/// Whether a repeat may send `current`'s message again: the rule of
+/// [`JobStore::mark_resending`].
+pub(crate) fn may_resend(current: &JobRecord) -> bool {
+    current.state == JobState::Queued && current.attempts == 0 && !current.enqueue_failed
 }
 
 /// The record [`JobStore::mark_enqueue_failed`] writes for `job`.
