@@ -250,10 +250,11 @@ impl StackBuilder {
             &self.config,
         )
         .with_clock(self.clock.clone());
-        let sweeper = Sweeper::new(Arc::clone(&self.store));
+        let mut sweeper = Sweeper::new(Arc::clone(&self.store));
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
         if let Some(webhooks) = &self.webhooks {
             api = api.with_webhook_keys(Arc::clone(&webhooks.keys));
+            sweeper = sweeper.with_webhooks(Arc::clone(&webhooks.queue));
         }
         let notifier = self.webhooks.map(|webhooks| NotifierParts {
             notifier: Arc::new(
@@ -318,14 +319,16 @@ async fn sweep_every(
             () = stop.requested() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match sweeper.sweep_once(clock.now_ms()).await {
-            Ok(report) => {
-                report.metrics.emit();
-                if report.swept > 0 {
-                    tracing::info!(swept = report.swept, scanned = report.scanned, "sweep done");
-                }
-            }
-            Err(error) => tracing::warn!(%error, "sweep failed; the next one starts over"),
+        let report = sweeper.sweep_once(clock.now_ms()).await;
+        report.metrics.emit();
+        if report.swept + report.requeued + report.failed > 0 {
+            tracing::info!(
+                swept = report.swept,
+                requeued = report.requeued,
+                failed = report.failed,
+                scanned = report.scanned,
+                "sweep done"
+            );
         }
     }
 }

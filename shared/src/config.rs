@@ -48,6 +48,15 @@ pub struct Config {
     /// authorizer context is served, as the caller `anonymous` (the local
     /// runner and the tests). Deployed it stays off: such a request is 401.
     pub allow_anonymous: bool,
+    /// `ASSUMED_ROLE_OWNER` (`role`, the default, or `session`): whose jobs
+    /// an IAM caller in an assumed-role session
+    /// (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`) owns (see
+    /// [`AssumedRoleOwner`]). Changing it on a running deployment changes
+    /// those callers' owner: the jobs they submitted before belong to the old
+    /// owner string, which the new one does not see (they stay in the table
+    /// until their retention), and an `Idempotency-Key` reused under the new
+    /// owner makes a new job, since job ids are derived from owner and key.
+    pub assumed_role_owner: AssumedRoleOwner,
     /// `DEMO_JOB_TYPES` (default `false`): whether the API accepts and the
     /// worker runs the demonstration job types (`sleep`, `fail-times`,
     /// `always-fail`, `primes`, `prime-count`), which exist to try Jobline
@@ -222,6 +231,34 @@ impl FromStr for TrustRoots {
     }
 }
 
+/// Who owns the jobs of an IAM caller in an assumed-role session
+/// (`ASSUMED_ROLE_OWNER`). IAM Identity Center roles (`AWSReservedSSO_*`)
+/// always keep the session, which is the person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AssumedRoleOwner {
+    /// `role`: the role (`arn:aws:iam::ACCT:role/ROLE`), whatever the session
+    /// name, which most SDKs choose anew with each set of credentials: one
+    /// service keeps its jobs, and every session of the role shares them.
+    #[default]
+    Role,
+    /// `session`: the whole session ARN, so sessions of one role never see
+    /// each other's jobs; only for callers that choose a stable session
+    /// name (`--role-session-name`), else each new session starts empty.
+    Session,
+}
+
+impl FromStr for AssumedRoleOwner {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "role" => Ok(Self::Role),
+            "session" => Ok(Self::Session),
+            _ => Err("expected `role` or `session`".into()),
+        }
+    }
+}
+
 /// The longest timeout Lambda allows a function, 15 minutes.
 pub const LAMBDA_MAX_TIMEOUT_SECS: u32 = 900;
 
@@ -391,6 +428,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(|v| v.trim_end_matches('/').to_owned()),
             allow_anonymous: parse_or(&lookup, "ALLOW_ANONYMOUS", false)?,
+            assumed_role_owner: parse_or(&lookup, "ASSUMED_ROLE_OWNER", AssumedRoleOwner::Role)?,
             demo_job_types: parse_or(&lookup, "DEMO_JOB_TYPES", false)?,
             api_aws_timeout: Duration::from_millis(api_aws_timeout_ms),
             max_backlog: parse_or(&lookup, "MAX_BACKLOG", 100_000)?,
@@ -479,6 +517,23 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("43200"), "{err}");
+    }
+
+    #[test]
+    fn assumed_role_owners_default_to_the_role() {
+        let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
+        let owner = |value: &str| {
+            config(&[base[0], base[1], ("ASSUMED_ROLE_OWNER", value)]).map(|c| c.assumed_role_owner)
+        };
+        assert_eq!(
+            config(&base).unwrap().assumed_role_owner,
+            AssumedRoleOwner::Role
+        );
+        assert_eq!(owner("").unwrap(), AssumedRoleOwner::Role);
+        assert_eq!(owner("role").unwrap(), AssumedRoleOwner::Role);
+        assert_eq!(owner("session").unwrap(), AssumedRoleOwner::Session);
+        let err = owner("Session").unwrap_err();
+        assert!(err.to_string().contains("ASSUMED_ROLE_OWNER"), "{err}");
     }
 
     #[test]

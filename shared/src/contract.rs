@@ -47,6 +47,7 @@ macro_rules! for_each_store_check {
             delete_removes_only_finished_jobs,
             a_linked_result_is_stored_as_its_key,
             a_delivery_is_recorded_only_over_what_was_seen,
+            owed_webhooks_are_listed_from_the_final_state_until_delivered,
             states_are_counted_within_a_bound_and_their_oldest_found,
         );
     };
@@ -94,6 +95,24 @@ pub mod store {
         loop {
             let page = store
                 .overdue(id.shard(SHARDS), before_ms, after, 10)
+                .await
+                .unwrap();
+            if page.jobs.iter().any(|due| due.id == id) {
+                return true;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return false,
+            }
+        }
+    }
+
+    /// Whether job `id` is in the webhook index, finished before `before_ms`.
+    async fn owed(store: &dyn JobStore, id: JobId, before_ms: i64) -> bool {
+        let mut after = None;
+        loop {
+            let page = store
+                .owed_webhooks(id.shard(SHARDS), before_ms, after, 10)
                 .await
                 .unwrap();
             if page.jobs.iter().any(|due| due.id == id) {
@@ -1477,6 +1496,102 @@ pub mod store {
         assert_eq!(done.state, JobState::Succeeded);
         assert_eq!(done.result, None);
         assert_eq!(done.result_key.as_deref(), Some("results/a/1.json"));
+    }
+
+    /// A job with a callback URL is in the webhook index from its final
+    /// state until its delivery is recorded `delivered` or `failed`, listed
+    /// by its `finishedAt`; a replay lists it again for its new run;
+    /// `settle_webhook` takes it out. A job without a callback is never in it.
+    pub async fn owed_webhooks_are_listed_from_the_final_state_until_delivered(
+        store: &dyn JobStore,
+    ) {
+        use crate::job::{DeliveryState, WebhookDelivery};
+        let now = now_ms();
+        let far = far_after(now);
+        let hooked = job("primes")
+            .callback_url("https://hooks.example.com/x")
+            .build();
+        let plain = job("primes").build();
+        for created in [&hooked, &plain] {
+            store.create(created).await.unwrap();
+            assert!(!owed(store, created.id, far).await, "unfinished: not owed");
+            store
+                .claim(created.id, now, now + 60_000, 1, TOKEN)
+                .await
+                .unwrap();
+            store
+                .finish(created.id, 1, TOKEN, &Completion::Succeeded(json!(1)), now)
+                .await
+                .unwrap();
+        }
+        assert!(owed(store, hooked.id, now + 1).await, "finished: owed");
+        assert!(
+            !owed(store, hooked.id, now).await,
+            "listed by its finishedAt"
+        );
+        assert!(!owed(store, plain.id, far).await, "no callback: never owed");
+        let delivery = |state, attempts| WebhookDelivery {
+            for_finished_at: now,
+            state,
+            attempts,
+            last_status: Some(503),
+            at_ms: now,
+        };
+        let pending = delivery(DeliveryState::Pending, 1);
+        store
+            .record_delivery(hooked.id, None, &pending)
+            .await
+            .unwrap();
+        assert!(owed(store, hooked.id, far).await, "pending: still owed");
+        store
+            .record_delivery(
+                hooked.id,
+                Some(&pending),
+                &delivery(DeliveryState::Delivered, 2),
+            )
+            .await
+            .unwrap();
+        assert!(!owed(store, hooked.id, far).await, "delivered: settled");
+
+        let failing = job("primes")
+            .callback_url("https://hooks.example.com/y")
+            .state(JobState::Failed)
+            .attempts(1)
+            .finished_at(now)
+            .build();
+        store.create(&failing).await.unwrap();
+        assert!(owed(store, failing.id, far).await);
+        store
+            .record_delivery(failing.id, None, &delivery(DeliveryState::Failed, 8))
+            .await
+            .unwrap();
+        assert!(!owed(store, failing.id, far).await, "failed: settled");
+        store.replay(failing.id, now + 1).await.unwrap();
+        assert!(!owed(store, failing.id, far).await, "replayed: unfinished");
+        store
+            .claim(failing.id, now + 2, now + 60_000, 1, TOKEN)
+            .await
+            .unwrap();
+        store
+            .finish(
+                failing.id,
+                2,
+                TOKEN,
+                &Completion::Succeeded(json!(2)),
+                now + 3,
+            )
+            .await
+            .unwrap();
+        assert!(
+            owed(store, failing.id, now + 4).await,
+            "the new run's webhook is owed"
+        );
+        store.settle_webhook(failing.id).await.unwrap();
+        assert!(!owed(store, failing.id, far).await, "settled");
+        assert!(matches!(
+            store.settle_webhook(JobId::random()).await,
+            Err(StoreError::Conflict { current: None })
+        ));
     }
 
     /// A webhook delivery is recorded only on a finished job, for the final

@@ -191,6 +191,12 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
+    /// Whether the notifier is done with the delivery (`delivered` or
+    /// `failed`).
+    pub fn is_final(self) -> bool {
+        self != Self::Pending
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",

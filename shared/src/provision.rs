@@ -4,8 +4,9 @@
 
 use crate::error::{BoxError, ProvisionError, sdk_error};
 use crate::store::{
-    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -97,7 +98,8 @@ fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
 
 /// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
 /// recovery, encrypted, the sparse due index of unfinished jobs, the index
-/// of each caller's jobs and the index of all jobs by state, all keys only),
+/// of each caller's jobs, the index of all jobs by state and the index of
+/// webhooks owed, all keys only),
 /// unless it exists.
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
@@ -134,6 +136,7 @@ pub async fn create_table(
     let due_index = keys_only_index(DUE_INDEX, SHARD_ATTRIBUTE, DUE_ATTRIBUTE)?;
     let owner_index = keys_only_index(OWNER_INDEX, OWNER_ATTRIBUTE, CREATED_ATTRIBUTE)?;
     let state_index = keys_only_index(STATE_INDEX, STATE_SHARD_ATTRIBUTE, CREATED_ATTRIBUTE)?;
+    let webhook_index = keys_only_index(WEBHOOK_INDEX, HOOK_SHARD_ATTRIBUTE, FINISHED_ATTRIBUTE)?;
     let created = client
         .create_table()
         .table_name(name)
@@ -144,10 +147,13 @@ pub async fn create_table(
         .attribute_definitions(attribute(OWNER_ATTRIBUTE, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(CREATED_ATTRIBUTE, ScalarAttributeType::N)?)
         .attribute_definitions(attribute(STATE_SHARD_ATTRIBUTE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(HOOK_SHARD_ATTRIBUTE, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(FINISHED_ATTRIBUTE, ScalarAttributeType::N)?)
         .key_schema(key(KEY_ATTRIBUTE, KeyType::Hash)?)
         .global_secondary_indexes(due_index)
         .global_secondary_indexes(owner_index)
         .global_secondary_indexes(state_index)
+        .global_secondary_indexes(webhook_index)
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .stream_specification(
             StreamSpecification::builder()

@@ -220,7 +220,7 @@ pub mod stack {
     use jobline_api::Api;
     use jobline_local::poller::{PollOutcome, Poller, PollerSettings};
     use jobline_local::{Stack, StackBuilder};
-    use jobline_shared::{JobTypes, WorkerConfig};
+    use jobline_shared::{Clock, JobTypes, WorkerConfig};
     use jobline_worker::Worker;
     use std::sync::Arc;
     use std::time::Duration;
@@ -244,6 +244,20 @@ pub mod stack {
                 })
                 .poller_settings(poller_settings(Duration::ZERO))
                 .queue_arn(TEST_QUEUE_ARN)
+        }
+
+        /// [`stack`](Self::stack) on `clock` (a [`Clock::movable`], which a
+        /// test moves by hours and days): the API, worker, notifier, pollers
+        /// and sweeper read it, and result links are presigned at its time.
+        pub fn stack_on(&self, job_types: JobTypes, clock: &Clock) -> StackBuilder {
+            let results = self
+                .clients
+                .results(&self.config)
+                .expect("the test's results bucket")
+                .with_clock(clock.clone());
+            self.stack(job_types)
+                .results(Arc::new(results))
+                .clock(clock.clone())
         }
 
         pub fn api(&self, job_types: JobTypes) -> Arc<Api> {

@@ -117,13 +117,13 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
         last_lease + 500,
         "the last delivery leaves only the run limit and the margin"
     );
-    let early = sweeper.sweep_once(due - 1).await.unwrap();
+    let early = sweeper.sweep_once(due - 1).await;
     assert_eq!(early.swept, 0, "not before its bound");
     tokio::time::sleep(Duration::from_millis(
         u64::try_from(due + 10 - now_ms()).unwrap_or(0),
     ))
     .await;
-    let report = sweeper.sweep_once(now_ms()).await.unwrap();
+    let report = sweeper.sweep_once(now_ms()).await;
     assert_eq!((report.swept, report.skipped), (1, 0));
     assert_eq!(report.queries, usize::from(SHARDS));
 
@@ -177,9 +177,7 @@ async fn finished_jobs_are_not_in_the_index_so_a_sweep_reads_only_unfinished_one
     // partition whatever the table holds.
     let later = now + 30 * 86_400_000;
     let report = Sweeper::new(Arc::clone(&store))
-        .sweep_once(later)
-        .await
-        .unwrap();
+        .sweep_once(later).await;
     assert_eq!(report.queries, usize::from(SHARDS));
     assert_eq!((report.scanned, report.swept), (1, 1));
     let page = store
@@ -216,9 +214,7 @@ async fn a_job_claimed_after_it_was_listed_is_not_swept() {
         SweepOutcome::Unchanged(JobState::Running)
     );
     let report = Sweeper::new(Arc::clone(&store))
-        .sweep_once(now)
-        .await
-        .unwrap();
+        .sweep_once(now).await;
     assert_eq!(report.swept, 0);
     assert_eq!(stored(&*store, queued.id).await.state, JobState::Running);
     env.cleanup().await;
@@ -233,9 +229,7 @@ async fn a_replayed_job_gets_its_index_attributes_back() {
     store.create(&queued).await.unwrap();
     let now = now_ms() + 1_000;
     let report = Sweeper::new(Arc::clone(&store))
-        .sweep_once(now)
-        .await
-        .unwrap();
+        .sweep_once(now).await;
     assert_eq!(report.swept, 1);
     assert!(!indexed(&env, queued.id).await);
 

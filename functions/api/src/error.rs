@@ -17,7 +17,14 @@ pub enum ApiError {
     /// The body is JSON but not a job request; the message names the field.
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("unknown job type {job_type:?}; known types: {}", known.join(", "))]
+    /// A `type` no handler is registered for. The message repeats it only
+    /// as far as [`shown_job_type`] allows: the submission checked it
+    /// against the type rule, and this bounds it again wherever it comes from.
+    #[error(
+        "unknown job type {}; known types: {}",
+        shown_job_type(job_type),
+        known.join(", ")
+    )]
     UnknownJobType {
         job_type: String,
         known: Vec<String>,
@@ -114,6 +121,17 @@ pub enum ApiError {
     /// A bug; the detail is for the logs.
     #[error("internal error; retry shortly, with the same Idempotency-Key for a submission")]
     Internal(String),
+}
+
+/// How an unknown job type is named back: quoted, if it is a valid type
+/// name (`submission::valid_job_type`, at most 64 characters of a small
+/// alphabet); otherwise it is not repeated at all.
+fn shown_job_type(job_type: &str) -> String {
+    if crate::submission::valid_job_type(job_type) {
+        format!("{job_type:?}")
+    } else {
+        "(not a valid type name)".to_owned()
+    }
 }
 
 impl ApiError {
@@ -277,6 +295,34 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"]["code"], "job_finished");
         assert_eq!(body["error"]["status"], "succeeded");
+    }
+
+    #[test]
+    fn an_unknown_job_type_is_named_back_only_if_it_is_a_short_name() {
+        let known = vec!["csv-stats".to_owned(), "primes".to_owned()];
+        let unknown = |job_type: &str| ApiError::UnknownJobType {
+            job_type: job_type.to_owned(),
+            known: known.clone(),
+        };
+        assert_eq!(
+            unknown("teleport").to_string(),
+            r#"unknown job type "teleport"; known types: csv-stats, primes"#
+        );
+        for job_type in [
+            "x".repeat(65),
+            "x".repeat(1 << 20),
+            "<b>bold</b>".to_owned(),
+        ] {
+            let error = unknown(&job_type);
+            let body: serde_json::Value =
+                serde_json::from_slice(error.into_response().body()).unwrap();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert_eq!(
+                message,
+                "unknown job type (not a valid type name); known types: csv-stats, primes"
+            );
+            assert_eq!(body["error"]["code"], "unknown_job_type");
+        }
     }
 
     #[test]

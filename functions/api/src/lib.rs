@@ -136,6 +136,8 @@ pub struct Api {
     retention_days: u32,
     public_base_url: Option<String>,
     allow_anonymous: bool,
+    /// `ASSUMED_ROLE_OWNER`: who owns an assumed-role session's jobs.
+    assumed_role_owner: jobline_shared::config::AssumedRoleOwner,
     max_backlog: u64,
     backlog: Option<Backlog>,
     /// The time: the tests' movable clock, or the wall clock.
@@ -167,6 +169,7 @@ impl Api {
             retention_days: config.retention_days,
             public_base_url: config.public_base_url.clone(),
             allow_anonymous: config.allow_anonymous,
+            assumed_role_owner: config.assumed_role_owner,
             max_backlog: config.max_backlog,
             backlog: None,
             clock: Clock::system(),
@@ -267,7 +270,7 @@ impl Api {
     /// `GET /webhook-secret`: the caller's own signing secret, with which it
     /// verifies the events of its jobs (and no one else's).
     async fn webhook_secret(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous)?;
+        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let keys = self
             .webhook_keys
             .as_ref()
@@ -287,7 +290,7 @@ impl Api {
         metrics: &mut Metrics,
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous)?;
+        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let key = submission::idempotency_key(request)?;
         let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
         let job_request = submission::job_request(request.body().as_ref(), callbacks)?;
@@ -516,7 +519,7 @@ impl Api {
     /// `GET /jobs`: one page of the caller's jobs, newest first (see
     /// [`listing`]).
     async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous)?;
+        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let query = listing::Query::parse(request.uri().query().unwrap_or_default(), &owner)?;
         let page = self
             .store
@@ -577,7 +580,7 @@ impl Api {
         id: &str,
         trace: &mut Trace,
     ) -> Result<JobRecord, ApiError> {
-        let owner = caller(request, self.allow_anonymous)?;
+        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
         trace.job_id = Some(id);
         let now_ms = self.clock.now_ms();

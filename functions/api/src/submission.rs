@@ -10,6 +10,13 @@
 //! stored as `1000000000000000.0`, 18), and the item adds the caller's
 //! identity and the fixed attributes.
 //!
+//! A job's `type` is a name from a small alphabet, at most
+//! [`MAX_JOB_TYPE_BYTES`] ([`valid_job_type`]): it is stored on the item,
+//! named in logs and metrics (a dimension), and an unknown one is named back
+//! in the error, so an unbounded or arbitrary one would reach all of them.
+//! A type outside the rule is `invalid_request` with a fixed message that
+//! does not repeat it.
+//!
 //! The body is checked by hand rather than by a derived `Deserialize`:
 //! serde accepts a JSON array as a struct (`["primes", {…}]` would be a
 //! job) and names Rust types in its errors, while clients need messages
@@ -35,10 +42,27 @@ pub const MAX_BODY_BYTES: usize = PAYLOAD_BUDGET_BYTES;
 pub const MAX_NEW_JOB_BYTES: usize =
     PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES + WEBHOOK_BUDGET_BYTES;
 
+/// The longest job `type` accepted, in bytes.
+pub const MAX_JOB_TYPE_BYTES: usize = 64;
+
+/// What a `type` that breaks [`valid_job_type`] is told.
+const INVALID_JOB_TYPE: &str =
+    "`type` must be 1 to 64 characters from A-Z, a-z, 0-9, `.`, `_` and `-`";
+
+/// Whether `job_type` can name a job type: 1 to [`MAX_JOB_TYPE_BYTES`]
+/// characters from `[A-Za-z0-9._-]`.
+pub fn valid_job_type(job_type: &str) -> bool {
+    (1..=MAX_JOB_TYPE_BYTES).contains(&job_type.len())
+        && job_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// The body as a job request: a JSON object with a string `type`, an
+/// The body as a job request: a JSON object with a string `type` (see
+/// [`valid_job_type`]), an
 /// optional object `payload` (default `{}`) and an optional string
 /// `callbackUrl`, and nothing else. It is read as JSON whatever its
 /// `Content-Type`: `curl -d` sends form-urlencoded by default, and nothing
@@ -68,6 +92,9 @@ pub fn job_request(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<Job
     let Some(Value::String(job_type)) = fields.remove("type") else {
         return Err(invalid("`type` is required and must be a string"));
     };
+    if !valid_job_type(&job_type) {
+        return Err(invalid(INVALID_JOB_TYPE));
+    }
     let payload = match fields.remove("payload") {
         None => Value::Object(Map::new()),
         Some(payload @ Value::Object(_)) => payload,
@@ -205,7 +232,22 @@ mod tests {
             "https://169.254.169.254/latest",
             "https://10.0.0.1/",
             "https://[::ffff:127.0.0.1]/",
+            "https://[::ffff:7f00:1]/",
             "https://user:pw@hooks.example.com/",
+            // The URL Standard's other spellings of an IPv4 address: a
+            // browser, and the resolver, read them as 127.0.0.1 or the
+            // metadata endpoint.
+            "https://0x7f000001/",
+            "https://127.0.0.0x1/",
+            "https://127.1/",
+            "https://2130706433/",
+            "https://0177.0.0.1/",
+            "https://0x7f.1/",
+            "https://0xa9fea9fe/latest",
+            "http://0x7f000001/",
+            // Numeric-looking, and no address: no host either.
+            "https://1.2.3.4.5/",
+            "https://example.0x1/",
         ] {
             let error = job_request(body(url).as_bytes(), Some(public)).unwrap_err();
             assert_eq!(error.code(), "invalid_callback_url", "{url}");
@@ -216,6 +258,16 @@ mod tests {
             Some(CallbackPolicy::LOCAL),
         );
         assert!(local.is_ok(), "the local runner's explicit setting");
+        let local = job_request(
+            body("http://0x7f000001:9/hook").as_bytes(),
+            Some(CallbackPolicy::LOCAL),
+        );
+        assert!(local.is_ok(), "127.0.0.1 in another spelling, locally");
+        let other = job_request(
+            body("http://0x7f000002:9/hook").as_bytes(),
+            Some(CallbackPolicy::LOCAL),
+        );
+        assert_eq!(other.unwrap_err().code(), "invalid_callback_url");
         let off = job_request(body("https://hooks.example.com/j").as_bytes(), None);
         assert_eq!(off.unwrap_err().code(), "webhooks_disabled");
         let wrong = job_request(br#"{"type":"primes","callbackUrl":5}"#, Some(public));
@@ -240,6 +292,48 @@ mod tests {
             message(r#"{"type":"primes","payload":[1]}"#),
             "`payload` must be a JSON object"
         );
+    }
+
+    #[test]
+    fn a_type_is_a_short_name_and_a_bad_one_is_not_repeated() {
+        let body = |job_type: &str| format!(r#"{{"type":{}}}"#, json!(job_type));
+        for job_type in ["primes", "csv-stats", "a", "Report_v2.1", &"t".repeat(64)] {
+            let sent = job_request(body(job_type).as_bytes(), None).unwrap();
+            assert_eq!(sent.job_type, job_type);
+        }
+        let long = "t".repeat(MAX_JOB_TYPE_BYTES + 1);
+        let huge = "x".repeat(100_000);
+        for job_type in [
+            long.as_str(),
+            huge.as_str(),
+            "",
+            "has space",
+            "slash/type",
+            "<script>",
+            "é",
+            "new\nline",
+        ] {
+            let error = job_request(body(job_type).as_bytes(), None).unwrap_err();
+            assert_eq!(error.code(), "invalid_request", "{job_type:?}");
+            assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(
+                error.to_string(),
+                "`type` must be 1 to 64 characters from A-Z, a-z, 0-9, `.`, `_` and `-`"
+            );
+        }
+    }
+
+    #[test]
+    fn every_registered_type_name_is_a_valid_type() {
+        let types = jobline_jobs::registry(true);
+        let names: Vec<&str> = types.names().collect();
+        assert!(
+            names.contains(&"csv-stats") && names.contains(&"primes"),
+            "{names:?}"
+        );
+        for name in names {
+            assert!(valid_job_type(name), "{name}");
+        }
     }
 
     #[test]

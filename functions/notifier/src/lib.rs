@@ -19,8 +19,35 @@
 //!    is `delivered`; a retryable failure stays `pending` and the message
 //!    comes back after a backoff (its visibility), until the queue's last
 //!    receive, which records `failed`; a refused URL or a 4xx is `failed` at
-//!    once. A message whose job is already delivered or failed is dropped,
-//!    so a duplicate (a stream retry, a replayed message) sends nothing.
+//!    once, but for a 401 or 403 in a key rotation (below). A message whose
+//!    job is already delivered or failed is dropped, so a duplicate (a
+//!    stream retry, a replayed message) sends nothing.
+//!
+//! # A refused signature during a rotation
+//!
+//! The promise to receivers is that either secret verifies while they
+//! switch. A notifier uses keys read up to
+//! [`REFRESH_INTERVAL`](jobline_shared::webhook::keys::REFRESH_INTERVAL)
+//! ago, so right after a rotation it may sign with the old key alone while
+//! the receiver, already handed its new secret, accepts only that: a 401 or
+//! 403 that would be final, though the next read of the keys would have
+//! delivered. So the rotation window is, exactly, "the keys read now have a
+//! current key other than the one that signed": on a 401 or 403, the
+//! notifier reads the keys again ([`KeySource::reread`], a read begun after
+//! the refusal, shared by the refusals waiting for it), and
+//!
+//! - if the current key changed, or the keys cannot be read (no telling),
+//!   the delivery stays `pending` and is retried after its backoff, signed
+//!   with the keys just read: the new key and the previous one, which the
+//!   receiver's new secret verifies;
+//! - if it did not, the receiver refused a signature by the key that is
+//!   current now (and the previous one), so no rotation explains it: the
+//!   delivery is `failed` at once, as any other 4xx.
+//!
+//! A receiver's new secret comes from `GET /webhook-secret`, which derives
+//! it from keys read after the rotation; its refusal comes after that, and
+//! the re-read after its refusal, so the re-read always sees the rotation
+//! that made the receiver refuse. The last receive fails whatever the status.
 //!
 //! Every attempt of one event has the same `webhook-id`
 //! (`msg_<job id>_<finishedAt>`), so a receiver drops a duplicate (an
@@ -38,6 +65,12 @@ use jobline_shared::webhook::{
 use jobline_shared::{Clock, JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
 use serde_json::{Value, json};
 use std::sync::Arc;
+
+/// How long after its change a stream record whose relay keeps failing is
+/// set aside ([`Notifier::relay`]), in ms: long enough to ride out a short
+/// SQS outage in order, short of the sweeper's
+/// `WEBHOOK_OWED_AFTER_MS` (30 minutes), which picks it up from the job.
+pub const SET_ASIDE_AFTER_MS: i64 = 15 * 60_000;
 
 /// How many deliveries of one batch run at once.
 pub const DELIVERY_CONCURRENCY: usize = 10;
@@ -115,13 +148,25 @@ impl Notifier {
 
     /// Stream records, in order: each final state of a called-back job
     /// becomes a message on the queue. Returns the sequence number of the
-    /// first record whose send failed (Lambda retries from it), if any.
+    /// first record whose send failed (Lambda retries from it, for as long
+    /// as the stream keeps it), if any. A record whose send still fails
+    /// [`SET_ASIDE_AFTER_MS`] after its change is set aside instead, so it
+    /// cannot hold up its shard's later records: the job's item still owes
+    /// the webhook, and the sweeper hands it to the notifier again
+    /// (`jobline_shared::sweeper::WEBHOOK_OWED_AFTER_MS`).
     pub async fn relay(&self, records: &[Value]) -> Vec<String> {
         for record in records {
             let Some(job_id) = outbox::announced(record) else {
                 continue;
             };
             if let Err(error) = self.queue.send(&JobMessage { job_id }).await {
+                let changed_ms = record["dynamodb"]["ApproximateCreationDateTime"]
+                    .as_i64()
+                    .map(|secs| secs.saturating_mul(1000));
+                if changed_ms.is_some_and(|at| self.clock.now_ms() - at > SET_ASIDE_AFTER_MS) {
+                    tracing::error!(jobId = %job_id, %error, "could not queue a webhook for too long; set aside for the sweeper");
+                    continue;
+                }
                 tracing::warn!(jobId = %job_id, %error, "could not queue a webhook; the stream will retry");
                 let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("");
                 return vec![sequence.to_owned()];
@@ -201,7 +246,8 @@ impl Notifier {
                     _ => None,
                 };
                 let last = receive_count >= self.config.max_receive_count;
-                let retry = error.is_retryable() && !last;
+                let retry = !last
+                    && (error.is_retryable() || self.rotation_unseen(id, &error, &keys).await);
                 tracing::warn!(
                     jobId = %id, attempt, retry, error = %error, "webhook attempt failed"
                 );
@@ -272,6 +318,32 @@ impl Notifier {
             .deliver(&url, &headers, body.as_bytes())
             .await?
             .status)
+    }
+
+    /// Whether `error` is a refused signature (401, 403) that a rotation
+    /// this notifier had not seen may explain: the keys read again now have
+    /// another current key than `signed_with`, or cannot be read (the
+    /// module's documentation says why this is the rotation window).
+    async fn rotation_unseen(
+        &self,
+        id: JobId,
+        error: &DeliveryError,
+        signed_with: &MasterKeys,
+    ) -> bool {
+        if !matches!(error, DeliveryError::Status(401 | 403)) {
+            return false;
+        }
+        match self.keys.reread().await {
+            Ok(now) if now.same_current_key(signed_with) => false,
+            Ok(_) => {
+                tracing::info!(jobId = %id, "signature refused after a key rotation; retrying with the new keys");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(jobId = %id, %error, "could not read the master keys again after a refused signature; retrying");
+                true
+            }
+        }
     }
 
     /// Hides the message for the backoff of its `receive_count`, and

@@ -7,7 +7,12 @@ use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing::job;
 use jobline_shared::testing::receiver;
-use jobline_shared::webhook::{FixedKeys, MasterKeys, caller_secret, sign};
+use jobline_shared::webhook::keys::REFRESH_INTERVAL;
+use jobline_shared::webhook::{
+    FixedKeys, KeyError, KeyLoader, MasterKeys, RefreshingKeys, caller_secret, sign,
+};
+use std::sync::Mutex;
+use std::time::Duration;
 
 const MASTER: &[u8] = b"0123456789abcdef0123456789abcdef-master";
 
@@ -231,5 +236,208 @@ async fn the_stream_is_relayed_to_the_queue_and_a_failed_send_is_retried_from_it
     assert_eq!(
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "2"}]})
+    );
+}
+
+/// A record whose relay has failed for longer than `SET_ASIDE_AFTER_MS`
+/// is set aside (the sweeper hands its job to the notifier again), so it
+/// holds up no later record of its shard; a younger one is retried.
+#[tokio::test]
+async fn a_record_that_keeps_failing_is_set_aside_after_its_bound() {
+    let clock = Clock::at(1_800_000_000_000);
+    let f = fixture(8);
+    let notifier = Notifier::new(
+        f.store.clone(),
+        f.queue.clone(),
+        Arc::new(FixedKeys(MasterKeys::new(MASTER, None))),
+        Deliverer::new(),
+        &config(8),
+    )
+    .with_clock(clock.clone());
+    let changed_at = |record: &mut Value, ms: i64| {
+        record["dynamodb"]["ApproximateCreationDateTime"] = json!(ms / 1000);
+    };
+    let mut old = stream_record("7", JobId::random(), "running", "failed");
+    changed_at(&mut old, clock.now_ms() - SET_ASIDE_AFTER_MS - 1_000);
+    let mut young = stream_record("8", JobId::random(), "running", "succeeded");
+    changed_at(&mut young, clock.now_ms() - 60_000);
+    f.queue.set_failing_sends(true);
+    let answer = notifier
+        .handle(json!({"Records": [old.clone(), young]}))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "8"}]}),
+        "the old record is set aside, the young one retried"
+    );
+    clock.advance(Duration::from_millis(
+        u64::try_from(SET_ASIDE_AFTER_MS).unwrap(),
+    ));
+    let answer = notifier.handle(json!({"Records": [old]})).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+}
+
+/// The master key's secret as a test keeps it: rotated at will, or down.
+#[derive(Debug, Clone)]
+struct Secret(Arc<Mutex<Option<MasterKeys>>>);
+
+impl Secret {
+    fn new(keys: MasterKeys) -> Self {
+        Self(Arc::new(Mutex::new(Some(keys))))
+    }
+
+    fn set(&self, keys: Option<MasterKeys>) {
+        *self.0.lock().unwrap() = keys;
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyLoader for Secret {
+    async fn load(&self) -> Result<MasterKeys, KeyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| KeyError::Unavailable("down".into()))
+    }
+}
+
+const OLD: &[u8] = b"old-master-key-old-master-key-old-master-key";
+const NEW: &[u8] = b"new-master-key-new-master-key-new-master-key";
+
+/// A notifier whose keys come from `secret`, refreshed on `clock`, and
+/// which has already read them (an earlier event).
+async fn refreshing(f: &Fixture, secret: &Secret, clock: &Clock) -> Notifier {
+    let keys = RefreshingKeys::of(secret.clone()).with_clock(clock.clone());
+    keys.keys().await.unwrap();
+    Notifier::new(
+        f.store.clone(),
+        f.queue.clone(),
+        Arc::new(keys),
+        Deliverer::new(),
+        &config(8),
+    )
+    .with_clock(clock.clone())
+}
+
+/// The signatures a received request carries.
+fn signatures(request: &receiver::Received) -> Vec<String> {
+    request.headers["webhook-signature"]
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The signature of a received request by alice's secret from `key`.
+fn signed_by(request: &receiver::Received, key: &[u8]) -> String {
+    sign(
+        &caller_secret(key, "alice"),
+        &request.headers["webhook-id"],
+        request.headers["webhook-timestamp"].parse().unwrap(),
+        request.body.as_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn a_signature_refused_after_a_rotation_the_notifier_had_not_seen_is_retried_with_both_keys()
+{
+    let f = fixture(8);
+    let clock = Clock::at(1_700_000_100_000);
+    let secret = Secret::new(MasterKeys::new(OLD, None));
+    let notifier = refreshing(&f, &secret, &clock).await;
+
+    // The key is rotated; the receiver fetches its new secret and accepts
+    // only that one, while this notifier's keys are still the old ones.
+    secret.set(Some(MasterKeys::new(NEW, Some(OLD.to_vec()))));
+    let (url, got) = receiver(vec![401, 204]).await;
+    let job = finished(&f.store, "alice", &url, JobState::Succeeded);
+
+    let first = notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert_eq!(first.batch_item_failures.len(), 1, "retried, not failed");
+    let pending = f.store.job(job.id).unwrap().webhook.unwrap();
+    assert_eq!(
+        (pending.state, pending.attempts, pending.last_status),
+        (DeliveryState::Pending, 1, Some(401))
+    );
+
+    // Within the refresh interval still: the next attempt is signed with
+    // the keys read again after the refusal, the new key and the old one.
+    clock.advance(Duration::from_secs(1));
+    assert!(Duration::from_secs(1) < REFRESH_INTERVAL);
+    let second = notifier.deliver_batch(delivery_event(job.id, 2)).await;
+    assert!(second.batch_item_failures.is_empty());
+    let delivered = f.store.job(job.id).unwrap().webhook.unwrap();
+    assert_eq!(
+        (delivered.state, delivered.attempts, delivered.last_status),
+        (DeliveryState::Delivered, 2, Some(204))
+    );
+
+    let got = got.lock().unwrap().clone();
+    assert_eq!(
+        signatures(&got[0]),
+        [signed_by(&got[0], OLD)],
+        "the old key alone"
+    );
+    assert_eq!(
+        signatures(&got[1]),
+        [signed_by(&got[1], NEW), signed_by(&got[1], OLD)],
+        "either secret verifies"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_signature_with_no_rotation_fails_at_once_unless_the_keys_cannot_be_read() {
+    let f = fixture(8);
+    let clock = Clock::at(1_700_000_100_000);
+    // Mid-rotation already, and seen: the receiver holds neither secret.
+    let secret = Secret::new(MasterKeys::new(NEW, Some(OLD.to_vec())));
+    let notifier = refreshing(&f, &secret, &clock).await;
+    for status in [401, 403] {
+        let (url, got) = receiver(vec![status]).await;
+        let job = finished(&f.store, "alice", &url, JobState::Failed);
+        let answer = notifier.deliver_batch(delivery_event(job.id, 1)).await;
+        assert!(
+            answer.batch_item_failures.is_empty(),
+            "{status}: not retried"
+        );
+        let failed = f.store.job(job.id).unwrap().webhook.unwrap();
+        assert_eq!(
+            (failed.state, failed.attempts, failed.last_status),
+            (DeliveryState::Failed, 1, Some(status))
+        );
+        assert_eq!(got.lock().unwrap().len(), 1);
+    }
+
+    // The keys cannot be read again: no telling a rotation from a wrong
+    // receiver, so the delivery is retried, until its last receive.
+    secret.set(None);
+    let (url, _) = receiver(vec![401]).await;
+    let job = finished(&f.store, "alice", &url, JobState::Succeeded);
+    let answer = notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert_eq!(answer.batch_item_failures.len(), 1);
+    assert_eq!(
+        f.store.job(job.id).unwrap().webhook.unwrap().state,
+        DeliveryState::Pending
+    );
+    let last = notifier.deliver_batch(delivery_event(job.id, 8)).await;
+    assert!(last.batch_item_failures.is_empty(), "the last receive");
+    assert_eq!(
+        f.store.job(job.id).unwrap().webhook.unwrap().state,
+        DeliveryState::Failed
+    );
+
+    // Other 4xx statuses never read the keys again: they fail at once even
+    // when a rotation is pending.
+    secret.set(Some(MasterKeys::new(
+        b"newest-master-key-newest-master-key".to_vec(),
+        None,
+    )));
+    let (url, _) = receiver(vec![404]).await;
+    let job = finished(&f.store, "alice", &url, JobState::Succeeded);
+    let answer = notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(
+        f.store.job(job.id).unwrap().webhook.unwrap().state,
+        DeliveryState::Failed
     );
 }

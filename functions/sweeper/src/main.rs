@@ -1,15 +1,17 @@
 //! The sweeper Lambda's entry point: logs, config and the DynamoDB client
 //! once per cold start; then each scheduled event (EventBridge, every
 //! `SweepIntervalMinutes`) runs [`Sweeper::sweep_once`], writes its
-//! `JobsSwept` metrics and answers with the run's counts. A failed run is an
-//! invocation error (the next run starts over: sweeping is idempotent).
+//! `JobsSwept` metrics and answers with the run's counts. A run goes on past
+//! a failed query or write, then ends as an invocation error (for the
+//! errors alarm); the next run tries again (sweeping is idempotent). With
+//! `NOTIFY_QUEUE_URL`, it also hands owed webhooks back to the notifier.
 //!
 //! The event's content is not read: the run's time is the clock's, so a
 //! late or retried invocation sweeps what is overdue when it runs.
 
 use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::sweeper::Sweeper;
-use jobline_shared::{Clock, Config, telemetry};
+use jobline_shared::{Clock, Config, SqsJobQueue, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -21,23 +23,39 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::for_lambda(config.trust_roots)
         .await
         .with_timeouts(AwsTimeouts::sweeper());
-    let sweeper = Arc::new(Sweeper::new(Arc::new(clients.store(&config))));
+    let mut sweeper = Sweeper::new(Arc::new(clients.store(&config)));
+    if let Some(notify_url) = config.webhooks.queue_url.as_deref() {
+        sweeper =
+            sweeper.with_webhooks(Arc::new(SqsJobQueue::new(clients.sqs.clone(), notify_url)));
+    }
+    let sweeper = Arc::new(sweeper);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let sweeper = Arc::clone(&sweeper);
         async move {
-            let report = sweeper.sweep_once(Clock::system().now_ms()).await?;
+            let report = sweeper.sweep_once(Clock::system().now_ms()).await;
             report.metrics.emit();
             tracing::info!(
                 swept = report.swept,
                 skipped = report.skipped,
+                requeued = report.requeued,
+                failed = report.failed,
                 scanned = report.scanned,
                 queries = report.queries,
                 more = report.more,
                 "sweep done"
             );
+            if report.failed > 0 {
+                // An invocation error, for the errors alarm; the run went
+                // past each failure, and the next one tries them again.
+                return Err(Error::from(format!(
+                    "{} of the run's queries and writes failed (see the warnings above)",
+                    report.failed
+                )));
+            }
             Ok::<Value, Error>(json!({
                 "swept": report.swept,
                 "skipped": report.skipped,
+                "requeued": report.requeued,
                 "scanned": report.scanned,
                 "queries": report.queries,
                 "more": report.more,

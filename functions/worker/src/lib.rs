@@ -278,18 +278,24 @@ impl Worker {
         };
         delivery.job_id = Some(message.job_id);
         if self.clock.until(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
-            return self.send_again(delivery, &message).await;
+            return self.send_again(delivery, &message, "sent-again").await;
         }
         self.run_job(delivery, message.job_id, deadline_ms).await
     }
 
-    /// A record there is no time left to start: sent again as a new message
-    /// (receive count 1) and acknowledged, so running late does not count
-    /// toward the DLQ. The new message may wait out a whole retention with
-    /// its deliveries counted afresh, so the job's time bound is renewed
-    /// first; if that or the send fails, the record is reported failed
-    /// instead (a finished or missing job needs no renewal).
-    async fn send_again(&self, delivery: &mut Delivery<'_>, message: &JobMessage) -> Disposition {
+    /// A record that must not count toward the DLQ (there is no time left
+    /// to start it, or it is a duplicate of a running job on its last
+    /// delivery): sent again as a new message (receive count 1) and
+    /// acknowledged, its outcome `sent`. The new message may wait out a
+    /// whole retention with its deliveries counted afresh, so the job's time
+    /// bound is renewed first; if that or the send fails, the record is
+    /// reported failed instead (a finished or missing job needs no renewal).
+    async fn send_again(
+        &self,
+        delivery: &mut Delivery<'_>,
+        message: &JobMessage,
+        sent: &'static str,
+    ) -> Disposition {
         match self
             .store
             .renew_due(message.job_id, self.clock.now_ms())
@@ -304,7 +310,7 @@ impl Worker {
         }
         match self.queue.send(message).await {
             Ok(_) => {
-                delivery.outcome = "sent-again";
+                delivery.outcome = sent;
                 Disposition::Acknowledged
             }
             Err(error) => {
@@ -762,6 +768,19 @@ impl Worker {
                     .metrics
                     .count(job_type, Metric::DuplicateDeliveries);
                 Disposition::Acknowledged
+            }
+            // A duplicate of a job a live attempt holds is no failure of
+            // the job: on its last delivery it goes on as a new message
+            // rather than to the DLQ (whose alarm would fire for a job
+            // that is fine), until it finds the job finished.
+            ClaimRefusal::Leased { .. }
+                if delivery.receive_count >= self.config.max_receive_count =>
+            {
+                let Some(job_id) = delivery.job_id else {
+                    return self.retry_later(delivery, None).await;
+                };
+                self.send_again(delivery, &JobMessage { job_id }, "duplicate-carried-on")
+                    .await
             }
             ClaimRefusal::Leased { until_ms } => {
                 delivery.outcome = "leased";

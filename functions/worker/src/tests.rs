@@ -442,6 +442,48 @@ async fn duplicates_missing_jobs_and_live_leases() {
     assert!((49..=51).contains(&secs), "retry after the lease: {secs}");
 }
 
+/// A duplicate of a job that a live attempt holds is put off until the
+/// lease ends; on its last delivery it goes on as a new message instead of
+/// reaching the DLQ, and once the job is finished it is acknowledged.
+#[tokio::test]
+async fn a_duplicate_of_a_running_job_is_never_dead_lettered() {
+    let f = fixture();
+    let id = f.job(json!({}));
+    let claimed = f
+        .store
+        .claim(id, now_ms(), now_ms() + 50_000, 1, "the live attempt")
+        .await
+        .unwrap();
+    let last = f.worker.config.max_receive_count;
+    assert_eq!(f.deliver_job(id, last - 1).await.0, Disposition::Retry);
+    let sent_before = f.queue.sent().len();
+    let (disposition, _) = f.deliver_job(id, last).await;
+    assert_eq!(
+        disposition,
+        Disposition::Acknowledged,
+        "not left to the DLQ"
+    );
+    assert_eq!(
+        f.queue.sent()[sent_before..],
+        [JobMessage { job_id: id }],
+        "carried on as a new message"
+    );
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Running);
+    f.store
+        .finish(
+            id,
+            claimed.attempts,
+            "the live attempt",
+            &Completion::Succeeded(json!(1)),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let (disposition, metrics) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(metrics.total(Metric::DuplicateDeliveries), 1.0);
+}
+
 /// A record of job `id`'s message, sent at `sent_at_ms`.
 fn sent_at(id: JobId, sent_at_ms: i64) -> SqsMessage {
     let mut record = SqsMessage::default();

@@ -170,6 +170,12 @@ impl StreamReader {
         let mut dynamodb = Map::new();
         if let Some(change) = change {
             for (name, value) in [
+                (
+                    "ApproximateCreationDateTime",
+                    change
+                        .approximate_creation_date_time
+                        .map(|at| Value::from(at.secs())),
+                ),
                 ("Keys", image(change.keys.as_ref())),
                 ("NewImage", image(change.new_image.as_ref())),
                 ("OldImage", image(change.old_image.as_ref())),

@@ -9,8 +9,9 @@
 //! A larger one, up to [`MAX_LINKED_RESULT_BYTES`], is written to the bucket
 //! under [`result_key`] before the job is finished, and the job item keeps
 //! only its key; `GET /jobs/{id}` then hands out a short-lived presigned link
-//! ([`LINK_TTL`]), so the result never passes through the API (Lambda's
-//! responses stop at 6 MB) and the bucket stays private.
+//! ([`LINK_TTL`], from the time of the [`Clock`](crate::Clock) the store
+//! reads: each GET mints a fresh one), so the result never passes through the
+//! API (Lambda's responses stop at 6 MB) and the bucket stays private.
 
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
@@ -53,7 +54,8 @@ pub trait ResultStore: Send + Sync + std::fmt::Debug {
     /// Writes `body` (JSON text) under `key`, replacing what was there.
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ResultError>;
 
-    /// A link that GETs `key` for [`LINK_TTL`], with no credentials.
+    /// A link that GETs `key` for [`LINK_TTL`] from now (on the store's
+    /// clock), with no credentials.
     async fn link(&self, key: &str) -> Result<String, ResultError>;
 
     /// Deletes `key`; deleting a missing key is not an error.

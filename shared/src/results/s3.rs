@@ -1,18 +1,27 @@
 //! [`S3ResultStore`]: results in an S3 bucket (private, encrypted, expired
 //! by a lifecycle rule matching the jobs' retention: see `template.yaml`).
+//!
+//! A link is presigned at the [`Clock`]'s time, not the SDK's own time
+//! source, so that its `X-Amz-Date` (and so its expiry, [`LINK_TTL`] later)
+//! is on the same clock as every other time Jobline decides by (a test's
+//! movable one included).
 
 use super::{LINK_TTL, ResultError, ResultStore};
+use crate::clock::Clock;
 use crate::error::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// [`ResultStore`] on bucket `bucket`.
 #[derive(Debug, Clone)]
 pub struct S3ResultStore {
     client: Client,
     bucket: String,
+    /// The time links are presigned at.
+    clock: Clock,
 }
 
 impl S3ResultStore {
@@ -20,7 +29,21 @@ impl S3ResultStore {
         Self {
             client,
             bucket: bucket.into(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Presigns links at `clock`'s time (the stack's: a test's movable one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now on the clock, as the SDK's signing time.
+    fn signing_time(&self) -> SystemTime {
+        let ms = u64::try_from(self.clock.now_ms()).unwrap_or(0);
+        UNIX_EPOCH + Duration::from_millis(ms)
     }
 }
 
@@ -43,10 +66,14 @@ impl ResultStore for S3ResultStore {
     }
 
     async fn link(&self, key: &str) -> Result<String, ResultError> {
-        let presigning = PresigningConfig::expires_in(LINK_TTL).map_err(|e| ResultError::Aws {
-            operation: "presign GetObject",
-            source: e.into(),
-        })?;
+        let presigning = PresigningConfig::builder()
+            .start_time(self.signing_time())
+            .expires_in(LINK_TTL)
+            .build()
+            .map_err(|e| ResultError::Aws {
+                operation: "presign GetObject",
+                source: e.into(),
+            })?;
         let request = self
             .client
             .get_object()
@@ -73,5 +100,56 @@ impl ResultStore for S3ResultStore {
                 source: sdk_error(e),
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+    /// A client that only presigns: nothing is sent.
+    fn offline_client() -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn query<'a>(link: &'a str, name: &str) -> Option<&'a str> {
+        link.split_once('?')?
+            .1
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    #[tokio::test]
+    async fn links_are_presigned_at_the_clocks_time_for_the_link_ttl() {
+        // 2026-11-29T17:09:54.123Z.
+        let clock = Clock::at(1_795_972_194_123);
+        let store = S3ResultStore::new(offline_client(), "results").with_clock(clock.clone());
+        let link = store.link("results/a/1.json").await.unwrap();
+        assert_eq!(
+            query(&link, "X-Amz-Date"),
+            Some("20261129T170954Z"),
+            "{link}"
+        );
+        let ttl = LINK_TTL.as_secs().to_string();
+        assert_eq!(query(&link, "X-Amz-Expires"), Some(ttl.as_str()));
+
+        // Two hours on, a new link is dated then.
+        clock.advance(Duration::from_secs(7_200));
+        let later = store.link("results/a/1.json").await.unwrap();
+        assert_eq!(
+            query(&later, "X-Amz-Date"),
+            Some("20261129T190954Z"),
+            "{later}"
+        );
+        assert_ne!(
+            query(&later, "X-Amz-Signature"),
+            query(&link, "X-Amz-Signature")
+        );
     }
 }

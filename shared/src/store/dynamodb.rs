@@ -31,11 +31,11 @@
 //! ([`STATE_INDEX`]) can never disagree with the job's state.
 
 use super::item::{
-    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE,
-    SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE, bound_error, due_attributes, joined, key, n,
-    payload_item_key, progress_text, s, state_partition, state_shard, stored_items,
-    summary_from_item, webhook_text,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE,
+    STATE_INDEX, STATE_SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, StoredItems, TTL_ATTRIBUTE,
+    WEBHOOK_INDEX, bound_error, due_attributes, hook_shard, joined, key, n, payload_item_key,
+    progress_text, s, state_partition, state_shard, stored_items, summary_from_item, webhook_text,
 };
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
@@ -597,6 +597,9 @@ impl JobStore for DynamoJobStore {
                 self.deadlines.queued_at(job.created_at),
             ));
         }
+        if job.callback_url.is_some() {
+            item.insert(HOOK_SHARD_ATTRIBUTE.to_owned(), hook_shard(job.id));
+        }
         self.put(
             item,
             "attribute_not_exists(jobId) OR enqueueFailed = :true",
@@ -900,11 +903,13 @@ impl JobStore for DynamoJobStore {
                         "SET #state = :queued, {STATE_SHARD_ATTRIBUTE} = :stateShard, \
                      replays = if_not_exists(replays, :zero) + :one, \
                      deadLettered = :false, enqueueFailed = :false, {TTL_ATTRIBUTE} = :expires, \
-                     {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due \
+                     {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due, \
+                     {HOOK_SHARD_ATTRIBUTE} = :hook \
                      REMOVE finishedAt, leaseExpiresAt, discarded, runStartedAt, cancelRequested"
                     ))
                     .expression_attribute_values(":shard", shard)
                     .expression_attribute_values(":due", due)
+                    .expression_attribute_values(":hook", hook_shard(id))
                     .condition_expression("#state = :failed")
                     .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
                     .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
@@ -987,9 +992,14 @@ impl JobStore for DynamoJobStore {
             None => "attribute_not_exists(webhook)",
             Some(_) => "webhook = :seen",
         };
+        let update = if delivery.state.is_final() {
+            format!("SET webhook = :next REMOVE {HOOK_SHARD_ATTRIBUTE}")
+        } else {
+            "SET webhook = :next".to_owned()
+        };
         let mut request = self
             .update(id)
-            .update_expression("SET webhook = :next")
+            .update_expression(update)
             .condition_expression(format!(
                 "#state IN ({states}) AND finishedAt = :for AND {seen_condition}"
             ))
@@ -1177,6 +1187,53 @@ impl JobStore for DynamoJobStore {
             scanned: page.scanned,
             next: page.next.map(due_key),
         })
+    }
+
+    async fn owed_webhooks(
+        &self,
+        shard: u8,
+        finished_before_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError> {
+        let shard_value = s(shard.to_string());
+        let page = self
+            .index_page(
+                IndexQuery {
+                    index: WEBHOOK_INDEX,
+                    partition: (HOOK_SHARD_ATTRIBUTE, shard_value.clone()),
+                    sort: FINISHED_ATTRIBUTE,
+                },
+                self.client
+                    .query()
+                    .key_condition_expression("#shard = :shard AND #finished < :before")
+                    .expression_attribute_names("#shard", HOOK_SHARD_ATTRIBUTE)
+                    .expression_attribute_names("#finished", FINISHED_ATTRIBUTE)
+                    .expression_attribute_values(":shard", shard_value)
+                    .expression_attribute_values(":before", n(finished_before_ms)),
+                after.map(|after| (after.id, after.due_at_ms)),
+                limit.max(1),
+            )
+            .await?;
+        let key = |(id, finished_at_ms)| DueKey {
+            due_at_ms: finished_at_ms,
+            id,
+        };
+        Ok(OverduePage {
+            jobs: page.entries.into_iter().map(key).collect(),
+            scanned: page.scanned,
+            next: page.next.map(key),
+        })
+    }
+
+    async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError> {
+        self.send_update(
+            self.update(id)
+                .update_expression(format!("REMOVE {HOOK_SHARD_ATTRIBUTE}"))
+                .condition_expression("attribute_exists(jobId)"),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {

@@ -62,6 +62,21 @@ pub const SHARD_ATTRIBUTE: &str = "pending";
 /// When only the sweeper may move an unfinished job on (ms since the epoch).
 pub const DUE_ATTRIBUTE: &str = "dueAt";
 
+/// The sparse index of webhooks owed (KEYS_ONLY): partition
+/// [`HOOK_SHARD_ATTRIBUTE`], sort `finishedAt`. A job with a callback URL
+/// carries its hook shard from its creation until the notifier records its
+/// delivery `delivered` or `failed`; since an item is in an index only with
+/// both keys, it is listed from its final state (`finishedAt`) until then,
+/// at no write of its own: entering costs one index write, leaving one.
+/// A replay sets the hook shard again, for the new run's final state.
+pub const WEBHOOK_INDEX: &str = "hooks-finished";
+/// A called-back job's partition of [`WEBHOOK_INDEX`]: its shard, `"0"` to
+/// `"15"`.
+pub const HOOK_SHARD_ATTRIBUTE: &str = "hookShard";
+/// When the job reached its final state (ms since the epoch): the sort key
+/// of [`WEBHOOK_INDEX`].
+pub const FINISHED_ATTRIBUTE: &str = "finishedAt";
+
 /// The index of each caller's jobs by creation time (KEYS_ONLY): partition
 /// [`OWNER_ATTRIBUTE`], sort [`CREATED_ATTRIBUTE`]. Only job items carry an
 /// owner, so payload items are not in it; its keys never change after the
@@ -246,6 +261,11 @@ pub(crate) fn due_attributes(id: JobId, due_at_ms: i64) -> [(String, AttributeVa
         ),
         (DUE_ATTRIBUTE.to_owned(), n(due_at_ms)),
     ]
+}
+
+/// Job `id`'s partition of [`WEBHOOK_INDEX`].
+pub(crate) fn hook_shard(id: JobId) -> AttributeValue {
+    s(id.shard(super::SHARDS).to_string())
 }
 
 /// Partition `shard` (below [`SHARDS`](super::SHARDS)) of `state` in

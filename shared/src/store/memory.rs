@@ -24,7 +24,7 @@ use crate::error::StoreError;
 use crate::job::{JobId, JobRecord, JobState, WebhookDelivery, claimable, expires_at};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -51,8 +51,14 @@ pub struct MemoryStore {
     /// The due index: `dueAt` of each unfinished job. Locked only while
     /// `jobs` is.
     due: Mutex<HashMap<JobId, i64>>,
+    /// The jobs that carry a hook shard ([`super::item::WEBHOOK_INDEX`]'s
+    /// partition); a finished one is in that index. Locked only while
+    /// `jobs` is.
+    hooked: Mutex<HashSet<JobId>>,
     writes: AtomicUsize,
     failing: AtomicBool,
+    /// A job every write of which fails.
+    failing_job: Mutex<Option<JobId>>,
     stalling_heartbeats: AtomicBool,
     retention_days: u32,
     deadlines: Deadlines,
@@ -63,8 +69,10 @@ impl Default for MemoryStore {
         Self {
             jobs: Mutex::default(),
             due: Mutex::default(),
+            hooked: Mutex::default(),
             writes: AtomicUsize::default(),
             failing: AtomicBool::default(),
+            failing_job: Mutex::default(),
             stalling_heartbeats: AtomicBool::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
             deadlines: Deadlines::default(),
@@ -104,6 +112,11 @@ impl MemoryStore {
         self.stalling_heartbeats.store(stalling, Ordering::SeqCst);
     }
 
+    /// Makes every later write of job `id` fail (`None`: no job's).
+    pub fn set_failing_job(&self, id: Option<JobId>) {
+        *lock(&self.failing_job) = id;
+    }
+
     /// Makes every later call fail as if DynamoDB were unreachable.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
@@ -115,7 +128,21 @@ impl MemoryStore {
         let mut jobs = lock(&self.jobs);
         let due = (!job.state.is_finished()).then(|| self.deadlines.queued_at(job.created_at));
         set_due(&mut lock(&self.due), &job, due);
+        if job.callback_url.is_some() {
+            lock(&self.hooked).insert(job.id);
+        }
         jobs.insert(job.id, job);
+    }
+
+    /// Sets or clears job `id`'s hook shard, as a write of it does.
+    fn hook(&self, id: JobId, hooked: bool) {
+        let _jobs = lock(&self.jobs);
+        let mut set = lock(&self.hooked);
+        if hooked {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
     }
 
     /// The record of job `id`, if there is one.
@@ -158,6 +185,12 @@ impl MemoryStore {
         change: impl FnOnce(Option<&JobRecord>) -> Result<JobRecord, StoreError>,
     ) -> Result<JobRecord, StoreError> {
         self.check(operation)?;
+        if *lock(&self.failing_job) == Some(id) {
+            return Err(StoreError::Aws {
+                operation,
+                source: "the in-memory store is set to fail this job's writes".into(),
+            });
+        }
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut jobs = lock(&self.jobs);
         let mut next = change(jobs.get(&id))?;
@@ -207,6 +240,9 @@ impl JobStore for MemoryStore {
             Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
             _ => Ok(job.clone()),
         })?;
+        if job.callback_url.is_some() {
+            self.hook(job.id, true);
+        }
         Ok(())
     }
 
@@ -417,6 +453,9 @@ impl JobStore for MemoryStore {
             }),
             current => Err(conflict(current)),
         });
+        if replayed.is_ok() {
+            self.hook(id, true);
+        }
         outcome_of(
             replayed,
             |_| ReplayOutcome::Replayed,
@@ -478,6 +517,9 @@ impl JobStore for MemoryStore {
             }
             current => Err(conflict(current)),
         })?;
+        if delivery.state.is_final() {
+            self.hook(id, false);
+        }
         Ok(())
     }
 
@@ -613,6 +655,50 @@ impl JobStore for MemoryStore {
             jobs: entries,
             next,
         })
+    }
+
+    async fn owed_webhooks(
+        &self,
+        shard: u8,
+        finished_before_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError> {
+        self.check("Query")?;
+        let jobs = lock(&self.jobs);
+        let mut entries: Vec<DueKey> = lock(&self.hooked)
+            .iter()
+            .filter(|id| id.shard(super::SHARDS) == shard)
+            .filter_map(|id| {
+                let finished_at = jobs.get(id)?.finished_at?;
+                Some(DueKey {
+                    due_at_ms: finished_at,
+                    id: *id,
+                })
+            })
+            .filter(|key| {
+                key.due_at_ms < finished_before_ms && after.is_none_or(|after| *key > after)
+            })
+            .collect();
+        entries.sort();
+        let limit = limit.max(1);
+        let next = (entries.len() > limit).then(|| entries[limit - 1]);
+        entries.truncate(limit);
+        Ok(OverduePage {
+            scanned: entries.len(),
+            jobs: entries,
+            next,
+        })
+    }
+
+    async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError> {
+        self.check("UpdateItem")?;
+        if self.job(id).is_none() {
+            return Err(conflict(None));
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.hook(id, false);
+        Ok(())
     }
 
     async fn sweep(&self, id: JobId, now_ms: i64) -> Result<SweepOutcome, StoreError> {

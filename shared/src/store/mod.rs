@@ -21,6 +21,11 @@
 //! time ([`JobStore::list`]); [`item::STATE_INDEX`] holds every caller's jobs
 //! by state, over the same [`SHARDS`], its partition rewritten by each write
 //! that changes the state ([`JobStore::list_by_state`], for operators).
+//!
+//! The webhooks owed: [`item::WEBHOOK_INDEX`] holds each finished job with
+//! a callback URL whose delivery the notifier has not yet recorded
+//! `delivered` or `failed` ([`JobStore::owed_webhooks`]), so the sweeper can
+//! hand one the stream never relayed to the notifier again.
 
 pub mod dynamodb;
 pub mod item;
@@ -29,9 +34,10 @@ pub mod memory;
 
 pub use dynamodb::DynamoJobStore;
 pub use item::{
-    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, item_from_record,
-    record_from_item, state_shard,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX, item_from_record, record_from_item,
+    state_shard,
 };
 
 use crate::error::StoreError;
@@ -415,13 +421,32 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// `finishedAt` is `delivery.for_finished_at`) and its delivery is still
     /// `seen`, as the notifier read it: two notifiers on one job cannot
     /// overwrite each other's record, and a replayed job's new run is not
-    /// taken for the old one. Anything else is `Conflict` with the job.
+    /// taken for the old one. Anything else is `Conflict` with the job. A
+    /// delivery `delivered` or `failed` takes the job out of
+    /// [`item::WEBHOOK_INDEX`].
     async fn record_delivery(
         &self,
         id: JobId,
         seen: Option<&WebhookDelivery>,
         delivery: &WebhookDelivery,
     ) -> Result<(), StoreError>;
+
+    /// Up to `limit` finished jobs of partition `shard` whose webhook is
+    /// still owed (a callback URL, and no delivery recorded `delivered` or
+    /// `failed`) and that finished before `finished_before_ms`, earliest
+    /// first, starting after `after`: one query of
+    /// [`item::WEBHOOK_INDEX`]. (A [`DueKey`]'s time is the `finishedAt`.)
+    async fn owed_webhooks(
+        &self,
+        shard: u8,
+        finished_before_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError>;
+
+    /// Takes job `id` out of [`item::WEBHOOK_INDEX`]: it owes no webhook
+    /// (it has no callback URL, or no client was told of it).
+    async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError>;
 
     /// Fails job `id` if it is still unfinished, overdue at `now_ms`, and
     /// holds no live lease: `failed`, dead-lettered, [`SWEPT_ERROR`],
@@ -438,6 +463,7 @@ pub(crate) const ENQUEUE_FAILED_CONDITION: &str = "#state = :queued AND attempts
 
 /// Whether `current` may be marked enqueue-failed by the request that
 /// created `job`: the rule [`ENQUEUE_FAILED_CONDITION`] encodes.
+#[cfg(any(test, feature = "memory"))]
 pub(crate) fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> bool {
     current.state == JobState::Queued
         && current.attempts == 0
@@ -447,6 +473,7 @@ pub(crate) fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> b
 
 /// Whether a repeat may send `current`'s message again: the rule of
 /// [`JobStore::mark_resending`].
+#[cfg(any(test, feature = "memory"))]
 pub(crate) fn may_resend(current: &JobRecord) -> bool {
     current.state == JobState::Queued && current.attempts == 0 && !current.enqueue_failed
 }

@@ -9,7 +9,16 @@
 //!
 //! [`CallbackUrl::parse`] checks the URL's form (https, a host, no user
 //! information, at most [`MAX_URL_BYTES`]) and refuses a literal address
-//! that is not public. [`CallbackUrl::resolve`] resolves the host once and
+//! that is not public. A literal address is whatever the URL Standard
+//! (<https://url.spec.whatwg.org/#host-parsing>) reads as one, as a browser
+//! and the C resolver's `inet_aton` do: a host whose last label is a number
+//! (decimal, `0x` hexadecimal or `0`-prefixed octal) is an IPv4 address in
+//! one of its legacy forms (`2130706433`, `127.1`, `0x7f.1`, `0177.0.0.1`,
+//! `0x7f000001`...), parsed as the standard parses it and then checked like
+//! `127.0.0.1`; one that does not parse is no valid host. Checking only
+//! dotted quads would let such a host through as a "name" that the resolver
+//! then turns into the address the check was meant to refuse.
+//! [`CallbackUrl::resolve`] resolves the host once and
 //! refuses it if any of its addresses is not public, and returns the address
 //! it checked: the deliverer connects to that address and does not resolve
 //! the name again, so there is no window in which a second answer (DNS
@@ -34,6 +43,11 @@ pub struct CallbackPolicy {
     /// Accepts `http://` when the host is `127.0.0.1`, `[::1]` or
     /// `localhost`, for a receiver on the developer's machine. Useful only
     /// with `allow_loopback`, which lets those addresses through.
+    ///
+    /// The address decides, not its spelling: `127.1`, `0x7f000001` or
+    /// `2130706433` are `127.0.0.1` (the URL Standard's reading, where a
+    /// browser would go too) and are accepted like it, while `127.0.0.2` in
+    /// any spelling, or `[::ffff:127.0.0.1]` (an IPv6 address), is not.
     pub allow_http_loopback: bool,
 }
 
@@ -321,11 +335,10 @@ fn is_loopback_host(host: &Host) -> bool {
     }
 }
 
-/// An address in brackets (IPv6), a dotted-quad IPv4 address, or a DNS
-/// name: ASCII letters, digits and hyphens in labels of 1 to 63 bytes, at
-/// most 253 bytes, whose last label is not all digits (so that no legacy
-/// IPv4 form such as `2130706433` or `127.1` reaches the resolver as a
-/// name). International names must come in their `xn--` form.
+/// An address in brackets (IPv6), an IPv4 address in any of the URL
+/// Standard's forms ([`ends_in_a_number`], [`parse_ipv4`]), or a DNS name:
+/// ASCII letters, digits and hyphens in labels of 1 to 63 bytes, at most 253
+/// bytes. International names must come in their `xn--` form.
 fn parse_host(raw: &str) -> Result<Host, CallbackError> {
     let invalid = || CallbackError::InvalidHost(raw.to_owned());
     if raw.is_empty() {
@@ -336,12 +349,13 @@ fn parse_host(raw: &str) -> Result<Host, CallbackError> {
         let ip: Ipv6Addr = inner.parse().map_err(|_| invalid())?;
         return Ok(Host::Ip(IpAddr::V6(ip)));
     }
-    if let Ok(ip) = raw.parse::<Ipv4Addr>() {
+    let lower = raw.to_ascii_lowercase();
+    if ends_in_a_number(&lower) {
+        let ip = parse_ipv4(&lower).ok_or_else(invalid)?;
         return Ok(Host::Ip(IpAddr::V4(ip)));
     }
-    let name = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
-    let labels: Vec<&str> = name.split('.').collect();
-    let valid_label = |label: &&str| {
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    let valid_label = |label: &str| {
         (1..=63).contains(&label.len())
             && label
                 .bytes()
@@ -349,13 +363,76 @@ fn parse_host(raw: &str) -> Result<Host, CallbackError> {
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
-    let last_is_numeric = labels
-        .last()
-        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()));
-    if name.len() > 253 || !labels.iter().all(valid_label) || last_is_numeric {
+    if name.len() > 253 || !name.split('.').all(valid_label) {
         return Err(invalid());
     }
-    Ok(Host::Name(name))
+    Ok(Host::Name(name.to_owned()))
+}
+
+/// The URL Standard's "ends in a number" check
+/// (<https://url.spec.whatwg.org/#ends-in-a-number-checker>): whether the
+/// host's last label (ignoring one trailing dot) is all digits or an
+/// [`ipv4_number`]. Such a host is an IPv4 address or nothing, never a name.
+fn ends_in_a_number(host: &str) -> bool {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.last() == Some(&"") {
+        if parts.len() == 1 {
+            return false;
+        }
+        parts.pop();
+    }
+    let last = parts.last().copied().unwrap_or_default();
+    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) || ipv4_number(last).is_some()
+}
+
+/// The URL Standard's IPv4 number parser: `0x`/`0X` and hexadecimal digits
+/// (`0x` alone is 0), a leading `0` and octal digits, or decimal digits;
+/// `None` where it fails. A value beyond `u64` fails too: it is beyond any
+/// part of an IPv4 address.
+fn ipv4_number(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = part.strip_prefix("0x").or(part.strip_prefix("0X")) {
+        (hex, 16)
+    } else if part.len() >= 2 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    digits.chars().try_fold(0u64, |value, c| {
+        value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(c.to_digit(radix)?))
+    })
+}
+
+/// The URL Standard's IPv4 parser
+/// (<https://url.spec.whatwg.org/#concept-ipv4-parser>): one to four
+/// [`ipv4_number`]s (and one trailing dot), every one but the last at most
+/// 255, the last filling the bytes that are left (`127.1` is `127.0.0.1`,
+/// `2130706433` is too); `None` where it fails.
+fn parse_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    if parts.len() > 4 {
+        return None;
+    }
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|part| ipv4_number(part))
+        .collect::<Option<_>>()?;
+    let (last, leading) = numbers.split_last()?;
+    if leading.iter().any(|n| *n > 255) || *last >= 1 << (8 * (4 - leading.len())) {
+        return None;
+    }
+    let address = leading
+        .iter()
+        .enumerate()
+        .fold(*last, |address, (i, n)| address + (n << (8 * (3 - i))));
+    u32::try_from(address).ok().map(Ipv4Addr::from)
 }
 
 /// What an address is, if it is not a public unicast address (`None`).
@@ -683,9 +760,6 @@ mod tests {
             ("https://exa_mple.com/", "an underscore"),
             ("https://-example.com/", "a label starting with -"),
             ("https://example..com/", "an empty label"),
-            ("https://2130706433/", "a decimal IPv4 address"),
-            ("https://127.1/", "a short IPv4 address"),
-            ("https://0x7f.0.0.1/", "a hexadecimal IPv4 address"),
             ("https://[::1/", "an unclosed bracket"),
             ("https://[example.com]/", "a name in brackets"),
             ("https://bücher.example/", "a non-ASCII name"),
@@ -717,6 +791,131 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn webhook_url_reads_a_numeric_host_as_the_url_standard_does() {
+        for (text, want) in [
+            ("https://8.8.8.8/", "8.8.8.8"),
+            ("https://8.8.8.8./", "8.8.8.8"),
+            ("https://134744072/", "8.8.8.8"),
+            ("https://0x08080808/", "8.8.8.8"),
+            ("https://0X8.0X8.0x8.0X8/", "8.8.8.8"),
+            ("https://010.010.010.010/", "8.8.8.8"),
+            ("https://8.8.2056/", "8.8.8.8"),
+            ("https://8.526344/", "8.8.8.8"),
+            ("https://0x8.010.2056/", "8.8.8.8"),
+            ("https://00000000000000000000010.8.8.8/", "8.8.8.8"),
+            ("https://0x00000000000000000000008.8.8.8:8443/", "8.8.8.8"),
+        ] {
+            let url = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(url.host(), &Host::Ip(want.parse().unwrap()), "{text}");
+            assert_eq!(url.host_header().split(':').next(), Some(want), "{text}");
+        }
+        // Numeric-looking hosts that are no IPv4 address are no host at all.
+        for text in [
+            "https://256.0.0.1/",
+            "https://1.2.3.256/",
+            "https://1.2.65536/",
+            "https://4294967296/",
+            "https://0x100000000/",
+            "https://1.2.3.4.5/",
+            "https://09.1.1.1/",
+            "https://0xg.1.1.1/",
+            "https://1..1/",
+            "https://.1/",
+            "https://example.0x1/",
+            "https://example.123/",
+            "https://99999999999999999999999999/",
+        ] {
+            assert!(
+                matches!(parse(text), Err(CallbackError::InvalidHost(_))),
+                "{text}: {:?}",
+                parse(text)
+            );
+        }
+        // A last label that is no number keeps a name a name.
+        for text in [
+            "https://0x7f.example/",
+            "https://example.0x1g/",
+            "https://1e3.example/",
+        ] {
+            assert!(
+                matches!(parse(text).map(|u| u.host().clone()), Ok(Host::Name(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_url_refuses_every_spelling_of_an_address_that_is_not_public() {
+        use Forbidden::*;
+        for (text, class) in [
+            ("https://0x7f000001/", Loopback),
+            ("https://0X7F000001/", Loopback),
+            ("https://127.1/", Loopback),
+            ("https://127.1./", Loopback),
+            ("https://2130706433/", Loopback),
+            ("https://0177.0.0.1/", Loopback),
+            ("https://0x7f.1/", Loopback),
+            ("https://0x7f.0.0.1/", Loopback),
+            ("https://127.0.0.0x1/", Loopback),
+            ("https://0x7f.0.00000001/", Loopback),
+            ("https://017700000001/", Loopback),
+            ("https://0/", Unspecified),
+            ("https://0x/", Unspecified),
+            ("https://0xa9.0xfe.0xa9.0xfe/", LinkLocal),
+            ("https://169.254.43518/", LinkLocal),
+            ("https://2852039166/", LinkLocal),
+            ("https://0251.0376.0252.2/", LinkLocal),
+            ("https://10.1/", Private),
+            ("https://0xc0a80001/", Private),
+            ("https://[::ffff:127.0.0.1]/", Loopback),
+            ("https://[::ffff:7f00:1]/", Loopback),
+            ("https://[0:0:0:0:0:FFFF:7F00:1]/", Loopback),
+            ("https://[::127.0.0.1]/", Loopback),
+            ("https://[::ffff:a9fe:a9fe]/", LinkLocal),
+        ] {
+            match parse(text) {
+                Err(CallbackError::Forbidden { class: got, .. }) => {
+                    assert_eq!(got, class, "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn webhook_url_local_policy_judges_the_address_not_its_spelling() {
+        // Any spelling of 127.0.0.1 is 127.0.0.1: http is allowed to it.
+        for text in [
+            "http://0x7f000001:9000/h",
+            "http://127.1:9000/h",
+            "http://2130706433:9000/h",
+            "http://0177.0.0.1:9000/h",
+        ] {
+            let url = CallbackUrl::parse(text, CallbackPolicy::LOCAL).unwrap();
+            assert_eq!(url.scheme(), Scheme::Http, "{text}");
+            assert_eq!(url.host_header(), "127.0.0.1:9000", "{text}");
+        }
+        // Other loopback addresses only over https, whatever their spelling;
+        // an IPv6 form of 127.0.0.1 is not 127.0.0.1.
+        for text in [
+            "http://127.2/",
+            "http://0x7f000002/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(
+                matches!(
+                    CallbackUrl::parse(text, CallbackPolicy::LOCAL),
+                    Err(CallbackError::Scheme(_))
+                ),
+                "{text}"
+            );
+        }
+        assert!(CallbackUrl::parse("https://0x7f000002/", CallbackPolicy::LOCAL).is_ok());
+        // Loopback is still all the local policy opens.
+        assert!(CallbackUrl::parse("https://0xa9fea9fe/", CallbackPolicy::LOCAL).is_err());
     }
 
     #[test]

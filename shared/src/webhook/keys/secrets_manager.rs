@@ -1,32 +1,41 @@
 //! The master keys in AWS Secrets Manager: the secret's `AWSCURRENT`
-//! version, and its `AWSPREVIOUS` one if it has been rotated. They are read
-//! on first use and kept for the life of the process (a Lambda execution
-//! environment), so a rotation reaches each function within its
-//! environments' lifetime, and signing both keys covers the overlap.
+//! version, and its `AWSPREVIOUS` one if it has been rotated.
+//! [`SecretsManagerSecret`] reads them on each call; [`SecretsManagerKeys`]
+//! is what the functions use, the secret behind [`RefreshingKeys`], read on
+//! first use and again every [`REFRESH_INTERVAL`](super::REFRESH_INTERVAL),
+//! so a rotation reaches every function within that interval (not within
+//! the hours an execution environment may live), and signing with both keys
+//! covers the overlap.
 
-use super::{KeyError, KeySource, MIN_MASTER_KEY_BYTES, MasterKeys};
+use super::{KeyError, KeyLoader, MIN_MASTER_KEY_BYTES, MasterKeys, RefreshingKeys};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use tokio::sync::OnceCell;
 
-/// The master keys kept in the Secrets Manager secret `secret_id`.
-#[derive(Debug)]
-pub struct SecretsManagerKeys {
-    client: Client,
-    secret_id: String,
-    keys: OnceCell<MasterKeys>,
-}
+/// The master keys kept in a Secrets Manager secret, refreshed.
+pub type SecretsManagerKeys = RefreshingKeys<SecretsManagerSecret>;
 
 impl SecretsManagerKeys {
+    /// The keys of the secret `secret_id` (a name or an ARN), read on first
+    /// use and refreshed on the wall clock ([`RefreshingKeys::with_clock`]
+    /// sets another).
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        Self {
+        Self::of(SecretsManagerSecret {
             client,
             secret_id: secret_id.into(),
-            keys: OnceCell::new(),
-        }
+        })
     }
+}
 
+/// The Secrets Manager secret `secret_id`, read anew on each
+/// [`KeyLoader::load`].
+#[derive(Debug)]
+pub struct SecretsManagerSecret {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerSecret {
     /// The secret string of version `stage`, if the secret has one.
     async fn version(&self, stage: &str) -> Result<Option<Vec<u8>>, KeyError> {
         match self
@@ -50,7 +59,10 @@ impl SecretsManagerKeys {
             )),
         }
     }
+}
 
+#[async_trait]
+impl KeyLoader for SecretsManagerSecret {
     async fn load(&self) -> Result<MasterKeys, KeyError> {
         let current = self
             .version("AWSCURRENT")
@@ -61,12 +73,5 @@ impl SecretsManagerKeys {
         }
         let previous = self.version("AWSPREVIOUS").await?;
         Ok(MasterKeys::new(current, previous))
-    }
-}
-
-#[async_trait]
-impl KeySource for SecretsManagerKeys {
-    async fn keys(&self) -> Result<MasterKeys, KeyError> {
-        self.keys.get_or_try_init(|| self.load()).await.cloned()
     }
 }
