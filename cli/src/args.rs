@@ -157,8 +157,10 @@ pub struct ConsoleArgs {
     /// The port on 127.0.0.1 (0: any free port).
     #[arg(long, env = "JOBLINE_CONSOLE_PORT", default_value_t = 7878)]
     pub port: u16,
-    /// Print the URL without opening a browser.
-    #[arg(long)]
+    /// Accepted so that scripts written for earlier versions still run: the
+    /// console only prints its URL and never opens a browser (see
+    /// `console::guard`), so there is nothing left for it to turn off.
+    #[arg(long, hide = true)]
     pub no_open: bool,
 }
 

@@ -17,7 +17,7 @@ use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
 use jobline_shared::{Clock, Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
 use serde_json::Value;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -290,16 +290,17 @@ pub async fn run(
                 emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
                 clock: Clock::system(),
             };
+            // Printed, never handed to a browser opener: that would put the
+            // token on a command line every local user can read (the guard's
+            // module doc says why, and why not through a file either).
             let url = console.guard.launch_url();
             writeln!(out, "Jobline console: {url}")?;
             writeln!(
                 out,
-                "(only this URL opens it: it carries this launch's token; Ctrl-C stops it)"
+                "(open it in your browser: it works once, for the first browser that opens it; \
+                 Ctrl-C stops the console)"
             )?;
             out.flush()?;
-            if !args.no_open && io::stdout().is_terminal() {
-                open_browser(&url);
-            }
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
@@ -370,25 +371,6 @@ pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String
         .clone()
         .ok_or(ConfigError::Missing("JOBS_DLQ_URL"))?;
     Ok((config, dlq_url))
-}
-
-/// Asks the desktop to open `url` in a browser; a failure only means the
-/// operator opens the printed URL themselves.
-fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    let spawned = std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    if let Err(error) = spawned {
-        tracing::debug!(%error, opener, "could not open a browser");
-    }
 }
 
 /// The configuration and clients of an operator command.

@@ -6,7 +6,9 @@
 use crate::error::ConfigError;
 #[cfg(doc)]
 use crate::provision::QueueSettings;
-use crate::provision::{API_TIMEOUT_SECS, DLQ_RETENTION_SECS, WORKER_TIMEOUT_SECS};
+use crate::provision::{
+    API_TIMEOUT_SECS, DLQ_RETENTION_SECS, QUEUE_RETENTION_SECS, WORKER_TIMEOUT_SECS,
+};
 use crate::queue::backoff::Backoff;
 use crate::webhook::CallbackPolicy;
 use std::str::FromStr;
@@ -162,7 +164,7 @@ pub struct WorkerConfig {
     /// lasts two beats, so a crashed worker's job runs again within about
     /// two beats.
     pub heartbeat_secs: u32,
-    /// `MAX_JOB_RUN_SECS` (default 3600): the longest a job may run, from its
+    /// `MAX_JOB_RUN_SECS` (default 3600): the longest a run may last, from its
     /// first start, across all its invocations and continuations.
     pub max_run_secs: u32,
 }
@@ -195,16 +197,19 @@ impl Default for WorkerConfig {
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// The shortest `JOB_RETENTION_DAYS` for jobs that run at most
-/// `max_run_secs` (`MAX_JOB_RUN_SECS`): whole days covering the dead-letter
-/// queue's retention ([`DLQ_RETENTION_SECS`], 14 days) plus that run. A job's
-/// last message may be sent (a continuation) as late as the end of its run,
-/// and the DLQ keeps it 14 days from then; a record that expired sooner
-/// would leave a message whose replay finds no job. (The record's retention
-/// counts from submission, the run from the first start: the time a job
-/// waited in the queue, seconds unless the workers are down, is not
-/// covered.)
+/// `max_run_secs` (`MAX_JOB_RUN_SECS`): whole days covering the queue's
+/// retention ([`QUEUE_RETENTION_SECS`], 4 days), that run and the
+/// dead-letter queue's retention ([`DLQ_RETENTION_SECS`], 14 days). The
+/// record's retention counts from its submission (or replay); its message
+/// may wait in the backlog for the queue's whole retention before the run
+/// starts, the run's last message may be sent (a continuation) as late as
+/// its end, and the DLQ keeps it 14 days from then. A record that expired
+/// sooner would leave a message that finds no job (acknowledged as
+/// "missing") or a dead letter whose replay finds none.
 pub fn min_retention_days(max_run_secs: u32) -> u32 {
-    let secs = u64::from(DLQ_RETENTION_SECS) + u64::from(max_run_secs);
+    let secs = u64::from(QUEUE_RETENTION_SECS)
+        + u64::from(max_run_secs)
+        + u64::from(DLQ_RETENTION_SECS);
     u32::try_from(secs.div_ceil(86_400)).unwrap_or(u32::MAX)
 }
 
@@ -362,11 +367,13 @@ impl Config {
                 name: "JOB_RETENTION_DAYS",
                 value: retention_days.to_string(),
                 reason: format!(
-                    "must be at least {min_days} days: the dead-letter queue keeps a job's \
-                     message {} days and a job may run {} s (MAX_JOB_RUN_SECS), and a \
-                     dead-lettered job whose record has expired can no longer be replayed",
-                    DLQ_RETENTION_SECS / 86_400,
-                    worker.max_run_secs
+                    "must be at least {min_days} days: a job's message may wait {} days in \
+                     the queue, the job may run {} s (MAX_JOB_RUN_SECS), and the dead-letter \
+                     queue keeps its message {} days more; a job whose record has expired \
+                     can no longer run or be replayed",
+                    QUEUE_RETENTION_SECS / 86_400,
+                    worker.max_run_secs,
+                    DLQ_RETENTION_SECS / 86_400
                 ),
             });
         }
@@ -568,33 +575,33 @@ mod tests {
     #[test]
     fn retention_outlives_the_dead_letter_queue_and_the_longest_run() {
         let base = [("JOBS_TABLE", "t"), ("JOBS_QUEUE_URL", "q")];
-        // 14 days and the default hour's run: 15 days.
-        assert_eq!(min_retention_days(WorkerConfig::default().max_run_secs), 15);
-        assert_eq!(min_retention_days(0), 14);
-        assert_eq!(min_retention_days(86_400), 15);
-        assert_eq!(min_retention_days(86_401), 16);
-        let c = config(&[base[0], base[1], ("JOB_RETENTION_DAYS", "15")]).unwrap();
-        assert_eq!(c.retention_days, 15);
-        for short in ["14", "1", "0"] {
+        // 4 days in the queue, the default hour's run, 14 days in the DLQ.
+        assert_eq!(min_retention_days(WorkerConfig::default().max_run_secs), 19);
+        assert_eq!(min_retention_days(0), 18);
+        assert_eq!(min_retention_days(86_400), 19);
+        assert_eq!(min_retention_days(86_401), 20);
+        let c = config(&[base[0], base[1], ("JOB_RETENTION_DAYS", "19")]).unwrap();
+        assert_eq!(c.retention_days, 19);
+        for short in ["18", "14", "1", "0"] {
             let message = config(&[base[0], base[1], ("JOB_RETENTION_DAYS", short)])
                 .unwrap_err()
                 .to_string();
             assert!(
                 message.contains("JOB_RETENTION_DAYS")
-                    && message.contains("at least 15 days")
+                    && message.contains("at least 19 days")
                     && message.contains("dead-letter queue"),
                 "{message}"
             );
         }
-        // The bound follows MAX_JOB_RUN_SECS: a week's run needs 21 days.
+        // The bound follows MAX_JOB_RUN_SECS: a week's run needs 25 days.
         let week = ("MAX_JOB_RUN_SECS", "604800");
-        let c = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "21")]).unwrap();
-        assert_eq!((c.retention_days, c.worker.max_run_secs), (21, 604_800));
-        let message = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "20")])
+        let c = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "25")]).unwrap();
+        assert_eq!((c.retention_days, c.worker.max_run_secs), (25, 604_800));
+        let message = config(&[base[0], base[1], week, ("JOB_RETENTION_DAYS", "24")])
             .unwrap_err()
             .to_string();
         assert!(
-            message.contains("at least 21 days") && message.contains("604800 s"),
+            message.contains("at least 25 days") && message.contains("604800 s"),
             "{message}"
         );
         // The default fits the longest run the template allows.

@@ -44,6 +44,10 @@ pub const API_TIMEOUT_SECS: u32 = 10;
 /// (parameter `WorkerTimeoutSeconds`), seconds.
 pub const WORKER_TIMEOUT_SECS: u32 = 60;
 
+/// How long the job and notifier queues keep a message, seconds: 4 days,
+/// SQS's default.
+pub const QUEUE_RETENTION_SECS: u32 = 4 * 86_400;
+
 /// How long both dead-letter queues keep a message, seconds: 14 days, SQS's
 /// most. A dead-lettered job can be replayed only while its message is
 /// there, so a job's record must outlive it (`JOB_RETENTION_DAYS`, which
@@ -59,7 +63,7 @@ impl QueueSettings {
     /// retries at the default backoff) before the DLQ.
     pub const NOTIFY: Self = Self {
         visibility_timeout_secs: 6 * NOTIFIER_TIMEOUT_SECS,
-        retention_secs: 4 * 86_400,
+        retention_secs: QUEUE_RETENTION_SECS,
         dlq_retention_secs: DLQ_RETENTION_SECS,
         max_receive_count: 8,
     };
@@ -75,7 +79,7 @@ impl QueueSettings {
             } else {
                 visibility
             },
-            retention_secs: 4 * 86_400,
+            retention_secs: QUEUE_RETENTION_SECS,
             dlq_retention_secs: DLQ_RETENTION_SECS,
             max_receive_count: 5,
         }

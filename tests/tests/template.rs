@@ -21,7 +21,7 @@ use jobline_shared::provision::{
 };
 use jobline_shared::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE,
+    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
@@ -560,9 +560,11 @@ fn function_environments_configure_the_code_from_the_parameters() {
             reads_the_key.then_some("<WebhookMasterSecret>"),
             "{function}"
         );
+        // The notifier relays to and delivers from its queue; the sweeper
+        // hands it owed webhooks the stream never relayed.
         assert_eq!(
             webhooks.queue_url.is_some(),
-            function == "NotifierFunction",
+            matches!(function, "NotifierFunction" | "SweeperFunction"),
             "{function}"
         );
         assert!(!webhooks.allow_local_callbacks, "{function}");
@@ -757,16 +759,24 @@ fn iam_is_least_privilege() {
         ("sqs:SendMessage", queue),
     ]);
     assert_eq!(template.role_grants("WorkerFunctionRole"), grants(&worker));
-    // The sweeper queries the due index and updates jobs; it reads no queue.
+    // The sweeper queries the due index and the webhook index, updates
+    // jobs, and sends owed webhooks to the notifier's queue; it reads no
+    // queue.
     let mut sweeper = logs("SweeperLogGroup").to_vec();
     sweeper.extend([
         (
             "dynamodb:Query",
             json!({"Fn::Sub": format!("${{JobsTable.Arn}}/index/{DUE_INDEX}")}),
         ),
+        (
+            "dynamodb:Query",
+            json!({"Fn::Sub": format!("${{JobsTable.Arn}}/index/{WEBHOOK_INDEX}")}),
+        ),
         ("dynamodb:UpdateItem", table.clone()),
-        // A swept job is returned whole, its large payload read.
+        // A swept job is returned whole, its large payload read; an owed
+        // webhook's job is read.
         ("dynamodb:GetItem", table.clone()),
+        ("sqs:SendMessage", get_att("NotifyQueue", "Arn")),
     ]);
     assert_eq!(
         template.role_grants("SweeperFunctionRole"),

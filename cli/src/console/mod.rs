@@ -2,7 +2,8 @@
 //! job, with the operator's own AWS credentials (their IAM permissions are
 //! its access control: there is no public endpoint and no second login).
 //!
-//! - [`guard`]: the host allow-list, the launch token and the CSRF checks;
+//! - [`guard`]: the host allow-list, the single-use launch token and its
+//!   session cookie, and the CSRF checks (and why no browser is opened);
 //! - [`pages`]: the overview, the job list, a job, the dead letters;
 //! - [`actions`]: cancel, retry, replay and discard, each confirmed first
 //!   (with a dry run for the dead-letter tools) and logged;
@@ -430,6 +431,17 @@ mod tests {
         let refused = console.handle(&Method::GET, "/", &headers(&[]), b"").await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         assert!(text(refused).await.contains("jobline console"));
+
+        // The launch URL works once: another browser that opens it (or
+        // anyone who read it since) is refused, and told why.
+        let again = console.handle(&Method::GET, path, &headers(&[]), b"").await;
+        assert_eq!(again.status(), StatusCode::FORBIDDEN);
+        assert!(again.headers().get(header::SET_COOKIE).is_none());
+        let page = text(again).await;
+        assert!(page.contains("already been used"), "{page}");
+        // The browser that used it still gets in, even by the launch URL.
+        let reopened = console.handle(&Method::GET, path, &with_cookie, b"").await;
+        assert_eq!(reopened.status(), StatusCode::OK);
     }
 
     #[test]

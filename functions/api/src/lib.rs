@@ -26,10 +26,16 @@
 //!   different body under the same key is 422; a key whose job has expired is
 //!   409.
 //! - When the send fails, the job is marked `enqueue failed` (a conditional
-//!   `PutItem`, so the API role needs nothing but `PutItem`/`GetItem`) and the
-//!   client gets a 503; a retry with the same key re-creates and re-sends it.
-//!   If that mark is refused because a worker has already claimed the job,
-//!   the message did arrive (only `SendMessage`'s response was lost): 202.
+//!   `PutItem`) and the client gets a 503; a retry with the same key
+//!   re-creates and re-sends it. Only the request that created the record
+//!   may mark it (its `createdAt`), and only until a repeat has sent its
+//!   message again: a repeat first records `resentAt` (one `UpdateItem`,
+//!   conditional on the job still queued, never claimed and not enqueue
+//!   failed), so a creator whose send timed out after a repeat's succeeded
+//!   cannot fail a job whose message is in the queue. If the mark is refused
+//!   because a worker has claimed the job or a repeat re-sent it: 202. A
+//!   repeat whose own send fails answers 503 and marks nothing; the client's
+//!   next retry sends again, and the time bound ends a job none arrives for.
 //!
 //! Before any of this, the job must fit its item (`submission.rs`): the
 //! payload as stored within its 256 KiB budget, the whole new item within
@@ -38,8 +44,10 @@
 //! it would leave no room for the job's result.
 //!
 //! Each DynamoDB and SQS operation is bounded (`API_AWS_TIMEOUT_MS`, set on
-//! the clients in `main.rs`), so a slow AWS call becomes a 503 well within the
-//! function's timeout instead of a gateway timeout with an unknown outcome.
+//! the clients in `main.rs`, at most a quarter of the function's timeout less
+//! a second: a request makes up to four calls in a row), so a slow AWS call
+//! becomes a 503 within the function's timeout instead of a gateway timeout
+//! with an unknown outcome.
 //!
 //! # Expiry
 //!

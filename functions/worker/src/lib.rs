@@ -26,7 +26,14 @@
 //! queued again with its checkpoint, as a new message (receive count 1: a
 //! continuation never moves toward the DLQ), and its message acknowledged.
 //! A client's cancel reaches a running handler through its heartbeat's
-//! answer; a job past `MAX_JOB_RUN_SECS` from its first start fails.
+//! answer; a job past `MAX_JOB_RUN_SECS` from its run's first start fails
+//! (a replay starts a new run).
+//!
+//! The heartbeat is a task of its own ([`heartbeat`]): a beat whose call
+//! hangs cannot keep the watchdog from stopping the handler before the
+//! lease ends. Duplicates of a job a live attempt holds are put off until
+//! the lease ends and, on their last delivery, go on as new messages rather
+//! than to the DLQ.
 //!
 //! Each delivery claims with its own random token, so when a write lands
 //! but its answer is lost and the SDK's retry is refused, the store
