@@ -17,9 +17,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use jobline_shared::{JobId, JobState};
+use jobline_shared::{Clock, JobId, JobState};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How long one request may take, answer body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -299,7 +299,7 @@ impl ApiClient {
                 })?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
-            Auth::SigV4(signer) => signer.sign(&mut request, SystemTime::now())?,
+            Auth::SigV4(signer) => signer.sign(&mut request, Clock::system().system_time())?,
         }
         let method = request.method().clone();
         let url = request.uri().to_string();

@@ -6,15 +6,11 @@
 //!
 //! Usage: cargo run -p jobline-shared --example webhook-samples
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use jobline_shared::Clock;
 use jobline_shared::webhook::{WebhookHeaders, WebhookSecret, caller_secret};
 
 fn main() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
+    let now = u64::try_from(Clock::system().now_secs()).expect("the clock is after 1970");
     let body = format!(
         r#"{{"type":"job.succeeded","timestamp":{now},"data":{{"job_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","state":"succeeded"}}}}"#
     );

@@ -96,6 +96,19 @@ impl Clock {
         Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
+    /// The time now as a [`std::time::SystemTime`], for APIs that take one
+    /// (SigV4 signing).
+    pub fn system_time(&self) -> std::time::SystemTime {
+        let ms = u64::try_from(self.now_ms()).unwrap_or(0);
+        std::time::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    /// The wall clock as a log line's timestamp: the log's own time, never
+    /// moved (a moved clock is the system's idea of time, not the log's).
+    pub fn log_time() -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
     /// The time from now until `at_ms` on this clock (zero if past): what a
     /// tokio timer waits to reach a point in time a record holds.
     pub fn until(&self, at_ms: i64) -> Duration {
@@ -103,10 +116,11 @@ impl Clock {
     }
 }
 
-/// The wall clock, in milliseconds since the Unix epoch: the one place
-/// Jobline reads it.
+/// The wall clock, in milliseconds since the Unix epoch: with
+/// [`Clock::log_time`], the one place Jobline reads it (a test holds every
+/// other source file to that).
 fn wall_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let nanos = Clock::log_time().unix_timestamp_nanos();
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -146,6 +160,34 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         assert_eq!(clock.clone().now_ms(), 1_500);
         assert_eq!(clock.now_secs(), 1);
+    }
+
+    /// "No wall clock outside the clock": every other source file reads the
+    /// time through a [`Clock`].
+    #[test]
+    fn no_source_file_reads_the_wall_clock_but_this_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let forbidden = ["SystemTime::now", "now_utc()", "OffsetDateTime::now_utc"];
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if path.is_dir() {
+                    if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                        stack.push(path);
+                    }
+                } else if name.ends_with(".rs") && !path.ends_with("shared/src/clock.rs") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if forbidden.iter().any(|f| text.contains(f)) {
+                        found.push(path.strip_prefix(&root).unwrap().display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "read the time through a Clock: {found:?}");
     }
 
     #[test]

@@ -56,8 +56,9 @@ pub struct Config {
     /// [`AssumedRoleOwner`]). Changing it on a running deployment changes
     /// those callers' owner: the jobs they submitted before belong to the old
     /// owner string, which the new one does not see (they stay in the table
-    /// until their retention), and an `Idempotency-Key` reused under the new
-    /// owner makes a new job, since job ids are derived from owner and key.
+    /// until their retention); an `Idempotency-Key` reused under the new
+    /// owner makes a new job, since job ids are derived from owner and key;
+    /// and the caller's webhook secret, derived from the owner, is new.
     pub assumed_role_owner: AssumedRoleOwner,
     /// `DEMO_JOB_TYPES` (default `false`): whether the API accepts and the
     /// worker runs the demonstration job types (`sleep`, `fail-times`,
@@ -207,9 +208,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// sooner would leave a message that finds no job (acknowledged as
 /// "missing") or a dead letter whose replay finds none.
 pub fn min_retention_days(max_run_secs: u32) -> u32 {
-    let secs = u64::from(QUEUE_RETENTION_SECS)
-        + u64::from(max_run_secs)
-        + u64::from(DLQ_RETENTION_SECS);
+    let secs =
+        u64::from(QUEUE_RETENTION_SECS) + u64::from(max_run_secs) + u64::from(DLQ_RETENTION_SECS);
     u32::try_from(secs.div_ceil(86_400)).unwrap_or(u32::MAX)
 }
 

@@ -160,7 +160,7 @@ pub fn init() {
     drop(tracing::subscriber::set_global_default(subscriber(
         &settings,
         std::io::stderr,
-        OffsetDateTime::now_utc,
+        crate::clock::Clock::log_time,
     )));
     for problem in &settings.problems {
         tracing::warn!(%problem, "ignoring a logging setting");

@@ -39,11 +39,11 @@ use jobline_local::{Stack, server};
 use jobline_shared::aws::Clients;
 use jobline_shared::job_types::JobContext;
 use jobline_shared::provision::QueueSettings;
-use jobline_shared::{JobError, JobHandler, JobId, JobStore, JobTypes, WorkerConfig};
+use jobline_shared::{JobError, JobHandler, JobId, JobState, JobStore, JobTypes, WorkerConfig};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -311,6 +311,39 @@ async fn queue_depth(env: &TestEnv, url: &str) -> u64 {
     .sum()
 }
 
+/// The jobs the table holds in a final state, read past the proxies.
+async fn finished_in_table(env: &TestEnv) -> HashSet<JobId> {
+    let mut finished = HashSet::new();
+    let mut start = None;
+    loop {
+        let page = env
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&env.table)
+            .projection_expression("jobId, #state")
+            .expression_attribute_names("#state", "state")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the jobs");
+        for item in page.items() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+            let state = text("state").and_then(|s| s.parse::<JobState>().ok());
+            let id = text("jobId").and_then(|s| s.parse::<JobId>().ok());
+            if let (Some(state), Some(id)) = (state, id)
+                && state.is_finished()
+            {
+                finished.insert(id);
+            }
+        }
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return finished,
+        }
+    }
+}
+
 /// Two runs of one job that were under way at the same time.
 #[derive(Debug)]
 struct Overlap {
@@ -449,16 +482,19 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     }
     let submitted_in = started.elapsed();
 
-    // Each accepted job's final state, as its client sees it: GET through
-    // the stalling API, four at a time, every second, until the bound.
+    // Each accepted job's final state, as its client sees it: once the
+    // table (one scan a second, past the proxies) holds it final, a GET
+    // through the stalling API, four at a time, until it answers. (A GET of
+    // every job every second would be most of the calls, and of the stalls.)
     let deadline = Instant::now() + size.finish_bound;
     let mut finals: HashMap<JobId, Value> = HashMap::new();
     let mut unanswered_gets = 0usize;
     while finals.len() < jobs.len() && Instant::now() < deadline {
+        let finished = finished_in_table(&env).await;
         let pending: Vec<JobId> = jobs
             .iter()
             .map(|job| job.id)
-            .filter(|id| !finals.contains_key(id))
+            .filter(|id| finished.contains(id) && !finals.contains_key(id))
             .collect();
         let views: Vec<(JobId, Result<(u16, Value), String>)> = stream::iter(pending)
             .map(|id| async move {
@@ -484,7 +520,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
                 {
                     finals.insert(id, body);
                 }
-                // Not final yet.
+                // Not final through the API yet: asked again next round.
                 Ok((200, _)) => {}
                 Ok((503, _)) | Err(_) => unanswered_gets += 1,
                 Ok((status, body)) => panic!("GET /jobs/{id}: unexpected {status}: {body}"),
@@ -497,16 +533,14 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     // What the table says of the jobs the client never saw final.
     let store = env.store();
     let mut lost = Vec::new();
+    let mut lost_by_state: BTreeMap<String, usize> = BTreeMap::new();
     for job in jobs.iter().filter(|job| !finals.contains_key(&job.id)) {
-        let record = store.get(job.id).await.expect("read");
-        lost.push(format!(
-            "{} ({})",
-            job.id,
-            record.map_or_else(
-                || "no record".to_owned(),
-                |r| format!("{} attempts {}", r.state, r.attempts)
-            )
-        ));
+        let state = store.get(job.id).await.expect("read").map_or_else(
+            || "no record".to_owned(),
+            |r| format!("{} after {} attempts", r.state, r.attempts),
+        );
+        lost.push(format!("{} ({state})", job.id));
+        *lost_by_state.entry(state).or_default() += 1;
     }
     let queued = queue_depth(&env, &env.queues.queue_url).await;
     let dead = queue_depth(&env, &env.queues.dlq_url).await;
@@ -556,8 +590,10 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     let mut jobs_overlapping: Vec<JobId> = overlapping.iter().map(|o| o.job).collect();
     jobs_overlapping.sort();
     jobs_overlapping.dedup();
-    let overlap_lines: Vec<String> = overlapping
+    const SHOWN: usize = 20;
+    let mut overlap_lines: Vec<String> = overlapping
         .iter()
+        .take(SHOWN)
         .map(|o| {
             format!(
                 "    {}: {} and {}",
@@ -567,17 +603,21 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
             )
         })
         .collect();
+    if overlapping.len() > SHOWN {
+        overlap_lines.push(format!("    ... and {} more", overlapping.len() - SHOWN));
+    }
     let client_retries: usize = jobs.iter().map(|j| j.retries).sum();
     eprintln!(
         "stalls ({}): {} jobs accepted ({}-{} s each), heartbeat {} s (lease {} s), stalls of {:?} \
          on {} % of DynamoDB and SQS calls; {calls} AWS calls\n  \
          faults injected: {injected:?}\n  \
          stalled operations: {stalled:?}\n  \
-         seen final by their clients: {} {states:?}; lost: {} {lost:?}\n  \
+         seen final by their clients: {} {states:?}; lost (not seen final within {:?}): {} \
+         {lost_by_state:?}\n  \
          handler starts per job (starts: jobs): {starts_per_job:?}; runs ended {ends:?}\n  \
          run twice at once: {} jobs, {} overlapping pairs{}{}\n  \
-         client retries {client_retries}, GETs unanswered (503 or none) {unanswered_gets}; submitted in {submitted_in:.1?}, all seen final after \
-         {finished_in:.1?}; after: queue {queued}, DLQ {dead}",
+         client retries {client_retries}, GETs unanswered (503 or none) {unanswered_gets}; submitted in {submitted_in:.1?}, watched \
+         until {finished_in:.1?}; after: queue {queued}, DLQ {dead}",
         size.name,
         jobs.len(),
         size.job_secs,
@@ -587,6 +627,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         size.stall,
         size.stall_rate * 100.0,
         finals.len(),
+        size.finish_bound,
         lost.len(),
         jobs_overlapping.len(),
         overlapping.len(),
@@ -594,16 +635,18 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         overlap_lines.join("\n"),
     );
 
-    // The stalls happened, on both functions, at about their rate.
-    for proxy in [&api_proxy, &worker_proxy] {
-        let n = proxy.injected().get(&Fault::Stall).copied().unwrap_or(0);
-        let expected = proxy.calls().len() as f64 * size.stall_rate;
-        assert!(
-            n as f64 >= expected / 3.0,
-            "{}: {n} stalls, expected about {expected:.0}",
-            proxy.label()
-        );
-    }
+    // The worker's calls stalled at about their rate (the API's are too few
+    // to hold to one; their stalls are in the summary).
+    let worker_stalls = worker_proxy
+        .injected()
+        .get(&Fault::Stall)
+        .copied()
+        .unwrap_or(0);
+    let expected = worker_proxy.calls().len() as f64 * size.stall_rate;
+    assert!(
+        worker_stalls > 0 && worker_stalls as f64 >= expected / 4.0,
+        "the worker's calls: {worker_stalls} stalls, expected about {expected:.0}"
+    );
     // Nothing lost: every accepted job is seen final by its client.
     assert!(
         lost.is_empty(),

@@ -18,7 +18,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
     /// A `type` no handler is registered for. The message repeats it only
-    /// as far as [`shown_job_type`] allows: the submission checked it
+    /// as far as `shown_job_type` allows: the submission checked it
     /// against the type rule, and this bounds it again wherever it comes from.
     #[error(
         "unknown job type {}; known types: {}",

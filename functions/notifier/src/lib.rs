@@ -37,9 +37,11 @@
 //! the refusal, shared by the refusals waiting for it), and
 //!
 //! - if the current key changed, or the keys cannot be read (no telling),
-//!   the delivery stays `pending` and is retried after its backoff, signed
-//!   with the keys just read: the new key and the previous one, which the
-//!   receiver's new secret verifies;
+//!   the delivery stays `pending` and is retried after its backoff. This
+//!   notifier now signs with the keys just read, the new key and the
+//!   previous one, which the receiver's new secret verifies; another
+//!   execution environment that takes the retry with old keys still meets
+//!   the same check, and reads them again in turn;
 //! - if it did not, the receiver refused a signature by the key that is
 //!   current now (and the previous one), so no rotation explains it: the
 //!   delivery is `failed` at once, as any other 4xx.

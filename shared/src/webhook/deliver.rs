@@ -93,7 +93,8 @@ impl DeliveryError {
     /// URL, a request that cannot be built, and a 4xx status other than 408
     /// (Request Timeout) and 429 (Too Many Requests). A 3xx, which is not
     /// followed, and a 5xx are retryable, as are network, TLS and timeout
-    /// errors.
+    /// errors. (The notifier also retries a 401 or 403 that a key rotation
+    /// explains, which only it can tell: see `functions/notifier`.)
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Refused(_) | Self::Request(_) => false,

@@ -26,8 +26,10 @@
 //! once), then for each attempt [`WebhookHeaders::signed`] with
 //! [`caller_secret`]`(master, owner)` (and the previous master's during a
 //! rotation) and [`Deliverer::deliver`], retrying while
-//! [`DeliveryError::is_retryable`]. `scripts/check-webhooks` checks the
-//! signatures with the reference Python library.
+//! [`DeliveryError::is_retryable`], and after a 401 or 403 when the keys
+//! read again ([`KeySource::reread`]) show a rotation it had not seen.
+//! `scripts/check-webhooks` checks the signatures with the reference Python
+//! library.
 
 pub mod deliver;
 pub mod keys;

@@ -208,7 +208,7 @@ impl<L: KeyLoader> KeySource for RefreshingKeys<L> {
                     tracing::warn!(
                         %error,
                         retry_secs = REFRESH_RETRY.as_secs(),
-                        "could not read the webhook master keys again; signing with the last ones read"
+                        "could not read the webhook master keys again; using the last ones read"
                     );
                     Ok(keys.clone())
                 }
