@@ -163,7 +163,8 @@ impl<C: Consumer> Poller<C> {
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
-        let event = sqs_event(&messages, &self.queue_arn);
+        let mut event = sqs_event(&messages, &self.queue_arn);
+        on_clock(&mut event, &self.clock);
         let deadline_ms = self.clock.now_ms().saturating_add(
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
@@ -229,6 +230,27 @@ impl<C: Consumer> Poller<C> {
 }
 
 /// The `SqsEvent` Lambda would build from `messages` of the queue `queue_arn`.
+/// SQS stamps its messages' times (`SentTimestamp`, the first receive) on
+/// the wall clock; a test's moved clock would take a message sent now for
+/// one sent before the job it carries was dead-lettered, hours "ago". So
+/// the stand-in for the mapping moves them with the stack's clock, as if
+/// SQS ran on it too (no change on the wall clock).
+fn on_clock(event: &mut SqsEvent, clock: &Clock) {
+    let offset = i64::try_from(clock.offset().as_millis()).unwrap_or(i64::MAX);
+    if offset == 0 {
+        return;
+    }
+    for record in &mut event.records {
+        for name in ["SentTimestamp", "ApproximateFirstReceiveTimestamp"] {
+            if let Some(value) = record.attributes.get_mut(name)
+                && let Ok(ms) = value.parse::<i64>()
+            {
+                *value = ms.saturating_add(offset).to_string();
+            }
+        }
+    }
+}
+
 pub fn sqs_event(messages: &[ReceivedMessage], queue_arn: &str) -> SqsEvent {
     let region = queue_arn.split(':').nth(3).map(str::to_owned);
     let mut event = SqsEvent::default();
@@ -248,4 +270,32 @@ pub fn sqs_event(messages: &[ReceivedMessage], queue_arn: &str) -> SqsEvent {
         })
         .collect();
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn sqs_times_move_with_the_stacks_clock() {
+        let message = ReceivedMessage {
+            message_id: "m".into(),
+            receipt_handle: "r".into(),
+            body: "{}".into(),
+            md5_of_body: String::new(),
+            attributes: HashMap::from([
+                ("SentTimestamp".to_owned(), "1000".to_owned()),
+                ("ApproximateReceiveCount".to_owned(), "2".to_owned()),
+            ]),
+        };
+        let mut event = sqs_event(std::slice::from_ref(&message), "arn:aws:sqs:eu-west-1:1:q");
+        on_clock(&mut event, &Clock::system());
+        assert_eq!(event.records[0].attributes["SentTimestamp"], "1000");
+        let clock = Clock::movable();
+        clock.advance(Duration::from_secs(7_200));
+        on_clock(&mut event, &clock);
+        assert_eq!(event.records[0].attributes["SentTimestamp"], "7201000");
+        assert_eq!(event.records[0].attributes["ApproximateReceiveCount"], "2");
+    }
 }

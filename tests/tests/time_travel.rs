@@ -1525,7 +1525,7 @@ async fn an_idempotency_key_holds_for_the_retention_from_creation_or_replay_then
     jobline_tests::require_emulator!();
     let mut env = env(2).await;
     // The shortest retention allowed (the queue's 4 days, a run and the
-    // DLQ's 14 days: 19 days), and one more offset a day past it.
+    // DLQ's 14 days), and one more offset a day past it.
     env.config.retention_days = min_retention_days(env.config.worker.max_run_secs);
     let retention = env.config.retention_days;
     let past_retention = Duration::from_secs((u64::from(retention) + 1) * DAY);

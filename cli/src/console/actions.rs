@@ -175,6 +175,12 @@ pub async fn confirm(
                 report.skipped()
             );
             body.push_str(&rendered(|out| report.render(out)));
+            for id in &report.not_in_dlq {
+                let _ = write!(
+                    body,
+                    r#"<p data-not-in-dlq="{id}">Job {id} has no dead letter left to replay (the DLQ keeps messages 14 days). If it is still failed, <a href="/confirm?action=retry&amp;job={id}">Retry…</a> runs it again from its record.</p>"#
+                );
+            }
             (
                 "Replay dead letters?",
                 format!("Replay {}", report.replayed()),

@@ -444,6 +444,45 @@ mod tests {
         assert_eq!(reopened.status(), StatusCode::OK);
     }
 
+    /// Two weeks after a job was dead-lettered its DLQ message has
+    /// expired: the Dead letters page says so and offers Retry, and the
+    /// replay's confirmation names the job and Retry instead of "nothing".
+    #[tokio::test]
+    async fn a_dead_letter_past_the_dlqs_retention_is_shown_as_expired_with_retry() {
+        let failed_at = 1_800_000_000_000;
+        let store = MemoryStore::new();
+        let old = job("primes")
+            .state(JobState::Failed)
+            .dead_lettered(true)
+            .attempts(5)
+            .finished_at(failed_at)
+            .build();
+        store.create(&old).await.unwrap();
+        let mut console = console(store);
+        console.clock = Clock::at(failed_at + 15 * 86_400_000);
+        let session = headers(&[(header::COOKIE, console.guard.cookie())]);
+        let page = text(console.handle(&Method::GET, "/dlq", &session, b"").await).await;
+        assert!(page.contains("dead letter expired"), "{page}");
+        assert!(page.contains(r#"data-expired="1""#), "{page}");
+        assert!(
+            page.contains(&format!("/confirm?action=retry&amp;job={}", old.id)),
+            "{page}"
+        );
+        let confirm = console
+            .handle(
+                &Method::GET,
+                &format!("/confirm?action=replay&job={}", old.id),
+                &session,
+                b"",
+            )
+            .await;
+        let page = text(confirm).await;
+        assert!(
+            page.contains(&format!(r#"data-not-in-dlq="{}""#, old.id)),
+            "{page}"
+        );
+    }
+
     #[test]
     fn forms_decode_plus_and_percent_escapes() {
         let form = parse_form("a=x+y&b=%2F%e2%82%ac&c=%zz&d");

@@ -6,6 +6,7 @@ use super::{Console, ConsoleError, Reply};
 use crate::jobs::{StateQuery, find_jobs, parse_utc_minute};
 use http::StatusCode;
 use jobline_shared::activity::Window;
+use jobline_shared::provision::DLQ_RETENTION_SECS;
 use jobline_shared::store::ListKey;
 use jobline_shared::{JobId, JobRecord, JobState, Metric};
 use std::collections::HashMap;
@@ -430,14 +431,33 @@ pub async fn dead_letters(console: &Console, now: i64) -> Result<Reply, ConsoleE
         counts.visible, counts.in_flight
     );
     body.push_str(r#"<p class="actions"><a class="button" href="/confirm?action=replay">Replay all…</a> <a class="button danger" href="/confirm?action=discard">Discard all…</a></p>"#);
+    // SQS expires a dead letter by its original send, which came before its
+    // job failed: past this, no message of the job can be left.
+    let expired_before = now - i64::from(DLQ_RETENTION_SECS) * 1000;
+    let expired = dead
+        .iter()
+        .filter(|job| job.finished_at.is_some_and(|at| at < expired_before))
+        .count();
+    if expired > 0 || (counts.visible + counts.in_flight == 0 && !dead.is_empty()) {
+        let _ = write!(
+            body,
+            r#"<p class="note" data-expired="{expired}">Some of these jobs have no dead letter left: the DLQ keeps a message 14 days from its first send, so {expired} of them failed too long ago, and an empty DLQ holds none. Retry runs such a job again from its record.</p>"#
+        );
+    }
     if dead.is_empty() {
         body.push_str(r#"<p class="empty">No dead-lettered job among the newest failed jobs.</p>"#);
     } else {
         body.push_str(r#"<table class="jobs"><thead><tr><th scope="col">Job</th><th scope="col">Type</th><th scope="col">Caller</th><th scope="col">Failed</th><th scope="col" class="num">Attempts</th><th scope="col">Last error</th><th scope="col">Actions</th></tr></thead><tbody>"#);
         for job in dead {
+            let replay = if job.finished_at.is_some_and(|at| at < expired_before) {
+                "<span>dead letter expired</span>"
+            } else {
+                r#"<a href="/confirm?action=replay&amp;job={id}">Replay…</a>"#
+            }
+            .replace("{id}", &job.id.to_string());
             let _ = write!(
                 body,
-                r#"<tr data-dead="{id}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td><a href="/confirm?action=replay&amp;job={id}">Replay…</a> <a href="/confirm?action=discard&amp;job={id}">Discard…</a></td></tr>"#,
+                r#"<tr data-dead="{id}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td>{replay} <a href="/confirm?action=retry&amp;job={id}">Retry…</a> <a href="/confirm?action=discard&amp;job={id}">Discard…</a></td></tr>"#,
                 job_link(job.id),
                 escape(&job.job_type),
                 escape(&job.owner),

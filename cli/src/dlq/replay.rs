@@ -35,9 +35,22 @@ impl DeadLetterQueue<'_> {
                 }
             })
             .await;
+        // A requested job with no message in the DLQ (after a full scan):
+        // its dead letter expired (14 days) or was replayed or discarded.
+        let not_in_dlq = if tally.limit_reached.is_none() {
+            selection
+                .job_ids
+                .iter()
+                .filter(|id| !entries.iter().any(|entry| entry.job_id == Some(**id)))
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(ReplayReport {
             dry_run,
             entries,
+            not_in_dlq,
             tally,
         })
     }
@@ -169,11 +182,23 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// Why a job asked for has no dead letter, and what still runs it again.
+pub const NOT_IN_DLQ: &str = "no message of this job is in the dead-letter queue (it keeps \
+     messages 14 days; this one expired, or was replayed or discarded already); \
+     if the job is still failed, its record runs it again:";
+
+/// What an empty DLQ means for a replay.
+pub const EMPTY_DLQ: &str = "nothing to replay (the DLQ keeps messages 14 days); a failed job \
+     whose dead letter is gone runs again with `jobline retry JOB_ID` (`jobline jobs --state failed` \
+     lists them)";
+
 /// Everything a replay did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayReport {
     pub dry_run: bool,
     pub entries: Vec<ReplayEntry>,
+    /// The jobs asked for (`--job-id`) that have no message in the DLQ.
+    pub not_in_dlq: Vec<JobId>,
     /// What the run passed over, and whether it stopped early.
     pub tally: Tally,
 }
@@ -230,6 +255,15 @@ impl ReplayReport {
                 Outcome::Failed(error) => writeln!(out, "failed        {job}: {error}")?,
             }
         }
+        for id in &self.not_in_dlq {
+            writeln!(
+                out,
+                "not in DLQ    job {id}: {NOT_IN_DLQ} `jobline retry {id}`"
+            )?;
+        }
+        if self.entries.is_empty() && self.not_in_dlq.is_empty() && self.tally.passed_over == 0 {
+            writeln!(out, "the dead-letter queue is empty: {EMPTY_DLQ}")?;
+        }
         if self.dry_run {
             write!(
                 out,
@@ -254,6 +288,45 @@ impl ReplayReport {
 mod tests {
     use super::*;
     use crate::dlq::fixtures::*;
+
+    /// The next morning two weeks on: the job is still failed and
+    /// dead-lettered, but its dead letter expired. The replay says so, and
+    /// names the command that still runs it.
+    #[tokio::test]
+    async fn a_job_whose_dead_letter_expired_is_named_with_what_still_runs_it() {
+        let (dlq, queue, store) = (MemoryQueue::new(), MemoryQueue::new(), MemoryStore::new());
+        let gone = insert(&store, "primes", JobState::Failed, None);
+        let report = tools(&dlq, &queue, &store)
+            .replay(
+                &Selection {
+                    job_ids: vec![gone],
+                    ..Selection::default()
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.not_in_dlq, [gone]);
+        let mut out = Vec::new();
+        report.render(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(&format!("not in DLQ    job {gone}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("`jobline retry {gone}`")), "{text}");
+        assert!(text.contains("14 days"), "{text}");
+
+        let report = tools(&dlq, &queue, &store)
+            .replay(&Selection::default(), false)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        report.render(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("the dead-letter queue is empty"), "{text}");
+        assert!(text.contains("jobline retry"), "{text}");
+    }
 
     #[tokio::test]
     async fn a_failed_send_leaves_the_dead_message_and_a_second_replay_finishes() {

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// [`ResultStore`] on bucket `bucket`.
 #[derive(Debug, Clone)]
@@ -39,12 +38,6 @@ impl S3ResultStore {
         self.clock = clock;
         self
     }
-
-    /// Now on the clock, as the SDK's signing time.
-    fn signing_time(&self) -> SystemTime {
-        let ms = u64::try_from(self.clock.now_ms()).unwrap_or(0);
-        UNIX_EPOCH + Duration::from_millis(ms)
-    }
 }
 
 #[async_trait]
@@ -67,7 +60,7 @@ impl ResultStore for S3ResultStore {
 
     async fn link(&self, key: &str) -> Result<String, ResultError> {
         let presigning = PresigningConfig::builder()
-            .start_time(self.signing_time())
+            .start_time(self.clock.system_time())
             .expires_in(LINK_TTL)
             .build()
             .map_err(|e| ResultError::Aws {
@@ -107,6 +100,7 @@ impl ResultStore for S3ResultStore {
 mod tests {
     use super::*;
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use std::time::Duration;
 
     /// A client that only presigns: nothing is sent.
     fn offline_client() -> Client {
