@@ -349,14 +349,16 @@ fn says_not_in_the_dlq(text: &str, id: JobId) -> bool {
     let lower = text.to_lowercase();
     text.contains(&id.to_string())
         && [
+            "not in dlq",
             "not in the dlq",
             "not in the dead-letter queue",
+            "no message of this job is in the dead-letter queue",
+            "no dead letter left",
             "no dead message",
-            "not found in the dlq",
-            "not found in the dead-letter queue",
         ]
         .iter()
         .any(|phrase| lower.contains(phrase))
+        && lower.contains("retry")
 }
 
 /// A job that failed for good on its last delivery at `now` while a
