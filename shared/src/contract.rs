@@ -91,30 +91,31 @@ pub mod store {
 
     /// Whether job `id` is in the due index, due before `before_ms`.
     async fn listed(store: &dyn JobStore, id: JobId, before_ms: i64) -> bool {
-        let mut after = None;
-        loop {
-            let page = store
-                .overdue(id.shard(SHARDS), before_ms, after, 10)
-                .await
-                .unwrap();
-            if page.jobs.iter().any(|due| due.id == id) {
-                return true;
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return false,
-            }
-        }
+        in_time_index(store, id, before_ms, false).await
     }
 
     /// Whether job `id` is in the webhook index, finished before `before_ms`.
     async fn owed(store: &dyn JobStore, id: JobId, before_ms: i64) -> bool {
+        in_time_index(store, id, before_ms, true).await
+    }
+
+    /// Whether job `id` is in the due index (or, with `webhooks`, the
+    /// webhook index) before `before_ms`, paging through its partition.
+    async fn in_time_index(
+        store: &dyn JobStore,
+        id: JobId,
+        before_ms: i64,
+        webhooks: bool,
+    ) -> bool {
         let mut after = None;
         loop {
-            let page = store
-                .owed_webhooks(id.shard(SHARDS), before_ms, after, 10)
-                .await
-                .unwrap();
+            let shard = id.shard(SHARDS);
+            let page = if webhooks {
+                store.owed_webhooks(shard, before_ms, after, 10).await
+            } else {
+                store.overdue(shard, before_ms, after, 10).await
+            }
+            .unwrap();
             if page.jobs.iter().any(|due| due.id == id) {
                 return true;
             }

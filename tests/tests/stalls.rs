@@ -18,10 +18,10 @@
 //! It prints a summary first (jobs, faults injected, handler starts per job,
 //! lost jobs, overlapping runs), so a failure shows the figures too.
 //!
-//! Sizes: by default a short run (6 s stalls against a 1 s heartbeat, whose
-//! lease is 3 s: stalls scaled to the heartbeat), under a minute and a half
-//! on two cores; with `JOBLINE_STALL_RUN=long`, 30 s stalls and more, longer
-//! jobs:
+//! Sizes: by default a short run (24 jobs; 6 s stalls against a 1 s
+//! heartbeat, whose lease is 3 s: stalls scaled to the heartbeat), about
+//! half a minute on two cores; with `JOBLINE_STALL_RUN=long`, 120 longer
+//! jobs and 30 s stalls, about two minutes:
 //!
 //! ```sh
 //! cargo test -p jobline-tests --test stalls -- --nocapture   # short; moto in AWS_ENDPOINT_URL
@@ -36,10 +36,14 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use jobline_local::poller::PollerSettings;
 use jobline_local::{Stack, server};
-use jobline_shared::aws::Clients;
+use jobline_shared::aws::{AwsTimeouts, Clients};
 use jobline_shared::job_types::JobContext;
 use jobline_shared::provision::QueueSettings;
-use jobline_shared::{JobError, JobHandler, JobId, JobState, JobStore, JobTypes, WorkerConfig};
+use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
+use jobline_shared::{
+    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, QueueError,
+    SqsJobQueue, WorkerConfig,
+};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
@@ -113,6 +117,44 @@ impl Size {
 /// visibility change or delete was stalled comes back quickly (as in the
 /// 300-job fault run).
 const VISIBILITY_SECS: u32 = 8;
+
+/// How long the pollers' receive or delete may take (1 s long polls).
+/// Deployed, the event source mapping makes those calls, not the worker,
+/// so the worker's timeouts (under a heartbeat) are not theirs.
+const MAPPING_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// The worker's queue as the local stack uses it: the worker's own calls
+/// (visibility changes, sends) on the worker's clients; the pollers'
+/// receives and deletes, which the event source mapping makes deployed, on
+/// clients of their own. Both behind the worker's proxy.
+#[derive(Debug)]
+struct MappedQueue {
+    worker: SqsJobQueue,
+    mapping: SqsJobQueue,
+}
+
+#[async_trait]
+impl JobQueue for MappedQueue {
+    async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+        self.worker.send(message).await
+    }
+
+    async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
+        self.worker.change_visibility(receipt_handle, secs).await
+    }
+
+    async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.mapping.receive(request).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError> {
+        self.mapping.delete(receipt_handles).await
+    }
+
+    async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        self.worker.counts().await
+    }
+}
 
 /// The test-only job type: sleeps like `sleep` (in quarter seconds, so a
 /// cancel stops it at once) and records every run of every job.
@@ -213,15 +255,18 @@ impl JobHandler for Probe {
     }
 }
 
-/// One HTTP/1.1 request to the local server: `(status, JSON body)`, or why
-/// the connection failed.
+/// An answer of the local server: `(status, JSON body)`, or why the
+/// connection failed.
+type Answer = Result<(u16, Value), String>;
+
+/// One HTTP/1.1 request to the local server.
 async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
     key: Option<&str>,
     body: Option<&Value>,
-) -> Result<(u16, Value), String> {
+) -> Answer {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -419,12 +464,18 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     };
     let mut config = env.config.clone();
     config.worker = worker_config.clone();
-    // The API bounds each call as its Lambda main does (API_AWS_TIMEOUT_MS);
-    // the worker's clients are built as its Lambda main builds them.
+    // The API's and the worker's calls are bounded as their Lambda mains
+    // bound them; the pollers' receives and deletes (the event source
+    // mapping's, deployed) are not the worker's.
     let api_clients = clients_behind(&api_proxy)
         .await
-        .with_timeouts(jobline_shared::aws::AwsTimeouts::api(&config));
-    let worker_clients = clients_behind(&worker_proxy).await;
+        .with_timeouts(AwsTimeouts::api(&config));
+    let worker_clients = clients_behind(&worker_proxy)
+        .await
+        .with_timeouts(AwsTimeouts::worker(&config.worker));
+    let mapping_clients = clients_behind(&worker_proxy)
+        .await
+        .with_timeouts(AwsTimeouts::within(MAPPING_TIMEOUT));
     let probe = Probe::default();
     let stack = Stack::builder(
         Arc::new(api_clients.store(&config)),
@@ -434,7 +485,10 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     .job_types(JobTypes::new().with(probe.clone()))
     .worker_clients(
         Arc::new(worker_clients.store(&config)),
-        Arc::new(worker_clients.queue(&config)),
+        Arc::new(MappedQueue {
+            worker: worker_clients.queue(&config),
+            mapping: mapping_clients.queue(&config),
+        }),
     )
     .worker_config(worker_config)
     .poller_settings(PollerSettings {
@@ -496,7 +550,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
             .map(|job| job.id)
             .filter(|id| finished.contains(id) && !finals.contains_key(id))
             .collect();
-        let views: Vec<(JobId, Result<(u16, Value), String>)> = stream::iter(pending)
+        let views: Vec<(JobId, Answer)> = stream::iter(pending)
             .map(|id| async move {
                 let path = format!("/jobs/{id}");
                 let view = tokio::time::timeout(

@@ -116,26 +116,63 @@ async fn a_failed_send_is_a_503_and_marks_the_job() {
     assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
 }
 
-/// A queue whose `SendMessage` delivers but loses its response, and
-/// whose message a worker claims before the API hears of the failure.
+/// What goes wrong with a [`FaultySend`] queue's `SendMessage`.
 #[derive(Debug)]
-struct LostResponse {
-    store: Arc<MemoryStore>,
+enum SendFault {
+    /// It delivers but loses its response, and a worker claims the job
+    /// before the API hears of the failure.
+    LostResponse(Arc<MemoryStore>),
+    /// The first send (request A's) hangs until a second one (request B's,
+    /// a repeat with the same key) has been sent, then fails: A's send timed
+    /// out although B's message is in the queue.
+    FirstTimesOut {
+        sends: std::sync::atomic::AtomicU32,
+        second_sent: tokio::sync::Notify,
+    },
+}
+
+/// An in-memory queue whose sends go wrong as its [`SendFault`] says.
+#[derive(Debug)]
+struct FaultySend {
     queue: MemoryQueue,
+    fault: SendFault,
+}
+
+impl FaultySend {
+    fn new(fault: SendFault) -> Self {
+        Self {
+            queue: MemoryQueue::new(),
+            fault,
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl JobQueue for LostResponse {
+impl JobQueue for FaultySend {
     async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
-        self.queue.send(message).await?;
-        self.store
-            .claim(message.job_id, 1, 2, 1, "test-delivery")
-            .await
-            .expect("claim");
-        Err(QueueError::Aws {
+        let failure = |reason: &str| QueueError::Aws {
             operation: "SendMessage",
-            source: "the response was lost".into(),
-        })
+            source: reason.to_owned().into(),
+        };
+        match &self.fault {
+            SendFault::LostResponse(store) => {
+                self.queue.send(message).await?;
+                store
+                    .claim(message.job_id, 1, 2, 1, "test-delivery")
+                    .await
+                    .expect("claim");
+                Err(failure("the response was lost"))
+            }
+            SendFault::FirstTimesOut { sends, second_sent } => {
+                if sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    second_sent.notified().await;
+                    return Err(failure("operation timed out"));
+                }
+                let sent = self.queue.send(message).await;
+                second_sent.notify_one();
+                sent
+            }
+        }
     }
     async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
         self.queue.change_visibility(handle, secs).await
@@ -154,10 +191,7 @@ impl JobQueue for LostResponse {
 #[tokio::test]
 async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
     let store = Arc::new(MemoryStore::new());
-    let queue = Arc::new(LostResponse {
-        store: store.clone(),
-        queue: MemoryQueue::new(),
-    });
+    let queue = Arc::new(FaultySend::new(SendFault::LostResponse(store.clone())));
     let api = Api::new(
         store.clone(),
         queue.clone(),
@@ -305,51 +339,16 @@ async fn a_repeat_whose_send_fails_never_fails_the_job() {
     assert_eq!(job.resent_at, Some(3_600_000));
 }
 
-/// A queue whose first `SendMessage` (request A's) hangs until a second one
-/// (request B's, a repeat with the same key) has been sent, then fails: A's
-/// send timed out although B's message is in the queue.
-#[derive(Debug, Default)]
-struct FirstSendTimesOut {
-    queue: MemoryQueue,
-    sends: std::sync::atomic::AtomicU32,
-    second_sent: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl JobQueue for FirstSendTimesOut {
-    async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
-        if self.sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            self.second_sent.notified().await;
-            return Err(QueueError::Aws {
-                operation: "SendMessage",
-                source: "operation timed out".into(),
-            });
-        }
-        let sent = self.queue.send(message).await;
-        self.second_sent.notify_one();
-        sent
-    }
-    async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
-        self.queue.change_visibility(handle, secs).await
-    }
-    async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
-        self.queue.receive(request).await
-    }
-    async fn delete(&self, handles: &[String]) -> Result<Vec<String>, QueueError> {
-        self.queue.delete(handles).await
-    }
-    async fn counts(&self) -> Result<QueueCounts, QueueError> {
-        self.queue.counts().await
-    }
-}
-
 /// Request A's send times out while its client's retry B succeeds: A may no
 /// longer mark the job enqueue-failed (B's message would then be dropped as
 /// a duplicate of a failed job, and the job that got a 202 never run).
 #[tokio::test]
 async fn a_send_that_times_out_after_a_repeat_resent_it_is_accepted() {
     let store = Arc::new(MemoryStore::new());
-    let queue = Arc::new(FirstSendTimesOut::default());
+    let queue = Arc::new(FaultySend::new(SendFault::FirstTimesOut {
+        sends: std::sync::atomic::AtomicU32::new(0),
+        second_sent: tokio::sync::Notify::new(),
+    }));
     let api_a = Api::new(
         store.clone(),
         queue.clone(),
@@ -367,7 +366,9 @@ async fn a_send_that_times_out_after_a_repeat_resent_it_is_accepted() {
     let a = api_a.handle(submit(Some("k")));
     let b = async {
         // B arrives once A's record is written and A is stuck in its send.
-        while queue.sends.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        while matches!(&queue.fault, SendFault::FirstTimesOut { sends, .. }
+            if sends.load(std::sync::atomic::Ordering::SeqCst) == 0)
+        {
             tokio::task::yield_now().await;
         }
         api_b.handle(submit(Some("k"))).await

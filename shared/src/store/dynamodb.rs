@@ -196,6 +196,45 @@ impl DynamoJobStore {
             .expression_attribute_values(":stateShard", s(state_shard(id, state)))
     }
 
+    /// One page of partition `shard` of the sharded time index `(index,
+    /// partition attribute, sort attribute)` (the due index, the webhook
+    /// index): entries whose time is before `before_ms`, earliest first,
+    /// after `after`.
+    async fn before_page(
+        &self,
+        (index, partition, sort): (&str, &str, &str),
+        shard: u8,
+        before_ms: i64,
+        after: Option<DueKey>,
+        limit: usize,
+    ) -> Result<OverduePage, StoreError> {
+        let shard_value = s(shard.to_string());
+        let page = self
+            .index_page(
+                IndexQuery {
+                    index,
+                    partition: (partition, shard_value.clone()),
+                    sort,
+                },
+                self.client
+                    .query()
+                    .key_condition_expression("#shard = :shard AND #at < :before")
+                    .expression_attribute_names("#shard", partition)
+                    .expression_attribute_names("#at", sort)
+                    .expression_attribute_values(":shard", shard_value)
+                    .expression_attribute_values(":before", n(before_ms)),
+                after.map(|after| (after.id, after.due_at_ms)),
+                limit.max(1),
+            )
+            .await?;
+        let key = |(id, due_at_ms)| DueKey { due_at_ms, id };
+        Ok(OverduePage {
+            jobs: page.entries.into_iter().map(key).collect(),
+            scanned: page.scanned,
+            next: page.next.map(key),
+        })
+    }
+
     /// Writes `item` if `condition` holds.
     async fn put(
         &self,
@@ -1162,31 +1201,8 @@ impl JobStore for DynamoJobStore {
         after: Option<DueKey>,
         limit: usize,
     ) -> Result<OverduePage, StoreError> {
-        let shard_value = s(shard.to_string());
-        let page = self
-            .index_page(
-                IndexQuery {
-                    index: DUE_INDEX,
-                    partition: (SHARD_ATTRIBUTE, shard_value.clone()),
-                    sort: DUE_ATTRIBUTE,
-                },
-                self.client
-                    .query()
-                    .key_condition_expression("#shard = :shard AND #due < :now")
-                    .expression_attribute_names("#shard", SHARD_ATTRIBUTE)
-                    .expression_attribute_names("#due", DUE_ATTRIBUTE)
-                    .expression_attribute_values(":shard", shard_value)
-                    .expression_attribute_values(":now", n(now_ms)),
-                after.map(|after| (after.id, after.due_at_ms)),
-                limit.max(1),
-            )
-            .await?;
-        let due_key = |(id, due_at_ms)| DueKey { due_at_ms, id };
-        Ok(OverduePage {
-            jobs: page.entries.into_iter().map(due_key).collect(),
-            scanned: page.scanned,
-            next: page.next.map(due_key),
-        })
+        let index = (DUE_INDEX, SHARD_ATTRIBUTE, DUE_ATTRIBUTE);
+        self.before_page(index, shard, now_ms, after, limit).await
     }
 
     async fn owed_webhooks(
@@ -1196,34 +1212,9 @@ impl JobStore for DynamoJobStore {
         after: Option<DueKey>,
         limit: usize,
     ) -> Result<OverduePage, StoreError> {
-        let shard_value = s(shard.to_string());
-        let page = self
-            .index_page(
-                IndexQuery {
-                    index: WEBHOOK_INDEX,
-                    partition: (HOOK_SHARD_ATTRIBUTE, shard_value.clone()),
-                    sort: FINISHED_ATTRIBUTE,
-                },
-                self.client
-                    .query()
-                    .key_condition_expression("#shard = :shard AND #finished < :before")
-                    .expression_attribute_names("#shard", HOOK_SHARD_ATTRIBUTE)
-                    .expression_attribute_names("#finished", FINISHED_ATTRIBUTE)
-                    .expression_attribute_values(":shard", shard_value)
-                    .expression_attribute_values(":before", n(finished_before_ms)),
-                after.map(|after| (after.id, after.due_at_ms)),
-                limit.max(1),
-            )
-            .await?;
-        let key = |(id, finished_at_ms)| DueKey {
-            due_at_ms: finished_at_ms,
-            id,
-        };
-        Ok(OverduePage {
-            jobs: page.entries.into_iter().map(key).collect(),
-            scanned: page.scanned,
-            next: page.next.map(key),
-        })
+        let index = (WEBHOOK_INDEX, HOOK_SHARD_ATTRIBUTE, FINISHED_ATTRIBUTE);
+        self.before_page(index, shard, finished_before_ms, after, limit)
+            .await
     }
 
     async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError> {

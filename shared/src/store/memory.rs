@@ -232,6 +232,32 @@ impl MemoryStore {
     }
 }
 
+/// One page of a sharded time index holding `entries`: those of partition
+/// `shard` before `before_ms`, earliest first, after `after`, as a query of
+/// the DynamoDB index returns them.
+fn before_page(
+    mut entries: Vec<DueKey>,
+    shard: u8,
+    before_ms: i64,
+    after: Option<DueKey>,
+    limit: usize,
+) -> OverduePage {
+    entries.retain(|key| {
+        key.id.shard(super::SHARDS) == shard
+            && key.due_at_ms < before_ms
+            && after.is_none_or(|after| *key > after)
+    });
+    entries.sort();
+    let limit = limit.max(1);
+    let next = (entries.len() > limit).then(|| entries[limit - 1]);
+    entries.truncate(limit);
+    OverduePage {
+        scanned: entries.len(),
+        jobs: entries,
+        next,
+    }
+}
+
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
@@ -640,21 +666,11 @@ impl JobStore for MemoryStore {
     ) -> Result<OverduePage, StoreError> {
         self.check("Query")?;
         let _jobs = lock(&self.jobs);
-        let mut entries: Vec<DueKey> = lock(&self.due)
+        let entries = lock(&self.due)
             .iter()
-            .filter(|(id, _)| id.shard(super::SHARDS) == shard)
             .map(|(&id, &due_at_ms)| DueKey { due_at_ms, id })
-            .filter(|key| key.due_at_ms < now_ms && after.is_none_or(|after| *key > after))
             .collect();
-        entries.sort();
-        let limit = limit.max(1);
-        let next = (entries.len() > limit).then(|| entries[limit - 1]);
-        entries.truncate(limit);
-        Ok(OverduePage {
-            scanned: entries.len(),
-            jobs: entries,
-            next,
-        })
+        Ok(before_page(entries, shard, now_ms, after, limit))
     }
 
     async fn owed_webhooks(
@@ -666,29 +682,20 @@ impl JobStore for MemoryStore {
     ) -> Result<OverduePage, StoreError> {
         self.check("Query")?;
         let jobs = lock(&self.jobs);
-        let mut entries: Vec<DueKey> = lock(&self.hooked)
+        let entries = lock(&self.hooked)
             .iter()
-            .filter(|id| id.shard(super::SHARDS) == shard)
-            .filter_map(|id| {
-                let finished_at = jobs.get(id)?.finished_at?;
-                Some(DueKey {
-                    due_at_ms: finished_at,
-                    id: *id,
-                })
-            })
-            .filter(|key| {
-                key.due_at_ms < finished_before_ms && after.is_none_or(|after| *key > after)
+            .filter_map(|&id| {
+                let due_at_ms = jobs.get(&id)?.finished_at?;
+                Some(DueKey { due_at_ms, id })
             })
             .collect();
-        entries.sort();
-        let limit = limit.max(1);
-        let next = (entries.len() > limit).then(|| entries[limit - 1]);
-        entries.truncate(limit);
-        Ok(OverduePage {
-            scanned: entries.len(),
-            jobs: entries,
-            next,
-        })
+        Ok(before_page(
+            entries,
+            shard,
+            finished_before_ms,
+            after,
+            limit,
+        ))
     }
 
     async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError> {
