@@ -8,7 +8,7 @@
 //! CloudFormation cannot check the built-in types' peaks against it).
 
 use crate::delivery::Delivery;
-use crate::heartbeat::{Beater, stop_by};
+use crate::heartbeat::{Beater, Halt, stop_by};
 use crate::{
     DEADLINE_RESERVE, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR, UNKNOWN_TYPE_ERROR, Worker,
 };
@@ -141,8 +141,10 @@ impl Worker {
                     lease_lapses.as_mut().reset(at);
                 }
                 Ok(()) = pulse.stop.changed() => {
-                    if let Some(stop) = *pulse.stop.borrow_and_update() {
-                        break stop;
+                    match *pulse.stop.borrow_and_update() {
+                        Some(Halt::CancelRequested) => break Stop::CancelRequested,
+                        Some(Halt::LeaseLost) => break Stop::LeaseLost,
+                        None => {}
                     }
                 }
             }

@@ -11,7 +11,6 @@
 //! beat is tried again a second later, while the lease still allows.
 
 use crate::STOP_GRACE;
-use crate::handler::Stop;
 use jobline_shared::job_types::Reports;
 use jobline_shared::queue::backoff::max_visibility_secs;
 use jobline_shared::{Clock, Heartbeat, JobId, JobQueue, JobStore, StoreError};
@@ -71,7 +70,7 @@ pub(crate) struct Pulse {
     /// The end of the lease the last confirmed beat renewed.
     pub(crate) lease_until_ms: watch::Receiver<i64>,
     /// Why the handler must stop, once a beat learnt it must.
-    pub(crate) stop: watch::Receiver<Option<Stop>>,
+    pub(crate) stop: watch::Receiver<Option<Halt>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -99,7 +98,7 @@ impl Beater {
         self,
         mut lease_until_ms: i64,
         lease: watch::Sender<i64>,
-        stop: watch::Sender<Option<Stop>>,
+        stop: watch::Sender<Option<Halt>>,
     ) {
         let mut wait = self.period;
         loop {
@@ -110,13 +109,13 @@ impl Beater {
                     let _ = lease.send(until_ms);
                     self.hide_until(until_ms).await;
                     if cancel {
-                        let _ = stop.send(Some(Stop::CancelRequested));
+                        let _ = stop.send(Some(Halt::CancelRequested));
                         return;
                     }
                     wait = self.period;
                 }
                 Beat::Refused => {
-                    let _ = stop.send(Some(Stop::LeaseLost));
+                    let _ = stop.send(Some(Halt::LeaseLost));
                     return;
                 }
                 Beat::Failed => {
@@ -194,6 +193,15 @@ impl Beater {
             }
         }
     }
+}
+
+/// Why a beat says the handler must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// A client asked to cancel the job.
+    CancelRequested,
+    /// The beat was refused: the attempt no longer holds the job.
+    LeaseLost,
 }
 
 /// What one beat came to.
