@@ -4,21 +4,14 @@
 //! tests set, so one code path serves both.
 
 use crate::error::ConfigError;
-#[cfg(doc)]
-use crate::provision::QueueSettings;
-use crate::provision::{
+pub use crate::limits::{API_SEQUENTIAL_CALLS, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS};
+use crate::limits::{
     API_TIMEOUT_SECS, DLQ_RETENTION_SECS, QUEUE_RETENTION_SECS, WORKER_TIMEOUT_SECS,
 };
 use crate::queue::backoff::Backoff;
 use crate::webhook::CallbackPolicy;
 use std::str::FromStr;
 use std::time::Duration;
-
-/// The most AWS calls one API request makes one after another: a
-/// submission's `PutItem`, the repeat's mark, `SendMessage` and the
-/// enqueue-failed mark (the backlog's depth is read at most every few
-/// seconds, and before them).
-pub const API_SEQUENTIAL_CALLS: u64 = 4;
 
 /// The largest `API_AWS_TIMEOUT_MS`: [`API_SEQUENTIAL_CALLS`] of them, and
 /// a second for the rest of the request, fit in the API function's timeout.
@@ -158,7 +151,7 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// `WORKER_TIMEOUT_SECS` (default [`WORKER_TIMEOUT_SECS`], at most
     /// Lambda's 900): the worker function's timeout. The queue's visibility
-    /// timeout is six times it ([`QueueSettings::for_worker_timeout`]).
+    /// timeout is six times it ([`crate::provision::QueueSettings::for_worker_timeout`]).
     pub function_timeout_secs: u32,
     /// `HEARTBEAT_SECS` (default 10): how often a running job renews its
     /// lease and its message's visibility, and writes its progress. Its lease
@@ -263,12 +256,6 @@ impl FromStr for AssumedRoleOwner {
         }
     }
 }
-
-/// The longest timeout Lambda allows a function, 15 minutes.
-pub const LAMBDA_MAX_TIMEOUT_SECS: u32 = 900;
-
-/// The longest visibility timeout SQS accepts, 12 hours.
-pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
 
 /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda: the function's memory in
 /// MB, which bounds how many jobs the worker runs at once. `None` outside

@@ -47,6 +47,7 @@ pub mod deadline;
 pub mod error;
 pub mod job;
 pub mod job_types;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod provision;

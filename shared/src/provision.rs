@@ -3,6 +3,10 @@
 //! match, so local and deployed cannot drift).
 
 use crate::error::{BoxError, ProvisionError, sdk_error};
+pub use crate::limits::{
+    API_TIMEOUT_SECS, DLQ_RETENTION_SECS, NOTIFIER_TIMEOUT_SECS, QUEUE_RETENTION_SECS,
+    WORKER_TIMEOUT_SECS,
+};
 use crate::store::{
     CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
     KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
@@ -31,29 +35,6 @@ pub struct QueueSettings {
     pub max_receive_count: u32,
 }
 
-/// The notifier function's timeout in `template.yaml`, seconds: a few
-/// deliveries of at most [`WebhookConfig::timeout`](crate::config::WebhookConfig)
-/// each.
-pub const NOTIFIER_TIMEOUT_SECS: u32 = 30;
-
-/// The API function's timeout in `template.yaml`, seconds (API Gateway's
-/// HTTP API waits at most 30).
-pub const API_TIMEOUT_SECS: u32 = 10;
-
-/// The worker function's timeout `template.yaml` deploys by default
-/// (parameter `WorkerTimeoutSeconds`), seconds.
-pub const WORKER_TIMEOUT_SECS: u32 = 60;
-
-/// How long the job and notifier queues keep a message, seconds: 4 days,
-/// SQS's default.
-pub const QUEUE_RETENTION_SECS: u32 = 4 * 86_400;
-
-/// How long both dead-letter queues keep a message, seconds: 14 days, SQS's
-/// most. A dead-lettered job can be replayed only while its message is
-/// there, so a job's record must outlive it (`JOB_RETENTION_DAYS`, which
-/// [`Config`](crate::config::Config) checks against it).
-pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
-
 impl QueueSettings {
     /// The values `template.yaml` deploys by default.
     pub const TEMPLATE: Self = Self::for_worker_timeout(WORKER_TIMEOUT_SECS);
@@ -74,8 +55,8 @@ impl QueueSettings {
     pub const fn for_worker_timeout(timeout_secs: u32) -> Self {
         let visibility = timeout_secs.saturating_mul(6);
         Self {
-            visibility_timeout_secs: if visibility > crate::config::SQS_MAX_VISIBILITY_SECS {
-                crate::config::SQS_MAX_VISIBILITY_SECS
+            visibility_timeout_secs: if visibility > crate::limits::SQS_MAX_VISIBILITY_SECS {
+                crate::limits::SQS_MAX_VISIBILITY_SECS
             } else {
                 visibility
             },

@@ -8,7 +8,7 @@
 //! the message's receive, not from the change, so a change may ask only for
 //! what is left of those 12 hours ([`max_visibility_secs`]).
 
-use crate::config::SQS_MAX_VISIBILITY_SECS;
+use crate::limits::SQS_MAX_VISIBILITY_SECS;
 
 /// A retry schedule: the first delay and the cap, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
