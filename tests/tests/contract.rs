@@ -36,3 +36,33 @@ macro_rules! queue_checks {
 
 jobline_shared::for_each_store_check!(store_checks);
 jobline_shared::for_each_queue_check!(queue_checks);
+
+/// A long poll outlasts the short bounds a function's clients carry (the
+/// worker's: under a heartbeat): it is bounded by its own wait instead, so
+/// an empty poll of a bounded client is an empty answer, not a time-out.
+#[tokio::test]
+async fn a_long_poll_outlasts_the_clients_operation_timeout() {
+    use jobline_shared::SqsJobQueue;
+    use jobline_shared::aws::AwsTimeouts;
+    use jobline_shared::queue::{JobQueue, Receive};
+    use std::time::{Duration, Instant};
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let bounded = env
+        .clients
+        .clone()
+        .with_timeouts(AwsTimeouts::within(Duration::from_secs(1)));
+    let queue = SqsJobQueue::new(bounded.sqs.clone(), env.queue().url());
+    let started = Instant::now();
+    let received = queue
+        .receive(Receive {
+            max_messages: 1,
+            wait_secs: 3,
+            visibility_secs: 30,
+        })
+        .await
+        .expect("an empty long poll is no error");
+    assert!(received.is_empty());
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
+    env.cleanup().await;
+}

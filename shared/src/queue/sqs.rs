@@ -3,10 +3,16 @@
 use super::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
 use crate::error::{BoxError, QueueError, sdk_error};
 use async_trait::async_trait;
+use std::time::Duration;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
+
+/// A receive's bound beyond its long-poll wait: for each attempt, and twice
+/// that for the whole call.
+const RECEIVE_MARGIN: Duration = Duration::from_secs(5);
 
 /// [`JobQueue`] on one SQS queue.
 #[derive(Debug, Clone)]
@@ -59,6 +65,13 @@ impl JobQueue for SqsJobQueue {
     }
 
     async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
+        // A long poll outlasts the short bounds a function's clients may
+        // carry (aws::AwsTimeouts): its own bound is its wait and a margin.
+        let wait = Duration::from_secs(u64::try_from(request.wait_secs).unwrap_or(0));
+        let bounds = TimeoutConfig::builder()
+            .operation_timeout(wait + RECEIVE_MARGIN * 2)
+            .operation_attempt_timeout(wait + RECEIVE_MARGIN)
+            .build();
         let output = self
             .client
             .receive_message()
@@ -67,6 +80,8 @@ impl JobQueue for SqsJobQueue {
             .wait_time_seconds(request.wait_secs)
             .visibility_timeout(request.visibility_secs)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(bounds))
             .send()
             .await
             .map_err(|e| aws("ReceiveMessage")(sdk_error(e)))?;
