@@ -19,7 +19,7 @@
 //! lost jobs, overlapping runs), so a failure shows the figures too.
 //!
 //! Sizes: by default a short run (24 jobs; 6 s stalls against a 1 s
-//! heartbeat, whose lease is 3 s: stalls scaled to the heartbeat), about
+//! heartbeat, whose lease is 4 s: stalls scaled to the heartbeat), about
 //! half a minute on two cores; with `JOBLINE_STALL_RUN=long`, 120 longer
 //! jobs and 30 s stalls, about two minutes:
 //!

@@ -3,12 +3,12 @@
 use super::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
 use crate::error::{BoxError, QueueError, sdk_error};
 use async_trait::async_trait;
-use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
+use std::time::Duration;
 
 /// A receive's bound beyond its long-poll wait: for each attempt, and twice
 /// that for the whole call.
