@@ -23,6 +23,7 @@ pub fn job_summary(job: &JobRecord) -> Value {
         "status": job.state,
         "createdAt": format_ms(job.created_at),
         "startedAt": job.started_at.map(format_ms),
+        "runStartedAt": job.run_started_at.map(format_ms),
         "finishedAt": job.finished_at.map(format_ms),
         "attempts": job.attempts,
         "error": job.error,

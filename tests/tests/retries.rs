@@ -37,9 +37,11 @@ async fn poll_until(
 }
 
 /// The visibility a claim sets at once under `config`: its lease (two
-/// heartbeats and a second) and a second.
+/// heartbeats, the stop grace and a second) and a second.
 fn lease_visibility_secs(config: &WorkerConfig) -> u32 {
-    2 * config.heartbeat_secs + 2
+    let period = Duration::from_secs(u64::from(config.heartbeat_secs));
+    let lease_secs = jobline_worker::heartbeat::lease_ms(period) / 1000;
+    u32::try_from(lease_secs).unwrap() + 1
 }
 
 fn fast_retries(env: &TestEnv) -> WorkerConfig {

@@ -20,8 +20,9 @@ use jobline_shared::provision::{
     self, DLQ_RETENTION_SECS, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS,
 };
 use jobline_shared::store::{
-    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX,
-    SHARD_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
 };
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
@@ -1367,6 +1368,13 @@ async fn provisioned_resources_equal_the_template() {
             "KeySchema": [
                 {"AttributeName": STATE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
                 {"AttributeName": CREATED_ATTRIBUTE, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }, {
+            "IndexName": WEBHOOK_INDEX,
+            "KeySchema": [
+                {"AttributeName": HOOK_SHARD_ATTRIBUTE, "KeyType": "HASH"},
+                {"AttributeName": FINISHED_ATTRIBUTE, "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "KEYS_ONLY"},
         }])

@@ -339,6 +339,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     body.push_str(&row("Caller", escape(&job.owner)));
     body.push_str(&row("Created", time(Some(job.created_at), now)));
     body.push_str(&row("First started", time(job.started_at, now)));
+    body.push_str(&row("This run started", time(job.run_started_at, now)));
     body.push_str(&row("Finished", time(job.finished_at, now)));
     body.push_str(&row("Attempts", job.attempts.to_string()));
     body.push_str(&row("Lease until", time(job.lease_expires_at, now)));

@@ -594,9 +594,11 @@ async fn one_log_line_per_request_with_flat_fields_and_the_detail_only_there() {
 fn job_view_shows_times_as_rfc3339() {
     let mut job = record(JobId::random(), 0);
     job.started_at = Some(1_500);
+    job.run_started_at = Some(86_400_000);
     let view = job_view(&job);
     assert_eq!(view["createdAt"], "1970-01-01T00:00:00.000Z");
     assert_eq!(view["startedAt"], "1970-01-01T00:00:01.500Z");
+    assert_eq!(view["runStartedAt"], "1970-01-02T00:00:00.000Z");
     assert_eq!(view["finishedAt"], Value::Null);
     assert_eq!(view["status"], "queued");
     assert_eq!(view["deadLettered"], false);

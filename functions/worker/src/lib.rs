@@ -116,6 +116,11 @@ pub const RUNTIME_MEMORY_BYTES: u64 = 48 * 1024 * 1024;
 /// during a deploy the API may accept a type this worker does not know yet.
 pub const UNKNOWN_TYPE_ERROR: &str = "this worker does not know the job's type (yet)";
 
+/// Stored as the job's error when its last delivery's attempt was stopped
+/// because none of its heartbeats landed in time.
+pub const LEASE_LOST_ERROR: &str =
+    "the last attempt was stopped: its heartbeats could not renew its lease in time";
+
 /// Stored as the job's error when its attempt was cancelled at the deadline.
 pub const TIMED_OUT_ERROR: &str = "attempt timed out at the invocation deadline";
 
@@ -391,6 +396,15 @@ impl Worker {
                     self.retry_later(delivery, None).await
                 }
             },
+            // On the last delivery, an attempt stopped because its
+            // heartbeats did not land (calls that hung) leaves no delivery
+            // to run the job: it fails, dead-lettered, fenced by the attempt,
+            // so a job another delivery took over is left alone.
+            (Run::Finished(_), Some(Stop::LeaseLost)) if last_delivery => {
+                self.dead_letter(delivery, &job, LEASE_LOST_ERROR.to_owned())
+                    .await;
+                Disposition::Retry
+            }
             // Another delivery may hold the job, or it was finished for it:
             // nothing this attempt writes would be recorded.
             (Run::Finished(_), Some(Stop::LeaseLost)) => {

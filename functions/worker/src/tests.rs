@@ -858,3 +858,25 @@ async fn a_stalled_heartbeat_stops_the_handler_before_its_lease_ends() {
         stopped_at - lease_until
     );
 }
+
+/// On the last delivery, an attempt whose heartbeats never landed leaves no
+/// delivery to run its job: the job fails, dead-lettered, with a fixed
+/// error (fenced: a job another delivery took over would be left alone).
+#[tokio::test]
+async fn a_last_delivery_that_lost_its_lease_fails_the_job_as_dead_lettered() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "hang"}));
+    f.store.set_stalling_heartbeats(true);
+    let last = f.worker.config.max_receive_count;
+    let (disposition, metrics) =
+        tokio::time::timeout(Duration::from_secs(10), f.deliver_job(id, last))
+            .await
+            .expect("the watchdog stopped the handler");
+    assert_eq!(disposition, Disposition::Retry, "to the DLQ");
+    let job = f.store.job(id).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.dead_lettered);
+    assert_eq!(job.error.as_deref(), Some(LEASE_LOST_ERROR));
+    assert_eq!(metrics.total(Metric::JobsDeadLettered), 1.0);
+    assert_eq!(f.queue.visibility_changes().last().map(|c| c.1), Some(0));
+}

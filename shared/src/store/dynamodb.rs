@@ -1219,9 +1219,15 @@ impl JobStore for DynamoJobStore {
 
     async fn settle_webhook(&self, id: JobId) -> Result<(), StoreError> {
         self.send_update(
-            self.update(id)
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(id)))
                 .update_expression(format!("REMOVE {HOOK_SHARD_ATTRIBUTE}"))
-                .condition_expression("attribute_exists(jobId)"),
+                .condition_expression("attribute_exists(jobId)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
         )
         .await
         .map(|_| ())
