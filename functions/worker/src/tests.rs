@@ -9,12 +9,16 @@ use jobline_shared::job_types::JobContext;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::queue::Receive;
 use jobline_shared::queue::memory::MemoryQueue;
+use jobline_shared::results::result_key;
 use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing;
 use jobline_shared::testing::now_ms;
-use jobline_shared::{CancelOutcome, JobHandler, JobState};
+use jobline_shared::{
+    CancelOutcome, Completion, JobError, JobHandler, JobId, JobRecord, JobState, Metric,
+};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Fails as its payload says: `{"fail": "retry" | "permanent" | "panic" |
 /// "hang" (until cancelled) | "overrun" (ignores cancellation)}`, or
