@@ -88,6 +88,7 @@ mod error;
 mod identity;
 mod listing;
 mod openapi;
+mod routes;
 mod submission;
 
 pub use backlog::{Backlog, QueueDepth};
@@ -95,19 +96,14 @@ pub use error::ApiError;
 pub use identity::{ANONYMOUS_OWNER, caller};
 pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use jobline_shared::results::ResultStore;
-use jobline_shared::store::DeleteOutcome;
 pub use jobline_shared::view::{job_summary, job_view};
 use jobline_shared::webhook::{CallbackPolicy, KeySource};
-use jobline_shared::{
-    CancelOutcome, Clock, Config, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore,
-    JobTypes, Metric, Metrics, StoreError,
-};
+use jobline_shared::{Clock, Config, JobId, JobQueue, JobRecord, JobStore, JobTypes, Metrics};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `Retry-After` of a 202 and of an unfinished job's status, in seconds
@@ -275,334 +271,6 @@ impl Api {
         Reply { response, metrics }
     }
 
-    /// `GET /webhook-secret`: the caller's own signing secret, with which it
-    /// verifies the events of its jobs (and no one else's).
-    async fn webhook_secret(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
-        let keys = self
-            .webhook_keys
-            .as_ref()
-            .ok_or(ApiError::WebhooksDisabled)?
-            .keys()
-            .await
-            .map_err(|e| ApiError::SecretUnavailable(e.to_string()))?;
-        let body = json!({ "secret": keys.caller_secret(&owner).to_whsec() });
-        fresh_json(StatusCode::OK)
-            .body(Body::from(body.to_string()))
-            .map_err(ApiError::internal)
-    }
-
-    async fn submit(
-        &self,
-        request: &Request,
-        metrics: &mut Metrics,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
-        let key = submission::idempotency_key(request)?;
-        let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
-        let job_request = submission::job_request(request.body().as_ref(), callbacks)?;
-        trace.job_type = Some(job_request.job_type.clone());
-        let id = key.map_or_else(JobId::random, |key| {
-            JobId::from_idempotency_key(&owner, key)
-        });
-        trace.job_id = Some(id);
-        let job = JobRecord::new_queued(
-            id,
-            &owner,
-            &job_request,
-            self.clock.now_ms(),
-            self.retention_days,
-        );
-        submission::check_sizes(&job)?;
-        let handler =
-            self.job_types
-                .get(&job.job_type)
-                .ok_or_else(|| ApiError::UnknownJobType {
-                    job_type: job.job_type.clone(),
-                    known: self.job_types.names().map(str::to_owned).collect(),
-                })?;
-        handler
-            .validate(&job.payload)
-            .map_err(ApiError::InvalidPayload)?;
-
-        if self.backlog_full().await {
-            if key.is_some() {
-                let existing = self
-                    .store
-                    .get(id)
-                    .await
-                    .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
-                if let Some(existing) = existing {
-                    check_replay(&existing, &job)?;
-                    if !existing.enqueue_failed {
-                        tracing::debug!("replay of an accepted job while the backlog is full");
-                        return self.accepted(request, &existing);
-                    }
-                }
-            }
-            metrics.count(&job.job_type, Metric::JobsRefused);
-            return Err(ApiError::BacklogFull {
-                retry_after_secs: BACKLOG_RETRY_AFTER_SECS,
-            });
-        }
-
-        // Whether this request creates the job (not a replay of an accepted one).
-        let new_job = match self.store.create(&job).await {
-            Ok(()) => true,
-            Err(StoreError::Conflict {
-                current: Some(existing),
-            }) => {
-                check_replay(&existing, &job)?;
-                if existing.created_at == job.created_at {
-                    tracing::debug!("the store holds this request's own write (a retried PutItem)");
-                    true
-                } else if existing.state == JobState::Queued && existing.attempts == 0 {
-                    // Never claimed: the request that wrote it may have died
-                    // between its write and its send, leaving no message. Send
-                    // again; a duplicate only costs the worker a refused claim.
-                    // First the mark that keeps its creator from failing it.
-                    tracing::debug!("replay of a job not yet started: sending its message again");
-                    if let Some(answer) = self.mark_resending(request, &existing).await? {
-                        return Ok(answer);
-                    }
-                    false
-                } else {
-                    tracing::debug!("idempotent replay of an accepted job");
-                    return self.accepted(request, &existing);
-                }
-            }
-            Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
-        };
-
-        if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
-            if !new_job {
-                // A repeat never marks the job: its creator's message, or
-                // an earlier repeat's, may be in the queue. The client's next
-                // retry sends again; the time bound ends a job none arrives for.
-                return Err(ApiError::QueueUnavailable(send_error.to_string()));
-            }
-            let now = self.clock.now_ms();
-            let detail = match self
-                .store
-                .mark_enqueue_failed(&job, ENQUEUE_FAILED, now)
-                .await
-            {
-                Ok(()) => send_error.to_string(),
-                // A worker claimed the job (the message arrived after all:
-                // only its response was lost), or a repeat of this request
-                // sent it again: the job is accepted.
-                Err(StoreError::Conflict {
-                    current: Some(current),
-                }) if current.attempts > 0 || current.resent_at.is_some() => {
-                    tracing::warn!(
-                        error = %send_error,
-                        "SendMessage failed, but the job was claimed or sent again since"
-                    );
-                    metrics.count(&job.job_type, Metric::JobsAccepted);
-                    return self.accepted(request, &current);
-                }
-                Err(mark_error) => {
-                    format!(
-                        "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
-                    )
-                }
-            };
-            return Err(ApiError::QueueUnavailable(detail));
-        }
-        if new_job {
-            metrics.count(&job.job_type, Metric::JobsAccepted);
-        }
-        self.accepted(request, &job)
-    }
-
-    /// Marks `existing` (queued, never claimed) as about to be sent again by
-    /// this repeat. `Some` answer when the job moved on meanwhile: claimed
-    /// (202 as it is), or failed to enqueue (503: the client's retry creates
-    /// it again under the same key).
-    async fn mark_resending(
-        &self,
-        request: &Request,
-        existing: &JobRecord,
-    ) -> Result<Option<Response<Body>>, ApiError> {
-        match self
-            .store
-            .mark_resending(existing.id, self.clock.now_ms())
-            .await
-        {
-            Ok(()) => Ok(None),
-            Err(StoreError::Conflict {
-                current: Some(current),
-            }) if current.enqueue_failed => Err(ApiError::QueueUnavailable(
-                "the job's first send failed meanwhile".to_owned(),
-            )),
-            Err(StoreError::Conflict {
-                current: Some(current),
-            }) => self.accepted(request, &current).map(Some),
-            Err(StoreError::Conflict { current: None }) => Err(ApiError::StoreUnavailable(
-                "the job vanished while it was being sent again".to_owned(),
-            )),
-            Err(error) => Err(ApiError::StoreUnavailable(error.to_string())),
-        }
-    }
-
-    async fn backlog_full(&self) -> bool {
-        match &self.backlog {
-            Some(backlog) => backlog.is_full().await,
-            None => false,
-        }
-    }
-
-    /// The 202 for `job`, with its link and when to poll it.
-    fn accepted(&self, request: &Request, job: &JobRecord) -> Result<Response<Body>, ApiError> {
-        let status_url = format!("{}/jobs/{}", self.public_base(request), job.id);
-        let body = json!({
-            "jobId": job.id,
-            "status": job.state,
-            "statusUrl": status_url,
-        });
-        json_response(StatusCode::ACCEPTED)
-            .header(LOCATION, status_url)
-            .header(RETRY_AFTER, POLL_AFTER_SECS)
-            .body(Body::from(body.to_string()))
-            .map_err(ApiError::internal)
-    }
-
-    async fn status(
-        &self,
-        request: &Request,
-        id: &str,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, ApiError> {
-        let job = self.own_job(request, id, trace).await?;
-        let mut view = job_view(&job);
-        if let Some(key) = &job.result_key {
-            let link = self
-                .result_store()?
-                .link(key)
-                .await
-                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
-            view["resultUrl"] = json!(link);
-        }
-        job_response(&job, &view)
-    }
-
-    /// The result store, which a job with a stored result needs.
-    fn result_store(&self) -> Result<&Arc<dyn ResultStore>, ApiError> {
-        self.results.as_ref().ok_or_else(|| {
-            ApiError::internal("a job's result is in the result store, but RESULTS_BUCKET is unset")
-        })
-    }
-
-    /// `POST /jobs/{id}/cancel`: a queued job is cancelled at once (its
-    /// message is acknowledged unrun when it arrives); a running one is
-    /// asked to stop, which its worker learns at its next heartbeat. Either
-    /// way 200 with the job; a finished one is 409 with its state.
-    async fn cancel(
-        &self,
-        request: &Request,
-        id: &str,
-        metrics: &mut Metrics,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, ApiError> {
-        let job = self.own_job(request, id, trace).await?;
-        let outcome = self
-            .store
-            .cancel(job.id, self.clock.now_ms())
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
-        match outcome {
-            CancelOutcome::Cancelled(cancelled) => {
-                if job.state != JobState::Cancelled {
-                    metrics.count(&job.job_type, Metric::JobsCancelled);
-                }
-                job_response(&cancelled, &job_view(&cancelled))
-            }
-            CancelOutcome::Requested(running) => job_response(&running, &job_view(&running)),
-            CancelOutcome::Finished(state) => Err(ApiError::JobFinished { state }),
-            CancelOutcome::Missing => Err(ApiError::JobNotFound),
-        }
-    }
-
-    /// `GET /jobs`: one page of the caller's jobs, newest first (see
-    /// [`listing`]).
-    async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
-        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
-        let query = listing::Query::parse(request.uri().query().unwrap_or_default(), &owner)?;
-        let page = self
-            .store
-            .list(&owner, query.after, query.limit)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
-        let now_ms = self.clock.now_ms();
-        let jobs: Vec<Value> = page
-            .jobs
-            .iter()
-            .filter(|job| !expired(job, now_ms) && query.matches(job))
-            .map(job_summary)
-            .collect();
-        let body = json!({
-            "jobs": jobs,
-            "nextCursor": page.next.map(|next| listing::cursor(next, &owner)),
-        });
-        fresh_json(StatusCode::OK)
-            .body(Body::from(body.to_string()))
-            .map_err(ApiError::internal)
-    }
-
-    /// `DELETE /jobs/{id}`: a finished job, its payload and result are
-    /// deleted at once (204); an unfinished one is 409 with its state.
-    async fn delete(
-        &self,
-        request: &Request,
-        id: &str,
-        trace: &mut Trace,
-    ) -> Result<Response<Body>, ApiError> {
-        let job = self.own_job(request, id, trace).await?;
-        if let (Some(key), true) = (&job.result_key, job.state.is_finished()) {
-            self.result_store()?
-                .delete(key)
-                .await
-                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
-        }
-        match self
-            .store
-            .delete(job.id)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
-        {
-            DeleteOutcome::Deleted => Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .body(Body::Empty)
-                .map_err(ApiError::internal),
-            DeleteOutcome::Unfinished(state) => Err(ApiError::JobNotFinished { state }),
-            DeleteOutcome::Missing => Err(ApiError::JobNotFound),
-        }
-    }
-
-    /// The caller's job `id`, read strongly consistent: 404 when there is
-    /// none, it is another caller's, or it has expired.
-    async fn own_job(
-        &self,
-        request: &Request,
-        id: &str,
-        trace: &mut Trace,
-    ) -> Result<JobRecord, ApiError> {
-        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
-        let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
-        trace.job_id = Some(id);
-        let now_ms = self.clock.now_ms();
-        let job = self
-            .store
-            .get(id)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
-            .filter(|job| job.owner == owner && !expired(job, now_ms))
-            .ok_or(ApiError::JobNotFound)?;
-        trace.job_type = Some(job.job_type.clone());
-        Ok(job)
-    }
-
     /// `PUBLIC_BASE_URL`; else, deployed, `https://` and the API Gateway
     /// domain name of the request context, and its stage unless `$default`;
     /// else nothing (relative links). Never the client's `Host`.
@@ -627,49 +295,23 @@ impl Api {
     }
 }
 
+/// A JSON answer that is never cached: a job's state changes under it.
+pub(crate) fn fresh_json(status: StatusCode) -> http::response::Builder {
+    json_response(status).header(CACHE_CONTROL, "no-store")
+}
+
+pub(crate) fn json_response(status: StatusCode) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+}
+
 /// Whether `job` is past its `expiresAt` at `now_ms`, and so gone to its
 /// client: DynamoDB's TTL deletes an expired item only within a few days
 /// (and the emulator never), so a read may still meet it. An `expiresAt` of
 /// 0 (absent) is no expiry, as DynamoDB's TTL skips such items.
-fn expired(job: &JobRecord, now_ms: i64) -> bool {
+pub(crate) fn expired(job: &JobRecord, now_ms: i64) -> bool {
     job.expires_at > 0 && job.expires_at <= now_ms / 1000
-}
-
-/// Whether `existing`, the job already under this request's id, may answer
-/// `job`'s request as a replay: not if it has expired (its client sees it
-/// gone, and the store keeps the id until the TTL deletes it), nor if
-/// another caller or body made it.
-fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
-    if expired(existing, job.created_at) {
-        return Err(ApiError::IdempotencyKeyExpired);
-    }
-    if existing.owner != job.owner || existing.fingerprint != job.fingerprint {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    Ok(())
-}
-
-/// 200 with `view`, `job`'s view, never cached, and when to poll again
-/// while it is unfinished.
-fn job_response(job: &JobRecord, view: &Value) -> Result<Response<Body>, ApiError> {
-    let mut response = fresh_json(StatusCode::OK);
-    if !job.state.is_finished() {
-        response = response.header(RETRY_AFTER, POLL_AFTER_SECS);
-    }
-    response
-        .body(Body::from(view.to_string()))
-        .map_err(ApiError::internal)
-}
-
-/// A JSON answer that is never cached: a job's state changes under it.
-fn fresh_json(status: StatusCode) -> http::response::Builder {
-    json_response(status).header(CACHE_CONTROL, "no-store")
-}
-
-fn json_response(status: StatusCode) -> http::response::Builder {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json")
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 
 use super::backlog::fake::FakeDepth;
 use super::*;
+use http::header::{LOCATION, RETRY_AFTER};
 use jobline_shared::queue::memory::MemoryQueue;
 use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
 use jobline_shared::store::memory::MemoryStore;
 use jobline_shared::testing::now_ms;
-use jobline_shared::{JobRequest, QueueError};
+use jobline_shared::{JobMessage, JobRequest, JobState, Metric, QueueError};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use serde_json::{Value, json};
 
 fn config(base: Option<&str>) -> Config {
     let mut config = Config::from_lookup(|name| match name {

@@ -1,0 +1,211 @@
+//! `POST /jobs`: validate, write, then send (the module doc of the crate
+//! says why in that order), and what a repeat of an accepted submission
+//! does; answered `202` with the job's link.
+
+use crate::error::ApiError;
+use crate::identity::caller;
+use crate::{
+    Api, BACKLOG_RETRY_AFTER_SECS, ENQUEUE_FAILED, POLL_AFTER_SECS, Trace, expired, json_response,
+    submission,
+};
+use http::StatusCode;
+use http::header::{LOCATION, RETRY_AFTER};
+use jobline_shared::{JobId, JobMessage, JobRecord, JobState, Metric, Metrics, StoreError};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+impl Api {
+    pub(crate) async fn submit(
+        &self,
+        request: &Request,
+        metrics: &mut Metrics,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
+        let key = submission::idempotency_key(request)?;
+        let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
+        let job_request = submission::job_request(request.body().as_ref(), callbacks)?;
+        trace.job_type = Some(job_request.job_type.clone());
+        let id = key.map_or_else(JobId::random, |key| {
+            JobId::from_idempotency_key(&owner, key)
+        });
+        trace.job_id = Some(id);
+        let job = JobRecord::new_queued(
+            id,
+            &owner,
+            &job_request,
+            self.clock.now_ms(),
+            self.retention_days,
+        );
+        submission::check_sizes(&job)?;
+        let handler =
+            self.job_types
+                .get(&job.job_type)
+                .ok_or_else(|| ApiError::UnknownJobType {
+                    job_type: job.job_type.clone(),
+                    known: self.job_types.names().map(str::to_owned).collect(),
+                })?;
+        handler
+            .validate(&job.payload)
+            .map_err(ApiError::InvalidPayload)?;
+
+        if self.backlog_full().await {
+            if key.is_some() {
+                let existing = self
+                    .store
+                    .get(id)
+                    .await
+                    .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+                if let Some(existing) = existing {
+                    check_replay(&existing, &job)?;
+                    if !existing.enqueue_failed {
+                        tracing::debug!("replay of an accepted job while the backlog is full");
+                        return self.accepted(request, &existing);
+                    }
+                }
+            }
+            metrics.count(&job.job_type, Metric::JobsRefused);
+            return Err(ApiError::BacklogFull {
+                retry_after_secs: BACKLOG_RETRY_AFTER_SECS,
+            });
+        }
+
+        // Whether this request creates the job (not a replay of an accepted one).
+        let new_job = match self.store.create(&job).await {
+            Ok(()) => true,
+            Err(StoreError::Conflict {
+                current: Some(existing),
+            }) => {
+                check_replay(&existing, &job)?;
+                if existing.created_at == job.created_at {
+                    tracing::debug!("the store holds this request's own write (a retried PutItem)");
+                    true
+                } else if existing.state == JobState::Queued && existing.attempts == 0 {
+                    // Never claimed: the request that wrote it may have died
+                    // between its write and its send, leaving no message. Send
+                    // again; a duplicate only costs the worker a refused claim.
+                    // First the mark that keeps its creator from failing it.
+                    tracing::debug!("replay of a job not yet started: sending its message again");
+                    if let Some(answer) = self.mark_resending(request, &existing).await? {
+                        return Ok(answer);
+                    }
+                    false
+                } else {
+                    tracing::debug!("idempotent replay of an accepted job");
+                    return self.accepted(request, &existing);
+                }
+            }
+            Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
+        };
+
+        if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
+            if !new_job {
+                // A repeat never marks the job: its creator's message, or
+                // an earlier repeat's, may be in the queue. The client's next
+                // retry sends again; the time bound ends a job none arrives for.
+                return Err(ApiError::QueueUnavailable(send_error.to_string()));
+            }
+            let now = self.clock.now_ms();
+            let detail = match self
+                .store
+                .mark_enqueue_failed(&job, ENQUEUE_FAILED, now)
+                .await
+            {
+                Ok(()) => send_error.to_string(),
+                // A worker claimed the job (the message arrived after all:
+                // only its response was lost), or a repeat of this request
+                // sent it again: the job is accepted.
+                Err(StoreError::Conflict {
+                    current: Some(current),
+                }) if current.attempts > 0 || current.resent_at.is_some() => {
+                    tracing::warn!(
+                        error = %send_error,
+                        "SendMessage failed, but the job was claimed or sent again since"
+                    );
+                    metrics.count(&job.job_type, Metric::JobsAccepted);
+                    return self.accepted(request, &current);
+                }
+                Err(mark_error) => {
+                    format!(
+                        "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
+                    )
+                }
+            };
+            return Err(ApiError::QueueUnavailable(detail));
+        }
+        if new_job {
+            metrics.count(&job.job_type, Metric::JobsAccepted);
+        }
+        self.accepted(request, &job)
+    }
+
+    /// Marks `existing` (queued, never claimed) as about to be sent again by
+    /// this repeat. `Some` answer when the job moved on meanwhile: claimed
+    /// (202 as it is), or failed to enqueue (503: the client's retry creates
+    /// it again under the same key).
+    pub(crate) async fn mark_resending(
+        &self,
+        request: &Request,
+        existing: &JobRecord,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        match self
+            .store
+            .mark_resending(existing.id, self.clock.now_ms())
+            .await
+        {
+            Ok(()) => Ok(None),
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) if current.enqueue_failed => Err(ApiError::QueueUnavailable(
+                "the job's first send failed meanwhile".to_owned(),
+            )),
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => self.accepted(request, &current).map(Some),
+            Err(StoreError::Conflict { current: None }) => Err(ApiError::StoreUnavailable(
+                "the job vanished while it was being sent again".to_owned(),
+            )),
+            Err(error) => Err(ApiError::StoreUnavailable(error.to_string())),
+        }
+    }
+
+    pub(crate) async fn backlog_full(&self) -> bool {
+        match &self.backlog {
+            Some(backlog) => backlog.is_full().await,
+            None => false,
+        }
+    }
+
+    /// The 202 for `job`, with its link and when to poll it.
+    pub(crate) fn accepted(
+        &self,
+        request: &Request,
+        job: &JobRecord,
+    ) -> Result<Response<Body>, ApiError> {
+        let status_url = format!("{}/jobs/{}", self.public_base(request), job.id);
+        let body = json!({
+            "jobId": job.id,
+            "status": job.state,
+            "statusUrl": status_url,
+        });
+        json_response(StatusCode::ACCEPTED)
+            .header(LOCATION, status_url)
+            .header(RETRY_AFTER, POLL_AFTER_SECS)
+            .body(Body::from(body.to_string()))
+            .map_err(ApiError::internal)
+    }
+}
+
+/// Whether `existing`, the job already under this request's id, may answer
+/// `job`'s request as a replay: not if it has expired (its client sees it
+/// gone, and the store keeps the id until the TTL deletes it), nor if
+/// another caller or body made it.
+pub(crate) fn check_replay(existing: &JobRecord, job: &JobRecord) -> Result<(), ApiError> {
+    if expired(existing, job.created_at) {
+        return Err(ApiError::IdempotencyKeyExpired);
+    }
+    if existing.owner != job.owner || existing.fingerprint != job.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(())
+}
