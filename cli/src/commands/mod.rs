@@ -1,26 +1,26 @@
-//! Runs one parsed command line and decides the exit code.
+//! Runs one parsed command line and decides the exit code: [`run`] hands
+//! each command to its function, the API client's in `api.rs` and the
+//! operator's in `operator.rs`.
 //!
 //! The client commands only need the API's URL; the DLQ commands load the
 //! configuration and SDK clients from the environment once, here, and hand
 //! [`DeadLetterQueue`] the store and queues built from them.
 
+mod api;
+mod operator;
+
 use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
-use crate::client::{ApiClient, Auth, Cancel, ClientError, Waited};
-use crate::console::guard::Guard;
-use crate::console::{Console, serve};
+use crate::client::{ApiClient, Auth, ClientError};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
-use crate::jobs::{JobsError, Retried, RetryError, StateQuery, list_jobs, retry};
-use crate::progress::{ProgressDisplay, ProgressStyle};
+use crate::jobs::{JobsError, RetryError};
+use crate::progress::ProgressStyle;
 use crate::sigv4::Signer;
-use jobline_shared::activity::CloudWatchHistory;
 use jobline_shared::aws::{Clients, SigningIdentity};
 use jobline_shared::error::CredentialsError;
-use jobline_shared::{Clock, Config, ConfigError, DynamoJobStore, JobState, SqsJobQueue};
+use jobline_shared::{Config, ConfigError};
 use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// The exit codes of `jobline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,228 +94,17 @@ pub async fn run(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     match command {
-        Command::Submit(args) => {
-            let payload = read_payload(&args.payload)?;
-            let client = api_client(&args.api).await?;
-            let accepted = client
-                .submit(
-                    &args.job_type,
-                    &payload,
-                    args.callback_url.as_deref(),
-                    args.idempotency_key.as_deref(),
-                )
-                .await?;
-            print_json(out, &accepted)?;
-            Ok(Exit::Success)
-        }
-        Command::Status(args) => {
-            let job = api_client(&args.api).await?.status(args.id).await?;
-            print_json(out, &job)?;
-            Ok(Exit::Success)
-        }
-        Command::Wait(args) => {
-            let client = api_client(&args.api).await?;
-            let mut display = ProgressDisplay::new(progress);
-            let waited = client
-                .wait(
-                    args.id,
-                    Duration::from_secs(args.timeout),
-                    Duration::from_millis(args.interval),
-                    |job| display.show(job, &mut *err).map_err(CliError::Output),
-                )
-                .await;
-            display.finish(err)?;
-            match waited? {
-                Waited::Finished { job, status } => {
-                    print_json(out, &job)?;
-                    Ok(if status == JobState::Succeeded {
-                        Exit::Success
-                    } else {
-                        Exit::Failed
-                    })
-                }
-                Waited::TimedOut { job, status } => {
-                    print_json(out, &job)?;
-                    writeln!(
-                        err,
-                        "timed out after {} s: job {} is still {status}",
-                        args.timeout, args.id
-                    )?;
-                    Ok(Exit::TimedOut)
-                }
-            }
-        }
-        Command::List(args) => {
-            let client = api_client(&args.api).await?;
-            let mut cursor = args.cursor.clone();
-            let mut shown = 0;
-            while shown < args.limit {
-                let page_size = (args.limit - shown).min(LIST_PAGE_SIZE);
-                let page = client
-                    .list(&list_query(&args, page_size, cursor.as_deref()))
-                    .await?;
-                for job in page["jobs"].as_array().into_iter().flatten() {
-                    serde_json::to_writer(&mut *out, job).map_err(io::Error::from)?;
-                    writeln!(out)?;
-                    shown += 1;
-                }
-                cursor = page["nextCursor"].as_str().map(str::to_owned);
-                if cursor.is_none() {
-                    break;
-                }
-            }
-            if let Some(cursor) = cursor {
-                writeln!(err, "more jobs: jobline list --cursor {cursor}")?;
-            }
-            Ok(Exit::Success)
-        }
-        Command::WebhookSecret(args) => {
-            let secret = api_client(&args).await?.webhook_secret().await?;
-            writeln!(out, "{secret}")?;
-            Ok(Exit::Success)
-        }
-        Command::Delete(args) => {
-            let id = args.id;
-            match api_client(&args.api).await?.delete(id).await? {
-                None => {
-                    writeln!(err, "job {id} is deleted")?;
-                    Ok(Exit::Success)
-                }
-                Some(state) => {
-                    writeln!(
-                        err,
-                        "job {id} is {state}: only a finished job can be deleted (cancel it first)"
-                    )?;
-                    Ok(Exit::Failed)
-                }
-            }
-        }
-        Command::Cancel(args) => {
-            let id = args.id;
-            match api_client(&args.api).await?.cancel(id).await? {
-                Cancel::Cancelled { job } => {
-                    print_json(out, &job)?;
-                    writeln!(err, "job {id} is cancelled")?;
-                    Ok(Exit::Success)
-                }
-                Cancel::Requested { job } => {
-                    print_json(out, &job)?;
-                    writeln!(
-                        err,
-                        "cancellation requested: job {id} is running and stops at its next \
-                         heartbeat (unless it finishes first)"
-                    )?;
-                    Ok(Exit::Success)
-                }
-                Cancel::Finished { status } => {
-                    writeln!(
-                        err,
-                        "job {id} had already finished ({status}): nothing to cancel"
-                    )?;
-                    Ok(Exit::Failed)
-                }
-            }
-        }
-        Command::Jobs(args) => {
-            let table = jobs_table(|name| std::env::var(name).ok())?;
-            let clients = Clients::from_env().await;
-            let store = DynamoJobStore::new(clients.dynamodb.clone(), table);
-            let query = StateQuery {
-                job_type: args.job_type,
-                owner: args.owner,
-                created_since: args.since,
-                created_before: args.before,
-                ..StateQuery::new(args.state, args.limit.get())
-            };
-            list_jobs(&store, &query, out).await?.report(err)?;
-            Ok(Exit::Success)
-        }
-        Command::Retry(args) => {
-            let (config, clients) = operator_clients(Config::from_env()).await?;
-            let outcome = retry(
-                &clients.store(&config),
-                &clients.queue(&config),
-                args.id,
-                Clock::system().now_ms(),
-            )
-            .await?;
-            let exit = match outcome {
-                Retried::Requeued { message_id } => {
-                    writeln!(
-                        out,
-                        "job {} is queued again (message {message_id})",
-                        args.id
-                    )?;
-                    Exit::Success
-                }
-                Retried::SentAgain { message_id } => {
-                    writeln!(
-                        out,
-                        "job {} was already queued: its message was sent again ({message_id})",
-                        args.id
-                    )?;
-                    Exit::Success
-                }
-                Retried::Unchanged(state) => {
-                    writeln!(
-                        err,
-                        "job {} is {state}: only a failed job is retried",
-                        args.id
-                    )?;
-                    Exit::Failed
-                }
-                Retried::Missing => {
-                    writeln!(err, "job {} not found", args.id)?;
-                    Exit::Failed
-                }
-            };
-            Ok(exit)
-        }
-        Command::Console(args) => {
-            let (config, dlq_url) = dlq_config(Config::from_env())?;
-            let clients = Clients::from_env().await;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-                .await
-                .map_err(|source| CliError::Listen {
-                    port: args.port,
-                    source,
-                })?;
-            let port = listener.local_addr()?.port();
-            let console = Console {
-                store: Arc::new(clients.store(&config)),
-                queue: Arc::new(clients.queue(&config)),
-                dlq: Arc::new(SqsJobQueue::new(clients.sqs.clone(), dlq_url)),
-                history: Arc::new(CloudWatchHistory::from_env().await),
-                guard: Guard::new(port),
-                emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-                clock: Clock::system(),
-            };
-            // Printed, never handed to a browser opener: that would put the
-            // token on a command line every local user can read (the guard's
-            // module doc says why, and why not through a file either).
-            let url = console.guard.launch_url();
-            writeln!(out, "Jobline console: {url}")?;
-            writeln!(
-                out,
-                "(open it in your browser: it works once, for the first browser that opens it; \
-                 Ctrl-C stops the console)"
-            )?;
-            out.flush()?;
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            serve(listener, Arc::new(console), stop).await?;
-            Ok(Exit::Success)
-        }
-        Command::Dlq(command) => {
-            let (config, dlq_url) = dlq_config(Config::from_env())?;
-            let clients = Clients::from_env().await;
-            let dlq = SqsJobQueue::new(clients.sqs.clone(), dlq_url);
-            let queue = clients.queue(&config);
-            let store = clients.store(&config);
-            let tools = DeadLetterQueue::new(&dlq, &queue, &store);
-            run_dlq(command, tools, out).await
-        }
+        Command::Submit(args) => api::submit(args, out).await,
+        Command::Status(args) => api::status(args, out).await,
+        Command::Wait(args) => api::wait(args, progress, out, err).await,
+        Command::List(args) => api::list(args, out, err).await,
+        Command::WebhookSecret(args) => api::webhook_secret(args, out).await,
+        Command::Delete(args) => api::delete(args, err).await,
+        Command::Cancel(args) => api::cancel(args, out, err).await,
+        Command::Jobs(args) => operator::jobs(args, out, err).await,
+        Command::Retry(args) => operator::retry_job(args, out, err).await,
+        Command::Console(args) => operator::console(args, out).await,
+        Command::Dlq(command) => operator::dlq(command, out).await,
     }
 }
 
