@@ -1,0 +1,365 @@
+//! The functions and their parameters: each environment configures the
+//! code, every parameter's range is one the code accepts, and the
+//! sweeper's schedule and the results bucket follow theirs.
+
+use super::*;
+
+/// The bounds of `HeartbeatSeconds` and `MaxJobRunSeconds` are values the
+/// code accepts and reads back, so no allowed deployment fails at cold start.
+#[test]
+fn heartbeat_and_run_bound_parameters_are_values_the_code_accepts() {
+    let template = Template::load();
+    for (parameter, read) in [
+        (
+            "HeartbeatSeconds",
+            (|w: &WorkerConfig| w.heartbeat_secs) as fn(&WorkerConfig) -> u32,
+        ),
+        ("MaxJobRunSeconds", |w: &WorkerConfig| w.max_run_secs),
+    ] {
+        let definition = template.parameter(parameter);
+        assert_eq!(definition["Type"], "Number", "{parameter}");
+        let min = number(&definition["MinValue"]);
+        let max = number(&definition["MaxValue"]);
+        let default = template.default_of(parameter);
+        assert!(min >= 1, "{parameter} MinValue {min}: the code needs 1");
+        assert!(
+            (min..=max).contains(&default),
+            "{parameter} default {default}"
+        );
+        for value in [min, default, max] {
+            let given = value.to_string();
+            let parameters = HashMap::from([(parameter, given.as_str())]);
+            for function in FUNCTIONS {
+                let environment = template.resolved_environment(function, &parameters);
+                let config = Config::from_lookup(|name| environment.get(name).cloned())
+                    .unwrap_or_else(|e| panic!("{function}, {parameter} {value}: {e}"));
+                assert_eq!(
+                    u64::from(read(&config.worker)),
+                    value,
+                    "{function}, {parameter}"
+                );
+            }
+        }
+    }
+}
+
+/// A job's record outlives its dead-lettered message, so a replay finds it:
+/// `JobRetentionDays`' floor is the code's own bound for the longest run
+/// `MaxJobRunSeconds` allows (the DLQ's 14 days plus 7), so no allowed pair of
+/// parameters fails at cold start, and the code refuses a day less.
+#[test]
+fn job_records_outlive_the_dead_letter_queue_and_the_longest_run() {
+    let template = Template::load();
+    for dlq in ["JobsDeadLetterQueue", "NotifyDeadLetterQueue"] {
+        assert_eq!(
+            number(&template.properties(dlq, QUEUE)["MessageRetentionPeriod"]),
+            u64::from(DLQ_RETENTION_SECS),
+            "{dlq}"
+        );
+    }
+    let min = number(&template.parameter("JobRetentionDays")["MinValue"]);
+    let longest_run = number(&template.parameter("MaxJobRunSeconds")["MaxValue"]);
+    assert_eq!(
+        min,
+        u64::from(min_retention_days(u32::try_from(longest_run).unwrap())),
+        "JobRetentionDays' MinValue for MaxJobRunSeconds up to {longest_run}"
+    );
+    assert!(min * 86_400 >= u64::from(DLQ_RETENTION_SECS) + longest_run);
+    assert!(template.default_of("JobRetentionDays") >= min);
+    let (min_days, day_less, run) = (
+        min.to_string(),
+        (min - 1).to_string(),
+        longest_run.to_string(),
+    );
+    for function in FUNCTIONS {
+        let parameters = HashMap::from([
+            ("JobRetentionDays", min_days.as_str()),
+            ("MaxJobRunSeconds", run.as_str()),
+        ]);
+        let environment = template.resolved_environment(function, &parameters);
+        let config = Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert_eq!(u64::from(config.retention_days), min, "{function}");
+        let parameters = HashMap::from([
+            ("JobRetentionDays", day_less.as_str()),
+            ("MaxJobRunSeconds", run.as_str()),
+        ]);
+        let environment = template.resolved_environment(function, &parameters);
+        let error = Config::from_lookup(|name| environment.get(name).cloned())
+            .expect_err("a day less than the floor")
+            .to_string();
+        assert!(error.contains("JOB_RETENTION_DAYS"), "{function}: {error}");
+    }
+}
+
+/// The demonstration job types are off unless `EnableDemoJobTypes` turns
+/// them on, for the API and the worker alike (the API accepts only what the
+/// worker runs); the other functions register no job types.
+#[test]
+fn demo_job_types_follow_their_parameter_on_the_api_and_the_worker() {
+    let template = Template::load();
+    assert_eq!(string_default(&template, "EnableDemoJobTypes"), "false");
+    assert_eq!(
+        template.parameter("EnableDemoJobTypes")["AllowedValues"],
+        json!(["true", "false"])
+    );
+    for function in FUNCTIONS {
+        let registers = matches!(function, "ApiFunction" | "WorkerFunction");
+        assert_eq!(
+            template
+                .function_environment(function)
+                .get("DEMO_JOB_TYPES"),
+            registers.then(|| reference("EnableDemoJobTypes")).as_ref(),
+            "{function}"
+        );
+        for (given, expected) in [
+            (None, false),
+            (Some("false"), false),
+            (Some("true"), registers),
+        ] {
+            let parameters: HashMap<&str, &str> = given
+                .map(|value| ("EnableDemoJobTypes", value))
+                .into_iter()
+                .collect();
+            let environment = template.resolved_environment(function, &parameters);
+            let config = Config::from_lookup(|name| environment.get(name).cloned())
+                .unwrap_or_else(|e| panic!("{function}: {e}"));
+            assert_eq!(config.demo_job_types, expected, "{function}, {given:?}");
+        }
+    }
+}
+
+#[test]
+fn function_environments_configure_the_code_from_the_parameters() {
+    let template = Template::load();
+    // Values unlike every default, so that a misspelt variable, which the
+    // code would silently replace by its default, fails here.
+    let parameters = HashMap::from([
+        ("MaxReceiveCount", "7"),
+        ("RetryBaseDelaySeconds", "3"),
+        ("RetryMaxDelaySeconds", "301"),
+        ("WorkerConcurrency", "9"),
+        ("JobRetentionDays", "31"),
+        ("WorkerTimeoutSeconds", "120"),
+        ("HeartbeatSeconds", "11"),
+        ("MaxJobRunSeconds", "3601"),
+    ]);
+    for function in FUNCTIONS {
+        let environment = template.resolved_environment(function, &parameters);
+        // The level comes from ApplicationLogLevel (INFO by default), not
+        // RUST_LOG: see logging_is_json_with_levels_from_the_parameters.
+        assert!(!environment.contains_key("RUST_LOG"), "{function}");
+        let config = Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{function}'s environment: {e}"));
+        assert_eq!(config.table_name, "<JobsTable>", "{function}");
+        assert_eq!(config.queue_url, "<JobsQueue>", "{function}");
+        assert_eq!(config.retention_days, 31, "{function}");
+        // Every function builds the job store, which reads these.
+        assert_eq!(config.worker.function_timeout_secs, 120, "{function}");
+        assert_eq!(config.worker.heartbeat_secs, 11, "{function}");
+        assert_eq!(config.worker.max_run_secs, 3601, "{function}");
+        // Only the API (GET /webhook-secret, callbackUrl on submission) and
+        // the notifier read the master key; only the notifier its queue.
+        let webhooks = &config.webhooks;
+        let reads_the_key = matches!(function, "ApiFunction" | "NotifierFunction");
+        assert_eq!(
+            webhooks.secret_id.as_deref(),
+            reads_the_key.then_some("<WebhookMasterSecret>"),
+            "{function}"
+        );
+        // The notifier relays to and delivers from its queue; the sweeper
+        // hands it owed webhooks the stream never relayed.
+        assert_eq!(
+            webhooks.queue_url.is_some(),
+            matches!(function, "NotifierFunction" | "SweeperFunction"),
+            "{function}"
+        );
+        assert!(!webhooks.allow_local_callbacks, "{function}");
+    }
+    let environment = template.resolved_environment("NotifierFunction", &parameters);
+    let notifier = Config::from_lookup(|name| environment.get(name).cloned())
+        .unwrap()
+        .webhooks;
+    assert!(notifier.secret_id.is_some());
+    assert!(notifier.queue_url.is_some());
+    assert_eq!(notifier.queue_url.as_deref(), Some("<NotifyQueue>"));
+    assert_eq!(
+        notifier.max_receive_count,
+        QueueSettings::NOTIFY.max_receive_count
+    );
+    let environment = template.resolved_environment("WorkerFunction", &parameters);
+    let worker = Config::from_lookup(|name| environment.get(name).cloned())
+        .unwrap()
+        .worker;
+    assert_eq!(
+        worker,
+        WorkerConfig {
+            max_receive_count: 7,
+            retry_base_delay_secs: 3,
+            retry_max_delay_secs: 301,
+            concurrency: 9,
+            function_timeout_secs: 120,
+            heartbeat_secs: 11,
+            max_run_secs: 3601,
+        }
+    );
+
+    // The code's defaults are the template's defaults.
+    let bare = Config::from_lookup(|name| {
+        matches!(name, "JOBS_TABLE" | "JOBS_QUEUE_URL").then(|| "set".to_owned())
+    })
+    .unwrap();
+    let default = |parameter| u32::try_from(template.default_of(parameter)).unwrap();
+    assert_eq!(bare.retention_days, default("JobRetentionDays"));
+    assert_eq!(
+        bare.worker,
+        WorkerConfig {
+            max_receive_count: default("MaxReceiveCount"),
+            retry_base_delay_secs: default("RetryBaseDelaySeconds"),
+            retry_max_delay_secs: default("RetryMaxDelaySeconds"),
+            concurrency: usize::try_from(default("WorkerConcurrency")).unwrap(),
+            function_timeout_secs: default("WorkerTimeoutSeconds"),
+            heartbeat_secs: default("HeartbeatSeconds"),
+            max_run_secs: default("MaxJobRunSeconds"),
+        }
+    );
+    assert_eq!(
+        bare.webhooks.max_receive_count,
+        QueueSettings::NOTIFY.max_receive_count
+    );
+}
+
+#[test]
+fn functions_are_rust_binaries_on_arm64() {
+    let template = Template::load();
+    for (function, binary) in [
+        ("ApiFunction", "jobline-api"),
+        ("WorkerFunction", "jobline-worker"),
+        ("SweeperFunction", "jobline-sweeper"),
+        ("NotifierFunction", "jobline-notifier"),
+    ] {
+        let property = |name| template.function_property(function, name);
+        assert_eq!(property("Runtime"), "provided.al2023", "{function}");
+        assert_eq!(property("Architectures"), &json!(["arm64"]), "{function}");
+        assert_eq!(property("Handler"), "bootstrap", "{function}");
+        // The workspace root: cargo lambda builds `--bin <Binary>` there.
+        assert_eq!(property("CodeUri"), ".", "{function}");
+        assert_eq!(
+            template.resource(function, FUNCTION)["Metadata"],
+            json!({"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}),
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn the_sweeper_runs_on_the_parameters_schedule_and_reads_no_queue() {
+    let template = Template::load();
+    let rule = template.properties("SweepSchedule", "AWS::Events::Rule");
+    assert_eq!(
+        rule["ScheduleExpression"],
+        json!({"Fn::Sub": "rate(${SweepIntervalMinutes} minutes)"})
+    );
+    assert_eq!(rule["State"], "ENABLED");
+    assert_eq!(
+        rule["Targets"],
+        json!([{"Id": "sweeper", "Arn": get_att("SweeperFunction", "Arn")}])
+    );
+    // "rate(1 minutes)" is invalid: the plural form needs at least 2.
+    assert!(number(&template.parameter("SweepIntervalMinutes")["MinValue"]) >= 2);
+    assert_eq!(template.default_of("SweepIntervalMinutes"), 5);
+    assert_eq!(
+        jobline_local::stack::DEFAULT_SWEEP_INTERVAL.as_secs(),
+        60 * template.default_of("SweepIntervalMinutes"),
+        "the local runner sweeps as often as the deployed stack"
+    );
+    let permission = template.properties("SweeperInvokePermission", "AWS::Lambda::Permission");
+    assert_eq!(permission["FunctionName"], reference("SweeperFunction"));
+    assert_eq!(permission["Principal"], "events.amazonaws.com");
+    assert_eq!(permission["SourceArn"], get_att("SweepSchedule", "Arn"));
+    // An event source mapping on the DLQ would delete its messages.
+    for (name, mapping) in template.resources_of_type("AWS::Lambda::EventSourceMapping") {
+        assert_ne!(
+            mapping["Properties"]["FunctionName"],
+            reference("SweeperFunction"),
+            "{name}"
+        );
+    }
+    let alarm = template.properties("SweeperErrorsAlarm", "AWS::CloudWatch::Alarm");
+    assert_eq!(
+        alarm["Dimensions"],
+        json!([{"Name": "FunctionName", "Value": reference("SweeperFunction")}])
+    );
+}
+
+#[test]
+fn the_results_bucket_is_private_encrypted_and_expires_with_the_jobs() {
+    let template = Template::load();
+    let bucket = template.properties("ResultsBucket", "AWS::S3::Bucket");
+    assert_eq!(
+        bucket["PublicAccessBlockConfiguration"],
+        json!({
+            "BlockPublicAcls": true,
+            "BlockPublicPolicy": true,
+            "IgnorePublicAcls": true,
+            "RestrictPublicBuckets": true,
+        })
+    );
+    assert_eq!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    let rule = &bucket["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(rule["Status"], "Enabled");
+    assert_eq!(rule["ExpirationInDays"], reference("JobRetentionDays"));
+    assert_eq!(rule["Prefix"], "results/");
+    for function in ["ApiFunction", "WorkerFunction"] {
+        assert_eq!(
+            template.function_environment(function)["RESULTS_BUCKET"],
+            reference("ResultsBucket"),
+            "{function}"
+        );
+    }
+}
+
+/// The results bucket refuses every request that does not come over TLS,
+/// whoever makes it: one Deny on `aws:SecureTransport` false for the bucket
+/// and its objects, kept with the bucket.
+#[test]
+fn the_results_bucket_refuses_requests_without_tls() {
+    let template = Template::load();
+    let policies: Vec<&Value> = template
+        .resources_of_type("AWS::S3::BucketPolicy")
+        .map(|(_, policy)| policy)
+        .filter(|policy| policy["Properties"]["Bucket"] == reference("ResultsBucket"))
+        .collect();
+    assert_eq!(policies.len(), 1, "the results bucket's policies");
+    let policy = policies[0];
+    let bucket = template.resource("ResultsBucket", "AWS::S3::Bucket");
+    for retention in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(policy[retention], bucket[retention], "{retention}");
+    }
+    let document = &policy["Properties"]["PolicyDocument"];
+    assert_eq!(document["Version"], "2012-10-17");
+    let found = statements(document);
+    assert_eq!(found.len(), 1, "{document}");
+    let statement = found[0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Principal"], "*");
+    assert_eq!(as_list(&statement["Action"]), [&json!("s3:*")]);
+    assert_eq!(
+        as_list(&statement["Resource"])
+            .into_iter()
+            .map(Value::to_string)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            get_att("ResultsBucket", "Arn").to_string(),
+            json!({"Fn::Sub": "${ResultsBucket.Arn}/*"}).to_string(),
+        ])
+    );
+    assert_eq!(
+        statement["Condition"],
+        json!({"Bool": {"aws:SecureTransport": "false"}})
+    );
+}

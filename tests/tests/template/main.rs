@@ -1,0 +1,137 @@
+//! `template.yaml`, the SAM template that deploys Jobline, checked against
+//! the code so that local runs and the deployed stack cannot drift: the queue
+//! and table settings must equal `provision::QueueSettings::TEMPLATE` and
+//! what `provision` really creates on moto, the functions' environments must
+//! configure `Config` from the template's parameters, and every IAM statement
+//! must name its resources. The webhooks' parts (the table's stream, the
+//! notifier's queues and mappings, the master key's secret) are held to
+//! `QueueSettings::NOTIFY`, the outbox's attributes and `provision` alike.
+//!
+//! One file a concern: `queues.rs`, `functions.rs`, `iam.rs` and
+//! `observability.rs`; the helpers they share are here.
+
+use aws_sdk_dynamodb::types::{
+    BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
+};
+use jobline_shared::config::{
+    Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig, min_retention_days,
+};
+use jobline_shared::job::JobState;
+use jobline_shared::metrics::{Metric, NAMESPACE};
+use jobline_shared::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
+use jobline_shared::provision::{
+    self, DLQ_RETENTION_SECS, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS,
+};
+use jobline_shared::store::{
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
+};
+use jobline_tests::TestEnv;
+use jobline_tests::template::{
+    ALARM, EVENT_SOURCE_MAPPING, FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number,
+    reference, statements,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+
+mod functions;
+mod iam;
+mod observability;
+mod queues;
+
+/// Every function the template deploys.
+const FUNCTIONS: [&str; 4] = [
+    "ApiFunction",
+    "WorkerFunction",
+    "SweeperFunction",
+    "NotifierFunction",
+];
+
+/// `provision` names a DLQ `<queue>-dlq`, and its redrive-allow policy
+/// admits exactly the queue, whose ARN the template builds from its name;
+/// returns the queue's name (a `!Sub` template).
+fn dlq_admits_only<'a>(queue: &'a Value, dlq: &Value) -> &'a str {
+    let queue_name = queue["QueueName"]["Fn::Sub"]
+        .as_str()
+        .expect("QueueName !Sub");
+    assert_eq!(
+        dlq["QueueName"],
+        json!({ "Fn::Sub": format!("{queue_name}-dlq") })
+    );
+    assert_eq!(
+        dlq["RedriveAllowPolicy"],
+        json!({
+            "redrivePermission": "byQueue",
+            "sourceQueueArns": [{
+                "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}")
+            }],
+        })
+    );
+    queue_name
+}
+
+/// A small evaluator of the Lambda event filter patterns the template uses:
+/// objects match field by field, a list matches if any of its entries does
+/// (a literal, or `{"exists": bool}`).
+fn pattern_matches(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(name, inner)| match inner {
+            Value::Array(entries) => entries.iter().any(|entry| match entry {
+                Value::Object(test) if test.contains_key("exists") => {
+                    let present = !event[name].is_null();
+                    test["exists"].as_bool().expect("exists: bool") == present
+                }
+                literal => &event[name] == literal,
+            }),
+            nested => pattern_matches(nested, &event[name]),
+        }),
+        other => panic!("unexpected pattern {other}"),
+    }
+}
+
+/// Every state a job can have; a new one fails to compile here until it is
+/// listed.
+fn every_job_state() -> Vec<JobState> {
+    let all = vec![
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+    for state in &all {
+        match state {
+            JobState::Queued
+            | JobState::Running
+            | JobState::Succeeded
+            | JobState::Failed
+            | JobState::Cancelled => {}
+        }
+    }
+    all
+}
+
+/// Every policy statement under `node`.
+fn grants(list: &[(&str, Value)]) -> BTreeSet<(String, String)> {
+    list.iter()
+        .map(|(action, resource)| ((*action).to_owned(), resource.to_string()))
+        .collect()
+}
+
+fn attribute(attributes: &HashMap<String, String>, name: &str) -> u64 {
+    attributes[name]
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}={}: {e}", attributes[name]))
+}
+
+/// A string parameter's default, and that it is one of its allowed values.
+fn string_default<'a>(template: &'a Template, parameter: &str) -> &'a str {
+    let definition = template.parameter(parameter);
+    let default = definition["Default"].as_str().expect("a string default");
+    assert!(
+        as_list(&definition["AllowedValues"]).contains(&&json!(default)),
+        "{parameter}'s default {default} is not allowed"
+    );
+    default
+}
