@@ -210,6 +210,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// SDK clients whose every call goes through `proxy`, with the SDK's
+/// defaults otherwise (its retries among them), as the functions build theirs.
+pub async fn clients_behind(proxy: &FaultProxy) -> jobline_shared::aws::Clients {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    jobline_shared::aws::Clients::from_sdk_config(&sdk)
+}
+
 impl FaultProxy {
     /// Starts a proxy on a free loopback port that forwards to `upstream`
     /// (an `http://host:port` URL, moto's).

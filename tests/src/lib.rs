@@ -10,6 +10,7 @@
 pub mod template;
 
 pub mod faults;
+pub mod http;
 
 pub mod browser;
 
@@ -128,6 +129,44 @@ impl TestEnv {
 
     pub fn queue(&self) -> SqsJobQueue {
         self.clients.queue(&self.config)
+    }
+
+    /// Job `id`'s item as DynamoDB holds it (strongly consistent), to see
+    /// the attributes the store's codec never returns (index keys).
+    pub async fn job_item(
+        &self,
+        id: jobline_shared::JobId,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        self.clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                jobline_shared::store::KEY_ATTRIBUTE,
+                aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+            .expect("the item exists")
+    }
+
+    /// How many messages the queue at `url` holds: visible, in flight and
+    /// delayed, as SQS approximates them.
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        let attributes = provision::queue_attributes(&self.clients.sqs, url)
+            .await
+            .expect("queue attributes");
+        [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        .iter()
+        .filter_map(|name| attributes.get(*name)?.parse::<u64>().ok())
+        .sum()
     }
 
     pub fn dlq(&self) -> SqsJobQueue {

@@ -17,13 +17,9 @@
 //! event source mapping's part) meet the same faults, and every job's
 //! final state must be delivered to the receiver, recorded as delivered.
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use jobline_local::poller::PollerSettings;
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
 use jobline_local::{Stack, server};
-use jobline_shared::aws::Clients;
 use jobline_shared::job::DeliveryState;
 use jobline_shared::outbox::stream::StreamReader;
 use jobline_shared::provision::QueueSettings;
@@ -31,6 +27,7 @@ use jobline_shared::testing::receiver;
 use jobline_shared::webhook::Deliverer;
 use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
+use jobline_tests::http::call;
 use jobline_tests::template::Template;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
@@ -50,49 +47,6 @@ const FINISH_BOUND: Duration = Duration::from_secs(150);
 /// or delete comes back quickly (the one setting that differs from the
 /// template, besides the worker's short retry delays).
 const VISIBILITY_SECS: u32 = 8;
-
-/// One HTTP/1.1 request to the local server: `(status, JSON body)`, or why
-/// the connection failed.
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, json))
-}
 
 /// What a client saw for one job.
 #[derive(Debug)]
@@ -142,30 +96,6 @@ fn iam_action(service: &str, operation: &str) -> String {
     format!("{service}:{operation}")
 }
 
-/// SDK clients whose every call goes through `proxy`, with the SDK's
-/// default retries (as deployed).
-async fn clients_behind(proxy: &FaultProxy) -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.url())
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
-}
-
-async fn queue_depth(env: &TestEnv, url: &str) -> u64 {
-    let attributes = jobline_shared::provision::queue_attributes(&env.clients.sqs, url)
-        .await
-        .expect("queue attributes");
-    [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    ]
-    .iter()
-    .filter_map(|name| attributes.get(*name)?.parse::<u64>().ok())
-    .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_job_finishes_once_under_injected_faults() {
     jobline_tests::require_emulator!();
@@ -194,12 +124,12 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     let (notify, secret_arn) = env.provision_webhooks().await;
     let (hook_url, hooks) = receiver(vec![204]).await;
     // The API bounds each call as its Lambda main does (API_AWS_TIMEOUT_MS).
-    let api_clients = clients_behind(&api_proxy)
+    let api_clients = jobline_tests::faults::clients_behind(&api_proxy)
         .await
         .with_timeouts(jobline_shared::aws::AwsTimeouts::api(&env.config));
-    let worker_clients = clients_behind(&worker_proxy).await;
-    let notifier_clients = clients_behind(&notifier_proxy).await;
-    let stream_clients = clients_behind(&stream_proxy).await;
+    let worker_clients = jobline_tests::faults::clients_behind(&worker_proxy).await;
+    let notifier_clients = jobline_tests::faults::clients_behind(&notifier_proxy).await;
+    let stream_clients = jobline_tests::faults::clients_behind(&stream_proxy).await;
     let mut config = env.config.clone();
     config.webhooks.secret_id = Some(secret_arn);
     config.webhooks.queue_url = Some(notify.queue_url.clone());
@@ -364,19 +294,19 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     // Nothing left in flight: the queue drains (messages whose delete failed
     // come back and are acknowledged as duplicates), and nothing died.
     let drain_deadline = Instant::now() + Duration::from_secs(60);
-    while queue_depth(&env, &env.queues.queue_url).await > 0 {
+    while env.queue_depth(&env.queues.queue_url).await > 0 {
         assert!(Instant::now() < drain_deadline, "the queue did not drain");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(queue_depth(&env, &env.queues.dlq_url).await, 0, "DLQ");
-    while queue_depth(&env, &notify.queue_url).await > 0 {
+    assert_eq!(env.queue_depth(&env.queues.dlq_url).await, 0, "DLQ");
+    while env.queue_depth(&notify.queue_url).await > 0 {
         assert!(
             Instant::now() < drain_deadline,
             "the notifier's queue did not drain"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(queue_depth(&env, &notify.dlq_url).await, 0, "notifier DLQ");
+    assert_eq!(env.queue_depth(&notify.dlq_url).await, 0, "notifier DLQ");
     let _ = stop.send(());
     serving.await.expect("serve task").expect("serve");
 

@@ -10,8 +10,6 @@ use jobline_tests::TestEnv;
 use lambda_http::Body;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The result's size: far over the item's 100 KiB, and over Lambda's 6 MB
 /// response limit, which is why it must never pass through the API.
@@ -29,27 +27,6 @@ impl JobHandler for Big {
     async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
         Ok(json!("b".repeat(RESULT_BYTES)))
     }
-}
-
-/// `GET url` (plain HTTP, as the emulator serves it): the status and body.
-async fn fetch(url: &str) -> (u16, Vec<u8>) {
-    let rest = url.strip_prefix("http://").expect("an http link");
-    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
-    let mut stream = TcpStream::connect(authority).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
-        .await
-        .expect("the whole answer within a minute")
-        .unwrap();
-    let head_end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&answer[..head_end]);
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, answer[head_end + 4..].to_vec())
 }
 
 #[tokio::test]
@@ -91,7 +68,7 @@ async fn a_large_result_is_linked_fetched_and_deleted_with_its_job() {
     assert_eq!(view["result"], Value::Null);
     let link = view["resultUrl"].as_str().expect("a link to the result");
     assert!(link.contains("X-Amz-Signature="), "presigned: {link}");
-    let (status, body) = fetch(link).await;
+    let (status, body) = jobline_tests::http::fetch(link).await;
     assert_eq!(status, 200);
     let fetched: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(fetched.as_str().map(str::len), Some(RESULT_BYTES));

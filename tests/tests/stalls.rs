@@ -31,12 +31,9 @@
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use jobline_local::poller::PollerSettings;
 use jobline_local::{Stack, server};
-use jobline_shared::aws::{AwsTimeouts, Clients};
+use jobline_shared::aws::AwsTimeouts;
 use jobline_shared::job_types::JobContext;
 use jobline_shared::provision::QueueSettings;
 use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
@@ -45,6 +42,7 @@ use jobline_shared::{
     SqsJobQueue, WorkerConfig,
 };
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
+use jobline_tests::http::call;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -259,50 +257,6 @@ impl JobHandler for Probe {
 /// connection failed.
 type Answer = Result<(u16, Value), String>;
 
-/// One HTTP/1.1 request to the local server.
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> Answer {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
-}
-
 /// What a client saw for one job.
 #[derive(Debug)]
 struct Submitted {
@@ -330,30 +284,6 @@ async fn submit(addr: SocketAddr, key: String, request: Value) -> Submitted {
         tokio::time::sleep(Duration::from_millis(100 + 50 * retries as u64)).await;
     }
     panic!("{key}: not accepted after 30 tries");
-}
-
-/// SDK clients whose every call goes through `proxy`, with the SDK's
-/// defaults otherwise, as the functions build theirs.
-async fn clients_behind(proxy: &FaultProxy) -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.url())
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
-}
-
-async fn queue_depth(env: &TestEnv, url: &str) -> u64 {
-    let attributes = jobline_shared::provision::queue_attributes(&env.clients.sqs, url)
-        .await
-        .expect("queue attributes");
-    [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    ]
-    .iter()
-    .filter_map(|name| attributes.get(*name)?.parse::<u64>().ok())
-    .sum()
 }
 
 /// The jobs the table holds in a final state, read past the proxies.
@@ -467,13 +397,13 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     // The API's and the worker's calls are bounded as their Lambda mains
     // bound them; the pollers' receives and deletes (the event source
     // mapping's, deployed) are not the worker's.
-    let api_clients = clients_behind(&api_proxy)
+    let api_clients = jobline_tests::faults::clients_behind(&api_proxy)
         .await
         .with_timeouts(AwsTimeouts::api(&config));
-    let worker_clients = clients_behind(&worker_proxy)
+    let worker_clients = jobline_tests::faults::clients_behind(&worker_proxy)
         .await
         .with_timeouts(AwsTimeouts::worker(&config.worker));
-    let mapping_clients = clients_behind(&worker_proxy)
+    let mapping_clients = jobline_tests::faults::clients_behind(&worker_proxy)
         .await
         .with_timeouts(AwsTimeouts::within(MAPPING_TIMEOUT));
     let probe = Probe::default();
@@ -596,8 +526,8 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         lost.push(format!("{} ({state})", job.id));
         *lost_by_state.entry(state).or_default() += 1;
     }
-    let queued = queue_depth(&env, &env.queues.queue_url).await;
-    let dead = queue_depth(&env, &env.queues.dlq_url).await;
+    let queued = env.queue_depth(&env.queues.queue_url).await;
+    let dead = env.queue_depth(&env.queues.dlq_url).await;
 
     // Stop the stack: every batch in hand ends, so every handler has ended.
     for proxy in [&api_proxy, &worker_proxy] {

@@ -42,21 +42,7 @@ async fn stored(store: &dyn JobStore, id: JobId) -> JobRecord {
 
 /// The job's item as DynamoDB holds it: whether it carries the index keys.
 async fn indexed(env: &TestEnv, id: JobId) -> bool {
-    let item = env
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name(&env.table)
-        .key(
-            "jobId",
-            aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the item exists");
+    let item = env.job_item(id).await;
     let has = |name: &str| item.contains_key(name);
     assert_eq!(has(SHARD_ATTRIBUTE), has(DUE_ATTRIBUTE), "{item:?}");
     has(DUE_ATTRIBUTE)

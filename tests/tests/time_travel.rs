@@ -61,8 +61,7 @@ use std::convert::Infallible;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const HOUR: u64 = 3_600;
 const DAY: u64 = 86_400;
@@ -703,22 +702,9 @@ async fn retries_console_actions_and_dlq_redrives_hours_or_days_later_run_the_jo
 
 /// The job's `dueAt` as DynamoDB holds it (none once finished).
 async fn due_at(env: &TestEnv, id: JobId) -> Option<i64> {
-    let item = env
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name(&env.table)
-        .key(
-            "jobId",
-            aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
-        )
-        .consistent_read(true)
-        .send()
+    env.job_item(id)
         .await
-        .unwrap()
-        .item
-        .expect("the item exists");
-    item.get(DUE_ATTRIBUTE)
+        .get(DUE_ATTRIBUTE)
         .and_then(|v| v.as_n().ok())
         .map(|n| n.parse().unwrap())
 }
@@ -922,27 +908,6 @@ async fn a_finished_job_is_deleted_at_any_age_and_an_unfinished_one_is_kept() {
     env.cleanup().await;
 }
 
-/// `GET url` (plain HTTP, as the emulator serves it): status and body.
-async fn fetch(url: &str) -> (u16, Vec<u8>) {
-    let rest = url.strip_prefix("http://").expect("an http link");
-    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
-    let mut stream = TcpStream::connect(authority).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .expect("the whole answer")
-        .unwrap();
-    let head_end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&answer[..head_end]);
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, answer[head_end + 4..].to_vec())
-}
-
 /// A query parameter of `link`.
 fn query<'a>(link: &'a str, name: &str) -> &'a str {
     link.split_once('?')
@@ -1015,7 +980,7 @@ async fn a_result_link_expires_and_each_get_mints_a_fresh_valid_one() {
             LINK_TTL.as_secs()
         );
         assert!(valid.contains(&clock.now_secs()), "{at}: valid now");
-        let (status, body) = fetch(&link).await;
+        let (status, body) = jobline_tests::http::fetch(&link).await;
         assert_eq!(status, 200, "{at}");
         assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
         // Every link minted at an earlier offset has expired by now (moto

@@ -1,0 +1,79 @@
+//! A bare HTTP/1.1 client for the tests that drive the local server the
+//! way a client on the network would: one request a connection, its status
+//! and JSON body back, every failure (refused, reset, unreadable) as text,
+//! so the fault tests can count what their clients saw.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One request to the server at `addr`: `method` on `path`, with an
+/// `Idempotency-Key` if `key` is given and `body` as JSON; the answer's
+/// status and JSON body (`null` if it has none), or why the call failed.
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// `GET url` (plain HTTP, as the emulator serves presigned links): the
+/// status and body, read to the end within a minute.
+pub async fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let rest = url.strip_prefix("http://").expect("an http link");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = TcpStream::connect(authority).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("the whole answer within a minute")
+        .unwrap();
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&answer[..head_end]);
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer[head_end + 4..].to_vec())
+}
