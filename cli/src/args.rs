@@ -103,9 +103,10 @@ pub struct SubmitArgs {
     pub callback_url: Option<String>,
 }
 
-/// The job payload: inline or from a file, exactly one of them.
+/// The job payload: inline or from a file, at most one of them; neither is
+/// the empty object `{}` (a type like `always-fail` needs nothing).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub struct PayloadArgs {
     /// The payload as JSON text, e.g. '{"upTo": 1000}'.
     #[arg(long, value_name = "JSON")]
@@ -265,9 +266,14 @@ mod tests {
     }
 
     #[test]
-    fn submit_needs_exactly_one_payload_source() {
-        let missing = parse(&["submit", "--type", "primes"]).unwrap_err();
-        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+    fn submit_takes_at_most_one_payload_source() {
+        // As the README's `jobline submit --type always-fail` does: no
+        // payload is the empty object.
+        let Command::Submit(none) = parse(&["submit", "--type", "always-fail"]).unwrap().command
+        else {
+            panic!("expected submit")
+        };
+        assert!(none.payload.payload.is_none() && none.payload.payload_file.is_none());
         let both = parse(&[
             "submit",
             "--type",

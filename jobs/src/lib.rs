@@ -3,7 +3,7 @@
 //! runner are all built from.
 //!
 //! To add a job type, put its [`JobHandler`] in a file of this crate and add
-//! one `.with(…)` line to [`registry`] (README, "Adding a job type"). The API
+//! one `.with(…)` line to [`registry`] (docs/job-types.md, "Adding a job type"). The API
 //! and the worker are deployed together, but a worker may briefly run an
 //! older registry during a deploy: it retries a job of a type it does not
 //! know yet instead of failing it.
@@ -24,10 +24,10 @@ pub fn registry(demos: bool) -> JobTypes {
     // Register a job type here, one line each: `.with(my_type::MyType)`.
 }
 
-/// Compiles every ```rust block of the README, so its examples stay true.
+/// Compiles every ```rust block of docs/job-types.md, so its examples stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+#[doc = include_str!("../../docs/job-types.md")]
+pub struct JobTypeDocDoctests;
 
 #[cfg(test)]
 mod tests {

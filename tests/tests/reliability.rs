@@ -5,7 +5,7 @@
 //! function as deployed: every DynamoDB and SQS call of the API and of the
 //! worker meets 500s, throttles, resets before and after forwarding, and
 //! delays, each at 3 %. Clients submit over HTTP and retry a 503 or a broken
-//! connection with the same `Idempotency-Key`, as the README tells them to.
+//! connection with the same `Idempotency-Key`, as docs/api.md tells them to.
 //! Every accepted job must reach a final state within a bound, once per key,
 //! with the right result, and nothing may be left in flight. The calls each
 //! proxy saw are then held against that function's IAM role in

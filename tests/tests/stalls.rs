@@ -267,7 +267,7 @@ struct Submitted {
 }
 
 /// Submits `request` with `key` until it is accepted, retrying 503s and
-/// broken connections with the same key, as the README tells clients to.
+/// broken connections with the same key, as docs/api.md tells clients to.
 async fn submit(addr: SocketAddr, key: String, request: Value) -> Submitted {
     for retries in 0..30 {
         match call(addr, "POST", "/jobs", Some(&key), Some(&request)).await {

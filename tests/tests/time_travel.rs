@@ -2,7 +2,7 @@
 //! the state it acts on, on a moved clock ([`Clock::movable`], shared by the
 //! API, the worker, the notifier, the pollers, the sweeper, the DLQ tools
 //! and the console) instead of hours of sleep, each ending in the state the
-//! README promises.
+//! documentation promises (docs/architecture.md, RELIABILITY.md).
 //!
 //! The emulator's own time cannot be moved: SQS visibility and delays run on
 //! the wall clock (so retries and webhook backoffs take their real seconds),
@@ -740,7 +740,7 @@ async fn a_job_whose_message_was_lost_is_swept_only_after_its_due_bound() {
     }
     let (claim_ms, delivery) = claimed_at.expect("its message was received");
 
-    // Each bound as the README states it, as the items hold it.
+    // Each bound as docs/architecture.md states it, as the items hold it.
     let created = record(&env, unseen).await.created_at;
     let due = [
         (unseen, deadlines.queued_at(created), JobState::Queued),

@@ -195,7 +195,7 @@ pub fn read_payload(args: &PayloadArgs) -> Result<Value, CliError> {
     let text = match (&args.payload, &args.payload_file) {
         (Some(inline), _) => inline.clone(),
         (None, Some(path)) => read_file(path)?,
-        // clap's argument group requires one of them.
+        // Neither given: the empty payload.
         (None, None) => "{}".to_owned(),
     };
     serde_json::from_str(&text).map_err(CliError::PayloadJson)
@@ -318,6 +318,11 @@ mod tests {
             payload_file: None,
         };
         assert!(matches!(read_payload(&bad), Err(CliError::PayloadJson(_))));
+        let none = PayloadArgs {
+            payload: None,
+            payload_file: None,
+        };
+        assert_eq!(read_payload(&none).unwrap(), serde_json::json!({}));
         let path =
             std::env::temp_dir().join(format!("jobline-payload-{}.json", std::process::id()));
         std::fs::write(&path, r#"{"csv": "a,b\n1,2\n"}"#).unwrap();

@@ -62,7 +62,7 @@
 //! batching and SQS's polling before it starts, so polling faster mostly reads
 //! `queued` again, and each poll costs an API Gateway request, a Lambda
 //! request and a read. Two seconds keeps a typical job at about three polls
-//! (the cost model of the README) while a client learns of a short job's end
+//! (the cost model of BENCHMARKS.md) while a client learns of a short job's end
 //! within two seconds.
 //!
 //! # Backlog
