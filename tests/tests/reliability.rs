@@ -287,9 +287,22 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
         let event = &finals[&job.id];
         let id = jobline_notifier::webhook_id(job.id, event.finished_at.expect("finished"));
         let posts = per_event.get(&id).copied().unwrap_or(0);
-        assert!((1..=2).contains(&posts), "{id} was POSTed {posts} times");
+        assert!(posts >= 1, "{id} was never POSTed");
     }
     let webhook_duplicates = received.len() - jobs.len();
+    // At least once: every extra POST of an event (always under its one
+    // `webhook-id`, which receivers drop duplicates by) follows a fault on
+    // the path from the stream to the receiver (a relay batch read again, a
+    // send whose answer was lost, a delivery record that did not land), so
+    // there are never more duplicates than such faults.
+    let webhook_path_faults: usize = [&notifier_proxy, &stream_proxy]
+        .iter()
+        .flat_map(|proxy| proxy.injected().into_values())
+        .sum();
+    assert!(
+        webhook_duplicates <= webhook_path_faults,
+        "{webhook_duplicates} extra POSTs for {webhook_path_faults} faults on the webhook path"
+    );
 
     // Nothing left in flight: the queue drains (messages whose delete failed
     // come back and are acknowledged as duplicates), and nothing died.
