@@ -134,6 +134,22 @@ fn shown_job_type(job_type: &str) -> String {
     }
 }
 
+/// A failed read or write of a job outside a submission: the detail is for
+/// the logs, the client gets the fixed "retry shortly" (a submission's own
+/// failures say more, and are built where it knows which step failed).
+impl From<jobline_shared::StoreError> for ApiError {
+    fn from(error: jobline_shared::StoreError) -> Self {
+        Self::StatusUnavailable(error.to_string())
+    }
+}
+
+/// A result's link or deletion failed: as a failed read of its job.
+impl From<jobline_shared::results::ResultError> for ApiError {
+    fn from(error: jobline_shared::results::ResultError) -> Self {
+        Self::StatusUnavailable(error.to_string())
+    }
+}
+
 impl ApiError {
     pub fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(error.to_string())

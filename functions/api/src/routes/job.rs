@@ -25,11 +25,7 @@ impl Api {
         let job = self.own_job(request, id, trace).await?;
         let mut view = job_view(&job);
         if let Some(key) = &job.result_key {
-            let link = self
-                .result_store()?
-                .link(key)
-                .await
-                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+            let link = self.result_store()?.link(key).await?;
             view["resultUrl"] = json!(link);
         }
         job_response(&job, &view)
@@ -54,11 +50,7 @@ impl Api {
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
         let job = self.own_job(request, id, trace).await?;
-        let outcome = self
-            .store
-            .cancel(job.id, self.clock.now_ms())
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+        let outcome = self.store.cancel(job.id, self.clock.now_ms()).await?;
         match outcome {
             CancelOutcome::Cancelled(cancelled) => {
                 if job.state != JobState::Cancelled {
@@ -82,17 +74,9 @@ impl Api {
     ) -> Result<Response<Body>, ApiError> {
         let job = self.own_job(request, id, trace).await?;
         if let (Some(key), true) = (&job.result_key, job.state.is_finished()) {
-            self.result_store()?
-                .delete(key)
-                .await
-                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+            self.result_store()?.delete(key).await?;
         }
-        match self
-            .store
-            .delete(job.id)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
-        {
+        match self.store.delete(job.id).await? {
             DeleteOutcome::Deleted => Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(Body::Empty)
@@ -117,8 +101,7 @@ impl Api {
         let job = self
             .store
             .get(id)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
+            .await?
             .filter(|job| job.owner == owner && !expired(job, now_ms))
             .ok_or(ApiError::JobNotFound)?;
         trace.job_type = Some(job.job_type.clone());

@@ -15,11 +15,7 @@ impl Api {
     pub(crate) async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
         let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let query = listing::Query::parse(request.uri().query().unwrap_or_default(), &owner)?;
-        let page = self
-            .store
-            .list(&owner, query.after, query.limit)
-            .await
-            .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?;
+        let page = self.store.list(&owner, query.after, query.limit).await?;
         let now_ms = self.clock.now_ms();
         let jobs: Vec<Value> = page
             .jobs
