@@ -65,8 +65,8 @@ impl Worker {
     /// `lease_until_ms`: if the worker dies, the message comes back once
     /// another delivery may claim the job.
     pub(crate) async fn hide_for_lease(&self, delivery: &Delivery<'_>, lease_until_ms: i64) {
-        self.set_visibility(delivery, self.secs_until(lease_until_ms).saturating_add(1))
-            .await;
+        let secs = heartbeat::lease_visibility_secs(&self.clock, lease_until_ms);
+        self.set_visibility(delivery, secs).await;
     }
 
     /// One claim of job `id` by `delivery`, at the time it returns with.

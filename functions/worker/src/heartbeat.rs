@@ -48,6 +48,20 @@ pub fn stop_by(lease_until_ms: i64) -> i64 {
         .saturating_sub(LEASE_MARGIN_MS)
 }
 
+/// Whole seconds on `clock` from now until `at_ms` (rounded up; 0 if past).
+pub(crate) fn secs_until(clock: &Clock, at_ms: i64) -> u32 {
+    let ms = u64::try_from(clock.until(at_ms).as_millis()).unwrap_or(u64::MAX);
+    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+/// How long a message is hidden for a lease ending at `lease_until_ms`:
+/// until just after it (its whole seconds, rounded up, and one), so that a
+/// message whose worker died comes back once another delivery may claim
+/// the job. The claim and every beat hide it so.
+pub(crate) fn lease_visibility_secs(clock: &Clock, lease_until_ms: i64) -> u32 {
+    secs_until(clock, lease_until_ms).saturating_add(1)
+}
+
 /// What one attempt's heartbeat needs, owned, so it can run as a task.
 pub(crate) struct Beater {
     pub(crate) store: Arc<dyn JobStore>,
@@ -174,15 +188,10 @@ impl Beater {
         let Some(receipt) = self.receipt.as_deref() else {
             return;
         };
-        // As at the claim: the lease's whole seconds, rounded up, and one.
-        let lease_ms = u64::try_from(self.clock.until(until_ms).as_millis()).unwrap_or(u64::MAX);
-        let wanted = lease_ms.div_ceil(1000).saturating_add(1);
-        let secs = u32::try_from(wanted)
-            .unwrap_or(u32::MAX)
-            .min(max_visibility_secs(
-                self.received_at_ms,
-                self.clock.now_ms(),
-            ));
+        let secs = lease_visibility_secs(&self.clock, until_ms).min(max_visibility_secs(
+            self.received_at_ms,
+            self.clock.now_ms(),
+        ));
         match tokio::time::timeout(self.period, self.queue.change_visibility(receipt, secs)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {

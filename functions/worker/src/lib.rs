@@ -204,12 +204,6 @@ impl Worker {
         self
     }
 
-    /// Whole seconds from now until `at_ms` (rounded up; 0 if past).
-    fn secs_until(&self, at_ms: i64) -> u32 {
-        let ms = u64::try_from(self.clock.until(at_ms).as_millis()).unwrap_or(u64::MAX);
-        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
-    }
-
     /// Stores results over [`MAX_RESULT_BYTES`] in `results`.
     #[must_use]
     pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {

@@ -8,6 +8,7 @@ use crate::delivery::Delivery;
 use crate::handler::{Run, Stop};
 use crate::{
     Disposition, LEASE_LOST_ERROR, MAX_RESULT_BYTES, TIMED_OUT_ERROR, UNSTORABLE_ERROR, Worker,
+    heartbeat,
 };
 use jobline_shared::job_types::Reports;
 use jobline_shared::queue::backoff::max_visibility_secs;
@@ -150,7 +151,7 @@ impl Worker {
                 // The process ends after the response, so the handler stops
                 // with it; the message waits out the lease, then backs off.
                 delivery.outcome = "overran";
-                let lease_secs = self.secs_until(ran.lease_until_ms);
+                let lease_secs = heartbeat::secs_until(&self.clock, ran.lease_until_ms);
                 let backoff = self.config.backoff().delay_secs(delivery.receive_count);
                 self.retry_later(delivery, Some(lease_secs.saturating_add(backoff)))
                     .await;
