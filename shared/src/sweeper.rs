@@ -100,13 +100,14 @@ pub struct Sweeper {
     notify: Option<Arc<dyn JobQueue>>,
 }
 
-/// Which index a pass reads.
+/// Which index a pass reads, and what it does with each job.
 #[derive(Debug, Clone, Copy)]
-enum Pass {
-    /// Unfinished jobs past their `dueAt`.
+enum Pass<'a> {
+    /// Unfinished jobs past their `dueAt`: failed.
     Overdue,
-    /// Finished jobs whose webhook is owed, past [`WEBHOOK_OWED_AFTER_MS`].
-    Owed,
+    /// Finished jobs whose webhook is owed, past [`WEBHOOK_OWED_AFTER_MS`]:
+    /// handed to the notifier's queue.
+    Owed(&'a dyn JobQueue),
 }
 
 impl Sweeper {
@@ -132,12 +133,8 @@ impl Sweeper {
     pub async fn sweep_once(&self, now_ms: i64) -> SweepReport {
         let mut report = SweepReport::default();
         let first = first_shard(now_ms);
-        let passes: &[Pass] = if self.notify.is_some() {
-            &[Pass::Overdue, Pass::Owed]
-        } else {
-            &[Pass::Overdue]
-        };
-        for &pass in passes {
+        let owed = self.notify.as_deref().map(Pass::Owed);
+        for pass in std::iter::once(Pass::Overdue).chain(owed) {
             for offset in 0..SHARDS {
                 let shard = (first + offset) % SHARDS;
                 self.sweep_shard(pass, shard, now_ms, &mut report).await;
@@ -146,7 +143,7 @@ impl Sweeper {
         report
     }
 
-    async fn sweep_shard(&self, pass: Pass, shard: u8, now_ms: i64, report: &mut SweepReport) {
+    async fn sweep_shard(&self, pass: Pass<'_>, shard: u8, now_ms: i64, report: &mut SweepReport) {
         let mut after = None;
         for page_number in 0.. {
             if page_number == MAX_PAGES_PER_SHARD {
@@ -166,7 +163,7 @@ impl Sweeper {
             for due in &page.jobs {
                 let done = match pass {
                     Pass::Overdue => self.sweep_job(due, now_ms, report).await,
-                    Pass::Owed => self.requeue_owed(due.id, now_ms, report).await,
+                    Pass::Owed(notify) => self.requeue_owed(notify, due.id, now_ms, report).await,
                 };
                 if let Err(error) = done {
                     tracing::warn!(%error, jobId = %due.id, ?pass, "sweep of a job failed; going on");
@@ -182,14 +179,14 @@ impl Sweeper {
 
     async fn page(
         &self,
-        pass: Pass,
+        pass: Pass<'_>,
         shard: u8,
         now_ms: i64,
         after: Option<DueKey>,
     ) -> Result<OverduePage, StoreError> {
         match pass {
             Pass::Overdue => self.store.overdue(shard, now_ms, after, PAGE_SIZE).await,
-            Pass::Owed => {
+            Pass::Owed(_) => {
                 let before = now_ms.saturating_sub(WEBHOOK_OWED_AFTER_MS);
                 self.store
                     .owed_webhooks(shard, before, after, PAGE_SIZE)
@@ -220,10 +217,12 @@ impl Sweeper {
         Ok(())
     }
 
-    /// Hands job `id`'s owed webhook to the notifier again, if it is owed
-    /// and not being tried; takes a job that owes none out of the index.
+    /// Hands job `id`'s owed webhook to the notifier's queue `notify` again, if
+    /// it is owed and not being tried; takes a job that owes none out of the
+    /// index.
     async fn requeue_owed(
         &self,
+        notify: &dyn JobQueue,
         id: JobId,
         now_ms: i64,
         report: &mut SweepReport,
@@ -235,9 +234,6 @@ impl Sweeper {
             Owed::Nothing => Ok(self.store.settle_webhook(id).await?),
             Owed::BeingTried => Ok(()),
             Owed::Again => {
-                let Some(notify) = &self.notify else {
-                    return Ok(());
-                };
                 notify.send(&JobMessage { job_id: id }).await?;
                 tracing::warn!(jobId = %id, "an owed webhook was handed to the notifier again");
                 report.requeued += 1;
