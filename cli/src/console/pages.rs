@@ -435,10 +435,8 @@ pub async fn dead_letters(console: &Console, now: i64) -> Result<Reply, ConsoleE
     // SQS expires a dead letter by its original send, which came before its
     // job failed: past this, no message of the job can be left.
     let expired_before = now - i64::from(DLQ_RETENTION_SECS) * 1000;
-    let expired = dead
-        .iter()
-        .filter(|job| job.finished_at.is_some_and(|at| at < expired_before))
-        .count();
+    let letter_expired = |job: &JobRecord| job.finished_at.is_some_and(|at| at < expired_before);
+    let expired = dead.iter().filter(|job| letter_expired(job)).count();
     if expired > 0 || (counts.visible + counts.in_flight == 0 && !dead.is_empty()) {
         let _ = write!(
             body,
@@ -450,12 +448,14 @@ pub async fn dead_letters(console: &Console, now: i64) -> Result<Reply, ConsoleE
     } else {
         body.push_str(r#"<table class="jobs"><thead><tr><th scope="col">Job</th><th scope="col">Type</th><th scope="col">Caller</th><th scope="col">Failed</th><th scope="col" class="num">Attempts</th><th scope="col">Last error</th><th scope="col">Actions</th></tr></thead><tbody>"#);
         for job in dead {
-            let replay = if job.finished_at.is_some_and(|at| at < expired_before) {
-                "<span>dead letter expired</span>"
+            let replay = if letter_expired(job) {
+                "<span>dead letter expired</span>".to_owned()
             } else {
-                r#"<a href="/confirm?action=replay&amp;job={id}">Replay…</a>"#
-            }
-            .replace("{id}", &job.id.to_string());
+                format!(
+                    r#"<a href="/confirm?action=replay&amp;job={}">Replay…</a>"#,
+                    job.id
+                )
+            };
             let _ = write!(
                 body,
                 r#"<tr data-dead="{id}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td>{replay} <a href="/confirm?action=retry&amp;job={id}">Retry…</a> <a href="/confirm?action=discard&amp;job={id}">Discard…</a></td></tr>"#,

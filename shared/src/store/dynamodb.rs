@@ -40,8 +40,8 @@ use super::item::{
 use super::{
     CANCEL_TRIES, CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome,
     DueKey, ENQUEUE_FAILED_CONDITION, Heartbeat, JobPage, JobStore, ListKey, MAX_LIST_LIMIT,
-    OverduePage, Renewed, ReplayOutcome, SHARDS, SWEPT_ERROR, StateCount, SweepOutcome,
-    cancel_settled, enqueue_failed, merge_shards, outcome_of, own_claim, own_write,
+    OverduePage, RESEND_CONDITION, Renewed, ReplayOutcome, SHARDS, SWEPT_ERROR, StateCount,
+    SweepOutcome, cancel_settled, enqueue_failed, merge_shards, outcome_of, own_claim, own_write,
     record_from_item,
 };
 use crate::config::DEFAULT_RETENTION_DAYS;
@@ -671,10 +671,7 @@ impl JobStore for DynamoJobStore {
         self.send_update(
             self.update(id)
                 .update_expression("SET resentAt = :now")
-                .condition_expression(
-                    "#state = :queued AND attempts = :zero AND \
-                     (attribute_not_exists(enqueueFailed) OR enqueueFailed = :false)",
-                )
+                .condition_expression(RESEND_CONDITION)
                 .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))

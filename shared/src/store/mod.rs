@@ -471,8 +471,13 @@ pub(crate) fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> b
         && current.resent_at.is_none()
 }
 
-/// Whether a repeat may send `current`'s message again: the rule of
-/// [`JobStore::mark_resending`].
+/// The condition of [`JobStore::mark_resending`]. Values: `:queued`,
+/// `:zero`, `:false`.
+pub(crate) const RESEND_CONDITION: &str = "#state = :queued AND attempts = :zero AND \
+     (attribute_not_exists(enqueueFailed) OR enqueueFailed = :false)";
+
+/// Whether a repeat may send `current`'s message again: the rule
+/// [`RESEND_CONDITION`] encodes.
 #[cfg(any(test, feature = "memory"))]
 pub(crate) fn may_resend(current: &JobRecord) -> bool {
     current.state == JobState::Queued && current.attempts == 0 && !current.enqueue_failed
