@@ -6,6 +6,7 @@
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use jobline_shared::JobId;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -76,4 +77,66 @@ pub async fn fetch(url: &str) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&answer[..head_end]);
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, answer[head_end + 4..].to_vec())
+}
+
+/// A submission its client saw accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    pub id: JobId,
+    /// The request's body.
+    pub request: Value,
+    /// Tries before the 202: 503s and broken connections.
+    pub retries: usize,
+}
+
+/// Submits `request` with `key` to the server at `addr` until it is
+/// accepted, retrying 503s and broken connections with the same key, as
+/// docs/api.md tells clients to (a client's whole job). A 503 must leak no
+/// AWS detail; any other answer but 202 fails the test.
+pub async fn submit_until_accepted(addr: SocketAddr, key: String, request: Value) -> Accepted {
+    for retries in 0..30 {
+        match call(addr, "POST", "/jobs", Some(&key), Some(&request)).await {
+            Ok((202, body)) => {
+                let id = body["jobId"].as_str().expect("jobId").parse().expect("id");
+                return Accepted {
+                    id,
+                    request,
+                    retries,
+                };
+            }
+            Ok((503, body)) => assert!(
+                !body.to_string().contains("arn:"),
+                "a 503 leaks no AWS detail: {body}"
+            ),
+            Ok((status, body)) => panic!("{key}: unexpected {status}: {body}"),
+            Err(_broken) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100 + 50 * retries as u64)).await;
+    }
+    panic!("{key}: not accepted after 30 tries");
+}
+
+/// Submits every `(key, request)` through `clients` clients at once, each
+/// sending its share one after another ([`submit_until_accepted`]).
+pub async fn submit_all(
+    addr: SocketAddr,
+    requests: Vec<(String, Value)>,
+    clients: usize,
+) -> Vec<Accepted> {
+    let mut running = Vec::new();
+    for chunk in requests.chunks(requests.len().div_ceil(clients.max(1)).max(1)) {
+        let chunk = chunk.to_vec();
+        running.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            for (key, request) in chunk {
+                done.push(submit_until_accepted(addr, key, request).await);
+            }
+            done
+        }));
+    }
+    let mut accepted = Vec::new();
+    for client in running {
+        accepted.extend(client.await.expect("client"));
+    }
+    accepted
 }

@@ -363,6 +363,22 @@ pub mod fixtures {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+    /// `big`: a result of this many letters `r`, for results too large for
+    /// the job's item (over 100 KiB), which go to the results bucket.
+    #[derive(Debug, Clone, Copy)]
+    pub struct BigResult(pub usize);
+
+    #[async_trait]
+    impl JobHandler for BigResult {
+        fn name(&self) -> &str {
+            "big"
+        }
+
+        async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
+            Ok(json!("r".repeat(self.0)))
+        }
+    }
+
     /// `flaky`: fails with a retryable error `failures` times, then succeeds.
     #[derive(Debug, Clone, Default)]
     pub struct Flaky {

@@ -27,12 +27,11 @@ use jobline_shared::testing::receiver;
 use jobline_shared::webhook::Deliverer;
 use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
-use jobline_tests::http::call;
+use jobline_tests::http::submit_all;
 use jobline_tests::template::Template;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,40 +46,6 @@ const FINISH_BOUND: Duration = Duration::from_secs(150);
 /// or delete comes back quickly (the one setting that differs from the
 /// template, besides the worker's short retry delays).
 const VISIBILITY_SECS: u32 = 8;
-
-/// What a client saw for one job.
-#[derive(Debug)]
-struct Submitted {
-    id: JobId,
-    request: Value,
-    /// Tries before the 202: 503s and broken connections.
-    retries: usize,
-}
-
-/// Submits `request` with `key` until it is accepted, retrying 503s and
-/// broken connections with the same key (a client's whole job).
-async fn submit(addr: SocketAddr, key: String, request: Value) -> Submitted {
-    for retries in 0..30 {
-        match call(addr, "POST", "/jobs", Some(&key), Some(&request)).await {
-            Ok((202, body)) => {
-                let id = body["jobId"].as_str().expect("jobId").parse().expect("id");
-                return Submitted {
-                    id,
-                    request,
-                    retries,
-                };
-            }
-            Ok((503, body)) => assert!(
-                !body.to_string().contains("arn:"),
-                "a 503 leaks no AWS detail: {body}"
-            ),
-            Ok((status, body)) => panic!("{key}: unexpected {status}: {body}"),
-            Err(_broken) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(100 + 50 * retries as u64)).await;
-    }
-    panic!("{key}: not accepted after 30 tries");
-}
 
 /// The primes up to `n`, counted the slow and obvious way.
 fn prime_count(n: u64) -> u64 {
@@ -204,21 +169,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
             (format!("reliability-{i}"), request)
         })
         .collect();
-    let mut submitted = Vec::new();
-    for chunk in requests.chunks(JOBS.div_ceil(CLIENTS)) {
-        let chunk = chunk.to_vec();
-        submitted.push(tokio::spawn(async move {
-            let mut done = Vec::new();
-            for (key, request) in chunk {
-                done.push(submit(addr, key, request).await);
-            }
-            done
-        }));
-    }
-    let mut jobs = Vec::new();
-    for client in submitted {
-        jobs.extend(client.await.expect("client"));
-    }
+    let jobs = submit_all(addr, requests, CLIENTS).await;
     let submitted_in = started.elapsed();
 
     // Every accepted job reaches a final state within the bound (read from

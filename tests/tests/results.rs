@@ -3,37 +3,22 @@
 //! /jobs/{id}` hands out a presigned link that fetches it with no
 //! credentials, and `DELETE /jobs/{id}` removes the object with the job.
 
-use async_trait::async_trait;
-use jobline_shared::job_types::JobContext;
-use jobline_shared::{JobError, JobHandler, JobStore, JobTypes};
+use jobline_shared::{JobStore, JobTypes};
 use jobline_tests::TestEnv;
+use jobline_tests::fixtures::BigResult;
 use lambda_http::Body;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 /// The result's size: far over the item's 100 KiB, and over Lambda's 6 MB
 /// response limit, which is why it must never pass through the API.
 const RESULT_BYTES: usize = 20 * 1024 * 1024;
 
-/// Returns a string of `RESULT_BYTES` letters.
-struct Big;
-
-#[async_trait]
-impl JobHandler for Big {
-    fn name(&self) -> &str {
-        "big"
-    }
-
-    async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
-        Ok(json!("b".repeat(RESULT_BYTES)))
-    }
-}
-
 #[tokio::test]
 async fn a_large_result_is_linked_fetched_and_deleted_with_its_job() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let types = JobTypes::new().with(Big);
+    let types = JobTypes::new().with(BigResult(RESULT_BYTES));
     let api = env.api(types.clone());
     let worker = env.worker(types);
 

@@ -42,11 +42,10 @@ use jobline_shared::{
     SqsJobQueue, WorkerConfig,
 };
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
-use jobline_tests::http::call;
+use jobline_tests::http::{call, submit_all};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -257,35 +256,6 @@ impl JobHandler for Probe {
 /// connection failed.
 type Answer = Result<(u16, Value), String>;
 
-/// What a client saw for one job.
-#[derive(Debug)]
-struct Submitted {
-    id: JobId,
-    seconds: u64,
-    /// Tries before the 202: 503s and broken connections.
-    retries: usize,
-}
-
-/// Submits `request` with `key` until it is accepted, retrying 503s and
-/// broken connections with the same key, as docs/api.md tells clients to.
-async fn submit(addr: SocketAddr, key: String, request: Value) -> Submitted {
-    for retries in 0..30 {
-        match call(addr, "POST", "/jobs", Some(&key), Some(&request)).await {
-            Ok((202, body)) => {
-                return Submitted {
-                    id: body["jobId"].as_str().expect("jobId").parse().expect("id"),
-                    seconds: request["payload"]["seconds"].as_u64().expect("seconds"),
-                    retries,
-                };
-            }
-            Ok((503, _)) | Err(_) => {}
-            Ok((status, body)) => panic!("{key}: unexpected {status}: {body}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100 + 50 * retries as u64)).await;
-    }
-    panic!("{key}: not accepted after 30 tries");
-}
-
 /// The jobs the table holds in a final state, read past the proxies.
 async fn finished_in_table(env: &TestEnv) -> HashSet<JobId> {
     let mut finished = HashSet::new();
@@ -449,21 +419,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
             )
         })
         .collect();
-    let mut clients = Vec::new();
-    for chunk in requests.chunks(size.jobs.div_ceil(size.clients)) {
-        let chunk = chunk.to_vec();
-        clients.push(tokio::spawn(async move {
-            let mut done = Vec::new();
-            for (key, request) in chunk {
-                done.push(submit(addr, key, request).await);
-            }
-            done
-        }));
-    }
-    let mut jobs = Vec::new();
-    for client in clients {
-        jobs.extend(client.await.expect("client"));
-    }
+    let jobs = submit_all(addr, requests, size.clients).await;
     let submitted_in = started.elapsed();
 
     // Each accepted job's final state, as its client sees it: once the
@@ -650,7 +606,8 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     for job in &jobs {
         let view = &finals[&job.id];
         if view["status"] == "succeeded" {
-            assert_eq!(view["result"], json!({"slept": job.seconds}), "{view}");
+            let seconds = &job.request["payload"]["seconds"];
+            assert_eq!(view["result"], json!({"slept": seconds}), "{view}");
         }
     }
     env.cleanup().await;

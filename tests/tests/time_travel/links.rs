@@ -46,7 +46,15 @@ async fn a_result_link_expires_and_each_get_mints_a_fresh_valid_one() {
     jobline_tests::require_emulator!();
     let env = env(2).await;
     let clock = Clock::movable();
-    let running = Running::start(stack(&env, &clock, JobTypes::new().with(Big)).build()).await;
+    let running = Running::start(
+        stack(
+            &env,
+            &clock,
+            JobTypes::new().with(BigResult(BIG_RESULT_CHARS)),
+        )
+        .build(),
+    )
+    .await;
     let id = submit(&running.api, &json!({"type": "big"})).await;
     env.until(id, 30, |j| j.state == JobState::Succeeded).await;
     let expected = json!("r".repeat(BIG_RESULT_CHARS));

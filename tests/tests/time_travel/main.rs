@@ -22,7 +22,6 @@
 //! `idempotency.rs`; the stack, the clock's moves and the helpers they share
 //! are here.
 
-use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue, Method, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -42,7 +41,6 @@ use jobline_shared::activity::memory::FixedHistory;
 use jobline_shared::config::{WebhookConfig, min_retention_days};
 use jobline_shared::deadline::Deadlines;
 use jobline_shared::job::format_ms;
-use jobline_shared::job_types::JobContext;
 use jobline_shared::outbox::stream::StreamReader;
 use jobline_shared::provision::{self, DLQ_RETENTION_SECS, QueueSettings, Queues};
 use jobline_shared::queue::{Receive, ReceivedMessage};
@@ -54,9 +52,10 @@ use jobline_shared::webhook::{
     Deliverer, SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header,
 };
 use jobline_shared::{
-    Clock, Completion, JobError, JobHandler, JobId, JobMessage, JobQueue, JobRecord, JobRequest,
-    JobState, JobStore, JobTypes, SqsJobQueue, WorkerConfig,
+    Clock, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
+    JobTypes, SqsJobQueue, WorkerConfig,
 };
+use jobline_tests::fixtures::BigResult;
 use jobline_tests::{TestEnv, test_queue_settings};
 use lambda_http::Body;
 use serde_json::{Value, json};
@@ -435,18 +434,3 @@ fn dlq_replay(ids: &[JobId]) -> DlqCommand {
 
 /// The size of `big`'s result: over the item's 100 KiB, so it goes to S3.
 const BIG_RESULT_CHARS: usize = 150 * 1024;
-
-/// `big`: a result of [`BIG_RESULT_CHARS`] letters.
-#[derive(Debug)]
-struct Big;
-
-#[async_trait]
-impl JobHandler for Big {
-    fn name(&self) -> &str {
-        "big"
-    }
-
-    async fn run(&self, _ctx: &JobContext, _payload: Value) -> Result<Value, JobError> {
-        Ok(json!("r".repeat(BIG_RESULT_CHARS)))
-    }
-}
