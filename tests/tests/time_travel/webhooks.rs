@@ -39,6 +39,18 @@ async fn provision_webhooks(
     (notify, secret)
 }
 
+/// The stack on `clock` with webhooks on, as `jobline-local serve` builds
+/// it, the master keys refreshed on `clock`.
+async fn with_webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Running {
+    let parts = webhooks(env, notify, secret, clock).await;
+    Running::start(
+        stack(env, clock, JobTypes::builtin())
+            .webhooks(parts)
+            .build(),
+    )
+    .await
+}
+
 /// The webhook parts of the stack, as `jobline-local serve` builds them,
 /// with the master keys refreshed on `clock`.
 async fn webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Webhooks {
@@ -130,13 +142,7 @@ async fn webhook_retries_run_to_exhaustion_at_any_age_and_the_job_shows_it() {
     let mut env = env(2).await;
     let (notify, secret) = provision_webhooks(&mut env, 3, 1).await;
     let clock = Clock::movable();
-    let parts = webhooks(&env, &notify, &secret, &clock).await;
-    let running = Running::start(
-        stack(&env, &clock, JobTypes::builtin())
-            .webhooks(parts)
-            .build(),
-    )
-    .await;
+    let running = with_webhooks(&env, &notify, &secret, &clock).await;
     let receiver = Receiver::start(usize::MAX).await;
     let caller = caller_secret(&current_master_key(&env, &secret).await, ANONYMOUS_OWNER);
 
@@ -231,13 +237,7 @@ async fn a_key_rotation_mid_delivery_reaches_the_next_attempt() {
     let mut env = env(2).await;
     let (notify, secret) = provision_webhooks(&mut env, 6, 3).await;
     let clock = Clock::movable();
-    let parts = webhooks(&env, &notify, &secret, &clock).await;
-    let running = Running::start(
-        stack(&env, &clock, JobTypes::builtin())
-            .webhooks(parts)
-            .build(),
-    )
-    .await;
+    let running = with_webhooks(&env, &notify, &secret, &clock).await;
     // Each event's first attempt fails (500); then the receiver checks the
     // signature against the secret it holds.
     let receiver = Receiver::start(1).await;
