@@ -323,6 +323,44 @@ pub mod stack {
         }
     }
 
+    /// A stack served on a free loopback port, as `jobline-local serve`
+    /// runs it, until [`stop`](Self::stop).
+    #[derive(Debug)]
+    pub struct Served {
+        pub addr: std::net::SocketAddr,
+        pub api: Arc<Api>,
+        pub sweeper: jobline_shared::sweeper::Sweeper,
+        stop: tokio::sync::oneshot::Sender<()>,
+        serving: tokio::task::JoinHandle<Result<(), jobline_local::ServeError>>,
+    }
+
+    impl Served {
+        pub async fn start(stack: Stack) -> Self {
+            let api = Arc::clone(stack.api());
+            let sweeper = stack.sweeper().clone();
+            let (listener, addr) = jobline_local::server::bind(([127, 0, 0, 1], 0).into())
+                .await
+                .expect("bind");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(jobline_local::serve(stack, listener, async {
+                drop(stopped.await);
+            }));
+            Self {
+                addr,
+                api,
+                sweeper,
+                stop,
+                serving,
+            }
+        }
+
+        /// Stops the stack as a SIGTERM would, and waits until it has.
+        pub async fn stop(self) {
+            let _ = self.stop.send(());
+            self.serving.await.expect("serve task").expect("serve");
+        }
+    }
+
     fn poller_settings(window: Duration) -> PollerSettings {
         PollerSettings {
             batching_window: window,

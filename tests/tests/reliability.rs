@@ -17,9 +17,9 @@
 //! event source mapping's part) meet the same faults, and every job's
 //! final state must be delivered to the receiver, recorded as delivered.
 
+use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
-use jobline_local::{Stack, server};
 use jobline_shared::job::DeliveryState;
 use jobline_shared::outbox::stream::StreamReader;
 use jobline_shared::provision::QueueSettings;
@@ -28,6 +28,7 @@ use jobline_shared::webhook::Deliverer;
 use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::http::submit_all;
+use jobline_tests::stack::Served;
 use jobline_tests::template::Template;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
@@ -148,13 +149,8 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     .pollers(3)
     .webhooks(webhooks)
     .build();
-    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("bind");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(jobline_local::serve(stack, listener, async {
-        drop(stopped.await);
-    }));
+    let served = Served::start(stack).await;
+    let addr = served.addr;
 
     // Clients: primes jobs (results to check) and every tenth one that fails
     // once before it succeeds (the retry path).
@@ -271,8 +267,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(env.queue_depth(&notify.dlq_url).await, 0, "notifier DLQ");
-    let _ = stop.send(());
-    serving.await.expect("serve task").expect("serve");
+    served.stop().await;
 
     // One job per key, each with the right result.
     let ids: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();

@@ -31,8 +31,8 @@
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream;
+use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
-use jobline_local::{Stack, server};
 use jobline_shared::aws::AwsTimeouts;
 use jobline_shared::job_types::JobContext;
 use jobline_shared::provision::QueueSettings;
@@ -43,6 +43,7 @@ use jobline_shared::{
 };
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::http::{call, submit_all};
+use jobline_tests::stack::Served;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -400,13 +401,8 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     })
     .pollers(3)
     .build();
-    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("bind");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(jobline_local::serve(stack, listener, async {
-        drop(stopped.await);
-    }));
+    let served = Served::start(stack).await;
+    let addr = served.addr;
 
     // Clients submit long jobs, retrying 503s with the same key.
     let started = Instant::now();
@@ -489,8 +485,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     for proxy in [&api_proxy, &worker_proxy] {
         proxy.set_plan(FaultPlan::uniform(FaultRates::none()));
     }
-    let _ = stop.send(());
-    serving.await.expect("serve task").expect("serve");
+    served.stop().await;
 
     // The figures.
     let runs = lock(&probe.runs).clone();

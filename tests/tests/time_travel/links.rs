@@ -46,7 +46,7 @@ async fn a_result_link_expires_and_each_get_mints_a_fresh_valid_one() {
     jobline_tests::require_emulator!();
     let env = env(2).await;
     let clock = Clock::movable();
-    let running = Running::start(
+    let running = Served::start(
         stack(
             &env,
             &clock,

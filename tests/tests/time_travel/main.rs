@@ -34,9 +34,9 @@ use jobline_cli::console::Console;
 use jobline_cli::console::guard::Guard;
 use jobline_cli::dlq::DeadLetterQueue;
 use jobline_cli::jobs::{Retried, retry};
+use jobline_local::StackBuilder;
 use jobline_local::poller::PollerSettings;
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
-use jobline_local::{ServeError, Stack, StackBuilder};
 use jobline_shared::activity::memory::FixedHistory;
 use jobline_shared::config::{WebhookConfig, min_retention_days};
 use jobline_shared::deadline::Deadlines;
@@ -46,7 +46,6 @@ use jobline_shared::provision::{self, DLQ_RETENTION_SECS, QueueSettings, Queues}
 use jobline_shared::queue::{Receive, ReceivedMessage};
 use jobline_shared::results::LINK_TTL;
 use jobline_shared::store::{CancelOutcome, DUE_ATTRIBUTE, SWEPT_ERROR};
-use jobline_shared::sweeper::Sweeper;
 use jobline_shared::webhook::keys::REFRESH_INTERVAL;
 use jobline_shared::webhook::{
     Deliverer, SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header,
@@ -56,6 +55,7 @@ use jobline_shared::{
     JobTypes, SqsJobQueue, WorkerConfig,
 };
 use jobline_tests::fixtures::BigResult;
+use jobline_tests::stack::Served;
 use jobline_tests::{TestEnv, test_queue_settings};
 use lambda_http::Body;
 use serde_json::{Value, json};
@@ -115,38 +115,6 @@ fn stack(env: &TestEnv, clock: &Clock, job_types: JobTypes) -> StackBuilder {
             ..env.config.worker.clone()
         })
         .sweep_interval(Duration::from_secs(DAY))
-}
-
-/// A stack served in the background: its API (called directly), and its
-/// pollers (and notifier) running.
-struct Running {
-    api: Arc<Api>,
-    sweeper: Sweeper,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), ServeError>>,
-}
-
-impl Running {
-    async fn start(stack: Stack) -> Self {
-        let api = Arc::clone(stack.api());
-        let sweeper = stack.sweeper().clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(jobline_local::serve(stack, listener, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            api,
-            sweeper,
-            stop,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.serving.await.unwrap().unwrap();
-    }
 }
 
 /// One API request; its status and JSON body (`null` when empty).

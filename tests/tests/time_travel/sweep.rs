@@ -126,7 +126,7 @@ async fn a_finished_job_is_deleted_at_any_age_and_an_unfinished_one_is_kept() {
     let env = env(2).await;
     let clock = Clock::movable();
     let types = JobTypes::builtin().with(BigResult(BIG_RESULT_CHARS));
-    let running = Running::start(stack(&env, &clock, types).build()).await;
+    let running = Served::start(stack(&env, &clock, types).build()).await;
     let api = &running.api;
 
     let mut small = Vec::new();

@@ -41,9 +41,9 @@ async fn provision_webhooks(
 
 /// The stack on `clock` with webhooks on, as `jobline-local serve` builds
 /// it, the master keys refreshed on `clock`.
-async fn with_webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Running {
+async fn with_webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Served {
     let parts = webhooks(env, notify, secret, clock).await;
-    Running::start(
+    Served::start(
         stack(env, clock, JobTypes::builtin())
             .webhooks(parts)
             .build(),
