@@ -11,8 +11,8 @@
 use crate::aws_call::{Operation, Service};
 use crate::events;
 use aws_sdk_dynamodb::types::AttributeValue;
-use jobline_shared::store::item_from_record;
-use jobline_shared::{JobId, JobRecord};
+use jobline_core::{JobId, JobRecord};
+use jobline_dynamodb::item_from_record;
 use serde_json::{Map, Value, json};
 
 /// An HTTP answer: status and JSON body.

@@ -175,11 +175,11 @@ async fn forward(
 mod tests {
     use super::*;
     use crate::aws_call::tally;
-    use jobline_shared::Clock;
-    use jobline_shared::aws::Clients;
-    use jobline_shared::{
-        DynamoJobStore, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, SqsJobQueue,
-    };
+    use jobline_core::Clock;
+    use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
+    use jobline_dynamodb::DynamoJobStore;
+    use jobline_local::Clients;
+    use jobline_sqs::SqsJobQueue;
 
     async fn clients(endpoint: &AwsEndpoint) -> Clients {
         crate::sdk_clients(&endpoint.url()).await

@@ -8,8 +8,8 @@
 //! from API Gateway and from the SQS event source mapping.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use jobline_shared::queue::ReceivedMessage;
-use jobline_shared::{JobId, JobMessage, JobRequest};
+use jobline_core::queue::ReceivedMessage;
+use jobline_core::{JobId, JobMessage, JobRequest};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -54,7 +54,7 @@ pub fn submit_request() -> Result<lambda_http::Request, http::Error> {
 
 /// The SQS event of a first delivery of one message per job in `ids`.
 pub fn sqs_batch_event(ids: &[JobId]) -> SqsEvent {
-    let sent_at = jobline_shared::Clock::system().now_ms().to_string();
+    let sent_at = jobline_core::Clock::system().now_ms().to_string();
     let messages: Vec<ReceivedMessage> = ids
         .iter()
         .map(|&job_id| ReceivedMessage {
@@ -82,7 +82,7 @@ mod tests {
         let body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
         assert_eq!(body, json!({"type": "primes", "payload": {"upTo": 1000}}));
         assert!(
-            jobline_shared::JobTypes::builtin()
+            jobline_core::JobTypes::builtin()
                 .get("primes")
                 .unwrap()
                 .validate(&body["payload"])

@@ -40,7 +40,7 @@ pub mod stats;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::config::Credentials;
-use jobline_shared::aws::Clients;
+use jobline_local::Clients;
 
 /// The region of everything the harness creates or pretends to be.
 pub const REGION: &str = "us-east-1";

@@ -9,7 +9,7 @@ use jobline_bench::measure::logs::DEFAULT_SYSTEM_LOG_LEVEL;
 use jobline_bench::measure::sizes::LambdaDir;
 use jobline_bench::measure::throughput::Load;
 use jobline_bench::process::LambdaFunction;
-use jobline_shared::WorkerConfig;
+use jobline_core::WorkerConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

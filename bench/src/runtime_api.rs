@@ -197,7 +197,7 @@ async fn next(shared: &Shared) -> FullResponse {
         return json_response(500, "application/json", r#"{"stopped":true}"#.into());
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let deadline = jobline_shared::Clock::system().now_ms() + INVOCATION_TIMEOUT_MS;
+    let deadline = jobline_core::Clock::system().now_ms() + INVOCATION_TIMEOUT_MS;
     let mut response = json_response(200, "application/json", event.to_string());
     let headers = response.headers_mut();
     for (name, value) in [

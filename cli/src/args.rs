@@ -2,7 +2,7 @@
 //! describes every command, flag and environment variable declared here.
 
 use clap::{Args, Parser, Subcommand};
-use jobline_shared::{JobId, JobState};
+use jobline_core::{JobId, JobState};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 

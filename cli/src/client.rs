@@ -17,7 +17,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use jobline_shared::{Clock, JobId, JobState};
+use jobline_core::{Clock, JobId, JobState};
 use serde_json::{Value, json};
 use std::time::Duration;
 

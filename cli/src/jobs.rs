@@ -7,9 +7,9 @@
 //! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
 //! on stderr how many jobs it passed over when it stops there.
 
-use jobline_shared::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome};
-use jobline_shared::view::job_summary;
-use jobline_shared::{
+use jobline_core::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome};
+use jobline_core::view::job_summary;
+use jobline_core::{
     JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, QueueError, StoreError,
 };
 use serde_json::{Value, json};
@@ -292,8 +292,8 @@ pub async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::testing::{job, now_ms};
+    use jobline_testkit::memory::store::MemoryStore;
+    use jobline_testkit::testing::{job, now_ms};
 
     async fn store_with(jobs: &[JobRecord]) -> MemoryStore {
         let store = MemoryStore::new();
@@ -433,7 +433,7 @@ mod tests {
 
     #[tokio::test]
     async fn retry_requeues_a_failed_job_and_sends_its_message() {
-        use jobline_shared::queue::memory::MemoryQueue;
+        use jobline_testkit::memory::queue::MemoryQueue;
         let failed = job("primes").state(JobState::Failed).error("boom").build();
         let done = job("primes").state(JobState::Succeeded).build();
         let store = store_with(&[failed.clone(), done.clone()]).await;

@@ -6,8 +6,8 @@
 //! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
 //! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
 //!
-//! [`JobStore`]: jobline_shared::JobStore
-//! [`JobQueue`]: jobline_shared::JobQueue
+//! [`JobStore`]: jobline_core::JobStore
+//! [`JobQueue`]: jobline_core::JobQueue
 
 pub mod args;
 pub mod client;

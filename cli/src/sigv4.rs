@@ -9,7 +9,7 @@
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use hyper::body::Bytes;
-use jobline_shared::aws::SigningIdentity;
+use jobline_aws::SigningIdentity;
 use std::time::SystemTime;
 
 /// The service name API Gateway checks signatures for.
@@ -72,7 +72,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_shared::aws::Credentials;
+    use jobline_aws::Credentials;
     use std::time::{Duration, UNIX_EPOCH};
 
     /// 2015-08-30T12:36:00Z, the date of AWS's SigV4 test suite.

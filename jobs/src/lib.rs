@@ -15,7 +15,7 @@
 //! unknown type (422 `unknown_job_type`), like any other.
 
 pub use async_trait::async_trait;
-pub use jobline_shared::job_types::{JobContext, JobError, JobHandler, JobTypes};
+pub use jobline_core::job_types::{JobContext, JobError, JobHandler, JobTypes};
 
 /// Every job type of this deployment: the built-in ones (the demonstration
 /// types only if `demos`), plus yours.

@@ -5,10 +5,14 @@
 //! of the notifier (the stream's mapping). The handlers are the very ones the Lambda binaries run; [`stack`]
 //! assembles them once for `jobline-local serve`, the tests and the bench.
 
+pub mod clients;
 pub mod poller;
+pub mod provision;
 pub mod relay;
 pub mod server;
 pub mod shutdown;
 pub mod stack;
+pub mod stream;
 
+pub use clients::Clients;
 pub use stack::{ServeError, Stack, StackBuilder, serve};

@@ -15,18 +15,20 @@
 //! Errors are printed as one plain sentence and exit with status 1.
 
 use clap::{Parser, Subcommand};
+use jobline_aws::AwsTimeouts;
+use jobline_cloudwatch::CloudWatchHistory;
+use jobline_core::limits::QueueSettings;
+use jobline_core::{Config, ConfigError, telemetry};
+use jobline_local::Clients;
 use jobline_local::poller::PollerSettings;
+use jobline_local::provision;
+use jobline_local::provision::ProvisionError;
 use jobline_local::server::{self, BindError};
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
+use jobline_local::stream::{StreamError, StreamReader};
 use jobline_local::{ServeError, Stack, shutdown};
-use jobline_shared::SqsJobQueue;
-use jobline_shared::activity::CloudWatchHistory;
-use jobline_shared::aws::{AwsTimeouts, Clients};
-use jobline_shared::error::ProvisionError;
-use jobline_shared::outbox::stream::{StreamError, StreamReader};
-use jobline_shared::provision::{self, QueueSettings};
-use jobline_shared::webhook::Deliverer;
-use jobline_shared::{Config, ConfigError, telemetry};
+use jobline_sqs::SqsJobQueue;
+use jobline_webhooks::Deliverer;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -278,7 +280,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             if ingest_metrics {
                 // Bounded: a stalled emulator costs dropped figures, never memory.
                 let (forward, forwarded) = tokio::sync::mpsc::channel(1_024);
-                jobline_shared::metrics::forward_to(forward);
+                jobline_core::metrics::forward_to(forward);
                 let history = CloudWatchHistory::from_env().await;
                 tokio::spawn(history.ingest_forwarded(forwarded));
                 tracing::info!("putting the metrics into the emulator's CloudWatch");

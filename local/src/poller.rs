@@ -15,10 +15,11 @@
 
 use crate::shutdown::Shutdown;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use jobline_core::limits::QueueSettings;
+use jobline_core::limits::WORKER_TIMEOUT_SECS;
+use jobline_core::queue::{Receive, ReceivedMessage};
+use jobline_core::{Clock, JobQueue};
 use jobline_notifier::Notifier;
-use jobline_shared::provision::{QueueSettings, WORKER_TIMEOUT_SECS};
-use jobline_shared::queue::{Receive, ReceivedMessage};
-use jobline_shared::{Clock, JobQueue};
 use jobline_worker::Worker;
 use std::collections::HashSet;
 use std::future::Future;
@@ -130,7 +131,7 @@ impl<C: Consumer> Poller<C> {
     /// Gathers one batch (waiting up to the long-poll time for the first
     /// message), invokes the worker if there is anything, and deletes what
     /// succeeded.
-    pub async fn poll_once(&self) -> Result<PollOutcome, jobline_shared::QueueError> {
+    pub async fn poll_once(&self) -> Result<PollOutcome, jobline_core::QueueError> {
         self.poll(&mut Shutdown::never()).await
     }
 
@@ -158,7 +159,7 @@ impl<C: Consumer> Poller<C> {
 
     /// One poll; `stop` cuts only the gathering, never the batch's
     /// processing and deletion.
-    async fn poll(&self, stop: &mut Shutdown) -> Result<PollOutcome, jobline_shared::QueueError> {
+    async fn poll(&self, stop: &mut Shutdown) -> Result<PollOutcome, jobline_core::QueueError> {
         let messages = self.gather(stop).await?;
         if messages.is_empty() {
             return Ok(PollOutcome::default());
@@ -196,7 +197,7 @@ impl<C: Consumer> Poller<C> {
     async fn gather(
         &self,
         stop: &mut Shutdown,
-    ) -> Result<Vec<ReceivedMessage>, jobline_shared::QueueError> {
+    ) -> Result<Vec<ReceivedMessage>, jobline_core::QueueError> {
         let window_ends = tokio::time::Instant::now() + self.settings.batching_window;
         let mut messages: Vec<ReceivedMessage> = Vec::new();
         loop {

@@ -6,8 +6,8 @@
 //! event sends nothing), so retrying the whole batch is safe.
 
 use crate::shutdown::Shutdown;
+use crate::stream::{StreamError, StreamReader};
 use jobline_notifier::Notifier;
-use jobline_shared::outbox::stream::{StreamError, StreamReader};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -10,8 +10,9 @@
 
 mod support;
 
-use jobline_shared::provision::{self, QueueSettings};
-use jobline_shared::{JobId, JobRecord, JobState, JobStore};
+use jobline_core::limits::QueueSettings;
+use jobline_core::{JobId, JobRecord, JobState, JobStore};
+use jobline_local::provision;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
@@ -118,7 +119,7 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     let started = Instant::now();
     loop {
         let snapshot = records(&env, &ids).await;
-        let now = jobline_shared::Clock::system().now_ms();
+        let now = jobline_core::Clock::system().now_ms();
         let fresh_sleep = snapshot[..24].iter().any(|job| {
             job.state == JobState::Running && job.started_at.is_some_and(|at| now - at < 1_500)
         });

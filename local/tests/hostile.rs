@@ -6,8 +6,8 @@
 
 mod support;
 
-use jobline_shared::store::item::PAYLOAD_BUDGET_BYTES;
-use jobline_shared::{JobId, JobState, JobStore};
+use jobline_core::limits::PAYLOAD_BUDGET_BYTES;
+use jobline_core::{JobId, JobState, JobStore};
 use jobline_tests::TestEnv;
 use std::io::Write;
 use std::net::SocketAddr;

@@ -11,8 +11,8 @@
 
 mod support;
 
-use jobline_shared::queue::Receive;
-use jobline_shared::{JobId, JobQueue, JobRecord, JobState, JobStore};
+use jobline_core::queue::Receive;
+use jobline_core::{JobId, JobQueue, JobRecord, JobState, JobStore};
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::HashMap;

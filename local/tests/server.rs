@@ -4,11 +4,12 @@
 //! point at a closed port.
 
 use aws_config::{BehaviorVersion, Region};
+use jobline_aws::Credentials;
+use jobline_core::config::Config;
+use jobline_local::Clients;
 use jobline_local::Stack;
 use jobline_local::server::{self, HttpSettings, MAX_REQUEST_BYTES};
 use jobline_local::shutdown;
-use jobline_shared::aws::{Clients, Credentials};
-use jobline_shared::config::Config;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 
 mod support;
 
-use jobline_shared::provision;
-use jobline_shared::{JobState, JobStore};
+use jobline_core::{JobState, JobStore};
+use jobline_local::provision;
 use jobline_tests::TestEnv;
 use std::time::{Duration, Instant};
 use support::Runner;

@@ -11,8 +11,8 @@
 
 mod support;
 
-use jobline_shared::webhook::{KeySource, SecretsManagerKeys};
 use jobline_tests::{TestEnv, test_queue_settings};
+use jobline_webhooks::{KeySource, SecretsManagerKeys};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -212,12 +212,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// SDK clients whose every call goes through `proxy`, with the SDK's
 /// defaults otherwise (its retries among them), as the functions build theirs.
-pub async fn clients_behind(proxy: &FaultProxy) -> jobline_shared::aws::Clients {
+pub async fn clients_behind(proxy: &FaultProxy) -> jobline_local::Clients {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(proxy.url())
         .load()
         .await;
-    jobline_shared::aws::Clients::from_sdk_config(&sdk)
+    jobline_local::Clients::from_sdk_config(&sdk)
 }
 
 impl FaultProxy {

@@ -6,7 +6,7 @@
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use jobline_shared::JobId;
+use jobline_core::JobId;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -14,10 +14,12 @@ pub mod http;
 
 pub mod browser;
 
-use jobline_shared::aws::Clients;
-use jobline_shared::config::Config;
-use jobline_shared::provision::{self, QueueSettings, Queues};
-use jobline_shared::{DynamoJobStore, SqsJobQueue};
+use jobline_core::config::Config;
+use jobline_core::limits::QueueSettings;
+use jobline_dynamodb::DynamoJobStore;
+use jobline_local::Clients;
+use jobline_local::provision::{self, Queues};
+use jobline_sqs::SqsJobQueue;
 
 /// The variable that points the SDK (and so the tests) at the emulator.
 pub const ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL";
@@ -135,14 +137,14 @@ impl TestEnv {
     /// the attributes the store's codec never returns (index keys).
     pub async fn job_item(
         &self,
-        id: jobline_shared::JobId,
+        id: jobline_core::JobId,
     ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
         self.clients
             .dynamodb
             .get_item()
             .table_name(&self.table)
             .key(
-                jobline_shared::store::KEY_ATTRIBUTE,
+                jobline_dynamodb::KEY_ATTRIBUTE,
                 aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
             )
             .consistent_read(true)
@@ -198,14 +200,14 @@ impl TestEnv {
         owner: &str,
         job_type: &str,
         payload: serde_json::Value,
-    ) -> jobline_shared::JobId {
-        use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobStore};
+    ) -> jobline_core::JobId {
+        use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobStore};
         let request = JobRequest {
             job_type: job_type.into(),
             payload,
             callback_url: None,
         };
-        let now = jobline_shared::Clock::system().now_ms();
+        let now = jobline_core::Clock::system().now_ms();
         let job = JobRecord::new_queued(JobId::random(), owner, &request, now, 1);
         self.store().create(&job).await.expect("write the job");
         self.queue()
@@ -219,11 +221,11 @@ impl TestEnv {
     /// `secs`; the record that passed.
     pub async fn until(
         &self,
-        id: jobline_shared::JobId,
+        id: jobline_core::JobId,
         secs: u64,
-        done: impl Fn(&jobline_shared::JobRecord) -> bool,
-    ) -> jobline_shared::JobRecord {
-        use jobline_shared::JobStore;
+        done: impl Fn(&jobline_core::JobRecord) -> bool,
+    ) -> jobline_core::JobRecord {
+        use jobline_core::JobStore;
         let started = std::time::Instant::now();
         loop {
             let job = self.store().get(id).await.unwrap().expect("the job exists");
@@ -257,9 +259,9 @@ impl TestEnv {
 pub mod stack {
     use super::TestEnv;
     use jobline_api::Api;
+    use jobline_core::{Clock, JobTypes, WorkerConfig};
     use jobline_local::poller::{PollOutcome, Poller, PollerSettings};
     use jobline_local::{Stack, StackBuilder};
-    use jobline_shared::{Clock, JobTypes, WorkerConfig};
     use jobline_worker::Worker;
     use std::sync::Arc;
     use std::time::Duration;
@@ -329,7 +331,7 @@ pub mod stack {
     pub struct Served {
         pub addr: std::net::SocketAddr,
         pub api: Arc<Api>,
-        pub sweeper: jobline_shared::sweeper::Sweeper,
+        pub sweeper: jobline_sweeper::Sweeper,
         stop: tokio::sync::oneshot::Sender<()>,
         serving: tokio::task::JoinHandle<Result<(), jobline_local::ServeError>>,
     }
@@ -373,7 +375,7 @@ pub mod stack {
 
     /// The event Lambda would build from `messages`.
     pub fn sqs_event(
-        messages: &[jobline_shared::queue::ReceivedMessage],
+        messages: &[jobline_core::queue::ReceivedMessage],
     ) -> aws_lambda_events::event::sqs::SqsEvent {
         jobline_local::poller::sqs_event(messages, TEST_QUEUE_ARN)
     }
@@ -395,8 +397,8 @@ pub mod stack {
 /// Job types for tests: ones that fail on purpose.
 pub mod fixtures {
     use async_trait::async_trait;
-    use jobline_shared::job_types::JobContext;
-    use jobline_shared::{JobError, JobHandler};
+    use jobline_core::job_types::JobContext;
+    use jobline_core::{JobError, JobHandler};
     use serde_json::{Value, json};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -493,12 +495,13 @@ pub mod fixtures {
     }
 }
 
-/// A [`JobQueue`](jobline_shared::JobQueue) that records the visibility
+/// A [`JobQueue`](jobline_core::JobQueue) that records the visibility
 /// changes it passes on to the real queue.
 pub mod recording {
     use async_trait::async_trait;
-    use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
-    use jobline_shared::{JobMessage, JobQueue, QueueError, SqsJobQueue};
+    use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+    use jobline_core::{JobMessage, JobQueue, QueueError};
+    use jobline_sqs::SqsJobQueue;
     use std::sync::{Arc, Mutex};
 
     #[derive(Debug, Clone)]
@@ -552,13 +555,11 @@ pub mod recording {
 
 /// Every message `queue` holds now (received, not deleted: they come back
 /// after 30 s), decoded.
-pub async fn queued_messages(
-    queue: &dyn jobline_shared::JobQueue,
-) -> Vec<jobline_shared::JobMessage> {
+pub async fn queued_messages(queue: &dyn jobline_core::JobQueue) -> Vec<jobline_core::JobMessage> {
     let mut messages = Vec::new();
     loop {
         let batch = queue
-            .receive(jobline_shared::queue::Receive {
+            .receive(jobline_core::queue::Receive {
                 max_messages: 10,
                 wait_secs: 0,
                 visibility_secs: 30,
@@ -571,7 +572,7 @@ pub async fn queued_messages(
         messages.extend(
             batch
                 .iter()
-                .map(|m| jobline_shared::JobMessage::decode(&m.body).expect("job message")),
+                .map(|m| jobline_core::JobMessage::decode(&m.body).expect("job message")),
         );
     }
 }

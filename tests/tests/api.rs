@@ -9,11 +9,11 @@ use aws_lambda_events::apigw::{
 };
 use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
-use jobline_shared::store::DiscardOutcome;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{
+use jobline_core::store::DiscardOutcome;
+use jobline_core::{
     JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
 };
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request};

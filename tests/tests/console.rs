@@ -7,12 +7,13 @@
 use fantoccini::Locator;
 use jobline_cli::console::guard::Guard;
 use jobline_cli::console::{Console, serve};
+use jobline_cloudwatch::CloudWatchHistory;
+use jobline_core::activity::{MetricHistory, Window};
+use jobline_core::limits::QueueSettings;
+use jobline_core::{JobId, JobQueue, JobRecord, JobRequest, JobState, JobStore};
+use jobline_core::{JobTypes, Metric, Metrics, WorkerConfig};
 use jobline_local::poller::PollerSettings;
-use jobline_shared::activity::{CloudWatchHistory, MetricHistory, Window};
-use jobline_shared::provision::QueueSettings;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{JobId, JobQueue, JobRecord, JobRequest, JobState, JobStore};
-use jobline_shared::{JobTypes, Metric, Metrics, WorkerConfig};
+use jobline_testkit::testing::now_ms;
 use jobline_tests::browser::Browser;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::json;
@@ -46,7 +47,7 @@ fn start_console(env: &TestEnv) -> (Guard, tokio::sync::oneshot::Sender<()>) {
                 history: Arc::new(CloudWatchHistory::from_env().await),
                 guard: thread_guard,
                 emulated: true,
-                clock: jobline_shared::Clock::system(),
+                clock: jobline_core::Clock::system(),
             };
             let listener = TcpListener::from_std(std_listener).unwrap();
             serve(listener, Arc::new(console), async {

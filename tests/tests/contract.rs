@@ -1,9 +1,9 @@
 //! The contract every `JobStore` and `JobQueue` honours
-//! (`jobline_shared::contract`), against DynamoDB and SQS on moto: the same
+//! (`jobline_testkit::contract`), against DynamoDB and SQS on moto: the same
 //! checks the in-memory fakes pass in `jobline-shared`'s unit tests. Each
 //! check gets its own table and queue.
 
-use jobline_shared::contract::{queue, store};
+use jobline_testkit::contract::{queue, store};
 use jobline_tests::TestEnv;
 
 macro_rules! store_checks {
@@ -34,17 +34,17 @@ macro_rules! queue_checks {
     };
 }
 
-jobline_shared::for_each_store_check!(store_checks);
-jobline_shared::for_each_queue_check!(queue_checks);
+jobline_testkit::for_each_store_check!(store_checks);
+jobline_testkit::for_each_queue_check!(queue_checks);
 
 /// A long poll outlasts the short bounds a function's clients carry (the
 /// worker's: under a heartbeat): it is bounded by its own wait instead, so
 /// an empty poll of a bounded client is an empty answer, not a time-out.
 #[tokio::test]
 async fn a_long_poll_outlasts_the_clients_operation_timeout() {
-    use jobline_shared::SqsJobQueue;
-    use jobline_shared::aws::AwsTimeouts;
-    use jobline_shared::queue::{JobQueue, Receive};
+    use jobline_aws::AwsTimeouts;
+    use jobline_core::queue::{JobQueue, Receive};
+    use jobline_sqs::SqsJobQueue;
     use std::time::{Duration, Instant};
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;

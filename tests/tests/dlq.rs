@@ -6,12 +6,13 @@ use jobline_cli::args::{DlqCommand, ListArgs, SelectArgs};
 use jobline_cli::commands::{Exit, run_dlq};
 use jobline_cli::dlq::replay::Outcome;
 use jobline_cli::dlq::{DeadBody, DeadLetterQueue, Selection};
-use jobline_shared::queue::{Receive, ReceivedMessage};
-use jobline_shared::testing::now_ms;
-use jobline_shared::{
-    Completion, DynamoJobStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState,
-    JobStore, SqsJobQueue,
+use jobline_core::queue::{Receive, ReceivedMessage};
+use jobline_core::{
+    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
 };
+use jobline_dynamodb::DynamoJobStore;
+use jobline_sqs::SqsJobQueue;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use serde_json::json;
 use std::collections::BTreeSet;

@@ -3,12 +3,12 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http::StatusCode;
+use jobline_core::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
 use jobline_notifier::Notifier;
-use jobline_shared::SqsJobQueue;
-use jobline_shared::testing::now_ms;
-use jobline_shared::webhook::{Deliverer, FixedKeys, MasterKeys};
-use jobline_shared::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
+use jobline_sqs::SqsJobQueue;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
+use jobline_webhooks::{Deliverer, FixedKeys, MasterKeys};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,13 +5,12 @@
 //! was refused.
 
 use aws_config::retry::RetryConfig;
-use jobline_shared::aws::Clients;
-use jobline_shared::queue::Receive;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{
-    Completion, DynamoJobStore, JobMessage, JobQueue, JobState, JobStore, JobTypes, StoreError,
-    testing,
-};
+use jobline_core::queue::Receive;
+use jobline_core::{Completion, JobMessage, JobQueue, JobState, JobStore, JobTypes, StoreError};
+use jobline_dynamodb::DynamoJobStore;
+use jobline_local::Clients;
+use jobline_testkit::testing;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_worker::Worker;

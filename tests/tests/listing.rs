@@ -5,9 +5,9 @@
 //! state across callers: each page reads at most 16 × its limit entries of
 //! the state index, whatever the table holds.
 
-use jobline_shared::store::{JobStore, SHARDS};
-use jobline_shared::testing::job;
-use jobline_shared::{JobId, JobState, JobTypes};
+use jobline_core::store::{JobStore, SHARDS};
+use jobline_core::{JobId, JobState, JobTypes};
+use jobline_testkit::testing::job;
 use jobline_tests::TestEnv;
 use lambda_http::Body;
 use serde_json::Value;
@@ -33,7 +33,7 @@ async fn pages_read_at_most_their_limit_whatever_other_callers_hold() {
         });
     }
     writes.join_all().await;
-    let base = jobline_shared::testing::now_ms();
+    let base = jobline_testkit::testing::now_ms();
     let mut mine = Vec::new();
     for i in 0..MINE {
         let job = job("primes")
@@ -102,7 +102,7 @@ async fn state_pages_read_a_bounded_number_of_entries_whatever_the_table_holds()
         JobState::Failed,
         JobState::Cancelled,
     ];
-    let base = jobline_shared::testing::now_ms();
+    let base = jobline_testkit::testing::now_ms();
     let mut created = Vec::new();
     // In batches, so as not to flood the emulator beside the other test.
     for batch in (0..SPREAD).collect::<Vec<_>>().chunks(50) {

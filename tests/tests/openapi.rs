@@ -14,9 +14,9 @@
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use jobline_api::Api;
-use jobline_shared::queue::memory::MemoryQueue;
-use jobline_shared::store::memory::MemoryStore;
-use jobline_shared::{Config, JobId, JobTypes};
+use jobline_core::{Config, JobId, JobTypes};
+use jobline_testkit::memory::queue::MemoryQueue;
+use jobline_testkit::memory::store::MemoryStore;
 use jobline_tests::template::Template;
 use lambda_http::{Body, Request};
 use serde_json::Value;

@@ -2,8 +2,8 @@
 //! the event-source poller, process in the worker, read the status back.
 
 use http::StatusCode;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_core::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::Flaky;
 use jobline_tests::stack::poll_until_received;

@@ -17,20 +17,20 @@
 //! event source mapping's part) meet the same faults, and every job's
 //! final state must be delivered to the receiver, recorded as delivered.
 
+use jobline_core::job::DeliveryState;
+use jobline_core::limits::QueueSettings;
+use jobline_core::{JobId, JobState, JobStore, WorkerConfig};
 use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
-use jobline_shared::job::DeliveryState;
-use jobline_shared::outbox::stream::StreamReader;
-use jobline_shared::provision::QueueSettings;
-use jobline_shared::testing::receiver;
-use jobline_shared::webhook::Deliverer;
-use jobline_shared::{JobId, JobState, JobStore, WorkerConfig};
+use jobline_local::stream::StreamReader;
+use jobline_testkit::testing::receiver;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::http::submit_all;
 use jobline_tests::stack::Served;
 use jobline_tests::template::Template;
 use jobline_tests::{TestEnv, test_queue_settings};
+use jobline_webhooks::Deliverer;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -92,7 +92,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     // The API bounds each call as its Lambda main does (API_AWS_TIMEOUT_MS).
     let api_clients = jobline_tests::faults::clients_behind(&api_proxy)
         .await
-        .with_timeouts(jobline_shared::aws::AwsTimeouts::api(&env.config));
+        .with_timeouts(jobline_aws::AwsTimeouts::api(&env.config));
     let worker_clients = jobline_tests::faults::clients_behind(&worker_proxy).await;
     let notifier_clients = jobline_tests::faults::clients_behind(&notifier_proxy).await;
     let stream_clients = jobline_tests::faults::clients_behind(&stream_proxy).await;
@@ -105,7 +105,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     let webhooks = Webhooks {
         store: Arc::new(notifier_clients.store(&config)),
         keys: Arc::new(notifier_clients.webhook_keys(&config).expect("a secret")),
-        queue: Arc::new(jobline_shared::SqsJobQueue::new(
+        queue: Arc::new(jobline_sqs::SqsJobQueue::new(
             notifier_clients.sqs.clone(),
             &notify.queue_url,
         )),
@@ -172,7 +172,7 @@ async fn every_accepted_job_finishes_once_under_injected_faults() {
     // the table directly, past the proxies).
     let store = env.store();
     let deadline = Instant::now() + FINISH_BOUND;
-    let mut finals: HashMap<JobId, jobline_shared::JobRecord> = HashMap::new();
+    let mut finals: HashMap<JobId, jobline_core::JobRecord> = HashMap::new();
     while finals.len() < jobs.len() {
         assert!(
             Instant::now() < deadline,

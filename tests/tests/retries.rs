@@ -1,14 +1,14 @@
 //! Retries, dead-lettering, leases and metrics, against moto's SQS redrive.
 
 use jobline_cli::dlq::{DeadLetterQueue, Selection};
-use jobline_local::poller::PollOutcome;
-use jobline_shared::provision::QueueSettings;
-use jobline_shared::queue::Receive;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{
+use jobline_core::limits::QueueSettings;
+use jobline_core::queue::Receive;
+use jobline_core::{
     Completion, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric,
     WorkerConfig,
 };
+use jobline_local::poller::PollOutcome;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::fixtures::{Broken, Flaky};
 use jobline_tests::recording::RecordingQueue;
 use jobline_tests::{TestEnv, test_queue_settings};
@@ -327,7 +327,7 @@ async fn one_invocations_emf_is_valid_and_counts_what_happened() {
     assert_eq!(metrics.total(Metric::JobsFailed), 1.0);
     assert_eq!(metrics.total(Metric::JobsRetried), 1.0);
     assert_eq!(metrics.total(Metric::JobsDeadLettered), 0.0);
-    let documents = metrics.documents(jobline_shared::metrics::NAMESPACE, now_ms());
+    let documents = metrics.documents(jobline_core::metrics::NAMESPACE, now_ms());
     assert_eq!(documents.len(), 3, "one per job type");
     for document in &documents {
         assert_valid_emf(document);
@@ -359,7 +359,7 @@ async fn one_invocations_emf_is_valid_and_counts_what_happened() {
 async fn poller_receive_all(
     env: &TestEnv,
     count: usize,
-) -> Vec<jobline_shared::queue::ReceivedMessage> {
+) -> Vec<jobline_core::queue::ReceivedMessage> {
     let mut messages = Vec::new();
     for _ in 0..10 {
         messages.extend(

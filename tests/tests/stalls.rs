@@ -31,16 +31,17 @@
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream;
+use jobline_aws::AwsTimeouts;
+use jobline_core::job_types::JobContext;
+use jobline_core::limits::QueueSettings;
+use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+use jobline_core::{
+    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, QueueError,
+    WorkerConfig,
+};
 use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
-use jobline_shared::aws::AwsTimeouts;
-use jobline_shared::job_types::JobContext;
-use jobline_shared::provision::QueueSettings;
-use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
-use jobline_shared::{
-    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, QueueError,
-    SqsJobQueue, WorkerConfig,
-};
+use jobline_sqs::SqsJobQueue;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
 use jobline_tests::http::{call, submit_all};
 use jobline_tests::stack::Served;

@@ -3,20 +3,22 @@
 //! the benchmark's SDK baseline reuses.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use jobline_shared::aws::{Clients, TrustRoots};
-use jobline_shared::queue::Receive;
-use jobline_shared::store::dynamodb::{
-    CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
-};
-use jobline_shared::store::item::{
+use jobline_aws::TrustRoots;
+use jobline_core::queue::Receive;
+use jobline_core::store::{Completion, ReplayOutcome, SHARDS};
+use jobline_core::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_dynamodb::KEY_ATTRIBUTE;
+use jobline_dynamodb::item::{
     INLINE_PAYLOAD_BYTES, PAYLOAD_ATTRIBUTE, TTL_ATTRIBUTE, item_size, payload_item_key,
 };
-use jobline_shared::store::{
-    Completion, KEY_ATTRIBUTE, ReplayOutcome, SHARDS, record_from_item, state_shard,
+use jobline_dynamodb::record_from_item;
+use jobline_dynamodb::state_shard;
+use jobline_dynamodb::store::{
+    CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
 };
-use jobline_shared::testing::job;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_local::Clients;
+use jobline_testkit::testing::job;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use serde_json::json;
 use std::collections::HashMap;

@@ -4,16 +4,16 @@
 //! DLQ; finished jobs cost a sweep no reads; a job claimed or replayed in
 //! between is left alone; the local runner sweeps on its timer.
 
-use jobline_shared::deadline::Deadlines;
-use jobline_shared::provision;
-use jobline_shared::queue::Receive;
-use jobline_shared::store::{
-    Completion, DUE_ATTRIBUTE, SHARD_ATTRIBUTE, SHARDS, SWEPT_ERROR, SweepOutcome,
-};
-use jobline_shared::sweeper::Sweeper;
-use jobline_shared::testing::job;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_core::deadline::Deadlines;
+use jobline_core::queue::Receive;
+use jobline_core::store::{Completion, SHARDS, SWEPT_ERROR, SweepOutcome};
+use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_dynamodb::DUE_ATTRIBUTE;
+use jobline_dynamodb::SHARD_ATTRIBUTE;
+use jobline_local::provision;
+use jobline_sweeper::Sweeper;
+use jobline_testkit::testing::job;
+use jobline_testkit::testing::now_ms;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::json;
 use std::sync::Arc;
@@ -218,7 +218,7 @@ async fn a_replayed_job_gets_its_index_attributes_back() {
 
     assert_eq!(
         store.replay(queued.id, now_ms()).await.unwrap(),
-        jobline_shared::store::ReplayOutcome::Replayed
+        jobline_core::store::ReplayOutcome::Replayed
     );
     assert!(
         indexed(&env, queued.id).await,

@@ -18,7 +18,7 @@ use crate::measure::sizes::file_size;
 use crate::process::{LambdaFunction, LambdaProcess, emf_log, lambda_environment};
 use crate::runtime_api::{Outcome, RuntimeApi};
 use crate::stats::Summary;
-use jobline_shared::JobId;
+use jobline_core::JobId;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -13,11 +13,12 @@ pub mod throughput;
 use crate::error::BenchError;
 use crate::events;
 use jobline_api::Api;
+use jobline_core::config::Config;
+use jobline_core::limits::QueueSettings;
+use jobline_local::Clients;
 use jobline_local::Stack;
 use jobline_local::poller::{Poller, PollerSettings};
-use jobline_shared::aws::Clients;
-use jobline_shared::config::Config;
-use jobline_shared::provision::{self, QueueSettings, Queues};
+use jobline_local::provision::{self, Queues};
 use std::sync::Arc;
 
 /// The mapping's `BatchSize` in template.yaml.

@@ -12,7 +12,7 @@
 //! conditional `PutItem`, then sends its message; each consumer receives
 //! up to 10 messages, makes the two conditional `UpdateItem`s of each job
 //! (claim with `ALL_NEW`, then completion, with the store's own expressions
-//! from `jobline_shared::store::dynamodb`), `WORKER_CONCURRENCY` jobs at
+//! from `jobline_dynamodb::store`), `WORKER_CONCURRENCY` jobs at
 //! once, and deletes the batch. That is what this emulator on this machine
 //! can do with Jobline's call pattern, so the ratio of the two runs is what
 //! Jobline's own code costs. The emulator run goes first: if moto slows as
@@ -28,12 +28,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use futures_util::StreamExt;
 use jobline_api::Api;
+use jobline_core::Clock;
+use jobline_core::deadline::Deadlines;
+use jobline_core::store::SHARDS;
+use jobline_core::{JobId, JobMessage, JobRecord, JobState, WorkerConfig};
+use jobline_dynamodb::item_from_record;
+use jobline_dynamodb::state_shard;
+use jobline_dynamodb::store as dynamodb;
+use jobline_local::Clients;
 use jobline_local::poller::Poller;
-use jobline_shared::Clock;
-use jobline_shared::aws::Clients;
-use jobline_shared::deadline::Deadlines;
-use jobline_shared::store::{SHARDS, dynamodb, item_from_record, state_shard};
-use jobline_shared::{JobId, JobMessage, JobRecord, JobState, WorkerConfig};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

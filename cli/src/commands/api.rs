@@ -6,7 +6,7 @@ use super::{CliError, Exit, LIST_PAGE_SIZE, api_client, list_query, print_json, 
 use crate::args::{ApiArgs, JobArgs, JobsArgs, SubmitArgs, WaitArgs};
 use crate::client::{Cancel, Waited};
 use crate::progress::{ProgressDisplay, ProgressStyle};
-use jobline_shared::JobState;
+use jobline_core::JobState;
 use std::io::{self, Write};
 use std::time::Duration;
 

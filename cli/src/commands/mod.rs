@@ -15,9 +15,11 @@ use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::jobs::{JobsError, RetryError};
 use crate::progress::ProgressStyle;
 use crate::sigv4::Signer;
-use jobline_shared::aws::{Clients, SigningIdentity};
-use jobline_shared::error::CredentialsError;
-use jobline_shared::{Config, ConfigError};
+use aws_config::SdkConfig;
+use jobline_aws::CredentialsError;
+use jobline_aws::SigningIdentity;
+use jobline_aws::tools_sdk_config;
+use jobline_core::{Config, ConfigError};
 use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -162,11 +164,11 @@ pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String
     Ok((config, dlq_url))
 }
 
-/// The configuration and clients of an operator command.
+/// The configuration and SDK set-up of an operator command.
 async fn operator_clients(
     config: Result<Config, ConfigError>,
-) -> Result<(Config, Clients), ConfigError> {
-    Ok((config?, Clients::from_env().await))
+) -> Result<(Config, SdkConfig), ConfigError> {
+    Ok((config?, tools_sdk_config().await))
 }
 
 /// The table `jobs` reads: `JOBS_TABLE`, the only variable it needs.

@@ -8,9 +8,11 @@ use crate::console::guard::Guard;
 use crate::console::{Console, serve};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
-use jobline_shared::activity::CloudWatchHistory;
-use jobline_shared::aws::Clients;
-use jobline_shared::{Clock, Config, DynamoJobStore, SqsJobQueue};
+use jobline_aws::tools_sdk_config;
+use jobline_cloudwatch::CloudWatchHistory;
+use jobline_core::{Clock, Config};
+use jobline_dynamodb::DynamoJobStore;
+use jobline_sqs::SqsJobQueue;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -21,8 +23,7 @@ pub(super) async fn jobs(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let table = jobs_table(|name| std::env::var(name).ok())?;
-    let clients = Clients::from_env().await;
-    let store = DynamoJobStore::new(clients.dynamodb.clone(), table);
+    let store = DynamoJobStore::on_table(&tools_sdk_config().await, table);
     let query = StateQuery {
         job_type: args.job_type,
         owner: args.owner,
@@ -40,10 +41,10 @@ pub(super) async fn retry_job(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
-    let (config, clients) = operator_clients(Config::from_env()).await?;
+    let (config, sdk) = operator_clients(Config::from_env()).await?;
     let outcome = retry(
-        &clients.store(&config),
-        &clients.queue(&config),
+        &DynamoJobStore::from_sdk(&sdk, &config),
+        &SqsJobQueue::from_sdk(&sdk, &config.queue_url),
         args.id,
         Clock::system().now_ms(),
     )
@@ -84,7 +85,7 @@ pub(super) async fn retry_job(
 /// `jobline console`: the web console on 127.0.0.1 until Ctrl-C.
 pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let (config, dlq_url) = dlq_config(Config::from_env())?;
-    let clients = Clients::from_env().await;
+    let sdk = tools_sdk_config().await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|source| CliError::Listen {
@@ -93,10 +94,10 @@ pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Ex
         })?;
     let port = listener.local_addr()?.port();
     let console = Console {
-        store: Arc::new(clients.store(&config)),
-        queue: Arc::new(clients.queue(&config)),
-        dlq: Arc::new(SqsJobQueue::new(clients.sqs.clone(), dlq_url)),
-        history: Arc::new(CloudWatchHistory::from_env().await),
+        store: Arc::new(DynamoJobStore::from_sdk(&sdk, &config)),
+        queue: Arc::new(SqsJobQueue::from_sdk(&sdk, &config.queue_url)),
+        dlq: Arc::new(SqsJobQueue::from_sdk(&sdk, dlq_url)),
+        history: Arc::new(CloudWatchHistory::new(&sdk)),
         guard: Guard::new(port),
         emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         clock: Clock::system(),
@@ -122,10 +123,10 @@ pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Ex
 /// `jobline dlq …`: the DLQ tools on the configured queues and table.
 pub(super) async fn dlq(command: DlqCommand, out: &mut dyn Write) -> Result<Exit, CliError> {
     let (config, dlq_url) = dlq_config(Config::from_env())?;
-    let clients = Clients::from_env().await;
-    let dlq = SqsJobQueue::new(clients.sqs.clone(), dlq_url);
-    let queue = clients.queue(&config);
-    let store = clients.store(&config);
+    let sdk = tools_sdk_config().await;
+    let dlq = SqsJobQueue::from_sdk(&sdk, dlq_url);
+    let queue = SqsJobQueue::from_sdk(&sdk, &config.queue_url);
+    let store = DynamoJobStore::from_sdk(&sdk, &config);
     let tools = DeadLetterQueue::new(&dlq, &queue, &store);
     run_dlq(command, tools, out).await
 }

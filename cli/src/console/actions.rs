@@ -10,8 +10,8 @@ use super::{Console, ConsoleError, Reply};
 use crate::dlq::Selection;
 use crate::jobs::{Retried, retry};
 use http::StatusCode;
-use jobline_shared::store::CancelOutcome;
-use jobline_shared::{JobId, JobState};
+use jobline_core::store::CancelOutcome;
+use jobline_core::{JobId, JobState};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 

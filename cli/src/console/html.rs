@@ -3,8 +3,8 @@
 //! keyboard and a screen reader, which also get the chart's numbers as a
 //! table).
 
-use jobline_shared::activity::{Series, Window};
-use jobline_shared::job::format_ms;
+use jobline_core::activity::{Series, Window};
+use jobline_core::job::format_ms;
 use std::fmt::Write as _;
 
 /// `text` safe in HTML text and attribute values.
@@ -197,7 +197,7 @@ pub fn chart(series: &[Series], window: Window) -> String {
     }
     table.push_str("</tr></thead><tbody>");
     for minute in 0..window.minutes {
-        let at = window.start_ms + minute as i64 * jobline_shared::activity::MINUTE_MS;
+        let at = window.start_ms + minute as i64 * jobline_core::activity::MINUTE_MS;
         let _ = write!(table, "<tr><td>{}</td>", &format_ms(at)[11..16]);
         for s in series {
             let _ = write!(table, "<td>{}</td>", s.per_minute[minute]);
@@ -211,7 +211,7 @@ pub fn chart(series: &[Series], window: Window) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_shared::Metric;
+    use jobline_core::Metric;
 
     #[test]
     fn text_and_query_values_are_escaped() {

@@ -35,8 +35,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jobline_shared::activity::MetricHistory;
-use jobline_shared::{Clock, JobQueue, JobStore};
+use jobline_core::activity::MetricHistory;
+use jobline_core::{Clock, JobQueue, JobStore};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -70,11 +70,11 @@ pub struct Console {
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     #[error(transparent)]
-    Store(#[from] jobline_shared::StoreError),
+    Store(#[from] jobline_core::StoreError),
     #[error(transparent)]
-    Queue(#[from] jobline_shared::QueueError),
+    Queue(#[from] jobline_core::QueueError),
     #[error(transparent)]
-    History(#[from] jobline_shared::activity::HistoryError),
+    History(#[from] jobline_core::activity::HistoryError),
     #[error(transparent)]
     Dlq(#[from] crate::dlq::DlqError),
     #[error(transparent)]
@@ -350,15 +350,15 @@ async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_shared::activity::memory::FixedHistory;
-    use jobline_shared::queue::memory::MemoryQueue;
-    use jobline_shared::store::memory::MemoryStore;
-    use jobline_shared::testing::job;
-    use jobline_shared::{JobState, Metric};
+    use jobline_core::{JobState, Metric};
+    use jobline_testkit::memory::activity::FixedHistory;
+    use jobline_testkit::memory::queue::MemoryQueue;
+    use jobline_testkit::memory::store::MemoryStore;
+    use jobline_testkit::testing::job;
 
     fn console(store: MemoryStore) -> Console {
         let history = FixedHistory::new();
-        history.record(Metric::JobsFailed, jobline_shared::testing::now_ms(), 2.0);
+        history.record(Metric::JobsFailed, jobline_testkit::testing::now_ms(), 2.0);
         Console {
             store: Arc::new(store),
             queue: Arc::new(MemoryQueue::new()),

@@ -5,10 +5,10 @@ use super::html::{self, Section, encode, escape, time};
 use super::{Console, ConsoleError, Reply};
 use crate::jobs::{StateQuery, find_jobs, parse_utc_minute};
 use http::StatusCode;
-use jobline_shared::activity::Window;
-use jobline_shared::provision::DLQ_RETENTION_SECS;
-use jobline_shared::store::ListKey;
-use jobline_shared::{JobId, JobRecord, JobState, Metric};
+use jobline_core::activity::Window;
+use jobline_core::limits::DLQ_RETENTION_SECS;
+use jobline_core::store::ListKey;
+use jobline_core::{JobId, JobRecord, JobState, Metric};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -77,7 +77,7 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
     body.push_str("</tbody></table>");
     body.push_str(&source(&format!(
         "the jobs table's state index (<code>state-created</code>), counted exactly up to {} jobs a state.",
-        COUNT_PER_SHARD * usize::from(jobline_shared::store::SHARDS)
+        COUNT_PER_SHARD * usize::from(jobline_core::store::SHARDS)
     )));
     body.push_str("</section>");
 
@@ -244,7 +244,7 @@ pub async fn jobs(
     }
     body.push_str(&source(&format!(
         "the jobs table's state index, newest first; this page read <span data-scanned>{}</span> index entries ({} pages of at most 16 × {} entries), whatever the table holds.",
-        found.scanned, found.listed.pages, jobline_shared::store::MAX_LIST_LIMIT
+        found.scanned, found.listed.pages, jobline_core::store::MAX_LIST_LIMIT
     )));
     Ok(Reply::ok(html::page(
         &format!("Jobs: {}", state.as_str()),
@@ -362,7 +362,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     body.push_str(&row("Discarded", yes_no(job.discarded)));
     body.push_str(&row("Replays", job.replays.to_string()));
     if let Some(url) = &job.callback_url {
-        let webhook = jobline_shared::view::webhook_view(&job);
+        let webhook = jobline_core::view::webhook_view(&job);
         body.push_str(&row(
             "Webhook",
             format!(
@@ -374,7 +374,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     }
     body.push_str(&row(
         "Kept until (TTL)",
-        jobline_shared::job::format_ms(job.expires_at * 1_000),
+        jobline_core::job::format_ms(job.expires_at * 1_000),
     ));
     body.push_str("</dl>");
     if let Some(error) = &job.error {
@@ -415,7 +415,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
 /// job records (reading messages would hide them and bump their receive
 /// counts), with replay and discard.
 pub async fn dead_letters(console: &Console, now: i64) -> Result<Reply, ConsoleError> {
-    let search = StateQuery::new(JobState::Failed, jobline_shared::store::MAX_LIST_LIMIT);
+    let search = StateQuery::new(JobState::Failed, jobline_core::store::MAX_LIST_LIMIT);
     let (counts, found) = tokio::join!(
         console.dlq.counts(),
         find_jobs(&*console.store, &search, None)

@@ -12,8 +12,8 @@
 use super::{
     DeadBody, DeadLetter, DeadLetterQueue, DlqError, Entry, Handled, JOB_MISSING, Selection, Tally,
 };
-use jobline_shared::store::DiscardOutcome;
-use jobline_shared::{JobId, JobState};
+use jobline_core::store::DiscardOutcome;
+use jobline_core::{JobId, JobState};
 use std::fmt;
 use std::io::{self, Write};
 
@@ -247,7 +247,7 @@ mod tests {
             push_job(&dlq, id);
         }
         dlq.push("junk");
-        let deleted_at = jobline_shared::testing::now_ms();
+        let deleted_at = jobline_testkit::testing::now_ms();
 
         let report = tools(&dlq, &queue, &store)
             .discard(&Selection::default(), false)

@@ -4,9 +4,9 @@
 //! messages' receive counts.
 
 use super::{DeadBody, DeadLetter, DeadLetterQueue, DlqError, JOB_MISSING, Selection};
-use jobline_shared::Clock;
-use jobline_shared::job::format_ms;
-use jobline_shared::{JobId, JobState};
+use jobline_core::Clock;
+use jobline_core::job::format_ms;
+use jobline_core::{JobId, JobState};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;

@@ -26,9 +26,9 @@ pub use discard::DiscardReport;
 pub use list::{ListRow, format_age, render_list};
 pub use replay::{ReplayEntry, ReplayReport};
 
-use jobline_shared::job::JobRecord;
-use jobline_shared::queue::ReceivedMessage;
-use jobline_shared::{Clock, JobId, JobQueue, JobStore, QueueError, StoreError};
+use jobline_core::job::JobRecord;
+use jobline_core::queue::ReceivedMessage;
+use jobline_core::{Clock, JobId, JobQueue, JobStore, QueueError, StoreError};
 use scan::Scan;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
@@ -352,8 +352,8 @@ pub(crate) mod fixtures {
     //! The in-memory table and queues the commands' unit tests run on.
 
     use super::DeadLetterQueue;
-    use jobline_shared::{JobId, JobMessage, JobRecord, JobRequest, JobState};
-    pub use jobline_shared::{queue::memory::MemoryQueue, store::memory::MemoryStore};
+    use jobline_core::{JobId, JobMessage, JobRecord, JobRequest, JobState};
+    pub use jobline_testkit::memory::{queue::MemoryQueue, store::MemoryStore};
     use serde_json::json;
     use std::num::NonZeroUsize;
 
@@ -417,7 +417,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
-    use jobline_shared::JobState;
+    use jobline_core::JobState;
 
     #[tokio::test]
     async fn a_long_run_extends_the_hold_of_the_messages_it_still_holds() {

@@ -11,8 +11,8 @@
 use super::{
     DeadBody, DeadLetter, DeadLetterQueue, DlqError, Entry, Handled, JOB_MISSING, Selection, Tally,
 };
-use jobline_shared::store::ReplayOutcome;
-use jobline_shared::{JobId, JobMessage, JobState};
+use jobline_core::store::ReplayOutcome;
+use jobline_core::{JobId, JobMessage, JobState};
 use std::fmt;
 use std::io::{self, Write};
 

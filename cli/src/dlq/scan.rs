@@ -11,8 +11,8 @@
 //! hidden until it ends, extending the hold while it runs.
 
 use super::{DeadBody, DeadLetter, DeadLetterQueue, DlqError, Selection, Tally};
-use jobline_shared::queue::{Receive, ReceivedMessage};
-use jobline_shared::{JobMessage, StoreError};
+use jobline_core::queue::{Receive, ReceivedMessage};
+use jobline_core::{JobMessage, StoreError};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -193,7 +193,7 @@ mod tests {
     use super::*;
     use crate::dlq::ReplayReport;
     use crate::dlq::fixtures::*;
-    use jobline_shared::{JobId, JobState};
+    use jobline_core::{JobId, JobState};
 
     #[tokio::test]
     async fn filters_and_limit_select_the_right_messages() {

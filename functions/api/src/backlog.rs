@@ -9,7 +9,8 @@
 //! the bound protects the system, it must not become an outage of its own.
 
 use async_trait::async_trait;
-use jobline_shared::{JobQueue, QueueError, SqsJobQueue};
+use jobline_core::{JobQueue, QueueError};
+use jobline_sqs::SqsJobQueue;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 

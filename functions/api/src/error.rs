@@ -89,12 +89,12 @@ pub enum ApiError {
     InvalidCursor,
     /// A delete of a job that has not finished.
     #[error("the job is {state}; only a finished job can be deleted (cancel it first)")]
-    JobNotFinished { state: jobline_shared::JobState },
+    JobNotFinished { state: jobline_core::JobState },
     /// A cancel of a job that had already finished.
     #[error(
         "the job has already finished ({state}); only a queued or running job can be cancelled"
     )]
-    JobFinished { state: jobline_shared::JobState },
+    JobFinished { state: jobline_core::JobState },
     #[error(
         "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, POST \
          /jobs/{{id}}/cancel, and GET /webhook-secret"
@@ -137,15 +137,15 @@ fn shown_job_type(job_type: &str) -> String {
 /// A failed read or write of a job outside a submission: the detail is for
 /// the logs, the client gets the fixed "retry shortly" (a submission's own
 /// failures say more, and are built where it knows which step failed).
-impl From<jobline_shared::StoreError> for ApiError {
-    fn from(error: jobline_shared::StoreError) -> Self {
+impl From<jobline_core::StoreError> for ApiError {
+    fn from(error: jobline_core::StoreError) -> Self {
         Self::StatusUnavailable(error.to_string())
     }
 }
 
 /// A result's link or deletion failed: as a failed read of its job.
-impl From<jobline_shared::results::ResultError> for ApiError {
-    fn from(error: jobline_shared::results::ResultError) -> Self {
+impl From<jobline_core::results::ResultError> for ApiError {
+    fn from(error: jobline_core::results::ResultError) -> Self {
         Self::StatusUnavailable(error.to_string())
     }
 }
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn a_cancel_of_a_finished_job_names_its_state() {
         let response = ApiError::JobFinished {
-            state: jobline_shared::JobState::Succeeded,
+            state: jobline_core::JobState::Succeeded,
         }
         .into_response();
         assert_eq!(response.status(), StatusCode::CONFLICT);

@@ -40,7 +40,7 @@
 //! is 401, so a misconfigured deployment never pools everyone's jobs.
 
 use crate::ApiError;
-use jobline_shared::config::AssumedRoleOwner;
+use jobline_core::config::AssumedRoleOwner;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 

@@ -98,10 +98,10 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use jobline_shared::results::ResultStore;
-pub use jobline_shared::view::{job_summary, job_view};
-use jobline_shared::webhook::{CallbackPolicy, KeySource};
-use jobline_shared::{Clock, Config, JobId, JobQueue, JobRecord, JobStore, JobTypes, Metrics};
+use jobline_core::results::ResultStore;
+pub use jobline_core::view::{job_summary, job_view};
+use jobline_core::{Clock, Config, JobId, JobQueue, JobRecord, JobStore, JobTypes, Metrics};
+use jobline_webhooks::{CallbackPolicy, KeySource};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
@@ -141,7 +141,7 @@ pub struct Api {
     public_base_url: Option<String>,
     allow_anonymous: bool,
     /// `ASSUMED_ROLE_OWNER`: who owns an assumed-role session's jobs.
-    assumed_role_owner: jobline_shared::config::AssumedRoleOwner,
+    assumed_role_owner: jobline_core::config::AssumedRoleOwner,
     max_backlog: u64,
     backlog: Option<Backlog>,
     /// The time: the tests' movable clock, or the wall clock.

@@ -15,8 +15,8 @@
 //! list nothing of anyone else's.
 
 use crate::ApiError;
-use jobline_shared::store::{ListKey, MAX_LIST_LIMIT};
-use jobline_shared::{JobRecord, JobState};
+use jobline_core::store::{ListKey, MAX_LIST_LIMIT};
+use jobline_core::{JobRecord, JobState};
 use sha2::{Digest, Sha256};
 
 /// The page size when the query names none.
@@ -177,7 +177,7 @@ fn decode(component: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_shared::JobId;
+    use jobline_core::JobId;
 
     #[test]
     fn a_query_parses_its_filters_limit_and_cursor() {

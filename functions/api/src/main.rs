@@ -5,8 +5,12 @@
 //! answers (202 or 503) within the function's timeout even when AWS is slow.
 
 use jobline_api::Api;
-use jobline_shared::aws::{AwsTimeouts, Clients};
-use jobline_shared::{Config, telemetry};
+use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
+use jobline_core::{Config, telemetry};
+use jobline_dynamodb::DynamoJobStore;
+use jobline_s3::S3ResultStore;
+use jobline_sqs::SqsJobQueue;
+use jobline_webhooks::SecretsManagerKeys;
 use lambda_http::{Error, Request, run, service_fn};
 use std::sync::Arc;
 
@@ -14,22 +18,24 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots)
-        .await
-        .with_timeouts(AwsTimeouts::api(&config));
+    let sdk = bounded(
+        &lambda_sdk_config(config.trust_roots).await,
+        AwsTimeouts::api(&config),
+    );
+    let queue = Arc::new(SqsJobQueue::from_sdk(&sdk, &config.queue_url));
     let mut api = Api::new(
-        Arc::new(clients.store(&config)),
-        Arc::new(clients.queue(&config)),
+        Arc::new(DynamoJobStore::from_sdk(&sdk, &config)),
+        queue.clone(),
         jobline_jobs::registry(config.demo_job_types),
         &config,
     )
-    .with_queue_depth(Arc::new(clients.queue(&config)));
-    if let Some(results) = clients.results(&config) {
-        api = api.with_results(Arc::new(results));
+    .with_queue_depth(queue);
+    if let Some(bucket) = &config.results_bucket {
+        api = api.with_results(Arc::new(S3ResultStore::from_sdk(&sdk, bucket)));
     }
     // Read on first use (GET /webhook-secret), not at every cold start.
-    if let Some(keys) = clients.webhook_keys(&config) {
-        api = api.with_webhook_keys(Arc::new(keys));
+    if let Some(secret_id) = &config.webhooks.secret_id {
+        api = api.with_webhook_keys(Arc::new(SecretsManagerKeys::from_sdk(&sdk, secret_id)));
     }
     let api = Arc::new(api);
     run(service_fn(move |request: Request| {

@@ -3,7 +3,7 @@
 //!
 //! Sizes are checked twice, because DynamoDB refuses an item over 400 KB
 //! with an error no retry cures, and a job's item must also leave room for
-//! its result (the budgets of [`jobline_shared::store::item`]): the body
+//! its result (the budgets of [`jobline_dynamodb::item`]): the body
 //! before it is parsed ([`MAX_BODY_BYTES`]), then what will be stored
 //! ([`check_sizes`]). The two differ: the payload is stored as `serde_json`
 //! writes it, which can be longer than what was sent (`1E15`, 4 bytes, is
@@ -23,11 +23,12 @@
 //! about the fields they sent.
 
 use crate::ApiError;
-use jobline_shared::store::item::{
-    FIXED_BUDGET_BYTES, PAYLOAD_BUDGET_BYTES, WEBHOOK_BUDGET_BYTES, item_from_record, item_size,
-};
-use jobline_shared::webhook::{CallbackPolicy, CallbackUrl};
-use jobline_shared::{JobRecord, JobRequest};
+use jobline_core::limits::FIXED_BUDGET_BYTES;
+use jobline_core::limits::PAYLOAD_BUDGET_BYTES;
+use jobline_core::limits::WEBHOOK_BUDGET_BYTES;
+use jobline_core::{JobRecord, JobRequest};
+use jobline_dynamodb::item::{item_from_record, item_size};
+use jobline_webhooks::{CallbackPolicy, CallbackUrl};
 use lambda_http::Request;
 use serde_json::{Map, Value};
 
@@ -355,7 +356,7 @@ mod tests {
     }
 
     fn new_job(owner: &str, request: &JobRequest) -> JobRecord {
-        JobRecord::new_queued(jobline_shared::JobId::random(), owner, request, 0, 30)
+        JobRecord::new_queued(jobline_core::JobId::random(), owner, request, 0, 30)
     }
 
     #[test]

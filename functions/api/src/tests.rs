@@ -4,11 +4,11 @@
 use super::backlog::fake::FakeDepth;
 use super::*;
 use http::header::{LOCATION, RETRY_AFTER};
-use jobline_shared::queue::memory::MemoryQueue;
-use jobline_shared::queue::{QueueCounts, Receive, ReceivedMessage};
-use jobline_shared::store::memory::MemoryStore;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{JobMessage, JobRequest, JobState, Metric, QueueError};
+use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+use jobline_core::{JobMessage, JobRequest, JobState, Metric, QueueError};
+use jobline_testkit::memory::queue::MemoryQueue;
+use jobline_testkit::memory::store::MemoryStore;
+use jobline_testkit::testing::now_ms;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use serde_json::{Value, json};
 
@@ -616,7 +616,7 @@ async fn the_status_says_when_an_operator_discarded_the_job() {
     let discarded = store.discard(id, now_ms()).await;
     assert_eq!(
         discarded.unwrap(),
-        jobline_shared::store::DiscardOutcome::Discarded
+        jobline_core::store::DiscardOutcome::Discarded
     );
     let reply = api.handle(get(id)).await;
     assert_eq!(reply.response.status(), StatusCode::OK);
@@ -663,7 +663,7 @@ async fn a_cancel_of_a_running_job_asks_its_worker_and_the_status_shows_it() {
     let id = JobId::random();
     let mut running = record(id, now_ms());
     running.claim(now_ms(), now_ms() + 60_000, "t");
-    running.progress = Some(jobline_shared::job::Progress::new(0.5, "half way", 1_000));
+    running.progress = Some(jobline_core::job::Progress::new(0.5, "half way", 1_000));
     running.checkpoint = Some(json!({"next": 5}));
     running.checkpoint_at = Some(2_000);
     store.insert(running);
@@ -838,7 +838,7 @@ fn secret_request(user_arn: &str) -> Request {
 
 #[tokio::test]
 async fn each_caller_gets_its_own_webhook_secret_and_none_where_webhooks_are_off() {
-    use jobline_shared::webhook::{FixedKeys, MasterKeys, caller_secret};
+    use jobline_webhooks::{FixedKeys, MasterKeys, caller_secret};
     let master = b"m".repeat(48);
     let (store, queue) = fakes();
     let off = api(&store, &queue, None);

@@ -27,7 +27,7 @@
 //!
 //! The promise to receivers is that either secret verifies while they
 //! switch. A notifier uses keys read up to
-//! [`REFRESH_INTERVAL`](jobline_shared::webhook::keys::REFRESH_INTERVAL)
+//! [`REFRESH_INTERVAL`](jobline_webhooks::keys::REFRESH_INTERVAL)
 //! ago, so right after a rotation it may sign with the old key alone while
 //! the receiver, already handed its new secret, accepts only that: a 401 or
 //! 403 that would be final, though the next read of the keys would have
@@ -57,14 +57,14 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
-use jobline_shared::config::WebhookConfig;
-use jobline_shared::job::{DeliveryState, WebhookDelivery, format_ms};
-use jobline_shared::outbox;
-use jobline_shared::view::job_view;
-use jobline_shared::webhook::{
+use jobline_core::config::WebhookConfig;
+use jobline_core::job::{DeliveryState, WebhookDelivery, format_ms};
+use jobline_core::view::job_view;
+use jobline_core::{Clock, JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
+use jobline_dynamodb::outbox;
+use jobline_webhooks::{
     CallbackUrl, Deliverer, DeliveryError, KeySource, MasterKeys, WebhookHeaders,
 };
-use jobline_shared::{Clock, JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -155,7 +155,7 @@ impl Notifier {
     /// [`SET_ASIDE_AFTER_MS`] after its change is set aside instead, so it
     /// cannot hold up its shard's later records: the job's item still owes
     /// the webhook, and the sweeper hands it to the notifier again
-    /// (`jobline_shared::sweeper::WEBHOOK_OWED_AFTER_MS`).
+    /// (`jobline_sweeper::WEBHOOK_OWED_AFTER_MS`).
     pub async fn relay(&self, records: &[Value]) -> Vec<String> {
         for record in records {
             let Some(job_id) = outbox::announced(record) else {

@@ -3,11 +3,13 @@
 //! the jobs table's stream records (relayed to the notifier's queue) and that
 //! queue's messages (delivered as signed webhooks).
 
+use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
+use jobline_core::error::ConfigError;
+use jobline_core::{Config, telemetry};
+use jobline_dynamodb::DynamoJobStore;
 use jobline_notifier::Notifier;
-use jobline_shared::aws::{AwsTimeouts, Clients};
-use jobline_shared::error::ConfigError;
-use jobline_shared::webhook::Deliverer;
-use jobline_shared::{Config, SqsJobQueue, telemetry};
+use jobline_sqs::SqsJobQueue;
+use jobline_webhooks::{Deliverer, SecretsManagerKeys};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
@@ -16,11 +18,14 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots)
-        .await
-        .with_timeouts(AwsTimeouts::notifier());
-    let keys = clients
-        .webhook_keys(&config)
+    let sdk = bounded(
+        &lambda_sdk_config(config.trust_roots).await,
+        AwsTimeouts::notifier(),
+    );
+    let secret_id = config
+        .webhooks
+        .secret_id
+        .as_deref()
         .ok_or(ConfigError::Missing("WEBHOOK_SECRET_ID"))?;
     let queue_url = config
         .webhooks
@@ -28,9 +33,9 @@ async fn main() -> Result<(), Error> {
         .as_deref()
         .ok_or(ConfigError::Missing("NOTIFY_QUEUE_URL"))?;
     let notifier = Arc::new(Notifier::new(
-        Arc::new(clients.store(&config)),
-        Arc::new(SqsJobQueue::new(clients.sqs.clone(), queue_url)),
-        Arc::new(keys),
+        Arc::new(DynamoJobStore::from_sdk(&sdk, &config)),
+        Arc::new(SqsJobQueue::from_sdk(&sdk, queue_url)),
+        Arc::new(SecretsManagerKeys::from_sdk(&sdk, secret_id)),
         Deliverer::new().with_timeout(config.webhooks.timeout),
         &config.webhooks,
     ));

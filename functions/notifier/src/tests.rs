@@ -2,13 +2,13 @@
 
 use super::*;
 use aws_lambda_events::event::sqs::SqsMessage;
-use jobline_shared::JobState;
-use jobline_shared::queue::memory::MemoryQueue;
-use jobline_shared::store::memory::MemoryStore;
-use jobline_shared::testing::job;
-use jobline_shared::testing::receiver;
-use jobline_shared::webhook::keys::REFRESH_INTERVAL;
-use jobline_shared::webhook::{
+use jobline_core::JobState;
+use jobline_testkit::memory::queue::MemoryQueue;
+use jobline_testkit::memory::store::MemoryStore;
+use jobline_testkit::testing::job;
+use jobline_testkit::testing::receiver;
+use jobline_webhooks::keys::REFRESH_INTERVAL;
+use jobline_webhooks::{
     FixedKeys, KeyError, KeyLoader, MasterKeys, RefreshingKeys, caller_secret, sign,
 };
 use std::sync::Mutex;

@@ -9,9 +9,11 @@
 //! The event's content is not read: the run's time is the clock's, so a
 //! late or retried invocation sweeps what is overdue when it runs.
 
-use jobline_shared::aws::{AwsTimeouts, Clients};
-use jobline_shared::sweeper::Sweeper;
-use jobline_shared::{Clock, Config, SqsJobQueue, telemetry};
+use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
+use jobline_core::{Clock, Config, telemetry};
+use jobline_dynamodb::DynamoJobStore;
+use jobline_sqs::SqsJobQueue;
+use jobline_sweeper::Sweeper;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,13 +22,13 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots)
-        .await
-        .with_timeouts(AwsTimeouts::sweeper());
-    let mut sweeper = Sweeper::new(Arc::new(clients.store(&config)));
+    let sdk = bounded(
+        &lambda_sdk_config(config.trust_roots).await,
+        AwsTimeouts::sweeper(),
+    );
+    let mut sweeper = Sweeper::new(Arc::new(DynamoJobStore::from_sdk(&sdk, &config)));
     if let Some(notify_url) = config.webhooks.queue_url.as_deref() {
-        sweeper =
-            sweeper.with_webhooks(Arc::new(SqsJobQueue::new(clients.sqs.clone(), notify_url)));
+        sweeper = sweeper.with_webhooks(Arc::new(SqsJobQueue::from_sdk(&sdk, notify_url)));
     }
     let sweeper = Arc::new(sweeper);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {

@@ -8,8 +8,8 @@
 
 use crate::delivery::Delivery;
 use crate::{Disposition, Worker, heartbeat};
-use jobline_shared::job::ClaimRefusal;
-use jobline_shared::{JobId, JobMessage, JobRecord, Metric, StoreError};
+use jobline_core::job::ClaimRefusal;
+use jobline_core::{JobId, JobMessage, JobRecord, Metric, StoreError};
 use std::time::Duration;
 
 impl Worker {

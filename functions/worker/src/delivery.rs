@@ -5,7 +5,7 @@
 //! line. "Attempt" means only `job.attempts`, the claims of the job.
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use jobline_shared::{JobId, Metrics};
+use jobline_core::{JobId, Metrics};
 use std::time::Instant;
 
 /// One SQS delivery of a record, as far as it got, and its log line's fields.

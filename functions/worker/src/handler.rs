@@ -13,8 +13,8 @@ use crate::{
     DEADLINE_RESERVE, RUNTIME_MEMORY_BYTES, STOP_GRACE, TIMED_OUT_ERROR, UNKNOWN_TYPE_ERROR, Worker,
 };
 use futures_util::FutureExt;
-use jobline_shared::job_types::{JobContext, Reports};
-use jobline_shared::{JobError, JobRecord};
+use jobline_core::job_types::{JobContext, Reports};
+use jobline_core::{JobError, JobRecord};
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -11,9 +11,9 @@
 //! beat is tried again a second later, while the lease still allows.
 
 use crate::STOP_GRACE;
-use jobline_shared::job_types::Reports;
-use jobline_shared::queue::backoff::max_visibility_secs;
-use jobline_shared::{Clock, Heartbeat, JobId, JobQueue, JobStore, StoreError};
+use jobline_core::backoff::max_visibility_secs;
+use jobline_core::job_types::Reports;
+use jobline_core::{Clock, Heartbeat, JobId, JobQueue, JobStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -50,7 +50,7 @@
 //! cannot succeed on a retry: the job fails with [`UNSTORABLE_ERROR`] and
 //! the message is acknowledged, also when even that write is refused.
 //!
-//! Deadlines: a handler's [`JobContext`](jobline_shared::job_types::JobContext) is cancelled [`DEADLINE_RESERVE`]
+//! Deadlines: a handler's [`JobContext`](jobline_core::job_types::JobContext) is cancelled [`DEADLINE_RESERVE`]
 //! before the invocation's deadline; a handler still running [`STOP_GRACE`]
 //! later has overrun. Its job is not returned to the queue (a new run would
 //! overlap with it) and the batch asks for the process to end after the
@@ -87,8 +87,8 @@ pub use handler::memory_bound_concurrency;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use futures_util::stream;
-use jobline_shared::results::ResultStore;
-use jobline_shared::{Clock, JobMessage, JobQueue, JobStore, JobTypes, Metrics, WorkerConfig};
+use jobline_core::results::ResultStore;
+use jobline_core::{Clock, JobMessage, JobQueue, JobStore, JobTypes, Metrics, WorkerConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -183,7 +183,7 @@ impl Worker {
         job_types: JobTypes,
         config: WorkerConfig,
     ) -> Self {
-        let memory_mb = jobline_shared::config::function_memory_mb(|name| std::env::var(name).ok());
+        let memory_mb = jobline_core::config::function_memory_mb(|name| std::env::var(name).ok());
         let concurrency =
             memory_bound_concurrency(config.concurrency, memory_mb, job_types.peak_memory_bytes());
         Self {

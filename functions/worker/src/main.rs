@@ -5,8 +5,11 @@
 //! ([`jobline_worker::restart`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use jobline_shared::aws::{AwsTimeouts, Clients};
-use jobline_shared::{Config, telemetry};
+use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
+use jobline_core::{Config, telemetry};
+use jobline_dynamodb::DynamoJobStore;
+use jobline_s3::S3ResultStore;
+use jobline_sqs::SqsJobQueue;
 use jobline_worker::Worker;
 use jobline_worker::restart::{ExitAfterResponseLayer, RestartFlag};
 use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
@@ -16,17 +19,18 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let clients = Clients::for_lambda(config.trust_roots)
-        .await
-        .with_timeouts(AwsTimeouts::worker(&config.worker));
+    let sdk = bounded(
+        &lambda_sdk_config(config.trust_roots).await,
+        AwsTimeouts::worker(&config.worker),
+    );
     let mut worker = Worker::new(
-        Arc::new(clients.store(&config)),
-        Arc::new(clients.queue(&config)),
+        Arc::new(DynamoJobStore::from_sdk(&sdk, &config)),
+        Arc::new(SqsJobQueue::from_sdk(&sdk, &config.queue_url)),
         jobline_jobs::registry(config.demo_job_types),
         config.worker.clone(),
     );
-    if let Some(results) = clients.results(&config) {
-        worker = worker.with_results(Arc::new(results));
+    if let Some(bucket) = &config.results_bucket {
+        worker = worker.with_results(Arc::new(S3ResultStore::from_sdk(&sdk, bucket)));
     }
     let worker = Arc::new(worker);
     let restart = RestartFlag::new();

@@ -10,10 +10,10 @@ use crate::{
     Disposition, LEASE_LOST_ERROR, MAX_RESULT_BYTES, TIMED_OUT_ERROR, UNSTORABLE_ERROR, Worker,
     heartbeat,
 };
-use jobline_shared::job_types::Reports;
-use jobline_shared::queue::backoff::max_visibility_secs;
-use jobline_shared::results::{MAX_LINKED_RESULT_BYTES, result_key};
-use jobline_shared::{Completion, JobError, JobId, JobMessage, JobRecord, Metric, StoreError};
+use jobline_core::backoff::max_visibility_secs;
+use jobline_core::job_types::Reports;
+use jobline_core::results::{MAX_LINKED_RESULT_BYTES, result_key};
+use jobline_core::{Completion, JobError, JobId, JobMessage, JobRecord, Metric, StoreError};
 use serde_json::Value;
 use std::time::Instant;
 

@@ -3,20 +3,21 @@
 //! types that fail, panic or overrun on purpose.
 
 use super::*;
-use jobline_shared::JobRequest;
-use jobline_shared::deadline::{Deadlines, MARGIN_MS};
-use jobline_shared::job_types::JobContext;
-use jobline_shared::provision::QueueSettings;
-use jobline_shared::queue::Receive;
-use jobline_shared::queue::memory::MemoryQueue;
-use jobline_shared::results::result_key;
-use jobline_shared::store::item::{MAX_ITEM_BYTES, item_from_record, item_size};
-use jobline_shared::store::memory::MemoryStore;
-use jobline_shared::testing;
-use jobline_shared::testing::now_ms;
-use jobline_shared::{
+use jobline_core::JobRequest;
+use jobline_core::deadline::{Deadlines, MARGIN_MS};
+use jobline_core::job_types::JobContext;
+use jobline_core::limits::MAX_ITEM_BYTES;
+use jobline_core::limits::QueueSettings;
+use jobline_core::queue::Receive;
+use jobline_core::results::result_key;
+use jobline_core::{
     CancelOutcome, Completion, JobError, JobHandler, JobId, JobRecord, JobState, Metric,
 };
+use jobline_dynamodb::item::{item_from_record, item_size};
+use jobline_testkit::memory::queue::MemoryQueue;
+use jobline_testkit::memory::store::MemoryStore;
+use jobline_testkit::testing;
+use jobline_testkit::testing::now_ms;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -809,7 +810,7 @@ async fn a_result_over_the_items_budget_goes_to_the_result_store() {
     );
     assert!(refused.error.unwrap().contains("the limit is 102400"));
 
-    let results = Arc::new(jobline_shared::results::memory::MemoryResults::new());
+    let results = Arc::new(jobline_testkit::memory::results::MemoryResults::new());
     let worker = Worker::new(
         f.store.clone(),
         f.queue.clone(),

@@ -161,7 +161,7 @@ fn the_webhook_master_key_is_generated_and_read_only_by_the_api_and_notifier() {
     assert!(secret["SecretString"].is_null(), "a key in the template");
     let length = number(&secret["GenerateSecretString"]["PasswordLength"]);
     assert!(
-        length >= u64::try_from(jobline_shared::webhook::keys::MIN_MASTER_KEY_BYTES).unwrap(),
+        length >= u64::try_from(jobline_webhooks::keys::MIN_MASTER_KEY_BYTES).unwrap(),
         "a {length}-character key is refused by the code"
     );
 

@@ -1,6 +1,6 @@
 //! `template.yaml`, the SAM template that deploys Jobline, checked against
 //! the code so that local runs and the deployed stack cannot drift: the queue
-//! and table settings must equal `provision::QueueSettings::TEMPLATE` and
+//! and table settings must equal `jobline_core::limits::QueueSettings::TEMPLATE` and
 //! what `provision` really creates on moto, the functions' environments must
 //! configure `Config` from the template's parameters, and every IAM statement
 //! must name its resources. The webhooks' parts (the table's stream, the
@@ -13,20 +13,30 @@
 use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
 };
-use jobline_shared::config::{
-    Config, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS, WorkerConfig, min_retention_days,
-};
-use jobline_shared::job::JobState;
-use jobline_shared::metrics::{Metric, NAMESPACE};
-use jobline_shared::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
-use jobline_shared::provision::{
-    self, DLQ_RETENTION_SECS, NOTIFIER_TIMEOUT_SECS, QueueSettings, WORKER_TIMEOUT_SECS,
-};
-use jobline_shared::store::{
-    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
-    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
-    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX,
-};
+use jobline_core::config::{Config, WorkerConfig, min_retention_days};
+use jobline_core::job::JobState;
+use jobline_core::limits::DLQ_RETENTION_SECS;
+use jobline_core::limits::LAMBDA_MAX_TIMEOUT_SECS;
+use jobline_core::limits::NOTIFIER_TIMEOUT_SECS;
+use jobline_core::limits::QueueSettings;
+use jobline_core::limits::SQS_MAX_VISIBILITY_SECS;
+use jobline_core::limits::WORKER_TIMEOUT_SECS;
+use jobline_core::metrics::{Metric, NAMESPACE};
+use jobline_dynamodb::CREATED_ATTRIBUTE;
+use jobline_dynamodb::DUE_ATTRIBUTE;
+use jobline_dynamodb::DUE_INDEX;
+use jobline_dynamodb::FINISHED_ATTRIBUTE;
+use jobline_dynamodb::HOOK_SHARD_ATTRIBUTE;
+use jobline_dynamodb::KEY_ATTRIBUTE;
+use jobline_dynamodb::OWNER_ATTRIBUTE;
+use jobline_dynamodb::OWNER_INDEX;
+use jobline_dynamodb::SHARD_ATTRIBUTE;
+use jobline_dynamodb::STATE_INDEX;
+use jobline_dynamodb::STATE_SHARD_ATTRIBUTE;
+use jobline_dynamodb::TTL_ATTRIBUTE;
+use jobline_dynamodb::WEBHOOK_INDEX;
+use jobline_dynamodb::outbox::{self, CALLBACK_ATTRIBUTE, STATE_ATTRIBUTE};
+use jobline_local::provision;
 use jobline_tests::TestEnv;
 use jobline_tests::template::{
     ALARM, EVENT_SOURCE_MAPPING, FUNCTION, QUEUE, TABLE, Template, as_list, get_att, number,

@@ -211,12 +211,12 @@ fn logging_is_json_with_levels_from_the_parameters() {
         );
     }
     // The functions' filter is what Lambda derives from the default level.
-    let settings = jobline_shared::telemetry::Settings::from_lookup(
+    let settings = jobline_core::telemetry::Settings::from_lookup(
         |name| (name == "AWS_LAMBDA_LOG_LEVEL").then(|| "INFO".to_owned()),
         false,
     );
     assert_eq!(settings.filter, "info");
-    assert_eq!(settings.format, jobline_shared::telemetry::LogFormat::Json);
+    assert_eq!(settings.format, jobline_core::telemetry::LogFormat::Json);
 }
 
 #[test]

@@ -34,29 +34,33 @@ use jobline_cli::console::Console;
 use jobline_cli::console::guard::Guard;
 use jobline_cli::dlq::DeadLetterQueue;
 use jobline_cli::jobs::{Retried, retry};
+use jobline_core::config::{WebhookConfig, min_retention_days};
+use jobline_core::deadline::Deadlines;
+use jobline_core::job::format_ms;
+use jobline_core::limits::DLQ_RETENTION_SECS;
+use jobline_core::limits::QueueSettings;
+use jobline_core::queue::{Receive, ReceivedMessage};
+use jobline_core::results::LINK_TTL;
+use jobline_core::store::{CancelOutcome, SWEPT_ERROR};
+use jobline_core::{
+    Clock, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
+    JobTypes, WorkerConfig,
+};
+use jobline_dynamodb::DUE_ATTRIBUTE;
 use jobline_local::StackBuilder;
 use jobline_local::poller::PollerSettings;
+use jobline_local::provision::{self, Queues};
 use jobline_local::stack::{Webhooks, notifier_poller_settings};
-use jobline_shared::activity::memory::FixedHistory;
-use jobline_shared::config::{WebhookConfig, min_retention_days};
-use jobline_shared::deadline::Deadlines;
-use jobline_shared::job::format_ms;
-use jobline_shared::outbox::stream::StreamReader;
-use jobline_shared::provision::{self, DLQ_RETENTION_SECS, QueueSettings, Queues};
-use jobline_shared::queue::{Receive, ReceivedMessage};
-use jobline_shared::results::LINK_TTL;
-use jobline_shared::store::{CancelOutcome, DUE_ATTRIBUTE, SWEPT_ERROR};
-use jobline_shared::webhook::keys::REFRESH_INTERVAL;
-use jobline_shared::webhook::{
-    Deliverer, SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header,
-};
-use jobline_shared::{
-    Clock, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
-    JobTypes, SqsJobQueue, WorkerConfig,
-};
+use jobline_local::stream::StreamReader;
+use jobline_sqs::SqsJobQueue;
+use jobline_testkit::memory::activity::FixedHistory;
 use jobline_tests::fixtures::BigResult;
 use jobline_tests::stack::Served;
 use jobline_tests::{TestEnv, test_queue_settings};
+use jobline_webhooks::keys::REFRESH_INTERVAL;
+use jobline_webhooks::{
+    Deliverer, SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header,
+};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use std::collections::HashMap;

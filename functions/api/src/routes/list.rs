@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::identity::caller;
 use crate::{Api, expired, fresh_json, listing};
 use http::StatusCode;
-use jobline_shared::view::job_summary;
+use jobline_core::view::job_summary;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use crate::{
 };
 use http::StatusCode;
 use http::header::{LOCATION, RETRY_AFTER};
-use jobline_shared::{JobId, JobMessage, JobRecord, JobState, Metric, Metrics, StoreError};
+use jobline_core::{JobId, JobMessage, JobRecord, JobState, Metric, Metrics, StoreError};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 

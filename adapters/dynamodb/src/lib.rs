@@ -1,0 +1,44 @@
+//! The job records on DynamoDB: [`DynamoJobStore`], the adapter of
+//! `jobline_core::store`'s ports.
+//!
+//! - [`store`]: the adapter; every state change is one conditional write;
+//! - [`item`]: the item codec, the table's attribute and index names, and
+//!   the size budgets every write keeps (DynamoDB refuses items over 400 KB);
+//! - [`outbox`]: the table's stream records, which say which changes call
+//!   for a webhook (the stream is the outbox of final states).
+
+pub mod item;
+pub mod outbox;
+pub mod store;
+
+pub use item::{
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, FINISHED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE,
+    KEY_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, WEBHOOK_INDEX, item_from_record, record_from_item,
+    state_shard,
+};
+pub use store::DynamoJobStore;
+
+use aws_config::SdkConfig;
+use jobline_core::Config;
+use jobline_core::deadline::Deadlines;
+use jobline_core::limits::QueueSettings;
+
+impl DynamoJobStore {
+    /// The store on `config`'s table, with its retention and time bounds,
+    /// over a client of `sdk`.
+    pub fn from_sdk(sdk: &SdkConfig, config: &Config) -> Self {
+        Self::on_table(sdk, &config.table_name)
+            .with_retention_days(config.retention_days)
+            .with_deadlines(Deadlines::new(
+                QueueSettings::for_worker_timeout(config.worker.function_timeout_secs),
+                &config.worker,
+            ))
+    }
+
+    /// The store on `table` with the default retention and time bounds,
+    /// over a client of `sdk`: for reading (an operator's listing).
+    pub fn on_table(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+}

@@ -1,0 +1,142 @@
+//! The queues that carry job ids: the [`JobQueue`] port. Its adapter on SQS
+//! is `jobline_sqs::SqsJobQueue` (`adapters/sqs/`), its fake
+//! `jobline_testkit::memory::queue::MemoryQueue`; the retry delays a
+//! consumer sets as a message's visibility are [`crate::backoff`]'s.
+//!
+//! A message carries only `{"jobId": …}`: SQS caps a message at 256 KiB and
+//! bills per 64 KiB chunk, while the payload already lives in DynamoDB.
+//! Retries, backoff and dead-lettering are SQS's: the worker only changes a
+//! message's visibility and reports it failed; the redrive policy does the rest.
+
+use crate::error::QueueError;
+use crate::job::JobId;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The body of every Jobline message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobMessage {
+    pub job_id: JobId,
+}
+
+impl JobMessage {
+    pub fn encode(&self) -> String {
+        serde_json::json!({ "jobId": self.job_id }).to_string()
+    }
+
+    pub fn decode(body: &str) -> Result<Self, QueueError> {
+        serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))
+    }
+}
+
+/// A message as `ReceiveMessage` returns it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub md5_of_body: String,
+    /// System attributes: `ApproximateReceiveCount`, `SentTimestamp`, …
+    pub attributes: HashMap<String, String>,
+}
+
+impl ReceivedMessage {
+    /// `ApproximateReceiveCount`, 1 on the first delivery.
+    pub fn receive_count(&self) -> u32 {
+        self.attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// `SentTimestamp`, in milliseconds since the epoch.
+    pub fn sent_at_ms(&self) -> Option<i64> {
+        self.attributes.get("SentTimestamp")?.parse().ok()
+    }
+}
+
+/// What `ReceiveMessage` is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receive {
+    /// 1 to 10, SQS's cap per request.
+    pub max_messages: i32,
+    /// Long-poll wait, 0 to 20 seconds.
+    pub wait_secs: i32,
+    /// How long received messages stay hidden from other consumers.
+    pub visibility_secs: i32,
+}
+
+/// How many messages a queue holds (SQS's approximate counts, which it
+/// updates with a lag of up to a minute).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Waiting to be received (`ApproximateNumberOfMessages`).
+    pub visible: u64,
+    /// Received and hidden: being worked on, or backing off before a retry
+    /// (`ApproximateNumberOfMessagesNotVisible`).
+    pub in_flight: u64,
+    /// Sent with a delay not yet over (`ApproximateNumberOfMessagesDelayed`).
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    /// Every message the queue holds: all of them work not yet done.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// A queue of job messages.
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Sends a message for `job_id`; returns the SQS message id.
+    async fn send(&self, message: &JobMessage) -> Result<String, QueueError>;
+
+    /// Hides a received message for `secs` more seconds from now.
+    async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError>;
+
+    /// Receives up to `request.max_messages` messages with their attributes.
+    async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError>;
+
+    /// Deletes messages by receipt handle (up to 10); returns the handles
+    /// SQS failed to delete.
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, QueueError>;
+
+    /// How many messages the queue holds, read without receiving any (so
+    /// no message's receive count or visibility changes).
+    async fn counts(&self) -> Result<QueueCounts, QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_only_the_job_id() {
+        let message = JobMessage {
+            job_id: JobId::random(),
+        };
+        let body = message.encode();
+        assert_eq!(body, format!(r#"{{"jobId":"{}"}}"#, message.job_id));
+        assert_eq!(JobMessage::decode(&body).unwrap(), message);
+        assert!(JobMessage::decode("{}").is_err());
+        assert!(JobMessage::decode(r#"{"jobId":"x"}"#).is_err());
+        assert!(JobMessage::decode("not json").is_err());
+    }
+
+    #[test]
+    fn receive_count_defaults_to_first_delivery() {
+        let mut message = ReceivedMessage::default();
+        assert_eq!(message.receive_count(), 1);
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "4".into());
+        message
+            .attributes
+            .insert("SentTimestamp".into(), "1700000000000".into());
+        assert_eq!(message.receive_count(), 4);
+        assert_eq!(message.sent_at_ms(), Some(1_700_000_000_000));
+    }
+}

@@ -1,0 +1,84 @@
+//! Every SDK client a local process needs, in one place: the local runner,
+//! the tests and the bench provision resources, read the table's stream and
+//! inspect queues, buckets and secrets. A Lambda function never builds
+//! these: each builds only the clients of the adapters it calls, from
+//! `jobline_aws::lambda_sdk_config`.
+
+use jobline_aws::{AwsTimeouts, TrustRoots, bounded, lambda_sdk_config, tools_sdk_config};
+use jobline_core::Config;
+use jobline_dynamodb::DynamoJobStore;
+use jobline_s3::S3ResultStore;
+use jobline_sqs::SqsJobQueue;
+use jobline_webhooks::SecretsManagerKeys;
+
+/// The SDK clients of a local process, sharing one SDK configuration.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sdk: aws_config::SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The jobs table's stream, which only the local runner reads itself.
+    pub streams: aws_sdk_dynamodbstreams::Client,
+}
+
+impl Clients {
+    /// As a Lambda function sets the SDK up ([`lambda_sdk_config`]).
+    pub async fn for_lambda(trust: TrustRoots) -> Self {
+        Self::from_sdk_config(&lambda_sdk_config(trust).await)
+    }
+
+    /// As a tool run by a person sets the SDK up ([`tools_sdk_config`]).
+    pub async fn from_env() -> Self {
+        Self::from_sdk_config(&tools_sdk_config().await)
+    }
+
+    /// Clients sharing `sdk`.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
+        Self {
+            sdk: sdk.clone(),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+        }
+    }
+
+    /// These clients with every call bounded by `timeouts` ([`bounded`]).
+    pub fn with_timeouts(self, timeouts: AwsTimeouts) -> Self {
+        Self::from_sdk_config(&bounded(&self.sdk, timeouts))
+    }
+
+    /// The job store on the configured table, with the configured retention
+    /// and time bounds.
+    pub fn store(&self, config: &Config) -> DynamoJobStore {
+        DynamoJobStore::from_sdk(&self.sdk, config)
+    }
+
+    /// The store of large results, if `RESULTS_BUCKET` names a bucket.
+    pub fn results(&self, config: &Config) -> Option<S3ResultStore> {
+        config
+            .results_bucket
+            .as_ref()
+            .map(|bucket| S3ResultStore::from_sdk(&self.sdk, bucket))
+    }
+
+    /// The webhook master keys, if `WEBHOOK_SECRET_ID` names their secret.
+    pub fn webhook_keys(&self, config: &Config) -> Option<SecretsManagerKeys> {
+        config
+            .webhooks
+            .secret_id
+            .as_ref()
+            .map(|id| SecretsManagerKeys::from_sdk(&self.sdk, id))
+    }
+
+    /// The configured job queue.
+    pub fn queue(&self, config: &Config) -> SqsJobQueue {
+        SqsJobQueue::from_sdk(&self.sdk, &config.queue_url)
+    }
+}
