@@ -1,17 +1,23 @@
-//! The AWS SDK set-up every adapter shares, loaded once per process. This
-//! crate builds no service client: each adapter crate (`adapters/`) builds
-//! its own from the [`SdkConfig`] made here, so a function links only the
-//! SDKs it calls.
+//! The AWS SDK set-up every Lambda function shares, made once per cold
+//! start. This crate builds no service client: each adapter crate
+//! (`adapters/`, `webhooks/`) builds its own from the [`SdkConfig`] made
+//! here, so a function links only the SDKs it calls.
 //!
-//! `aws_config` honours the standard `AWS_ENDPOINT_URL` (and the
-//! per-service `AWS_ENDPOINT_URL_DYNAMODB`/`_SQS`), which is how the local
-//! runner and the tests point Jobline at the moto emulator.
-//!
-//! The Lambda functions build their clients with [`lambda_sdk_config`],
-//! which keeps their init short (init time is billed; BENCHMARKS.md):
+//! [`lambda_sdk_config`] builds the configuration by hand rather than with
+//! `aws-config`, whose loader brings the STS SDK and the profile and SSO
+//! machinery into every function that links it (none calls STS), and which
+//! a function does not need: Lambda hands it everything in environment
+//! variables. It keeps the functions' init short (init time is billed;
+//! BENCHMARKS.md):
 //! - credentials and region come straight from the environment variables
-//!   Lambda always sets, so the SDK builds no default provider chain (which
-//!   reads profile files and constructs an STS client);
+//!   Lambda always sets (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//!   `AWS_SESSION_TOKEN`, `AWS_REGION`), so no provider chain is built;
+//! - `AWS_ENDPOINT_URL`, the SDKs' standard variable, points every client at
+//!   another endpoint: that is how the local runner, the tests and the bench
+//!   point the functions at the moto emulator;
+//! - retries and timeouts are the SDK's defaults (standard retries, three
+//!   attempts; 3.1 s to connect), each operation then bounded by the
+//!   function's [`AwsTimeouts`] ([`bounded`]);
 //! - HTTPS trusts only the Amazon Trust Services roots built into the binary
 //!   ([`TrustRoots`]): the SDK's default client reads and parses the
 //!   operating system's whole CA store while the clients are built, which
@@ -19,27 +25,22 @@
 //!   Their only HTTPS peers are AWS endpoints, whose certificates all chain
 //!   to those roots.
 //!
-//! Tools run by people use [`tools_sdk_config`]: the SDK's default chains
-//! (profiles, SSO) and the system's CA store, which may hold a corporate
-//! proxy's CA.
-//!
-//! [`SigningIdentity`] exposes the same credential chain for requests the SDK
-//! does not make: the `jobline` CLI SigV4-signs its calls to an API whose
-//! routes use IAM authorization.
+//! Tools run by people (the CLI, the local runner, the tests) load the SDK's
+//! default chains with `aws-config` themselves: profiles, SSO, and the
+//! system's CA store, which may hold a corporate proxy's CA.
 
-use aws_config::SdkConfig;
-use aws_config::environment::{
-    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
-};
-use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_async::rt::sleep::default_async_sleep;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
 pub use jobline_core::config::TrustRoots;
 use jobline_core::config::{Config, WorkerConfig};
 use std::time::Duration;
-
-/// AWS credentials, as the SDK resolves them.
-pub use aws_credential_types::Credentials;
 
 /// A boxed source error.
 pub type BoxError = jobline_core::error::BoxError;
@@ -52,39 +53,21 @@ pub fn sdk_error(error: impl std::error::Error + 'static) -> BoxError {
         .into()
 }
 
-/// Errors resolving credentials for a request signed outside the SDK.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    #[error("no AWS region is configured: set AWS_REGION or a profile's region")]
-    NoRegion,
-    #[error("no AWS credentials provider is configured")]
-    NoProvider,
-    #[error("AWS credentials could not be loaded: {0}")]
-    Unavailable(#[source] BoxError),
-}
-
 /// The root certificates of Amazon Trust Services (Amazon Root CA 1 to 4 and
 /// Starfield Services Root CA G2), PEM-encoded.
 const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
-/// Gives `loader` an HTTPS client that trusts `roots`.
-fn trusting(roots: TrustRoots, loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
-    match roots {
-        TrustRoots::System => loader,
-        TrustRoots::AmazonTrustServices => {
-            let trust_store = TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_PEM);
-            let tls_context = TlsContext::builder()
-                .with_trust_store(trust_store)
-                .build()
-                .expect("a TLS context with only a trust store always builds");
-            loader.http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                    .tls_context(tls_context)
-                    .build_https(),
-            )
-        }
-    }
+/// An HTTPS client that trusts only the Amazon Trust Services roots.
+fn amazon_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    let trust_store = TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_PEM);
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .expect("a TLS context with only a trust store always builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls_context)
+        .build_https()
 }
 
 /// The bounds on one function's AWS calls: each operation, all its attempts
@@ -138,23 +121,37 @@ impl AwsTimeouts {
     }
 }
 
-/// For a Lambda function: credentials and region from the environment
-/// variables Lambda sets, HTTPS trusting `trust` (the functions default to
-/// [`TrustRoots::AmazonTrustServices`]). Endpoints still honour
-/// `AWS_ENDPOINT_URL`. No network call and no file read for credentials.
-/// A function then bounds its calls ([`bounded`]).
-pub async fn lambda_sdk_config(trust: TrustRoots) -> SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
-        .region(EnvironmentVariableRegionProvider::new());
-    trusting(trust, loader).load().await
-}
-
-/// For tools run by people: the SDK's default credential and region chains
-/// and the system's CA store. It makes no network call: credentials resolve
-/// lazily on first use.
-pub async fn tools_sdk_config() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// For a Lambda function: region, credentials and endpoint from the
+/// environment variables Lambda sets (`lookup` reads them), HTTPS trusting
+/// `trust` (the functions default to [`TrustRoots::AmazonTrustServices`];
+/// [`TrustRoots::System`] leaves the SDK's own client). No network call and
+/// no file read. A function then bounds its calls ([`bounded`]).
+pub fn lambda_sdk_config(trust: TrustRoots, lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let var = |name: &str| lookup(name).filter(|value| !value.is_empty());
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(3_100))
+                .build(),
+        );
+    builder.set_sleep_impl(default_async_sleep());
+    builder.set_region(
+        var("AWS_REGION")
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .map(Region::new),
+    );
+    if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        let credentials =
+            Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment");
+        builder.set_credentials_provider(Some(SharedCredentialsProvider::new(credentials)));
+    }
+    builder.set_endpoint_url(var("AWS_ENDPOINT_URL"));
+    if trust == TrustRoots::AmazonTrustServices {
+        builder.set_http_client(Some(amazon_https_client()));
+    }
+    builder.build()
 }
 
 /// `sdk` with every operation bounded by `timeouts` (the SDK's default has
@@ -172,48 +169,10 @@ pub fn bounded(sdk: &SdkConfig, timeouts: AwsTimeouts) -> SdkConfig {
     sdk.to_builder().timeout_config(bounded).build()
 }
 
-/// Credentials and region for SigV4-signing a request that is not an SDK
-/// call, such as one to an API Gateway route with IAM authorization.
-#[derive(Debug, Clone)]
-pub struct SigningIdentity {
-    pub credentials: Credentials,
-    pub region: String,
-}
-
-impl SigningIdentity {
-    /// Resolves the default credential chain (environment, profile, SSO,
-    /// container or instance role; this may call STS or SSO) and the region.
-    pub async fn from_env() -> Result<Self, CredentialsError> {
-        Self::from_sdk_config(
-            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        )
-        .await
-    }
-
-    async fn from_sdk_config(config: &SdkConfig) -> Result<Self, CredentialsError> {
-        let region = config
-            .region()
-            .ok_or(CredentialsError::NoRegion)?
-            .to_string();
-        let provider = config
-            .credentials_provider()
-            .ok_or(CredentialsError::NoProvider)?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| CredentialsError::Unavailable(e.into()))?;
-        Ok(Self {
-            credentials,
-            region,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_config::{Region, SdkConfig};
-    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_credential_types::provider::ProvideCredentials;
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use sha2::{Digest, Sha256};
@@ -250,7 +209,7 @@ mod tests {
         let config = SdkConfig::builder()
             .region(Region::new("eu-west-1"))
             .timeout_config(timeouts)
-            .behavior_version(aws_config::BehaviorVersion::latest())
+            .behavior_version(BehaviorVersion::latest())
             .build();
         let config = bounded(&config, AwsTimeouts::within(Duration::from_secs(3)));
         {
@@ -293,27 +252,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn signing_identity_comes_from_the_sdk_config() {
-        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        let config = SdkConfig::builder()
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build();
-        let identity = SigningIdentity::from_sdk_config(&config).await.unwrap();
-        assert_eq!(identity.region, "eu-west-1");
-        assert_eq!(identity.credentials.access_key_id(), "AKIDEXAMPLE");
+    async fn a_functions_config_comes_from_lambdas_environment_variables() {
+        let env = |name: &str| {
+            match name {
+                "AWS_REGION" => Some("eu-west-1"),
+                "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE"),
+                "AWS_SECRET_ACCESS_KEY" => Some("secret"),
+                "AWS_SESSION_TOKEN" => Some("token"),
+                "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let config = lambda_sdk_config(TrustRoots::AmazonTrustServices, env);
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(config.http_client().is_some(), "the built-in roots' client");
+        assert!(config.sleep_impl().is_some(), "timeouts need a sleep");
+        assert_eq!(config.retry_config(), Some(&RetryConfig::standard()));
+        let credentials = config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.session_token(), Some("token"));
 
-        let no_region = SdkConfig::builder().build();
-        assert!(matches!(
-            SigningIdentity::from_sdk_config(&no_region).await,
-            Err(CredentialsError::NoRegion)
-        ));
-        let no_credentials = SdkConfig::builder()
-            .region(Region::new("eu-west-1"))
-            .build();
-        assert!(matches!(
-            SigningIdentity::from_sdk_config(&no_credentials).await,
-            Err(CredentialsError::NoProvider)
-        ));
+        // AWS_DEFAULT_REGION stands in; nothing else set, nothing made up.
+        let bare = lambda_sdk_config(TrustRoots::System, |name| {
+            (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned())
+        });
+        assert_eq!(bare.region().map(|r| r.as_ref()), Some("us-east-1"));
+        assert!(bare.credentials_provider().is_none());
+        assert!(bare.endpoint_url().is_none());
+        assert!(bare.http_client().is_none(), "the SDK's own client");
     }
 }

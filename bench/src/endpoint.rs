@@ -176,7 +176,7 @@ mod tests {
     use super::*;
     use crate::aws_call::tally;
     use jobline_core::Clock;
-    use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
+    use jobline_core::{ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobState, WorkerStore};
     use jobline_dynamodb::DynamoJobStore;
     use jobline_local::Clients;
     use jobline_sqs::SqsJobQueue;

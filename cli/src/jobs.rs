@@ -1,5 +1,5 @@
 //! `jobline jobs`: every caller's jobs in one state, newest first, read from
-//! the jobs table's state index ([`JobStore::list_by_state`]) with the
+//! the jobs table's state index ([`OperatorStore::list_by_state`]) with the
 //! operator's own AWS credentials (no function role reads that index).
 //!
 //! The type and owner filters are applied here, to the pages the index
@@ -10,12 +10,12 @@
 use jobline_core::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome};
 use jobline_core::view::job_summary;
 use jobline_core::{
-    JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, QueueError, StoreError,
+    JobId, JobMessage, JobQueue, JobRecord, JobState, OperatorStore, QueueError, StoreError,
 };
 use serde_json::{Value, json};
 use std::io::{self, Write};
 
-/// The most pages of [`JobStore::list_by_state`] one listing reads (each
+/// The most pages of [`OperatorStore::list_by_state`] one listing reads (each
 /// reads at most 16 × its limit index entries and as many summaries).
 pub const MAX_PAGES: usize = 20;
 
@@ -150,7 +150,7 @@ pub fn parse_utc_minute(text: &str) -> Option<i64> {
 /// first, starting after `after`, reading at most [`MAX_PAGES`] pages of
 /// `store`'s state listing.
 pub async fn find_jobs(
-    store: &dyn JobStore,
+    store: &dyn OperatorStore,
     query: &StateQuery,
     after: Option<ListKey>,
 ) -> Result<Found, StoreError> {
@@ -228,7 +228,7 @@ pub async fn find_jobs(
 /// Prints to `out`, one JSON object a line, the jobs [`find_jobs`] finds
 /// from the newest on.
 pub async fn list_jobs(
-    store: &dyn JobStore,
+    store: &dyn OperatorStore,
     query: &StateQuery,
     out: &mut dyn Write,
 ) -> Result<Listed, JobsError> {
@@ -266,11 +266,11 @@ pub enum RetryError {
 }
 
 /// An operator runs a finished-as-failed job again (`jobline retry`, the
-/// console's Retry): [`JobStore::replay`] puts it back to `queued`, then its
+/// console's Retry): [`ReplayStore::replay`](jobline_core::ReplayStore::replay) puts it back to `queued`, then its
 /// message goes to `queue`. A retry whose send failed leaves the job
 /// `queued`, and retrying it again sends the message.
 pub async fn retry(
-    store: &dyn JobStore,
+    store: &dyn OperatorStore,
     queue: &dyn JobQueue,
     id: JobId,
     now_ms: i64,
@@ -307,7 +307,7 @@ mod tests {
         StateQuery::new(state, limit)
     }
 
-    async fn run(store: &dyn JobStore, query: &StateQuery) -> (Vec<Value>, Listed) {
+    async fn run(store: &dyn OperatorStore, query: &StateQuery) -> (Vec<Value>, Listed) {
         let mut out = Vec::new();
         let listed = list_jobs(store, query, &mut out).await.unwrap();
         let lines = String::from_utf8(out)

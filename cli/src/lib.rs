@@ -3,7 +3,7 @@
 //! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
 //! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
 //!
-//! The DLQ tools reach AWS only through `jobline-shared`'s [`JobStore`] and
+//! The DLQ tools reach AWS only through the ports of `jobline-core` ([`JobStore`]) and
 //! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
 //!
 //! [`JobStore`]: jobline_core::JobStore

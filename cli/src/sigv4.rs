@@ -2,15 +2,71 @@
 //! authorization: API Gateway checks a signature for the service name
 //! `execute-api`, made with the caller's AWS credentials and the API's region.
 //!
-//! The credentials come from [`SigningIdentity`] in `jobline-shared` (the
-//! crate that owns every AWS connection); this module only computes the
-//! signature, with the `aws-sigv4` crate the SDK itself signs with.
+//! The credentials come from [`SigningIdentity`]: the SDK's default
+//! credential chain (`aws-config`), as the other AWS tools resolve it; the
+//! signature is computed with the `aws-sigv4` crate the SDK itself signs
+//! with.
 
+use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use hyper::body::Bytes;
-use jobline_aws::SigningIdentity;
 use std::time::SystemTime;
+
+/// AWS credentials, as the SDK resolves them.
+pub use aws_credential_types::Credentials;
+
+/// A boxed source error.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors resolving credentials for a request signed outside the SDK.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no AWS region is configured: set AWS_REGION or a profile's region")]
+    NoRegion,
+    #[error("no AWS credentials provider is configured")]
+    NoProvider,
+    #[error("AWS credentials could not be loaded: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Credentials and region for SigV4-signing a request that is not an SDK
+/// call, such as one to an API Gateway route with IAM authorization.
+#[derive(Debug, Clone)]
+pub struct SigningIdentity {
+    pub credentials: Credentials,
+    pub region: String,
+}
+
+impl SigningIdentity {
+    /// Resolves the default credential chain (environment, profile, SSO,
+    /// container or instance role; this may call STS or SSO) and the region.
+    pub async fn from_env() -> Result<Self, CredentialsError> {
+        Self::from_sdk_config(
+            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        )
+        .await
+    }
+
+    async fn from_sdk_config(config: &SdkConfig) -> Result<Self, CredentialsError> {
+        let region = config
+            .region()
+            .ok_or(CredentialsError::NoRegion)?
+            .to_string();
+        let provider = config
+            .credentials_provider()
+            .ok_or(CredentialsError::NoProvider)?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CredentialsError::Unavailable(e.into()))?;
+        Ok(Self {
+            credentials,
+            region,
+        })
+    }
+}
 
 /// The service name API Gateway checks signatures for.
 pub const SERVICE: &str = "execute-api";
@@ -72,7 +128,6 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_aws::Credentials;
     use std::time::{Duration, UNIX_EPOCH};
 
     /// 2015-08-30T12:36:00Z, the date of AWS's SigV4 test suite.
@@ -135,5 +190,32 @@ mod tests {
     fn temporary_credentials_send_their_session_token() {
         let request = signed(Some("session-token"), b"{}");
         assert_eq!(request.headers()["x-amz-security-token"], "session-token");
+    }
+
+    #[tokio::test]
+    async fn signing_identity_comes_from_the_sdk_config() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let config = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .build();
+        let identity = SigningIdentity::from_sdk_config(&config).await.unwrap();
+        assert_eq!(identity.region, "eu-west-1");
+        assert_eq!(identity.credentials.access_key_id(), "AKIDEXAMPLE");
+
+        let no_region = SdkConfig::builder().build();
+        assert!(matches!(
+            SigningIdentity::from_sdk_config(&no_region).await,
+            Err(CredentialsError::NoRegion)
+        ));
+        let no_credentials = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        assert!(matches!(
+            SigningIdentity::from_sdk_config(&no_credentials).await,
+            Err(CredentialsError::NoProvider)
+        ));
     }
 }

@@ -22,7 +22,7 @@
 //! queued job: its next message is a new one. A record the worker had no time to start is
 //! sent again as a new message, whose deliveries count afresh and which may
 //! wait a whole retention: the worker renews the job's `dueAt` as at
-//! creation first ([`JobStore::renew_due`](crate::store::JobStore::renew_due)). The values are those of `template.yaml`'s
+//! creation first ([`WorkerStore::renew_due`](crate::store::WorkerStore::renew_due)). The values are those of `template.yaml`'s
 //! queue ([`QueueSettings::TEMPLATE`]) and the worker's settings, so the
 //! API, the worker and the sweeper agree without a variable of their own.
 

@@ -287,7 +287,7 @@ pub struct JobRecord {
     /// The token the last claim wrote: it names the one delivery that made
     /// the attempt, so that delivery recognises its own write when the
     /// answer was lost and the SDK's retry is refused (see
-    /// [`crate::store::JobStore::claim`]).
+    /// [`crate::store::WorkerStore::claim`]).
     pub claim_token: Option<String>,
     pub result: Option<Value>,
     /// The object key of a result too large for the item
@@ -300,7 +300,7 @@ pub struct JobRecord {
     /// same idempotency key may submit it again.
     pub enqueue_failed: bool,
     /// When a repeat of the submission sent the job's message again
-    /// ([`crate::store::JobStore::mark_resending`]): from then on only a
+    /// ([`crate::store::ApiStore::mark_resending`]): from then on only a
     /// worker or the time bound may finish it, not its creator's failed send.
     pub resent_at: Option<i64>,
     /// An operator gave up on the job (`jobline dlq discard`): it is

@@ -45,4 +45,7 @@ pub use job::{JobId, JobRecord, JobRequest, JobState};
 pub use job_types::{JobError, JobHandler, JobTypes};
 pub use metrics::{Metric, Metrics};
 pub use queue::{JobMessage, JobQueue};
-pub use store::{CancelOutcome, Completion, Heartbeat, JobStore, Renewed};
+pub use store::{
+    ApiStore, CancelOutcome, CancelStore, Completion, Heartbeat, JobStore, NotifierStore,
+    OperatorStore, ReadStore, Renewed, ReplayStore, SweeperStore, WorkerStore,
+};

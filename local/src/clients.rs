@@ -4,7 +4,7 @@
 //! these: each builds only the clients of the adapters it calls, from
 //! `jobline_aws::lambda_sdk_config`.
 
-use jobline_aws::{AwsTimeouts, TrustRoots, bounded, lambda_sdk_config, tools_sdk_config};
+use jobline_aws::{AwsTimeouts, TrustRoots, bounded, lambda_sdk_config};
 use jobline_core::Config;
 use jobline_dynamodb::DynamoJobStore;
 use jobline_s3::S3ResultStore;
@@ -24,12 +24,15 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// As a Lambda function sets the SDK up ([`lambda_sdk_config`]).
-    pub async fn for_lambda(trust: TrustRoots) -> Self {
-        Self::from_sdk_config(&lambda_sdk_config(trust).await)
+    /// As a Lambda function sets the SDK up ([`lambda_sdk_config`], from
+    /// this process's environment).
+    pub fn for_lambda(trust: TrustRoots) -> Self {
+        Self::from_sdk_config(&lambda_sdk_config(trust, |name| std::env::var(name).ok()))
     }
 
-    /// As a tool run by a person sets the SDK up ([`tools_sdk_config`]).
+    /// As a tool run by a person sets the SDK up: the SDK's default chains
+    /// (profiles, SSO, the system's CA store). No network call: credentials
+    /// resolve on first use.
     pub async fn from_env() -> Self {
         Self::from_sdk_config(&tools_sdk_config().await)
     }
@@ -81,4 +84,10 @@ impl Clients {
     pub fn queue(&self, config: &Config) -> SqsJobQueue {
         SqsJobQueue::from_sdk(&self.sdk, &config.queue_url)
     }
+}
+
+/// A tool's SDK configuration: the SDK's default credential and region
+/// chains and the system's CA store.
+pub async fn tools_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 // Bounded: a stalled emulator costs dropped figures, never memory.
                 let (forward, forwarded) = tokio::sync::mpsc::channel(1_024);
                 jobline_core::metrics::forward_to(forward);
-                let history = CloudWatchHistory::from_env().await;
+                let history = CloudWatchHistory::new(&clients.sdk);
                 tokio::spawn(history.ingest_forwarded(forwarded));
                 tracing::info!("putting the metrics into the emulator's CloudWatch");
             }

@@ -245,13 +245,13 @@ impl StackBuilder {
 
     pub fn build(self) -> Stack {
         let mut api = Api::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
             Arc::clone(&self.queue),
             self.job_types.clone(),
             &self.config,
         )
         .with_clock(self.clock.clone());
-        let mut sweeper = Sweeper::new(Arc::clone(&self.store));
+        let mut sweeper = Sweeper::new(self.store.clone());
         let (store, queue) = self.worker_clients.unwrap_or((self.store, self.queue));
         if let Some(webhooks) = &self.webhooks {
             api = api.with_webhook_keys(Arc::clone(&webhooks.keys));

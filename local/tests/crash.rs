@@ -8,18 +8,16 @@
 //! (360 s and 60 s deployed), so a crashed attempt's message and lease run
 //! out within seconds.
 
-mod support;
-
 use jobline_core::limits::QueueSettings;
-use jobline_core::{JobId, JobRecord, JobState, JobStore};
+use jobline_core::{JobId, JobRecord, JobState, ReadStore};
 use jobline_local::provision;
 use jobline_tests::faults::{Fault, FaultPlan, FaultProxy, FaultRates};
+use jobline_tests::process::Runner;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::Runner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
@@ -30,6 +28,7 @@ const TIMEOUT_SECS: u32 = 6;
 fn start(env: &TestEnv) -> Runner {
     let timeout = TIMEOUT_SECS.to_string();
     Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
         env,
         &[
             "--pollers",
@@ -105,7 +104,8 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     let mut expected = HashMap::new();
     let mut ids = Vec::new();
     for (request, result) in jobs() {
-        let (status, body) = support::submit(runner.addr, request.to_string().as_bytes()).await;
+        let (status, body) =
+            jobline_tests::http::post_jobs(runner.addr, request.to_string().as_bytes()).await;
         assert_eq!(status, 202, "{body}");
         let id: JobId = body["jobId"].as_str().unwrap().parse().unwrap();
         ids.push(id);
@@ -197,7 +197,7 @@ async fn a_killed_runner_loses_no_job_and_repeats_none_that_finished() {
     }
     // And the client sees the same: each job once, succeeded, its result.
     for id in &ids {
-        let (status, view) = support::get(runner.addr, &format!("/jobs/{id}")).await;
+        let (status, view) = jobline_tests::http::get(runner.addr, &format!("/jobs/{id}")).await;
         assert_eq!(status, 200, "{view}");
         assert_eq!(view["status"], "succeeded", "{view}");
         assert_eq!(view["result"], expected[id], "{view}");
@@ -314,6 +314,7 @@ async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
     .unwrap();
     let endpoint = proxy.url();
     let mut runner = Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
         &env,
         &["--function-timeout-secs", &timeout],
         &[
@@ -369,13 +370,13 @@ async fn a_kill_between_write_and_send_is_healed_by_the_clients_retry() {
     // The client retries, on a runner started again (straight to moto).
     let mut runner = start(&env);
     let (status, accepted) =
-        support::exchange(runner.addr, keyed_submission(key, body).as_bytes()).await;
+        jobline_tests::http::exchange(runner.addr, keyed_submission(key, body).as_bytes()).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["jobId"], id.to_string());
     let path = format!("/jobs/{id}");
     let started = Instant::now();
     loop {
-        let (_, view) = support::get(runner.addr, &path).await;
+        let (_, view) = jobline_tests::http::get(runner.addr, &path).await;
         if view["status"] == "succeeded" {
             break;
         }

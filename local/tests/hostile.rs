@@ -4,15 +4,13 @@
 //! their headers. Each is refused or outlasted, and afterwards the server is
 //! up and a submit and status round trip works.
 
-mod support;
-
 use jobline_core::limits::PAYLOAD_BUDGET_BYTES;
-use jobline_core::{JobId, JobState, JobStore};
+use jobline_core::{JobId, JobState, ReadStore};
 use jobline_tests::TestEnv;
+use jobline_tests::process::Runner;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::Runner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,12 +22,13 @@ fn report(line: &str) {
 /// A job submitted over HTTP reaches `succeeded`, as its status URL shows.
 async fn round_trip(addr: SocketAddr) {
     let (status, body) =
-        support::submit(addr, br#"{"type": "primes", "payload": {"upTo": 100}}"#).await;
+        jobline_tests::http::post_jobs(addr, br#"{"type": "primes", "payload": {"upTo": 100}}"#)
+            .await;
     assert_eq!(status, 202, "{body}");
     let path = format!("/jobs/{}", body["jobId"].as_str().unwrap());
     let started = Instant::now();
     loop {
-        let (status, view) = support::get(addr, &path).await;
+        let (status, view) = jobline_tests::http::get(addr, &path).await;
         assert_eq!(status, 200, "{view}");
         if view["status"] == "succeeded" {
             assert_eq!(view["result"]["count"], 25, "{view}");
@@ -42,7 +41,7 @@ async fn round_trip(addr: SocketAddr) {
 
 /// The answer to `body` posted to `/jobs`: its status and error code.
 async fn refused(addr: SocketAddr, body: &[u8]) -> (u16, String) {
-    let (status, answer) = support::submit(addr, body).await;
+    let (status, answer) = jobline_tests::http::post_jobs(addr, body).await;
     let code = answer["error"]["code"]
         .as_str()
         .unwrap_or_default()
@@ -64,7 +63,7 @@ fn nested(depth: usize) -> Vec<u8> {
 async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let mut runner = Runner::start(&env, &[], &[], None);
+    let mut runner = Runner::start(env!("CARGO_BIN_EXE_jobline-local"), &env, &[], &[], None);
     let addr = runner.addr;
 
     let mut invalid_utf8 = br#"{"type": "sleep", "payload": {"seconds": 0, "s": ""#.to_vec();
@@ -147,7 +146,7 @@ async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let (status, body) = support::exchange(addr, &chunked).await;
+    let (status, body) = jobline_tests::http::exchange(addr, &chunked).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
@@ -161,12 +160,12 @@ async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
               content-length: 5\r\n\r\n0\r\n\r\n",
         ),
     ] {
-        let (status, _) = support::exchange(addr, request).await;
+        let (status, _) = jobline_tests::http::exchange(addr, request).await;
         assert_eq!(status, 400, "{name}");
     }
     // Odd paths are only unknown jobs.
     for path in ["/jobs/%ff%fe", "/jobs/%00", "/jobs/../../etc/passwd"] {
-        let (status, body) = support::get(addr, path).await;
+        let (status, body) = jobline_tests::http::get(addr, path).await;
         assert_eq!(status, 404, "{path}: {body}");
     }
 
@@ -183,7 +182,7 @@ async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
         ("10,000 headers", many_headers),
         ("a 1 MiB header", huge_header),
     ] {
-        let (status, _) = support::exchange(addr, head.as_bytes()).await;
+        let (status, _) = jobline_tests::http::exchange(addr, head.as_bytes()).await;
         assert_eq!(status, 431, "{name}");
     }
 
@@ -203,7 +202,7 @@ async fn malformed_and_oversized_bodies_are_refused_and_the_server_lives() {
 async fn a_payload_that_grows_when_stored_is_refused_or_stored_within_its_budget() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let mut runner = Runner::start(&env, &[], &[], None);
+    let mut runner = Runner::start(env!("CARGO_BIN_EXE_jobline-local"), &env, &[], &[], None);
     // Stored: ~1.4 × and ~4.5 × the budget (over DynamoDB's 400 KB item).
     for numbers in [20_000, 50_000] {
         let body = format!(
@@ -211,7 +210,7 @@ async fn a_payload_that_grows_when_stored_is_refused_or_stored_within_its_budget
             vec!["1E15"; numbers].join(",")
         );
         assert!(body.len() <= jobline_api::MAX_BODY_BYTES, "{}", body.len());
-        let (status, answer) = support::submit(runner.addr, body.as_bytes()).await;
+        let (status, answer) = jobline_tests::http::post_jobs(runner.addr, body.as_bytes()).await;
         report(&format!(
             "{numbers} × 1E15: a {} byte body answered {status} {answer}",
             body.len()
@@ -245,7 +244,7 @@ async fn a_payload_that_grows_when_stored_is_refused_or_stored_within_its_budget
 async fn thousands_of_idle_connections_and_trickling_clients_are_outlasted() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let mut runner = Runner::start(&env, &[], &[], None);
+    let mut runner = Runner::start(env!("CARGO_BIN_EXE_jobline-local"), &env, &[], &[], None);
     let addr = runner.addr;
 
     let mut idle = Vec::new();
@@ -333,7 +332,13 @@ async fn thousands_of_idle_connections_and_trickling_clients_are_outlasted() {
 async fn a_server_out_of_file_descriptors_waits_and_serves_again() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let mut runner = Runner::start(&env, &[], &[], Some(64));
+    let mut runner = Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
+        &env,
+        &[],
+        &[],
+        Some(64),
+    );
     let addr = runner.addr;
 
     // Far more connections than the server may open files: it accepts what

@@ -9,15 +9,13 @@
 //! 6 s queue: a runner killed while long-polling leaves its poll open in the
 //! emulator, which swallows the next new message for a visibility timeout.)
 
-mod support;
-
 use jobline_core::queue::Receive;
-use jobline_core::{JobId, JobQueue, JobRecord, JobState, JobStore};
+use jobline_core::{JobId, JobQueue, JobRecord, JobState, ReadStore};
+use jobline_tests::process::Runner;
 use jobline_tests::{TestEnv, test_queue_settings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::Runner;
 
 /// The queue's visibility timeout in these tests.
 const VISIBILITY_SECS: u32 = 60;
@@ -39,6 +37,7 @@ fn start(env: &TestEnv, visibility_secs: u32, args: &[&str]) -> Runner {
     ];
     all.extend_from_slice(args);
     Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
         env,
         &all,
         &[
@@ -57,7 +56,8 @@ async fn env(visibility_secs: u32) -> TestEnv {
 
 /// Submits `request` through `runner`'s API; its job id.
 async fn submit(runner: &Runner, request: Value) -> JobId {
-    let (status, body) = support::submit(runner.addr, request.to_string().as_bytes()).await;
+    let (status, body) =
+        jobline_tests::http::post_jobs(runner.addr, request.to_string().as_bytes()).await;
     assert_eq!(status, 202, "{body}");
     body["jobId"].as_str().unwrap().parse().unwrap()
 }
@@ -68,7 +68,7 @@ async fn cancel(runner: &Runner, id: JobId) -> (u16, Value) {
         "POST /jobs/{id}/cancel HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\
          connection: close\r\n\r\n"
     );
-    support::exchange(runner.addr, request.as_bytes()).await
+    jobline_tests::http::exchange(runner.addr, request.as_bytes()).await
 }
 
 async fn record(env: &TestEnv, id: JobId) -> JobRecord {
@@ -108,7 +108,7 @@ async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within
         })
         .await;
     assert_eq!(running.state, JobState::Running);
-    let (status, view) = support::get(runner.addr, &format!("/jobs/{long}")).await;
+    let (status, view) = jobline_tests::http::get(runner.addr, &format!("/jobs/{long}")).await;
     assert_eq!(status, 200);
     assert!(
         view["progress"]["fraction"].as_f64().unwrap() > 0.0,

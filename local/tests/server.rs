@@ -4,7 +4,7 @@
 //! point at a closed port.
 
 use aws_config::{BehaviorVersion, Region};
-use jobline_aws::Credentials;
+use aws_credential_types::Credentials;
 use jobline_core::config::Config;
 use jobline_local::Clients;
 use jobline_local::Stack;

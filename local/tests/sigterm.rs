@@ -2,19 +2,18 @@
 //! batch is being worked lets the batch finish and its message be deleted,
 //! then the process exits 0.
 
-mod support;
-
-use jobline_core::{JobState, JobStore};
+use jobline_core::{JobState, ReadStore};
 use jobline_local::provision;
 use jobline_tests::TestEnv;
+use jobline_tests::process::Runner;
 use std::time::{Duration, Instant};
-use support::Runner;
 
 #[tokio::test]
 async fn sigterm_during_a_batch_finishes_it_and_deletes_its_message() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let mut runner = Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
         &env,
         &["--pollers", "1", "--batching-window-secs", "0"],
         &[],
@@ -22,7 +21,7 @@ async fn sigterm_during_a_batch_finishes_it_and_deletes_its_message() {
     );
 
     // A large primes job: seconds in a debug build, long enough to be caught running.
-    let (status, accepted) = support::submit(
+    let (status, accepted) = jobline_tests::http::post_jobs(
         runner.addr,
         br#"{"type": "primes", "payload": {"upTo": 20000000}}"#,
     )
@@ -31,7 +30,7 @@ async fn sigterm_during_a_batch_finishes_it_and_deletes_its_message() {
     let path = format!("/jobs/{}", accepted["jobId"].as_str().unwrap());
     let started = Instant::now();
     loop {
-        let (status, view) = support::get(runner.addr, &path).await;
+        let (status, view) = jobline_tests::http::get(runner.addr, &path).await;
         assert_eq!(status, 200, "{view}");
         match view["status"].as_str() {
             Some("running") => break,

@@ -9,8 +9,7 @@
 //! never verifies; a cancelled job is announced too; each job's `GET` shows
 //! its delivery.
 
-mod support;
-
+use jobline_tests::process::Runner;
 use jobline_tests::{TestEnv, test_queue_settings};
 use jobline_webhooks::{KeySource, SecretsManagerKeys};
 use serde_json::{Value, json};
@@ -18,7 +17,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::Runner;
 
 /// `examples/webhook-receiver.py` as a child process, verifying every event
 /// with the reference Standard Webhooks library (from `.venv`, which
@@ -89,7 +87,7 @@ impl Drop for WebhookReceiver {
 async fn settled_webhook(runner: &Runner, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, job) = support::get(runner.addr, &format!("/jobs/{id}")).await;
+        let (status, job) = jobline_tests::http::get(runner.addr, &format!("/jobs/{id}")).await;
         assert_eq!(status, 200);
         if job["webhook"]["state"] != "pending" {
             return job;
@@ -104,7 +102,8 @@ async fn settled_webhook(runner: &Runner, id: &str) -> Value {
 }
 
 async fn submit(runner: &Runner, request: Value) -> String {
-    let (status, body) = support::submit(runner.addr, request.to_string().as_bytes()).await;
+    let (status, body) =
+        jobline_tests::http::post_jobs(runner.addr, request.to_string().as_bytes()).await;
     assert_eq!(status, 202, "{body}");
     body["jobId"].as_str().unwrap().to_owned()
 }
@@ -117,6 +116,7 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
     let env = TestEnv::with_settings(test_queue_settings(30, 2)).await;
     let (notify, secret_arn) = env.provision_webhooks().await;
     let runner = Runner::start(
+        env!("CARGO_BIN_EXE_jobline-local"),
         &env,
         &[
             "--allow-local-callbacks",
@@ -139,7 +139,7 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
     );
 
     // The caller's secret, from the API; another caller's, from the key.
-    let (status, body) = support::get(runner.addr, "/webhook-secret").await;
+    let (status, body) = jobline_tests::http::get(runner.addr, "/webhook-secret").await;
     assert_eq!(status, 200, "{body}");
     let secret = body["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
@@ -194,7 +194,7 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
 
     // A cancel is a final state like any other.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = support::exchange(
+    let (status, _) = jobline_tests::http::exchange(
         runner.addr,
         format!(
             "POST /jobs/{long}/cancel HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\
@@ -218,7 +218,7 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
     assert_eq!(failed[0]["type"], "job.failed");
     assert_eq!(failed[0]["verified"], true);
 
-    let (_, job) = support::get(runner.addr, &format!("/jobs/{plain}")).await;
+    let (_, job) = jobline_tests::http::get(runner.addr, &format!("/jobs/{plain}")).await;
     assert_eq!(job["webhook"], Value::Null, "no callback, no delivery");
 
     let got = flaky.received();
@@ -248,7 +248,8 @@ async fn final_states_are_delivered_signed_retried_and_recorded() {
         "http://10.0.0.7/",
     ] {
         let request = json!({"type": "primes", "payload": {"upTo": 5}, "callbackUrl": url});
-        let (status, body) = support::submit(runner.addr, request.to_string().as_bytes()).await;
+        let (status, body) =
+            jobline_tests::http::post_jobs(runner.addr, request.to_string().as_bytes()).await;
         assert_eq!(status, 422, "{url}: {body}");
         assert_eq!(body["error"]["code"], "invalid_callback_url");
     }

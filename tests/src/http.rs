@@ -1,7 +1,9 @@
 //! A bare HTTP/1.1 client for the tests that drive the local server the
 //! way a client on the network would: one request a connection, its status
 //! and JSON body back, every failure (refused, reset, unreadable) as text,
-//! so the fault tests can count what their clients saw.
+//! so the fault tests can count what their clients saw; and raw exchanges
+//! ([`exchange`], [`post_jobs`], [`get`]) whose bytes reach the server
+//! exactly as written, for the hostile-input and process tests.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -139,4 +141,48 @@ pub async fn submit_all(
         accepted.extend(client.await.expect("client"));
     }
     accepted
+}
+
+/// Sends `request` (head and body, as bytes) on a new connection and reads
+/// the answer until the server closes it: the status and the JSON body
+/// (`Null` if it is not JSON).
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // The server may answer before the whole body is sent, and close.
+    drop(stream.write_all(request).await);
+    let mut answer = Vec::new();
+    drop(
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("an answer within 10 s"),
+    );
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// `POST /jobs` with `body`, sent as given (hostile bytes included).
+pub async fn post_jobs(addr: SocketAddr, body: &[u8]) -> (u16, Value) {
+    let mut request = format!(
+        "POST /jobs HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(addr, &request).await
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    exchange(addr, request.as_bytes()).await
 }

@@ -11,6 +11,7 @@ pub mod template;
 
 pub mod faults;
 pub mod http;
+pub mod process;
 
 pub mod browser;
 
@@ -201,7 +202,7 @@ impl TestEnv {
         job_type: &str,
         payload: serde_json::Value,
     ) -> jobline_core::JobId {
-        use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobStore};
+        use jobline_core::{ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest};
         let request = JobRequest {
             job_type: job_type.into(),
             payload,
@@ -225,7 +226,7 @@ impl TestEnv {
         secs: u64,
         done: impl Fn(&jobline_core::JobRecord) -> bool,
     ) -> jobline_core::JobRecord {
-        use jobline_core::JobStore;
+        use jobline_core::ReadStore;
         let started = std::time::Instant::now();
         loop {
             let job = self.store().get(id).await.unwrap().expect("the job exists");

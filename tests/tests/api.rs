@@ -11,7 +11,8 @@ use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
 use jobline_core::store::DiscardOutcome;
 use jobline_core::{
-    JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore, JobTypes, Metric,
+    ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobTypes, Metric,
+    OperatorStore, ReadStore, WorkerStore,
 };
 use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;

@@ -10,7 +10,7 @@ use jobline_cli::console::{Console, serve};
 use jobline_cloudwatch::CloudWatchHistory;
 use jobline_core::activity::{MetricHistory, Window};
 use jobline_core::limits::QueueSettings;
-use jobline_core::{JobId, JobQueue, JobRecord, JobRequest, JobState, JobStore};
+use jobline_core::{ApiStore, JobId, JobQueue, JobRecord, JobRequest, JobState, ReadStore};
 use jobline_core::{JobTypes, Metric, Metrics, WorkerConfig};
 use jobline_local::poller::PollerSettings;
 use jobline_testkit::testing::now_ms;
@@ -44,7 +44,9 @@ fn start_console(env: &TestEnv) -> (Guard, tokio::sync::oneshot::Sender<()>) {
                 store: Arc::new(store),
                 queue: Arc::new(queue),
                 dlq: Arc::new(dlq),
-                history: Arc::new(CloudWatchHistory::from_env().await),
+                history: Arc::new(CloudWatchHistory::new(
+                    &jobline_local::clients::tools_sdk_config().await,
+                )),
                 guard: thread_guard,
                 emulated: true,
                 clock: jobline_core::Clock::system(),
@@ -158,8 +160,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
     // CloudWatch holds what EMF ingestion would have put there (on top of
     // what earlier tests on this emulator put).
     let window = Window::last(60, now_ms());
-    let earlier = CloudWatchHistory::from_env()
-        .await
+    let earlier = CloudWatchHistory::new(&jobline_local::clients::tools_sdk_config().await)
         .per_minute(&[Metric::JobsSucceeded], window)
         .await
         .unwrap()[0]
@@ -168,8 +169,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
     for _ in 0..3 {
         succeeded.count("primes", Metric::JobsSucceeded);
     }
-    CloudWatchHistory::from_env()
-        .await
+    CloudWatchHistory::new(&jobline_local::clients::tools_sdk_config().await)
         .ingest(&succeeded, now_ms() - 120_000)
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! The contract every `JobStore` and `JobQueue` honours
 //! (`jobline_testkit::contract`), against DynamoDB and SQS on moto: the same
-//! checks the in-memory fakes pass in `jobline-shared`'s unit tests. Each
+//! checks the in-memory fakes pass in `jobline-testkit`'s unit tests. Each
 //! check gets its own table and queue.
 
 use jobline_testkit::contract::{queue, store};

@@ -8,7 +8,8 @@ use jobline_cli::dlq::replay::Outcome;
 use jobline_cli::dlq::{DeadBody, DeadLetterQueue, Selection};
 use jobline_core::queue::{Receive, ReceivedMessage};
 use jobline_core::{
-    Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
+    ApiStore, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, ReadStore,
+    ReplayStore, WorkerStore,
 };
 use jobline_dynamodb::DynamoJobStore;
 use jobline_sqs::SqsJobQueue;

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http::StatusCode;
-use jobline_core::{JobId, JobRecord, JobRequest, JobState, JobStore, JobTypes};
+use jobline_core::{ApiStore, JobId, JobRecord, JobRequest, JobState, JobTypes, ReadStore};
 use jobline_notifier::Notifier;
 use jobline_sqs::SqsJobQueue;
 use jobline_testkit::testing::now_ms;

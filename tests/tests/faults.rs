@@ -6,7 +6,10 @@
 
 use aws_config::retry::RetryConfig;
 use jobline_core::queue::Receive;
-use jobline_core::{Completion, JobMessage, JobQueue, JobState, JobStore, JobTypes, StoreError};
+use jobline_core::{
+    ApiStore, Completion, JobMessage, JobQueue, JobState, JobTypes, ReadStore, StoreError,
+    WorkerStore,
+};
 use jobline_dynamodb::DynamoJobStore;
 use jobline_local::Clients;
 use jobline_testkit::testing;

@@ -5,7 +5,7 @@
 //! state across callers: each page reads at most 16 × its limit entries of
 //! the state index, whatever the table holds.
 
-use jobline_core::store::{JobStore, SHARDS};
+use jobline_core::store::{ApiStore, OperatorStore, SHARDS};
 use jobline_core::{JobId, JobState, JobTypes};
 use jobline_testkit::testing::job;
 use jobline_tests::TestEnv;

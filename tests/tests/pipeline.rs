@@ -2,7 +2,7 @@
 //! the event-source poller, process in the worker, read the status back.
 
 use http::StatusCode;
-use jobline_core::{JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, Metric};
+use jobline_core::{JobId, JobMessage, JobQueue, JobState, JobTypes, Metric, ReadStore};
 use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::Flaky;

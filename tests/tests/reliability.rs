@@ -19,7 +19,7 @@
 
 use jobline_core::job::DeliveryState;
 use jobline_core::limits::QueueSettings;
-use jobline_core::{JobId, JobState, JobStore, WorkerConfig};
+use jobline_core::{JobId, JobState, ReadStore, WorkerConfig};
 use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
 use jobline_local::stack::{Webhooks, notifier_poller_settings};

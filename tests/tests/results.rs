@@ -3,7 +3,7 @@
 //! /jobs/{id}` hands out a presigned link that fetches it with no
 //! credentials, and `DELETE /jobs/{id}` removes the object with the job.
 
-use jobline_core::{JobStore, JobTypes};
+use jobline_core::{JobTypes, ReadStore};
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::BigResult;
 use lambda_http::Body;

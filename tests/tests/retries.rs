@@ -4,8 +4,8 @@ use jobline_cli::dlq::{DeadLetterQueue, Selection};
 use jobline_core::limits::QueueSettings;
 use jobline_core::queue::Receive;
 use jobline_core::{
-    Completion, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore, JobTypes, Metric,
-    WorkerConfig,
+    Completion, JobId, JobMessage, JobQueue, JobRecord, JobState, JobTypes, Metric, ReadStore,
+    WorkerConfig, WorkerStore,
 };
 use jobline_local::poller::PollOutcome;
 use jobline_testkit::testing::now_ms;

@@ -36,7 +36,7 @@ use jobline_core::job_types::JobContext;
 use jobline_core::limits::QueueSettings;
 use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
 use jobline_core::{
-    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobStore, JobTypes, QueueError,
+    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobTypes, QueueError, ReadStore,
     WorkerConfig,
 };
 use jobline_local::Stack;

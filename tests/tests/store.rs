@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_aws::TrustRoots;
 use jobline_core::queue::Receive;
 use jobline_core::store::{Completion, ReplayOutcome, SHARDS};
-use jobline_core::{JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_core::{
+    ApiStore, JobMessage, JobQueue, JobRecord, JobState, ReadStore, ReplayStore, WorkerStore,
+};
 use jobline_dynamodb::KEY_ATTRIBUTE;
 use jobline_dynamodb::item::{
     INLINE_PAYLOAD_BYTES, PAYLOAD_ATTRIBUTE, TTL_ATTRIBUTE, item_size, payload_item_key,
@@ -227,7 +229,7 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
 async fn lambda_clients_reach_the_configured_endpoint() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let lambda = Clients::for_lambda(TrustRoots::AmazonTrustServices).await;
+    let lambda = Clients::for_lambda(TrustRoots::AmazonTrustServices);
     let job = queued_job();
     lambda.store(&env.config).create(&job).await.unwrap();
     assert_eq!(env.store().get(job.id).await.unwrap(), Some(job.clone()));

@@ -7,7 +7,7 @@
 use jobline_core::deadline::Deadlines;
 use jobline_core::queue::Receive;
 use jobline_core::store::{Completion, SHARDS, SWEPT_ERROR, SweepOutcome};
-use jobline_core::{JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
+use jobline_core::{ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobState, JobStore};
 use jobline_dynamodb::DUE_ATTRIBUTE;
 use jobline_dynamodb::SHARD_ATTRIBUTE;
 use jobline_local::provision;
@@ -96,7 +96,7 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
     assert_eq!(dlq_depth(&env).await, 1);
     assert_eq!(stored(&*store, queued.id).await.state, JobState::Running);
 
-    let sweeper = Sweeper::new(Arc::clone(&store));
+    let sweeper = Sweeper::new(store.clone());
     let due = deadlines.claimed(last_claim, 2);
     assert_eq!(
         due,
@@ -162,7 +162,7 @@ async fn finished_jobs_are_not_in_the_index_so_a_sweep_reads_only_unfinished_one
     // Thirty days on, only the unfinished job is read, by one query per
     // partition whatever the table holds.
     let later = now + 30 * 86_400_000;
-    let report = Sweeper::new(Arc::clone(&store)).sweep_once(later).await;
+    let report = Sweeper::new(store.clone()).sweep_once(later).await;
     assert_eq!(report.queries, usize::from(SHARDS));
     assert_eq!((report.scanned, report.swept), (1, 1));
     let page = store
@@ -198,7 +198,7 @@ async fn a_job_claimed_after_it_was_listed_is_not_swept() {
         store.sweep(queued.id, now).await.unwrap(),
         SweepOutcome::Unchanged(JobState::Running)
     );
-    let report = Sweeper::new(Arc::clone(&store)).sweep_once(now).await;
+    let report = Sweeper::new(store.clone()).sweep_once(now).await;
     assert_eq!(report.swept, 0);
     assert_eq!(stored(&*store, queued.id).await.state, JobState::Running);
     env.cleanup().await;
@@ -212,7 +212,7 @@ async fn a_replayed_job_gets_its_index_attributes_back() {
     let queued = job("primes").build();
     store.create(&queued).await.unwrap();
     let now = now_ms() + 1_000;
-    let report = Sweeper::new(Arc::clone(&store)).sweep_once(now).await;
+    let report = Sweeper::new(store.clone()).sweep_once(now).await;
     assert_eq!(report.swept, 1);
     assert!(!indexed(&env, queued.id).await);
 

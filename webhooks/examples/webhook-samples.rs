@@ -4,7 +4,7 @@
 //! "expect"}`, where `secret` is the one to verify with and `expect` is
 //! `"ok"` or `"fail"`. Timestamps are now, as receivers refuse old ones.
 //!
-//! Usage: cargo run -p jobline-shared --example webhook-samples
+//! Usage: cargo run -p jobline-webhooks --example webhook-samples
 
 use jobline_core::Clock;
 use jobline_webhooks::{WebhookHeaders, WebhookSecret, caller_secret};

@@ -20,18 +20,12 @@ pub struct CloudWatchHistory {
 }
 
 impl CloudWatchHistory {
-    /// On `shared`, a tool's SDK configuration
-    /// ([`jobline_aws::tools_sdk_config`]).
-    pub fn new(shared: &aws_config::SdkConfig) -> Self {
+    /// On `shared`, a tool's SDK configuration (the CLI's and the local
+    /// runner's `aws_config::load_defaults`).
+    pub fn new(shared: &aws_types::SdkConfig) -> Self {
         Self {
             client: Client::new(shared),
         }
-    }
-
-    /// With the SDK's default credential and region chains, as the CLI's
-    /// other clients: no network call until the first read.
-    pub async fn from_env() -> Self {
-        Self::new(&jobline_aws::tools_sdk_config().await)
     }
 }
 

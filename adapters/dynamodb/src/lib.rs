@@ -19,7 +19,7 @@ pub use item::{
 };
 pub use store::DynamoJobStore;
 
-use aws_config::SdkConfig;
+use aws_types::SdkConfig;
 use jobline_core::Config;
 use jobline_core::deadline::Deadlines;
 use jobline_core::limits::QueueSettings;

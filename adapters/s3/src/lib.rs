@@ -34,7 +34,7 @@ impl S3ResultStore {
 
     /// The store on `bucket`, over a client of `sdk`. An endpoint of our own
     /// (moto) serves buckets by path, not by host.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+    pub fn from_sdk(sdk: &aws_types::SdkConfig, bucket: impl Into<String>) -> Self {
         let config = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(sdk.endpoint_url().is_some())
             .build();

@@ -31,7 +31,7 @@ impl SqsJobQueue {
     }
 
     /// The queue at `url`, over a client of `sdk`.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+    pub fn from_sdk(sdk: &aws_types::SdkConfig, url: impl Into<String>) -> Self {
         Self::new(Client::new(sdk), url)
     }
 

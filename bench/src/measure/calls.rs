@@ -19,7 +19,7 @@ use crate::error::{BenchError, within};
 use crate::measure::{Resources, jobline, submit};
 use crate::pricing::{item_bytes, write_units};
 use crate::sdk_clients;
-use jobline_core::{JobId, JobMessage, JobQueue, JobState, JobStore};
+use jobline_core::{JobId, JobMessage, JobQueue, JobState, ReadStore};
 use jobline_dynamodb::item_from_record;
 use jobline_local::Clients;
 use jobline_local::poller::Poller;

@@ -50,7 +50,7 @@ pub(super) async fn wait(
             |job| display.show(job, &mut *err).map_err(CliError::Output),
         )
         .await;
-    display.finish(err)?;
+    display.finish();
     match waited? {
         Waited::Finished { job, status } => {
             print_json(out, &job)?;

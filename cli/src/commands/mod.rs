@@ -14,11 +14,8 @@ use crate::client::{ApiClient, Auth, ClientError};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::jobs::{JobsError, RetryError};
 use crate::progress::ProgressStyle;
-use crate::sigv4::Signer;
+use crate::sigv4::{CredentialsError, Signer, SigningIdentity};
 use aws_config::SdkConfig;
-use jobline_aws::CredentialsError;
-use jobline_aws::SigningIdentity;
-use jobline_aws::tools_sdk_config;
 use jobline_core::{Config, ConfigError};
 use serde_json::Value;
 use std::io::{self, Read, Write};
@@ -162,6 +159,13 @@ pub fn dlq_config(config: Result<Config, ConfigError>) -> Result<(Config, String
         .clone()
         .ok_or(ConfigError::Missing("JOBS_DLQ_URL"))?;
     Ok((config, dlq_url))
+}
+
+/// A tool's SDK configuration: the SDK's default credential and region
+/// chains (profiles, SSO) and the system's CA store. No network call:
+/// credentials resolve on first use.
+pub(super) async fn tools_sdk_config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
 /// The configuration and SDK set-up of an operator command.

@@ -2,13 +2,12 @@
 //! operator's own AWS credentials (`jobs`, `retry`, `console`, `dlq`): one
 //! function each.
 
-use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq};
+use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq, tools_sdk_config};
 use crate::args::{ConsoleArgs, DlqCommand, RetryArgs, StateArgs};
 use crate::console::guard::Guard;
 use crate::console::{Console, serve};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
-use jobline_aws::tools_sdk_config;
 use jobline_cloudwatch::CloudWatchHistory;
 use jobline_core::{Clock, Config};
 use jobline_dynamodb::DynamoJobStore;

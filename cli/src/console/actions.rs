@@ -3,17 +3,18 @@
 //! what will happen (for the dead-letter tools, a dry run of the very code
 //! `jobline dlq replay|discard --dry-run` runs) and holds the form that does
 //! it; the action goes through the same library code as the CLI, and is
-//! logged with its outcome.
+//! logged with its outcome. Its pages are maud templates, like the rest
+//! of the console's (see [`html`]).
 
-use super::html::{self, Section, action_form, escape};
+use super::html::{self, Section, action_form};
 use super::{Console, ConsoleError, Reply};
 use crate::dlq::Selection;
 use crate::jobs::{Retried, retry};
 use http::StatusCode;
 use jobline_core::store::CancelOutcome;
 use jobline_core::{JobId, JobState};
+use maud::{Markup, html};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// What an operator can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,20 +93,20 @@ fn selection(job: Option<JobId>) -> Selection {
     }
 }
 
-fn subject(job: Option<JobId>) -> String {
-    match job {
-        Some(id) => format!(r#"job <a href="/jobs/{id}"><code>{id}</code></a>"#),
-        None => "every dead letter".to_owned(),
+fn subject(job: Option<JobId>) -> Markup {
+    html! {
+        @match job {
+            Some(id) => { "job " (html::job_link(id)) }
+            None => { "every dead letter" }
+        }
     }
 }
 
-fn rendered(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+/// A DLQ tool's report, as `jobline dlq` prints it.
+fn rendered(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Markup {
     let mut out = Vec::new();
     let _ = render(&mut out);
-    format!(
-        r#"<pre class="report">{}</pre>"#,
-        escape(&String::from_utf8_lossy(&out))
-    )
+    html! { pre.report { (String::from_utf8_lossy(&out)) } }
 }
 
 /// The confirmation page of an action: what it will do, and its button.
@@ -120,8 +121,7 @@ pub async fn confirm(
     let id_text = job.map(|id| id.to_string()).unwrap_or_default();
     let fields = [("action", action.name()), ("job", id_text.as_str())];
     let csrf = console.guard.csrf();
-    let mut body = String::new();
-    let (title, button, can) = match action {
+    let (title, button, can, what) = match action {
         Action::Cancel | Action::Retry => {
             let id = job.expect("checked by target");
             let Some(record) = console.store.get(id).await? else {
@@ -146,13 +146,13 @@ pub async fn confirm(
                 ),
                 _ => ("Its state does not allow this action.", false),
             };
-            let _ = write!(
-                body,
-                r#"<p>{} ({}) is <span class="state {state}">{state}</span>.</p><p>{what}</p>"#,
-                subject(job),
-                escape(&record.job_type),
-                state = record.state.as_str(),
-            );
+            let body = html! {
+                p {
+                    (subject(job)) " (" (record.job_type) ") is "
+                    (html::state_badge(record.state)) "."
+                }
+                p { (what) }
+            };
             let title = if action == Action::Cancel {
                 "Cancel this job?"
             } else {
@@ -163,68 +163,67 @@ pub async fn confirm(
             } else {
                 "Retry the job"
             };
-            (title, button.to_owned(), can)
+            (title, button.to_owned(), can, body)
         }
         Action::Replay => {
             let report = console.tools().replay(&selection(job), true).await?;
-            let _ = write!(
-                body,
-                r#"<p>Dry run for {}: <strong data-dry-run>{}</strong> would be replayed, {} skipped.</p>"#,
-                subject(job),
-                report.replayed(),
-                report.skipped()
-            );
-            body.push_str(&rendered(|out| report.render(out)));
-            for id in &report.not_in_dlq {
-                let _ = write!(
-                    body,
-                    r#"<p data-not-in-dlq="{id}">Job {id} has no dead letter left to replay (the DLQ keeps messages 14 days). If it is still failed, <a href="/confirm?action=retry&amp;job={id}">Retry…</a> runs it again from its record.</p>"#
-                );
-            }
+            let body = html! {
+                p {
+                    "Dry run for " (subject(job)) ": " strong data-dry-run { (report.replayed()) }
+                    " would be replayed, " (report.skipped()) " skipped."
+                }
+                (rendered(|out| report.render(out)))
+                @for id in &report.not_in_dlq {
+                    p data-not-in-dlq=(id) {
+                        "Job " (id) " has no dead letter left to replay (the DLQ keeps messages 14 days). If it is still failed, "
+                        a href={ "/confirm?action=retry&job=" (id) } { "Retry…" }
+                        " runs it again from its record."
+                    }
+                }
+            };
             (
                 "Replay dead letters?",
                 format!("Replay {}", report.replayed()),
                 report.replayed() > 0,
+                body,
             )
         }
         Action::Discard => {
             let report = console.tools().discard(&selection(job), true).await?;
-            let _ = write!(
-                body,
-                r#"<p>Dry run for {}: <strong data-dry-run>{}</strong> jobs would be discarded (failed for good), their messages deleted.</p>"#,
-                subject(job),
-                report.discarded()
-            );
-            body.push_str(&rendered(|out| report.render(out)));
+            let body = html! {
+                p {
+                    "Dry run for " (subject(job)) ": " strong data-dry-run { (report.discarded()) }
+                    " jobs would be discarded (failed for good), their messages deleted."
+                }
+                (rendered(|out| report.render(out)))
+            };
             (
                 "Discard dead letters?",
                 format!("Discard {}", report.discarded()),
                 report.discarded() > 0,
+                body,
             )
         }
     };
-    if can {
-        let class = if action == Action::Discard {
-            "danger"
-        } else {
-            "primary"
-        };
-        body.push_str(&format!(
-            r#"<p class="actions">{}</p>"#,
-            action_form(csrf, &fields, &button, class)
-        ));
+    let class = if action == Action::Discard {
+        "danger"
     } else {
-        body.push_str(r#"<p class="empty">Nothing to do.</p>"#);
-    }
+        "primary"
+    };
     let back = match job {
         Some(id) => format!("/jobs/{id}"),
         None => "/dlq".to_owned(),
     };
-    let _ = write!(
-        body,
-        r#"<p><a href="{back}">Back without doing anything</a></p>"#
-    );
-    Ok(Reply::ok(html::page(title, action.section(), &body)))
+    let body = html! {
+        (what)
+        @if can {
+            p.actions { (action_form(csrf, &fields, &button, class)) }
+        } @else {
+            p.empty { "Nothing to do." }
+        }
+        p { a href=(back) { "Back without doing anything" } }
+    };
+    Ok(Reply::ok(html::page(title, action.section(), body)))
 }
 
 /// Does a confirmed action, logs it, and says how it went.
@@ -249,7 +248,7 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                 }
                 CancelOutcome::Missing => "There is no such job.".to_owned(),
             };
-            (text, String::new())
+            (text, None)
         }
         Action::Retry => {
             let id = job.expect("checked by target");
@@ -264,7 +263,7 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                     Retried::Unchanged(state) => format!("The job is {state}: nothing to retry."),
                     Retried::Missing => "There is no such job.".to_owned(),
                 };
-            (text, String::new())
+            (text, None)
         }
         Action::Replay => {
             let report = console.tools().replay(&selection(job), false).await?;
@@ -274,7 +273,7 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                 report.skipped(),
                 report.failed()
             );
-            (text, rendered(|out| report.render(out)))
+            (text, Some(rendered(|out| report.render(out))))
         }
         Action::Discard => {
             let report = console.tools().discard(&selection(job), false).await?;
@@ -283,20 +282,21 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                 report.discarded(),
                 report.failed()
             );
-            (text, rendered(|out| report.render(out)))
+            (text, Some(rendered(|out| report.render(out))))
         }
     };
-    let body = format!("<p data-outcome>{}</p>{report}", escape(&outcome));
     tracing::info!(action = action.name(), job = ?job, %outcome, "console action");
-    let back = match job {
-        Some(id) => format!(
-            r#"<p><a href="/jobs/{id}">See the job</a> · <a href="/dlq">Dead letters</a></p>"#
-        ),
-        None => r#"<p><a href="/dlq">Back to the dead letters</a></p>"#.to_owned(),
+    let body = html! {
+        p data-outcome { (outcome) }
+        @if let Some(report) = report { (report) }
+        p {
+            @match job {
+                Some(id) => {
+                    a href={ "/jobs/" (id) } { "See the job" } " · " a href="/dlq" { "Dead letters" }
+                }
+                None => { a href="/dlq" { "Back to the dead letters" } }
+            }
+        }
     };
-    Ok(Reply::ok(html::page(
-        "Done",
-        action.section(),
-        &format!("{body}{back}"),
-    )))
+    Ok(Reply::ok(html::page("Done", action.section(), body)))
 }

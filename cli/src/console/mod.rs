@@ -19,8 +19,11 @@
 //! and the emulator's CloudWatch holds what `jobline-local serve
 //! --ingest-metrics` puts there.
 //!
-//! Pages are rendered on the server from strings compiled into the binary
-//! (the stylesheet too): no script, no CDN, no Node toolchain.
+//! Pages are rendered on the server from [maud] templates compiled into the
+//! binary (the stylesheet is compiled in too): no script, no CDN, no Node
+//! toolchain, no template file to ship. maud checks the markup when the
+//! crate builds and escapes every value spliced into it, so a job's type,
+//! caller, error or payload is always shown as text, never run as markup.
 
 pub mod actions;
 pub mod guard;
@@ -97,13 +100,13 @@ impl Reply {
     }
 
     fn error(status: StatusCode, title: &str, message: &str) -> Self {
-        let body = format!(
-            r#"<p class="notice error" role="alert">{}</p><p><a href="/">Back to the overview</a></p>"#,
-            html::escape(message)
-        );
+        let body = maud::html! {
+            p class="notice error" role="alert" { (message) }
+            p { a href="/" { "Back to the overview" } }
+        };
         Self {
             status,
-            html: html::page(title, html::Section::Overview, &body),
+            html: html::page(title, html::Section::Overview, body),
         }
     }
 }

@@ -28,7 +28,7 @@ pub use replay::{ReplayEntry, ReplayReport};
 
 use jobline_core::job::JobRecord;
 use jobline_core::queue::ReceivedMessage;
-use jobline_core::{Clock, JobId, JobQueue, JobStore, QueueError, StoreError};
+use jobline_core::{Clock, JobId, JobQueue, OperatorStore, QueueError, StoreError};
 use scan::Scan;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
@@ -62,7 +62,7 @@ pub struct DeadLetterQueue<'a> {
     /// The main queue replayed jobs are sent to (`JOBS_QUEUE_URL`).
     pub queue: &'a dyn JobQueue,
     /// The job records (`JOBS_TABLE`).
-    pub store: &'a dyn JobStore,
+    pub store: &'a dyn OperatorStore,
     /// How long a message is hidden at a time ([`HOLD_SECS`]).
     pub hold_secs: u32,
     /// The time replays and discards are stamped with (the wall clock, or a
@@ -255,7 +255,11 @@ fn messages(n: usize) -> String {
 impl<'a> DeadLetterQueue<'a> {
     /// The tools on these queues and store, holding messages [`HOLD_SECS`]
     /// at a time.
-    pub fn new(dlq: &'a dyn JobQueue, queue: &'a dyn JobQueue, store: &'a dyn JobStore) -> Self {
+    pub fn new(
+        dlq: &'a dyn JobQueue,
+        queue: &'a dyn JobQueue,
+        store: &'a dyn OperatorStore,
+    ) -> Self {
         Self {
             dlq,
             queue,

@@ -100,7 +100,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use jobline_core::results::ResultStore;
 pub use jobline_core::view::{job_summary, job_view};
-use jobline_core::{Clock, Config, JobId, JobQueue, JobRecord, JobStore, JobTypes, Metrics};
+use jobline_core::{ApiStore, Clock, Config, JobId, JobQueue, JobRecord, JobTypes, Metrics};
 use jobline_webhooks::{CallbackPolicy, KeySource};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -130,7 +130,7 @@ pub struct Reply {
 /// The API, with its store, queue and job types.
 #[derive(Debug)]
 pub struct Api {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn ApiStore>,
     queue: Arc<dyn JobQueue>,
     results: Option<Arc<dyn ResultStore>>,
     /// The webhook master keys: webhooks are on when there are some.
@@ -158,7 +158,7 @@ struct Trace {
 impl Api {
     /// The API without a backlog bound; see [`Api::with_queue_depth`].
     pub fn new(
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn ApiStore>,
         queue: Arc<dyn JobQueue>,
         job_types: JobTypes,
         config: &Config,

@@ -5,7 +5,9 @@ use super::backlog::fake::FakeDepth;
 use super::*;
 use http::header::{LOCATION, RETRY_AFTER};
 use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
-use jobline_core::{JobMessage, JobRequest, JobState, Metric, QueueError};
+use jobline_core::{
+    JobMessage, JobRequest, JobState, Metric, OperatorStore, QueueError, WorkerStore,
+};
 use jobline_testkit::memory::queue::MemoryQueue;
 use jobline_testkit::memory::store::MemoryStore;
 use jobline_testkit::testing::now_ms;

@@ -15,7 +15,7 @@
 //!    truth, whatever the message says), signed with its caller's secret
 //!    (Standard Webhooks), and POSTed through the SSRF guard
 //!    ([`Deliverer`]). The attempt is recorded on the job
-//!    ([`JobStore::record_delivery`], conditional on what was read): a 2xx
+//!    ([`NotifierStore::record_delivery`], conditional on what was read): a 2xx
 //!    is `delivered`; a retryable failure stays `pending` and the message
 //!    comes back after a backoff (its visibility), until the queue's last
 //!    receive, which records `failed`; a refused URL or a 4xx is `failed` at
@@ -60,7 +60,7 @@ use futures_util::StreamExt;
 use jobline_core::config::WebhookConfig;
 use jobline_core::job::{DeliveryState, WebhookDelivery, format_ms};
 use jobline_core::view::job_view;
-use jobline_core::{Clock, JobId, JobMessage, JobQueue, JobRecord, JobStore, Metric, Metrics};
+use jobline_core::{Clock, JobId, JobMessage, JobQueue, JobRecord, Metric, Metrics, NotifierStore};
 use jobline_dynamodb::outbox;
 use jobline_webhooks::{
     CallbackUrl, Deliverer, DeliveryError, KeySource, MasterKeys, WebhookHeaders,
@@ -80,7 +80,7 @@ pub const DELIVERY_CONCURRENCY: usize = 10;
 /// Relays final states and delivers their webhooks.
 #[derive(Debug)]
 pub struct Notifier {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn NotifierStore>,
     queue: Arc<dyn JobQueue>,
     keys: Arc<dyn KeySource>,
     deliverer: Deliverer,
@@ -99,7 +99,7 @@ enum Handled {
 
 impl Notifier {
     pub fn new(
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn NotifierStore>,
         queue: Arc<dyn JobQueue>,
         keys: Arc<dyn KeySource>,
         deliverer: Deliverer,

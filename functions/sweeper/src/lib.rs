@@ -11,12 +11,12 @@
 //! an EventBridge schedule; locally: `jobline_local::serve`) and, per run,
 //! queries each of the [`SHARDS`] partitions of the due index for jobs
 //! whose `dueAt` has passed, in pages of at most [`PAGE_SIZE`], and fails
-//! each with one conditional write ([`JobStore::sweep`]), which leaves alone
+//! each with one conditional write ([`SweeperStore::sweep`]), which leaves alone
 //! a job claimed or replayed since the query. Finished jobs are not in the
 //! index, so a run reads only unfinished jobs, however large the table.
 //!
 //! With webhooks on, a second pass reads the webhook index
-//! ([`JobStore::owed_webhooks`]): each called-back job finished more than
+//! ([`SweeperStore::owed_webhooks`]): each called-back job finished more than
 //! [`WEBHOOK_OWED_AFTER_MS`] ago whose delivery was never tried (the stream
 //! relay set its record aside, or the stream no longer holds it) or was
 //! last tried more than [`WEBHOOK_STALE_AFTER_MS`] ago (its message was
@@ -36,7 +36,7 @@ use jobline_core::error::{QueueError, StoreError};
 use jobline_core::job::{JobId, JobRecord};
 use jobline_core::metrics::{Metric, Metrics};
 use jobline_core::queue::{JobMessage, JobQueue};
-use jobline_core::store::{DueKey, JobStore, OverduePage, SHARDS, SweepOutcome};
+use jobline_core::store::{DueKey, OverduePage, SHARDS, SweepOutcome, SweeperStore};
 use std::sync::Arc;
 
 /// Index entries read per `Query` (one page).
@@ -95,7 +95,7 @@ enum SweepError {
 /// Fails overdue jobs and hands owed webhooks back; see the module.
 #[derive(Debug, Clone)]
 pub struct Sweeper {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn SweeperStore>,
     /// The notifier's queue, with webhooks on.
     notify: Option<Arc<dyn JobQueue>>,
 }
@@ -111,7 +111,7 @@ enum Pass<'a> {
 }
 
 impl Sweeper {
-    pub fn new(store: Arc<dyn JobStore>) -> Self {
+    pub fn new(store: Arc<dyn SweeperStore>) -> Self {
         Self {
             store,
             notify: None,
@@ -280,7 +280,7 @@ mod tests {
     use super::*;
     use jobline_core::deadline::Deadlines;
     use jobline_core::job::JobState;
-    use jobline_core::store::{Completion, SWEPT_ERROR};
+    use jobline_core::store::{Completion, SWEPT_ERROR, WorkerStore};
     use jobline_testkit::memory::store::MemoryStore;
     use jobline_testkit::testing::job;
     use jobline_testkit::testing::now_ms;
@@ -299,7 +299,7 @@ mod tests {
     }
 
     fn sweeper(store: &Arc<MemoryStore>) -> Sweeper {
-        Sweeper::new(Arc::clone(store) as Arc<dyn JobStore>)
+        Sweeper::new(Arc::clone(store) as Arc<dyn SweeperStore>)
     }
 
     #[tokio::test]
@@ -439,7 +439,7 @@ mod tests {
         use jobline_testkit::memory::queue::MemoryQueue;
         let store = Arc::new(MemoryStore::new());
         let notify = Arc::new(MemoryQueue::new());
-        let sweeper = Sweeper::new(Arc::clone(&store) as Arc<dyn JobStore>)
+        let sweeper = Sweeper::new(Arc::clone(&store) as Arc<dyn SweeperStore>)
             .with_webhooks(Arc::clone(&notify) as Arc<dyn JobQueue>);
         let now = now_ms();
         let finished = now - WEBHOOK_OWED_AFTER_MS - 1;

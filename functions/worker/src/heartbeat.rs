@@ -13,7 +13,7 @@
 use crate::STOP_GRACE;
 use jobline_core::backoff::max_visibility_secs;
 use jobline_core::job_types::Reports;
-use jobline_core::{Clock, Heartbeat, JobId, JobQueue, JobStore, StoreError};
+use jobline_core::{Clock, Heartbeat, JobId, JobQueue, StoreError, WorkerStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -64,7 +64,7 @@ pub(crate) fn lease_visibility_secs(clock: &Clock, lease_until_ms: i64) -> u32 {
 
 /// What one attempt's heartbeat needs, owned, so it can run as a task.
 pub(crate) struct Beater {
-    pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) store: Arc<dyn WorkerStore>,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) clock: Clock,
     pub(crate) job_id: JobId,

@@ -37,7 +37,7 @@
 //!
 //! Each delivery claims with its own random token, so when a write lands
 //! but its answer is lost and the SDK's retry is refused, the store
-//! recognises the delivery's own write (see [`JobStore::claim`]): no second
+//! recognises the delivery's own write (see [`WorkerStore::claim`]): no second
 //! attempt, no lease to wait out, no false "unrecorded" completion.
 //!
 //! A message sent after its job was dead-lettered is a redrive (SQS's "start
@@ -88,7 +88,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures_util::StreamExt;
 use futures_util::stream;
 use jobline_core::results::ResultStore;
-use jobline_core::{Clock, JobMessage, JobQueue, JobStore, JobTypes, Metrics, WorkerConfig};
+use jobline_core::{Clock, JobMessage, JobQueue, JobTypes, Metrics, WorkerConfig, WorkerStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,7 +155,7 @@ pub enum Disposition {
 
 /// The worker, with its store, queue, job types and settings.
 pub struct Worker {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn WorkerStore>,
     queue: Arc<dyn JobQueue>,
     results: Option<Arc<dyn ResultStore>>,
     job_types: JobTypes,
@@ -178,7 +178,7 @@ impl Worker {
     /// A worker; it runs at most [`memory_bound_concurrency`] jobs at once,
     /// reading the function's memory from `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
     pub fn new(
-        store: Arc<dyn JobStore>,
+        store: Arc<dyn WorkerStore>,
         queue: Arc<dyn JobQueue>,
         job_types: JobTypes,
         config: WorkerConfig,

@@ -11,7 +11,8 @@ use jobline_core::limits::QueueSettings;
 use jobline_core::queue::Receive;
 use jobline_core::results::result_key;
 use jobline_core::{
-    CancelOutcome, Completion, JobError, JobHandler, JobId, JobRecord, JobState, Metric,
+    CancelOutcome, CancelStore, Completion, JobError, JobHandler, JobId, JobRecord, JobState,
+    Metric, OperatorStore, ReplayStore,
 };
 use jobline_dynamodb::item::{item_from_record, item_size};
 use jobline_testkit::memory::queue::MemoryQueue;

@@ -43,8 +43,8 @@ use jobline_core::queue::{Receive, ReceivedMessage};
 use jobline_core::results::LINK_TTL;
 use jobline_core::store::{CancelOutcome, SWEPT_ERROR};
 use jobline_core::{
-    Clock, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobStore,
-    JobTypes, WorkerConfig,
+    ApiStore, CancelStore, Clock, Completion, JobId, JobMessage, JobQueue, JobRecord, JobRequest,
+    JobState, JobTypes, ReadStore, WorkerConfig, WorkerStore,
 };
 use jobline_dynamodb::DUE_ATTRIBUTE;
 use jobline_local::StackBuilder;

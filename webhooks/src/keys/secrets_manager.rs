@@ -27,7 +27,7 @@ impl SecretsManagerKeys {
     }
 
     /// The keys of the secret `secret_id`, over a client of `sdk`.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
+    pub fn from_sdk(sdk: &aws_types::SdkConfig, secret_id: impl Into<String>) -> Self {
         Self::new(Client::new(sdk), secret_id)
     }
 }

@@ -1,16 +1,14 @@
-//! Shared by the process tests: `jobline-local serve` as a child process on
-//! a test's table and queue, and bare HTTP/1.1 exchanges over TCP (a real
-//! client, so hostile bytes reach the server exactly as sent).
+//! `jobline-local serve` as a child process on a test's table and queue,
+//! for the process tests (`local/tests/`: SIGTERM, SIGKILL, hostile
+//! connections, long jobs, webhooks). They live in `jobline-local`'s own
+//! tests because only a package's tests are handed its binary's path
+//! (`CARGO_BIN_EXE_jobline-local`), which they pass to [`Runner::start`].
 
-use jobline_tests::TestEnv;
-use serde_json::Value;
+use crate::TestEnv;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A running `jobline-local serve`; killed (SIGKILL) when dropped.
 #[derive(Debug)]
@@ -32,16 +30,16 @@ pub struct Stopped {
 }
 
 impl Runner {
-    /// Starts `jobline-local serve --port 0 ARGS` on `env`'s resources with
+    /// Starts `binary` (a `jobline-local`) as `serve --port 0 ARGS` on `env`'s resources with
     /// `vars` set, and waits for its banner. With `max_open_files`, the
     /// process runs under that soft limit of open files (`ulimit -n`).
     pub fn start(
+        binary: &str,
         env: &TestEnv,
         args: &[&str],
         vars: &[(&str, &str)],
         max_open_files: Option<u32>,
     ) -> Self {
-        let binary = env!("CARGO_BIN_EXE_jobline-local");
         let mut command = match max_open_files {
             // `exec` keeps the pid: the child is the server itself.
             Some(limit) => {
@@ -152,48 +150,4 @@ impl Stopped {
 
 fn log_of(log: &Mutex<String>) -> String {
     log.lock().map(|log| log.clone()).unwrap_or_default()
-}
-
-/// Sends `request` (head and body, as bytes) on a new connection and reads
-/// the answer until the server closes it: the status and the JSON body
-/// (`Null` if it is not JSON).
-pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    // The server may answer before the whole body is sent, and close.
-    drop(stream.write_all(request).await);
-    let mut answer = Vec::new();
-    drop(
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-            .await
-            .expect("an answer within 10 s"),
-    );
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, body)| serde_json::from_str(body).ok())
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// `POST /jobs` with `body`.
-pub async fn submit(addr: SocketAddr, body: &[u8]) -> (u16, Value) {
-    let mut request = format!(
-        "POST /jobs HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    exchange(addr, &request).await
-}
-
-/// `GET path`.
-pub async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
-    exchange(addr, request.as_bytes()).await
 }

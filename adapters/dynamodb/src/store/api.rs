@@ -1,0 +1,237 @@
+//! The API function's role ([`ApiStore`]) and the cancel it shares with
+//! operators ([`CancelStore`]): creating a job and marking what its enqueue
+//! did, a caller's listing, the cancel and the delete.
+
+use super::index::IndexQuery;
+use super::{DynamoJobStore, request_error, write_failure};
+use crate::item::{
+    CREATED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, StoredItems,
+    due_attributes, hook_shard, key, n, payload_item_key, s, stored_items,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use jobline_core::error::StoreError;
+use jobline_core::job::{JobId, JobRecord, JobState};
+use jobline_core::store::{
+    ApiStore, CANCEL_TRIES, CancelOutcome, CancelStore, DeleteOutcome, JobPage, ListKey,
+    MAX_LIST_LIMIT, cancel_settled, enqueue_failed,
+};
+
+/// The condition of [`ApiStore::mark_enqueue_failed`] on the item it
+/// replaces. Values: `:queued`, `:zero`, `:created` (the creator's
+/// `createdAt`).
+const ENQUEUE_FAILED_CONDITION: &str = "#state = :queued AND attempts = :zero \
+     AND createdAt = :created AND attribute_not_exists(resentAt)";
+
+/// The condition of [`ApiStore::mark_resending`], the rule of
+/// [`may_resend`](jobline_core::store::may_resend). Values: `:queued`,
+/// `:zero`, `:false`.
+const RESEND_CONDITION: &str = "#state = :queued AND attempts = :zero AND \
+     (attribute_not_exists(enqueueFailed) OR enqueueFailed = :false)";
+
+#[async_trait]
+impl CancelStore for DynamoJobStore {
+    async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        // The state the job is believed to be in; a refusal says which it is.
+        let mut running = false;
+        for _ in 0..CANCEL_TRIES {
+            let request = if running {
+                self.update(id)
+                    .update_expression("SET cancelRequested = :true")
+                    .condition_expression("#state = :running")
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            } else {
+                self.update_to(id, JobState::Cancelled)
+                    .update_expression(
+                        "SET #state = :cancelled, stateShard = :stateShard, finishedAt = :now, \
+                         cancelRequested = :true REMOVE leaseExpiresAt, pending, dueAt",
+                    )
+                    .condition_expression("#state = :queued")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
+                    .expression_attribute_values(":now", n(now_ms))
+            };
+            let written = self
+                .send_update(
+                    request
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .return_values(ReturnValue::AllNew),
+                )
+                .await;
+            match written {
+                Ok(output) => {
+                    let item = output.attributes().ok_or_else(|| {
+                        StoreError::Malformed("cancel returned no attributes".into())
+                    })?;
+                    let job = Box::new(self.record(item).await?);
+                    return Ok(if running {
+                        CancelOutcome::Requested(job)
+                    } else {
+                        CancelOutcome::Cancelled(job)
+                    });
+                }
+                Err(StoreError::Conflict { current: None }) => return Ok(CancelOutcome::Missing),
+                Err(StoreError::Conflict { current: Some(job) }) => {
+                    running = job.state == JobState::Running;
+                    if let Some(outcome) = cancel_settled(*job) {
+                        return Ok(outcome);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::Aws {
+            operation: "UpdateItem",
+            source: "the job kept changing state under the cancel".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl ApiStore for DynamoJobStore {
+    async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let StoredItems {
+            job: mut item,
+            payload,
+        } = stored_items(job);
+        if let Some(payload) = payload {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(payload))
+                .send()
+                .await
+                .map_err(|e| request_error("PutItem", e))?;
+        }
+        if !job.state.is_finished() {
+            item.extend(due_attributes(
+                job.id,
+                self.deadlines.queued_at(job.created_at),
+            ));
+        }
+        if job.callback_url.is_some() {
+            item.insert(HOOK_SHARD_ATTRIBUTE.to_owned(), hook_shard(job.id));
+        }
+        self.put(
+            item,
+            "attribute_not_exists(jobId) OR enqueueFailed = :true",
+            vec![(":true", AttributeValue::Bool(true))],
+            false,
+        )
+        .await
+    }
+
+    async fn mark_enqueue_failed(
+        &self,
+        job: &JobRecord,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.put(
+            stored_items(&enqueue_failed(job, error, now_ms)).job,
+            ENQUEUE_FAILED_CONDITION,
+            vec![
+                (":queued", s(JobState::Queued.as_str())),
+                (":zero", n(0)),
+                (":created", n(job.created_at)),
+            ],
+            true,
+        )
+        .await
+    }
+
+    async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        self.send_update(
+            self.update(id)
+                .update_expression("SET resentAt = :now")
+                .condition_expression(RESEND_CONDITION)
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(now_ms)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list(
+        &self,
+        owner: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError> {
+        let page = self
+            .index_page(
+                IndexQuery {
+                    index: OWNER_INDEX,
+                    partition: (OWNER_ATTRIBUTE, s(owner)),
+                    sort: CREATED_ATTRIBUTE,
+                },
+                self.client
+                    .query()
+                    .key_condition_expression("#owner = :owner")
+                    .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+                    .expression_attribute_values(":owner", s(owner))
+                    .scan_index_forward(false),
+                after.map(|after| (after.id, after.created_at)),
+                limit.clamp(1, MAX_LIST_LIMIT),
+            )
+            .await?;
+        let list_key = |(id, created_at)| ListKey { created_at, id };
+        let keys: Vec<ListKey> = page.entries.into_iter().map(list_key).collect();
+        Ok(JobPage {
+            // In the index's order.
+            jobs: self.read_summaries(&keys).await?,
+            scanned: page.scanned,
+            next: page.next.map(list_key),
+        })
+    }
+
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression("#state IN (:succeeded, :failed, :cancelled)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":succeeded", s(JobState::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
+            .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match deleted {
+            Ok(output) => output.attributes,
+            Err(e) => {
+                return match self
+                    .settle(write_failure(
+                        "DeleteItem",
+                        e,
+                        conditional_failure!(DeleteItemError),
+                    ))
+                    .await
+                {
+                    StoreError::Conflict { current: None } => Ok(DeleteOutcome::Missing),
+                    StoreError::Conflict { current: Some(job) } => {
+                        Ok(DeleteOutcome::Unfinished(job.state))
+                    }
+                    other => Err(other),
+                };
+            }
+        };
+        // The payload stored apart goes with its job.
+        if let Some(payload_key) = old.as_ref().map(payload_item_key).transpose()?.flatten() {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(payload_key))
+                .send()
+                .await
+                .map_err(|e| request_error("DeleteItem", e))?;
+        }
+        Ok(DeleteOutcome::Deleted)
+    }
+}

@@ -1,0 +1,268 @@
+//! The worker function's role ([`WorkerStore`]): the claim, the heartbeat,
+//! and the fenced writes that end or hand back an attempt. Its expressions
+//! are public so that the benchmark's raw-SDK baseline can send exactly
+//! what the store sends.
+
+use super::{DynamoJobStore, error_value};
+use crate::item::{DUE_ATTRIBUTE, SHARD_ATTRIBUTE, due_attributes, n, progress_text, s};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use jobline_core::error::StoreError;
+use jobline_core::job::{JobId, JobRecord, JobState};
+use jobline_core::store::{Completion, Heartbeat, Renewed, WorkerStore, own_claim, own_write};
+use serde_json::Value;
+
+/// The claim's update. Values: `:running` (`"running"`), `:one` (1),
+/// `:lease` (the lease's end, ms), `:token` (the delivery's claim token),
+/// `:now` (ms), `:shard` (the job's index partition), `:due` (its new
+/// `dueAt`, ms), `:stateShard` (its state index partition,
+/// [`state_shard`](crate::item::state_shard) of `running`).
+pub const CLAIM_UPDATE: &str = "SET #state = :running, stateShard = :stateShard, \
+     attempts = attempts + :one, \
+     leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now), \
+     runStartedAt = if_not_exists(runStartedAt, :now), \
+     pending = :shard, dueAt = :due";
+
+/// The claim's condition: the job exists and is `queued`, or `running` with
+/// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
+pub const CLAIM_CONDITION: &str = "attribute_exists(jobId) AND (#state = :queued OR \
+     (#state = :running AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)))";
+
+/// The fence of `finish` and `return_to_queue`: the job is still `running`
+/// under the same attempt. Values: `:running`, `:attempt`.
+pub const FINISH_CONDITION: &str = "#state = :running AND attempts = :attempt";
+
+/// The update of a successful finish. Values: `:done` (`"succeeded"`),
+/// `:result` (JSON text), `:now` (ms), `:stateShard` ([`state_shard`](crate::item::state_shard) of
+/// `succeeded`).
+pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     #result = :result, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, pending, dueAt";
+
+/// The update of a failed finish. Values: `:done` (`"failed"`), `:error`,
+/// `:now` (ms), `:dead` (whether the message was dead-lettered),
+/// `:stateShard` ([`state_shard`](crate::item::state_shard) of `failed`).
+pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     #error = :error, finishedAt = :now, \
+     deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
+
+/// The update of a successful finish whose result is stored apart. Values:
+/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms),
+/// `:stateShard` ([`state_shard`](crate::item::state_shard) of `succeeded`).
+pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     resultKey = :key, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, #result, pending, dueAt";
+
+/// The update of a cancelled finish. Values: `:done` (`"cancelled"`),
+/// `:now` (ms), `:stateShard` ([`state_shard`](crate::item::state_shard) of `cancelled`).
+pub const FINISH_CANCELLED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
+     finishedAt = :now REMOVE leaseExpiresAt, pending, dueAt";
+
+/// The heartbeat's fence: the job is still `running` under the same attempt
+/// and delivery. Values: `:running`, `:attempt`, `:token`.
+pub const HEARTBEAT_CONDITION: &str =
+    "#state = :running AND attempts = :attempt AND claimToken = :token";
+
+#[async_trait]
+impl WorkerStore for DynamoJobStore {
+    async fn claim(
+        &self,
+        id: JobId,
+        now_ms: i64,
+        lease_until_ms: i64,
+        receive_count: u32,
+        token: &str,
+    ) -> Result<JobRecord, StoreError> {
+        let [(_, shard), (_, due)] =
+            due_attributes(id, self.deadlines.claimed(now_ms, receive_count));
+        let claimed = self
+            .send_update(
+                self.update_to(id, JobState::Running)
+                    .update_expression(CLAIM_UPDATE)
+                    .condition_expression(CLAIM_CONDITION)
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":lease", n(lease_until_ms))
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":shard", shard)
+                    .expression_attribute_values(":due", due)
+                    .return_values(ReturnValue::AllNew),
+            )
+            .await;
+        let claimed = match claimed {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
+                self.record(item).await
+            }
+            Err(err) => Err(err),
+        };
+        own_claim(claimed, token)
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        completion: &Completion,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .update_to(id, completion.state())
+            .condition_expression(FINISH_CONDITION)
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":now", n(now_ms));
+        let request = match completion {
+            Completion::Succeeded(result) => request
+                .update_expression(FINISH_SUCCEEDED_UPDATE)
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_values(":done", s(JobState::Succeeded.as_str()))
+                .expression_attribute_values(":result", s(result.to_string())),
+            Completion::Failed {
+                error,
+                dead_lettered,
+            } => request
+                .update_expression(FINISH_FAILED_UPDATE)
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":done", s(JobState::Failed.as_str()))
+                .expression_attribute_values(":error", error_value(error))
+                .expression_attribute_values(":dead", AttributeValue::Bool(*dead_lettered)),
+            Completion::SucceededLinked(key) => request
+                .update_expression(FINISH_LINKED_UPDATE)
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_values(":done", s(JobState::Succeeded.as_str()))
+                .expression_attribute_values(":key", s(key.as_str())),
+            Completion::Cancelled => request
+                .update_expression(FINISH_CANCELLED_UPDATE)
+                .expression_attribute_values(":done", s(JobState::Cancelled.as_str())),
+        };
+        own_write(
+            self.send_update(request).await,
+            attempt,
+            token,
+            completion.state(),
+        )
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        beat: &Heartbeat<'_>,
+    ) -> Result<Renewed, StoreError> {
+        let mut update = String::from("SET leaseExpiresAt = :lease");
+        let mut request = self
+            .update(id)
+            .condition_expression(HEARTBEAT_CONDITION)
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":lease", n(beat.lease_until_ms))
+            .return_values(ReturnValue::AllNew);
+        if let Some(progress) = beat.progress {
+            update.push_str(", progress = :progress");
+            request = request.expression_attribute_values(":progress", s(progress_text(progress)));
+        }
+        if let Some(checkpoint) = beat.checkpoint {
+            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+            request = request
+                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
+                .expression_attribute_values(":now", n(beat.now_ms));
+        }
+        let output = self.send_update(request.update_expression(update)).await?;
+        Ok(Renewed {
+            cancel_requested: output
+                .attributes()
+                .and_then(|item| item.get("cancelRequested"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        })
+    }
+
+    async fn suspend(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        checkpoint: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
+        let mut update = String::from(
+            "SET #state = :queued, stateShard = :stateShard, \
+             continuations = if_not_exists(continuations, :zero) + :one, \
+             pending = :shard, dueAt = :due",
+        );
+        let mut request = self
+            .update_to(id, JobState::Queued)
+            .condition_expression(FINISH_CONDITION)
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":shard", shard)
+            .expression_attribute_values(":due", due);
+        if let Some(checkpoint) = checkpoint {
+            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+            request = request
+                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
+                .expression_attribute_values(":now", n(now_ms));
+        }
+        update.push_str(" REMOVE leaseExpiresAt, #error");
+        let suspended = self.send_update(request.update_expression(update)).await;
+        own_write(suspended, attempt, token, JobState::Queued)
+    }
+
+    async fn return_to_queue(
+        &self,
+        id: JobId,
+        attempt: u32,
+        token: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let returned = self
+            .send_update(
+                self.update_to(id, JobState::Queued)
+                    .update_expression(
+                        "SET #state = :queued, stateShard = :stateShard, #error = :error \
+                         REMOVE leaseExpiresAt",
+                    )
+                    .condition_expression(FINISH_CONDITION)
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                    .expression_attribute_values(":attempt", n(attempt))
+                    .expression_attribute_values(":error", error_value(error)),
+            )
+            .await;
+        own_write(returned, attempt, token, JobState::Queued)
+    }
+
+    async fn renew_due(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {
+        let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
+        self.send_update(
+            self.update(id)
+                .update_expression(format!(
+                    "SET {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due"
+                ))
+                .condition_expression("#state = :queued OR #state = :running")
+                .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":running", s(JobState::Running.as_str()))
+                .expression_attribute_values(":shard", shard)
+                .expression_attribute_values(":due", due),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! The behaviour every [`JobStore`](jobline_core::store::JobStore) and
+//! [`JobQueue`](jobline_core::JobQueue) must have, written once:
+//! [`store`] (its checks grouped by the store's roles) and [`queue`].
+//!
+//! Each check is a public async function that takes the port as a trait
+//! object and panics when the adapter behind it misbehaves. This crate's
+//! unit tests run them against the fakes ([`crate::memory::store`],
+//! [`crate::memory::queue`]); `tests/tests/contract.rs` runs them against
+//! DynamoDB and SQS on the emulator. So a fake that other crates' tests rely
+//! on cannot drift from the adapters production uses.
+//!
+//! The checks create their own jobs with fresh ids, so they may share a
+//! store; the queue checks expect an empty queue each.
+
+/// Calls macro `$checks` with the names of every check in [`store`], so a
+/// runner lists no check by hand: `for_each_store_check!(my_tests)` expands
+/// to `my_tests!(create_is_conditional_on_a_new_id, …)`.
+#[macro_export]
+macro_rules! for_each_store_check {
+    ($checks:ident) => {
+        $checks!(
+            create_is_conditional_on_a_new_id,
+            claim_takes_queued_jobs_and_expired_or_missing_leases,
+            finish_is_fenced_by_the_attempt,
+            return_to_queue_keeps_the_error,
+            replay_moves_only_failed_jobs,
+            discard_gives_up_on_any_unfinished_job,
+            mark_enqueue_failed_only_before_a_claim,
+            a_resent_job_is_never_marked_enqueue_failed,
+            stored_errors_are_bounded,
+            oversized_items_are_invalid,
+            large_payloads_round_trip,
+            writes_whose_answer_was_lost_are_recognised,
+            the_due_index_lists_only_unfinished_jobs,
+            sweep_fails_only_overdue_unfinished_jobs,
+            heartbeats_renew_the_lease_and_carry_the_cancel,
+            suspend_queues_a_continuation_with_its_checkpoint,
+            cancel_ends_queued_jobs_and_flags_running_ones,
+            list_pages_through_ones_own_jobs_newest_first,
+            list_by_state_pages_through_every_callers_jobs_newest_first,
+            delete_removes_only_finished_jobs,
+            a_linked_result_is_stored_as_its_key,
+            a_delivery_is_recorded_only_over_what_was_seen,
+            owed_webhooks_are_listed_from_the_final_state_until_delivered,
+            states_are_counted_within_a_bound_and_their_oldest_found,
+        );
+    };
+}
+
+/// Calls macro `$checks` with the names of every check in [`queue`].
+#[macro_export]
+macro_rules! for_each_queue_check {
+    ($checks:ident) => {
+        $checks!(
+            a_received_message_is_hidden_until_made_visible,
+            a_receive_returns_at_most_max_messages,
+            a_receive_asks_for_1_to_10_messages,
+            counts_show_waiting_and_hidden_messages,
+        );
+    };
+}
+
+pub mod queue;
+pub mod store;

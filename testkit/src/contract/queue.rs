@@ -1,0 +1,99 @@
+//! The checks of a [`JobQueue`]: what SQS and the fake both honour.
+
+use jobline_core::JobQueue;
+use jobline_core::job::JobId;
+use jobline_core::queue::{JobMessage, Receive};
+use std::collections::BTreeSet;
+
+fn receive(max_messages: i32, wait_secs: i32) -> Receive {
+    Receive {
+        max_messages,
+        wait_secs,
+        visibility_secs: 30,
+    }
+}
+
+/// A received message stays hidden, also after a visibility change to a
+/// later time, until it is made visible; then it comes back under a new
+/// receipt handle, counted, and a delete with that handle removes it.
+pub async fn a_received_message_is_hidden_until_made_visible(queue: &dyn JobQueue) {
+    let message = JobMessage {
+        job_id: JobId::random(),
+    };
+    let id = queue.send(&message).await.unwrap();
+    let batch = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(batch[0].message_id, id);
+    assert_eq!(JobMessage::decode(&batch[0].body).unwrap(), message);
+    assert_eq!(batch[0].receive_count(), 1);
+    assert!(batch[0].sent_at_ms().is_some());
+    let first = batch[0].receipt_handle.clone();
+    assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+
+    queue.change_visibility(&first, 30).await.unwrap();
+    assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+    queue.change_visibility(&first, 0).await.unwrap();
+    let again = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].message_id, id);
+    assert_eq!(again[0].receive_count(), 2);
+    assert_ne!(again[0].receipt_handle, first, "a new receipt handle");
+
+    let undeleted = queue
+        .delete(std::slice::from_ref(&again[0].receipt_handle))
+        .await
+        .unwrap();
+    assert!(undeleted.is_empty(), "{undeleted:?}");
+    assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
+    assert!(queue.delete(&[]).await.unwrap().is_empty());
+}
+
+/// A receive returns at most `max_messages`, and every message sent is
+/// received once.
+pub async fn a_receive_returns_at_most_max_messages(queue: &dyn JobQueue) {
+    let mut sent = BTreeSet::new();
+    for _ in 0..3 {
+        let message = JobMessage {
+            job_id: JobId::random(),
+        };
+        sent.insert(queue.send(&message).await.unwrap());
+    }
+    let mut received = BTreeSet::new();
+    for _ in 0..10 {
+        let batch = queue.receive(receive(2, 1)).await.unwrap();
+        assert!(batch.len() <= 2, "{batch:?}");
+        for message in batch {
+            assert!(received.insert(message.message_id), "received once");
+        }
+        if received.len() == sent.len() {
+            break;
+        }
+    }
+    assert_eq!(received, sent);
+}
+
+/// The counts tell waiting from hidden messages, and reading them
+/// receives nothing.
+pub async fn counts_show_waiting_and_hidden_messages(queue: &dyn JobQueue) {
+    assert_eq!(queue.counts().await.unwrap().total(), 0);
+    for _ in 0..3 {
+        let message = JobMessage {
+            job_id: JobId::random(),
+        };
+        queue.send(&message).await.unwrap();
+    }
+    let received = queue.receive(receive(1, 1)).await.unwrap();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.visible, counts.in_flight), (2, 1), "{counts:?}");
+    assert_eq!(counts.total(), 3);
+    let again = queue.counts().await.unwrap();
+    assert_eq!(again, counts, "reading the counts hides nothing");
+}
+
+/// A receive must ask for 1 to 10 messages.
+pub async fn a_receive_asks_for_1_to_10_messages(queue: &dyn JobQueue) {
+    for max_messages in [0, 11] {
+        assert!(queue.receive(receive(max_messages, 0)).await.is_err());
+    }
+}
