@@ -82,7 +82,7 @@ mod tests {
         let body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
         assert_eq!(body, json!({"type": "primes", "payload": {"upTo": 1000}}));
         assert!(
-            jobline_core::JobTypes::builtin()
+            jobline_jobs::builtin()
                 .get("primes")
                 .unwrap()
                 .validate(&body["payload"])

@@ -6,7 +6,7 @@
 //!   (queued, running, succeeded, failed, cancelled); [`view`]: a job as
 //!   its client sees it.
 //! - [`job_types`]: the job-type API ([`JobHandler`], the `JobContext` a
-//!   handler runs in, the [`JobTypes`] registry) and the built-in types.
+//!   handler runs in, the [`JobTypes`] registry); the types themselves live in `jobs/`.
 //! - [`deadline`]: each job's time bound; [`backoff`]: the delays between
 //!   retries; [`clock`]: the one clock every time-dependent decision reads.
 //! - The ports, traits that say what Jobline needs of storage and messaging

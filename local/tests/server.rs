@@ -69,30 +69,10 @@ async fn start() -> Running {
     Running { addr, stop, server }
 }
 
-/// Sends `head` (and `body`) on a new connection and reads the answer to its
+/// Sends `head` and `body` on a new connection and reads the answer to its
 /// end: the status and the JSON body.
 async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer before the whole body is sent, and close.
-    drop(stream.write_all(body).await);
-    let mut answer = Vec::new();
-    drop(
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-            .await
-            .expect("an answer within 5 s"),
-    );
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| serde_json::from_str(body).unwrap_or(Value::Null))
-        .unwrap_or(Value::Null);
-    (status, json)
+    jobline_tests::http::exchange(addr, &[head.as_bytes(), body].concat()).await
 }
 
 async fn get_unknown_route(addr: SocketAddr) -> (u16, Value) {

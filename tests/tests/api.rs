@@ -11,8 +11,8 @@ use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
 use jobline_core::store::DiscardOutcome;
 use jobline_core::{
-    ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, JobTypes, Metric,
-    OperatorStore, ReadStore, WorkerStore,
+    ApiStore, JobId, JobMessage, JobQueue, JobRecord, JobRequest, JobState, Metric, OperatorStore,
+    ReadStore, WorkerStore,
 };
 use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
@@ -92,7 +92,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     let api = Api::new(
         Arc::new(env.store()),
         Arc::new(env.queue()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config,
     );
     let reply = api
@@ -136,7 +136,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
 async fn an_idempotency_key_replay_returns_the_same_job() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let body = r#"{"type":"primes","payload":{"upTo":100}}"#;
     let (first, _, first_body) = call(&api, submit_with_key(body, "order-42")).await;
     assert_eq!(first, StatusCode::ACCEPTED);
@@ -186,7 +186,7 @@ async fn an_idempotency_key_replay_returns_the_same_job() {
 async fn bad_input_gets_a_json_error_that_names_the_problem() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let too_large = format!(
         r#"{{"type":"primes","payload":{{"pad":"{}"}}}}"#,
         "x".repeat(MAX_BODY_BYTES)
@@ -346,7 +346,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
 async fn a_job_past_its_expiry_is_404_before_the_ttl_deletes_it() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let request = JobRequest {
         job_type: "primes".into(),
         payload: json!({"upTo": 5}),
@@ -380,7 +380,7 @@ async fn a_job_past_its_expiry_is_404_before_the_ttl_deletes_it() {
 async fn the_status_shows_a_job_an_operator_discarded() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let (accepted, _, body) = call(&api, submit(r#"{"type":"primes","payload":{"upTo":5}}"#)).await;
     assert_eq!(accepted, StatusCode::ACCEPTED);
     let path = format!("/jobs/{}", body["jobId"].as_str().unwrap());
@@ -405,7 +405,7 @@ async fn the_status_shows_a_job_an_operator_discarded() {
 async fn unknown_and_other_owners_jobs_are_404() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let (status, _, _) = call(&api, get(&format!("/jobs/{}", JobId::random()))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -430,7 +430,7 @@ async fn unknown_and_other_owners_jobs_are_404() {
 async fn iam_callers_keep_their_jobs_per_role_but_sso_users_do_not_share() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
     let role = "arn:aws:sts::123456789012:assumed-role/report-builder";
     let (accepted, _, job) = call(&api, as_iam(submit(body), &format!("{role}/session-1"))).await;
@@ -470,7 +470,7 @@ async fn a_store_outage_sends_nothing_and_leaks_nothing() {
     let api = Api::new(
         Arc::new(env.clients.store(&config)),
         Arc::new(env.queue()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config,
     );
     let (status, _, error) = call(&api, submit(r#"{"type":"primes","payload":{"upTo":5}}"#)).await;
@@ -497,7 +497,7 @@ async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
     let api = Api::new(
         Arc::new(env.store()),
         Arc::new(env.queue()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config,
     );
     let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
@@ -543,7 +543,7 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     let api = Api::new(
         Arc::new(env.store()),
         Arc::new(env.clients.queue(&config)),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config,
     );
     let body = r#"{"type":"primes","payload":{"upTo":5}}"#;
@@ -566,7 +566,7 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     assert!(job.enqueue_failed);
 
     // Once SQS is back, the same key submits the job for real.
-    let healthy = env.api(JobTypes::builtin());
+    let healthy = env.api(jobline_jobs::builtin());
     let (status, _, accepted) = call(&healthy, submit_with_key(body, "retry-me")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(accepted["jobId"], id.to_string());

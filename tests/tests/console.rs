@@ -11,7 +11,7 @@ use jobline_cloudwatch::CloudWatchHistory;
 use jobline_core::activity::{MetricHistory, Window};
 use jobline_core::limits::QueueSettings;
 use jobline_core::{ApiStore, JobId, JobQueue, JobRecord, JobRequest, JobState, ReadStore};
-use jobline_core::{JobTypes, Metric, Metrics, WorkerConfig};
+use jobline_core::{Metric, Metrics, WorkerConfig};
 use jobline_local::poller::PollerSettings;
 use jobline_testkit::testing::now_ms;
 use jobline_tests::browser::Browser;
@@ -119,7 +119,7 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
     let settings = test_queue_settings(QueueSettings::TEMPLATE.visibility_timeout_secs, 2);
     let env = TestEnv::with_settings(settings).await;
     let stack = env
-        .stack(JobTypes::builtin())
+        .stack(jobline_jobs::builtin())
         .worker_config(WorkerConfig {
             retry_base_delay_secs: 1,
             retry_max_delay_secs: 1,

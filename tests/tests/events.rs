@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http::StatusCode;
-use jobline_core::{ApiStore, JobId, JobRecord, JobRequest, JobState, JobTypes, ReadStore};
+use jobline_core::{ApiStore, JobId, JobRecord, JobRequest, JobState, ReadStore};
 use jobline_notifier::Notifier;
 use jobline_sqs::SqsJobQueue;
 use jobline_testkit::testing::now_ms;
@@ -47,8 +47,8 @@ fn expected_status(name: &str) -> StatusCode {
 async fn every_event_goes_through_its_handler() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
-    let worker = env.worker(JobTypes::builtin());
+    let api = env.api(jobline_jobs::builtin());
+    let worker = env.worker(jobline_jobs::builtin());
     let (notify, _) = env.provision_webhooks().await;
     let notify_queue = SqsJobQueue::new(env.clients.sqs.clone(), &notify.queue_url);
     let notifier = Notifier::new(

@@ -7,8 +7,7 @@
 use aws_config::retry::RetryConfig;
 use jobline_core::queue::Receive;
 use jobline_core::{
-    ApiStore, Completion, JobMessage, JobQueue, JobState, JobTypes, ReadStore, StoreError,
-    WorkerStore,
+    ApiStore, Completion, JobMessage, JobQueue, JobState, ReadStore, StoreError, WorkerStore,
 };
 use jobline_dynamodb::DynamoJobStore;
 use jobline_local::Clients;
@@ -99,7 +98,7 @@ async fn a_worker_whose_claim_answer_was_lost_runs_the_job_once() {
     let worker = Worker::new(
         Arc::new(store),
         Arc::new(env.queue()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         env.config.worker.clone(),
     );
     let job = testing::job("primes").payload(json!({"upTo": 10})).build();

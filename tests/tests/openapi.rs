@@ -14,7 +14,7 @@
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use jobline_api::Api;
-use jobline_core::{Config, JobId, JobTypes};
+use jobline_core::{Config, JobId};
 use jobline_testkit::memory::queue::MemoryQueue;
 use jobline_testkit::memory::store::MemoryStore;
 use jobline_tests::template::Template;
@@ -90,7 +90,7 @@ fn api() -> Api {
     Api::new(
         Arc::new(MemoryStore::new()),
         Arc::new(MemoryQueue::new()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config,
     )
 }

@@ -38,8 +38,8 @@ async fn status(api: &jobline_api::Api, id: JobId) -> Value {
 async fn submit_process_succeeded() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let api = env.api(JobTypes::builtin());
-    let poller = env.poller(env.worker(JobTypes::builtin()), Duration::ZERO);
+    let api = env.api(jobline_jobs::builtin());
+    let poller = env.poller(env.worker(jobline_jobs::builtin()), Duration::ZERO);
     let id = submit(&api, json!({"type": "primes", "payload": {"upTo": 1000}})).await;
     let outcome = poll_until_received(&poller, 5).await;
     assert_eq!(outcome.received, 1);
@@ -84,8 +84,8 @@ async fn a_duplicate_delivery_runs_the_job_once() {
 async fn a_duplicate_costs_one_failed_write_and_is_counted() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let worker = env.worker(JobTypes::builtin());
-    let api = env.api(JobTypes::builtin());
+    let worker = env.worker(jobline_jobs::builtin());
+    let api = env.api(jobline_jobs::builtin());
     let id = submit(&api, json!({"type": "primes", "payload": {"upTo": 10}})).await;
     let record = |message_id: &str| {
         let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
@@ -113,7 +113,7 @@ async fn a_batch_of_ten_reports_exactly_the_malformed_and_the_failing_record() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
     let flaky = Flaky::failing(1);
-    let types = JobTypes::builtin().with(flaky.clone());
+    let types = jobline_jobs::builtin().with(flaky.clone());
     let api = env.api(types.clone());
     let poller = env.poller(env.worker(types), Duration::from_secs(3));
     let mut good = Vec::new();

@@ -153,7 +153,7 @@ async fn a_job_that_always_fails_is_dead_lettered_and_its_record_says_so() {
 async fn a_dlq_redrive_runs_the_dead_lettered_job_again_and_a_stray_copy_does_not() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let poller = env.poller(env.worker(JobTypes::builtin()), Duration::ZERO);
+    let poller = env.poller(env.worker(jobline_jobs::builtin()), Duration::ZERO);
     // The original message stays in the queue: a stray copy.
     let id = env
         .enqueue("anonymous", "primes", json!({"upTo": 10}))
@@ -203,7 +203,7 @@ async fn a_permanent_error_is_not_retried() {
     let worker = Arc::new(Worker::new(
         Arc::new(env.store()),
         Arc::new(queue.clone()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         fast_retries(&env),
     ));
     let poller = env.poller(worker, Duration::ZERO);
@@ -238,7 +238,7 @@ async fn a_permanent_error_is_not_retried() {
 async fn a_crashed_attempts_lease_is_reclaimed_after_it_expires() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let worker = env.worker(JobTypes::builtin());
+    let worker = env.worker(jobline_jobs::builtin());
     let poller = env.poller(worker, Duration::ZERO);
     let id = env
         .enqueue("anonymous", "primes", json!({"upTo": 50}))
@@ -307,7 +307,7 @@ fn assert_valid_emf(document: &Value) {
 async fn one_invocations_emf_is_valid_and_counts_what_happened() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let types = JobTypes::builtin().with(Flaky::failing(1));
+    let types = jobline_jobs::builtin().with(Flaky::failing(1));
     let worker = env.worker_with(types, fast_retries(&env));
     let mut ids = Vec::new();
     for payload in [json!({"upTo": 10}), json!({"upTo": 20})] {

@@ -1,28 +1,13 @@
-//! Job types: the work Jobline runs, as a registry of [`JobHandler`]s, the
-//! [`JobContext`] a handler runs in, and the built-in types: `csv-stats` for
-//! production, and the demonstration types ([`JobTypes::with_demos`]), which
-//! a deployment registers only when asked to
-//! ([`Config::demo_job_types`](crate::config::Config::demo_job_types)).
+//! The job-type API: a job type is a [`JobHandler`], run in a [`JobContext`]
+//! (its deadline, cancellation, progress and checkpoints), and registered in
+//! a [`JobTypes`] registry. The types themselves, the built-in ones
+//! included, live in the `jobs/` crate (`jobline_jobs::registry()`), the one
+//! [`JobTypes`] that both the API (to refuse unknown types and bad payloads
+//! at submission) and the worker (to run them) are built with.
 //!
-//! Users add a type by implementing [`JobHandler`] and registering it in
-//! `jobline_jobs::registry()`, the one [`JobTypes`] that both the API (to
-//! refuse unknown types and bad payloads at submission) and the worker (to run
-//! them) are built with.
-//!
-//! Error messages of the built-in types never quote their input: the error is
-//! stored with the job and shown to clients.
-
-mod csv_stats;
-mod failing;
-mod prime_count;
-mod primes;
-mod sleep;
-
-pub use csv_stats::CsvStats;
-pub use failing::{AlwaysFail, FailTimes};
-pub use prime_count::PrimeCount;
-pub use primes::Primes;
-pub use sleep::Sleep;
+//! A handler's error messages must never quote its input: the error is
+//! stored with the job and shown to clients ([`payload_field`] and
+//! [`payload_u64`] name the field, never the value).
 
 use crate::clock::Clock;
 use crate::job::{JobId, Progress};
@@ -257,35 +242,6 @@ impl JobTypes {
         Self::default()
     }
 
-    /// Every job type Jobline ships, production and demonstration: what the
-    /// local runner and the tests run.
-    pub fn builtin() -> Self {
-        Self::production().with_demos(true)
-    }
-
-    /// The built-in job types a deployment always runs: `csv-stats`.
-    pub fn production() -> Self {
-        Self::new().with(CsvStats)
-    }
-
-    /// Adds the demonstration job types if `enabled`, for trying the system
-    /// out: `sleep` (progress, cancellation), `fail-times` (retries),
-    /// `always-fail` (the dead-letter queue), `primes` (a CPU-bound run) and
-    /// `prime-count` (a long job in chunks, with checkpoints and
-    /// continuations). Off in a deployment unless turned on: they let any
-    /// caller hold workers for minutes, or dead-letter jobs at will.
-    #[must_use]
-    pub fn with_demos(self, enabled: bool) -> Self {
-        if !enabled {
-            return self;
-        }
-        self.with(Sleep)
-            .with(FailTimes)
-            .with(AlwaysFail)
-            .with(Primes)
-            .with(PrimeCount)
-    }
-
     /// Adds (or replaces) a job type.
     pub fn with(mut self, handler: impl JobHandler + 'static) -> Self {
         self.handlers
@@ -313,7 +269,7 @@ impl JobTypes {
 }
 
 /// Reads an object field of a payload, for validation messages that name it.
-fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a Value, String> {
+pub fn payload_field<'a>(payload: &'a Value, name: &str) -> Result<&'a Value, String> {
     payload
         .as_object()
         .ok_or_else(|| "payload must be a JSON object".to_owned())?
@@ -323,101 +279,9 @@ fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a Value, String> {
 
 /// Reads `payload.<name>` as an integer from 0 to `max`; the message names
 /// the field and the range, never the value sent.
-fn bounded_u64(payload: &Value, name: &str, max: u64) -> Result<u64, String> {
-    field(payload, name)?
+pub fn payload_u64(payload: &Value, name: &str, max: u64) -> Result<u64, String> {
+    payload_field(payload, name)?
         .as_u64()
         .filter(|n| *n <= max)
         .ok_or_else(|| format!("payload.{name} must be an integer from 0 to {max}"))
-}
-
-/// A context for a handler's unit tests: job `attempt`, an hour to run.
-#[cfg(test)]
-fn test_context(attempt: u32) -> JobContext {
-    JobContext::new(
-        JobId::random(),
-        attempt,
-        Clock::system().now_ms() + 3_600_000,
-        CancellationToken::new(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_registry_lists_its_types() {
-        let types = JobTypes::builtin();
-        assert_eq!(
-            types.names().collect::<Vec<_>>(),
-            [
-                "always-fail",
-                "csv-stats",
-                "fail-times",
-                "prime-count",
-                "primes",
-                "sleep"
-            ]
-        );
-        assert!(types.get("primes").is_some());
-        assert!(types.get("nope").is_none());
-        assert_eq!(
-            format!("{types:?}"),
-            r#"["always-fail", "csv-stats", "fail-times", "prime-count", "primes", "sleep"]"#
-        );
-        assert_eq!(
-            types.peak_memory_bytes(),
-            Primes.peak_memory_bytes(),
-            "the sieve is the largest"
-        );
-    }
-
-    #[test]
-    fn the_demonstration_types_are_apart_from_production() {
-        assert_eq!(
-            JobTypes::production().names().collect::<Vec<_>>(),
-            ["csv-stats"]
-        );
-        assert_eq!(JobTypes::new().with_demos(false).names().count(), 0);
-        let demos = JobTypes::new().with_demos(true);
-        assert_eq!(
-            demos.names().collect::<Vec<_>>(),
-            [
-                "always-fail",
-                "fail-times",
-                "prime-count",
-                "primes",
-                "sleep"
-            ]
-        );
-        let mut all: Vec<&str> = demos.names().chain(["csv-stats"]).collect();
-        all.sort_unstable();
-        assert_eq!(JobTypes::builtin().names().collect::<Vec<_>>(), all);
-    }
-
-    /// Error text is stored and shown to clients: no built-in type quotes
-    /// the payload it was given, in validation or in a run.
-    #[tokio::test]
-    async fn no_builtin_echoes_its_input() {
-        const MARK: &str = "SECRET-7f3a";
-        let types = JobTypes::builtin();
-        let payloads = [
-            serde_json::json!(MARK),
-            serde_json::json!({"upTo": MARK, "csv": MARK, "seconds": MARK, "failures": MARK}),
-            serde_json::json!({"csv": format!("{MARK}\n{MARK}")}),
-            serde_json::json!({"csv": format!("a\n{MARK}")}),
-            serde_json::json!({"csv": format!("a\n1,{MARK}")}),
-        ];
-        for name in types.names() {
-            let handler = types.get(name).unwrap();
-            for payload in &payloads {
-                if let Err(message) = handler.validate(payload) {
-                    assert!(!message.contains(MARK), "{name} validate: {message}");
-                }
-                if let Err(error) = handler.run(&test_context(1), payload.clone()).await {
-                    assert!(!error.to_string().contains(MARK), "{name} run: {error}");
-                }
-            }
-        }
-    }
 }

@@ -31,7 +31,7 @@ fn api(store: &Arc<MemoryStore>, queue: &Arc<MemoryQueue>, base: Option<&str>) -
     Api::new(
         store.clone(),
         queue.clone(),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config(base),
     )
 }
@@ -199,7 +199,7 @@ async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
     let api = Api::new(
         store.clone(),
         queue.clone(),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config(None),
     );
     let reply = api.handle(submit(Some("k"))).await;
@@ -356,14 +356,14 @@ async fn a_send_that_times_out_after_a_repeat_resent_it_is_accepted() {
     let api_a = Api::new(
         store.clone(),
         queue.clone(),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config(None),
     )
     .with_clock(Clock::at(1_000));
     let api_b = Api::new(
         store.clone(),
         queue.clone(),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &config(None),
     )
     .with_clock(Clock::at(4_000));
@@ -468,7 +468,7 @@ async fn no_backlog_bound_when_max_backlog_is_zero() {
     let (store, queue) = fakes();
     let mut config = config(None);
     config.max_backlog = 0;
-    let api = Api::new(store, queue, JobTypes::builtin(), &config)
+    let api = Api::new(store, queue, jobline_jobs::builtin(), &config)
         .with_queue_depth(FakeDepth::new(u64::MAX));
     let reply = api.handle(submit(None)).await;
     assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
@@ -479,7 +479,7 @@ async fn without_an_identity_and_without_anonymous_it_is_401() {
     let (store, queue) = fakes();
     let mut config = config(None);
     config.allow_anonymous = false;
-    let api = Api::new(store, queue.clone(), JobTypes::builtin(), &config);
+    let api = Api::new(store, queue.clone(), jobline_jobs::builtin(), &config);
     for request in [submit(None), get(JobId::random())] {
         let reply = api.handle(request).await;
         assert_eq!(reply.response.status(), StatusCode::UNAUTHORIZED);

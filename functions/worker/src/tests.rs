@@ -419,7 +419,7 @@ fn concurrency_is_bounded_by_the_function_memory() {
 
 #[test]
 fn the_builtin_types_fit_the_smallest_function_one_at_a_time() {
-    let peak = JobTypes::builtin().peak_memory_bytes();
+    let peak = jobline_jobs::builtin().peak_memory_bytes();
     assert_eq!(memory_bound_concurrency(10, Some(128), peak), 1);
     assert!(RUNTIME_MEMORY_BYTES + peak <= 128 * 1024 * 1024);
     assert_eq!(memory_bound_concurrency(10, Some(512), peak), 8);

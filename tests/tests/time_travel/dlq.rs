@@ -9,7 +9,7 @@ async fn a_dead_letter_replayed_hours_or_days_later_runs_again_and_succeeds() {
     jobline_tests::require_emulator!();
     let env = env(2).await;
     let clock = Clock::movable();
-    let running = Served::start(stack(&env, &clock, JobTypes::builtin()).build()).await;
+    let running = Served::start(stack(&env, &clock, jobline_jobs::builtin()).build()).await;
     let retention = env.config.retention_days;
 
     // At +0: per offset, a job the worker dead-letters (two failures, two
@@ -178,7 +178,7 @@ async fn retries_console_actions_and_dlq_redrives_hours_or_days_later_run_the_jo
     jobline_tests::require_emulator!();
     let env = env(2).await;
     let clock = Clock::movable();
-    let running = Served::start(stack(&env, &clock, JobTypes::builtin()).build()).await;
+    let running = Served::start(stack(&env, &clock, jobline_jobs::builtin()).build()).await;
     let console = ConsoleClient::new(&env, &clock);
     let retention = env.config.retention_days;
 

@@ -17,7 +17,7 @@ async fn an_idempotency_key_holds_for_the_retention_from_creation_or_replay_then
         .into_iter()
         .chain([(past_label.as_str(), past_retention)]);
     let clock = Clock::movable();
-    let running = Served::start(stack(&env, &clock, JobTypes::builtin()).build()).await;
+    let running = Served::start(stack(&env, &clock, jobline_jobs::builtin()).build()).await;
     let api = &running.api;
     let keyed = |key: &'static str| [("Idempotency-Key", key)];
     let body_a = json!({"type": "primes", "payload": {"upTo": 10}});

@@ -18,7 +18,7 @@ async fn a_job_whose_message_was_lost_is_swept_only_after_its_due_bound() {
     let env = env(2).await;
     let clock = Clock::movable();
     // No pollers: the messages are lost.
-    let stack = stack(&env, &clock, JobTypes::builtin()).build();
+    let stack = stack(&env, &clock, jobline_jobs::builtin()).build();
     let (api, sweeper) = (Arc::clone(stack.api()), stack.sweeper().clone());
     let deadlines = Deadlines::new(
         QueueSettings::for_worker_timeout(env.config.worker.function_timeout_secs),
@@ -125,7 +125,7 @@ async fn a_finished_job_is_deleted_at_any_age_and_an_unfinished_one_is_kept() {
     jobline_tests::require_emulator!();
     let env = env(2).await;
     let clock = Clock::movable();
-    let types = JobTypes::builtin().with(BigResult(BIG_RESULT_CHARS));
+    let types = jobline_jobs::builtin().with(BigResult(BIG_RESULT_CHARS));
     let running = Served::start(stack(&env, &clock, types).build()).await;
     let api = &running.api;
 

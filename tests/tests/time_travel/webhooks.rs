@@ -44,7 +44,7 @@ async fn provision_webhooks(
 async fn with_webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Served {
     let parts = webhooks(env, notify, secret, clock).await;
     Served::start(
-        stack(env, clock, JobTypes::builtin())
+        stack(env, clock, jobline_jobs::builtin())
             .webhooks(parts)
             .build(),
     )
@@ -276,7 +276,7 @@ async fn a_key_rotation_mid_delivery_reaches_the_next_attempt() {
     let fresh_api = Api::new(
         Arc::new(env.store()),
         Arc::new(env.queue()),
-        JobTypes::builtin(),
+        jobline_jobs::builtin(),
         &env.config,
     )
     .with_clock(clock.clone())

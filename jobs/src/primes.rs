@@ -1,8 +1,8 @@
 //! `primes`: counts the primes up to a bound with a sieve; CPU work that
 //! returns a result, and stops when its attempt is cancelled.
 
-use super::{JobContext, JobError, JobHandler, bounded_u64};
 use async_trait::async_trait;
+use jobline_core::job_types::{JobContext, JobError, JobHandler, payload_u64};
 use serde_json::{Value, json};
 
 /// `{"upTo": N}` → `{"upTo": N, "count": …, "largest": …}`.
@@ -57,16 +57,16 @@ impl JobHandler for Primes {
     }
 
     fn validate(&self, payload: &Value) -> Result<(), String> {
-        bounded_u64(payload, "upTo", MAX_UP_TO).map(drop)
+        payload_u64(payload, "upTo", MAX_UP_TO).map(drop)
     }
 
     /// The sieve's bytes, plus the runtime's share.
     fn peak_memory_bytes(&self) -> u64 {
-        MAX_UP_TO + 1 + super::DEFAULT_PEAK_MEMORY_BYTES
+        MAX_UP_TO + 1 + jobline_core::job_types::DEFAULT_PEAK_MEMORY_BYTES
     }
 
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
-        let n = bounded_u64(&payload, "upTo", MAX_UP_TO).map_err(JobError::Permanent)?;
+        let n = payload_u64(&payload, "upTo", MAX_UP_TO).map_err(JobError::Permanent)?;
         let cancel = ctx.cancel.clone();
         let (count, largest) =
             tokio::task::spawn_blocking(move || sieve(n, || cancel.is_cancelled()))
@@ -79,8 +79,8 @@ impl JobHandler for Primes {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_context;
     use super::*;
+    use crate::test_context;
     use std::cell::Cell;
 
     fn count(n: u64) -> (u64, Option<u64>) {

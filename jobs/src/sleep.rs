@@ -2,8 +2,8 @@
 //! deadlines, cancellation, progress: it reports each second) without
 //! burning CPU.
 
-use super::{JobContext, JobError, JobHandler, bounded_u64};
 use async_trait::async_trait;
+use jobline_core::job_types::{JobContext, JobError, JobHandler, payload_u64};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -22,12 +22,12 @@ impl JobHandler for Sleep {
     }
 
     fn validate(&self, payload: &Value) -> Result<(), String> {
-        bounded_u64(payload, "seconds", MAX_SLEEP_SECS).map(drop)
+        payload_u64(payload, "seconds", MAX_SLEEP_SECS).map(drop)
     }
 
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
         let seconds =
-            bounded_u64(&payload, "seconds", MAX_SLEEP_SECS).map_err(JobError::Permanent)?;
+            payload_u64(&payload, "seconds", MAX_SLEEP_SECS).map_err(JobError::Permanent)?;
         for slept in 0..seconds {
             ctx.progress(
                 slept as f64 / seconds as f64,
@@ -46,8 +46,8 @@ impl JobHandler for Sleep {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_context;
     use super::*;
+    use crate::test_context;
 
     #[tokio::test(start_paused = true)]
     async fn sleeps_then_succeeds() {

@@ -2,8 +2,8 @@
 //! fails permanently on input it cannot read (naming the row and column by
 //! number, never quoting the document: errors are shown to clients).
 
-use super::{JobContext, JobError, JobHandler, field};
 use async_trait::async_trait;
+use jobline_core::job_types::{JobContext, JobError, JobHandler, payload_field};
 use serde_json::{Map, Value, json};
 
 /// `{"csv": "a,b\n1,2\n"}` → `{"rows": 1, "columns": {"a": {count, sum, min, max, mean}, …}}`.
@@ -81,7 +81,7 @@ impl JobHandler for CsvStats {
     }
 
     fn validate(&self, payload: &Value) -> Result<(), String> {
-        match field(payload, "csv")? {
+        match payload_field(payload, "csv")? {
             Value::String(_) => Ok(()),
             _ => Err("payload.csv must be a string".to_owned()),
         }
@@ -96,8 +96,8 @@ impl JobHandler for CsvStats {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_context;
     use super::*;
+    use crate::test_context;
 
     #[test]
     fn summarises_numeric_columns() {

@@ -1,8 +1,8 @@
 //! `fail-times` and `always-fail`: job types that fail on purpose, for
 //! watching retries, backoff and dead-lettering work.
 
-use super::{JobContext, JobError, JobHandler, bounded_u64};
 use async_trait::async_trait;
+use jobline_core::job_types::{JobContext, JobError, JobHandler, payload_u64};
 use serde_json::{Value, json};
 
 /// `{"failures": n}`: fails retryably on its first `n` attempts, then
@@ -21,12 +21,12 @@ impl JobHandler for FailTimes {
     }
 
     fn validate(&self, payload: &Value) -> Result<(), String> {
-        bounded_u64(payload, "failures", MAX_FAILURES).map(drop)
+        payload_u64(payload, "failures", MAX_FAILURES).map(drop)
     }
 
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
         let failures =
-            bounded_u64(&payload, "failures", MAX_FAILURES).map_err(JobError::Permanent)?;
+            payload_u64(&payload, "failures", MAX_FAILURES).map_err(JobError::Permanent)?;
         if u64::from(ctx.attempt) <= failures {
             return Err(JobError::Retryable(format!(
                 "failing on purpose (attempt {} of {failures} failures)",
@@ -57,8 +57,8 @@ impl JobHandler for AlwaysFail {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_context;
     use super::*;
+    use crate::test_context;
 
     #[tokio::test]
     async fn fail_times_fails_by_attempt_then_succeeds() {

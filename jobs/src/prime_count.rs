@@ -5,8 +5,8 @@
 //! yields with [`JobError::Continue`], and the next invocation resumes from
 //! the checkpoint: the built-in example of a long job.
 
-use super::{JobContext, JobError, JobHandler, bounded_u64, field};
 use async_trait::async_trait;
+use jobline_core::job_types::{JobContext, JobError, JobHandler, payload_field, payload_u64};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -123,10 +123,10 @@ fn optional_u64(
     max: u64,
     default: u64,
 ) -> Result<u64, String> {
-    if field(payload, name).is_err() {
+    if payload_field(payload, name).is_err() {
         return Ok(default);
     }
-    bounded_u64(payload, name, max)
+    payload_u64(payload, name, max)
         .ok()
         .filter(|n| *n >= min)
         .ok_or_else(|| format!("payload.{name} must be an integer from {min} to {max}"))
@@ -135,7 +135,7 @@ fn optional_u64(
 /// The payload's settings: the bound, the chunk size, and the chunks per run.
 fn settings(payload: &Value) -> Result<(u64, u64, u64), String> {
     Ok((
-        bounded_u64(payload, "upTo", MAX_UP_TO)?,
+        payload_u64(payload, "upTo", MAX_UP_TO)?,
         optional_u64(payload, "chunk", MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK)?,
         optional_u64(
             payload,
@@ -162,7 +162,7 @@ impl JobHandler for PrimeCount {
 
     /// The largest chunk's sieve and the base primes, plus the runtime's share.
     fn peak_memory_bytes(&self) -> u64 {
-        MAX_CHUNK + 8 * 80_000 + super::DEFAULT_PEAK_MEMORY_BYTES
+        MAX_CHUNK + 8 * 80_000 + jobline_core::job_types::DEFAULT_PEAK_MEMORY_BYTES
     }
 
     async fn run(&self, ctx: &JobContext, payload: Value) -> Result<Value, JobError> {
@@ -208,10 +208,10 @@ impl JobHandler for PrimeCount {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_context;
     use super::*;
-    use crate::job_types::primes::sieve;
-    use crate::job_types::{JobContext, Reports};
+    use crate::primes::sieve;
+    use crate::test_context;
+    use jobline_core::job_types::{JobContext, Reports};
 
     #[test]
     fn segments_count_what_the_plain_sieve_counts() {
