@@ -3,10 +3,12 @@
 //! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
 //! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
 //!
-//! The DLQ tools reach AWS only through the ports of `jobline-core` ([`JobStore`]) and
-//! [`JobQueue`], so they can be tested on in-memory fakes and on moto alike.
+//! The operator's tools (the DLQ tools, `jobs`, `retry` and the console)
+//! reach AWS only through the operator's role of the store port
+//! ([`OperatorStore`]) and [`JobQueue`], so they can be tested on in-memory
+//! fakes and on moto alike.
 //!
-//! [`JobStore`]: jobline_core::JobStore
+//! [`OperatorStore`]: jobline_core::OperatorStore
 //! [`JobQueue`]: jobline_core::JobQueue
 
 pub mod args;

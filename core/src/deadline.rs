@@ -1,5 +1,5 @@
 //! [`Deadlines`]: when a job that is not finished must have moved on, so
-//! that the sweeper ([`jobline_sweeper`]) can finish it when nothing else will.
+//! that the sweeper (`jobline_sweeper`) can finish it when nothing else will.
 //!
 //! Every non-final job item carries `dueAt` (ms since the epoch): the time
 //! after which only the sweeper moves the job on. The store writes it on

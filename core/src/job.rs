@@ -36,7 +36,7 @@ impl JobId {
         Self(Uuid::now_v7())
     }
 
-    /// The partition of the due index ([`crate::store::DUE_INDEX`]) this
+    /// The partition of the due index (`pending-due`) this
     /// job is listed in while unfinished, below `shards`: from the id's last
     /// byte, random in both kinds of id, so jobs spread evenly, and the same
     /// on every write, so no write needs to read it first.

@@ -95,7 +95,8 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const PAYLOAD_BUDGET_BYTES: usize = 256 * 1024;
 /// The largest result a job may store (serialized JSON).
 pub const RESULT_BUDGET_BYTES: usize = 100 * 1024;
-/// The largest error message stored; longer ones are cut by [`bound_error`].
+/// The largest error message stored; longer ones are cut by the store
+/// (`jobline_dynamodb::item::bound_error`).
 pub const ERROR_BUDGET_BYTES: usize = 1024;
 /// The fixed-size attributes: names, id, owner, type, fingerprint, state,
 /// times, counters, flags and the claim token (32 hex digits).

@@ -1,5 +1,6 @@
 //! AWS calls per job, counted by a recording proxy between the SDK and the
-//! emulator while the real [`Api`] and [`Worker`] (fed by the local poller,
+//! emulator while the real [`Api`](jobline_api::Api) and
+//! [`Worker`](jobline_worker::Worker) (fed by the local poller,
 //! the event source mapping's stand-in) process a few jobs.
 //!
 //! Three phases, each counted on its own:

@@ -3,7 +3,7 @@
 //!
 //! Jobline run: `submitters` tasks submit `jobs` jobs through the real
 //! [`Api`] (what `jobline-local serve` does, minus HTTP) while `pollers`
-//! tasks run the local poller feeding the real [`Worker`], all against moto.
+//! tasks run the local poller feeding the real [`Worker`](jobline_worker::Worker), all against moto.
 //! The clock runs from the first submission to the moment the last job is
 //! acknowledged; a scan then checks that every job is `succeeded`.
 //!

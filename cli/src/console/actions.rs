@@ -4,7 +4,7 @@
 //! `jobline dlq replay|discard --dry-run` runs) and holds the form that does
 //! it; the action goes through the same library code as the CLI, and is
 //! logged with its outcome. Its pages are maud templates, like the rest
-//! of the console's (see [`html`]).
+//! of the console's (see [`mod@html`]).
 
 use super::html::{self, Section, action_form};
 use super::{Console, ConsoleError, Reply};

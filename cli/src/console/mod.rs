@@ -10,8 +10,8 @@
 //! - [`html`]: the layout, forms and the activity chart.
 //!
 //! Where the numbers come from: job counts, lists and the oldest queued job
-//! from the jobs table's state index ([`JobStore::count_by_state`],
-//! [`JobStore::list_by_state`], [`JobStore::oldest_in_state`]), whose
+//! from the jobs table's state index ([`OperatorStore::count_by_state`],
+//! [`OperatorStore::list_by_state`], [`OperatorStore::oldest_in_state`]), whose
 //! reads are bounded whatever the table holds; queue depths from SQS's queue
 //! attributes ([`JobQueue::counts`], which receive nothing, so looking never
 //! touches a dead letter); the per-minute chart from CloudWatch
@@ -39,7 +39,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jobline_core::activity::MetricHistory;
-use jobline_core::{Clock, JobQueue, JobStore};
+use jobline_core::{Clock, JobQueue, OperatorStore};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -54,7 +54,7 @@ const MAX_FORM_BYTES: usize = 4 * 1024;
 /// What the console reads and acts on.
 #[derive(Debug, Clone)]
 pub struct Console {
-    pub store: Arc<dyn JobStore>,
+    pub store: Arc<dyn OperatorStore>,
     /// The main queue (`JOBS_QUEUE_URL`): retried and replayed jobs go there.
     pub queue: Arc<dyn JobQueue>,
     /// The dead-letter queue (`JOBS_DLQ_URL`).

@@ -1,6 +1,6 @@
 //! The console's pages: the overview, the job list, one job, and the dead
 //! letters. Each says where its numbers come from. They are maud templates
-//! (see [`html`]): checked at compile time, every job field escaped.
+//! (see [`mod@html`]): checked at compile time, every job field escaped.
 
 use super::html::{self, Section, encode, job_link, json_block, progress_bar, state_badge, time};
 use super::{Console, ConsoleError, Reply};

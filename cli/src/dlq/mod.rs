@@ -2,7 +2,7 @@
 //!
 //! SQS cannot read a queue without receiving from it, and a receive hides the
 //! message for a visibility timeout. So every command first *scans* the DLQ
-//! ([`scan`]): it receives everything (or up to the limit), holding each
+//! (`scan.rs`): it receives everything (or up to the limit), holding each
 //! message hidden [`HOLD_SECS`] at a time, and picks the messages its
 //! [`Selection`] wants. The messages it passes over are made visible again as
 //! soon as the scan ends, before any job is touched; they must stay hidden

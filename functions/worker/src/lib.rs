@@ -22,7 +22,8 @@
 //! duplicate (acknowledge), or the job is leased by a live attempt (retry
 //! after the lease).
 //!
-//! Long jobs: a handler that returns [`JobError::Continue`] has its job
+//! Long jobs: a handler that returns
+//! [`JobError::Continue`](jobline_core::JobError::Continue) has its job
 //! queued again with its checkpoint, as a new message (receive count 1: a
 //! continuation never moves toward the DLQ), and its message acknowledged.
 //! A client's cancel reaches a running handler through its heartbeat's

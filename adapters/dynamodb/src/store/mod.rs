@@ -295,7 +295,7 @@ where
     }
 }
 
-/// `error` cut to [`ERROR_BUDGET_BYTES`](crate::item::ERROR_BUDGET_BYTES),
+/// `error` cut to [`ERROR_BUDGET_BYTES`](jobline_core::limits::ERROR_BUDGET_BYTES),
 /// as an attribute value.
 fn error_value(error: &str) -> AttributeValue {
     s(bound_error(error))
