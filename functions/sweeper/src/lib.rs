@@ -37,6 +37,7 @@ use jobline_core::job::{JobId, JobRecord};
 use jobline_core::metrics::{Metric, Metrics};
 use jobline_core::queue::{JobMessage, JobQueue};
 use jobline_core::store::{DueKey, OverduePage, SHARDS, SweepOutcome, SweeperStore};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Index entries read per `Query` (one page).
@@ -83,6 +84,35 @@ pub struct SweepReport {
     pub metrics: Metrics,
 }
 
+/// A run in which some queries or writes failed: the invocation's error,
+/// so the function's errors alarm sees it. The run went past each failure,
+/// and the next one tries them again.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of the run's queries and writes failed (see the warnings above)")]
+pub struct RunFailed {
+    pub failed: usize,
+}
+
+impl SweepReport {
+    /// What the invocation answers: the run's figures, or [`RunFailed`]
+    /// when any query or write failed.
+    pub fn outcome(&self) -> Result<Value, RunFailed> {
+        if self.failed > 0 {
+            return Err(RunFailed {
+                failed: self.failed,
+            });
+        }
+        Ok(json!({
+            "swept": self.swept,
+            "skipped": self.skipped,
+            "requeued": self.requeued,
+            "scanned": self.scanned,
+            "queries": self.queries,
+            "more": self.more,
+        }))
+    }
+}
+
 /// Why one job's sweep failed (the run goes on).
 #[derive(Debug, thiserror::Error)]
 enum SweepError {
@@ -123,6 +153,25 @@ impl Sweeper {
     pub fn with_webhooks(mut self, notify: Arc<dyn JobQueue>) -> Self {
         self.notify = Some(notify);
         self
+    }
+
+    /// One scheduled invocation at `now_ms`: a run ([`Self::sweep_once`]),
+    /// its metrics emitted and its figures logged, and its
+    /// [`outcome`](SweepReport::outcome).
+    pub async fn invoke(&self, now_ms: i64) -> Result<Value, RunFailed> {
+        let report = self.sweep_once(now_ms).await;
+        report.metrics.emit();
+        tracing::info!(
+            swept = report.swept,
+            skipped = report.skipped,
+            requeued = report.requeued,
+            failed = report.failed,
+            scanned = report.scanned,
+            queries = report.queries,
+            more = report.more,
+            "sweep done"
+        );
+        report.outcome()
     }
 
     /// One run at `now_ms`: each partition of the due index (and, with
@@ -512,5 +561,26 @@ mod tests {
         assert!(report.more);
         let rest = sweeper(&store).sweep_once(now + 10_000).await;
         assert_eq!((rest.swept, rest.more), (1, false));
+    }
+
+    /// An invocation answers the run's counts, or, when a write failed, an
+    /// error (for the errors alarm) after sweeping all the rest.
+    #[tokio::test]
+    async fn an_invocation_with_a_failed_write_is_an_error_after_the_rest() {
+        let store = Arc::new(MemoryStore::new().with_deadlines(short()));
+        let mut jobs = Vec::new();
+        for _ in 0..2 {
+            let queued = job("primes").build();
+            store.create(&queued).await.unwrap();
+            jobs.push(queued.id);
+        }
+        store.set_failing_job(Some(jobs[0]));
+        let failed = sweeper(&store).invoke(now_ms() + 60_000).await.unwrap_err();
+        assert_eq!(failed.failed, 1);
+        assert_eq!(store.job(jobs[1]).unwrap().state, JobState::Failed);
+        store.set_failing_job(None);
+        let answer = sweeper(&store).invoke(now_ms() + 60_000).await.unwrap();
+        assert_eq!(answer["swept"], 1);
+        assert_eq!(answer["more"], false);
     }
 }

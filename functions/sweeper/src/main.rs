@@ -1,7 +1,7 @@
 //! The sweeper Lambda's entry point: logs, config and the DynamoDB client
 //! once per cold start; then each scheduled event (EventBridge, every
-//! `SweepIntervalMinutes`) runs [`Sweeper::sweep_once`], writes its
-//! `JobsSwept` metrics and answers with the run's counts. A run goes on past
+//! `SweepIntervalMinutes`) runs [`Sweeper::invoke`]: a run, its
+//! `JobsSwept` metrics, a log line, and the run's counts as the answer. A run goes on past
 //! a failed query or write, then ends as an invocation error (for the
 //! errors alarm); the next run tries again (sweeping is idempotent). With
 //! `NOTIFY_QUEUE_URL`, it also hands owed webhooks back to the notifier.
@@ -15,7 +15,7 @@ use jobline_dynamodb::DynamoJobStore;
 use jobline_sqs::SqsJobQueue;
 use jobline_sweeper::Sweeper;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -34,34 +34,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let sweeper = Arc::clone(&sweeper);
         async move {
-            let report = sweeper.sweep_once(Clock::system().now_ms()).await;
-            report.metrics.emit();
-            tracing::info!(
-                swept = report.swept,
-                skipped = report.skipped,
-                requeued = report.requeued,
-                failed = report.failed,
-                scanned = report.scanned,
-                queries = report.queries,
-                more = report.more,
-                "sweep done"
-            );
-            if report.failed > 0 {
-                // An invocation error, for the errors alarm; the run went
-                // past each failure, and the next one tries them again.
-                return Err(Error::from(format!(
-                    "{} of the run's queries and writes failed (see the warnings above)",
-                    report.failed
-                )));
-            }
-            Ok::<Value, Error>(json!({
-                "swept": report.swept,
-                "skipped": report.skipped,
-                "requeued": report.requeued,
-                "scanned": report.scanned,
-                "queries": report.queries,
-                "more": report.more,
-            }))
+            let answer = sweeper.invoke(Clock::system().now_ms()).await?;
+            Ok::<Value, Error>(answer)
         }
     }))
     .await
