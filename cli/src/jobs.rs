@@ -292,6 +292,7 @@ pub async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobline_core::ApiStore;
     use jobline_testkit::memory::store::MemoryStore;
     use jobline_testkit::testing::{job, now_ms};
 

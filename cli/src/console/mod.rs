@@ -353,7 +353,7 @@ async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_core::{JobState, Metric};
+    use jobline_core::{ApiStore, JobState, Metric};
     use jobline_testkit::memory::activity::FixedHistory;
     use jobline_testkit::memory::queue::MemoryQueue;
     use jobline_testkit::memory::store::MemoryStore;

@@ -329,7 +329,7 @@ mod tests {
     use super::*;
     use jobline_core::deadline::Deadlines;
     use jobline_core::job::JobState;
-    use jobline_core::store::{Completion, SWEPT_ERROR, WorkerStore};
+    use jobline_core::store::{ApiStore, Completion, SWEPT_ERROR, WorkerStore};
     use jobline_testkit::memory::store::MemoryStore;
     use jobline_testkit::testing::job;
     use jobline_testkit::testing::now_ms;

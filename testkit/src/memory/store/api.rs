@@ -11,22 +11,6 @@ use jobline_core::store::{
 };
 use std::sync::atomic::Ordering;
 
-impl MemoryStore {
-    /// [`ApiStore::create`], callable without the role in scope: how a
-    /// test seeds the fake (the console's tests among them).
-    pub async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let due = self.deadlines.queued_at(job.created_at);
-        self.write("PutItem", job.id, Some(due), |current| match current {
-            Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
-            _ => Ok(job.clone()),
-        })?;
-        if job.callback_url.is_some() {
-            self.hook(job.id, true);
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl CancelStore for MemoryStore {
     async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
@@ -60,7 +44,15 @@ impl CancelStore for MemoryStore {
 #[async_trait]
 impl ApiStore for MemoryStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        MemoryStore::create(self, job).await
+        let due = self.deadlines.queued_at(job.created_at);
+        self.write("PutItem", job.id, Some(due), |current| match current {
+            Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
+            _ => Ok(job.clone()),
+        })?;
+        if job.callback_url.is_some() {
+            self.hook(job.id, true);
+        }
+        Ok(())
     }
 
     async fn mark_enqueue_failed(

@@ -295,7 +295,7 @@ fn summary(job: &JobRecord) -> JobRecord {
 mod tests {
     use super::*;
     use crate::testing::job;
-    use jobline_core::store::{Completion, ReplayOutcome, ReplayStore, WorkerStore};
+    use jobline_core::store::{ApiStore, Completion, ReplayOutcome, ReplayStore, WorkerStore};
     use serde_json::json;
 
     /// The contract suite, each check against a fresh store.
