@@ -40,10 +40,8 @@ use aws_types::SdkConfig;
 use aws_types::region::Region;
 pub use jobline_core::config::TrustRoots;
 use jobline_core::config::{Config, WorkerConfig};
+use jobline_core::error::BoxError;
 use std::time::Duration;
-
-/// A boxed source error.
-pub type BoxError = jobline_core::error::BoxError;
 
 /// An SDK error with its whole chain in its message (an `SdkError` alone
 /// displays as just "service error").
@@ -122,11 +120,19 @@ impl AwsTimeouts {
 }
 
 /// For a Lambda function: region, credentials and endpoint from the
-/// environment variables Lambda sets (`lookup` reads them), HTTPS trusting
-/// `trust` (the functions default to [`TrustRoots::AmazonTrustServices`];
-/// [`TrustRoots::System`] leaves the SDK's own client). No network call and
-/// no file read. A function then bounds its calls ([`bounded`]).
-pub fn lambda_sdk_config(trust: TrustRoots, lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
+/// environment variables Lambda sets, HTTPS trusting `trust` (the functions
+/// default to [`TrustRoots::AmazonTrustServices`]; [`TrustRoots::System`]
+/// leaves the SDK's own client). No network call and no file read. A
+/// function then bounds its calls ([`bounded`]).
+pub fn lambda_sdk_config(trust: TrustRoots) -> SdkConfig {
+    lambda_sdk_config_from(trust, |name| std::env::var(name).ok())
+}
+
+/// [`lambda_sdk_config`] with the variables read through `lookup`.
+pub fn lambda_sdk_config_from(
+    trust: TrustRoots,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> SdkConfig {
     let var = |name: &str| lookup(name).filter(|value| !value.is_empty());
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -264,7 +270,7 @@ mod tests {
             }
             .map(str::to_owned)
         };
-        let config = lambda_sdk_config(TrustRoots::AmazonTrustServices, env);
+        let config = lambda_sdk_config_from(TrustRoots::AmazonTrustServices, env);
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
         assert!(config.http_client().is_some(), "the built-in roots' client");
@@ -280,7 +286,7 @@ mod tests {
         assert_eq!(credentials.session_token(), Some("token"));
 
         // AWS_DEFAULT_REGION stands in; nothing else set, nothing made up.
-        let bare = lambda_sdk_config(TrustRoots::System, |name| {
+        let bare = lambda_sdk_config_from(TrustRoots::System, |name| {
             (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".to_owned())
         });
         assert_eq!(bare.region().map(|r| r.as_ref()), Some("us-east-1"));

@@ -27,7 +27,7 @@ impl Clients {
     /// As a Lambda function sets the SDK up ([`lambda_sdk_config`], from
     /// this process's environment).
     pub fn for_lambda(trust: TrustRoots) -> Self {
-        Self::from_sdk_config(&lambda_sdk_config(trust, |name| std::env::var(name).ok()))
+        Self::from_sdk_config(&lambda_sdk_config(trust))
     }
 
     /// As a tool run by a person sets the SDK up: the SDK's default chains
@@ -39,14 +39,11 @@ impl Clients {
 
     /// Clients sharing `sdk`.
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build();
         Self {
             sdk: sdk.clone(),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: jobline_s3::client(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
         }

@@ -14,6 +14,15 @@ use jobline_aws::sdk_error;
 use jobline_core::clock::Clock;
 use jobline_core::results::{LINK_TTL, ResultError, ResultStore};
 
+/// An S3 client of `sdk`. An endpoint of our own (moto) serves buckets by
+/// path, not by host.
+pub fn client(sdk: &aws_types::SdkConfig) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    Client::from_conf(config)
+}
+
 /// [`ResultStore`] on bucket `bucket`.
 #[derive(Debug, Clone)]
 pub struct S3ResultStore {
@@ -32,13 +41,9 @@ impl S3ResultStore {
         }
     }
 
-    /// The store on `bucket`, over a client of `sdk`. An endpoint of our own
-    /// (moto) serves buckets by path, not by host.
+    /// The store on `bucket`, over a client of `sdk` ([`client`]).
     pub fn from_sdk(sdk: &aws_types::SdkConfig, bucket: impl Into<String>) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build();
-        Self::new(Client::from_conf(config), bucket)
+        Self::new(client(sdk), bucket)
     }
 
     /// Presigns links at `clock`'s time (the stack's: a test's movable one).

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = bounded(
-        &lambda_sdk_config(config.trust_roots, |name| std::env::var(name).ok()),
+        &lambda_sdk_config(config.trust_roots),
         AwsTimeouts::api(&config),
     );
     let queue = Arc::new(SqsJobQueue::from_sdk(&sdk, &config.queue_url));

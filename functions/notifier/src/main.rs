@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = bounded(
-        &lambda_sdk_config(config.trust_roots, |name| std::env::var(name).ok()),
+        &lambda_sdk_config(config.trust_roots),
         AwsTimeouts::notifier(),
     );
     let secret_id = config

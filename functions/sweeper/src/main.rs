@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = bounded(
-        &lambda_sdk_config(config.trust_roots, |name| std::env::var(name).ok()),
+        &lambda_sdk_config(config.trust_roots),
         AwsTimeouts::sweeper(),
     );
     let mut sweeper = Sweeper::new(Arc::new(DynamoJobStore::from_sdk(&sdk, &config)));

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let sdk = bounded(
-        &lambda_sdk_config(config.trust_roots, |name| std::env::var(name).ok()),
+        &lambda_sdk_config(config.trust_roots),
         AwsTimeouts::worker(&config.worker),
     );
     let mut worker = Worker::new(
