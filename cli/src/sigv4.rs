@@ -40,16 +40,10 @@ pub struct SigningIdentity {
 }
 
 impl SigningIdentity {
-    /// Resolves the default credential chain (environment, profile, SSO,
-    /// container or instance role; this may call STS or SSO) and the region.
-    pub async fn from_env() -> Result<Self, CredentialsError> {
-        Self::from_sdk_config(
-            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        )
-        .await
-    }
-
-    async fn from_sdk_config(config: &SdkConfig) -> Result<Self, CredentialsError> {
+    /// Resolves the credentials and region of `config` (for the CLI, the
+    /// default chain: environment, profile, SSO, container or instance role;
+    /// this may call STS or SSO).
+    pub async fn from_sdk_config(config: &SdkConfig) -> Result<Self, CredentialsError> {
         let region = config
             .region()
             .ok_or(CredentialsError::NoRegion)?

@@ -186,7 +186,9 @@ pub fn jobs_table(lookup: impl Fn(&str) -> Option<String>) -> Result<String, Con
 /// token).
 pub async fn api_client(args: &ApiArgs) -> Result<ApiClient, CliError> {
     let auth = if args.sigv4 {
-        Auth::SigV4(Signer::new(SigningIdentity::from_env().await?))
+        Auth::SigV4(Signer::new(
+            SigningIdentity::from_sdk_config(&tools_sdk_config().await).await?,
+        ))
     } else {
         match args.token.as_deref().filter(|token| !token.is_empty()) {
             Some(token) => Auth::Bearer(token.to_owned()),
