@@ -554,26 +554,38 @@ pub mod recording {
     }
 }
 
-/// Every message `queue` holds now (received, not deleted: they come back
-/// after 30 s), decoded.
-pub async fn queued_messages(queue: &dyn jobline_core::JobQueue) -> Vec<jobline_core::JobMessage> {
-    let mut messages = Vec::new();
+/// Every message `queue` holds now: receives with `request` until a
+/// receive comes back empty, each message once (they stay received, not
+/// deleted, and come back after `request.visibility_secs`).
+pub async fn receive_all(
+    queue: &dyn jobline_core::JobQueue,
+    request: jobline_core::queue::Receive,
+) -> Vec<jobline_core::queue::ReceivedMessage> {
+    let mut messages: Vec<jobline_core::queue::ReceivedMessage> = Vec::new();
     loop {
-        let batch = queue
-            .receive(jobline_core::queue::Receive {
-                max_messages: 10,
-                wait_secs: 0,
-                visibility_secs: 30,
-            })
-            .await
-            .expect("receive");
+        let batch = queue.receive(request).await.expect("receive");
         if batch.is_empty() {
             return messages;
         }
-        messages.extend(
-            batch
-                .iter()
-                .map(|m| jobline_core::JobMessage::decode(&m.body).expect("job message")),
-        );
+        for message in batch {
+            if !messages.iter().any(|m| m.message_id == message.message_id) {
+                messages.push(message);
+            }
+        }
     }
+}
+
+/// Every message `queue` holds now (received, not deleted: they come back
+/// after 30 s), decoded.
+pub async fn queued_messages(queue: &dyn jobline_core::JobQueue) -> Vec<jobline_core::JobMessage> {
+    let request = jobline_core::queue::Receive {
+        max_messages: 10,
+        wait_secs: 0,
+        visibility_secs: 30,
+    };
+    receive_all(queue, request)
+        .await
+        .iter()
+        .map(|m| jobline_core::JobMessage::decode(&m.body).expect("job message"))
+        .collect()
 }

@@ -122,21 +122,12 @@ fn discard(selection: Selection, dry_run: bool) -> DlqCommand {
 
 /// Receives every visible message of `queue` (and keeps them hidden).
 async fn drain(queue: &SqsJobQueue) -> Vec<ReceivedMessage> {
-    let mut messages = Vec::new();
-    loop {
-        let batch = queue
-            .receive(Receive {
-                max_messages: 10,
-                wait_secs: 1,
-                visibility_secs: 120,
-            })
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return messages;
-        }
-        messages.extend(batch);
-    }
+    let request = Receive {
+        max_messages: 10,
+        wait_secs: 1,
+        visibility_secs: 120,
+    };
+    jobline_tests::receive_all(queue, request).await
 }
 
 /// The job ids of job messages, sorted.

@@ -190,25 +190,12 @@ async fn until_dead_lettered(env: &TestEnv, ids: &[JobId], dead_messages: u64) {
 
 /// Receives every visible message of `queue`, hiding each for 30 s.
 async fn receive_all(queue: &SqsJobQueue) -> Vec<ReceivedMessage> {
-    let mut messages: Vec<ReceivedMessage> = Vec::new();
-    loop {
-        let batch = queue
-            .receive(Receive {
-                max_messages: 10,
-                wait_secs: 1,
-                visibility_secs: 30,
-            })
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return messages;
-        }
-        for message in batch {
-            if !messages.iter().any(|m| m.message_id == message.message_id) {
-                messages.push(message);
-            }
-        }
-    }
+    let request = Receive {
+        max_messages: 10,
+        wait_secs: 1,
+        visibility_secs: 30,
+    };
+    jobline_tests::receive_all(queue, request).await
 }
 
 fn job_of(message: &ReceivedMessage) -> Option<JobId> {
