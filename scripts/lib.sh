@@ -137,6 +137,35 @@ stop_started() {
 # here (its log says it listens on that port, and it is still alive).
 # MOTO_LOG names its log.
 MOTO_PID=""
+# Runs "$@" (a `jobline-local serve` command, env assignments first if any)
+# in the background with its output in $SERVE_LOG, registered with
+# `started`, and waits up to 30 s for the banner it prints once it listens,
+# "Jobline API on http://ADDR  (Ctrl-C to stop)". Sets SERVE_URL to that
+# address; fails, showing the log, if the server exits or prints none.
+start_serve() {
+  mkdir -p "$(dirname "$SERVE_LOG")"
+  "$@" > "$SERVE_LOG" 2>&1 &
+  local pid=$!
+  started "$pid"
+  SERVE_URL=""
+  local i
+  for i in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$SERVE_LOG" >&2
+      echo "jobline-local serve exited before it listened (log: $SERVE_LOG)" >&2
+      return 1
+    fi
+    SERVE_URL=$(grep -m1 -o 'Jobline API on http://[^ ]*' "$SERVE_LOG" 2>/dev/null | sed 's/^Jobline API on //' || true)
+    if [ -n "$SERVE_URL" ]; then
+      log "the API is up on $SERVE_URL (log: $SERVE_LOG)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "jobline-local serve printed no address within 30 s (log: $SERVE_LOG)" >&2
+  return 1
+}
+
 start_moto() {
   local port=${1:-$(free_port)}
   local logfile=${MOTO_LOG:-$ROOT/target/moto.log}
