@@ -55,7 +55,7 @@ pub fn respond(operation: &Operation, body: &[u8]) -> CannedResponse {
         (Service::Sqs, "SendMessage") => {
             CannedResponse::ok(json!({"MessageId": uuid::Uuid::new_v4().to_string()}))
         }
-        (Service::Sqs, "DeleteMessageBatch") => {
+        (Service::Sqs, "DeleteMessageBatch" | "ChangeMessageVisibilityBatch") => {
             let successful: Vec<Value> = request["Entries"]
                 .as_array()
                 .into_iter()
@@ -65,6 +65,12 @@ pub fn respond(operation: &Operation, body: &[u8]) -> CannedResponse {
             CannedResponse::ok(json!({"Successful": successful, "Failed": []}))
         }
         (Service::Sqs, "ReceiveMessage") => CannedResponse::ok(json!({"Messages": []})),
+        // The API's backlog bound (`MAX_BACKLOG`): an empty queue.
+        (Service::Sqs, "GetQueueAttributes") => CannedResponse::ok(json!({"Attributes": {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+            "ApproximateNumberOfMessagesDelayed": "0",
+        }})),
         _ => CannedResponse::refused(format!(
             "the benchmark's canned endpoint does not answer {operation}"
         )),
@@ -158,6 +164,11 @@ mod tests {
             response.body,
             json!({"Successful": [{"Id": "0"}, {"Id": "1"}], "Failed": []})
         );
+        let hides = respond(
+            &Operation::sqs("ChangeMessageVisibilityBatch"),
+            request.to_string().as_bytes(),
+        );
+        assert_eq!(hides, response, "the claims' hides too");
         assert_eq!(respond(&Operation::dynamodb("Scan"), b"{}").status, 400);
     }
 }

@@ -11,7 +11,7 @@ use crate::measure::sizes::{self, LambdaDir};
 use crate::measure::throughput::{self, Load};
 use crate::measure::{BATCH_SIZE, calls, init};
 use crate::process::LambdaFunction;
-use crate::report::{BenchReport, Machine};
+use crate::report::{BenchReport, Budget, Machine};
 use std::path::PathBuf;
 
 /// One measurement.
@@ -30,6 +30,8 @@ pub struct Settings {
     pub phases: Vec<Phase>,
     pub api: Option<LambdaFunction>,
     pub worker: Option<LambdaFunction>,
+    pub notifier: Option<LambdaFunction>,
+    pub sweeper: Option<LambdaFunction>,
     pub hello: Option<LambdaFunction>,
     pub lambda_dirs: Vec<LambdaDir>,
     /// The emulator's URL, for the calls and throughput measurements.
@@ -45,6 +47,9 @@ pub struct Settings {
     pub traffic: TrafficModel,
     /// Where the functions' logs go.
     pub logs: PathBuf,
+    /// The budget per successful job the calls measurement is checked
+    /// against (`None`: not checked).
+    pub budget: Option<Budget>,
 }
 
 impl Settings {
@@ -81,7 +86,13 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
         step("artefact sizes");
         report.sizes = Some(sizes::measure(
             &settings.lambda_dirs,
-            &["jobline-api", "jobline-worker", "hello-lambda"],
+            &[
+                "jobline-api",
+                "jobline-worker",
+                "jobline-notifier",
+                "jobline-sweeper",
+                "hello-lambda",
+            ],
             &["hello-lambda"],
         )?);
     }
@@ -97,6 +108,8 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
         let functions = [
             api.clone(),
             required(&settings.worker, "--worker-bin")?.clone(),
+            required(&settings.notifier, "--notifier-bin")?.clone(),
+            required(&settings.sweeper, "--sweeper-bin")?.clone(),
             api.variant("TLS_TRUST_ROOTS=system", "TLS_TRUST_ROOTS", "system"),
         ];
         let hello = required(&settings.hello, "--hello-bin")?;
@@ -127,7 +140,12 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
     if settings.wants(Phase::Calls) {
         step(&format!("AWS calls per job, {} jobs", settings.calls_jobs));
         let emulator = required(&settings.emulator, "--emulator (or AWS_ENDPOINT_URL)")?;
-        report.calls = Some(calls::measure(emulator, settings.calls_jobs).await?);
+        let calls = calls::measure(emulator, settings.calls_jobs).await?;
+        report.budget = settings
+            .budget
+            .as_ref()
+            .map(|budget| budget.check(&calls.per_successful_job));
+        report.calls = Some(calls);
     }
     if let (Some(calls), Some([api, worker])) = (&report.calls, report.cpu.as_deref()) {
         report.cost = Some(cost::estimate(

@@ -8,7 +8,8 @@
 //!   against a hello-world `lambda_runtime` function, and the connections
 //!   made before it.
 //! - [`measure::calls`]: the AWS calls per job, recorded by a proxy in front
-//!   of the emulator.
+//!   of the emulator, and DynamoDB's write units per job (table and each
+//!   index, by phase), computed from the item images of the table's stream.
 //! - [`measure::cpu`]: CPU time, peak memory and log bytes per invocation of
 //!   the release binaries, against an endpoint that answers at once.
 //! - [`measure::logs`]: CloudWatch Logs bytes per job by source (the
@@ -16,6 +17,10 @@
 //! - [`measure::cost`]: from those, the list price per million jobs.
 //! - [`measure::throughput`]: jobs per second end to end on the local stack,
 //!   against the emulator's own ceiling for the same calls.
+//!
+//! The goals are reported, not enforced; the budget per successful job at
+//! the end of BENCHMARKS.md ([`report::Budget`]) is: the run fails when the
+//! calls measurement exceeds it.
 //!
 //! The stand-ins that make this possible on one machine: a Lambda Runtime
 //! API ([`runtime_api`]) and a recording AWS endpoint ([`endpoint`]) that

@@ -1,17 +1,38 @@
 //! `jobline-bench`: measures Jobline and prints a table and one
 //! `BENCH_JSON {…}` line. `scripts/bench` builds everything it needs, starts
 //! a fresh moto, and runs it; see BENCHMARKS.md.
+//!
+//! Exit status: 0 when every measurement was taken and the calls
+//! measurement (if taken) is within the budget of BENCHMARKS.md; 1 when a
+//! measurement could not be taken or the budget could not be read;
+//! [`OVER_BUDGET`] when a figure exceeds its budget (the whole report is
+//! printed, and written, first).
 
 use clap::Parser;
+use jobline_bench::REGION;
 use jobline_bench::harness::{self, Phase, Settings};
 use jobline_bench::measure::cost::{DurationModel, TrafficModel};
 use jobline_bench::measure::logs::DEFAULT_SYSTEM_LOG_LEVEL;
 use jobline_bench::measure::sizes::LambdaDir;
 use jobline_bench::measure::throughput::Load;
 use jobline_bench::process::LambdaFunction;
+use jobline_bench::report::Budget;
 use jobline_core::WorkerConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The exit status of a run whose measurements exceed the budget.
+const OVER_BUDGET: u8 = 3;
+
+/// The budget's file unless `--budget` names another: BENCHMARKS.md at the
+/// root of the workspace this binary was built in.
+fn default_budget_file() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    bench
+        .parent()
+        .map_or_else(|| bench.clone(), PathBuf::from)
+        .join("BENCHMARKS.md")
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +49,12 @@ struct Cli {
     /// The release `bootstrap` of jobline-worker, runnable here.
     #[arg(long)]
     worker_bin: Option<PathBuf>,
+    /// The release `bootstrap` of jobline-notifier, runnable here.
+    #[arg(long)]
+    notifier_bin: Option<PathBuf>,
+    /// The release `bootstrap` of jobline-sweeper, runnable here.
+    #[arg(long)]
+    sweeper_bin: Option<PathBuf>,
     /// The release `bootstrap` of hello-lambda, the init baseline.
     #[arg(long)]
     hello_bin: Option<PathBuf>,
@@ -80,23 +107,70 @@ struct Cli {
     /// The worker function's MemorySize (template.yaml).
     #[arg(long, default_value_t = 512)]
     worker_memory_mb: u32,
+    /// The notifier function's MemorySize (template.yaml).
+    #[arg(long, default_value_t = 256)]
+    notifier_memory_mb: u32,
+    /// The sweeper function's MemorySize (template.yaml).
+    #[arg(long, default_value_t = 128)]
+    sweeper_memory_mb: u32,
     /// Where the functions' stderr logs go.
     #[arg(long, default_value = "target/bench/logs")]
     logs: PathBuf,
     /// Also write the table and the JSON line to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// The Markdown file whose budget block (`<!-- budget:begin -->` …
+    /// `<!-- budget:end -->`) bounds the calls measurement's figures per
+    /// successful job; the run fails (exit status 3) above it. Default:
+    /// BENCHMARKS.md at the workspace root.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_budget")]
+    budget: Option<PathBuf>,
+    /// Do not read or check the budget.
+    #[arg(long)]
+    no_budget: bool,
 }
 
 impl Cli {
-    fn settings(self) -> Settings {
+    fn settings(self, budget: Option<Budget>) -> Settings {
         let function = |name: &str, binary: Option<PathBuf>, memory_mb| {
             binary.map(|binary| LambdaFunction::new(name, binary, memory_mb))
         };
+        // The notifier's and the sweeper's own variables in template.yaml
+        // (NotifierFunction, SweeperFunction): the notifier exits at init
+        // without NOTIFY_QUEUE_URL and WEBHOOK_SECRET_ID, and the sweeper
+        // builds its notify queue's client there when NOTIFY_QUEUE_URL is
+        // set, as deployed. Nothing is called during init, so the values
+        // need only be what `!Ref` gives: a queue URL and a secret's ARN.
+        let notify_queue_url =
+            format!("https://sqs.{REGION}.amazonaws.com/123456789012/jobline-bench-notify");
+        let webhook_secret_id =
+            format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:jobline-bench-webhooks");
         Settings {
             phases: self.only,
-            api: function("jobline-api", self.api_bin, self.api_memory_mb),
-            worker: function("jobline-worker", self.worker_bin, self.worker_memory_mb),
+            // The API's own variables in template.yaml (ApiFunction): the
+            // backlog bound at its default, and webhooks on. The bench's
+            // jobs are `primes`, a demonstration type (EnableDemoJobTypes).
+            api: function("jobline-api", self.api_bin, self.api_memory_mb).map(|api| {
+                api.with_env("MAX_BACKLOG", "100000")
+                    .with_env("WEBHOOK_SECRET_ID", &webhook_secret_id)
+                    .with_env("DEMO_JOB_TYPES", "true")
+            }),
+            worker: function("jobline-worker", self.worker_bin, self.worker_memory_mb)
+                .map(|worker| worker.with_env("DEMO_JOB_TYPES", "true")),
+            notifier: function(
+                "jobline-notifier",
+                self.notifier_bin,
+                self.notifier_memory_mb,
+            )
+            .map(|notifier| {
+                notifier
+                    .with_env("NOTIFY_QUEUE_URL", &notify_queue_url)
+                    // NotifyQueue's redrive maxReceiveCount, as in the template.
+                    .with_env("NOTIFY_MAX_RECEIVE_COUNT", "8")
+                    .with_env("WEBHOOK_SECRET_ID", &webhook_secret_id)
+            }),
+            sweeper: function("jobline-sweeper", self.sweeper_bin, self.sweeper_memory_mb)
+                .map(|sweeper| sweeper.with_env("NOTIFY_QUEUE_URL", &notify_queue_url)),
             hello: function("hello-lambda", self.hello_bin, self.worker_memory_mb),
             lambda_dirs: self.lambda_dirs,
             emulator: self.emulator,
@@ -122,7 +196,18 @@ impl Cli {
                 system_log_level: self.system_log_level,
             },
             logs: self.logs,
+            budget,
         }
+    }
+
+    /// The budget to check against, read before anything is measured so a
+    /// broken block fails at once; `None` with `--no-budget`.
+    fn budget(&self) -> Result<Option<Budget>, jobline_bench::report::BudgetError> {
+        if self.no_budget {
+            return Ok(None);
+        }
+        let file = self.budget.clone().unwrap_or_else(default_budget_file);
+        Budget::read(&file).map(Some)
     }
 }
 
@@ -130,7 +215,15 @@ impl Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let report_file = cli.report.clone();
-    let report = match harness::run(&cli.settings()).await {
+    let budget = match cli.budget() {
+        Ok(budget) => budget,
+        Err(error) => {
+            eprintln!("jobline-bench: {error} (--no-budget skips the budget)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks_budget = budget.is_some();
+    let report = match harness::run(&cli.settings(budget)).await {
         Ok(report) => report,
         Err(error) => {
             eprintln!("jobline-bench: {error}");
@@ -151,5 +244,22 @@ async fn main() -> ExitCode {
         eprintln!("jobline-bench: writing {}: {error}", path.display());
         return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
+    match &report.budget {
+        Some(check) if !check.passed() => {
+            for overrun in check.overruns() {
+                eprintln!("jobline-bench: over budget ({}): {overrun}", check.file);
+            }
+            ExitCode::from(OVER_BUDGET)
+        }
+        Some(_) => ExitCode::SUCCESS,
+        None => {
+            if checks_budget {
+                eprintln!(
+                    "jobline-bench: the budget was not checked: it bounds the calls measurement, \
+                     which this run did not take"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }

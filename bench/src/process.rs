@@ -26,7 +26,9 @@ pub struct LambdaFunction {
     pub binary: PathBuf,
     /// `MemorySize` in template.yaml.
     pub memory_mb: u32,
-    /// Variables set on top of Lambda's, for a diagnostic variant.
+    /// Variables set on top of Lambda's and the shared configuration: the
+    /// function's own (its `Environment` in template.yaml), and a diagnostic
+    /// variant's.
     pub extra_env: Vec<(String, String)>,
     /// What the variant is, for the report (`None` as deployed).
     pub variant: Option<String>,
@@ -43,18 +45,25 @@ impl LambdaFunction {
         }
     }
 
+    /// The function with `key=value` added to its environment: one of its
+    /// own variables in template.yaml.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// A variant of the function, `described`, with `key=value` added to its
     /// environment.
     pub fn variant(&self, described: &str, key: &str, value: &str) -> Self {
-        let mut variant = self.clone();
-        variant.extra_env.push((key.to_owned(), value.to_owned()));
+        let mut variant = self.clone().with_env(key, value);
         variant.variant = Some(described.to_owned());
         variant
     }
 }
 
-/// The environment Lambda gives a `provided.al2023` function, plus
-/// Jobline's configuration, with `aws_endpoint` as `AWS_ENDPOINT_URL`.
+/// The environment Lambda gives a `provided.al2023` function, plus the
+/// configuration every function reads (the table and the queue) and the
+/// function's own variables, with `aws_endpoint` as `AWS_ENDPOINT_URL`.
 pub fn lambda_environment(
     function: &LambdaFunction,
     runtime_api: SocketAddr,
@@ -93,6 +102,9 @@ pub fn lambda_environment(
             format!("{aws_endpoint}/123456789012/jobline-bench"),
         ),
         ("AWS_ENDPOINT_URL", aws_endpoint.to_owned()),
+        // The template's Globals: every function builds its S3 client when
+        // a results bucket is configured, as deployed.
+        ("RESULTS_BUCKET", "jobline-bench-results".to_owned()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))

@@ -44,8 +44,9 @@ pub enum Command {
     /// give it to a Standard Webhooks library to verify your jobs' events.
     WebhookSecret(ApiArgs),
     /// List every caller's jobs in one state, newest first, one JSON summary
-    /// (with its owner) a line, from the jobs table's state index (needs
-    /// JOBS_TABLE and AWS credentials).
+    /// (with its owner) a line: failed and cancelled ones from the jobs
+    /// table's state index, queued and running ones from its due index
+    /// (needs JOBS_TABLE and AWS credentials).
     Jobs(StateArgs),
     /// Run a failed job again (any caller's): back to queued, and a new
     /// message on the jobs queue (needs JOBS_TABLE, JOBS_QUEUE_URL and AWS
@@ -56,6 +57,11 @@ pub enum Command {
     /// dead letters, and cancel, retry, replay and discard (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials). Ctrl-C stops it.
     Console(ConsoleArgs),
+    /// Bring a jobs table an earlier release wrote to the current layout
+    /// (a resumable scan; see docs/deploy.md, "Upgrading"): prints a line per
+    /// page on stderr and a JSON summary with the cost on stdout (needs
+    /// JOBS_TABLE and AWS credentials).
+    Migrate(MigrateArgs),
     /// Inspect, replay and discard the dead-letter queue (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
@@ -168,7 +174,8 @@ pub struct ConsoleArgs {
 /// `jobs`: which state, how many, and the filters.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state: queued, running, succeeded, failed or cancelled.
+    /// The state: queued, running, failed or cancelled (succeeded jobs are
+    /// in no index: `jobline list` lists a caller's own).
     #[arg(long, value_name = "STATE")]
     pub state: JobState,
     /// Print at most N jobs.
@@ -181,12 +188,25 @@ pub struct StateArgs {
     #[arg(long, value_name = "OWNER")]
     pub owner: Option<String>,
     /// Only jobs created at or after this UTC minute, e.g. 2026-11-30T10:15
-    /// (the listing stops at the first older job).
+    /// (a failed or cancelled listing stops at the first older job).
     #[arg(long, value_name = "UTC", value_parser = utc_minute)]
     pub since: Option<i64>,
-    /// Only jobs created before this UTC minute (the listing starts there).
+    /// Only jobs created before this UTC minute (a failed or cancelled
+    /// listing starts there).
     #[arg(long, value_name = "UTC", value_parser = utc_minute)]
     pub before: Option<i64>,
+}
+
+/// `migrate`: where to resume, and whether to write.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Resume after this key (what an interrupted run's last line says
+    /// after `--from`).
+    #[arg(long, value_name = "ID")]
+    pub from: Option<String>,
+    /// Count what would change and what it would cost; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `--since` and `--before`: a UTC minute, in ms since the epoch.

@@ -1,13 +1,15 @@
-//! `jobline jobs`: every caller's jobs in one state, newest first, read from
-//! the jobs table's state index ([`OperatorStore::list_by_state`]) with the
-//! operator's own AWS credentials (no function role reads that index).
+//! `jobline jobs`: every caller's jobs in one state, newest first
+//! ([`OperatorStore::list_by_state`]): failed and cancelled jobs from the
+//! jobs table's state index, by creation time; queued and running ones from
+//! its due index, by due time; succeeded jobs are in no index, and the
+//! listing says so. Read with the operator's own AWS credentials.
 //!
 //! The type and owner filters are applied here, to the pages the index
 //! gives: a filter that matches few jobs could otherwise page through a
 //! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
 //! on stderr how many jobs it passed over when it stops there.
 
-use jobline_core::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome};
+use jobline_core::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome, StateListing};
 use jobline_core::view::job_summary;
 use jobline_core::{
     JobId, JobMessage, JobQueue, JobRecord, JobState, OperatorStore, QueueError, StoreError,
@@ -56,15 +58,34 @@ impl StateQuery {
     }
 
     fn filtered(&self) -> bool {
-        self.job_type.is_some() || self.owner.is_some()
+        self.job_type.is_some()
+            || self.owner.is_some()
+            || (!self.by_creation()
+                && (self.created_since.is_some() || self.created_before.is_some()))
     }
 
-    /// Where the listing starts: after `after`, and before `created_before`.
+    /// Whether the store lists this state by creation time, so that the
+    /// time filters can start and stop the listing; listed by due time
+    /// (the unfinished states), they only filter.
+    fn by_creation(&self) -> bool {
+        StateListing::of(self.state) == StateListing::StateIndex
+    }
+
+    fn in_window(&self, job: &JobRecord) -> bool {
+        self.created_since
+            .is_none_or(|since| job.created_at >= since)
+            && self
+                .created_before
+                .is_none_or(|before| job.created_at < before)
+    }
+
+    /// Where the listing starts: after `after`, and before `created_before`
+    /// when the listing is by creation time.
     fn start(&self, after: Option<ListKey>) -> Option<ListKey> {
-        let before = self.created_before.map(|created_at| ListKey {
-            created_at,
-            id: JobId::MIN,
-        });
+        let before = self
+            .created_before
+            .filter(|_| self.by_creation())
+            .map(|at| ListKey { at, id: JobId::MIN });
         match (after, before) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -92,7 +113,7 @@ impl Listed {
             writeln!(
                 err,
                 "stopped after {} pages: {} jobs printed, {} passed over by the \
-                 --type/--owner filter; more jobs in this state were not read",
+                 --type/--owner/time filters; more jobs in this state were not read",
                 self.pages, self.printed, self.passed_over
             )?;
         }
@@ -181,6 +202,7 @@ pub async fn find_jobs(
         };
         let JobPage {
             jobs,
+            keys,
             next,
             scanned,
         } = store
@@ -188,10 +210,11 @@ pub async fn find_jobs(
             .await?;
         found.listed.pages += 1;
         found.scanned += scanned;
-        for job in jobs {
-            if query
-                .created_since
-                .is_some_and(|since| job.created_at < since)
+        for (key, job) in keys.into_iter().zip(jobs) {
+            if query.by_creation()
+                && query
+                    .created_since
+                    .is_some_and(|since| job.created_at < since)
             {
                 found.next = None;
                 break 'pages;
@@ -200,11 +223,8 @@ pub async fn find_jobs(
                 found.next = after;
                 break 'pages;
             }
-            after = Some(ListKey {
-                created_at: job.created_at,
-                id: job.id,
-            });
-            if query.matches(&job) {
+            after = Some(key);
+            if query.matches(&job) && query.in_window(&job) {
                 found.jobs.push(job);
             } else {
                 found.listed.passed_over += 1;
@@ -391,10 +411,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_listing_resumes_where_it_stopped_within_its_time_range() {
+        for state in [JobState::Cancelled, JobState::Queued] {
+            resumes_within_its_time_range(state).await;
+        }
+    }
+
+    /// Pages of a filtered listing of `state` (by creation time, or by due
+    /// time) each resume where the one before stopped.
+    async fn resumes_within_its_time_range(state: JobState) {
         let jobs: Vec<JobRecord> = (0..30)
             .map(|i| {
                 job(if i % 2 == 0 { "primes" } else { "sleep" })
-                    .state(JobState::Succeeded)
+                    .state(state)
                     .created_at(1_000 + i)
                     .build()
             })
@@ -413,7 +441,7 @@ mod tests {
             job_type: Some("sleep".into()),
             created_since: Some(1_005),
             created_before: Some(1_025),
-            ..StateQuery::new(JobState::Succeeded, 4)
+            ..StateQuery::new(state, 4)
         };
         let (mut listed, mut after, mut pages) = (Vec::new(), None, 0);
         loop {
@@ -428,8 +456,8 @@ mod tests {
         }
         let expected =
             newest_first(&|j| j.job_type == "sleep" && (1_005..1_025).contains(&j.created_at));
-        assert_eq!(listed, expected);
-        assert_eq!(pages, 3, "10 jobs by pages of 4");
+        assert_eq!(listed, expected, "{state}");
+        assert_eq!(pages, 3, "{state}: 10 jobs by pages of 4");
     }
 
     #[tokio::test]
@@ -480,19 +508,19 @@ mod tests {
         let mut jobs: Vec<JobRecord> = vec![
             job("primes")
                 .owner("wanted")
-                .state(JobState::Succeeded)
+                .state(JobState::Cancelled)
                 .created_at(0)
                 .build(),
         ];
         jobs.extend((0..others).map(|i| {
             job("primes")
                 .owner("someone-else")
-                .state(JobState::Succeeded)
+                .state(JobState::Cancelled)
                 .created_at(1 + i as i64)
                 .build()
         }));
         let store = store_with(&jobs).await;
-        let mut wanted = query(JobState::Succeeded, 5);
+        let mut wanted = query(JobState::Cancelled, 5);
         wanted.owner = Some("wanted".into());
         let (lines, listed) = run(&store, &wanted).await;
         assert!(lines.is_empty(), "the match is past the bound");
@@ -512,7 +540,7 @@ mod tests {
         assert!(err.contains("2000 passed over"), "{err}");
 
         // Without a filter the same listing ends within the bound.
-        let (lines, listed) = run(&store, &query(JobState::Succeeded, 5)).await;
+        let (lines, listed) = run(&store, &query(JobState::Cancelled, 5)).await;
         assert_eq!(lines.len(), 5);
         let mut err = Vec::new();
         listed.report(&mut err).unwrap();

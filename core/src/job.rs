@@ -310,7 +310,10 @@ pub struct JobRecord {
     /// The handler's last progress report, written at a heartbeat.
     pub progress: Option<Progress>,
     /// Where the handler resumes: the checkpoint it last saved (bounded
-    /// JSON), written at a heartbeat or when it yielded.
+    /// JSON), written at a heartbeat or when it yielded. Stored apart from
+    /// the record and read only by the claim
+    /// ([`WorkerStore::claim`](crate::store::WorkerStore::claim)): `None`
+    /// in every other read, where `checkpoint_at` says whether there is one.
     pub checkpoint: Option<Value>,
     /// When `checkpoint` was written (ms since the epoch).
     pub checkpoint_at: Option<i64>,

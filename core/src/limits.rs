@@ -9,6 +9,10 @@ pub const LAMBDA_MAX_TIMEOUT_SECS: u32 = 900;
 /// The longest visibility timeout SQS accepts, 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
 
+/// The most entries one SQS batch request takes (`DeleteMessageBatch`,
+/// `ChangeMessageVisibilityBatch`).
+pub const SQS_MAX_BATCH_ENTRIES: usize = 10;
+
 /// The notifier function's timeout in `template.yaml`, seconds: a few
 /// deliveries of at most [`WebhookConfig::timeout`](crate::config::WebhookConfig)
 /// each.

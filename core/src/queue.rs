@@ -88,6 +88,15 @@ impl QueueCounts {
     }
 }
 
+/// One entry of [`JobQueue::change_visibility_batch`]: the message received
+/// under `receipt_handle` is to be hidden for `secs` more seconds from now
+/// (0 makes it visible again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibilityChange {
+    pub receipt_handle: String,
+    pub secs: u32,
+}
+
 /// A queue of job messages.
 #[async_trait]
 pub trait JobQueue: Send + Sync + std::fmt::Debug {
@@ -96,6 +105,20 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Hides a received message for `secs` more seconds from now.
     async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError>;
+
+    /// Makes every change of `changes` in one request (SQS's
+    /// `ChangeMessageVisibilityBatch`), each as [`change_visibility`](Self::change_visibility)
+    /// would; returns the receipt handles of the entries that failed (a
+    /// handle SQS finds no message for, e.g. that of a deleted message),
+    /// the others having succeeded. At most
+    /// [`SQS_MAX_BATCH_ENTRIES`](crate::limits::SQS_MAX_BATCH_ENTRIES)
+    /// entries: more is an error, sent nowhere; none is no request. An
+    /// error means the request as a whole failed, and no entry is known to
+    /// have changed.
+    async fn change_visibility_batch(
+        &self,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<String>, QueueError>;
 
     /// Receives up to `request.max_messages` messages with their attributes.
     async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError>;

@@ -12,7 +12,7 @@
 //! | [`ReplayStore`] | worker (a redriven message), operator | `replay` |
 //! | [`ApiStore`] | the API function | `create`, `mark_enqueue_failed`, `mark_resending`, `list`, `delete` |
 //! | [`WorkerStore`] | the worker function | `claim`, `finish`, `heartbeat`, `suspend`, `return_to_queue`, `renew_due` |
-//! | [`OperatorStore`] | the CLI's DLQ tools, job listings and console | `discard`, `list_by_state`, `count_by_state`, `oldest_in_state` |
+//! | [`OperatorStore`] | the CLI's DLQ tools, job listings and console | `discard`, `list_by_state`, `count_by_state`, `oldest_queued` |
 //! | [`SweeperStore`] | the sweeper function | `overdue`, `sweep`, `owed_webhooks`, `settle_webhook` |
 //! | [`NotifierStore`] | the notifier function | `record_delivery` |
 //!
@@ -32,17 +32,23 @@
 //! states once and runs against each.
 //!
 //! The time bound: every job that is not finished is listed, by its `dueAt`
-//! ([`crate::deadline`]), in the sparse index the due index (`pending-due`), spread
-//! over [`SHARDS`] partitions so that no partition takes every write. Each
-//! write to a non-final state sets `dueAt`; each final one removes it, so
-//! the index holds only unfinished jobs and the sweeper
-//! (`jobline_sweeper`) reads only those: [`SweeperStore::overdue`] lists them,
+//! ([`crate::deadline`]), in the sparse due index (`pending-due`), spread
+//! over [`SHARDS`] partitions so that no partition takes every write. A job
+//! enters it when queued and leaves it in its final write; `dueAt` is fixed
+//! when the job is queued and moved only by its last delivery's claim, so a
+//! job that succeeds costs the index two writes, whatever its claims,
+//! retries and heartbeats. The sweeper (`jobline_sweeper`) reads only
+//! unfinished jobs: [`SweeperStore::overdue`] lists them,
 //! [`SweeperStore::sweep`] fails one that is still overdue.
 //!
-//! The listings: the owner index (`owner-created`) holds each caller's jobs by creation
-//! time ([`ApiStore::list`]); the state index (`state-created`) holds every caller's jobs
-//! by state, over the same [`SHARDS`], its partition rewritten by each write
-//! that changes the state ([`OperatorStore::list_by_state`], for operators).
+//! The listings: the owner index (`owner-created`) holds each caller's jobs
+//! by creation time ([`ApiStore::list`]), one write per job. Operators list
+//! every caller's jobs by state ([`OperatorStore::list_by_state`]) from where
+//! [`StateListing`] says: the unfinished ones from the due index, the failed
+//! and cancelled ones from the state index (`state-created`, which only
+//! they enter), and the succeeded ones from nowhere (they are counted from
+//! the published metrics). So a job that succeeds makes six write units in
+//! all: three on the table, two on the due index, one on the owner index.
 //!
 //! The webhooks owed: the webhook index (`hooks-finished`) holds each finished job with
 //! a callback URL whose delivery the notifier has not yet recorded
@@ -66,7 +72,7 @@ pub use rules::{
 pub use types::{
     CancelOutcome, Completion, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, DueKey, Heartbeat,
     JobPage, ListKey, MAX_LIST_LIMIT, OverduePage, Renewed, ReplayOutcome, SHARDS, SWEPT_ERROR,
-    StateCount, SweepOutcome,
+    StateCount, StateListing, SweepOutcome,
 };
 
 use crate::error::StoreError;
@@ -161,9 +167,11 @@ pub trait WorkerStore: ReplayStore {
     /// per delivery), on the message's delivery number `receive_count`:
     /// `queued` (or `running` with an expired lease or none) becomes
     /// `running`, `attempts` grows by one, the lease runs until
-    /// `lease_until_ms`, `token` is stored, and `dueAt` becomes
-    /// [`Deadlines::claimed`](crate::deadline::Deadlines::claimed). Returns
-    /// the claimed job.
+    /// `lease_until_ms`, `token` is stored, and, on the last delivery only,
+    /// `dueAt` becomes [`Deadlines::claimed`](crate::deadline::Deadlines::claimed).
+    /// Returns the claimed job, with its checkpoint: the one read that
+    /// returns it (every other read leaves [`JobRecord::checkpoint`] `None`
+    /// and says when one was saved, [`JobRecord::checkpoint_at`]).
     ///
     /// Idempotent for one delivery: when the job is already `running` under
     /// `token` (this claim landed but its answer was lost, and the SDK's
@@ -191,9 +199,11 @@ pub trait WorkerStore: ReplayStore {
     ) -> Result<(), StoreError>;
 
     /// Renews the lease of running attempt `attempt` under `token` (its
-    /// `dueAt` stays as the claim set it: see
-    /// [`Deadlines::claimed`](crate::deadline::Deadlines::claimed)), and stores the handler's new progress and
-    /// checkpoint, if any. Returns whether a client asked to cancel the job.
+    /// `dueAt` stays: see [`crate::deadline`]), and stores the handler's new
+    /// progress and checkpoint, if any. The checkpoint is kept apart from the
+    /// job's record, so a beat rewrites only the small record whatever the
+    /// checkpoint's size, and the checkpoint is written only when it changed;
+    /// a checkpoint of an older attempt never replaces a newer one's. Returns whether a client asked to cancel the job.
     /// A job no longer running under this attempt and token (taken over
     /// after the lease ran out, cancelled, discarded, swept) is `Conflict`:
     /// the attempt must stop, and its outcome will not be recorded.
@@ -250,13 +260,23 @@ pub trait OperatorStore: CancelStore + ReplayStore {
     /// Discarding a discarded job is `Discarded` again.
     async fn discard(&self, id: JobId, now_ms: i64) -> Result<DiscardOutcome, StoreError>;
 
-    /// Up to `limit` jobs in `state`, of every caller, newest first
-    /// (by `createdAt`, then id), starting after `after`: one query of each
-    /// of the [`SHARDS`] partitions of that state in the state index (`state-created`),
-    /// each reading at most `limit` entries, merged newest first, then one
-    /// read of the page's jobs (strongly consistent) without payloads,
-    /// results and checkpoints. `scanned` is at most `SHARDS × limit`
-    /// whatever the table holds; `next` is set when more may follow.
+    /// Up to `limit` jobs in `state`, of every caller, newest first,
+    /// starting after `after`, from where [`StateListing::of`] `state` says:
+    ///
+    /// - `failed`, `cancelled`: one query of each of the [`SHARDS`]
+    ///   partitions of that state in the state index (`state-created`), each
+    ///   reading at most `limit` entries, merged newest first by creation
+    ///   ([`ListKey::at`] is `createdAt`), then one read of the page's jobs;
+    /// - `queued`, `running`: one query of each partition of the due index,
+    ///   at most `limit` entries each, merged newest first by due time
+    ///   ([`ListKey::at`] is `dueAt`), then one read of those jobs, keeping
+    ///   the ones in `state` (a page may hold fewer than `limit` jobs, and
+    ///   still have a `next`);
+    /// - `succeeded`: [`StoreError::Invalid`], as no index holds it.
+    ///
+    /// Reads are strongly consistent, without payloads, results and
+    /// checkpoints. `scanned` is at most `SHARDS × limit` whatever the table
+    /// holds; `next` is set when more may follow.
     async fn list_by_state(
         &self,
         state: JobState,
@@ -264,22 +284,34 @@ pub trait OperatorStore: CancelStore + ReplayStore {
         limit: usize,
     ) -> Result<JobPage, StoreError>;
 
-    /// How many jobs are in `state`, of every caller, counted on
-    /// the state index (`state-created`) up to `per_shard` in each of its [`SHARDS`]
-    /// partitions: the entries read (and so the read units) are at most
-    /// `SHARDS × (per_shard + 1)` whatever the table holds, and a state with
-    /// more is a lower bound ([`StateCount::complete`] false).
+    /// How many jobs are in `state`, of every caller, reading at most
+    /// `per_shard + 1` index entries in each of the [`SHARDS`] partitions:
+    /// of that state in the state index (`failed`, `cancelled`: a count of
+    /// keys), or of the due index (`queued`, `running`: each entry's job is
+    /// read, so the count is of the unfinished jobs read that are in
+    /// `state`). Either way the reads are bounded whatever the table holds,
+    /// and a count that stopped at the bound is a lower bound
+    /// ([`StateCount::complete`] false). `succeeded` is
+    /// [`StoreError::Invalid`].
     async fn count_by_state(
         &self,
         state: JobState,
         per_shard: usize,
     ) -> Result<StateCount, StoreError>;
 
-    /// The oldest job in `state` (least `createdAt`), of every caller: one
-    /// query of one entry in each partition of `state` in
-    /// the state index (`state-created`).
-    async fn oldest_in_state(&self, state: JobState) -> Result<Option<ListKey>, StoreError>;
+    /// The oldest queued job (least `dueAt`, which for a job never replayed
+    /// or continued is its creation time plus a fixed bound), of every
+    /// caller, without payload, result and checkpoint: the first entries of
+    /// each partition of the due index, read until a queued job is found, at
+    /// most [`OLDEST_SCAN`] entries a partition. `None` when none of those
+    /// is queued.
+    async fn oldest_queued(&self) -> Result<Option<JobRecord>, StoreError>;
 }
+
+/// The due index entries a partition [`OperatorStore::oldest_queued`]
+/// reads at most: past them, the running jobs ahead are taken to hide no
+/// queued one the console needs to name.
+pub const OLDEST_SCAN: usize = 25;
 
 /// The sweeper function's role (`SweeperFunctionRole`): lists overdue jobs
 /// and fails them, and finds the webhooks still owed.

@@ -497,10 +497,11 @@ pub mod fixtures {
 }
 
 /// A [`JobQueue`](jobline_core::JobQueue) that records the visibility
-/// changes it passes on to the real queue.
+/// changes it passes on to the real queue: the seconds of each, alone or in
+/// a batch, and the size of each batch request.
 pub mod recording {
     use async_trait::async_trait;
-    use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+    use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage, VisibilityChange};
     use jobline_core::{JobMessage, JobQueue, QueueError};
     use jobline_sqs::SqsJobQueue;
     use std::sync::{Arc, Mutex};
@@ -509,6 +510,7 @@ pub mod recording {
     pub struct RecordingQueue {
         pub inner: SqsJobQueue,
         pub visibility_changes: Arc<Mutex<Vec<u32>>>,
+        pub visibility_batches: Arc<Mutex<Vec<usize>>>,
     }
 
     impl RecordingQueue {
@@ -516,6 +518,7 @@ pub mod recording {
             Self {
                 inner,
                 visibility_changes: Arc::default(),
+                visibility_batches: Arc::default(),
             }
         }
 
@@ -523,6 +526,14 @@ pub mod recording {
             self.visibility_changes
                 .lock()
                 .map(|c| c.clone())
+                .unwrap_or_default()
+        }
+
+        /// How many entries each batch request of visibility changes had.
+        pub fn batches(&self) -> Vec<usize> {
+            self.visibility_batches
+                .lock()
+                .map(|b| b.clone())
                 .unwrap_or_default()
         }
     }
@@ -538,6 +549,19 @@ pub mod recording {
                 changes.push(secs);
             }
             self.inner.change_visibility(receipt, secs).await
+        }
+
+        async fn change_visibility_batch(
+            &self,
+            changes: &[VisibilityChange],
+        ) -> Result<Vec<String>, QueueError> {
+            if let Ok(mut recorded) = self.visibility_changes.lock() {
+                recorded.extend(changes.iter().map(|change| change.secs));
+            }
+            if let Ok(mut batches) = self.visibility_batches.lock() {
+                batches.push(changes.len());
+            }
+            self.inner.change_visibility_batch(changes).await
         }
 
         async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {

@@ -197,7 +197,11 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
         "no token left in the address bar"
     );
     assert_eq!(browser.text("h1").await, "Overview");
-    assert_eq!(browser.text(r#"[data-count="succeeded"]"#).await, "3");
+    // Succeeded jobs are in no index: the last hour's metric counts them.
+    assert_eq!(
+        browser.text(r#"[data-count="succeeded"]"#).await,
+        format!("{} in the last hour", earlier + 3.0)
+    );
     assert_eq!(browser.text(r#"[data-count="running"]"#).await, "1");
     assert_eq!(browser.text(r#"[data-count="failed"]"#).await, "1");
     assert_eq!(
@@ -206,6 +210,9 @@ async fn an_operator_sees_and_steers_jobs_in_the_console() {
     );
     assert_eq!(browser.text(r#"[data-queue="dlq"]"#).await, "1");
     browser.screenshot("overview").await;
+    browser.goto(&format!("{base}/jobs?state=succeeded")).await;
+    assert_eq!(browser.text("h1").await, "Succeeded jobs are not listed");
+    browser.goto(&format!("{base}/")).await;
 
     // The running jobs, then the sleeper's page, then its cancel.
     click(&browser, r#"a[href="/jobs?state=running"]"#).await;
@@ -338,7 +345,8 @@ async fn a_page_of_the_job_list_reads_a_bounded_part_of_a_large_table() {
                 callback_url: None,
             };
             let mut job = JobRecord::new_queued(JobId::random(), "load", &request, base_ms + i, 1);
-            job.state = JobState::Succeeded;
+            job.state = JobState::Failed;
+            job.error = Some("boom".into());
             job.finished_at = Some(base_ms + i + 10);
             job
         })
@@ -353,13 +361,13 @@ async fn a_page_of_the_job_list_reads_a_bounded_part_of_a_large_table() {
     let browser = Browser::launch().await;
     browser.goto(&guard.launch_url()).await;
     assert_eq!(
-        browser.text(r#"[data-count="succeeded"]"#).await,
+        browser.text(r#"[data-count="failed"]"#).await,
         "1024+",
         "counted up to its bound, and said so"
     );
     browser
         .goto(&format!(
-            "http://127.0.0.1:{}/jobs?state=succeeded&type=sleep",
+            "http://127.0.0.1:{}/jobs?state=failed&type=sleep",
             port_of(&guard)
         ))
         .await;

@@ -138,15 +138,49 @@ async fn state_pages_read_a_bounded_number_of_entries_whatever_the_table_holds()
     };
     let bound = usize::from(SHARDS) * 10;
 
+    // Queued jobs come from the due index, which holds the running ones
+    // too (due, like them, a fixed time after their creation): a page of
+    // 10 entries holds the queued among the 10 newest unfinished jobs.
     let page = store
         .list_by_state(JobState::Queued, None, 10)
         .await
         .unwrap();
     assert!(page.scanned <= bound, "a page of 10 read {}", page.scanned);
     let ids: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
-    assert_eq!(ids, newest_first(JobState::Queued)[..10].to_vec());
+    let mut unfinished: Vec<(i64, JobId, JobState)> = created
+        .iter()
+        .filter(|(s, _, _)| !s.is_finished())
+        .map(|&(state, created_at, id)| (created_at, id, state))
+        .collect();
+    unfinished.sort_by_key(|&(at, id, _)| std::cmp::Reverse((at, id)));
+    let expected: Vec<JobId> = unfinished[..10]
+        .iter()
+        .filter(|(_, _, state)| *state == JobState::Queued)
+        .map(|&(_, id, _)| id)
+        .collect();
+    assert_eq!(ids, expected);
     assert!(page.jobs.iter().all(|job| job.state == JobState::Queued));
     assert!(page.next.is_some());
+    let mut after = page.next;
+    let mut queued = ids;
+    while let Some(next) = after {
+        let page = store
+            .list_by_state(JobState::Queued, Some(next), 10)
+            .await
+            .unwrap();
+        assert!(page.scanned <= bound, "a page of 10 read {}", page.scanned);
+        queued.extend(page.jobs.iter().map(|job| job.id));
+        after = page.next;
+    }
+    assert_eq!(
+        queued,
+        newest_first(JobState::Queued),
+        "every queued job once"
+    );
+    assert!(matches!(
+        store.list_by_state(JobState::Succeeded, None, 10).await,
+        Err(jobline_core::StoreError::Invalid { .. })
+    ));
 
     let mut after = None;
     let mut listed = Vec::new();

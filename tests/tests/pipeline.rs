@@ -6,6 +6,7 @@ use jobline_core::{JobId, JobMessage, JobQueue, JobState, JobTypes, Metric, Read
 use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
 use jobline_tests::fixtures::Flaky;
+use jobline_tests::recording::RecordingQueue;
 use jobline_tests::stack::poll_until_received;
 use lambda_http::Body;
 use serde_json::{Value, json};
@@ -168,5 +169,59 @@ async fn a_batch_of_ten_reports_exactly_the_malformed_and_the_failing_record() {
         env.store().get(failing).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
+    env.cleanup().await;
+}
+
+/// The claims of a batch hide their messages in shared
+/// `ChangeMessageVisibilityBatch` requests, through SQS (on the emulator):
+/// each message once, and every job runs. (How many requests depends on
+/// how far apart the claims' answers come: the emulator answers them one
+/// by one, so no count is asserted here; the worker's unit tests count
+/// them.)
+#[tokio::test]
+async fn a_batch_of_ten_hides_each_claimed_message_once_in_batch_requests() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let queue = RecordingQueue::new(env.queue());
+    let config = jobline_core::WorkerConfig {
+        concurrency: 10,
+        ..env.config.worker.clone()
+    };
+    let worker = jobline_worker::Worker::new(
+        std::sync::Arc::new(env.store()),
+        std::sync::Arc::new(queue.clone()),
+        jobline_jobs::builtin(),
+        config,
+    );
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            env.enqueue("anonymous", "primes", json!({"upTo": 100 + n}))
+                .await,
+        );
+    }
+    let receive = jobline_core::queue::Receive {
+        max_messages: 10,
+        wait_secs: 1,
+        visibility_secs: 30,
+    };
+    let messages = jobline_tests::receive_all(&env.queue(), receive).await;
+    assert_eq!(messages.len(), 10);
+    let event = jobline_tests::stack::sqs_event(&messages);
+    let outcome = worker.process_batch(event, now_ms() + 30_000).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    for id in ids {
+        assert_eq!(
+            env.store().get(id).await.unwrap().unwrap().state,
+            JobState::Succeeded
+        );
+    }
+    let batches = queue.batches();
+    eprintln!("the claims' hides, entries per request: {batches:?}");
+    assert_eq!(batches.iter().sum::<usize>(), 10, "{batches:?}");
+    // Until the lease's end (whole seconds) and one second.
+    let period = Duration::from_secs(u64::from(env.config.worker.heartbeat_secs));
+    let lease_secs = u32::try_from(jobline_worker::heartbeat::lease_ms(period) / 1000).unwrap();
+    assert_eq!(queue.changes(), [lease_secs + 1; 10], "each hidden once");
     env.cleanup().await;
 }

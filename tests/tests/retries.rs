@@ -89,6 +89,11 @@ async fn a_job_that_fails_twice_then_succeeds_has_three_attempts() {
         [changes[1], changes[3]].iter().all(|s| (1..=2).contains(s)),
         "{changes:?}"
     );
+    assert_eq!(
+        queue.batches(),
+        [1, 1, 1],
+        "each claim's lease in a ChangeMessageVisibilityBatch, the backoffs alone"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(25),
         "the retries came back before the 30 s visibility timeout"
@@ -224,6 +229,7 @@ async fn a_permanent_error_is_not_retried() {
         [lease_visibility_secs(&fast_retries(&env))],
         "the claim's lease, no backoff"
     );
+    assert_eq!(queue.batches(), [1], "the lease in a batch request");
     for _ in 0..3 {
         assert_eq!(
             poller.poll_once().await.unwrap().received,

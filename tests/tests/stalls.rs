@@ -34,7 +34,7 @@ use futures_util::stream;
 use jobline_aws::AwsTimeouts;
 use jobline_core::job_types::JobContext;
 use jobline_core::limits::QueueSettings;
-use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage, VisibilityChange};
 use jobline_core::{
     JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobTypes, QueueError, ReadStore,
     WorkerConfig,
@@ -140,6 +140,13 @@ impl JobQueue for MappedQueue {
 
     async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
         self.worker.change_visibility(receipt_handle, secs).await
+    }
+
+    async fn change_visibility_batch(
+        &self,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<String>, QueueError> {
+        self.worker.change_visibility_batch(changes).await
     }
 
     async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_aws::TrustRoots;
 use jobline_core::queue::Receive;
-use jobline_core::store::{Completion, ReplayOutcome, SHARDS};
+use jobline_core::store::{Completion, ReplayOutcome};
 use jobline_core::{
     ApiStore, JobMessage, JobQueue, JobRecord, JobState, ReadStore, ReplayStore, WorkerStore,
 };
@@ -14,7 +14,6 @@ use jobline_dynamodb::item::{
     INLINE_PAYLOAD_BYTES, PAYLOAD_ATTRIBUTE, TTL_ATTRIBUTE, item_size, payload_item_key,
 };
 use jobline_dynamodb::record_from_item;
-use jobline_dynamodb::state_shard;
 use jobline_dynamodb::store::{
     CLAIM_CONDITION, CLAIM_UPDATE, FINISH_CONDITION, FINISH_SUCCEEDED_UPDATE,
 };
@@ -176,15 +175,6 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_values(":lease", AttributeValue::N((now + 60_000).to_string()))
         .expression_attribute_values(":token", AttributeValue::S("a-delivery".into()))
         .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-        .expression_attribute_values(
-            ":shard",
-            AttributeValue::S(queued.id.shard(SHARDS).to_string()),
-        )
-        .expression_attribute_values(":due", AttributeValue::N((now + 120_000).to_string()))
-        .expression_attribute_values(
-            ":stateShard",
-            AttributeValue::S(state_shard(queued.id, JobState::Running)),
-        )
         .return_values(ReturnValue::AllNew)
         .send()
         .await
@@ -208,10 +198,6 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
         .expression_attribute_values(":result", AttributeValue::S(r#"{"count":4}"#.into()))
         .expression_attribute_values(":now", AttributeValue::N((now + 1).to_string()))
-        .expression_attribute_values(
-            ":stateShard",
-            AttributeValue::S(state_shard(queued.id, JobState::Succeeded)),
-        )
         .send()
         .await
         .unwrap();

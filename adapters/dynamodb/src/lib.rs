@@ -4,10 +4,13 @@
 //! - [`store`]: the adapter; every state change is one conditional write;
 //! - [`item`]: the item codec, the table's attribute and index names, and
 //!   the size budgets every write keeps (DynamoDB refuses items over 400 KB);
+//! - [`migrate`]: brings a table an earlier release wrote to the current
+//!   layout (`jobline migrate`);
 //! - [`outbox`]: the table's stream records, which say which changes call
 //!   for a webhook (the stream is the outbox of final states).
 
 pub mod item;
+pub mod migrate;
 pub mod outbox;
 pub mod store;
 

@@ -4,11 +4,15 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName,
 };
 use jobline_aws::sdk_error;
 use jobline_core::error::{BoxError, QueueError};
-use jobline_core::queue::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
+use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
+use jobline_core::queue::{
+    JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
+};
 use std::time::Duration;
 
 /// A receive's bound beyond its long-poll wait: for each attempt, and twice
@@ -68,6 +72,60 @@ impl JobQueue for SqsJobQueue {
             .await
             .map_err(|e| aws("ChangeMessageVisibility")(sdk_error(e)))?;
         Ok(())
+    }
+
+    /// One `ChangeMessageVisibilityBatch`, its entries' ids their
+    /// positions ("0" to "9"), by which its `Failed` entries are mapped
+    /// back to their receipt handles.
+    async fn change_visibility_batch(
+        &self,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<String>, QueueError> {
+        const OPERATION: &str = "ChangeMessageVisibilityBatch";
+        if changes.len() > SQS_MAX_BATCH_ENTRIES {
+            let reason = format!(
+                "{} entries; SQS takes at most {SQS_MAX_BATCH_ENTRIES} a request",
+                changes.len()
+            );
+            return Err(aws(OPERATION)(reason.into()));
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries = changes
+            .iter()
+            .enumerate()
+            .map(|(i, change)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&change.receipt_handle)
+                    .visibility_timeout(i32::try_from(change.secs).unwrap_or(i32::MAX))
+                    .build()
+                    .map_err(|e| aws(OPERATION)(e.into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| aws(OPERATION)(sdk_error(e)))?;
+        Ok(output
+            .failed()
+            .iter()
+            .filter_map(|failed| {
+                tracing::debug!(
+                    id = failed.id(),
+                    code = failed.code(),
+                    message = failed.message().unwrap_or_default(),
+                    "a visibility change of a batch failed"
+                );
+                let change = changes.get(failed.id().parse::<usize>().ok()?)?;
+                Some(change.receipt_handle.clone())
+            })
+            .collect())
     }
 
     async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {

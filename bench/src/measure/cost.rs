@@ -3,13 +3,16 @@
 //!
 //! Requests are counted, not modelled: one API Gateway request and one API
 //! invocation per job, worker invocations as the poller batched them, every
-//! DynamoDB write and SQS request the proxy saw (the mapping's receives and
-//! deletes included: AWS bills them to the queue's owner). Only Lambda's
-//! billed duration needs a model, because against the canned endpoint the
-//! AWS calls take no time: each invocation is billed its measured handler
-//! time plus an assumed round trip per sequential wave of AWS calls
-//! (`--aws-round-trip-ms`): one for a submission (its write and send go
-//! together), two per job for a batch (claim, then completion), with
+//! SQS request the proxy saw (the mapping's receives and deletes included:
+//! AWS bills them to the queue's owner), and DynamoDB's write units as the
+//! calls measurement computed them from the table stream's item images: the
+//! table's (with the refused conditional writes) and each secondary index's,
+//! one line each, at the on-demand price per million write units. Only
+//! Lambda's billed duration needs a model, because against the canned
+//! endpoint the AWS calls take no time: each invocation is billed its
+//! measured handler time plus an assumed round trip per sequential wave of
+//! AWS calls (`--aws-round-trip-ms`): one for a submission (its write and
+//! send go together), two per job for a batch (claim, then completion), with
 //! `WORKER_CONCURRENCY` jobs of a batch at once.
 //!
 //! A client polls each job's status [`TrafficModel::polls_per_job`] times:
@@ -90,7 +93,8 @@ pub fn estimate(
         lambda_invocations,
         lambda_gb_seconds: api_requests * gb_seconds(model.api_memory_mb, api_ms)
             + worker_invocations_per_job * gb_seconds(model.worker_memory_mb, worker_ms),
-        dynamodb_wru: calls.write_units_per_job(),
+        dynamodb_wru: calls.write_units.per_job.table,
+        dynamodb_index_wru: calls.write_units.per_job.indexes.clone(),
         dynamodb_rru: calls.submit.dynamodb_reads
             + calls.worker.dynamodb_reads
             + traffic.polls_per_job,

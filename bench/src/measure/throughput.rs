@@ -9,11 +9,14 @@
 //!
 //! Emulator run: the same calls per job with no Jobline code in the loop,
 //! at the same concurrency: each submitter writes the same job item with a
-//! conditional `PutItem`, then sends its message; each consumer receives
-//! up to 10 messages, makes the two conditional `UpdateItem`s of each job
-//! (claim with `ALL_NEW`, then completion, with the store's own expressions
-//! from `jobline_dynamodb::store`), `WORKER_CONCURRENCY` jobs at
-//! once, and deletes the batch. That is what this emulator on this machine
+//! conditional `PutItem` (the store's own, index attributes included:
+//! `items_to_create`), then sends its message; each consumer receives up
+//! to 10 messages, hides them in one `ChangeMessageVisibilityBatch` (the
+//! fewest requests the worker's lease hides can take), makes the two
+//! conditional `UpdateItem`s of each job (claim with `ALL_NEW`, then
+//! completion, with the store's own expressions from
+//! `jobline_dynamodb::store`), `WORKER_CONCURRENCY` jobs at once, and
+//! deletes the batch. That is what this emulator on this machine
 //! can do with Jobline's call pattern, so the ratio of the two runs is what
 //! Jobline's own code costs. The emulator run goes first: if moto slows as
 //! it fills up, that counts against Jobline, not for it.
@@ -25,15 +28,15 @@ use crate::process::usage_of;
 use crate::sdk_clients;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+};
 use futures_util::StreamExt;
 use jobline_api::Api;
 use jobline_core::Clock;
 use jobline_core::deadline::Deadlines;
-use jobline_core::store::SHARDS;
-use jobline_core::{JobId, JobMessage, JobRecord, JobState, WorkerConfig};
-use jobline_dynamodb::item_from_record;
-use jobline_dynamodb::state_shard;
+use jobline_core::{JobId, JobMessage, JobRecord, WorkerConfig};
+use jobline_dynamodb::item::items_to_create;
 use jobline_dynamodb::store as dynamodb;
 use jobline_local::Clients;
 use jobline_local::poller::Poller;
@@ -324,7 +327,7 @@ impl Pipeline for RawPipeline {
             .dynamodb
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_from_record(&job)))
+            .set_item(Some(items_to_create(&job, &Deadlines::default()).job))
             .condition_expression("attribute_not_exists(jobId)")
             .send()
             .await
@@ -352,6 +355,31 @@ impl Pipeline for RawPipeline {
             .send()
             .await
             .map_err(BenchError::aws)?;
+        // Jobline hides the claimed messages for their leases, in batch
+        // requests: here, the fewest it could make, one for the batch.
+        let hides = received
+            .messages()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, message)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(message.receipt_handle()?)
+                    .visibility_timeout(poller_settings().visibility_secs)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if !hides.is_empty() {
+            self.clients
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(hides))
+                .send()
+                .await
+                .map_err(BenchError::aws)?;
+        }
         // The futures are built first: a `map` closure in the stream would
         // not be `Send` for every lifetime (rust-lang/rust#102211).
         let work: Vec<_> = received
@@ -433,15 +461,6 @@ impl RawPipeline {
                 ":token",
                 AttributeValue::S(uuid::Uuid::new_v4().simple().to_string()),
             )
-            .expression_attribute_values(":shard", AttributeValue::S(id.shard(SHARDS).to_string()))
-            .expression_attribute_values(
-                ":due",
-                AttributeValue::N(Deadlines::default().claimed(now_at, 1).to_string()),
-            )
-            .expression_attribute_values(
-                ":stateShard",
-                AttributeValue::S(state_shard(id, JobState::Running)),
-            )
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -479,10 +498,6 @@ impl RawPipeline {
             .expression_attribute_values(":running", AttributeValue::S("running".into()))
             .expression_attribute_values(":done", AttributeValue::S("succeeded".into()))
             .expression_attribute_values(":result", AttributeValue::S(r#"{"count":168}"#.into()))
-            .expression_attribute_values(
-                ":stateShard",
-                AttributeValue::S(state_shard(id, JobState::Succeeded)),
-            )
             .expression_attribute_values(":attempt", one)
             .expression_attribute_values(":now", now)
             .send()

@@ -62,6 +62,8 @@ pub enum CliError {
     Dlq(#[from] DlqError),
     #[error(transparent)]
     Jobs(#[from] JobsError),
+    #[error("migrating the table: {0}")]
+    Migrate(#[source] jobline_core::StoreError),
     #[error("reading the payload from {path}: {source}")]
     PayloadFile {
         path: String,
@@ -103,6 +105,7 @@ pub async fn run(
         Command::Jobs(args) => operator::jobs(args, out, err).await,
         Command::Retry(args) => operator::retry_job(args, out, err).await,
         Command::Console(args) => operator::console(args, out).await,
+        Command::Migrate(args) => operator::migrate(args, out, err).await,
         Command::Dlq(command) => operator::dlq(command, out).await,
     }
 }

@@ -1,16 +1,18 @@
 //! The operator's commands, which read the table and queues with the
-//! operator's own AWS credentials (`jobs`, `retry`, `console`, `dlq`): one
-//! function each.
+//! operator's own AWS credentials (`jobs`, `retry`, `console`, `migrate`,
+//! `dlq`): one function each.
 
 use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq, tools_sdk_config};
-use crate::args::{ConsoleArgs, DlqCommand, RetryArgs, StateArgs};
+use crate::args::{ConsoleArgs, DlqCommand, MigrateArgs, RetryArgs, StateArgs};
 use crate::console::guard::Guard;
 use crate::console::{Console, serve};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
 use jobline_cloudwatch::CloudWatchHistory;
+use jobline_core::store::StateListing;
 use jobline_core::{Clock, Config};
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::migrate::{Migration, MigrationPage};
 use jobline_sqs::SqsJobQueue;
 use std::io::Write;
 use std::sync::Arc;
@@ -21,6 +23,15 @@ pub(super) async fn jobs(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
+    if StateListing::of(args.state) == StateListing::Unlisted {
+        writeln!(
+            err,
+            "succeeded jobs are in no index, so they are not listed by state (an index entry \
+             would cost every job write units): `jobline list` lists a caller's own jobs, \
+             `jobline status ID` shows one, and the JobsSucceeded metric counts them"
+        )?;
+        return Ok(Exit::Usage);
+    }
     let table = jobs_table(|name| std::env::var(name).ok())?;
     let store = DynamoJobStore::on_table(&tools_sdk_config().await, table);
     let query = StateQuery {
@@ -128,4 +139,65 @@ pub(super) async fn dlq(command: DlqCommand, out: &mut dyn Write) -> Result<Exit
     let store = DynamoJobStore::from_sdk(&sdk, &config);
     let tools = DeadLetterQueue::new(&dlq, &queue, &store);
     run_dlq(command, tools, out).await
+}
+
+/// `jobline migrate`: the table brought to the current layout, a page at a
+/// time, each page's totals on `err` (with where to resume), the run's on
+/// `out` with its cost at on-demand prices.
+pub(super) async fn migrate(
+    args: MigrateArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    let table = jobs_table(|name| std::env::var(name).ok())?;
+    let migration = Migration::from_sdk(&tools_sdk_config().await, &table);
+    let mut total = MigrationPage::default();
+    let mut from = args.from;
+    loop {
+        let page = migration
+            .page(from.as_deref(), args.dry_run, Clock::system().now_ms())
+            .await
+            .map_err(CliError::Migrate)?;
+        total.scanned += page.scanned;
+        total.rewritten += page.rewritten;
+        total.checkpoints_moved += page.checkpoints_moved;
+        total.moved += page.moved;
+        total.read_units += page.read_units;
+        total.write_units += page.write_units;
+        writeln!(
+            err,
+            "{} items read, {} rewritten{}, {} checkpoints moved{}",
+            total.scanned,
+            total.rewritten,
+            if args.dry_run { " (dry run)" } else { "" },
+            total.checkpoints_moved,
+            page.next
+                .as_deref()
+                .map(|next| format!("; resume with --from {next}"))
+                .unwrap_or_default()
+        )?;
+        from = page.next;
+        if from.is_none() {
+            break;
+        }
+    }
+    let json = serde_json::json!({
+        "table": table,
+        "dryRun": args.dry_run,
+        "scanned": total.scanned,
+        "rewritten": total.rewritten,
+        "checkpointsMoved": total.checkpoints_moved,
+        "movedMeanwhile": total.moved,
+        "readUnits": total.read_units,
+        "writeUnits": total.write_units,
+        "costUsd": cost_usd(total.read_units, total.write_units),
+    });
+    writeln!(out, "{json}")?;
+    Ok(Exit::Success)
+}
+
+/// On-demand list price in us-east-1 (checked 2026-11-27): $0.125 per
+/// million read units, $0.625 per million write units.
+fn cost_usd(read_units: u64, write_units: u64) -> f64 {
+    (read_units as f64 * 0.125 + write_units as f64 * 0.625) / 1e6
 }

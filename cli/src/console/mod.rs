@@ -10,9 +10,11 @@
 //! - [`html`]: the layout, forms and the activity chart.
 //!
 //! Where the numbers come from: job counts, lists and the oldest queued job
-//! from the jobs table's state index ([`OperatorStore::count_by_state`],
-//! [`OperatorStore::list_by_state`], [`OperatorStore::oldest_in_state`]), whose
-//! reads are bounded whatever the table holds; queue depths from SQS's queue
+//! from the jobs table's indexes ([`OperatorStore::count_by_state`],
+//! [`OperatorStore::list_by_state`], [`OperatorStore::oldest_queued`]): the
+//! due index for queued and running jobs, the state index for failed and
+//! cancelled ones, whose reads are bounded whatever the table holds;
+//! succeeded jobs, in no index, from the `JobsSucceeded` metric; queue depths from SQS's queue
 //! attributes ([`JobQueue::counts`], which receive nothing, so looking never
 //! touches a dead letter); the per-minute chart from CloudWatch
 //! ([`MetricHistory`]); locally nothing ingests the functions' EMF lines,

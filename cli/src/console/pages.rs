@@ -6,9 +6,10 @@ use super::html::{self, Section, encode, job_link, json_block, progress_bar, sta
 use super::{Console, ConsoleError, Reply};
 use crate::jobs::{StateQuery, find_jobs, parse_utc_minute};
 use http::StatusCode;
+use jobline_core::activity::Series;
 use jobline_core::activity::Window;
 use jobline_core::limits::DLQ_RETENTION_SECS;
-use jobline_core::store::ListKey;
+use jobline_core::store::{ListKey, StateCount, StateListing};
 use jobline_core::{JobId, JobRecord, JobState, Metric};
 use maud::{Markup, html};
 use std::collections::HashMap;
@@ -39,17 +40,28 @@ fn source(text: Markup) -> Markup {
 /// the last hour's activity.
 pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError> {
     let window = Window::last(CHART_MINUTES, now);
+    // Succeeded jobs are in no index: the chart's metrics count them.
+    let indexed = JobState::ALL
+        .map(|state| (StateListing::of(state) != StateListing::Unlisted).then_some(state));
     let counts = futures_util::future::try_join_all(
-        JobState::ALL.map(|state| console.store.count_by_state(state, COUNT_PER_SHARD)),
+        indexed
+            .iter()
+            .flatten()
+            .map(|state| console.store.count_by_state(*state, COUNT_PER_SHARD)),
     );
     let (counts, queue, dlq, oldest, history) = tokio::join!(
         counts,
         console.queue.counts(),
         console.dlq.counts(),
-        console.store.oldest_in_state(JobState::Queued),
+        console.store.oldest_queued(),
         console.history.per_minute(&CHARTED, window),
     );
     let (counts, queue, dlq, oldest, history) = (counts?, queue?, dlq?, oldest?, history?);
+    let mut counts = counts.into_iter();
+    let succeeded = history
+        .iter()
+        .find(|series| series.metric == Metric::JobsSucceeded)
+        .map_or(0.0, Series::total);
 
     let counted = COUNT_PER_SHARD * usize::from(jobline_core::store::SHARDS);
     let body = html! {
@@ -59,21 +71,35 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
                 table.counts {
                     thead { tr { th scope="col" { "State" } th scope="col" class="num" { "Jobs" } } }
                     tbody {
-                        @for (state, count) in JobState::ALL.iter().zip(&counts) {
+                        @for (state, indexed) in JobState::ALL.iter().zip(&indexed) {
                             tr {
                                 th scope="row" {
-                                    a href={ "/jobs?state=" (state.as_str()) } { (state_badge(*state)) }
+                                    @if indexed.is_some() {
+                                        a href={ "/jobs?state=" (state.as_str()) } { (state_badge(*state)) }
+                                    } @else {
+                                        (state_badge(*state))
+                                    }
                                 }
-                                td.num data-count=(state.as_str()) {
-                                    (count.count) @if !count.complete { "+" }
+                                @if indexed.is_some() {
+                                    @let count = counts.next().unwrap_or(StateCount { count: 0, complete: true });
+                                    td.num data-count=(state.as_str()) {
+                                        (count.count) @if !count.complete { "+" }
+                                    }
+                                } @else {
+                                    td.num data-count=(state.as_str()) title="in the last hour, from the JobsSucceeded metric" {
+                                        (succeeded) " in the last hour"
+                                    }
                                 }
                             }
                         }
                     }
                 }
                 (source(html! {
-                    "the jobs table's state index (" code { "state-created" } "), counted exactly up to "
-                    (counted) " jobs a state."
+                    "queued and running: the jobs table's due index (" code { "pending-due" }
+                    "), each job read, the first " (counted) " unfinished jobs counted (past them, a lower bound, shown with +); "
+                    "failed and cancelled: its state index (" code { "state-created" } "), counted exactly up to "
+                    (counted) " jobs a state; succeeded: in no index (each entry would cost every job write units), "
+                    "so the last hour's " code { "JobsSucceeded" } " metric."
                 }))
             }
             section aria-labelledby="queues" {
@@ -106,16 +132,16 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
                     "Oldest queued job: "
                     strong data-oldest {
                         @match oldest {
-                            Some(ListKey { created_at, id }) => {
-                                (crate::dlq::format_age((now - created_at).max(0) / 1_000))
-                                " old (job " (job_link(id)) ")"
+                            Some(job) => {
+                                (crate::dlq::format_age((now - job.created_at).max(0) / 1_000))
+                                " old (job " (job_link(job.id)) ")"
                             }
                             None => { "no job is queued" }
                         }
                     }
                 }
                 (source(html! {
-                    "SQS queue attributes (approximate, updated by SQS within a minute; reading them receives nothing); the oldest queued job from the state index, by creation time."
+                    "SQS queue attributes (approximate, updated by SQS within a minute; reading them receives nothing); the oldest queued job from the due index, by due time (its creation time unless it was replayed or continued)."
                 }))
             }
         }
@@ -136,11 +162,11 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
     Ok(Reply::ok(html::page("Overview", Section::Overview, body)))
 }
 
-/// `created_at.id`, the job list's cursor.
+/// `at.id`, the job list's cursor.
 fn parse_cursor(text: &str) -> Option<ListKey> {
-    let (created_at, id) = text.split_once('.')?;
+    let (at, id) = text.split_once('.')?;
     Some(ListKey {
-        created_at: created_at.parse().ok()?,
+        at: at.parse().ok()?,
         id: id.parse().ok()?,
     })
 }
@@ -185,6 +211,14 @@ pub async fn jobs(
         created_before: before,
         ..StateQuery::new(state, PAGE_SIZE)
     };
+    if StateListing::of(state) == StateListing::Unlisted {
+        return Ok(Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Succeeded jobs are not listed",
+            "No index holds succeeded jobs (one would cost every job write units): \
+             the overview counts them from the JobsSucceeded metric, and a job is found by its id.",
+        ));
+    }
     let after = field("after").and_then(parse_cursor);
     let found = find_jobs(&*console.store, &search, after).await?;
 
@@ -195,7 +229,7 @@ pub async fn jobs(
                 let _ = write!(link, "&{name}={}", encode(value));
             }
         }
-        let _ = write!(link, "&after={}.{}", next.created_at, next.id);
+        let _ = write!(link, "&after={}.{}", next.at, next.id);
         link
     });
     let value = |name: &str| field(name).unwrap_or("");
@@ -204,7 +238,7 @@ pub async fn jobs(
             label {
                 "State "
                 select name="state" {
-                    @for option in JobState::ALL {
+                    @for option in JobState::ALL.into_iter().filter(|s| StateListing::of(*s) != StateListing::Unlisted) {
                         option value=(option.as_str()) selected[option == state] { (option.as_str()) }
                     }
                 }
@@ -262,7 +296,12 @@ pub async fn jobs(
             }
         }
         (source(html! {
-            "the jobs table's state index, newest first; this page read "
+            @if StateListing::of(state) == StateListing::DueIndex {
+                "the jobs table's due index (every unfinished job), newest first by due time, each job read and kept if "
+                (state.as_str()) "; this page read "
+            } @else {
+                "the jobs table's state index, newest first; this page read "
+            }
             span data-scanned { (found.scanned) }
             " index entries (" (found.listed.pages) " pages of at most 16 × "
             (jobline_core::store::MAX_LIST_LIMIT) " entries), whatever the table holds."
@@ -487,7 +526,7 @@ mod tests {
         let id = JobId::random();
         assert_eq!(
             parse_cursor(&format!("12.{id}")),
-            Some(ListKey { created_at: 12, id })
+            Some(ListKey { at: 12, id })
         );
         assert_eq!(parse_cursor("12"), None);
     }

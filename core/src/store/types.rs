@@ -106,12 +106,47 @@ pub struct OverduePage {
     pub next: Option<DueKey>,
 }
 
-/// A job's place in the owner index (`owner-created`) and the state index (`state-created`): its
-/// creation time and id (newest first: a greater key is listed earlier).
+/// A job's place in a listing, newest first (a greater key is listed
+/// earlier): the listing's sort time and the job's id. The time is the
+/// job's `createdAt` in the owner index (`owner-created`) and the state
+/// index (`state-created`), its `dueAt` in the due index (`pending-due`),
+/// which lists the unfinished states ([`StateListing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListKey {
-    pub created_at: i64,
+    /// The sort time, ms since the epoch.
+    pub at: i64,
     pub id: JobId,
+}
+
+/// Where an operator's listing of a state reads from
+/// ([`OperatorStore::list_by_state`](super::OperatorStore::list_by_state)),
+/// chosen so that a job that succeeds writes no index entry for it: each
+/// state index entry costs a write unit when it appears and two when it
+/// moves, and `succeeded` is most jobs' last state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateListing {
+    /// `failed` and `cancelled`, the final states an operator looks into:
+    /// the state index, newest first by creation. A job enters it in its
+    /// final write and leaves it when replayed.
+    StateIndex,
+    /// `queued` and `running`: the due index, which holds every unfinished
+    /// job anyway, newest first by due time (creation time plus a fixed
+    /// bound for most), each job read to see which of the two it is in.
+    DueIndex,
+    /// `succeeded`: in no index. Counted from the published metrics
+    /// (`JobsSucceeded`), listed per caller (the owner index).
+    Unlisted,
+}
+
+impl StateListing {
+    /// Where the jobs in `state` are listed.
+    pub fn of(state: JobState) -> Self {
+        match state {
+            JobState::Failed | JobState::Cancelled => Self::StateIndex,
+            JobState::Queued | JobState::Running => Self::DueIndex,
+            JobState::Succeeded => Self::Unlisted,
+        }
+    }
 }
 
 /// The most jobs one [`ApiStore::list`](super::ApiStore::list) page holds: `BatchGetItem` reads
@@ -124,6 +159,9 @@ pub struct JobPage {
     /// The jobs, newest first, without their payloads (`null`), results
     /// and checkpoints.
     pub jobs: Vec<JobRecord>,
+    /// Each job's place in the listing, in the order of `jobs`: where a
+    /// listing that stops after one of them resumes.
+    pub keys: Vec<ListKey>,
     /// The index entries the page read: at most the page's limit, whatever
     /// the table holds.
     pub scanned: usize,

@@ -107,7 +107,7 @@ fn invalid(message: &str) -> ApiError {
 
 /// The cursor that continues `owner`'s listing after `key`.
 pub(crate) fn cursor(key: ListKey, owner: &str) -> String {
-    hex(format!("{}.{}.{}", key.created_at, key.id, owner_tag(owner)).as_bytes())
+    hex(format!("{}.{}.{}", key.at, key.id, owner_tag(owner)).as_bytes())
 }
 
 fn parse_cursor(cursor: &str, owner: &str) -> Result<ListKey, ApiError> {
@@ -124,7 +124,7 @@ fn parse_cursor(cursor: &str, owner: &str) -> Result<ListKey, ApiError> {
         return Err(ApiError::InvalidCursor);
     }
     Ok(ListKey {
-        created_at: created_at.parse().map_err(|_| ApiError::InvalidCursor)?,
+        at: created_at.parse().map_err(|_| ApiError::InvalidCursor)?,
         id: id.parse().map_err(|_| ApiError::InvalidCursor)?,
     })
 }
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn a_query_parses_its_filters_limit_and_cursor() {
         let key = ListKey {
-            created_at: 1_795_000_000_123,
+            at: 1_795_000_000_123,
             id: JobId::random(),
         };
         let cursor = cursor(key, "alice");
@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn a_cursor_serves_only_its_caller() {
         let key = ListKey {
-            created_at: 5,
+            at: 5,
             id: JobId::random(),
         };
         let alices = cursor(key, "alice");

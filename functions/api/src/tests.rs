@@ -4,7 +4,7 @@
 use super::backlog::fake::FakeDepth;
 use super::*;
 use http::header::{LOCATION, RETRY_AFTER};
-use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage};
+use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage, VisibilityChange};
 use jobline_core::{
     JobMessage, JobRequest, JobState, Metric, OperatorStore, QueueError, WorkerStore,
 };
@@ -180,6 +180,12 @@ impl JobQueue for FaultySend {
     }
     async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
         self.queue.change_visibility(handle, secs).await
+    }
+    async fn change_visibility_batch(
+        &self,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<String>, QueueError> {
+        self.queue.change_visibility_batch(changes).await
     }
     async fn receive(&self, request: Receive) -> Result<Vec<ReceivedMessage>, QueueError> {
         self.queue.receive(request).await

@@ -357,12 +357,15 @@ mod tests {
         let queued = job("primes").build();
         store.create(&queued).await.unwrap();
         let now = now_ms();
-        // Delivery 1 claims and dies; delivery 2 claims and dies.
+        // Delivery 1 claims and dies (the bound it was queued with stays);
+        // delivery 2, the last, claims and dies.
+        let queued_due = store.due_at(queued.id);
+        assert_eq!(queued_due, Some(queued.created_at + 1_000 + 100 + 1_000));
         store
             .claim(queued.id, now, now + 100, 1, "t")
             .await
             .unwrap();
-        assert_eq!(store.due_at(queued.id), Some(now + 100 + 2_000 + 1_000));
+        assert_eq!(store.due_at(queued.id), queued_due);
         store
             .claim(queued.id, now + 200, now + 300, 2, "t")
             .await

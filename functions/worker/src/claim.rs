@@ -1,12 +1,15 @@
 //! Claiming a job for one delivery: the conditional claim (and the replay
 //! a console redrive calls for), the short lease and the message's
-//! visibility that follows it, and what a refused claim means: a duplicate
+//! visibility that follows it (set with the invocation's other claims,
+//! [`crate::hides`]), and what a refused claim means: a duplicate
 //! of a finished job (acknowledged), a job a live attempt holds (put off
 //! until its lease ends, and never dead-lettered), a record not written yet
 //! or gone. A record there is no time left to start goes on as a new
 //! message ([`Worker::send_again`]).
 
 use crate::delivery::Delivery;
+use crate::hides::Claiming;
+use crate::outcome::visibility_unchanged;
 use crate::{Disposition, Worker, heartbeat};
 use jobline_core::job::ClaimRefusal;
 use jobline_core::{JobId, JobMessage, JobRecord, Metric, StoreError};
@@ -63,10 +66,24 @@ impl Worker {
 
     /// Hides the message until just after the lease ending at
     /// `lease_until_ms`: if the worker dies, the message comes back once
-    /// another delivery may claim the job.
-    pub(crate) async fn hide_for_lease(&self, delivery: &Delivery<'_>, lease_until_ms: i64) {
+    /// another delivery may claim the job. Ends the claim step: the hide
+    /// goes in one request with those of the invocation's other claims that
+    /// end close to it ([`crate::hides`]), and a failed entry is handled as
+    /// a failed [`set_visibility`](Self::set_visibility) is.
+    pub(crate) async fn hide_for_lease(
+        &self,
+        delivery: &Delivery<'_>,
+        claiming: Claiming<'_>,
+        lease_until_ms: i64,
+    ) {
+        let Some(receipt) = delivery.record.receipt_handle.as_deref() else {
+            return;
+        };
         let secs = heartbeat::lease_visibility_secs(&self.clock, lease_until_ms);
-        self.set_visibility(delivery, secs).await;
+        let secs = self.visibility_secs(delivery, secs);
+        if let Err(error) = claiming.hide(receipt, secs).await {
+            visibility_unchanged(delivery, &error);
+        }
     }
 
     /// One claim of job `id` by `delivery`, at the time it returns with.
@@ -90,15 +107,18 @@ impl Worker {
         (now, claimed)
     }
 
-    /// Claims job `id` for this delivery. A redrive of the job's dead letter
-    /// replays it first; anything else that refuses the claim decides the
-    /// record's disposition instead.
-    pub(crate) async fn claim(
+    /// Claims job `id` for this delivery, in its claim step (`claiming`,
+    /// handed back with the job; it ends as soon as the claim is refused or
+    /// fails). A redrive of the job's dead letter replays it first;
+    /// anything else that refuses the claim decides the record's
+    /// disposition instead.
+    pub(crate) async fn claim<'h>(
         &self,
         delivery: &mut Delivery<'_>,
         id: JobId,
         lease_until_ms: i64,
-    ) -> Result<JobRecord, Disposition> {
+        claiming: Claiming<'h>,
+    ) -> Result<(JobRecord, Claiming<'h>), Disposition> {
         let (mut now, mut claimed) = self.try_claim(delivery, id, lease_until_ms).await;
         if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
             && delivery
@@ -106,6 +126,7 @@ impl Worker {
                 .is_some_and(|sent| job.redriven_by(sent))
         {
             if let Err(error) = self.store.replay(id, self.clock.now_ms()).await {
+                drop(claiming);
                 tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "could not replay a redriven job");
                 delivery.outcome = "replay-failed";
                 return Err(self.retry_later(delivery, None).await);
@@ -113,18 +134,24 @@ impl Worker {
             tracing::debug!(jobId = %id, messageId = delivery.message_id(), "a redriven message replays its dead-lettered job");
             (now, claimed) = self.try_claim(delivery, id, lease_until_ms).await;
         }
-        match claimed {
-            Ok(job) => Ok(job),
-            Err(StoreError::Conflict { current }) => {
+        let error = match claimed {
+            Ok(job) => return Ok((job, claiming)),
+            Err(error) => error,
+        };
+        // No hide to wait for: the other claims' hides need not wait for
+        // what follows.
+        drop(claiming);
+        match error {
+            StoreError::Conflict { current } => {
                 Err(self.refused(delivery, current.as_deref(), now).await)
             }
-            Err(error @ StoreError::Invalid { .. }) => {
+            error @ StoreError::Invalid { .. } => {
                 // No retry can make the claim valid: leave the job as it is.
                 tracing::error!(%error, jobId = %id, messageId = delivery.message_id(), "the store refused the job's claim as invalid; dropping the message");
                 delivery.outcome = "unclaimable";
                 Err(Disposition::Acknowledged)
             }
-            Err(error) => {
+            error => {
                 tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), "claim failed");
                 delivery.outcome = "claim-failed";
                 Err(self.retry_later(delivery, None).await)

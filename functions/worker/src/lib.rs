@@ -17,7 +17,11 @@
 //! completion fenced by the claim's attempt number. The message's visibility
 //! follows the lease (set at the claim and at each beat), so a job running
 //! for an hour is not delivered again while its worker lives, and one whose
-//! worker died runs again about two beats later. A refused claim returns
+//! worker died runs again about two beats later. The claims of a batch
+//! that end close together set theirs in one `ChangeMessageVisibilityBatch`
+//! (one request for a batch of 10 claimed at once, rather than 10
+//! `ChangeMessageVisibility`; see `hides.rs`); only claimed records are
+//! hidden, never those still waiting for a slot. A refused claim returns
 //! the current item (`ALL_OLD`), which says whether the delivery was a
 //! duplicate (acknowledge), or the job is leased by a live attempt (retry
 //! after the lease).
@@ -68,7 +72,8 @@
 //! once per batch, for every entry point.
 //!
 //! The files: this one takes a batch and settles each record; `claim.rs`
-//! claims its job (and reads a refused claim); `outcome.rs` runs a claimed
+//! claims its job (and reads a refused claim); `hides.rs` sends the claims'
+//! visibility changes of one invocation together; `outcome.rs` runs a claimed
 //! job and records how it ended; `handler.rs` runs the handler under its
 //! watchdog, [`heartbeat`] renews its lease; `delivery.rs` is one record's
 //! delivery as the worker sees it; [`restart`] ends a process whose handler
@@ -78,12 +83,14 @@ mod claim;
 mod delivery;
 mod handler;
 pub mod heartbeat;
+mod hides;
 mod outcome;
 pub mod restart;
 
 use delivery::Delivery;
 use handler::cancel_at_ms;
 pub use handler::memory_bound_concurrency;
+use hides::ClaimHides;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
@@ -222,12 +229,13 @@ impl Worker {
     /// metrics.
     pub async fn process_batch(&self, event: SqsEvent, deadline_ms: i64) -> BatchOutcome {
         let invoked_at_ms = self.clock.now_ms();
+        let hides = self.claim_hides();
         // The futures are built first: a `map` closure here would make the
         // batch future not `Send` for every lifetime (rust-lang/rust#102211).
         let jobs: Vec<_> = event
             .records
             .iter()
-            .map(|record| self.process_record(record, invoked_at_ms, deadline_ms))
+            .map(|record| self.process_record(record, &hides, invoked_at_ms, deadline_ms))
             .collect();
         let outcomes: Vec<(Option<String>, Disposition, Metrics)> = stream::iter(jobs)
             .buffer_unordered(self.concurrency)
@@ -259,21 +267,33 @@ impl Worker {
         }
     }
 
-    /// Processes one record (parse, claim, run, complete) and logs its outcome.
+    /// The claims' hides of one invocation, to share among its records.
+    fn claim_hides(&self) -> ClaimHides {
+        ClaimHides::new(Arc::clone(&self.queue))
+    }
+
+    /// Processes one record (parse, claim, run, complete), its claim's hide
+    /// shared through `hides`, and logs its outcome.
     async fn process_record(
         &self,
         record: &SqsMessage,
+        hides: &ClaimHides,
         invoked_at_ms: i64,
         deadline_ms: i64,
     ) -> (Option<String>, Disposition, Metrics) {
         let started = Instant::now();
         let mut delivery = Delivery::new(record, invoked_at_ms);
-        let disposition = self.settle(&mut delivery, deadline_ms).await;
+        let disposition = self.settle(&mut delivery, hides, deadline_ms).await;
         delivery.log(started);
         (record.message_id.clone(), disposition, delivery.metrics)
     }
 
-    async fn settle(&self, delivery: &mut Delivery<'_>, deadline_ms: i64) -> Disposition {
+    async fn settle(
+        &self,
+        delivery: &mut Delivery<'_>,
+        hides: &ClaimHides,
+        deadline_ms: i64,
+    ) -> Disposition {
         let message = match JobMessage::decode(delivery.record.body.as_deref().unwrap_or_default())
         {
             Ok(message) => message,
@@ -289,7 +309,8 @@ impl Worker {
         if self.clock.until(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
             return self.send_again(delivery, &message, "sent-again").await;
         }
-        self.run_job(delivery, message.job_id, deadline_ms).await
+        self.run_job(delivery, hides, message.job_id, deadline_ms)
+            .await
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::delivery::Delivery;
 use crate::handler::{Run, Stop};
+use crate::hides::ClaimHides;
 use crate::{
     Disposition, LEASE_LOST_ERROR, MAX_RESULT_BYTES, TIMED_OUT_ERROR, UNSTORABLE_ERROR, Worker,
     heartbeat,
@@ -21,19 +22,25 @@ impl Worker {
     pub(crate) async fn run_job(
         &self,
         delivery: &mut Delivery<'_>,
+        hides: &ClaimHides,
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
         let lease_until_ms = self.clock.now_ms().saturating_add(self.lease_ms());
-        let job = match self.claim(delivery, id, lease_until_ms).await {
-            Ok(job) => job,
+        let (job, claiming) = match self
+            .claim(delivery, id, lease_until_ms, hides.claiming())
+            .await
+        {
+            Ok(claimed) => claimed,
             Err(disposition) => return disposition,
         };
         delivery.job_type = Some(job.job_type.clone());
         delivery.attempt = Some(job.attempts);
         if job.cancel_requested {
             // Cancelled while its last attempt ran, which died before it
-            // could stop: the claim after the lease ends finishes it.
+            // could stop: the claim after the lease ends finishes it. Not
+            // run, so not hidden: the claim step ends here.
+            drop(claiming);
             delivery.outcome = "cancelled";
             return self
                 .complete(
@@ -45,10 +52,13 @@ impl Worker {
                 .await;
         }
         if self.clock.now_ms() >= self.run_limit_at(&job) {
+            drop(claiming);
             return self.fail_at_run_limit(delivery, &job).await;
         }
-        // Short at once: a crash now brings the message back within the lease.
-        self.hide_for_lease(delivery, lease_until_ms).await;
+        // Short at once (with the claims that end close to this one): a
+        // crash now brings the message back within the lease.
+        self.hide_for_lease(delivery, claiming, lease_until_ms)
+            .await;
         if job.attempts == 1
             && let Some(started) = job.started_at
         {
@@ -404,13 +414,24 @@ impl Worker {
         let Some(receipt) = delivery.record.receipt_handle.as_deref() else {
             return;
         };
-        let secs = secs.min(max_visibility_secs(
-            delivery.received_at_ms,
-            self.clock.now_ms(),
-        ));
+        let secs = self.visibility_secs(delivery, secs);
         if let Err(error) = self.queue.change_visibility(receipt, secs).await {
-            // The queue's own visibility timeout still brings it back.
-            tracing::warn!(%error, messageId = delivery.message_id(), "could not change the message's visibility");
+            visibility_unchanged(delivery, &error);
         }
     }
+
+    /// `secs`, within SQS's 12-hour cap from the delivery's receive.
+    pub(crate) fn visibility_secs(&self, delivery: &Delivery<'_>, secs: u32) -> u32 {
+        secs.min(max_visibility_secs(
+            delivery.received_at_ms,
+            self.clock.now_ms(),
+        ))
+    }
+}
+
+/// A visibility change of `delivery`'s message that failed (alone, or its
+/// entry of a batch): only logged, since the queue's own visibility timeout
+/// still brings the message back.
+pub(crate) fn visibility_unchanged(delivery: &Delivery<'_>, error: &dyn std::fmt::Display) {
+    tracing::warn!(%error, messageId = delivery.message_id(), "could not change the message's visibility");
 }

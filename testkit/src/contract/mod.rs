@@ -56,6 +56,7 @@ macro_rules! for_each_queue_check {
             a_receive_returns_at_most_max_messages,
             a_receive_asks_for_1_to_10_messages,
             counts_show_waiting_and_hidden_messages,
+            a_visibility_batch_changes_each_entry_and_names_the_failed,
         );
     };
 }

@@ -2,7 +2,8 @@
 
 use jobline_core::JobQueue;
 use jobline_core::job::JobId;
-use jobline_core::queue::{JobMessage, Receive};
+use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
+use jobline_core::queue::{JobMessage, Receive, ReceivedMessage, VisibilityChange};
 use std::collections::BTreeSet;
 
 fn receive(max_messages: i32, wait_secs: i32) -> Receive {
@@ -96,4 +97,60 @@ pub async fn a_receive_asks_for_1_to_10_messages(queue: &dyn JobQueue) {
     for max_messages in [0, 11] {
         assert!(queue.receive(receive(max_messages, 0)).await.is_err());
     }
+}
+
+/// Sends `n` messages and receives them all (hidden for 30 s).
+async fn send_and_receive(queue: &dyn JobQueue, n: usize) -> Vec<ReceivedMessage> {
+    for _ in 0..n {
+        let message = JobMessage {
+            job_id: JobId::random(),
+        };
+        queue.send(&message).await.unwrap();
+    }
+    let mut received: Vec<ReceivedMessage> = Vec::new();
+    for _ in 0..10 {
+        received.extend(queue.receive(receive(10, 1)).await.unwrap());
+        if received.len() >= n {
+            break;
+        }
+    }
+    assert_eq!(received.len(), n, "{received:?}");
+    received
+}
+
+fn change(message: &ReceivedMessage, secs: u32) -> VisibilityChange {
+    VisibilityChange {
+        receipt_handle: message.receipt_handle.clone(),
+        secs,
+    }
+}
+
+/// A batch of visibility changes makes each one: a message hidden for
+/// longer stays hidden, one made visible (0) comes back. An entry whose
+/// message was deleted comes back failed, by its receipt handle, while the
+/// others succeed. A batch takes at most 10 entries (more is an error, and
+/// changes nothing), and an empty one does nothing.
+pub async fn a_visibility_batch_changes_each_entry_and_names_the_failed(queue: &dyn JobQueue) {
+    let received = send_and_receive(queue, 3).await;
+    let (kept, shown, deleted) = (&received[0], &received[1], &received[2]);
+    let undeleted = queue
+        .delete(std::slice::from_ref(&deleted.receipt_handle))
+        .await
+        .unwrap();
+    assert!(undeleted.is_empty(), "{undeleted:?}");
+
+    let failed = queue
+        .change_visibility_batch(&[change(kept, 60), change(shown, 0), change(deleted, 60)])
+        .await
+        .unwrap();
+    assert_eq!(failed, std::slice::from_ref(&deleted.receipt_handle));
+    let again = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(again.len(), 1, "only the message made visible: {again:?}");
+    assert_eq!(again[0].message_id, shown.message_id);
+    assert_eq!(again[0].receive_count(), 2);
+
+    let too_many = vec![change(kept, 60); SQS_MAX_BATCH_ENTRIES + 1];
+    assert!(queue.change_visibility_batch(&too_many).await.is_err());
+    assert!(queue.change_visibility_batch(&[]).await.unwrap().is_empty());
+    assert!(queue.receive(receive(10, 0)).await.unwrap().is_empty());
 }

@@ -9,7 +9,10 @@
 use crate::memory::store::lock;
 use async_trait::async_trait;
 use jobline_core::error::QueueError;
-use jobline_core::queue::{JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage};
+use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
+use jobline_core::queue::{
+    JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
+};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// never runs out on its own, unless [`set_redelivering`](Self::set_redelivering)
 /// says every one has. Every visibility change is recorded, also for handles
 /// the queue never handed out (a test may hand a handler a message directly,
-/// as Lambda's event source mapping does).
+/// as Lambda's event source mapping does), and so is every batch request of
+/// them ([`visibility_batches`](Self::visibility_batches)). In a batch, as on
+/// SQS, an entry fails when its handle is one this queue handed out for a
+/// message since deleted; handles it never handed out succeed, as above.
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     state: Mutex<QueueState>,
@@ -40,6 +46,9 @@ struct QueueState {
     receipts: u32,
     sent: Vec<JobMessage>,
     visibility_changes: Vec<(String, u32)>,
+    visibility_batches: Vec<Vec<(String, u32)>>,
+    /// The message id of every receipt handle ever handed out.
+    handed_out: HashMap<String, String>,
     deleted: Vec<String>,
 }
 
@@ -66,6 +75,30 @@ impl QueueState {
             receipt: None,
         });
         id
+    }
+
+    /// Records the change of `receipt_handle` to `secs`; 0 makes the
+    /// message hidden under it visible again.
+    fn change_visibility(&mut self, receipt_handle: &str, secs: u32) {
+        self.visibility_changes
+            .push((receipt_handle.to_owned(), secs));
+        if secs == 0 {
+            let shown = self
+                .messages
+                .iter_mut()
+                .find(|m| m.receipt.as_deref() == Some(receipt_handle));
+            if let Some(message) = shown {
+                message.receipt = None;
+            }
+        }
+    }
+
+    /// Whether `receipt_handle` was handed out for a message no longer in
+    /// the queue (deleted).
+    fn names_a_deleted_message(&self, receipt_handle: &str) -> bool {
+        self.handed_out
+            .get(receipt_handle)
+            .is_some_and(|id| !self.messages.iter().any(|m| &m.id == id))
     }
 }
 
@@ -120,9 +153,18 @@ impl MemoryQueue {
         lock(&self.state).sent.clone()
     }
 
-    /// `(receipt handle, seconds)` of every visibility change, in order.
+    /// `(receipt handle, seconds)` of every visibility change made, alone
+    /// or in a batch (not a batch's failed entries), in order.
     pub fn visibility_changes(&self) -> Vec<(String, u32)> {
         lock(&self.state).visibility_changes.clone()
+    }
+
+    /// The entries, `(receipt handle, seconds)`, of every
+    /// [`change_visibility_batch`](JobQueue::change_visibility_batch)
+    /// request, in order (the changes that succeeded are also in
+    /// [`visibility_changes`](Self::visibility_changes)).
+    pub fn visibility_batches(&self) -> Vec<Vec<(String, u32)>> {
+        lock(&self.state).visibility_batches.clone()
     }
 
     /// The message ids of every message deleted, in order.
@@ -158,20 +200,43 @@ impl JobQueue for MemoryQueue {
     /// `receipt_handle` visible again, any other value leaves it hidden.
     async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
         self.check("ChangeMessageVisibility")?;
+        lock(&self.state).change_visibility(receipt_handle, secs);
+        Ok(())
+    }
+
+    /// Records the request, then makes each change as `change_visibility`
+    /// does, except for handles of deleted messages, which fail. Like SQS,
+    /// refuses more than 10 entries; none is no request.
+    async fn change_visibility_batch(
+        &self,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<String>, QueueError> {
+        self.check("ChangeMessageVisibilityBatch")?;
+        if changes.len() > SQS_MAX_BATCH_ENTRIES {
+            return Err(queue_error(
+                "ChangeMessageVisibilityBatch",
+                "a batch takes at most 10 entries",
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut state = lock(&self.state);
-        state
-            .visibility_changes
-            .push((receipt_handle.to_owned(), secs));
-        if secs == 0 {
-            let shown = state
-                .messages
-                .iter_mut()
-                .find(|m| m.receipt.as_deref() == Some(receipt_handle));
-            if let Some(message) = shown {
-                message.receipt = None;
+        state.visibility_batches.push(
+            changes
+                .iter()
+                .map(|c| (c.receipt_handle.clone(), c.secs))
+                .collect(),
+        );
+        let mut failed = Vec::new();
+        for change in changes {
+            if state.names_a_deleted_message(&change.receipt_handle) {
+                failed.push(change.receipt_handle.clone());
+            } else {
+                state.change_visibility(&change.receipt_handle, change.secs);
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Returns the first visible messages (with redelivering, hidden ones
@@ -191,7 +256,10 @@ impl JobQueue for MemoryQueue {
         let redelivering = self.redelivering.load(Ordering::SeqCst);
         let mut state = lock(&self.state);
         let QueueState {
-            messages, receipts, ..
+            messages,
+            receipts,
+            handed_out,
+            ..
         } = &mut *state;
         Ok(messages
             .iter_mut()
@@ -202,6 +270,7 @@ impl JobQueue for MemoryQueue {
                 m.receives += 1;
                 let receipt = format!("{}-r{receipts}", m.id);
                 m.receipt = Some(receipt.clone());
+                handed_out.insert(receipt.clone(), m.id.clone());
                 ReceivedMessage {
                     message_id: m.id.clone(),
                     receipt_handle: receipt,

@@ -27,63 +27,83 @@ async fn a_job_whose_message_was_lost_is_swept_only_after_its_due_bound() {
 
     // Never received: its message expired unseen.
     let unseen = submit(&api, &json!({"type": "primes", "payload": {"upTo": 10}})).await;
-    // Claimed on its first delivery by a worker that died, its message lost.
+    // Claimed on its first delivery by a worker that died, its message lost:
+    // its bound stays the one it was queued with.
+    let early = submit(&api, &json!({"type": "primes", "payload": {"upTo": 15}})).await;
+    // Claimed on its last delivery by a worker that died: that claim moved
+    // its bound to the run limit.
     let claimed = submit(&api, &json!({"type": "primes", "payload": {"upTo": 20}})).await;
     let mut claimed_at = None;
     for message in receive_all(&env.queue()).await {
-        if job_of(&message) == Some(claimed) {
-            let now = clock.now_ms();
+        let now = clock.now_ms();
+        if job_of(&message) == Some(early) {
+            assert!(message.receive_count() < deadlines.max_receive_count);
             env.store()
-                .claim(claimed, now, now + 21_000, message.receive_count(), "died")
+                .claim(early, now, now + 21_000, message.receive_count(), "died")
                 .await
                 .unwrap();
-            claimed_at = Some((now, message.receive_count()));
+        }
+        if job_of(&message) == Some(claimed) {
+            let last = deadlines.max_receive_count;
+            env.store()
+                .claim(claimed, now, now + 21_000, last, "died")
+                .await
+                .unwrap();
+            claimed_at = Some((now, last));
         }
         env.queue().delete(&[message.receipt_handle]).await.unwrap();
     }
     let (claim_ms, delivery) = claimed_at.expect("its message was received");
 
-    // Each bound as docs/architecture.md states it, as the items hold it.
+    // Each bound as core/src/deadline.rs states it, as the items hold it.
     let created = record(&env, unseen).await.created_at;
+    let early_created = record(&env, early).await.created_at;
     let due = [
-        (unseen, deadlines.queued_at(created), JobState::Queued),
         (
             claimed,
-            deadlines.claimed(claim_ms, delivery),
+            deadlines
+                .claimed(claim_ms, delivery)
+                .expect("the last delivery's bound"),
             JobState::Running,
         ),
+        (unseen, deadlines.queued_at(created), JobState::Queued),
+        (early, deadlines.queued_at(early_created), JobState::Running),
     ];
     for (id, bound, _) in due {
         assert_eq!(due_at(&env, id).await, Some(bound));
     }
-    // The retention (4 days) and a margin; the run limit and one more
-    // delivery's visibility timeout and backoff, and a margin.
-    assert_eq!(due[0].1 - created, 4 * 86_400_000 + 60_000);
-    assert_eq!(
-        due[1].1 - claim_ms,
-        3_600_000 + (360_000 + 300_000) + 60_000
-    );
+    // The last claim: the run limit and a margin. Queued: the retention
+    // (4 days), the run limit and a margin.
+    assert_eq!(due[0].1 - claim_ms, 3_600_000 + 60_000);
+    assert_eq!(due[1].1 - created, 4 * 86_400_000 + 3_600_000 + 60_000);
     let start = clock.now_ms();
     let offset_ms = |offset: Duration| start + i64::try_from(offset.as_millis()).unwrap();
     assert!(
-        (offset_ms(OFFSETS[0].1)..offset_ms(OFFSETS[1].1)).contains(&due[1].1),
-        "the claimed job is due between +0 and +2 h"
+        (offset_ms(OFFSETS[0].1)..offset_ms(OFFSETS[1].1)).contains(&due[0].1),
+        "the job claimed on its last delivery is due between +0 and +2 h"
     );
-    assert!(
-        (offset_ms(OFFSETS[2].1)..offset_ms(OFFSETS[3].1)).contains(&due[0].1),
-        "the unseen job is due between +2 days and +15 days"
-    );
+    for (_, bound, _) in &due[1..] {
+        assert!(
+            (offset_ms(OFFSETS[2].1)..offset_ms(OFFSETS[3].1)).contains(bound),
+            "the unseen job and the one claimed early are due between +2 days and +15 days"
+        );
+    }
 
     let mut swept = Vec::new();
     for (at, offset) in OFFSETS {
         move_to(&clock, offset);
         let now = clock.now_ms();
-        // Not before its bound: a sweep at the bound itself leaves it.
-        for (id, bound, state) in due {
-            if bound < now && !swept.contains(&id) {
-                let report = sweeper.sweep_once(bound).await;
-                assert_eq!((report.swept, report.failed), (0, 0), "{at}");
-                assert_eq!(record(&env, id).await.state, state, "{at}");
+        // Not before its bound: a sweep at the earliest bound passed since
+        // the last sweep leaves every job.
+        let passed: Vec<_> = due
+            .iter()
+            .filter(|(id, bound, _)| *bound < now && !swept.contains(id))
+            .collect();
+        if let Some(earliest) = passed.iter().map(|(_, bound, _)| *bound).min() {
+            let report = sweeper.sweep_once(earliest).await;
+            assert_eq!((report.swept, report.failed), (0, 0), "{at}");
+            for (id, _, state) in &passed {
+                assert_eq!(record(&env, *id).await.state, *state, "{at}");
             }
         }
         let report = sweeper.sweep_once(now).await;
@@ -108,8 +128,12 @@ async fn a_job_whose_message_was_lost_is_swept_only_after_its_due_bound() {
         }
         assert_eq!(report.swept, newly, "{at}");
     }
-    assert_eq!(swept, [claimed, unseen], "each swept once, in its turn");
-    for id in [claimed, unseen] {
+    assert_eq!(
+        swept,
+        [claimed, unseen, early],
+        "each swept once, in its turn"
+    );
+    for id in [claimed, unseen, early] {
         let (status, view) = get(&api, id).await;
         assert_eq!(status, 200);
         assert_eq!(

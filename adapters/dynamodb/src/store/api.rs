@@ -5,8 +5,8 @@
 use super::index::IndexQuery;
 use super::{DynamoJobStore, request_error, write_failure};
 use crate::item::{
-    CREATED_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, StoredItems,
-    due_attributes, hook_shard, key, n, payload_item_key, s, stored_items,
+    CHECKPOINT_AT_ATTRIBUTE, CREATED_ATTRIBUTE, OWNER_ATTRIBUTE, OWNER_INDEX, StoredItems,
+    items_to_create, key, n, payload_item_key, s, stored_items,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -92,26 +92,19 @@ impl CancelStore for DynamoJobStore {
 impl ApiStore for DynamoJobStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
         let StoredItems {
-            job: mut item,
+            job: item,
             payload,
-        } = stored_items(job);
-        if let Some(payload) = payload {
+            checkpoint,
+        } = items_to_create(job, &self.deadlines);
+        // The items apart first, so that no job item names a missing one.
+        for apart in [payload, checkpoint].into_iter().flatten() {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(payload))
+                .set_item(Some(apart))
                 .send()
                 .await
                 .map_err(|e| request_error("PutItem", e))?;
-        }
-        if !job.state.is_finished() {
-            item.extend(due_attributes(
-                job.id,
-                self.deadlines.queued_at(job.created_at),
-            ));
-        }
-        if job.callback_url.is_some() {
-            item.insert(HOOK_SHARD_ATTRIBUTE.to_owned(), hook_shard(job.id));
         }
         self.put(
             item,
@@ -174,15 +167,17 @@ impl ApiStore for DynamoJobStore {
                     .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
                     .expression_attribute_values(":owner", s(owner))
                     .scan_index_forward(false),
-                after.map(|after| (after.id, after.created_at)),
+                after.map(|after| (after.id, after.at)),
                 limit.clamp(1, MAX_LIST_LIMIT),
             )
             .await?;
-        let list_key = |(id, created_at)| ListKey { created_at, id };
+        let list_key = |(id, at)| ListKey { at, id };
         let keys: Vec<ListKey> = page.entries.into_iter().map(list_key).collect();
+        let (keys, jobs) = self.read_summaries(&keys).await?.into_iter().unzip();
         Ok(JobPage {
             // In the index's order.
-            jobs: self.read_summaries(&keys).await?,
+            jobs,
+            keys,
             scanned: page.scanned,
             next: page.next.map(list_key),
         })
@@ -222,7 +217,7 @@ impl ApiStore for DynamoJobStore {
                 };
             }
         };
-        // The payload stored apart goes with its job.
+        // The payload and the checkpoint stored apart go with their job.
         if let Some(payload_key) = old.as_ref().map(payload_item_key).transpose()?.flatten() {
             self.client
                 .delete_item()
@@ -231,6 +226,12 @@ impl ApiStore for DynamoJobStore {
                 .send()
                 .await
                 .map_err(|e| request_error("DeleteItem", e))?;
+        }
+        if old
+            .as_ref()
+            .is_some_and(|old| old.contains_key(CHECKPOINT_AT_ATTRIBUTE))
+        {
+            self.delete_checkpoint(id).await?;
         }
         Ok(DeleteOutcome::Deleted)
     }

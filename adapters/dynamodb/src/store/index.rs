@@ -1,18 +1,19 @@
 //! The keys-only index queries the roles' listings share: a page of a
 //! sharded time index (the sweeper's due and webhook indexes), of the owner
-//! index (the API's listing) or of a state's partition (an operator's
-//! listings and counts), and the batch read of a page's jobs.
+//! index (the API's listing), of a state's partition or of a due index
+//! partition (an operator's listings and counts), and the batch read of a
+//! page's jobs.
 
 use super::{DynamoJobStore, read_failure};
 use crate::item::{
-    CREATED_ATTRIBUTE, KEY_ATTRIBUTE, STATE_INDEX, STATE_SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, key,
-    n, s, state_partition, summary_from_item,
+    CREATED_ATTRIBUTE, DUE_ATTRIBUTE, DUE_INDEX, KEY_ATTRIBUTE, SHARD_ATTRIBUTE, STATE_INDEX,
+    STATE_SHARD_ATTRIBUTE, SUMMARY_ATTRIBUTES, key, n, s, state_partition, summary_from_item,
 };
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, JobRecord, JobState};
-use jobline_core::store::{DueKey, ListKey, OverduePage};
+use jobline_core::store::{DueKey, ListKey, MAX_LIST_LIMIT, OverduePage};
 use std::collections::HashMap;
 
 /// Which keys-only index a query reads: its name, its partition (attribute
@@ -128,7 +129,7 @@ impl DynamoJobStore {
                 .expression_attribute_names("#partition", STATE_SHARD_ATTRIBUTE)
                 .expression_attribute_values(":partition", partition)
                 .scan_index_forward(oldest_first),
-            after.map(|after| (after.id, after.created_at)),
+            after.map(|after| (after.id, after.at)),
             limit,
         )
         .await
@@ -168,21 +169,55 @@ impl DynamoJobStore {
         }
     }
 
-    /// The jobs at `keys`, in their order, without payloads, results and
+    /// At most `limit` entries of partition `shard` of the due index,
+    /// newest first (or oldest first) by `dueAt`, after `after`.
+    pub(super) async fn due_shard_page(
+        &self,
+        shard: u8,
+        after: Option<ListKey>,
+        limit: usize,
+        oldest_first: bool,
+    ) -> Result<IndexPage, StoreError> {
+        let partition = s(shard.to_string());
+        self.index_page(
+            IndexQuery {
+                index: DUE_INDEX,
+                partition: (SHARD_ATTRIBUTE, partition.clone()),
+                sort: DUE_ATTRIBUTE,
+            },
+            self.client
+                .query()
+                .key_condition_expression("#partition = :partition")
+                .expression_attribute_names("#partition", SHARD_ATTRIBUTE)
+                .expression_attribute_values(":partition", partition)
+                .scan_index_forward(oldest_first),
+            after.map(|after| (after.id, after.at)),
+            limit,
+        )
+        .await
+    }
+
+    /// The jobs at `keys` with their keys, in their order, without payloads, results and
     /// checkpoints (a job deleted since its key was read is left out): one
-    /// `BatchGetItem` (strongly consistent), repeated for any keys DynamoDB
-    /// leaves unprocessed.
+    /// `BatchGetItem` (strongly consistent) per 100 keys (its limit),
+    /// repeated for any keys DynamoDB leaves unprocessed.
     pub(super) async fn read_summaries(
         &self,
         keys: &[ListKey],
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Vec<(ListKey, JobRecord)>, StoreError> {
         let mut found = HashMap::new();
-        let mut pending: Vec<HashMap<String, AttributeValue>> =
-            keys.iter().map(|k| key(k.id)).collect();
+        let mut chunks = keys.chunks(MAX_LIST_LIMIT);
+        let mut pending: Vec<HashMap<String, AttributeValue>> = Vec::new();
         let placeholders: Vec<String> = (0..SUMMARY_ATTRIBUTES.len())
             .map(|i| format!("#a{i}"))
             .collect();
-        while !pending.is_empty() {
+        loop {
+            if pending.is_empty() {
+                match chunks.next() {
+                    Some(chunk) => pending = chunk.iter().map(|k| key(k.id)).collect(),
+                    None => break,
+                }
+            }
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
                 .consistent_read(true)
@@ -216,7 +251,10 @@ impl DynamoJobStore {
                 pending = left.keys().to_vec();
             }
         }
-        Ok(keys.iter().filter_map(|k| found.remove(&k.id)).collect())
+        Ok(keys
+            .iter()
+            .filter_map(|k| Some((*k, found.remove(&k.id)?)))
+            .collect())
     }
 }
 

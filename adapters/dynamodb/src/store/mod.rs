@@ -25,14 +25,25 @@
 //! reads the payload item too (`GetItem`, strongly consistent). `replay`
 //! extends the payload item's TTL with the job's, before it replays the job.
 //!
-//! Every write to a non-final state sets the due index's attributes
-//! (`pending`, `dueAt`, see [`jobline_core::deadline`]); every write to a final
-//! state removes them, so the sweeper's `Query` reads only unfinished jobs.
+//! A job enters the due index (`pending`, `dueAt`, see
+//! [`jobline_core::deadline`]) when it is queued, and leaves it in its
+//! final write; only the last delivery's claim moves it. So the sweeper's
+//! `Query` reads only unfinished jobs, and a job that succeeds writes the
+//! index twice.
 //!
-//! Every write that sets `state` sets the state index's partition
-//! (`stateShard`, [`state_shard`]) in the same expression, so the index
-//! ([`STATE_INDEX`](crate::item::STATE_INDEX)) can never disagree with the
-//! job's state.
+//! The state index ([`STATE_INDEX`](crate::item::STATE_INDEX)) lists only
+//! failed and cancelled jobs
+//! ([`StateListing`]): the write that
+//! makes a job so sets its partition (`stateShard`, [`state_shard`]) in the
+//! same expression, and every write to another state removes it, so the
+//! index can never disagree with the job's state (and an item written by an
+//! earlier release, which carried `stateShard` in every state, leaves it at
+//! its next write).
+//!
+//! The checkpoint is an item of its own
+//! ([`checkpoint_item`](crate::item::checkpoint_item)), written by
+//! `checkpoint.rs` after the job item's fenced write that records its time,
+//! and read only by the claim.
 
 use crate::item::{bound_error, joined, key, payload_item_key, record_from_item, s, state_shard};
 use async_trait::async_trait;
@@ -47,7 +58,7 @@ use jobline_core::config::DEFAULT_RETENTION_DAYS;
 use jobline_core::deadline::Deadlines;
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, JobRecord, JobState};
-use jobline_core::store::ReadStore;
+use jobline_core::store::{ReadStore, StateListing};
 use std::collections::HashMap;
 
 /// The item DynamoDB returned with a conditional-check failure of an
@@ -62,6 +73,7 @@ macro_rules! conditional_failure {
 }
 
 mod api;
+mod checkpoint;
 mod index;
 mod notifier;
 mod operator;
@@ -130,10 +142,16 @@ impl DynamoJobStore {
     }
 
     /// [`update`](Self::update) of a write that moves job `id` to `state`:
-    /// `:stateShard` is its state index partition there.
+    /// when the state index lists `state`, `:stateShard` is its partition
+    /// there (the expression sets `stateShard = :stateShard`; any other
+    /// removes `stateShard`).
     fn update_to(&self, id: JobId, state: JobState) -> UpdateItemFluentBuilder {
-        self.update(id)
-            .expression_attribute_values(":stateShard", s(state_shard(id, state)))
+        let update = self.update(id);
+        if StateListing::of(state) == StateListing::StateIndex {
+            update.expression_attribute_values(":stateShard", s(state_shard(id, state)))
+        } else {
+            update
+        }
     }
 
     /// Writes `item` if `condition` holds.
@@ -201,18 +219,21 @@ impl DynamoJobStore {
     }
 
     /// The record of job item `item`, its payload read from the payload item
-    /// when it is stored apart.
+    /// when it is stored apart, without its checkpoint (which only the
+    /// claim reads).
     async fn record(
         &self,
         item: &HashMap<String, AttributeValue>,
     ) -> Result<JobRecord, StoreError> {
-        match payload_item_key(item)? {
-            None => record_from_item(item),
+        let mut job = match payload_item_key(item)? {
+            None => record_from_item(item)?,
             Some(payload_key) => {
                 let payload = self.read_item(payload_key, None).await?;
-                record_from_item(&joined(item, payload.as_ref())?)
+                record_from_item(&joined(item, payload.as_ref())?)?
             }
-        }
+        };
+        job.checkpoint = None;
+        Ok(job)
     }
 
     /// The item at `key` (its attributes `projection` only, if given),

@@ -3,6 +3,7 @@
 //! are public so that the benchmark's raw-SDK baseline can send exactly
 //! what the store sends.
 
+use super::checkpoint::Placed;
 use super::{DynamoJobStore, error_value};
 use crate::item::{DUE_ATTRIBUTE, SHARD_ATTRIBUTE, due_attributes, n, progress_text, s};
 use async_trait::async_trait;
@@ -12,16 +13,26 @@ use jobline_core::job::{JobId, JobRecord, JobState};
 use jobline_core::store::{Completion, Heartbeat, Renewed, WorkerStore, own_claim, own_write};
 use serde_json::Value;
 
-/// The claim's update. Values: `:running` (`"running"`), `:one` (1),
-/// `:lease` (the lease's end, ms), `:token` (the delivery's claim token),
-/// `:now` (ms), `:shard` (the job's index partition), `:due` (its new
-/// `dueAt`, ms), `:stateShard` (its state index partition,
-/// [`state_shard`](crate::item::state_shard) of `running`).
-pub const CLAIM_UPDATE: &str = "SET #state = :running, stateShard = :stateShard, \
-     attempts = attempts + :one, \
-     leaseExpiresAt = :lease, claimToken = :token, startedAt = if_not_exists(startedAt, :now), \
-     runStartedAt = if_not_exists(runStartedAt, :now), \
-     pending = :shard, dueAt = :due";
+/// The claim's `SET` clause, shared by [`CLAIM_UPDATE`] and the last
+/// delivery's claim, which also moves `dueAt`.
+macro_rules! claim_set {
+    () => {
+        "SET #state = :running, attempts = attempts + :one, \
+         leaseExpiresAt = :lease, claimToken = :token, \
+         startedAt = if_not_exists(startedAt, :now), \
+         runStartedAt = if_not_exists(runStartedAt, :now)"
+    };
+}
+
+/// The claim's update (on every delivery but the last): the job's `dueAt`
+/// stays ([`jobline_core::deadline`]), so the due index is not written.
+/// Values: `:running` (`"running"`), `:one` (1), `:lease` (the lease's end,
+/// ms), `:token` (the delivery's claim token), `:now` (ms).
+pub const CLAIM_UPDATE: &str = concat!(claim_set!(), " REMOVE stateShard");
+
+/// The last delivery's claim: [`CLAIM_UPDATE`] and the job's new `dueAt`,
+/// `:due` (ms), the run limit from now.
+const LAST_CLAIM_UPDATE: &str = concat!(claim_set!(), ", dueAt = :due REMOVE stateShard");
 
 /// The claim's condition: the job exists and is `queued`, or `running` with
 /// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
@@ -33,11 +44,10 @@ pub const CLAIM_CONDITION: &str = "attribute_exists(jobId) AND (#state = :queued
 pub const FINISH_CONDITION: &str = "#state = :running AND attempts = :attempt";
 
 /// The update of a successful finish. Values: `:done` (`"succeeded"`),
-/// `:result` (JSON text), `:now` (ms), `:stateShard` ([`state_shard`](crate::item::state_shard) of
-/// `succeeded`).
-pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
-     #result = :result, \
-     finishedAt = :now REMOVE leaseExpiresAt, #error, pending, dueAt";
+/// `:result` (JSON text), `:now` (ms). It leaves the due index, and enters
+/// no other.
+pub const FINISH_SUCCEEDED_UPDATE: &str = "SET #state = :done, #result = :result, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, pending, dueAt, stateShard";
 
 /// The update of a failed finish. Values: `:done` (`"failed"`), `:error`,
 /// `:now` (ms), `:dead` (whether the message was dead-lettered),
@@ -47,11 +57,9 @@ pub const FINISH_FAILED_UPDATE: &str = "SET #state = :done, stateShard = :stateS
      deadLettered = :dead REMOVE leaseExpiresAt, pending, dueAt";
 
 /// The update of a successful finish whose result is stored apart. Values:
-/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms),
-/// `:stateShard` ([`state_shard`](crate::item::state_shard) of `succeeded`).
-pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, stateShard = :stateShard, \
-     resultKey = :key, \
-     finishedAt = :now REMOVE leaseExpiresAt, #error, #result, pending, dueAt";
+/// `:done` (`"succeeded"`), `:key` (the result's object key), `:now` (ms).
+pub const FINISH_LINKED_UPDATE: &str = "SET #state = :done, resultKey = :key, \
+     finishedAt = :now REMOVE leaseExpiresAt, #error, #result, pending, dueAt, stateShard";
 
 /// The update of a cancelled finish. Values: `:done` (`"cancelled"`),
 /// `:now` (ms), `:stateShard` ([`state_shard`](crate::item::state_shard) of `cancelled`).
@@ -73,30 +81,30 @@ impl WorkerStore for DynamoJobStore {
         receive_count: u32,
         token: &str,
     ) -> Result<JobRecord, StoreError> {
-        let [(_, shard), (_, due)] =
-            due_attributes(id, self.deadlines.claimed(now_ms, receive_count));
-        let claimed = self
-            .send_update(
-                self.update_to(id, JobState::Running)
-                    .update_expression(CLAIM_UPDATE)
-                    .condition_expression(CLAIM_CONDITION)
-                    .expression_attribute_values(":running", s(JobState::Running.as_str()))
-                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
-                    .expression_attribute_values(":one", n(1))
-                    .expression_attribute_values(":lease", n(lease_until_ms))
-                    .expression_attribute_values(":token", s(token))
-                    .expression_attribute_values(":now", n(now_ms))
-                    .expression_attribute_values(":shard", shard)
-                    .expression_attribute_values(":due", due)
-                    .return_values(ReturnValue::AllNew),
-            )
-            .await;
-        let claimed = match claimed {
+        let mut request = self
+            .update_to(id, JobState::Running)
+            .update_expression(CLAIM_UPDATE)
+            .condition_expression(CLAIM_CONDITION)
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":lease", n(lease_until_ms))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew);
+        if let Some(due) = self.deadlines.claimed(now_ms, receive_count) {
+            request = request
+                .update_expression(LAST_CLAIM_UPDATE)
+                .expression_attribute_values(":due", n(due));
+        }
+        let claimed = match self.send_update(request).await {
             Ok(output) => {
                 let item = output
                     .attributes()
                     .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
-                self.record(item).await
+                let mut job = self.record(item).await?;
+                job.checkpoint = self.read_checkpoint(item, id).await?;
+                Ok(job)
             }
             Err(err) => Err(err),
         };
@@ -171,13 +179,25 @@ impl WorkerStore for DynamoJobStore {
             update.push_str(", progress = :progress");
             request = request.expression_attribute_values(":progress", s(progress_text(progress)));
         }
-        if let Some(checkpoint) = beat.checkpoint {
-            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
-            request = request
-                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
-                .expression_attribute_values(":now", n(beat.now_ms));
-        }
+        let apart = match beat.checkpoint.map(Placed::of) {
+            Some(Placed::Inline(text)) => {
+                update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+                request = request
+                    .expression_attribute_values(":checkpoint", s(text))
+                    .expression_attribute_values(":now", n(beat.now_ms));
+                None
+            }
+            Some(Placed::Apart(text)) => {
+                update.push_str(", checkpointAt = :now REMOVE checkpoint");
+                request = request.expression_attribute_values(":now", n(beat.now_ms));
+                Some(text)
+            }
+            None => None,
+        };
         let output = self.send_update(request.update_expression(update)).await?;
+        if let Some(text) = apart {
+            self.save_checkpoint(id, attempt, text, beat.now_ms).await?;
+        }
         Ok(Renewed {
             cancel_requested: output
                 .attributes()
@@ -198,7 +218,7 @@ impl WorkerStore for DynamoJobStore {
     ) -> Result<(), StoreError> {
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
         let mut update = String::from(
-            "SET #state = :queued, stateShard = :stateShard, \
+            "SET #state = :queued, \
              continuations = if_not_exists(continuations, :zero) + :one, \
              pending = :shard, dueAt = :due",
         );
@@ -213,15 +233,33 @@ impl WorkerStore for DynamoJobStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":shard", shard)
             .expression_attribute_values(":due", due);
-        if let Some(checkpoint) = checkpoint {
-            update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
-            request = request
-                .expression_attribute_values(":checkpoint", s(checkpoint.to_string()))
-                .expression_attribute_values(":now", n(now_ms));
-        }
-        update.push_str(" REMOVE leaseExpiresAt, #error");
+        let mut remove = "REMOVE leaseExpiresAt, #error, stateShard";
+        let apart = match checkpoint.map(Placed::of) {
+            Some(Placed::Inline(text)) => {
+                update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
+                request = request
+                    .expression_attribute_values(":checkpoint", s(text))
+                    .expression_attribute_values(":now", n(now_ms));
+                None
+            }
+            Some(Placed::Apart(text)) => {
+                update.push_str(", checkpointAt = :now");
+                remove = "REMOVE leaseExpiresAt, #error, stateShard, checkpoint";
+                request = request.expression_attribute_values(":now", n(now_ms));
+                Some(text)
+            }
+            None => None,
+        };
+        update.push(' ');
+        update.push_str(remove);
         let suspended = self.send_update(request.update_expression(update)).await;
-        own_write(suspended, attempt, token, JobState::Queued)
+        own_write(suspended, attempt, token, JobState::Queued)?;
+        // The job's next message is sent after this returns, so its next
+        // claim reads this checkpoint.
+        match apart {
+            Some(text) => self.save_checkpoint(id, attempt, text, now_ms).await,
+            None => Ok(()),
+        }
     }
 
     async fn return_to_queue(
@@ -235,8 +273,8 @@ impl WorkerStore for DynamoJobStore {
             .send_update(
                 self.update_to(id, JobState::Queued)
                     .update_expression(
-                        "SET #state = :queued, stateShard = :stateShard, #error = :error \
-                         REMOVE leaseExpiresAt",
+                        "SET #state = :queued, #error = :error \
+                         REMOVE leaseExpiresAt, stateShard",
                     )
                     .condition_expression(FINISH_CONDITION)
                     .expression_attribute_names("#error", "error")

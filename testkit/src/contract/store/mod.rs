@@ -11,7 +11,7 @@ use jobline_core::job::{ClaimRefusal, JobId, JobRecord, JobState, Progress};
 use jobline_core::limits::MAX_ITEM_BYTES;
 use jobline_core::store::{
     CancelOutcome, DISCARDED_ERROR, DeleteOutcome, DiscardOutcome, Heartbeat, ReplayOutcome,
-    SHARDS, SWEPT_ERROR, SweepOutcome,
+    SHARDS, SWEPT_ERROR, StateListing, SweepOutcome,
 };
 use jobline_core::store::{Completion, JobStore};
 use jobline_dynamodb::item::bound_error;

@@ -151,10 +151,11 @@ pub async fn discard_gives_up_on_any_unfinished_job(store: &dyn JobStore) {
 
 /// The jobs of `mine` that
 /// [`OperatorStore::list_by_state`](jobline_core::store::OperatorStore::list_by_state)
-/// lists in `state`, in its order, paging by `limit` until the listing
-/// passes jobs created before `base` (other checks' jobs, on a shared
-/// table); each page is newest first and reads at most `SHARDS × limit`
-/// index entries.
+/// lists in `state`, in its order, paging by `limit` until the listing's
+/// cursor passes `base` (every job of `mine` is created, and due, after
+/// it; other checks' jobs, on a shared table, before); each page reads at
+/// most `SHARDS × limit` index entries, and a listing from the state index
+/// is newest first by creation.
 async fn by_state(
     store: &dyn JobStore,
     state: JobState,
@@ -172,29 +173,29 @@ async fn by_state(
             page.scanned
         );
         assert!(page.jobs.len() <= limit, "{} jobs", page.jobs.len());
-        let keys: Vec<(i64, JobId)> = page.jobs.iter().map(|j| (j.created_at, j.id)).collect();
-        assert!(
-            keys.windows(2).all(|pair| pair[0] > pair[1]),
-            "newest first: {keys:?}"
-        );
-        if let Some(after) = after {
+        if StateListing::of(state) == StateListing::StateIndex {
+            let keys: Vec<(i64, JobId)> = page.jobs.iter().map(|j| (j.created_at, j.id)).collect();
             assert!(
-                keys.iter()
-                    .all(|&(created_at, id)| (created_at, id) < (after.created_at, after.id)),
-                "a page starts after its cursor"
+                keys.windows(2).all(|pair| pair[0] > pair[1]),
+                "newest first: {keys:?}"
             );
+            if let Some(after) = after {
+                assert!(
+                    keys.iter().all(|&key| key < (after.at, after.id)),
+                    "a page starts after its cursor"
+                );
+            }
+        }
+        for listed in page.jobs.iter() {
+            assert_eq!(listed.state, state, "only jobs in {state} are listed");
         }
         for listed in page.jobs.iter().filter(|j| mine.contains(&j.id)) {
-            assert_eq!(listed.state, state);
             assert_eq!(listed.payload, serde_json::Value::Null, "no payload read");
             assert_eq!(listed.job_type, "primes");
             found.push(listed.id);
         }
-        let passed = keys
-            .last()
-            .is_some_and(|&(created_at, _)| created_at < base);
         match page.next {
-            Some(next) if !passed => after = Some(next),
+            Some(next) if next.at >= base => after = Some(next),
             _ => return found,
         }
     }
@@ -274,9 +275,12 @@ pub async fn list_by_state_pages_through_every_callers_jobs_newest_first(store: 
         by_state(store, JobState::Failed, &mine, base, 1).await,
         newest_first(&failed.iter().collect::<Vec<_>>())
     );
-    assert_eq!(
-        by_state(store, JobState::Succeeded, &mine, base, 2).await,
-        vec![succeeded.id]
+    assert!(
+        matches!(
+            store.list_by_state(JobState::Succeeded, None, 2).await,
+            Err(StoreError::Invalid { .. })
+        ),
+        "no index lists succeeded jobs"
     );
 
     // A claim moves the newest job from `queued` to `running`, its
@@ -318,10 +322,6 @@ pub async fn list_by_state_pages_through_every_callers_jobs_newest_first(store: 
             .await
             .is_empty()
     );
-    assert_eq!(
-        by_state(store, JobState::Succeeded, &mine, base, 1).await,
-        vec![moved.id, succeeded.id]
-    );
     let cancelled = newest_first(&rest)[0];
     store.cancel(cancelled, base + 2).await.unwrap();
     assert_eq!(
@@ -336,7 +336,7 @@ pub async fn list_by_state_pages_through_every_callers_jobs_newest_first(store: 
     // A replay moves a failed job back to `queued`, a discard to `failed`.
     let again = failed[0].id;
     assert_eq!(
-        store.replay(again, now_ms()).await.unwrap(),
+        store.replay(again, base + 3).await.unwrap(),
         ReplayOutcome::Replayed
     );
     assert!(
@@ -366,7 +366,9 @@ pub async fn list_by_state_pages_through_every_callers_jobs_newest_first(store: 
 }
 
 /// A state's count covers every caller's jobs up to its bound, then says
-/// it is a lower bound; the oldest job in a state is found across shards.
+/// it is a lower bound, from the state index (cancelled) as from the due
+/// index (queued, running); succeeded jobs are counted by no index; the
+/// oldest queued job is found across shards, past running ones.
 pub async fn states_are_counted_within_a_bound_and_their_oldest_found(store: &dyn JobStore) {
     let before = store
         .count_by_state(JobState::Cancelled, 1_000)
@@ -376,7 +378,6 @@ pub async fn states_are_counted_within_a_bound_and_their_oldest_found(store: &dy
     // More jobs than shards: some shard holds two or more of them.
     let jobs = usize::from(SHARDS) * 2 + 1;
     let base = now_ms();
-    let mut oldest = None;
     for i in 0..jobs {
         let job = job("primes")
             .owner(&format!("count-{}", i % 3))
@@ -385,7 +386,6 @@ pub async fn states_are_counted_within_a_bound_and_their_oldest_found(store: &dy
             .finished_at(base)
             .build();
         store.create(&job).await.unwrap();
-        oldest = Some(job.id);
     }
     let all = store
         .count_by_state(JobState::Cancelled, 1_000)
@@ -396,19 +396,54 @@ pub async fn states_are_counted_within_a_bound_and_their_oldest_found(store: &dy
     assert!(!bounded.complete, "{bounded:?}");
     assert!(bounded.count <= usize::from(SHARDS), "{bounded:?}");
     assert!(bounded.count >= 1, "{bounded:?}");
+    assert!(matches!(
+        store.count_by_state(JobState::Succeeded, 1_000).await,
+        Err(StoreError::Invalid { .. })
+    ));
 
-    let found = store
-        .oldest_in_state(JobState::Cancelled)
-        .await
-        .unwrap()
-        .expect("an oldest cancelled job");
-    assert_eq!(Some(found.id), oldest, "the earliest created is the oldest");
-    assert_eq!(found.created_at, base - 1_000 * jobs as i64);
-    assert!(
+    // The unfinished: counted from the due index, each read for its state.
+    let live = |state| async move {
+        let count = store.count_by_state(state, 1_000).await.unwrap();
+        assert!(count.complete, "{count:?}");
+        count.count
+    };
+    let (queued_before, running_before) =
+        (live(JobState::Queued).await, live(JobState::Running).await);
+    // The oldest queued job is the one queued first: created at the epoch,
+    // so due before any other check's job.
+    let mut unfinished = Vec::new();
+    for (i, created_at) in [0, 5, 10, 20, 30].into_iter().enumerate() {
+        let job = job("primes")
+            .owner(&format!("live-{}", i % 2))
+            .created_at(created_at)
+            .build();
+        store.create(&job).await.unwrap();
+        unfinished.push(job);
+    }
+    let oldest = store.oldest_queued().await.unwrap().expect("a queued job");
+    assert_eq!(
+        oldest.id, unfinished[0].id,
+        "the first queued is the oldest"
+    );
+    assert_eq!(oldest.payload, serde_json::Value::Null, "no payload read");
+    // Claimed, the two oldest are running: the oldest queued is the third.
+    for job in &unfinished[..2] {
         store
-            .oldest_in_state(JobState::Running)
+            .claim(job.id, base, base + 60_000, 1, TOKEN)
             .await
-            .unwrap()
-            .is_none_or(|key| key.id != found.id)
+            .unwrap();
+    }
+    assert_eq!(
+        store.oldest_queued().await.unwrap().map(|job| job.id),
+        Some(unfinished[2].id),
+        "running jobs ahead in the due index are passed over"
+    );
+    assert_eq!(live(JobState::Queued).await, queued_before + 3);
+    assert_eq!(live(JobState::Running).await, running_before + 2);
+    let bounded = store.count_by_state(JobState::Queued, 0).await.unwrap();
+    assert_eq!(
+        (bounded.count, bounded.complete),
+        (0, false),
+        "a bound of none reads none"
     );
 }

@@ -268,10 +268,11 @@ pub async fn return_to_queue_keeps_the_error(store: &dyn JobStore) {
     ));
 }
 
-/// A heartbeat of the running attempt renews its lease and `dueAt` and
-/// stores new progress and checkpoint (keeping the old ones when it has
-/// none); it is fenced by the attempt and the delivery's token, and
-/// tells the attempt when a client asked to cancel.
+/// A heartbeat of the running attempt renews its lease and stores new
+/// progress and checkpoint (keeping the old ones when it has none); it is
+/// fenced by the attempt and the delivery's token, and tells the attempt
+/// when a client asked to cancel. Only the claim reads the checkpoint back:
+/// every other read says when it was saved.
 pub async fn heartbeats_renew_the_lease_and_carry_the_cancel(store: &dyn JobStore) {
     let now = now_ms();
     let running = claimed(store, now).await;
@@ -288,7 +289,10 @@ pub async fn heartbeats_renew_the_lease_and_carry_the_cancel(store: &dyn JobStor
     let beaten = stored(store, running.id).await;
     assert_eq!(beaten.lease_expires_at, Some(now + 120_000));
     assert_eq!(beaten.progress, Some(progress.clone()));
-    assert_eq!(beaten.checkpoint, Some(checkpoint.clone()));
+    assert_eq!(
+        beaten.checkpoint, None,
+        "a read leaves the checkpoint apart"
+    );
     assert_eq!(beaten.checkpoint_at, Some(now + 1));
     assert_eq!(beaten.state, JobState::Running);
     assert!(listed(store, running.id, far_after(now)).await);
@@ -319,16 +323,58 @@ pub async fn heartbeats_renew_the_lease_and_carry_the_cancel(store: &dyn JobStor
     let kept = stored(store, running.id).await;
     assert_eq!(kept.lease_expires_at, Some(now + 130_000));
     assert_eq!(
-        (kept.progress, kept.checkpoint),
-        (Some(progress), Some(checkpoint)),
+        (kept.progress, kept.checkpoint_at),
+        (Some(progress), Some(now + 1)),
         "a beat with nothing new keeps what was written"
     );
 
+    // The lease runs out; the next claim resumes from the checkpoint.
+    let taken = store
+        .claim(running.id, now + 140_000, now + 200_000, 2, OTHER)
+        .await
+        .unwrap();
+    assert_eq!(taken.attempts, 2);
+    assert_eq!(taken.checkpoint, Some(checkpoint.clone()));
+    let stale = Heartbeat {
+        now_ms: now + 140_001,
+        checkpoint: Some(&json!({"next": 1})),
+        ..bare
+    };
+    assert!(
+        matches!(
+            store.heartbeat(running.id, 1, TOKEN, &stale).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "the attempt whose lease ran out is fenced out, checkpoint and all"
+    );
+    // Over the inline size: stored apart from the job's record.
+    let newer = json!({"next": 500, "seen": "x".repeat(1_000)});
+    let beat = Heartbeat {
+        now_ms: now + 140_002,
+        lease_until_ms: now + 200_000,
+        progress: None,
+        checkpoint: Some(&newer),
+    };
+    store.heartbeat(running.id, 2, OTHER, &beat).await.unwrap();
+    assert_eq!(
+        stored(store, running.id).await.checkpoint_at,
+        Some(now + 140_002)
+    );
+    // The next attempt after this one's lease gets the newer checkpoint.
+    let third = store
+        .claim(running.id, now + 250_000, now + 300_000, 3, "third")
+        .await
+        .unwrap();
+    assert_eq!(third.checkpoint, Some(newer));
+
     assert!(matches!(
-        store.cancel(running.id, now + 3).await.unwrap(),
+        store.cancel(running.id, now + 250_001).await.unwrap(),
         CancelOutcome::Requested(_)
     ));
-    let renewed = store.heartbeat(running.id, 1, TOKEN, &bare).await.unwrap();
+    let renewed = store
+        .heartbeat(running.id, 3, "third", &bare)
+        .await
+        .unwrap();
     assert!(renewed.cancel_requested);
     assert!(matches!(
         store.heartbeat(JobId::random(), 1, TOKEN, &bare).await,
@@ -353,7 +399,10 @@ pub async fn suspend_queues_a_continuation_with_its_checkpoint(store: &dyn JobSt
     let queued = stored(store, running.id).await;
     assert_eq!(queued.state, JobState::Queued);
     assert_eq!(queued.continuations, 1);
-    assert_eq!(queued.checkpoint, Some(checkpoint.clone()));
+    assert_eq!(
+        queued.checkpoint, None,
+        "a read leaves the checkpoint apart"
+    );
     assert_eq!(queued.checkpoint_at, Some(now + 1));
     assert_eq!(queued.lease_expires_at, None);
     assert!(listed(store, running.id, far_after(now)).await);
@@ -377,8 +426,13 @@ pub async fn suspend_queues_a_continuation_with_its_checkpoint(store: &dyn JobSt
         .unwrap();
     let kept = stored(store, running.id).await;
     assert_eq!(kept.continuations, 2);
+    assert_eq!(kept.checkpoint_at, Some(now + 1));
+    let third = store
+        .claim(running.id, now + 5, now + 60_000, 1, "third")
+        .await
+        .unwrap();
     assert_eq!(
-        kept.checkpoint,
+        third.checkpoint,
         Some(checkpoint),
         "no new checkpoint keeps the last"
     );

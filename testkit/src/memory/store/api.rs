@@ -93,7 +93,7 @@ impl ApiStore for MemoryStore {
             .values()
             .filter(|job| job.owner == owner)
             .map(|job| ListKey {
-                created_at: job.created_at,
+                at: job.created_at,
                 id: job.id,
             })
             .filter(|key| after.is_none_or(|after| *key < after))
@@ -105,6 +105,7 @@ impl ApiStore for MemoryStore {
         Ok(JobPage {
             scanned: keys.len(),
             jobs: keys.iter().map(|key| summary(&jobs[&key.id])).collect(),
+            keys,
             next,
         })
     }

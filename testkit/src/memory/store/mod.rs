@@ -40,9 +40,20 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A refusal, with the current record as a read returns it: without its
+/// checkpoint, which only the claim reads.
 fn conflict(current: Option<&JobRecord>) -> StoreError {
     StoreError::Conflict {
-        current: current.cloned().map(Box::new),
+        current: current.map(|job| Box::new(read(job))),
+    }
+}
+
+/// `job` as a read returns it: its checkpoint is kept apart, and only the
+/// claim reads it (as in DynamoDB, where it is an item of its own).
+fn read(job: &JobRecord) -> JobRecord {
+    JobRecord {
+        checkpoint: None,
+        ..job.clone()
     }
 }
 
@@ -267,7 +278,7 @@ fn before_page(
 impl ReadStore for MemoryStore {
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         self.check("GetItem")?;
-        Ok(self.job(id))
+        Ok(self.job(id).as_ref().map(read))
     }
 }
 

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, JobRecord, JobState, expires_at};
 use jobline_core::store::{
-    DISCARDED_ERROR, DiscardOutcome, JobPage, ListKey, MAX_LIST_LIMIT, OperatorStore,
-    ReplayOutcome, ReplayStore, StateCount, outcome_of,
+    DISCARDED_ERROR, DiscardOutcome, JobPage, ListKey, MAX_LIST_LIMIT, OLDEST_SCAN, OperatorStore,
+    ReplayOutcome, ReplayStore, SHARDS, StateCount, StateListing, merge_shards, outcome_of,
 };
 
 #[async_trait]
@@ -76,33 +76,35 @@ impl OperatorStore for MemoryStore {
         limit: usize,
     ) -> Result<JobPage, StoreError> {
         self.check("Query")?;
+        let entries = self.entries(state)?;
         let jobs = lock(&self.jobs);
         let limit = limit.clamp(1, MAX_LIST_LIMIT);
-        // As DynamoDB: each of the state's shards read newest first, at
-        // most `limit` entries each, then merged.
+        // As DynamoDB: each shard of the index read newest first, at most
+        // `limit` entries each, then merged, then the jobs read.
         let (mut keys, mut cut) = (Vec::new(), false);
-        for shard in 0..jobline_core::store::SHARDS {
-            let mut entries: Vec<ListKey> = jobs
-                .values()
-                .filter(|job| {
-                    job.state == state && job.id.shard(jobline_core::store::SHARDS) == shard
-                })
-                .map(|job| ListKey {
-                    created_at: job.created_at,
-                    id: job.id,
-                })
-                .filter(|key| after.is_none_or(|after| *key < after))
+        for shard in 0..SHARDS {
+            let mut shard_keys: Vec<ListKey> = entries
+                .iter()
+                .filter(|key| key.id.shard(SHARDS) == shard)
+                .filter(|key| after.is_none_or(|after| **key < after))
+                .copied()
                 .collect();
-            entries.sort_by(|a, b| b.cmp(a));
-            cut |= entries.len() > limit;
-            entries.truncate(limit);
-            keys.extend(entries);
+            shard_keys.sort_by(|a, b| b.cmp(a));
+            cut |= shard_keys.len() > limit;
+            shard_keys.truncate(limit);
+            keys.extend(shard_keys);
         }
         let scanned = keys.len();
-        let (keys, next) = jobline_core::store::merge_shards(keys, cut, limit);
+        let (keys, next) = merge_shards(keys, cut, limit);
+        let (keys, jobs) = keys
+            .into_iter()
+            .map(|key| (key, summary(&jobs[&key.id])))
+            .filter(|(_, job)| job.state == state)
+            .unzip();
         Ok(JobPage {
             scanned,
-            jobs: keys.iter().map(|key| summary(&jobs[&key.id])).collect(),
+            jobs,
+            keys,
             next,
         })
     }
@@ -113,26 +115,70 @@ impl OperatorStore for MemoryStore {
         per_shard: usize,
     ) -> Result<StateCount, StoreError> {
         self.check("Query")?;
+        let entries = self.entries(state)?;
         let jobs = lock(&self.jobs);
-        let mut counts = [0; jobline_core::store::SHARDS as usize];
-        for job in jobs.values().filter(|job| job.state == state) {
-            counts[usize::from(job.id.shard(jobline_core::store::SHARDS))] += 1;
+        let mut shards: Vec<Vec<ListKey>> = vec![Vec::new(); usize::from(SHARDS)];
+        for key in entries {
+            shards[usize::from(key.id.shard(SHARDS))].push(key);
         }
-        Ok(StateCount {
-            count: counts.iter().map(|&count| count.min(per_shard)).sum(),
-            complete: counts.iter().all(|&count| count <= per_shard),
-        })
+        let complete = shards.iter().all(|shard| shard.len() <= per_shard);
+        // As DynamoDB: the first entries of each shard in the index's order.
+        let count = shards
+            .iter_mut()
+            .map(|shard| {
+                shard.sort();
+                shard
+                    .iter()
+                    .take(per_shard)
+                    .filter(|key| jobs[&key.id].state == state)
+                    .count()
+            })
+            .sum();
+        Ok(StateCount { count, complete })
     }
 
-    async fn oldest_in_state(&self, state: JobState) -> Result<Option<ListKey>, StoreError> {
+    async fn oldest_queued(&self) -> Result<Option<JobRecord>, StoreError> {
         self.check("Query")?;
-        Ok(lock(&self.jobs)
-            .values()
-            .filter(|job| job.state == state)
-            .map(|job| ListKey {
-                created_at: job.created_at,
-                id: job.id,
+        let mut entries = self.entries(JobState::Queued)?;
+        entries.sort();
+        let jobs = lock(&self.jobs);
+        // As DynamoDB: at most OLDEST_SCAN entries of each shard.
+        let mut read = [0; SHARDS as usize];
+        Ok(entries
+            .into_iter()
+            .filter(|key| {
+                let shard = &mut read[usize::from(key.id.shard(SHARDS))];
+                *shard += 1;
+                *shard <= OLDEST_SCAN
             })
-            .min())
+            .map(|key| summary(&jobs[&key.id]))
+            .find(|job| job.state == JobState::Queued))
+    }
+}
+
+impl MemoryStore {
+    /// The entries a listing of `state` reads, as DynamoDB's would be:
+    /// the due index's (every unfinished job) by `dueAt`, or the state
+    /// index's partitions of `state` by `createdAt`.
+    fn entries(&self, state: JobState) -> Result<Vec<ListKey>, StoreError> {
+        let jobs = lock(&self.jobs);
+        match StateListing::of(state) {
+            StateListing::Unlisted => Err(StoreError::Invalid {
+                operation: "Query",
+                reason: "succeeded jobs are in no index".to_owned(),
+            }),
+            StateListing::DueIndex => Ok(lock(&self.due)
+                .iter()
+                .map(|(&id, &at)| ListKey { at, id })
+                .collect()),
+            StateListing::StateIndex => Ok(jobs
+                .values()
+                .filter(|job| job.state == state)
+                .map(|job| ListKey {
+                    at: job.created_at,
+                    id: job.id,
+                })
+                .collect()),
+        }
     }
 }

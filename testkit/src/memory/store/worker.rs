@@ -21,7 +21,7 @@ impl WorkerStore for MemoryStore {
         token: &str,
     ) -> Result<JobRecord, StoreError> {
         let due = self.deadlines.claimed(now_ms, receive_count);
-        let claimed = self.write("UpdateItem", id, Some(due), |current| match current {
+        let claimed = self.write("UpdateItem", id, due, |current| match current {
             Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
                 let mut claimed = job.clone();
                 claimed.claim(now_ms, lease_until_ms, token);

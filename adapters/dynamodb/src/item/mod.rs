@@ -18,11 +18,16 @@
 //! | `callbackUrl`, `webhook` | [`WEBHOOK_BUDGET_BYTES`](jobline_core::limits::WEBHOOK_BUDGET_BYTES) 2.25 KiB | the API (a URL of at most 2048 bytes), fixed-size delivery state |
 //! | reserved   | [`RESERVED_BYTES`](jobline_core::limits::RESERVED_BYTES) (~23 KiB)     | for fields to come |
 //!
-//! A heartbeat rewrites the whole item, checkpoint included (DynamoDB bills
-//! an update on the larger of the item before and after): a job with a
-//! 16 KiB checkpoint pays 17 write units a beat. Hence the small checkpoint
-//! budget: a checkpoint says where to resume, not what was computed so far
-//! (that belongs in the job's own storage).
+//! A checkpoint over [`INLINE_CHECKPOINT_BYTES`] lives apart too, in an
+//! item of its own ([`checkpoint_item`], keyed `"<id>#checkpoint"`):
+//! DynamoDB bills an update on the larger of the item before and after, so
+//! with a 16 KiB checkpoint in the job item every heartbeat cost 17 write
+//! units. Now a beat rewrites only the job item (1 unit up to 1 KB), and
+//! the checkpoint item is written only when the handler saved a new
+//! checkpoint, and read only by the claim. A small checkpoint stays inline,
+//! where saving it costs nothing more than the beat. The budget stays small all the same: a checkpoint
+//! says where to resume, not what was computed so far (that belongs in the
+//! job's own storage).
 //!
 //! The in-memory store measures items with [`item_size`] and refuses one
 //! over [`MAX_ITEM_BYTES`](jobline_core::limits::MAX_ITEM_BYTES), as DynamoDB does.
@@ -42,10 +47,20 @@
 //! above still count the payload in the job's record ([`item_from_record`],
 //! the whole record as one item), so that either layout fits DynamoDB.
 
+mod checkpoint;
+
+pub(crate) use checkpoint::save_checkpoint_request;
+pub use checkpoint::{
+    CHECKPOINT_AT_ATTRIBUTE, CHECKPOINT_ATTEMPT_ATTRIBUTE, CHECKPOINT_ATTRIBUTE,
+    INLINE_CHECKPOINT_BYTES, checkpoint_item, checkpoint_key,
+};
+
 use aws_sdk_dynamodb::types::AttributeValue;
+use jobline_core::deadline::Deadlines;
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, JobRecord, JobState, Progress, WebhookDelivery};
 use jobline_core::limits::ERROR_BUDGET_BYTES;
+use jobline_core::store::StateListing;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -88,17 +103,21 @@ pub const OWNER_ATTRIBUTE: &str = "owner";
 /// When the job was created (ms since the epoch), the owner index's sort key.
 pub const CREATED_ATTRIBUTE: &str = "createdAt";
 
-/// The index of every caller's jobs by state and creation time (KEYS_ONLY):
-/// partition [`STATE_SHARD_ATTRIBUTE`], sort [`CREATED_ATTRIBUTE`]. Each
-/// state is spread over [`SHARDS`](jobline_core::store::SHARDS) partitions (by
-/// [`JobId::shard`], as the due index), so that no partition takes every
-/// write of the busiest state; a listing queries the shards of one state and
-/// merges them newest first. Only job items carry the attribute, so payload
-/// items are not in it.
+/// The sparse index of the failed and cancelled jobs, by state and creation
+/// time (KEYS_ONLY): partition [`STATE_SHARD_ATTRIBUTE`], sort
+/// [`CREATED_ATTRIBUTE`]. Only a job in a state
+/// [`StateListing::StateIndex`] names carries the attribute (set by the
+/// final write that makes it failed or cancelled, removed by a replay), so
+/// a job that succeeds never enters it. Each state is spread over
+/// [`SHARDS`](jobline_core::store::SHARDS) partitions (by [`JobId::shard`], as the
+/// due index), so that no partition takes every write of a failing
+/// dependency's burst; a listing queries the shards of one state and merges
+/// them newest first.
 pub const STATE_INDEX: &str = "state-created";
-/// A job item's place in [`STATE_INDEX`], `"<state>#<shard>"`
-/// ([`state_shard`]): written by every write that sets `state`, in the same
-/// conditional write.
+/// A failed or cancelled job item's place in [`STATE_INDEX`],
+/// `"<state>#<shard>"` ([`state_shard`]): set by the write that makes it
+/// so, in the same conditional write, and removed by every write to another
+/// state.
 pub const STATE_SHARD_ATTRIBUTE: &str = "stateShard";
 
 /// Every attribute of a job item but its payload, its checkpoint and its
@@ -245,13 +264,12 @@ pub fn state_shard(id: JobId, state: JobState) -> String {
 }
 
 /// The DynamoDB item for a job record, its error bounded by [`bound_error`],
-/// with its [`STATE_SHARD_ATTRIBUTE`] (which [`record_from_item`] ignores).
+/// with its [`STATE_SHARD_ATTRIBUTE`] when its state is one the state index
+/// lists ([`StateListing::StateIndex`]; [`record_from_item`] ignores it).
+/// The whole record as one item, checkpoint included: what the budgets
+/// count; [`stored_items`] is how it is stored.
 pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
-        (
-            STATE_SHARD_ATTRIBUTE.to_owned(),
-            s(state_shard(job.id, job.state)),
-        ),
         (KEY_ATTRIBUTE.to_owned(), s(job.id.to_string())),
         (OWNER_ATTRIBUTE.to_owned(), s(job.owner.as_str())),
         ("jobType".to_owned(), s(job.job_type.as_str())),
@@ -290,10 +308,10 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
             job.progress.as_ref().map(|p| s(progress_text(p))),
         ),
         (
-            "checkpoint",
+            CHECKPOINT_ATTRIBUTE,
             job.checkpoint.as_ref().map(|c| s(c.to_string())),
         ),
-        ("checkpointAt", job.checkpoint_at.map(n)),
+        (CHECKPOINT_AT_ATTRIBUTE, job.checkpoint_at.map(n)),
         (
             "cancelRequested",
             job.cancel_requested.then_some(AttributeValue::Bool(true)),
@@ -310,15 +328,23 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
             .into_iter()
             .filter_map(|(name, value)| Some((name.to_owned(), value?))),
     );
+    if StateListing::of(job.state) == StateListing::StateIndex {
+        item.insert(
+            STATE_SHARD_ATTRIBUTE.to_owned(),
+            s(state_shard(job.id, job.state)),
+        );
+    }
     item
 }
 
-/// A job record as DynamoDB stores it: the job item, and the payload item
-/// when the payload is over [`INLINE_PAYLOAD_BYTES`].
+/// A job record as DynamoDB stores it: the job item, the payload item when
+/// the payload is over [`INLINE_PAYLOAD_BYTES`], and the checkpoint item
+/// when there is a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredItems {
     pub job: HashMap<String, AttributeValue>,
     pub payload: Option<HashMap<String, AttributeValue>>,
+    pub checkpoint: Option<HashMap<String, AttributeValue>>,
 }
 
 /// The key of the item holding the payload of job `id` submitted with
@@ -330,11 +356,20 @@ fn payload_key(id: &str, fingerprint: &str) -> HashMap<String, AttributeValue> {
     )])
 }
 
-/// The items `job` is stored as: [`item_from_record`], with a payload over
-/// [`INLINE_PAYLOAD_BYTES`] moved to an item of its own (same TTL) and
-/// replaced by [`PAYLOAD_SIZE_ATTRIBUTE`].
+/// The items `job` is stored as: [`item_from_record`], with a checkpoint
+/// over [`INLINE_CHECKPOINT_BYTES`] moved to an item of its own
+/// ([`checkpoint_item`]) and a payload over [`INLINE_PAYLOAD_BYTES`] moved
+/// to another (same TTL), replaced by [`PAYLOAD_SIZE_ATTRIBUTE`].
 pub fn stored_items(job: &JobRecord) -> StoredItems {
     let mut item = item_from_record(job);
+    let large = item
+        .get(CHECKPOINT_ATTRIBUTE)
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|text| text.len() > INLINE_CHECKPOINT_BYTES);
+    let checkpoint = large
+        .then(|| item.remove(CHECKPOINT_ATTRIBUTE))
+        .flatten()
+        .map(|text| checkpoint_item(job.id, text, job.attempts, job.expires_at));
     let size = item
         .get(PAYLOAD_ATTRIBUTE)
         .and_then(|v| v.as_s().ok())
@@ -343,6 +378,7 @@ pub fn stored_items(job: &JobRecord) -> StoredItems {
         return StoredItems {
             job: item,
             payload: None,
+            checkpoint,
         };
     }
     let mut payload = payload_key(&job.id.to_string(), &job.fingerprint);
@@ -352,7 +388,28 @@ pub fn stored_items(job: &JobRecord) -> StoredItems {
     StoredItems {
         job: item,
         payload: Some(payload),
+        checkpoint,
     }
+}
+
+/// The items `create` writes for new job `job` ([`stored_items`]), its job
+/// item with its index attributes: in the due index while unfinished (due
+/// as `deadlines` bound a job queued at its creation), and carrying its
+/// webhook index partition when it has a callback URL. Public so that the
+/// benchmark's raw-SDK baseline writes exactly what the store writes.
+pub fn items_to_create(job: &JobRecord, deadlines: &Deadlines) -> StoredItems {
+    let mut items = stored_items(job);
+    if !job.state.is_finished() {
+        items
+            .job
+            .extend(due_attributes(job.id, deadlines.queued_at(job.created_at)));
+    }
+    if job.callback_url.is_some() {
+        items
+            .job
+            .insert(HOOK_SHARD_ATTRIBUTE.to_owned(), hook_shard(job.id));
+    }
+    items
 }
 
 /// The key of the payload item that job item `item` refers to, or `None`
@@ -451,8 +508,8 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         progress: json("progress")?
             .map(|value| progress_from(&value).ok_or_else(|| malformed("progress", "not progress")))
             .transpose()?,
-        checkpoint: json("checkpoint")?,
-        checkpoint_at: number("checkpointAt")?,
+        checkpoint: json(CHECKPOINT_ATTRIBUTE)?,
+        checkpoint_at: number(CHECKPOINT_AT_ATTRIBUTE)?,
         cancel_requested: flag("cancelRequested").unwrap_or(false),
         continuations: count("continuations")?,
         callback_url: string("callbackUrl")?.cloned(),
@@ -666,12 +723,9 @@ mod tests {
         let payload = stored.payload.expect("a payload item");
         assert!(!payload.contains_key(SHARD_ATTRIBUTE) && !payload.contains_key(DUE_ATTRIBUTE));
         assert!(!payload.contains_key(STATE_SHARD_ATTRIBUTE) && !payload.contains_key("owner"));
-        assert_eq!(
-            stored.job[STATE_SHARD_ATTRIBUTE],
-            s(format!(
-                "queued#{}",
-                large.id.shard(jobline_core::store::SHARDS)
-            ))
+        assert!(
+            !stored.job.contains_key(STATE_SHARD_ATTRIBUTE),
+            "a queued job is in no state index partition"
         );
         assert_eq!(payload[TTL_ATTRIBUTE], n(large.expires_at));
         let key = payload_item_key(&stored.job).unwrap().expect("a key");
@@ -698,5 +752,43 @@ mod tests {
             ("f".to_owned(), AttributeValue::Bool(true)),
         ]);
         assert_eq!(item_size(&item), (2 + 6) + (1 + 4) + (1 + 1));
+    }
+
+    #[test]
+    fn only_failed_and_cancelled_jobs_carry_a_state_index_partition() {
+        for state in JobState::ALL {
+            let mut record = job("primes").build();
+            record.state = state;
+            let stored = stored_items(&record);
+            let partition = stored.job.get(STATE_SHARD_ATTRIBUTE);
+            match state {
+                JobState::Failed | JobState::Cancelled => {
+                    let id = record_from_item(&stored.job).unwrap().id;
+                    assert_eq!(partition, Some(&s(state_shard(id, state))), "{state}");
+                }
+                _ => assert_eq!(partition, None, "{state}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_checkpoint_is_stored_apart_and_a_small_one_inline() {
+        let mut small = job("primes").build();
+        small.checkpoint = Some(json!({"next": 7}));
+        let stored = stored_items(&small);
+        assert_eq!(stored.checkpoint, None);
+        assert!(stored.job.contains_key(CHECKPOINT_ATTRIBUTE));
+
+        let mut large = job("primes").build();
+        large.attempts = 3;
+        large.checkpoint = Some(json!({"seen": "x".repeat(INLINE_CHECKPOINT_BYTES)}));
+        let stored = stored_items(&large);
+        assert!(!stored.job.contains_key(CHECKPOINT_ATTRIBUTE));
+        let apart = stored.checkpoint.expect("a checkpoint item");
+        assert_eq!(apart, {
+            let text = s(large.checkpoint.as_ref().unwrap().to_string());
+            checkpoint_item(large.id, text, 3, large.expires_at)
+        });
+        assert_eq!(apart[KEY_ATTRIBUTE], s(format!("{}#checkpoint", large.id)));
     }
 }
