@@ -89,20 +89,30 @@ fn job_of(items: &[HashMap<String, AttributeValue>], up_to: u64) -> JobId {
         .unwrap()
 }
 
-async fn run(migration: &Migration, dry_run: bool) -> (MigrationPage, usize) {
-    let (mut total, mut pages, mut from) = (MigrationPage::default(), 0, None::<String>);
+/// `migration`'s pages from where `total` stopped (its `next`; from the
+/// start with none) to the end, added to `total`; and how many were run.
+async fn run_on(
+    migration: &Migration,
+    mut total: MigrationPage,
+    dry_run: bool,
+) -> (MigrationPage, usize) {
+    let mut pages = 0;
     loop {
-        let page = migration.page(from.as_deref(), dry_run, NOW).await.unwrap();
-        total.scanned += page.scanned;
-        total.rewritten += page.rewritten;
-        total.checkpoints_moved += page.checkpoints_moved;
-        total.write_units += page.write_units;
+        let page = migration
+            .page(total.next.as_deref(), dry_run, NOW)
+            .await
+            .unwrap();
+        total.add(page);
         pages += 1;
-        from = page.next;
-        if from.is_none() {
+        if total.next.is_none() {
             return (total, pages);
         }
     }
+}
+
+/// The whole of `migration`, from the start.
+async fn run(migration: &Migration, dry_run: bool) -> MigrationPage {
+    run_on(migration, MigrationPage::default(), dry_run).await.0
 }
 
 #[tokio::test]
@@ -158,7 +168,7 @@ async fn a_table_of_the_previous_release_migrates_resumably_and_every_query_work
 
     // A dry run counts and writes nothing.
     let migration = Migration::from_sdk(&env.clients.sdk, &env.table).with_page_items(4);
-    let (dry, _) = run(&migration, true).await;
+    let dry = run(&migration, true).await;
     assert_eq!(
         (dry.scanned, dry.rewritten, dry.checkpoints_moved),
         (16, 10, 1)
@@ -171,19 +181,9 @@ async fn a_table_of_the_previous_release_migrates_resumably_and_every_query_work
 
     // Interrupted after its first page, it resumes where it stopped.
     let first = migration.page(None, false, NOW).await.unwrap();
-    let resume = first.next.clone().expect("more pages");
-    let (rest, pages) = {
-        let (mut total, mut pages, mut from) = (first.clone(), 1, Some(resume));
-        while let Some(after) = from {
-            let page = migration.page(Some(&after), false, NOW).await.unwrap();
-            total.scanned += page.scanned;
-            total.rewritten += page.rewritten;
-            total.checkpoints_moved += page.checkpoints_moved;
-            pages += 1;
-            from = page.next;
-        }
-        (total, pages)
-    };
+    assert!(first.next.is_some(), "more pages");
+    let (rest, pages) = run_on(&migration, first, false).await;
+    let pages = pages + 1;
     assert!(pages >= 4, "pages of 4 items: {pages}");
     assert_eq!(
         (rest.rewritten, rest.checkpoints_moved),
@@ -196,7 +196,7 @@ async fn a_table_of_the_previous_release_migrates_resumably_and_every_query_work
         rest.scanned
     );
     // Run again: nothing left to do (one more item now: the checkpoint).
-    let (again, _) = run(&migration, false).await;
+    let again = run(&migration, false).await;
     assert_eq!((again.scanned, again.rewritten), (17, 0));
 
     // The layout: the state index holds failed and cancelled jobs only, no

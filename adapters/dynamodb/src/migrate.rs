@@ -30,11 +30,11 @@ use crate::item::{
     CHECKPOINT_AT_ATTRIBUTE, CHECKPOINT_ATTRIBUTE, DUE_ATTRIBUTE, FINISHED_ATTRIBUTE,
     HOOK_SHARD_ATTRIBUTE, INLINE_CHECKPOINT_BYTES, KEY_ATTRIBUTE, STATE_SHARD_ATTRIBUTE,
     TTL_ATTRIBUTE, due_attributes, hook_shard, item_size, n, s, save_checkpoint_request,
-    state_shard,
+    state_shard, webhook_from,
 };
+use crate::store::{read_failure, request_error};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use jobline_aws::sdk_error;
 use jobline_core::deadline::Deadlines;
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, JobState};
@@ -67,6 +67,19 @@ pub struct MigrationPage {
     /// The job id to resume after (`--from`), or `None` when the scan is
     /// done.
     pub next: Option<String>,
+}
+
+impl MigrationPage {
+    /// Adds `page`'s counts and costs to these totals, and takes its `next`.
+    pub fn add(&mut self, page: MigrationPage) {
+        self.scanned += page.scanned;
+        self.rewritten += page.rewritten;
+        self.checkpoints_moved += page.checkpoints_moved;
+        self.moved += page.moved;
+        self.read_units += page.read_units;
+        self.write_units += page.write_units;
+        self.next = page.next;
+    }
 }
 
 /// The migration of one table.
@@ -123,10 +136,7 @@ async fn migrate_page(
         .set_exclusive_start_key(from.map(|id| HashMap::from([(KEY_ATTRIBUTE.to_owned(), s(id))])))
         .send()
         .await
-        .map_err(|e| StoreError::Aws {
-            operation: "Scan",
-            source: sdk_error(e),
-        })?;
+        .map_err(read_failure("Scan"))?;
     let mut page = MigrationPage {
         scanned: scan.items().len(),
         next: scan
@@ -277,10 +287,7 @@ impl Change {
                 {
                     // A later attempt saved a newer one: the inline one is stale.
                 } else {
-                    return Err(StoreError::Aws {
-                        operation: "UpdateItem",
-                        source: sdk_error(e),
-                    });
+                    return Err(request_error("UpdateItem", e));
                 }
             }
         }
@@ -341,27 +348,26 @@ impl Change {
             {
                 Ok(false)
             }
-            Err(e) => Err(StoreError::Aws {
-                operation: "UpdateItem",
-                source: sdk_error(e),
-            }),
+            Err(e) => Err(request_error("UpdateItem", e)),
         }
     }
 }
 
 /// Whether job item `item` records its webhook `delivered` or `failed` for
-/// its current final state: then it owes none.
+/// its current final state (as [`JobRecord::current_delivery`] says of a
+/// record): then it owes none.
+///
+/// [`JobRecord::current_delivery`]: jobline_core::job::JobRecord::current_delivery
 fn delivery_settled(item: &HashMap<String, AttributeValue>) -> bool {
-    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok());
-    let Some(delivery) = item
-        .get("webhook")
+    let finished_at = item
+        .get(FINISHED_ATTRIBUTE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|at| at.parse::<i64>().ok());
+    item.get("webhook")
         .and_then(|v| v.as_s().ok())
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-    else {
-        return false;
-    };
-    let for_current = number(FINISHED_ATTRIBUTE)
-        .and_then(|at| at.parse::<i64>().ok())
-        .is_some_and(|at| delivery["for"].as_i64() == Some(at));
-    for_current && matches!(delivery["state"].as_str(), Some("delivered" | "failed"))
+        .and_then(|text| serde_json::from_str(text).ok())
+        .and_then(|value| webhook_from(&value))
+        .is_some_and(|delivery| {
+            Some(delivery.for_finished_at) == finished_at && delivery.state.is_final()
+        })
 }

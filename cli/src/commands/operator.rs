@@ -151,19 +151,20 @@ pub(super) async fn migrate(
 ) -> Result<Exit, CliError> {
     let table = jobs_table(|name| std::env::var(name).ok())?;
     let migration = Migration::from_sdk(&tools_sdk_config().await, &table);
-    let mut total = MigrationPage::default();
-    let mut from = args.from;
+    let mut total = MigrationPage {
+        next: args.from,
+        ..MigrationPage::default()
+    };
     loop {
         let page = migration
-            .page(from.as_deref(), args.dry_run, Clock::system().now_ms())
+            .page(
+                total.next.as_deref(),
+                args.dry_run,
+                Clock::system().now_ms(),
+            )
             .await
             .map_err(CliError::Migrate)?;
-        total.scanned += page.scanned;
-        total.rewritten += page.rewritten;
-        total.checkpoints_moved += page.checkpoints_moved;
-        total.moved += page.moved;
-        total.read_units += page.read_units;
-        total.write_units += page.write_units;
+        total.add(page);
         writeln!(
             err,
             "{} items read, {} rewritten{}, {} checkpoints moved{}",
@@ -171,13 +172,13 @@ pub(super) async fn migrate(
             total.rewritten,
             if args.dry_run { " (dry run)" } else { "" },
             total.checkpoints_moved,
-            page.next
+            total
+                .next
                 .as_deref()
                 .map(|next| format!("; resume with --from {next}"))
                 .unwrap_or_default()
         )?;
-        from = page.next;
-        if from.is_none() {
+        if total.next.is_none() {
             break;
         }
     }

@@ -186,7 +186,7 @@ pub(crate) fn webhook_text(delivery: &WebhookDelivery) -> String {
     .to_string()
 }
 
-fn webhook_from(value: &Value) -> Option<WebhookDelivery> {
+pub(crate) fn webhook_from(value: &Value) -> Option<WebhookDelivery> {
     Some(WebhookDelivery {
         for_finished_at: value.get("for")?.as_i64()?,
         state: value.get("state")?.as_str()?.parse().ok()?,

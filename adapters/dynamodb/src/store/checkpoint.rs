@@ -15,16 +15,15 @@
 //! resumes from it: it repeats some work, as any resume may, and loses
 //! none.
 
-use super::{DynamoJobStore, read_failure, request_error};
+use super::{DynamoJobStore, request_error};
 use crate::item::{
-    CHECKPOINT_AT_ATTRIBUTE, CHECKPOINT_ATTRIBUTE, INLINE_CHECKPOINT_BYTES, TTL_ATTRIBUTE,
-    checkpoint_key, n, s, save_checkpoint_request,
+    CHECKPOINT_ATTRIBUTE, INLINE_CHECKPOINT_BYTES, TTL_ATTRIBUTE, checkpoint_key, n, s,
+    save_checkpoint_request,
 };
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use jobline_core::error::StoreError;
 use jobline_core::job::{JobId, expires_at};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// Where a checkpoint being saved goes, as JSON text.
 pub(super) enum Placed {
@@ -43,6 +42,45 @@ impl Placed {
             Self::Apart(text)
         }
     }
+
+    /// Adds saving this checkpoint at `now_ms` to `request`, a job item
+    /// update whose `SET` and `REMOVE` clauses are `sets` and `removes`:
+    /// its time always, the checkpoint itself when inline (else the inline
+    /// one, maybe an earlier release's, is removed). Returns the request
+    /// and, for a checkpoint apart, the text to write after it
+    /// ([`DynamoJobStore::save_checkpoint`]).
+    pub(super) fn write(
+        self,
+        request: UpdateItemFluentBuilder,
+        sets: &mut String,
+        removes: &mut Vec<&'static str>,
+        now_ms: i64,
+    ) -> (UpdateItemFluentBuilder, Option<String>) {
+        let request = request.expression_attribute_values(":now", n(now_ms));
+        sets.push_str(", checkpointAt = :now");
+        match self {
+            Self::Inline(text) => {
+                sets.push_str(", checkpoint = :checkpoint");
+                (
+                    request.expression_attribute_values(":checkpoint", s(text)),
+                    None,
+                )
+            }
+            Self::Apart(text) => {
+                removes.push("checkpoint");
+                (request, Some(text))
+            }
+        }
+    }
+}
+
+/// An update expression of `sets` (a `SET` clause) and `removes`.
+pub(super) fn expression(sets: &str, removes: &[&str]) -> String {
+    if removes.is_empty() {
+        sets.to_owned()
+    } else {
+        format!("{sets} REMOVE {}", removes.join(", "))
+    }
 }
 
 impl DynamoJobStore {
@@ -58,52 +96,36 @@ impl DynamoJobStore {
         checkpoint: String,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let written = save_checkpoint_request(
+        let request = save_checkpoint_request(
             &self.client,
             &self.table,
             id,
             s(checkpoint),
             attempt,
             expires_at(now_ms, self.retention_days),
-        )
-        .send()
-        .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict { current: None })
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
-        }
+        );
+        self.send_update(request).await.map(|_| ())
     }
 
-    /// The checkpoint job item `item` names: inline in an item written
-    /// before checkpoints moved out, else the checkpoint item's when the job
-    /// item records one (`checkpointAt`), read strongly consistent.
-    pub(super) async fn read_checkpoint(
+    /// Job `id`'s checkpoint from its checkpoint item (strongly
+    /// consistent), if it has one: for a job item that records a checkpoint
+    /// (`checkpointAt`) and holds none inline.
+    pub(super) async fn read_apart_checkpoint(
         &self,
-        item: &HashMap<String, AttributeValue>,
         id: JobId,
     ) -> Result<Option<Value>, StoreError> {
-        let text = match item.get(CHECKPOINT_ATTRIBUTE) {
-            Some(inline) => Some(inline.clone()),
-            None if item.contains_key(CHECKPOINT_AT_ATTRIBUTE) => self
-                .read_item(checkpoint_key(id), None)
-                .await?
-                .and_then(|mut apart| apart.remove(CHECKPOINT_ATTRIBUTE)),
-            None => None,
-        };
-        text.map(|value| {
-            let text = value
-                .as_s()
-                .map_err(|_| StoreError::Malformed("checkpoint: not a string".into()))?;
-            serde_json::from_str(text)
-                .map_err(|e| StoreError::Malformed(format!("checkpoint: {e}")))
-        })
-        .transpose()
+        let apart = self.read_item(checkpoint_key(id), None).await?;
+        apart
+            .as_ref()
+            .and_then(|item| item.get(CHECKPOINT_ATTRIBUTE))
+            .map(|value| {
+                let text = value
+                    .as_s()
+                    .map_err(|_| StoreError::Malformed("checkpoint: not a string".into()))?;
+                serde_json::from_str(text)
+                    .map_err(|e| StoreError::Malformed(format!("checkpoint: {e}")))
+            })
+            .transpose()
     }
 
     /// Deletes job `id`'s checkpoint item, if there is one.
@@ -114,7 +136,7 @@ impl DynamoJobStore {
             .set_key(Some(checkpoint_key(id)))
             .send()
             .await
-            .map_err(read_failure("DeleteItem"))?;
+            .map_err(|e| request_error("DeleteItem", e))?;
         Ok(())
     }
 
@@ -125,7 +147,7 @@ impl DynamoJobStore {
         id: JobId,
         expires: i64,
     ) -> Result<(), StoreError> {
-        let extended = self
+        let extend = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -133,18 +155,11 @@ impl DynamoJobStore {
             .update_expression("SET #ttl = :expires")
             .condition_expression("attribute_exists(jobId)")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":expires", n(expires))
-            .send()
-            .await;
-        match extended {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
+            .expression_attribute_values(":expires", n(expires));
+        match self.send_update(extend).await {
+            // No checkpoint item: nothing to keep.
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 }

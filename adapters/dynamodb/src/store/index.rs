@@ -24,6 +24,26 @@ pub(super) struct IndexQuery<'a> {
     pub(super) sort: &'a str,
 }
 
+impl IndexQuery<'static> {
+    /// Partition `shard` of `state` in [`STATE_INDEX`], by creation time.
+    pub(super) fn state(state: JobState, shard: u8) -> Self {
+        Self {
+            index: STATE_INDEX,
+            partition: (STATE_SHARD_ATTRIBUTE, s(state_partition(state, shard))),
+            sort: CREATED_ATTRIBUTE,
+        }
+    }
+
+    /// Partition `shard` of the due index, by due time.
+    pub(super) fn due(shard: u8) -> Self {
+        Self {
+            index: DUE_INDEX,
+            partition: (SHARD_ATTRIBUTE, s(shard.to_string())),
+            sort: DUE_ATTRIBUTE,
+        }
+    }
+}
+
 /// One page of a keys-only index: each entry's job id and sort value, the
 /// entries read (`ScannedCount`), and where the next page starts.
 pub(super) struct IndexPage {
@@ -106,29 +126,26 @@ impl DynamoJobStore {
         })
     }
 
-    /// At most `limit` entries of partition `shard` of `state` in
-    /// [`STATE_INDEX`], newest first (or oldest first), after `after`.
-    pub(super) async fn state_shard_page(
+    /// At most `limit` entries of `query`'s partition, newest first (or
+    /// oldest first) by its sort key, after `after`.
+    pub(super) async fn partition_page(
         &self,
-        state: JobState,
-        shard: u8,
+        query: IndexQuery<'_>,
         after: Option<ListKey>,
         limit: usize,
         oldest_first: bool,
     ) -> Result<IndexPage, StoreError> {
-        let partition = s(state_partition(state, shard));
+        let (attribute, value) = query.partition.clone();
+        let request = self
+            .client
+            .query()
+            .key_condition_expression("#partition = :partition")
+            .expression_attribute_names("#partition", attribute)
+            .expression_attribute_values(":partition", value)
+            .scan_index_forward(oldest_first);
         self.index_page(
-            IndexQuery {
-                index: STATE_INDEX,
-                partition: (STATE_SHARD_ATTRIBUTE, partition.clone()),
-                sort: CREATED_ATTRIBUTE,
-            },
-            self.client
-                .query()
-                .key_condition_expression("#partition = :partition")
-                .expression_attribute_names("#partition", STATE_SHARD_ATTRIBUTE)
-                .expression_attribute_values(":partition", partition)
-                .scan_index_forward(oldest_first),
+            query,
+            request,
             after.map(|after| (after.id, after.at)),
             limit,
         )
@@ -167,34 +184,6 @@ impl DynamoJobStore {
                 return Ok(count);
             }
         }
-    }
-
-    /// At most `limit` entries of partition `shard` of the due index,
-    /// newest first (or oldest first) by `dueAt`, after `after`.
-    pub(super) async fn due_shard_page(
-        &self,
-        shard: u8,
-        after: Option<ListKey>,
-        limit: usize,
-        oldest_first: bool,
-    ) -> Result<IndexPage, StoreError> {
-        let partition = s(shard.to_string());
-        self.index_page(
-            IndexQuery {
-                index: DUE_INDEX,
-                partition: (SHARD_ATTRIBUTE, partition.clone()),
-                sort: DUE_ATTRIBUTE,
-            },
-            self.client
-                .query()
-                .key_condition_expression("#partition = :partition")
-                .expression_attribute_names("#partition", SHARD_ATTRIBUTE)
-                .expression_attribute_values(":partition", partition)
-                .scan_index_forward(oldest_first),
-            after.map(|after| (after.id, after.at)),
-            limit,
-        )
-        .await
     }
 
     /// The jobs at `keys` with their keys, in their order, without payloads, results and

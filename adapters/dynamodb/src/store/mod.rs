@@ -225,15 +225,24 @@ impl DynamoJobStore {
         &self,
         item: &HashMap<String, AttributeValue>,
     ) -> Result<JobRecord, StoreError> {
-        let mut job = match payload_item_key(item)? {
-            None => record_from_item(item)?,
-            Some(payload_key) => {
-                let payload = self.read_item(payload_key, None).await?;
-                record_from_item(&joined(item, payload.as_ref())?)?
-            }
-        };
+        let mut job = self.whole_record(item).await?;
         job.checkpoint = None;
         Ok(job)
+    }
+
+    /// [`record`](Self::record) with the checkpoint the job item holds
+    /// inline, if any.
+    async fn whole_record(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<JobRecord, StoreError> {
+        match payload_item_key(item)? {
+            None => record_from_item(item),
+            Some(payload_key) => {
+                let payload = self.read_item(payload_key, None).await?;
+                record_from_item(&joined(item, payload.as_ref())?)
+            }
+        }
     }
 
     /// The item at `key` (its attributes `projection` only, if given),
@@ -286,7 +295,7 @@ where
 }
 
 /// The error of a read that failed: `operation`'s SDK error.
-fn read_failure<E: std::error::Error + 'static>(
+pub(crate) fn read_failure<E: std::error::Error + 'static>(
     operation: &'static str,
 ) -> impl FnOnce(E) -> StoreError {
     move |error| StoreError::Aws {
@@ -297,7 +306,7 @@ fn read_failure<E: std::error::Error + 'static>(
 
 /// Turns an SDK error into a [`StoreError`]: a `ValidationException` into
 /// `Invalid`, anything else into `Aws`.
-fn request_error<E>(
+pub(crate) fn request_error<E>(
     operation: &'static str,
     err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> StoreError

@@ -3,7 +3,7 @@
 //! listing, counting and finding the oldest of every caller's jobs by state.
 
 use super::DynamoJobStore;
-use super::index::IndexPage;
+use super::index::{IndexPage, IndexQuery};
 use crate::item::{
     CHECKPOINT_AT_ATTRIBUTE, DUE_ATTRIBUTE, HOOK_SHARD_ATTRIBUTE, KEY_ATTRIBUTE,
     PAYLOAD_SIZE_ATTRIBUTE, SHARD_ATTRIBUTE, STATE_SHARD_ATTRIBUTE, TTL_ATTRIBUTE, due_attributes,
@@ -73,9 +73,11 @@ impl DynamoJobStore {
         after: Option<ListKey>,
         limit: usize,
     ) -> Result<JobPage, StoreError> {
-        let pages =
-            try_join_all((0..SHARDS).map(|shard| self.due_shard_page(shard, after, limit, false)))
-                .await?;
+        let pages = try_join_all(
+            (0..SHARDS)
+                .map(|shard| self.partition_page(IndexQuery::due(shard), after, limit, false)),
+        )
+        .await?;
         let (keys, scanned, cut) = merged(pages);
         let (keys, next) = merge_shards(keys, cut, limit);
         let (keys, jobs) = self
@@ -199,10 +201,9 @@ impl OperatorStore for DynamoJobStore {
             StateListing::DueIndex => self.unfinished_page(state, after, limit).await,
             StateListing::StateIndex => {
                 // The 16 queries at once: a page costs one round trip of queries.
-                let pages = try_join_all(
-                    (0..SHARDS)
-                        .map(|shard| self.state_shard_page(state, shard, after, limit, false)),
-                )
+                let pages = try_join_all((0..SHARDS).map(|shard| {
+                    self.partition_page(IndexQuery::state(state, shard), after, limit, false)
+                }))
                 .await?;
                 let (keys, scanned, cut) = merged(pages);
                 let (keys, next) = merge_shards(keys, cut, limit);
@@ -239,10 +240,11 @@ impl OperatorStore for DynamoJobStore {
                 })
             }
             StateListing::DueIndex => {
-                let pages = try_join_all(
-                    (0..SHARDS).map(|shard| self.due_shard_page(shard, None, bound, true)),
-                )
-                .await?;
+                let pages =
+                    try_join_all((0..SHARDS).map(|shard| {
+                        self.partition_page(IndexQuery::due(shard), None, bound, true)
+                    }))
+                    .await?;
                 let complete = pages.iter().all(|page| page.entries.len() <= per_shard);
                 let keys: Vec<ListKey> = pages
                     .into_iter()
@@ -278,7 +280,9 @@ impl DynamoJobStore {
     ) -> Result<Option<(ListKey, JobRecord)>, StoreError> {
         let (mut after, mut read) = (None, 0);
         for limit in [1, OLDEST_SCAN - 1] {
-            let page = self.due_shard_page(shard, after, limit, true).await?;
+            let page = self
+                .partition_page(IndexQuery::due(shard), after, limit, true)
+                .await?;
             read += page.entries.len();
             let keys: Vec<ListKey> = page
                 .entries

@@ -3,9 +3,11 @@
 //! are public so that the benchmark's raw-SDK baseline can send exactly
 //! what the store sends.
 
-use super::checkpoint::Placed;
+use super::checkpoint::{Placed, expression};
 use super::{DynamoJobStore, error_value};
-use crate::item::{DUE_ATTRIBUTE, SHARD_ATTRIBUTE, due_attributes, n, progress_text, s};
+use crate::item::{
+    CHECKPOINT_AT_ATTRIBUTE, DUE_ATTRIBUTE, SHARD_ATTRIBUTE, due_attributes, n, progress_text, s,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_core::error::StoreError;
@@ -102,8 +104,11 @@ impl WorkerStore for DynamoJobStore {
                 let item = output
                     .attributes()
                     .ok_or_else(|| StoreError::Malformed("claim returned no attributes".into()))?;
-                let mut job = self.record(item).await?;
-                job.checkpoint = self.read_checkpoint(item, id).await?;
+                // The one read that returns the checkpoint: inline, or apart.
+                let mut job = self.whole_record(item).await?;
+                if job.checkpoint.is_none() && item.contains_key(CHECKPOINT_AT_ATTRIBUTE) {
+                    job.checkpoint = self.read_apart_checkpoint(id).await?;
+                }
                 Ok(job)
             }
             Err(err) => Err(err),
@@ -166,7 +171,8 @@ impl WorkerStore for DynamoJobStore {
         token: &str,
         beat: &Heartbeat<'_>,
     ) -> Result<Renewed, StoreError> {
-        let mut update = String::from("SET leaseExpiresAt = :lease");
+        let mut sets = String::from("SET leaseExpiresAt = :lease");
+        let mut removes = Vec::new();
         let mut request = self
             .update(id)
             .condition_expression(HEARTBEAT_CONDITION)
@@ -176,25 +182,17 @@ impl WorkerStore for DynamoJobStore {
             .expression_attribute_values(":lease", n(beat.lease_until_ms))
             .return_values(ReturnValue::AllNew);
         if let Some(progress) = beat.progress {
-            update.push_str(", progress = :progress");
+            sets.push_str(", progress = :progress");
             request = request.expression_attribute_values(":progress", s(progress_text(progress)));
         }
-        let apart = match beat.checkpoint.map(Placed::of) {
-            Some(Placed::Inline(text)) => {
-                update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
-                request = request
-                    .expression_attribute_values(":checkpoint", s(text))
-                    .expression_attribute_values(":now", n(beat.now_ms));
-                None
-            }
-            Some(Placed::Apart(text)) => {
-                update.push_str(", checkpointAt = :now REMOVE checkpoint");
-                request = request.expression_attribute_values(":now", n(beat.now_ms));
-                Some(text)
-            }
-            None => None,
-        };
-        let output = self.send_update(request.update_expression(update)).await?;
+        let mut apart = None;
+        if let Some(checkpoint) = beat.checkpoint {
+            (request, apart) =
+                Placed::of(checkpoint).write(request, &mut sets, &mut removes, beat.now_ms);
+        }
+        let output = self
+            .send_update(request.update_expression(expression(&sets, &removes)))
+            .await?;
         if let Some(text) = apart {
             self.save_checkpoint(id, attempt, text, beat.now_ms).await?;
         }
@@ -217,11 +215,12 @@ impl WorkerStore for DynamoJobStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let [(_, shard), (_, due)] = due_attributes(id, self.deadlines.queued_at(now_ms));
-        let mut update = String::from(
+        let mut sets = String::from(
             "SET #state = :queued, \
              continuations = if_not_exists(continuations, :zero) + :one, \
              pending = :shard, dueAt = :due",
         );
+        let mut removes = vec!["leaseExpiresAt", "#error", "stateShard"];
         let mut request = self
             .update_to(id, JobState::Queued)
             .condition_expression(FINISH_CONDITION)
@@ -233,26 +232,14 @@ impl WorkerStore for DynamoJobStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":shard", shard)
             .expression_attribute_values(":due", due);
-        let mut remove = "REMOVE leaseExpiresAt, #error, stateShard";
-        let apart = match checkpoint.map(Placed::of) {
-            Some(Placed::Inline(text)) => {
-                update.push_str(", checkpoint = :checkpoint, checkpointAt = :now");
-                request = request
-                    .expression_attribute_values(":checkpoint", s(text))
-                    .expression_attribute_values(":now", n(now_ms));
-                None
-            }
-            Some(Placed::Apart(text)) => {
-                update.push_str(", checkpointAt = :now");
-                remove = "REMOVE leaseExpiresAt, #error, stateShard, checkpoint";
-                request = request.expression_attribute_values(":now", n(now_ms));
-                Some(text)
-            }
-            None => None,
-        };
-        update.push(' ');
-        update.push_str(remove);
-        let suspended = self.send_update(request.update_expression(update)).await;
+        let mut apart = None;
+        if let Some(checkpoint) = checkpoint {
+            (request, apart) =
+                Placed::of(checkpoint).write(request, &mut sets, &mut removes, now_ms);
+        }
+        let suspended = self
+            .send_update(request.update_expression(expression(&sets, &removes)))
+            .await;
         own_write(suspended, attempt, token, JobState::Queued)?;
         // The job's next message is sent after this returns, so its next
         // claim reads this checkpoint.
