@@ -1,11 +1,15 @@
 //! Which AWS operation an SDK request is, and tallies of recorded calls.
 //!
-//! Both services Jobline uses speak a JSON protocol in the current SDKs and
-//! name the operation in the `X-Amz-Target` header:
-//! `DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage` (SQS moved from the
-//! query protocol to JSON in 2023). Older SQS clients send a form body with
+//! DynamoDB and SQS speak a JSON protocol in the current SDKs and name the
+//! operation in the `X-Amz-Target` header: `DynamoDB_20120810.PutItem`,
+//! `AmazonSQS.SendMessage` (SQS moved from the query protocol to JSON in
+//! 2023). Older SQS clients send a form body with
 //! `Action=SendMessage&Version=2012-11-05`; that is recognised too, so a
-//! change of protocol cannot make calls go uncounted.
+//! change of protocol cannot make calls go uncounted. EventBridge Scheduler
+//! (the timers of delayed jobs and schedules) speaks REST-JSON: no target
+//! header; the service is the signing scope of the `Authorization` header
+//! (`Credential=…/us-east-1/scheduler/aws4_request`) and the operation is
+//! the method and path ([`Operation::scheduler_rest`]).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -17,6 +21,8 @@ use std::time::Instant;
 pub enum Service {
     DynamoDb,
     Sqs,
+    /// EventBridge Scheduler.
+    Scheduler,
     Unknown,
 }
 
@@ -45,11 +51,59 @@ impl Operation {
         }
     }
 
+    pub fn scheduler(name: &str) -> Self {
+        Self {
+            service: Service::Scheduler,
+            name: name.to_owned(),
+        }
+    }
+
     fn unknown(name: &str) -> Self {
         Self {
             service: Service::Unknown,
             name: name.to_owned(),
         }
+    }
+
+    /// Classifies a whole request: by its `X-Amz-Target` header; else, when
+    /// its `authorization` is signed for EventBridge Scheduler, by its
+    /// method and path; else by a query-protocol form body.
+    pub fn classify_request(
+        method: &str,
+        path: &str,
+        target: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Self {
+        if target.is_none() && authorization.and_then(signing_service) == Some("scheduler") {
+            return Self::scheduler_rest(method, path);
+        }
+        Self::classify(target, body)
+    }
+
+    /// An EventBridge Scheduler request by its REST route (API Reference:
+    /// `CreateSchedule` is `POST /schedules/{Name}`, and so on).
+    pub fn scheduler_rest(method: &str, path: &str) -> Self {
+        let segments: Vec<&str> = path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let name = match (method, segments.as_slice()) {
+            ("POST", ["schedules", _]) => "CreateSchedule",
+            ("PUT", ["schedules", _]) => "UpdateSchedule",
+            ("DELETE", ["schedules", _]) => "DeleteSchedule",
+            ("GET", ["schedules", _]) => "GetSchedule",
+            ("GET", ["schedules"]) => "ListSchedules",
+            ("POST", ["schedule-groups", _]) => "CreateScheduleGroup",
+            ("DELETE", ["schedule-groups", _]) => "DeleteScheduleGroup",
+            ("GET", ["schedule-groups", _]) => "GetScheduleGroup",
+            ("GET", ["schedule-groups"]) => "ListScheduleGroups",
+            _ => "unclassified",
+        };
+        Self::scheduler(name)
     }
 
     /// Classifies a request by its `X-Amz-Target` header, else by a
@@ -100,10 +154,19 @@ impl fmt::Display for Operation {
         let service = match self.service {
             Service::DynamoDb => "DynamoDB",
             Service::Sqs => "SQS",
+            Service::Scheduler => "Scheduler",
             Service::Unknown => "unknown",
         };
         write!(f, "{service}.{}", self.name)
     }
+}
+
+/// The service a SigV4 `Authorization` header is signed for: the fourth
+/// part of its credential scope (`AKID/date/region/service/aws4_request`).
+pub fn signing_service(authorization: &str) -> Option<&str> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    let scope = scope.split([',', ' ']).next()?;
+    scope.split('/').nth(3)
 }
 
 /// One request as an endpoint saw it.
@@ -178,6 +241,52 @@ mod tests {
         assert_eq!(sts.service, Service::Unknown);
         assert_eq!(sts.name, "GetCallerIdentity");
         assert_eq!(Operation::classify(None, b"{}").name, "unclassified");
+    }
+
+    #[test]
+    fn scheduler_requests_are_classified_by_signing_scope_and_route() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIA/20261207/us-east-1/scheduler/aws4_request, \
+                    SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(signing_service(auth), Some("scheduler"));
+        let classify = |method: &str, path: &str| {
+            Operation::classify_request(method, path, None, Some(auth), b"{}")
+        };
+        assert_eq!(
+            classify("POST", "/schedules/job-1?"),
+            Operation::scheduler("CreateSchedule")
+        );
+        assert_eq!(classify("PUT", "/schedules/job-1").name, "UpdateSchedule");
+        assert_eq!(
+            classify("DELETE", "/schedules/job-1?groupName=g").name,
+            "DeleteSchedule"
+        );
+        assert_eq!(classify("GET", "/schedules/job-1").name, "GetSchedule");
+        assert_eq!(
+            classify("GET", "/schedules?MaxResults=100").name,
+            "ListSchedules"
+        );
+        assert_eq!(
+            classify("GET", "/schedule-groups/g").name,
+            "GetScheduleGroup"
+        );
+        assert_eq!(classify("PATCH", "/x").name, "unclassified");
+        assert_eq!(
+            Operation::scheduler("DeleteSchedule").to_string(),
+            "Scheduler.DeleteSchedule"
+        );
+        // A JSON-protocol request is classified by its target, whatever its signature.
+        let dynamo = "AWS4-HMAC-SHA256 Credential=AKIA/20261207/us-east-1/dynamodb/aws4_request";
+        assert_eq!(
+            Operation::classify_request(
+                "POST",
+                "/",
+                Some("DynamoDB_20120810.GetItem"),
+                Some(dynamo),
+                b"{}"
+            ),
+            Operation::dynamodb("GetItem")
+        );
+        assert_eq!(signing_service("Bearer x"), None);
     }
 
     fn call(name: &str, start_ms: u64, end_ms: u64, status: u16) -> RecordedCall {

@@ -107,7 +107,17 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> FullResponse
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    let operation = Operation::classify(target, &body);
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let operation = Operation::classify_request(
+        parts.method.as_str(),
+        parts.uri.path(),
+        target,
+        authorization,
+        &body,
+    );
     let response = match &shared.backend {
         Backend::Canned => {
             let canned = canned::respond(&operation, &body);

@@ -9,7 +9,7 @@ use crate::measure::cost::{self, DurationModel, TrafficModel};
 use crate::measure::cpu::{self, Workload};
 use crate::measure::sizes::{self, LambdaDir};
 use crate::measure::throughput::{self, Load};
-use crate::measure::{BATCH_SIZE, calls, init};
+use crate::measure::{BATCH_SIZE, calls, init, schedules};
 use crate::process::LambdaFunction;
 use crate::report::{BenchReport, Budget, Machine};
 use std::path::PathBuf;
@@ -21,6 +21,8 @@ pub enum Phase {
     Init,
     Calls,
     Cpu,
+    /// Delayed jobs and recurring schedules (issue 22).
+    Schedules,
     Throughput,
 }
 
@@ -32,6 +34,7 @@ pub struct Settings {
     pub worker: Option<LambdaFunction>,
     pub notifier: Option<LambdaFunction>,
     pub sweeper: Option<LambdaFunction>,
+    pub fire: Option<LambdaFunction>,
     pub hello: Option<LambdaFunction>,
     pub lambda_dirs: Vec<LambdaDir>,
     /// The emulator's URL, for the calls and throughput measurements.
@@ -42,6 +45,8 @@ pub struct Settings {
     pub api_invocations: usize,
     pub batch_invocations: usize,
     pub calls_jobs: usize,
+    /// Occurrences of each path of the schedules measurement.
+    pub schedule_occurrences: usize,
     pub load: Load,
     pub duration_model: DurationModel,
     pub traffic: TrafficModel,
@@ -91,6 +96,7 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
                 "jobline-worker",
                 "jobline-notifier",
                 "jobline-sweeper",
+                "jobline-fire",
                 "hello-lambda",
             ],
             &["hello-lambda"],
@@ -110,6 +116,7 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
             required(&settings.worker, "--worker-bin")?.clone(),
             required(&settings.notifier, "--notifier-bin")?.clone(),
             required(&settings.sweeper, "--sweeper-bin")?.clone(),
+            required(&settings.fire, "--fire-bin")?.clone(),
             api.variant("TLS_TRUST_ROOTS=system", "TLS_TRUST_ROOTS", "system"),
         ];
         let hello = required(&settings.hello, "--hello-bin")?;
@@ -155,6 +162,23 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
             &settings.duration_model,
             &settings.traffic,
         )?);
+    }
+    if settings.wants(Phase::Schedules) {
+        step(&format!(
+            "delayed jobs and schedules, {} occurrences of each path",
+            settings.schedule_occurrences
+        ));
+        let emulator = required(&settings.emulator, "--emulator (or AWS_ENDPOINT_URL)")?;
+        report.schedules = Some(
+            schedules::measure(
+                emulator,
+                settings.schedule_occurrences,
+                &settings.duration_model,
+                &settings.traffic.system_log_level,
+                settings.budget.as_ref(),
+            )
+            .await?,
+        );
     }
     if settings.wants(Phase::Throughput) {
         step(&format!(

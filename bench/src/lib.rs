@@ -15,6 +15,9 @@
 //! - [`measure::logs`]: CloudWatch Logs bytes per job by source (the
 //!   functions' lines and EMF, Lambda's platform records, the API access log).
 //! - [`measure::cost`]: from those, the list price per million jobs.
+//! - [`measure::schedules`]: what delayed jobs and recurring schedules cost
+//!   per occurrence (a fire, a delayed submission, a timer's fire, a whole
+//!   life), through the same proxy, with the real API and the local firer.
 //! - [`measure::throughput`]: jobs per second end to end on the local stack,
 //!   against the emulator's own ceiling for the same calls.
 //!

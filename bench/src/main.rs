@@ -41,7 +41,7 @@ fn default_budget_file() -> PathBuf {
 )]
 struct Cli {
     /// Measurements to take, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',', default_values = ["sizes", "init", "cpu", "calls", "throughput"])]
+    #[arg(long, value_delimiter = ',', default_values = ["sizes", "init", "cpu", "calls", "schedules", "throughput"])]
     only: Vec<Phase>,
     /// The release `bootstrap` of jobline-api, runnable here.
     #[arg(long)]
@@ -55,6 +55,9 @@ struct Cli {
     /// The release `bootstrap` of jobline-sweeper, runnable here.
     #[arg(long)]
     sweeper_bin: Option<PathBuf>,
+    /// The release `bootstrap` of jobline-fire, runnable here.
+    #[arg(long)]
+    fire_bin: Option<PathBuf>,
     /// The release `bootstrap` of hello-lambda, the init baseline.
     #[arg(long)]
     hello_bin: Option<PathBuf>,
@@ -92,6 +95,9 @@ struct Cli {
     /// Jobs whose AWS calls are counted.
     #[arg(long, default_value_t = 20)]
     calls_jobs: usize,
+    /// Occurrences of each path of the schedules measurement.
+    #[arg(long, default_value_t = jobline_bench::measure::schedules::DEFAULT_OCCURRENCES)]
+    schedule_occurrences: usize,
     /// Assumed in-region DynamoDB/SQS round trip, for billed Lambda time.
     #[arg(long, default_value_t = 10.0)]
     aws_round_trip_ms: f64,
@@ -113,6 +119,9 @@ struct Cli {
     /// The sweeper function's MemorySize (template.yaml).
     #[arg(long, default_value_t = 128)]
     sweeper_memory_mb: u32,
+    /// The fire function's MemorySize (template.yaml).
+    #[arg(long, default_value_t = 256)]
+    fire_memory_mb: u32,
     /// Where the functions' stderr logs go.
     #[arg(long, default_value = "target/bench/logs")]
     logs: PathBuf,
@@ -145,15 +154,31 @@ impl Cli {
             format!("https://sqs.{REGION}.amazonaws.com/123456789012/jobline-bench-notify");
         let webhook_secret_id =
             format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:jobline-bench-webhooks");
+        // Delayed jobs and schedules (issue 22): the schedules table and the
+        // schedule group, as `!Ref` names them; the API's timers also name
+        // what they invoke and as whom, and where failed fires go.
+        let (schedules_table, schedule_group) = ("jobline-bench-schedules", "jobline-bench-jobs");
+        let fire_function_arn =
+            format!("arn:aws:lambda:{REGION}:123456789012:function:jobline-bench-fire");
+        let scheduler_role_arn = "arn:aws:iam::123456789012:role/jobline-bench-scheduler";
+        let fire_failures_arn =
+            format!("arn:aws:sqs:{REGION}:123456789012:jobline-bench-fire-failures");
         Settings {
             phases: self.only,
             // The API's own variables in template.yaml (ApiFunction): the
-            // backlog bound at its default, and webhooks on. The bench's
-            // jobs are `primes`, a demonstration type (EnableDemoJobTypes).
+            // backlog bound at its default, webhooks on, and schedules on
+            // (it builds their store's and the scheduler's clients at init).
+            // The bench's jobs are `primes`, a demonstration type
+            // (EnableDemoJobTypes).
             api: function("jobline-api", self.api_bin, self.api_memory_mb).map(|api| {
                 api.with_env("MAX_BACKLOG", "100000")
                     .with_env("WEBHOOK_SECRET_ID", &webhook_secret_id)
                     .with_env("DEMO_JOB_TYPES", "true")
+                    .with_env("SCHEDULES_TABLE", schedules_table)
+                    .with_env("SCHEDULE_GROUP", schedule_group)
+                    .with_env("FIRE_FUNCTION_ARN", &fire_function_arn)
+                    .with_env("SCHEDULER_ROLE_ARN", scheduler_role_arn)
+                    .with_env("FIRE_FAILURES_QUEUE_ARN", &fire_failures_arn)
             }),
             worker: function("jobline-worker", self.worker_bin, self.worker_memory_mb)
                 .map(|worker| worker.with_env("DEMO_JOB_TYPES", "true")),
@@ -171,6 +196,16 @@ impl Cli {
             }),
             sweeper: function("jobline-sweeper", self.sweeper_bin, self.sweeper_memory_mb)
                 .map(|sweeper| sweeper.with_env("NOTIFY_QUEUE_URL", &notify_queue_url)),
+            // The fire function's own variables in template.yaml
+            // (FireFunction): a fire is a submission, with the API's backlog
+            // bound and job types; its Config fails at init without
+            // SCHEDULES_TABLE and SCHEDULE_GROUP (`!Ref` gives their names).
+            fire: function("jobline-fire", self.fire_bin, self.fire_memory_mb).map(|fire| {
+                fire.with_env("MAX_BACKLOG", "100000")
+                    .with_env("DEMO_JOB_TYPES", "true")
+                    .with_env("SCHEDULES_TABLE", schedules_table)
+                    .with_env("SCHEDULE_GROUP", schedule_group)
+            }),
             hello: function("hello-lambda", self.hello_bin, self.worker_memory_mb),
             lambda_dirs: self.lambda_dirs,
             emulator: self.emulator,
@@ -179,6 +214,7 @@ impl Cli {
             api_invocations: self.api_invocations,
             batch_invocations: self.batch_invocations,
             calls_jobs: self.calls_jobs,
+            schedule_occurrences: self.schedule_occurrences,
             load: Load {
                 jobs: self.jobs,
                 submitters: self.submitters,
@@ -189,6 +225,7 @@ impl Cli {
                 aws_round_trip_ms: self.aws_round_trip_ms,
                 api_memory_mb: self.api_memory_mb,
                 worker_memory_mb: self.worker_memory_mb,
+                fire_memory_mb: self.fire_memory_mb,
                 worker_concurrency: WorkerConfig::default().concurrency,
             },
             traffic: TrafficModel {

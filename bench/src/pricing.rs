@@ -8,7 +8,11 @@
 //! 1 November 2024); SQS standard $0.40 per million requests (each 64 KiB
 //! of payload counts as one); CloudWatch Logs ingestion $0.50 per GB (the
 //! first tier of Lambda's logs; the same for API Gateway's access log, a
-//! vended log of the same tier). Checked on [`PRICES_CHECKED`].
+//! vended log of the same tier); EventBridge Scheduler $1.00 per million
+//! scheduled invocations (the EventBridge pricing page,
+//! <https://aws.amazon.com/eventbridge/pricing/>: the first 14 million
+//! invocations a month are free, and its API calls, `CreateSchedule` and
+//! the others, are not billed). Checked on [`PRICES_CHECKED`].
 //!
 //! A DynamoDB write costs one WRU per started KB of the larger of the item
 //! before and after it, so the item's size is computed the way DynamoDB
@@ -23,7 +27,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 /// A gigabyte as AWS bills data: 2^30 bytes.
-const GB: f64 = 1_073_741_824.0;
+pub const GB: f64 = 1_073_741_824.0;
 
 /// When the prices below were last checked against AWS's pricing pages.
 pub const PRICES_CHECKED: &str = "2026-11-27";
@@ -38,6 +42,9 @@ pub struct Prices {
     pub dynamodb_rru_per_million: f64,
     pub sqs_requests_per_million: f64,
     pub cloudwatch_logs_per_gb: f64,
+    /// A timer's fire: a one-time timer's (a job delayed past 15 minutes)
+    /// or a recurring schedule's.
+    pub scheduler_invocations_per_million: f64,
 }
 
 impl Prices {
@@ -49,6 +56,7 @@ impl Prices {
         dynamodb_rru_per_million: 0.125,
         sqs_requests_per_million: 0.40,
         cloudwatch_logs_per_gb: 0.50,
+        scheduler_invocations_per_million: 1.00,
     };
 }
 
@@ -214,6 +222,16 @@ pub fn write_units(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(WRITE_UNIT_BYTES).max(1)).unwrap_or(u32::MAX)
 }
 
+/// The bytes one strongly consistent read request unit covers.
+const READ_UNIT_BYTES: usize = 4096;
+
+/// Read request units of one strongly consistent read of `bytes` (a
+/// `GetItem`, or the items a `Query` reads): one per started 4 KB, at
+/// least one.
+pub fn read_units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(READ_UNIT_BYTES).max(1)).unwrap_or(u32::MAX)
+}
+
 /// Table write units of one write, from the item before (`None`: it did not
 /// exist) and after (`None`: deleted): DynamoDB bills the larger of the two,
 /// one unit per started KB, at least one.
@@ -374,6 +392,9 @@ mod tests {
         assert_eq!(write_units(0), 1);
         assert_eq!(write_units(1024), 1);
         assert_eq!(write_units(1025), 2);
+        assert_eq!(read_units(0), 1);
+        assert_eq!(read_units(4096), 1);
+        assert_eq!(read_units(4097), 2);
     }
 
     fn s(value: &str) -> AttributeValue {

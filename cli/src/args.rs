@@ -6,6 +6,9 @@ use jobline_core::{JobId, JobState};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+mod schedule;
+pub use schedule::*;
+
 /// The default API base URL: the local server of `jobline-local serve`.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
 
@@ -23,7 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Submit a job (POST /jobs) and print the API's 202 body.
+    /// Submit a job (POST /jobs) and print the API's 202 body; with --at or
+    /// --in it is scheduled to run later.
     Submit(SubmitArgs),
     /// Print a job (GET /jobs/{id}).
     Status(JobArgs),
@@ -35,11 +39,18 @@ pub enum Command {
     /// running one stops at its next heartbeat; prints the job JSON, or exits
     /// 1 if the job had already finished.
     Cancel(JobArgs),
+    /// Run a scheduled job now (POST /jobs/{id}/run) instead of at its time;
+    /// prints the job JSON, or exits 1 if the job is not scheduled.
+    Run(JobArgs),
     /// List your jobs, newest first (GET /jobs), one JSON object a line.
     List(JobsArgs),
     /// Delete a finished job, its payload and its result at once (DELETE
     /// /jobs/{id}); exits 1 if the job has not finished.
     Delete(JobArgs),
+    /// Your recurring schedules (through the API): create, list, show,
+    /// update, pause, resume, trigger and delete them.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Print your webhook signing secret (GET /webhook-secret), `whsec_...`:
     /// give it to a Standard Webhooks library to verify your jobs' events.
     WebhookSecret(ApiArgs),
@@ -54,7 +65,9 @@ pub enum Command {
     Retry(RetryArgs),
     /// Start the web console on 127.0.0.1 and print its URL (with this
     /// launch's token): jobs by state, queues, activity, every job, the
-    /// dead letters, and cancel, retry, replay and discard (needs JOBS_TABLE,
+    /// dead letters, every caller's schedules (with SCHEDULES_TABLE and
+    /// SCHEDULE_GROUP), and cancel, run now, retry, replay, discard, and a
+    /// schedule's pause, resume, trigger and delete (needs JOBS_TABLE,
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials). Ctrl-C stops it.
     Console(ConsoleArgs),
     /// Bring a jobs table an earlier release wrote to the current layout
@@ -107,6 +120,8 @@ pub struct SubmitArgs {
     /// secret (`jobline webhook-secret`).
     #[arg(long, value_name = "URL")]
     pub callback_url: Option<String>,
+    #[command(flatten)]
+    pub when: WhenArgs,
 }
 
 /// The job payload: inline or from a file, at most one of them; neither is
@@ -122,7 +137,7 @@ pub struct PayloadArgs {
     pub payload_file: Option<PathBuf>,
 }
 
-/// The API and one job: `status` and `cancel`.
+/// The API and one job: `status`, `cancel`, `run`, `delete`.
 #[derive(Debug, Args)]
 pub struct JobArgs {
     #[command(flatten)]
@@ -136,9 +151,13 @@ pub struct JobArgs {
 pub struct JobsArgs {
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Only jobs in this state: queued, running, succeeded, failed or cancelled.
+    /// Only jobs in this state: scheduled, queued, running, succeeded,
+    /// failed or cancelled.
     #[arg(long, value_name = "STATE")]
     pub status: Option<JobState>,
+    /// Only the jobs this schedule created.
+    #[arg(long, value_name = "ID")]
+    pub schedule_id: Option<jobline_core::schedule::ScheduleId>,
     /// Only jobs of this type.
     #[arg(long = "type", value_name = "TYPE")]
     pub job_type: Option<String>,
@@ -174,8 +193,8 @@ pub struct ConsoleArgs {
 /// `jobs`: which state, how many, and the filters.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state: queued, running, failed or cancelled (succeeded jobs are
-    /// in no index: `jobline list` lists a caller's own).
+    /// The state: scheduled, queued, running, failed or cancelled
+    /// (succeeded jobs are in no index: `jobline list` lists a caller's own).
     #[arg(long, value_name = "STATE")]
     pub state: JobState,
     /// Print at most N jobs.
@@ -345,6 +364,80 @@ mod tests {
         assert_eq!((cancel.id, cancel.api.token.as_deref()), (id, Some("t")));
         let err = parse(&["cancel", "not-a-uuid"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn submit_takes_at_most_one_time_and_schedules_parse() {
+        let Command::Submit(later) = parse(&["submit", "--type", "primes", "--in", "15m"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected submit")
+        };
+        assert_eq!(
+            (later.when.delay, later.when.at.as_deref()),
+            (Some(900), None)
+        );
+        let both = parse(&[
+            "submit",
+            "--type",
+            "primes",
+            "--in",
+            "15m",
+            "--at",
+            "2027-03-01T08:00:00Z",
+        ])
+        .unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let bad = parse(&["submit", "--type", "primes", "--in", "1h30m"]).unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::ValueValidation);
+        assert!(bad.to_string().contains("90s, 15m, 3h or 2d"), "{bad}");
+        let bad = parse(&["submit", "--type", "primes", "--at", "2027-03-01 09:00"]).unwrap_err();
+        assert!(bad.to_string().contains("with an offset"), "{bad}");
+
+        let id = jobline_core::schedule::ScheduleId::random();
+        let Command::Schedule(ScheduleCommand::Update(update)) =
+            parse(&["schedule", "update", &id.to_string(), "--overlap", "skip"])
+                .unwrap()
+                .command
+        else {
+            panic!("expected schedule update")
+        };
+        assert_eq!((update.id, update.overlap), (id, Some(OverlapArg::Skip)));
+        let nothing = parse(&["schedule", "update", &id.to_string()]).unwrap_err();
+        assert_eq!(nothing.kind(), ErrorKind::MissingRequiredArgument);
+        let both = parse(&[
+            "schedule",
+            "update",
+            &id.to_string(),
+            "--callback-url",
+            "https://example.com/hook",
+            "--no-callback-url",
+        ])
+        .unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let not_an_id = parse(&["schedule", "pause", "../admin"]).unwrap_err();
+        assert_eq!(not_an_id.kind(), ErrorKind::ValueValidation);
+        let all_and_limit = parse(&["schedule", "list", "--all", "--limit", "5"]).unwrap_err();
+        assert_eq!(all_and_limit.kind(), ErrorKind::ArgumentConflict);
+        let Command::Schedule(ScheduleCommand::List(list)) =
+            parse(&["schedule", "list", "--all"]).unwrap().command
+        else {
+            panic!("expected schedule list")
+        };
+        assert!(list.all);
+        let bad_overlap = parse(&[
+            "schedule",
+            "create",
+            "--expression",
+            "rate(1 hour)",
+            "--type",
+            "primes",
+            "--overlap",
+            "sometimes",
+        ])
+        .unwrap_err();
+        assert_eq!(bad_overlap.kind(), ErrorKind::InvalidValue);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use jobline_core::{Clock, JobId, JobState};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+mod schedules;
+pub use schedules::{RunNow, Triggered};
+
 /// How long one request may take, answer body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of a non-JSON error body an error message shows.
@@ -61,6 +64,15 @@ pub enum ClientError {
         "the API accepted the cancellation but the job is neither cancelled nor cancelRequested: {0}"
     )]
     NotCancelled(String),
+}
+
+/// When a submitted job runs, if not at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    /// `runAt`: at this RFC 3339 time (with its offset, as written).
+    At(String),
+    /// `delaySeconds`: this many seconds after the API accepts it.
+    After(u64),
 }
 
 /// How requests authenticate.
@@ -160,18 +172,24 @@ impl ApiClient {
         })
     }
 
-    /// `POST /jobs`: submits a job; returns the 202 body
-    /// (`{"jobId","status","statusUrl"}`).
+    /// `POST /jobs`: submits a job, to run at once or `when` says; returns
+    /// the 202 body (`{"jobId","status","statusUrl"}`, and `runAt`).
     pub async fn submit(
         &self,
         job_type: &str,
         payload: &Value,
         callback_url: Option<&str>,
         idempotency_key: Option<&str>,
+        when: Option<&When>,
     ) -> Result<Value, ClientError> {
         let mut body = json!({ "type": job_type, "payload": payload });
         if let Some(url) = callback_url {
             body["callbackUrl"] = json!(url);
+        }
+        match when {
+            Some(When::At(at)) => body["runAt"] = json!(at),
+            Some(When::After(secs)) => body["delaySeconds"] = json!(secs),
+            None => {}
         }
         let body = body.to_string();
         let mut request = Request::post(self.url("/jobs")).header(CONTENT_TYPE, "application/json");

@@ -143,9 +143,10 @@ pub enum JobsError {
     Output(#[from] io::Error),
 }
 
-/// A listed job as printed: its summary ([`job_summary`]) and its owner.
-pub fn job_line(job: &JobRecord) -> Value {
-    let mut line = job_summary(job);
+/// A listed job as printed: its summary at `now_ms` ([`job_summary`]) and
+/// its owner.
+pub fn job_line(job: &JobRecord, now_ms: i64) -> Value {
+    let mut line = job_summary(job, now_ms);
     if let Value::Object(fields) = &mut line {
         fields.insert("owner".to_owned(), json!(job.owner));
     }
@@ -246,15 +247,18 @@ pub async fn find_jobs(
 }
 
 /// Prints to `out`, one JSON object a line, the jobs [`find_jobs`] finds
-/// from the newest on.
+/// from the newest on, as their clients see them at `now_ms` (a scheduled
+/// job whose time has come shows `queued`; the listing is by the records'
+/// state).
 pub async fn list_jobs(
     store: &dyn OperatorStore,
     query: &StateQuery,
+    now_ms: i64,
     out: &mut dyn Write,
 ) -> Result<Listed, JobsError> {
     let found = find_jobs(store, query, None).await?;
     for job in &found.jobs {
-        serde_json::to_writer(&mut *out, &job_line(job)).map_err(io::Error::from)?;
+        serde_json::to_writer(&mut *out, &job_line(job, now_ms)).map_err(io::Error::from)?;
         writeln!(out)?;
     }
     Ok(found.listed)
@@ -330,7 +334,7 @@ mod tests {
 
     async fn run(store: &dyn OperatorStore, query: &StateQuery) -> (Vec<Value>, Listed) {
         let mut out = Vec::new();
-        let listed = list_jobs(store, query, &mut out).await.unwrap();
+        let listed = list_jobs(store, query, now_ms(), &mut out).await.unwrap();
         let lines = String::from_utf8(out)
             .unwrap()
             .lines()

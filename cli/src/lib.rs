@@ -1,5 +1,5 @@
 //! The `jobline` command-line tool: a client of the Jobline API (`submit`,
-//! `status`, `wait`, `cancel`) and the operator's dead-letter queue tools
+//! `status`, `wait`, `cancel`, `run`, `schedule …`) and the operator's dead-letter queue tools
 //! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
 //! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
 //!

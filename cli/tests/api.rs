@@ -1,4 +1,5 @@
-//! `submit`, `status`, `wait`, `cancel`, `list` and `delete` end to end against a stub of the API on
+//! `submit` (now or later), `status`, `wait`, `cancel`, `run`, `list`,
+//! `delete` and `schedule …` end to end against a stub of the API on
 //! 127.0.0.1: the requests the CLI sends, and the exit codes and output of
 //! the answers it gets.
 
@@ -14,6 +15,7 @@ use jobline_cli::sigv4::Signer;
 use jobline_cli::sigv4::{Credentials, SigningIdentity};
 use jobline_cli::{Cli, CliError, Exit, ProgressStyle, run};
 use jobline_core::JobId;
+use jobline_core::schedule::ScheduleId;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -472,4 +474,460 @@ async fn delete_says_whether_the_job_is_gone() {
     let stub = Stub::start(vec![(404, missing)]).await;
     let (result, _, _) = jobline(&["delete", "--api", &stub.url, &id.to_string()]).await;
     assert!(result.is_err(), "an unknown job is an error");
+}
+
+#[tokio::test]
+async fn submit_at_or_in_sends_run_at_or_delay_seconds() {
+    let id = JobId::random();
+    let accepted = json!({"jobId": id, "status": "scheduled", "statusUrl": format!("/jobs/{id}"),
+                          "runAt": "2027-03-01T08:00:00.000Z"});
+    let stub = Stub::start(vec![(202, accepted.clone())]).await;
+    let (result, out, _) = jobline(&[
+        "submit", "--api", &stub.url, "--type", "primes", "--in", "90s",
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), accepted);
+    let (_, _, _) = jobline(&[
+        "submit",
+        "--api",
+        &stub.url,
+        "--type",
+        "primes",
+        "--at",
+        "2027-03-01T09:00:00+01:00",
+    ])
+    .await;
+    let seen = stub.seen();
+    let bodies: Vec<Value> = seen
+        .iter()
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"type": "primes", "payload": {}, "delaySeconds": 90}),
+            json!({"type": "primes", "payload": {}, "runAt": "2027-03-01T09:00:00+01:00"}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn run_queues_a_scheduled_job_and_exits_1_for_another() {
+    let id = JobId::random();
+    let stub = Stub::start(vec![(200, job(id, "queued"))]).await;
+    let (result, out, err) = jobline(&["run", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        job(id, "queued")
+    );
+    assert_eq!(err, format!("job {id} is queued: it runs now\n"));
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", format!("/jobs/{id}/run").as_str())
+    );
+    assert!(request.body.is_empty());
+
+    let running = json!({"error": {"code": "job_not_scheduled",
+        "message": "the job is running; only a scheduled job can be run now", "status": "running"}});
+    let stub = Stub::start(vec![(409, running)]).await;
+    let (result, out, err) = jobline(&["run", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err,
+        format!("job {id} is running: only a scheduled job can be run now\n")
+    );
+
+    let missing = json!({"error": {"code": "job_not_found", "message": "no such job"}});
+    let stub = Stub::start(vec![(404, missing)]).await;
+    let (result, _, _) = jobline(&["run", "--api", &stub.url, &id.to_string()]).await;
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("job_not_found"), "{error}");
+}
+
+/// A schedule's JSON as the API shows it.
+fn schedule(id: ScheduleId, paused: bool) -> Value {
+    json!({
+        "scheduleId": id.to_string(), "expression": "rate(1 hour)", "timezone": "UTC",
+        "description": "every hour", "type": "primes", "payload": {"upTo": 10},
+        "callbackUrl": null, "overlap": "allow", "paused": paused,
+        "createdAt": "2027-03-01T08:00:00.000Z", "updatedAt": "2027-03-01T08:00:00.000Z",
+        "nextFires": if paused { json!([]) } else { json!(["2027-03-01T09:00:00.000Z"]) },
+        "lastFire": null,
+        "fires": {"fired": 0, "skipped": 0, "refused": 0, "lastMissedAt": null, "lastRefusal": null},
+        "jobsUrl": format!("/jobs?scheduleId={id}"),
+    })
+}
+
+#[tokio::test]
+async fn schedule_create_posts_the_definition_and_prints_the_schedule() {
+    let id = ScheduleId::random();
+    let stub = Stub::start(vec![(201, schedule(id, false))]).await;
+    let (result, out, _) = jobline(&[
+        "schedule",
+        "create",
+        "--api",
+        &stub.url,
+        "--token",
+        "jwt-token",
+        "--expression",
+        "cron(0 9 ? * MON-FRI *)",
+        "--timezone",
+        "Europe/Paris",
+        "--type",
+        "primes",
+        "--payload",
+        r#"{"upTo": 10}"#,
+        "--overlap",
+        "skip",
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        schedule(id, false)
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/schedules")
+    );
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["authorization"], "Bearer jwt-token");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&request.body).unwrap(),
+        json!({"expression": "cron(0 9 ? * MON-FRI *)", "timezone": "Europe/Paris",
+               "type": "primes", "payload": {"upTo": 10}, "overlap": "skip"})
+    );
+
+    // Only what is given is sent: the API's defaults apply to the rest.
+    let stub = Stub::start(vec![(201, schedule(id, false))]).await;
+    jobline(&[
+        "schedule",
+        "create",
+        "--api",
+        &stub.url,
+        "--expression",
+        "rate(1 hour)",
+        "--type",
+        "primes",
+    ])
+    .await
+    .0
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stub.seen()[0].body).unwrap(),
+        json!({"expression": "rate(1 hour)", "type": "primes", "payload": {}})
+    );
+
+    let invalid = json!({"error": {"code": "invalid_schedule", "field": "timezone",
+        "message": "unknown time zone \"Mars/Olympus\""}});
+    let stub = Stub::start(vec![(422, invalid)]).await;
+    let (result, out, _) = jobline(&[
+        "schedule",
+        "create",
+        "--api",
+        &stub.url,
+        "--expression",
+        "rate(1 hour)",
+        "--timezone",
+        "Mars/Olympus",
+        "--type",
+        "primes",
+    ])
+    .await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, CliError::Client(ClientError::Status { status, .. }) if status.as_u16() == 422),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("422 Unprocessable Entity"), "{message}");
+    assert!(message.contains(r#""field":"timezone""#), "{message}");
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn schedule_list_follows_the_pages_to_its_limit_or_all() {
+    let ids: Vec<ScheduleId> = (0..3).map(|_| ScheduleId::random()).collect();
+    let pages = vec![
+        (
+            200,
+            json!({"schedules": [schedule(ids[0], false), schedule(ids[1], true)], "nextCursor": "c1"}),
+        ),
+        (
+            200,
+            json!({"schedules": [schedule(ids[2], false)], "nextCursor": null}),
+        ),
+    ];
+    let stub = Stub::start(pages.clone()).await;
+    let (result, out, err) = jobline(&["schedule", "list", "--api", &stub.url, "--all"]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    let listed: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            schedule(ids[0], false),
+            schedule(ids[1], true),
+            schedule(ids[2], false)
+        ]
+    );
+    assert_eq!(err, "");
+    let seen = stub.seen();
+    assert_eq!(seen[0].path, "/schedules");
+    assert_eq!(seen[0].query, "limit=100");
+    assert_eq!(seen[1].query, "limit=100&cursor=c1");
+
+    let stub = Stub::start(pages).await;
+    let (result, out, err) =
+        jobline(&["schedule", "list", "--api", &stub.url, "--limit", "2"]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(out.lines().count(), 2);
+    assert_eq!(err, "more schedules: jobline schedule list --cursor c1\n");
+    assert_eq!(stub.seen().len(), 1, "stops at its limit");
+    assert_eq!(stub.seen()[0].query, "limit=2");
+}
+
+#[tokio::test]
+async fn schedule_show_prints_the_summary_or_the_json() {
+    let id = ScheduleId::random();
+    let job_id = JobId::random();
+    let mut shown = schedule(id, false);
+    shown["lastFire"] = json!({"scheduledAt": "2027-03-01T08:00:00.000Z", "jobId": job_id,
+                                "statusUrl": format!("/jobs/{job_id}")});
+    shown["fires"]["fired"] = json!(3);
+    let stub = Stub::start(vec![(200, shown.clone())]).await;
+    let (result, out, _) =
+        jobline(&["schedule", "show", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert!(
+        out.starts_with(&format!("schedule {id}: active\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("  when          rate(1 hour): every hour\n"),
+        "{out}"
+    );
+    assert!(out.contains("  time zone     UTC\n"), "{out}");
+    assert!(
+        out.contains("  next fires    2027-03-01T09:00:00.000Z\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  last fire     2027-03-01T08:00:00.000Z: job {job_id}\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("  fires         3 fired, 0 skipped, 0 refused\n"),
+        "{out}"
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("GET", format!("/schedules/{id}").as_str())
+    );
+
+    let (result, out, _) = jobline(&[
+        "schedule",
+        "show",
+        "--api",
+        &stub.url,
+        "--json",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), shown);
+
+    let missing = json!({"error": {"code": "schedule_not_found", "message": "no such schedule"}});
+    let stub = Stub::start(vec![(404, missing)]).await;
+    let (result, _, _) = jobline(&["schedule", "show", "--api", &stub.url, &id.to_string()]).await;
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("schedule_not_found")
+    );
+}
+
+#[tokio::test]
+async fn schedule_update_patches_only_the_fields_given() {
+    let id = ScheduleId::random();
+    let stub = Stub::start(vec![(200, schedule(id, false))]).await;
+    let (result, out, _) = jobline(&[
+        "schedule",
+        "update",
+        "--api",
+        &stub.url,
+        &id.to_string(),
+        "--expression",
+        "rate(2 hours)",
+        "--payload",
+        r#"{"upTo": 20}"#,
+        "--no-callback-url",
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        schedule(id, false)
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("PATCH", format!("/schedules/{id}").as_str())
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&request.body).unwrap(),
+        json!({"expression": "rate(2 hours)", "payload": {"upTo": 20}, "callbackUrl": null})
+    );
+    jobline(&[
+        "schedule",
+        "update",
+        "--api",
+        &stub.url,
+        &id.to_string(),
+        "--timezone",
+        "Asia/Tokyo",
+        "--overlap",
+        "allow",
+    ])
+    .await
+    .0
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stub.seen()[1].body).unwrap(),
+        json!({"timezone": "Asia/Tokyo", "overlap": "allow"})
+    );
+}
+
+#[tokio::test]
+async fn schedule_pause_resume_and_delete_say_what_they_did() {
+    let id = ScheduleId::random();
+    let stub = Stub::start(vec![
+        (200, schedule(id, true)),
+        (200, schedule(id, false)),
+        (204, Value::Null),
+    ])
+    .await;
+    let (result, out, err) =
+        jobline(&["schedule", "pause", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["paused"], true);
+    assert_eq!(
+        err,
+        format!("schedule {id} is paused: it fires nothing until resumed\n")
+    );
+    let (result, out, err) =
+        jobline(&["schedule", "resume", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["paused"],
+        false
+    );
+    assert!(
+        err.starts_with(&format!("schedule {id} is resumed")),
+        "{err}"
+    );
+    let (result, out, err) =
+        jobline(&["schedule", "delete", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!("schedule {id} is deleted (the jobs it created stay)\n")
+    );
+    let seen: Vec<(String, String)> = stub
+        .seen()
+        .into_iter()
+        .map(|s| (s.method, s.path))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST".to_owned(), format!("/schedules/{id}/pause")),
+            ("POST".to_owned(), format!("/schedules/{id}/resume")),
+            ("DELETE".to_owned(), format!("/schedules/{id}")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn schedule_trigger_prints_its_job_and_exits_1_when_skipped() {
+    let id = ScheduleId::random();
+    let job_id = JobId::random();
+    let accepted = json!({"jobId": job_id, "status": "queued", "statusUrl": format!("/jobs/{job_id}"),
+                          "runAt": "2027-03-01T08:00:00.000Z"});
+    let stub = Stub::start(vec![(202, accepted.clone())]).await;
+    let (result, out, err) =
+        jobline(&["schedule", "trigger", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), accepted);
+    assert_eq!(
+        err,
+        format!("schedule {id} fired: job {job_id} is queued\n")
+    );
+    let request = &stub.seen()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", format!("/schedules/{id}/trigger").as_str())
+    );
+
+    let overlap = json!({"error": {"code": "schedule_overlap",
+        "message": "the schedule's previous job has not finished and its overlap policy is `skip`"}});
+    let stub = Stub::start(vec![(409, overlap)]).await;
+    let (result, out, err) =
+        jobline(&["schedule", "trigger", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Failed);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with(&format!(
+            "schedule {id} did not fire: the schedule's previous job"
+        )),
+        "{err}"
+    );
+
+    let throttled = json!({"error": {"code": "scheduler_throttled",
+        "message": "the scheduler is busy; nothing was changed, retry after 2 seconds"}});
+    let stub = Stub::start(vec![(503, throttled)]).await;
+    let (result, _, _) =
+        jobline(&["schedule", "trigger", "--api", &stub.url, &id.to_string()]).await;
+    let error = result.unwrap_err();
+    assert!(
+        matches!(&error, CliError::Client(ClientError::Status { status, .. }) if status.as_u16() == 503),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("retry after 2 seconds"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_schedule() {
+    let id = ScheduleId::random();
+    let stub = Stub::start(vec![(200, json!({"jobs": [], "nextCursor": null}))]).await;
+    let (result, _, _) = jobline(&[
+        "list",
+        "--api",
+        &stub.url,
+        "--status",
+        "scheduled",
+        "--schedule-id",
+        &id.to_string(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        stub.seen()[0].query,
+        format!("limit=20&status=scheduled&scheduleId={id}")
+    );
 }

@@ -3,6 +3,11 @@
 //! The SAM template sets the same variables that the local runner and the
 //! tests set, so one code path serves both.
 
+mod schedules;
+
+use schedules::schedule_config;
+pub use schedules::{DEFAULT_MAX_SCHEDULES_PER_CALLER, ScheduleConfig};
+
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
 pub use crate::limits::{API_SEQUENTIAL_CALLS, LAMBDA_MAX_TIMEOUT_SECS, SQS_MAX_VISIBILITY_SECS};
@@ -75,6 +80,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Webhook settings (the API and the notifier).
     pub webhooks: WebhookConfig,
+    /// Schedules and long delays (the API and the fire function): on when
+    /// `SCHEDULES_TABLE` and `SCHEDULE_GROUP` are set.
+    pub schedules: Option<ScheduleConfig>,
 }
 
 /// What callback URLs a deployment accepts (the SSRF guard,
@@ -455,6 +463,7 @@ impl Config {
             trust_roots: parse_or(&lookup, "TLS_TRUST_ROOTS", TrustRoots::AmazonTrustServices)?,
             worker,
             webhooks,
+            schedules: schedule_config(&lookup)?,
         })
     }
 }

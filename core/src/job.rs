@@ -1,6 +1,8 @@
 //! The job model and its state machine.
 //!
-//! A job moves `queued → running → succeeded | failed | cancelled`. A
+//! A job moves `queued → running → succeeded | failed | cancelled`; a
+//! delayed one starts `scheduled` and goes to `running` when a worker takes
+//! it at or after its `runAt` (never before: [`claimable`]). A
 //! retryable failure, and a continuation (the handler saved a checkpoint and
 //! yielded), move it back from `running` to `queued`; a replay from the
 //! dead-letter queue moves it from `failed` back to `queued`. A cancel makes a
@@ -15,6 +17,12 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
+
+mod delivery;
+mod progress;
+
+pub use delivery::{DeliveryState, WebhookDelivery};
+pub use progress::{PROGRESS_MESSAGE_BYTES, Progress};
 
 /// Namespace for job ids derived from an idempotency key (UUID v5), so the
 /// same caller and key always name the same job without a second table item.
@@ -42,6 +50,11 @@ impl JobId {
     /// on every write, so no write needs to read it first.
     pub fn shard(self, shards: u8) -> u8 {
         self.0.as_bytes()[15] % shards.max(1)
+    }
+
+    /// The job id a UUID names (a schedule's fire derives one).
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
     }
 
     /// The id that `owner` submitting with `idempotency_key` always gets.
@@ -78,6 +91,9 @@ impl FromStr for JobId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Delayed: waiting for its `runAt` (its message is delayed in SQS, or
+    /// a one-time timer will send it); cancelled at once like `queued`.
+    Scheduled,
     Queued,
     Running,
     Succeeded,
@@ -87,7 +103,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in the order of a job's life.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
+        Self::Scheduled,
         Self::Queued,
         Self::Running,
         Self::Succeeded,
@@ -98,6 +115,7 @@ impl JobState {
     /// The name stored in DynamoDB and shown by the API.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Scheduled => "scheduled",
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
@@ -111,6 +129,12 @@ impl JobState {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
+
+    /// `scheduled` and `queued`: no worker has taken the job (since it was
+    /// submitted, retried or continued); a cancel ends it at once.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Queued)
+    }
 }
 
 impl FromStr for JobState {
@@ -118,6 +142,7 @@ impl FromStr for JobState {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "scheduled" => Ok(Self::Scheduled),
             "queued" => Ok(Self::Queued),
             "running" => Ok(Self::Running),
             "succeeded" => Ok(Self::Succeeded),
@@ -164,101 +189,6 @@ impl JobRequest {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect()
-    }
-}
-
-/// What a running job last said of its progress
-/// ([`JobContext::progress`](crate::job_types::JobContext::progress)).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    /// How much is done, from 0 to 1.
-    pub fraction: f64,
-    /// What the handler says it is doing, at most [`PROGRESS_MESSAGE_BYTES`].
-    pub message: String,
-    /// When the handler said it (ms since the epoch).
-    pub at_ms: i64,
-}
-
-/// Where a webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    /// Not yet delivered; the notifier is trying (with backoff).
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// The notifier gave up (retries ran out, or the URL was refused).
-    Failed,
-}
-
-impl DeliveryState {
-    /// Whether the notifier is done with the delivery (`delivered` or
-    /// `failed`).
-    pub fn is_final(self) -> bool {
-        self != Self::Pending
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for DeliveryState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown delivery state {other:?}")),
-        }
-    }
-}
-
-/// The webhook delivery of one final state of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WebhookDelivery {
-    /// The `finishedAt` of the final state it announces: a replayed job
-    /// that finishes again gets a delivery of its own.
-    pub for_finished_at: i64,
-    pub state: DeliveryState,
-    /// POSTs made so far.
-    pub attempts: u32,
-    /// The HTTP status of the last answer, if there was one.
-    pub last_status: Option<u16>,
-    /// When this was recorded (ms since the epoch).
-    pub at_ms: i64,
-}
-
-/// The longest progress message kept; longer ones are cut.
-pub const PROGRESS_MESSAGE_BYTES: usize = 200;
-
-impl Progress {
-    /// Progress `fraction` (clamped to 0..=1; not a number is 0) with
-    /// `message` cut to [`PROGRESS_MESSAGE_BYTES`] on a char boundary and its
-    /// control characters made spaces (so its JSON escapes stay small).
-    pub fn new(fraction: f64, message: &str, at_ms: i64) -> Self {
-        let fraction = if fraction.is_nan() {
-            0.0
-        } else {
-            fraction.clamp(0.0, 1.0)
-        };
-        let mut end = message.len().min(PROGRESS_MESSAGE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self {
-            fraction,
-            message: message[..end]
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
-            at_ms,
-        }
     }
 }
 
@@ -331,6 +261,12 @@ pub struct JobRecord {
     pub webhook: Option<WebhookDelivery>,
     /// When DynamoDB's TTL may delete the item, in seconds since the epoch.
     pub expires_at: i64,
+    /// When a delayed job becomes due (ms since the epoch): no worker runs
+    /// it before, and its time bound, TTL and idempotency key count from it
+    /// ([`JobRecord::delayed_until`]).
+    pub run_at: Option<i64>,
+    /// The schedule whose fire created the job, if one did.
+    pub schedule_id: Option<String>,
 }
 
 impl JobRecord {
@@ -380,7 +316,42 @@ impl JobRecord {
             callback_url: request.callback_url.clone(),
             webhook: None,
             expires_at: expires_at(now_ms, retention_days),
+            run_at: None,
+            schedule_id: None,
         }
+    }
+
+    /// The job delayed until `run_at_ms`: `scheduled`, and kept its whole
+    /// retention from then (so a job delayed past the retention is not
+    /// deleted before it runs). A time not after its creation leaves it
+    /// `queued`, with its `runAt` recorded.
+    #[must_use]
+    pub fn delayed_until(mut self, run_at_ms: i64) -> Self {
+        self.run_at = Some(run_at_ms);
+        if run_at_ms > self.created_at {
+            self.state = JobState::Scheduled;
+            self.expires_at += (run_at_ms - self.created_at + 999) / 1000;
+        }
+        self
+    }
+
+    /// The state its client is shown at `now_ms`: a `scheduled` job whose
+    /// time has come is `queued`, waiting for a worker as any queued job.
+    /// That move is not written (the record says `scheduled` until a worker
+    /// takes it, `scheduled → running`): time alone makes it, and a
+    /// delayed job costs no more writes than another.
+    pub fn state_at(&self, now_ms: i64) -> JobState {
+        match (self.state, self.run_at) {
+            (JobState::Scheduled, Some(at)) if at <= now_ms => JobState::Queued,
+            (state, _) => state,
+        }
+    }
+
+    /// When the job was first due: its `runAt`, or its creation. Its time
+    /// bound counts from here ([`crate::deadline::Deadlines::queued_at`]).
+    pub fn due_from(&self) -> i64 {
+        self.run_at
+            .map_or(self.created_at, |at| at.max(self.created_at))
     }
 
     /// Applies a claim at `now_ms` leasing the job until `lease_until_ms`
@@ -432,6 +403,9 @@ pub enum ClaimRefusal {
     Finished(JobState),
     /// Another attempt holds a live lease until this time (ms).
     Leased { until_ms: i64 },
+    /// The job is scheduled for later (ms): its message came early (a
+    /// timer fires up to a minute early or late), so it waits again.
+    NotYetDue { run_at: i64 },
     /// The record changed between the write and this check; try again.
     Raced,
 }
@@ -449,6 +423,13 @@ impl ClaimRefusal {
             }) if *until_ms >= now_ms => Self::Leased {
                 until_ms: *until_ms,
             },
+            Some(JobRecord {
+                state: JobState::Scheduled,
+                run_at: Some(run_at),
+                ..
+            }) if !claimable(JobState::Scheduled, None, Some(*run_at), now_ms) => {
+                Self::NotYetDue { run_at: *run_at }
+            }
             Some(_) => Self::Raced,
         }
     }
@@ -456,13 +437,23 @@ impl ClaimRefusal {
 
 /// Whether a claim at `now_ms` may take the job in `state` with `lease`:
 /// the rule the claim's condition expression encodes.
-pub fn claimable(state: JobState, lease_expires_at: Option<i64>, now_ms: i64) -> bool {
+pub fn claimable(
+    state: JobState,
+    lease_expires_at: Option<i64>,
+    run_at: Option<i64>,
+    now_ms: i64,
+) -> bool {
     match state {
+        JobState::Scheduled => run_at.is_none_or(|at| at <= now_ms + RUN_AT_TOLERANCE_MS),
         JobState::Queued => true,
         JobState::Running => lease_expires_at.is_none_or(|until| until < now_ms),
         JobState::Succeeded | JobState::Failed | JobState::Cancelled => false,
     }
 }
+
+/// How early a worker may take a scheduled job: SQS's delays count whole
+/// seconds and clocks of different hosts differ by a few milliseconds.
+pub const RUN_AT_TOLERANCE_MS: i64 = 1_000;
 
 /// When DynamoDB's TTL may delete a job written or replayed at `now_ms` and
 /// kept for `retention_days`, in seconds since the epoch.
@@ -560,13 +551,39 @@ mod tests {
 
     #[test]
     fn claim_rules() {
-        assert!(claimable(JobState::Queued, None, 5));
-        assert!(claimable(JobState::Running, Some(4), 5), "expired lease");
-        assert!(claimable(JobState::Running, None, 5), "no lease");
-        assert!(!claimable(JobState::Running, Some(5), 5), "live lease");
-        assert!(!claimable(JobState::Succeeded, None, 5));
-        assert!(!claimable(JobState::Failed, None, 5));
-        assert!(!claimable(JobState::Cancelled, None, 5));
+        assert!(claimable(JobState::Queued, None, None, 5));
+        assert!(
+            claimable(JobState::Running, Some(4), None, 5),
+            "expired lease"
+        );
+        assert!(claimable(JobState::Running, None, None, 5), "no lease");
+        assert!(
+            !claimable(JobState::Running, Some(5), None, 5),
+            "live lease"
+        );
+        assert!(!claimable(JobState::Succeeded, None, None, 5));
+        assert!(!claimable(JobState::Failed, None, None, 5));
+        assert!(!claimable(JobState::Cancelled, None, None, 5));
+        let due = 10_000;
+        assert!(claimable(JobState::Scheduled, None, Some(due), due));
+        assert!(
+            claimable(
+                JobState::Scheduled,
+                None,
+                Some(due),
+                due - RUN_AT_TOLERANCE_MS
+            ),
+            "within the tolerance"
+        );
+        assert!(
+            !claimable(
+                JobState::Scheduled,
+                None,
+                Some(due),
+                due - RUN_AT_TOLERANCE_MS - 1
+            ),
+            "never early"
+        );
     }
 
     #[test]
@@ -633,6 +650,42 @@ mod tests {
         assert!(cut.chars().all(|c| c == 'é'));
         assert_eq!("cancelled".parse::<JobState>(), Ok(JobState::Cancelled));
         assert!(JobState::Cancelled.is_finished());
+    }
+
+    #[test]
+    fn a_delayed_job_is_scheduled_and_kept_from_its_time() {
+        let now = 1_000_000;
+        let day = 86_400_000;
+        let job = record(JobState::Queued, None);
+        let queued_ttl = job.expires_at;
+        let later = JobRecord {
+            created_at: now,
+            ..job.clone()
+        }
+        .delayed_until(now + 40 * day);
+        assert_eq!(later.state, JobState::Scheduled);
+        assert_eq!(later.state_at(now + 40 * day - 1), JobState::Scheduled);
+        assert_eq!(
+            later.state_at(now + 40 * day),
+            JobState::Queued,
+            "due: shown queued"
+        );
+        assert_eq!(later.expires_at, queued_ttl + 40 * 86_400);
+        assert_eq!(later.due_from(), now + 40 * day);
+        let past = JobRecord {
+            created_at: now,
+            ..job
+        }
+        .delayed_until(now - 5);
+        assert_eq!((past.state, past.due_from()), (JobState::Queued, now));
+        let mut early = later.clone();
+        early.state = JobState::Scheduled;
+        assert_eq!(
+            ClaimRefusal::from_current(Some(&early), now),
+            ClaimRefusal::NotYetDue {
+                run_at: now + 40 * day
+            }
+        );
     }
 
     #[test]

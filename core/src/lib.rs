@@ -11,7 +11,8 @@
 //!   retries; [`clock`]: the one clock every time-dependent decision reads.
 //! - The ports, traits that say what Jobline needs of storage and messaging
 //!   and nothing about AWS: [`store`] (the job records, split by role),
-//!   [`queue`], [`results`] and [`activity`]. Their adapters live in their
+//!   [`queue`], [`results`], [`activity`], [`timers`] and [`schedule`] (a
+//!   caller's recurring schedules). Their adapters live in their
 //!   own crates at the edge (`adapters/`), one per AWS service, so each
 //!   function builds only the SDKs it calls; their fakes live in the test
 //!   kit (`testkit/`).
@@ -34,8 +35,10 @@ pub mod limits;
 pub mod metrics;
 pub mod queue;
 pub mod results;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;
+pub mod timers;
 pub mod view;
 
 pub use clock::Clock;

@@ -13,6 +13,10 @@ pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
 /// `ChangeMessageVisibilityBatch`).
 pub const SQS_MAX_BATCH_ENTRIES: usize = 10;
 
+/// SQS's longest `DelaySeconds` (15 minutes): a job delayed longer waits
+/// for a one-time timer instead ([`crate::timers`]).
+pub const SQS_MAX_DELAY_SECS: u32 = 900;
+
 /// The notifier function's timeout in `template.yaml`, seconds: a few
 /// deliveries of at most [`WebhookConfig::timeout`](crate::config::WebhookConfig)
 /// each.

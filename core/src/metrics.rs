@@ -63,6 +63,13 @@ pub enum Metric {
     QueueTimeMs,
     /// One attempt's run time.
     JobDurationMs,
+    /// Schedule fires that created their job (the fire function).
+    ScheduleFires,
+    /// Schedule fires skipped by the overlap policy `skip`.
+    ScheduleFiresSkipped,
+    /// Schedule fires that created no job (refused by the backlog bound, a
+    /// job type gone, the store or the queue unavailable).
+    ScheduleFireFailures,
 }
 
 impl Metric {
@@ -82,6 +89,9 @@ impl Metric {
             Self::WebhooksFailed => "WebhooksFailed",
             Self::QueueTimeMs => "QueueTimeMs",
             Self::JobDurationMs => "JobDurationMs",
+            Self::ScheduleFires => "ScheduleFires",
+            Self::ScheduleFiresSkipped => "ScheduleFiresSkipped",
+            Self::ScheduleFireFailures => "ScheduleFireFailures",
         }
     }
 

@@ -103,6 +103,16 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Sends a message for `job_id`; returns the SQS message id.
     async fn send(&self, message: &JobMessage) -> Result<String, QueueError>;
 
+    /// Sends a message for `job_id` that no consumer sees for `delay_secs`
+    /// (SQS's `DelaySeconds`, at most
+    /// [`SQS_MAX_DELAY_SECS`](crate::limits::SQS_MAX_DELAY_SECS)): a job
+    /// delayed that little needs no timer.
+    async fn send_delayed(
+        &self,
+        message: &JobMessage,
+        delay_secs: u32,
+    ) -> Result<String, QueueError>;
+
     /// Hides a received message for `secs` more seconds from now.
     async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError>;
 

@@ -10,7 +10,7 @@
 //! | [`ReadStore`] | every role | `get` |
 //! | [`CancelStore`] | API, operator | `cancel` |
 //! | [`ReplayStore`] | worker (a redriven message), operator | `replay` |
-//! | [`ApiStore`] | the API function | `create`, `mark_enqueue_failed`, `mark_resending`, `list`, `delete` |
+//! | [`ApiStore`] | the API function (and the fire function) | `create`, `mark_enqueue_failed`, `mark_resending`, `run_now`, `list`, `delete` |
 //! | [`WorkerStore`] | the worker function | `claim`, `finish`, `heartbeat`, `suspend`, `return_to_queue`, `renew_due` |
 //! | [`OperatorStore`] | the CLI's DLQ tools, job listings and console | `discard`, `list_by_state`, `count_by_state`, `oldest_queued` |
 //! | [`SweeperStore`] | the sweeper function | `overdue`, `sweep`, `owed_webhooks`, `settle_webhook` |
@@ -91,7 +91,7 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
 /// operator's (the console's Cancel).
 #[async_trait]
 pub trait CancelStore: ReadStore {
-    /// A client cancels job `id`: a `queued` one becomes `cancelled` (and
+    /// A client cancels job `id`: a `scheduled` or `queued` one becomes `cancelled` (and
     /// finished) at once; a `running` one gets `cancelRequested`; a
     /// cancelled one stays so. At most two conditional writes.
     async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError>;
@@ -140,6 +140,12 @@ pub trait ApiStore: CancelStore {
     /// while this message may be in the queue. Anything else is `Conflict`
     /// with the job.
     async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError>;
+
+    /// A client runs scheduled job `id` now (`POST /jobs/{id}/run`): it
+    /// becomes `queued` with `runAt` now, and is returned. Its `dueAt`
+    /// stays (a bound counted from the later time it was delayed to).
+    /// Anything but `scheduled` is `Conflict` with the job.
+    async fn run_now(&self, id: JobId, now_ms: i64) -> Result<JobRecord, StoreError>;
 
     /// Up to `limit` of `owner`'s jobs, newest first, starting after
     /// `after`: one query of the owner index (`owner-created`) that reads at most

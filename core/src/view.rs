@@ -6,21 +6,22 @@
 use crate::job::{DeliveryState, JobRecord, format_ms};
 use serde_json::{Value, json};
 
-/// A job with its inline result (`null` when there is none or it is
-/// stored apart; the API adds the link).
-pub fn job_view(job: &JobRecord) -> Value {
-    let mut view = job_summary(job);
+/// A job at `now_ms` (its `status` is [`JobRecord::state_at`] it) with its
+/// inline result (`null` when there is none or it is stored apart; the API
+/// adds the link).
+pub fn job_view(job: &JobRecord, now_ms: i64) -> Value {
+    let mut view = job_summary(job, now_ms);
     view["result"] = json!(job.result);
     view
 }
 
 /// A job without its result, which may be 100 KiB (a page of them would
 /// pass Lambda's 6 MB response limit).
-pub fn job_summary(job: &JobRecord) -> Value {
+pub fn job_summary(job: &JobRecord, now_ms: i64) -> Value {
     json!({
         "jobId": job.id,
         "type": job.job_type,
-        "status": job.state,
+        "status": job.state_at(now_ms),
         "createdAt": format_ms(job.created_at),
         "startedAt": job.started_at.map(format_ms),
         "runStartedAt": job.run_started_at.map(format_ms),
@@ -40,6 +41,8 @@ pub fn job_summary(job: &JobRecord) -> Value {
         "continuations": job.continuations,
         "callbackUrl": job.callback_url,
         "webhook": webhook_view(job),
+        "runAt": job.run_at.map(format_ms),
+        "scheduleId": job.schedule_id,
     })
 }
 

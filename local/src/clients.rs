@@ -1,13 +1,15 @@
 //! Every SDK client a local process needs, in one place: the local runner,
 //! the tests and the bench provision resources, read the table's stream and
-//! inspect queues, buckets and secrets. A Lambda function never builds
+//! inspect queues, buckets, secrets and schedules. A Lambda function never builds
 //! these: each builds only the clients of the adapters it calls, from
 //! `jobline_aws::lambda_sdk_config`.
 
 use jobline_aws::{AwsTimeouts, TrustRoots, bounded, lambda_sdk_config};
 use jobline_core::Config;
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::schedules::DynamoScheduleStore;
 use jobline_s3::S3ResultStore;
+use jobline_scheduler::{EventBridgeTimers, TimerTarget};
 use jobline_sqs::SqsJobQueue;
 use jobline_webhooks::SecretsManagerKeys;
 
@@ -19,6 +21,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The timers' schedules (EventBridge Scheduler).
+    pub scheduler: aws_sdk_scheduler::Client,
     /// The jobs table's stream, which only the local runner reads itself.
     pub streams: aws_sdk_dynamodbstreams::Client,
 }
@@ -45,6 +49,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             s3: jobline_s3::client(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            scheduler: aws_sdk_scheduler::Client::new(sdk),
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
         }
     }
@@ -80,6 +85,25 @@ impl Clients {
     /// The configured job queue.
     pub fn queue(&self, config: &Config) -> SqsJobQueue {
         SqsJobQueue::from_sdk(&self.sdk, &config.queue_url)
+    }
+
+    /// The schedules' store and timers `config` names, if it has schedules
+    /// (`SCHEDULES_TABLE`, `SCHEDULE_GROUP`).
+    pub fn schedules(&self, config: &Config) -> Option<crate::stack::Schedules> {
+        let schedules = config.schedules.as_ref()?;
+        Some(crate::stack::Schedules {
+            timers: std::sync::Arc::new(self.timers(TimerTarget::of(schedules))),
+            store: std::sync::Arc::new(DynamoScheduleStore::new(
+                self.dynamodb.clone(),
+                schedules.table_name.clone(),
+            )),
+            max_per_caller: schedules.max_per_caller,
+        })
+    }
+
+    /// The timers of `target`'s schedule group.
+    pub fn timers(&self, target: TimerTarget) -> EventBridgeTimers {
+        EventBridgeTimers::new(self.scheduler.clone(), target)
     }
 }
 

@@ -2,10 +2,13 @@
 //! ordinary code: an HTTP server in front of the API handler (API Gateway's
 //! part), pollers in front of the worker and the notifier (the SQS event
 //! source mapping's part), and a reader of the jobs table's stream in front
-//! of the notifier (the stream's mapping). The handlers are the very ones the Lambda binaries run; [`stack`]
+//! of the notifier (the stream's mapping), and a firer of the timers the
+//! emulator stores but never fires ([`firer`], EventBridge Scheduler's
+//! part). The handlers are the very ones the Lambda binaries run; [`stack`]
 //! assembles them once for `jobline-local serve`, the tests and the bench.
 
 pub mod clients;
+pub mod firer;
 pub mod poller;
 pub mod provision;
 pub mod relay;

@@ -196,6 +196,22 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             );
             let secret = provision::create_webhook_secret(&clients.secrets, &name).await?;
             println!("export WEBHOOK_SECRET_ID={secret}");
+            let schedules = provision::schedules_table_name(&name);
+            provision::create_schedules_table(&clients.dynamodb, &schedules).await?;
+            let group = provision::schedule_group_name(&name);
+            provision::create_schedule_group(&clients.scheduler, &group).await?;
+            println!("export SCHEDULES_TABLE={schedules}");
+            println!("export SCHEDULE_GROUP={group}");
+            // Locally the firer calls the fire function's library itself; the
+            // emulator stores these as the timers' target, as deployed.
+            println!(
+                "export FIRE_FUNCTION_ARN={}",
+                provision::local_arn("lambda", &format!("function:{name}-fire"))
+            );
+            println!(
+                "export SCHEDULER_ROLE_ARN={}",
+                provision::local_arn("iam", &format!("role/{name}-scheduler"))
+            );
             println!(
                 "export MAX_RECEIVE_COUNT={}",
                 QueueSettings::TEMPLATE.max_receive_count
@@ -265,6 +281,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             }
             if let Some(webhooks) = webhooks(&clients, &config, webhook_ca.as_deref()).await? {
                 stack = stack.webhooks(webhooks);
+            }
+            if let Some(schedules) = api.schedules(&config) {
+                stack = stack.schedules(schedules);
             }
             let stack = stack
                 .poller_settings(poller)

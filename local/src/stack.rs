@@ -11,6 +11,7 @@
 //! processed and their messages deleted, open HTTP requests get a bounded
 //! drain, and every request already in the API runs to its end.
 
+use crate::firer::{Firer, LocalTimers};
 use crate::poller::{Poller, PollerSettings, SQS_MAX_BATCH};
 use crate::relay::StreamRelay;
 use crate::server::{self, HttpSettings};
@@ -20,6 +21,8 @@ use jobline_api::Api;
 use jobline_core::limits::NOTIFIER_TIMEOUT_SECS;
 use jobline_core::limits::QueueSettings;
 use jobline_core::results::ResultStore;
+use jobline_core::schedule::ScheduleStore;
+use jobline_core::timers::Timers;
 use jobline_core::{Clock, Config, JobQueue, JobStore, JobTypes, WorkerConfig};
 use jobline_notifier::Notifier;
 use jobline_sweeper::Sweeper;
@@ -44,7 +47,17 @@ pub struct Stack {
     pollers: usize,
     http: HttpSettings,
     notifier: Option<NotifierParts>,
+    firer: Option<Firer>,
     clock: Clock,
+}
+
+/// What schedules and long delays need locally: the emulator's timers (the
+/// stack's schedule group), which [`Firer`] fires, and the schedules table.
+#[derive(Debug)]
+pub struct Schedules {
+    pub timers: Arc<dyn Timers>,
+    pub store: Arc<dyn ScheduleStore>,
+    pub max_per_caller: usize,
 }
 
 /// What webhooks need locally: the notifier's own store client (deployed it
@@ -102,6 +115,7 @@ pub struct StackBuilder {
     http: HttpSettings,
     sweep_interval: Duration,
     webhooks: Option<Webhooks>,
+    schedules: Option<Schedules>,
     clock: Clock,
 }
 
@@ -133,6 +147,7 @@ impl Stack {
             http: HttpSettings::default(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             webhooks: None,
+            schedules: None,
             clock: Clock::system(),
         }
     }
@@ -152,6 +167,11 @@ impl Stack {
 
     pub fn sweeper(&self) -> &Sweeper {
         &self.sweeper
+    }
+
+    /// The firer of the timers, with schedules on.
+    pub fn firer(&self) -> Option<&Firer> {
+        self.firer.as_ref()
     }
 
     /// The notifier, with webhooks on.
@@ -224,6 +244,13 @@ impl StackBuilder {
         self
     }
 
+    /// Turns schedules and delays past 15 minutes on: the API writes
+    /// timers and schedules, and [`serve`] fires the timers ([`Firer`]).
+    pub fn schedules(mut self, schedules: Schedules) -> Self {
+        self.schedules = Some(schedules);
+        self
+    }
+
     /// The clock every part reads (default: the wall clock); tests pass a
     /// [`Clock::movable`] and move it by hours and days.
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -278,8 +305,19 @@ impl StackBuilder {
             api = api.with_results(Arc::clone(&results));
             worker = worker.with_results(results);
         }
+        let mut timers = None;
+        if let Some(schedules) = self.schedules {
+            let local = Arc::new(LocalTimers::new(schedules.timers, self.clock.clone()));
+            api = api
+                .with_timers(local.clone())
+                .with_schedules(schedules.store, schedules.max_per_caller);
+            timers = Some(local);
+        }
+        let api = Arc::new(api);
+        let firer = timers.map(|timers| Firer::new(timers, Arc::clone(&api), self.clock.clone()));
         Stack {
-            api: Arc::new(api),
+            api,
+            firer,
             worker: Arc::new(worker),
             sweeper,
             sweep_interval: self.sweep_interval,
@@ -305,6 +343,8 @@ pub enum ServeError {
     Sweeper(#[source] tokio::task::JoinError),
     #[error("the notifier failed: {0}")]
     Notifier(#[source] tokio::task::JoinError),
+    #[error("the timers' firer failed: {0}")]
+    Firer(#[source] tokio::task::JoinError),
 }
 
 /// Runs `sweeper` every `interval` until `stop`; a failed run is logged and
@@ -359,6 +399,11 @@ pub async fn serve(
         let poller_stop = stop.clone();
         notifier.spawn(async move { poller.run(poller_stop).await });
     }
+    let mut firer = JoinSet::new();
+    if let Some(timers) = stack.firer.clone() {
+        let firer_stop = stop.clone();
+        firer.spawn(async move { timers.run(firer_stop).await });
+    }
     let sweeper = tokio::spawn(sweep_every(
         stack.sweeper.clone(),
         stack.clock.clone(),
@@ -381,6 +426,11 @@ pub async fn serve(
     while let Some(joined) = pollers.join_next().await {
         if let Err(error) = joined {
             result = result.and(Err(ServeError::Poller(error)));
+        }
+    }
+    while let Some(joined) = firer.join_next().await {
+        if let Err(error) = joined {
+            result = result.and(Err(ServeError::Firer(error)));
         }
     }
     while let Some(joined) = notifier.join_next().await {

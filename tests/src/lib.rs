@@ -19,7 +19,7 @@ use jobline_core::config::Config;
 use jobline_core::limits::QueueSettings;
 use jobline_dynamodb::DynamoJobStore;
 use jobline_local::Clients;
-use jobline_local::provision::{self, Queues};
+use jobline_local::provision::{self, Queues, create_schedules_table, schedules_table_name};
 use jobline_sqs::SqsJobQueue;
 
 /// The variable that points the SDK (and so the tests) at the emulator.
@@ -128,6 +128,17 @@ impl TestEnv {
 
     pub fn store(&self) -> DynamoJobStore {
         self.clients.store(&self.config)
+    }
+
+    /// The schedules store on this test's schedules table
+    /// ([`schedules_table_name`]), which the first call creates
+    /// ([`create_schedules_table`]) and [`cleanup`](Self::cleanup) deletes.
+    pub async fn schedules(&self) -> jobline_dynamodb::schedules::DynamoScheduleStore {
+        let name = schedules_table_name(&self.table);
+        create_schedules_table(&self.clients.dynamodb, &name)
+            .await
+            .expect("create the schedules table on moto");
+        jobline_dynamodb::schedules::DynamoScheduleStore::new(self.clients.dynamodb.clone(), name)
     }
 
     pub fn queue(&self) -> SqsJobQueue {
@@ -241,8 +252,53 @@ impl TestEnv {
         }
     }
 
-    /// Deletes the table and both queues.
+    /// What schedules and long delays need (a [`Schedules`](jobline_local::stack::Schedules) for the
+    /// stack): this test's schedules table and schedule group (both created
+    /// here, deleted by [`cleanup`](Self::cleanup)), at most
+    /// `max_per_caller` schedules a caller.
+    pub async fn schedule_parts(&self, max_per_caller: usize) -> jobline_local::stack::Schedules {
+        let store = self.schedules().await;
+        let group = provision::schedule_group_name(&self.table);
+        provision::create_schedule_group(&self.clients.scheduler, &group)
+            .await
+            .expect("create the schedule group on moto");
+        let timers = self.clients.timers(jobline_scheduler::TimerTarget {
+            group,
+            target_arn: provision::local_arn("lambda", "function:jobline-test-fire"),
+            role_arn: provision::local_arn("iam", "role/jobline-test-scheduler"),
+            dead_letter_arn: None,
+        });
+        jobline_local::stack::Schedules {
+            timers: std::sync::Arc::new(timers),
+            store: std::sync::Arc::new(store),
+            max_per_caller,
+        }
+    }
+
+    /// Deletes the table, the schedules table and the schedule group if they
+    /// were created, and both queues.
     pub async fn cleanup(self) {
+        let _ = self
+            .clients
+            .scheduler
+            .delete_schedule_group()
+            .name(provision::schedule_group_name(&self.table))
+            .send()
+            .await;
+        let schedules = self
+            .clients
+            .dynamodb
+            .delete_table()
+            .table_name(schedules_table_name(&self.table))
+            .send()
+            .await;
+        if let Err(e) = schedules {
+            assert!(
+                e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()),
+                "delete the schedules table: {e:?}"
+            );
+        }
         provision::delete_all(
             &self.clients.dynamodb,
             &self.clients.sqs,
@@ -542,6 +598,14 @@ pub mod recording {
     impl JobQueue for RecordingQueue {
         async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
             self.inner.send(message).await
+        }
+
+        async fn send_delayed(
+            &self,
+            message: &JobMessage,
+            delay_secs: u32,
+        ) -> Result<String, QueueError> {
+            self.inner.send_delayed(message, delay_secs).await
         }
 
         async fn change_visibility(&self, receipt: &str, secs: u32) -> Result<(), QueueError> {

@@ -252,7 +252,8 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"type":"primes","payload":{"upTo":100},"extra":1}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "unknown field `extra`: a job request has `type`, `payload` and `callbackUrl`",
+            "unknown field `extra`: a job request has `type`, `payload`, `callbackUrl`, `runAt` and \
+             `delaySeconds`",
         ),
         (
             submit(r#"{"type":"primes","payload":{"upTo":"lots"}}"#),

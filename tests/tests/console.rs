@@ -1,12 +1,14 @@
 //! The operator's console (`jobline console`) in headless Chromium, against
 //! the local stack on the emulator: what a person sees (counts, queues, the
 //! chart's totals, a job after its cancel, a replayed dead letter), what the
-//! guard refuses, and a page of the job list on a table of thousands of
-//! jobs. Each page's screenshot is left in `target/console-screenshots/`.
+//! guard refuses, a page of the job list on a table of thousands of jobs,
+//! and a schedule paused and triggered, and a delayed job run now, from the
+//! Schedules page and the Scheduled tab. Each page's screenshot is left in
+//! `target/console-screenshots/`.
 
 use fantoccini::Locator;
 use jobline_cli::console::guard::Guard;
-use jobline_cli::console::{Console, serve};
+use jobline_cli::console::{Console, Scheduling, serve_with};
 use jobline_cloudwatch::CloudWatchHistory;
 use jobline_core::activity::{MetricHistory, Window};
 use jobline_core::limits::QueueSettings;
@@ -28,6 +30,15 @@ const LONG_INVOCATION: Duration = Duration::from_secs(300);
 /// A console on `env`'s table and queues, served on its own thread (its
 /// connections run on a `LocalSet`); the guard, and a sender that stops it.
 fn start_console(env: &TestEnv) -> (Guard, tokio::sync::oneshot::Sender<()>) {
+    start_console_on(env, env.config.clone())
+}
+
+/// [`start_console`], with the schedule parts `config` names, built as
+/// `jobline console` builds them ([`Scheduling::from_sdk`]).
+fn start_console_on(
+    env: &TestEnv,
+    config: jobline_core::Config,
+) -> (Guard, tokio::sync::oneshot::Sender<()>) {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let guard = Guard::new(std_listener.local_addr().unwrap().port());
@@ -40,19 +51,19 @@ fn start_console(env: &TestEnv) -> (Guard, tokio::sync::oneshot::Sender<()>) {
             .build()
             .unwrap();
         runtime.block_on(async move {
+            let sdk = jobline_local::clients::tools_sdk_config().await;
             let console = Console {
                 store: Arc::new(store),
                 queue: Arc::new(queue),
                 dlq: Arc::new(dlq),
-                history: Arc::new(CloudWatchHistory::new(
-                    &jobline_local::clients::tools_sdk_config().await,
-                )),
+                history: Arc::new(CloudWatchHistory::new(&sdk)),
                 guard: thread_guard,
                 emulated: true,
                 clock: jobline_core::Clock::system(),
             };
+            let scheduling = Scheduling::from_sdk(&sdk, &config);
             let listener = TcpListener::from_std(std_listener).unwrap();
-            serve(listener, Arc::new(console), async {
+            serve_with(listener, Arc::new(console), Some(scheduling), async {
                 let _ = stopped.await;
             })
             .await
@@ -394,6 +405,192 @@ async fn a_page_of_the_job_list_reads_a_bounded_part_of_a_large_table() {
     assert!(
         second.contains(&jobs[1_949].id.to_string()),
         "the 26th newest next: {second}"
+    );
+
+    browser.close().await;
+    let _ = stop_console.send(());
+    env.cleanup().await;
+}
+
+/// A request to `stack`'s API, in process; its status and JSON body.
+async fn call_api(
+    stack: &jobline_local::Stack,
+    method: &str,
+    uri: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let request: lambda_http::Request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(lambda_http::Body::from(body.to_string()))
+        .unwrap();
+    let reply = stack.api().handle(request).await;
+    let json = serde_json::from_slice(reply.response.body().as_ref()).unwrap_or_default();
+    (reply.response.status().as_u16(), json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pauses_and_triggers_a_schedule_and_runs_a_delayed_job_now() {
+    use jobline_core::schedule::{ScheduleId, timer_name};
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let parts = env.schedule_parts(100).await;
+    let (timers, schedules) = (parts.timers.clone(), parts.store.clone());
+    let stack = env.stack(jobline_jobs::builtin()).schedules(parts).build();
+
+    // A caller's schedule and a job delayed an hour, through the API.
+    let (status, created) = call_api(
+        &stack,
+        "POST",
+        "/schedules",
+        json!({"expression": "cron(0 9 ? * MON-FRI *)", "timezone": "Europe/Paris",
+               "type": "primes", "payload": {"upTo": 100}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id: ScheduleId = created["scheduleId"].as_str().unwrap().parse().unwrap();
+    let owner = jobline_api::ANONYMOUS_OWNER;
+    let timer = timer_name(id);
+    assert!(timers.get(&timer).await.unwrap().unwrap().enabled);
+    let (status, accepted) = call_api(
+        &stack,
+        "POST",
+        "/jobs",
+        json!({"type": "primes", "payload": {"upTo": 10}, "delaySeconds": 3600}),
+    )
+    .await;
+    assert_eq!(
+        (status, accepted["status"].as_str()),
+        (202, Some("scheduled"))
+    );
+    let delayed: JobId = accepted["jobId"].as_str().unwrap().parse().unwrap();
+    let delayed_timer = jobline_api::job_timer_name(delayed);
+    assert!(timers.get(&delayed_timer).await.unwrap().is_some());
+
+    // The console, with the schedule parts `jobline console` builds from
+    // the configuration.
+    let mut config = env.config.clone();
+    config.schedules = Some(jobline_core::config::ScheduleConfig {
+        table_name: jobline_local::provision::schedules_table_name(&env.table),
+        group: jobline_local::provision::schedule_group_name(&env.table),
+        target_arn: jobline_local::provision::local_arn("lambda", "function:jobline-test-fire"),
+        role_arn: jobline_local::provision::local_arn("iam", "role/jobline-test-scheduler"),
+        dead_letter_arn: None,
+        max_per_caller: 100,
+    });
+    let (guard, stop_console) = start_console_on(&env, config);
+    let base = format!("http://127.0.0.1:{}", port_of(&guard));
+    let browser = Browser::launch().await;
+    browser.goto(&guard.launch_url()).await;
+    assert_eq!(browser.text(r#"[data-count="scheduled"]"#).await, "1");
+
+    // The Schedules page lists it: the expression as written and in words.
+    click(&browser, r#"nav a[href="/schedules"]"#).await;
+    assert_eq!(browser.text("h1").await, "Schedules");
+    let row = browser.text(&format!(r#"tr[data-schedule="{id}"]"#)).await;
+    assert!(
+        row.contains("cron(0 9 ? * MON-FRI *)") && row.contains("Europe/Paris"),
+        "{row}"
+    );
+    assert!(row.contains(owner) && row.contains("active"), "{row}");
+    browser.screenshot("schedules").await;
+
+    // Its page: the next five fires; then its pause, confirmed.
+    click(
+        &browser,
+        &format!(r#"tr[data-schedule="{id}"] a[href^="/schedules/{id}"]"#),
+    )
+    .await;
+    assert_eq!(browser.text("h1").await, format!("Schedule {id}"));
+    let fires = browser
+        .client()
+        .find_all(Locator::Css("[data-next-fires] li"))
+        .await
+        .unwrap();
+    assert_eq!(fires.len(), 5);
+    browser.screenshot("schedule").await;
+    click(&browser, r#"a[href^="/confirm?action=pause"]"#).await;
+    assert_eq!(browser.text("h1").await, "Pause this schedule?");
+    browser.screenshot("schedule-pause-confirm").await;
+    assert!(
+        !schedules.get(owner, id).await.unwrap().unwrap().paused,
+        "a confirmation page changes nothing"
+    );
+    click(&browser, "button.primary").await;
+    assert_eq!(
+        browser.text("[data-outcome]").await,
+        "The schedule is paused: its timer is disabled."
+    );
+    assert!(schedules.get(owner, id).await.unwrap().unwrap().paused);
+    assert!(
+        !timers.get(&timer).await.unwrap().unwrap().enabled,
+        "the timer in EventBridge Scheduler is disabled"
+    );
+
+    // Triggered while paused: one job of the schedule's.
+    click(&browser, &format!(r#"a[href^="/schedules/{id}"]"#)).await;
+    assert_eq!(browser.text("[data-paused]").await, "paused");
+    click(&browser, r#"a[href^="/confirm?action=trigger"]"#).await;
+    assert_eq!(browser.text("h1").await, "Trigger this schedule now?");
+    click(&browser, "button.primary").await;
+    let outcome = browser.text("[data-outcome]").await;
+    assert!(outcome.starts_with("The schedule fired: job "), "{outcome}");
+    browser.screenshot("schedule-triggered").await;
+    let fired = schedules
+        .get(owner, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_fire
+        .expect("the trigger is recorded as its last fire");
+    let job = env
+        .store()
+        .get(fired.job_id)
+        .await
+        .unwrap()
+        .expect("the fired job");
+    assert_eq!(job.schedule_id, Some(id.to_string()));
+    assert_eq!(
+        (job.owner.as_str(), job.job_type.as_str()),
+        (owner, "primes")
+    );
+    assert!(outcome.contains(&fired.job_id.to_string()), "{outcome}");
+    let (status, listed) = call_api(
+        &stack,
+        "GET",
+        &format!("/jobs?scheduleId={id}"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["jobs"][0]["jobId"], fired.job_id.to_string());
+
+    // The Scheduled tab: the delayed job, when it runs, and Run now.
+    browser.goto(&format!("{base}/jobs?state=scheduled")).await;
+    assert_eq!(browser.text("h1").await, "Jobs: scheduled");
+    let run_at = browser
+        .text(&format!(r#"tr[data-job="{delayed}"] [data-run-at]"#))
+        .await;
+    assert!(run_at == "in 59m" || run_at == "in 1h00m", "{run_at}");
+    browser.screenshot("jobs-scheduled").await;
+    click(
+        &browser,
+        &format!(r#"a[href="/confirm?action=run&job={delayed}"]"#),
+    )
+    .await;
+    assert_eq!(browser.text("h1").await, "Run this job now?");
+    click(&browser, "button.primary").await;
+    assert_eq!(
+        browser.text("[data-outcome]").await,
+        "The job is queued and sent to the jobs queue now."
+    );
+    assert_eq!(
+        env.store().get(delayed).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert!(
+        timers.get(&delayed_timer).await.unwrap().is_none(),
+        "its one-time timer is deleted"
     );
 
     browser.close().await;

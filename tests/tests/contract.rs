@@ -1,9 +1,9 @@
-//! The contract every `JobStore` and `JobQueue` honours
+//! The contract every `JobStore`, `JobQueue` and `ScheduleStore` honours
 //! (`jobline_testkit::contract`), against DynamoDB and SQS on moto: the same
 //! checks the in-memory fakes pass in `jobline-testkit`'s unit tests. Each
-//! check gets its own table and queue.
+//! check gets its own table and queue (and schedules table).
 
-use jobline_testkit::contract::{queue, store};
+use jobline_testkit::contract::{queue, schedules, store};
 use jobline_tests::TestEnv;
 
 macro_rules! store_checks {
@@ -34,8 +34,26 @@ macro_rules! queue_checks {
     };
 }
 
+macro_rules! schedule_checks {
+    ($($check:ident),* $(,)?) => {
+        mod schedule {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    jobline_tests::require_emulator!();
+                    let env = TestEnv::new().await;
+                    schedules::$check(&env.schedules().await).await;
+                    env.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
 jobline_testkit::for_each_store_check!(store_checks);
 jobline_testkit::for_each_queue_check!(queue_checks);
+jobline_testkit::for_each_schedule_check!(schedule_checks);
 
 /// A long poll outlasts the short bounds a function's clients carry (the
 /// worker's: under a heartbeat): it is bounded by its own wait instead, so

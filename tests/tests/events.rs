@@ -124,12 +124,82 @@ async fn every_event_goes_through_its_handler() {
                     "{name}: the final state only"
                 );
             }
+        } else if name.starts_with("fire-") {
+            fire_event(&env, &name, &text).await;
         } else {
             panic!(
-                "events/{name}: name it api-*, worker-* or notifier-* so a test feeds it to its \
-                 handler"
+                "events/{name}: name it api-*, worker-*, notifier-* or fire-* so a test feeds it \
+                 to its handler"
             );
         }
     }
     env.cleanup().await;
+}
+
+/// A fire event through the fire function's library: the delayed job it
+/// names is sent, the schedule it names gets its one job for that time.
+async fn fire_event(env: &TestEnv, name: &str, text: &str) {
+    use jobline_api::fire::Fired;
+    use jobline_core::schedule::{ScheduleId, ScheduleRecord, ScheduleSpec, fire_job_id};
+    let parts = env.schedule_parts(10).await;
+    let schedules = Arc::clone(&parts.store);
+    let api = Arc::clone(
+        env.stack(jobline_jobs::builtin())
+            .schedules(parts)
+            .build()
+            .api(),
+    );
+    let input: serde_json::Value = serde_json::from_str(text).unwrap();
+    let fired = if name == "fire-job.json" {
+        let id: JobId = input["jobId"].as_str().unwrap().parse().unwrap();
+        let request = JobRequest {
+            job_type: "primes".into(),
+            payload: json!({"upTo": 30}),
+            callback_url: None,
+        };
+        let job = JobRecord::new_queued(id, "anonymous", &request, now_ms() - 2_000, 1)
+            .delayed_until(now_ms() - 1_000);
+        env.store().create(&job).await.unwrap();
+        let fired = api.fire(text, &mut jobline_core::Metrics::new()).await;
+        assert_eq!(
+            fired.unwrap(),
+            Fired::Sent {
+                job_id: id,
+                delay_secs: 0
+            },
+            "{name}"
+        );
+        id
+    } else {
+        let id: ScheduleId = input["scheduleId"].as_str().unwrap().parse().unwrap();
+        let owner = input["owner"].as_str().unwrap();
+        let mut schedule = ScheduleRecord::new(
+            owner,
+            ScheduleSpec {
+                expression: "cron(0 9 ? * MON-FRI *)".into(),
+                timezone: "Europe/Paris".into(),
+                job_type: "primes".into(),
+                payload: json!({"upTo": 30}),
+                callback_url: None,
+                overlap: Default::default(),
+            },
+            0,
+        );
+        schedule.id = id;
+        schedules.create(&schedule).await.unwrap();
+        let at = "2027-01-04T08:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        let job = fire_job_id(id, at);
+        let fired = api.fire(text, &mut jobline_core::Metrics::new()).await;
+        assert_eq!(fired.unwrap(), Fired::Created { job_id: job }, "{name}");
+        assert_eq!(env.store().get(job).await.unwrap().unwrap().owner, owner);
+        job
+    };
+    let sent = jobline_tests::queued_messages(&env.queue()).await;
+    assert!(
+        sent.iter().any(|m| m.job_id == fired),
+        "{name}: its message is sent"
+    );
 }

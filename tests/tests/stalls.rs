@@ -138,6 +138,14 @@ impl JobQueue for MappedQueue {
         self.worker.send(message).await
     }
 
+    async fn send_delayed(
+        &self,
+        message: &JobMessage,
+        delay_secs: u32,
+    ) -> Result<String, QueueError> {
+        self.worker.send_delayed(message, delay_secs).await
+    }
+
     async fn change_visibility(&self, receipt_handle: &str, secs: u32) -> Result<(), QueueError> {
         self.worker.change_visibility(receipt_handle, secs).await
     }

@@ -171,6 +171,8 @@ async fn the_exported_expressions_claim_and_finish_a_job() {
         .expression_attribute_names("#state", "state")
         .expression_attribute_values(":running", AttributeValue::S("running".into()))
         .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
+        .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+        .expression_attribute_values(":dueBy", AttributeValue::N((now + 1_000).to_string()))
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
         .expression_attribute_values(":lease", AttributeValue::N((now + 60_000).to_string()))
         .expression_attribute_values(":token", AttributeValue::S("a-delivery".into()))

@@ -37,8 +37,8 @@ pub mod signing;
 pub mod target;
 
 pub use deliver::{Delivered, Deliverer, DeliveryError};
-pub use keys::{
-    FixedKeys, KeyError, KeyLoader, KeySource, MasterKeys, RefreshingKeys, SecretsManagerKeys,
-};
+#[cfg(feature = "secrets-manager")]
+pub use keys::SecretsManagerKeys;
+pub use keys::{FixedKeys, KeyError, KeyLoader, KeySource, MasterKeys, RefreshingKeys};
 pub use signing::{WebhookHeaders, WebhookSecret, caller_secret, sign, signature_header};
 pub use target::{CallbackError, CallbackPolicy, CallbackUrl};

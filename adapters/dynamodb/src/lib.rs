@@ -7,11 +7,15 @@
 //! - [`migrate`]: brings a table an earlier release wrote to the current
 //!   layout (`jobline migrate`);
 //! - [`outbox`]: the table's stream records, which say which changes call
-//!   for a webhook (the stream is the outbox of final states).
+//!   for a webhook (the stream is the outbox of final states);
+//! - [`schedules`]: the schedules table's adapter
+//!   ([`DynamoScheduleStore`](schedules::DynamoScheduleStore)) and its codec.
 
+mod fields;
 pub mod item;
 pub mod migrate;
 pub mod outbox;
+pub mod schedules;
 pub mod store;
 
 pub use item::{
@@ -43,5 +47,18 @@ impl DynamoJobStore {
     /// over a client of `sdk`: for reading (an operator's listing).
     pub fn on_table(sdk: &SdkConfig, table: impl Into<String>) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+}
+
+impl schedules::DynamoScheduleStore {
+    /// The schedules on `table` (`SCHEDULES_TABLE`), over a client of `sdk`.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+
+    /// The schedules on `table`, over `jobs`' own client (a function that
+    /// reaches both tables builds one DynamoDB client, not two).
+    pub fn beside(jobs: &DynamoJobStore, table: impl Into<String>) -> Self {
+        Self::new(jobs.client().clone(), table)
     }
 }

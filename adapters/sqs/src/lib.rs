@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{
 };
 use jobline_aws::sdk_error;
 use jobline_core::error::{BoxError, QueueError};
-use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
+use jobline_core::limits::{SQS_MAX_BATCH_ENTRIES, SQS_MAX_DELAY_SECS};
 use jobline_core::queue::{
     JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
 };
@@ -51,11 +51,23 @@ fn aws(operation: &'static str) -> impl FnOnce(BoxError) -> QueueError {
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn send(&self, message: &JobMessage) -> Result<String, QueueError> {
+        self.send_delayed(message, 0).await
+    }
+
+    async fn send_delayed(
+        &self,
+        message: &JobMessage,
+        delay_secs: u32,
+    ) -> Result<String, QueueError> {
         let output = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(message.encode())
+            .set_delay_seconds(
+                (delay_secs > 0)
+                    .then(|| i32::try_from(delay_secs.min(SQS_MAX_DELAY_SECS)).unwrap_or(i32::MAX)),
+            )
             .send()
             .await
             .map_err(|e| aws("SendMessage")(sdk_error(e)))?;

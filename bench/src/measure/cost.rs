@@ -38,6 +38,8 @@ pub struct DurationModel {
     /// `MemorySize` of each function in template.yaml.
     pub api_memory_mb: u32,
     pub worker_memory_mb: u32,
+    /// The fire function's (schedules measurement).
+    pub fire_memory_mb: u32,
     /// `WORKER_CONCURRENCY`.
     pub worker_concurrency: usize,
 }

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod cpu;
 pub mod init;
 pub mod logs;
+pub mod schedules;
 pub mod sizes;
 pub mod throughput;
 

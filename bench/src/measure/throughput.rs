@@ -35,6 +35,7 @@ use futures_util::StreamExt;
 use jobline_api::Api;
 use jobline_core::Clock;
 use jobline_core::deadline::Deadlines;
+use jobline_core::job::RUN_AT_TOLERANCE_MS;
 use jobline_core::{JobId, JobMessage, JobRecord, WorkerConfig};
 use jobline_dynamodb::item::items_to_create;
 use jobline_dynamodb::store as dynamodb;
@@ -451,6 +452,11 @@ impl RawPipeline {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":running", AttributeValue::S("running".into()))
             .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
+            .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+            .expression_attribute_values(
+                ":dueBy",
+                AttributeValue::N((now_at + RUN_AT_TOLERANCE_MS).to_string()),
+            )
             .expression_attribute_values(":one", one.clone())
             .expression_attribute_values(
                 ":lease",

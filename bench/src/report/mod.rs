@@ -8,9 +8,10 @@
 //!
 //! This module holds the report and its goals; `budget.rs` reads the
 //! budget and checks the calls measurement against it; `tables.rs` renders
-//! the tables.
+//! the tables, and `schedules.rs` those of the schedules measurement.
 
 mod budget;
+mod schedules;
 mod tables;
 
 pub use budget::{
@@ -23,6 +24,7 @@ use crate::measure::calls::CallFigures;
 use crate::measure::cost::CostFigures;
 use crate::measure::cpu::CpuFigures;
 use crate::measure::init::InitFigures;
+use crate::measure::schedules::ScheduleFigures;
 use crate::measure::sizes::ArtifactSize;
 use crate::measure::throughput::ThroughputFigures;
 use serde::Serialize;
@@ -70,6 +72,7 @@ pub struct BenchReport {
     pub calls: Option<CallFigures>,
     pub cpu: Option<Vec<CpuFigures>>,
     pub cost: Option<CostFigures>,
+    pub schedules: Option<ScheduleFigures>,
     pub throughput: Option<ThroughputFigures>,
     pub goals: Vec<Goal>,
     /// The calls measurement against the budget, when both were there.
@@ -86,6 +89,7 @@ impl BenchReport {
             calls: None,
             cpu: None,
             cost: None,
+            schedules: None,
             throughput: None,
             goals: Vec::new(),
             budget: None,

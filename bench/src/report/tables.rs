@@ -229,6 +229,9 @@ impl BenchReport {
                     .map(|(item, used, usd)| vec![item, used, format!("${usd:.3}")]),
             );
         }
+        if let Some(schedules) = &self.schedules {
+            out += &super::schedules::render(schedules);
+        }
         if let Some(throughput) = &self.throughput {
             let _ = writeln!(
                 out,

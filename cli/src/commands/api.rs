@@ -1,18 +1,24 @@
 //! The commands that call Jobline's HTTP API as a client does (`submit`,
-//! `status`, `wait`, `list`, `cancel`, `delete`, `webhook-secret`): one
-//! function each, with only the API's URL and credentials to go on.
+//! `status`, `wait`, `list`, `cancel`, `run`, `delete`, `webhook-secret`):
+//! one function each, with only the API's URL and credentials to go on.
+//! The schedules' commands are in `schedule.rs`.
 
-use super::{CliError, Exit, LIST_PAGE_SIZE, api_client, list_query, print_json, read_payload};
+use super::{CliError, Exit, api_client, list_query, print_json, print_pages, read_payload};
 use crate::args::{ApiArgs, JobArgs, JobsArgs, SubmitArgs, WaitArgs};
-use crate::client::{Cancel, Waited};
+use crate::client::{Cancel, RunNow, Waited, When};
 use crate::progress::{ProgressDisplay, ProgressStyle};
 use jobline_core::JobState;
-use std::io::{self, Write};
+use std::io::Write;
 use std::time::Duration;
 
 /// `jobline submit`: one job, its `202` printed.
 pub(super) async fn submit(args: SubmitArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
     let payload = read_payload(&args.payload)?;
+    let when = match (args.when.at, args.when.delay) {
+        (Some(at), _) => Some(When::At(at)),
+        (None, Some(secs)) => Some(When::After(secs)),
+        (None, None) => None,
+    };
     let client = api_client(&args.api).await?;
     let accepted = client
         .submit(
@@ -20,6 +26,7 @@ pub(super) async fn submit(args: SubmitArgs, out: &mut dyn Write) -> Result<Exit
             &payload,
             args.callback_url.as_deref(),
             args.idempotency_key.as_deref(),
+            when.as_ref(),
         )
         .await?;
     print_json(out, &accepted)?;
@@ -79,26 +86,16 @@ pub(super) async fn list(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let client = api_client(&args.api).await?;
-    let mut cursor = args.cursor.clone();
-    let mut shown = 0;
-    while shown < args.limit {
-        let page_size = (args.limit - shown).min(LIST_PAGE_SIZE);
-        let page = client
-            .list(&list_query(&args, page_size, cursor.as_deref()))
-            .await?;
-        for job in page["jobs"].as_array().into_iter().flatten() {
-            serde_json::to_writer(&mut *out, job).map_err(io::Error::from)?;
-            writeln!(out)?;
-            shown += 1;
-        }
-        cursor = page["nextCursor"].as_str().map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
-    if let Some(cursor) = cursor {
-        writeln!(err, "more jobs: jobline list --cursor {cursor}")?;
-    }
+    print_pages(
+        async |size, cursor| client.list(&list_query(&args, size, cursor)).await,
+        "jobs",
+        args.cursor.clone(),
+        args.limit,
+        "more jobs: jobline list --cursor",
+        out,
+        err,
+    )
+    .await?;
     Ok(Exit::Success)
 }
 
@@ -153,6 +150,29 @@ pub(super) async fn cancel(
             writeln!(
                 err,
                 "job {id} had already finished ({status}): nothing to cancel"
+            )?;
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+/// `jobline run`: a scheduled job runs now instead of at its time.
+pub(super) async fn run(
+    args: JobArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    let id = args.id;
+    match api_client(&args.api).await?.run_now(id).await? {
+        RunNow::Queued { job } => {
+            print_json(out, &job)?;
+            writeln!(err, "job {id} is queued: it runs now")?;
+            Ok(Exit::Success)
+        }
+        RunNow::NotScheduled { status } => {
+            writeln!(
+                err,
+                "job {id} is {status}: only a scheduled job can be run now"
             )?;
             Ok(Exit::Failed)
         }

@@ -1,6 +1,6 @@
 //! Runs one parsed command line and decides the exit code: [`run`] hands
-//! each command to its function, the API client's in `api.rs` and the
-//! operator's in `operator.rs`.
+//! each command to its function, the API client's in `api.rs` (the
+//! schedules' in `schedule.rs`) and the operator's in `operator.rs`.
 //!
 //! The client commands only need the API's URL; the DLQ commands load the
 //! configuration and SDK clients from the environment once, here, and hand
@@ -8,6 +8,7 @@
 
 mod api;
 mod operator;
+mod schedule;
 
 use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
 use crate::client::{ApiClient, Auth, ClientError};
@@ -27,7 +28,9 @@ pub enum Exit {
     /// 0: done; `wait`: the job succeeded.
     Success,
     /// 1: `wait`: the job failed or was cancelled; `cancel`: the job had
-    /// already finished; `dlq replay`/`discard`: a message failed.
+    /// already finished; `delete`: it had not; `run`: the job is not
+    /// scheduled; `schedule trigger`: the overlap policy skipped the fire;
+    /// `dlq replay`/`discard`: a message failed.
     Failed,
     /// 2: `wait`: the timeout passed before the job finished.
     TimedOut,
@@ -102,6 +105,8 @@ pub async fn run(
         Command::WebhookSecret(args) => api::webhook_secret(args, out).await,
         Command::Delete(args) => api::delete(args, err).await,
         Command::Cancel(args) => api::cancel(args, out, err).await,
+        Command::Run(args) => api::run(args, out, err).await,
+        Command::Schedule(command) => schedule::schedule(command, out, err).await,
         Command::Jobs(args) => operator::jobs(args, out, err).await,
         Command::Retry(args) => operator::retry_job(args, out, err).await,
         Command::Console(args) => operator::console(args, out).await,
@@ -226,8 +231,42 @@ fn read_file(path: &Path) -> Result<String, CliError> {
     }
 }
 
-/// Jobs asked of the API per page by `list`.
+/// Items asked of the API per page by `list` and `schedule list`.
 const LIST_PAGE_SIZE: usize = 100;
+
+/// Prints one of the API's listings, a JSON line an item, page after page
+/// from `cursor` until `wanted` are shown or the listing ends:
+/// `fetch(size, cursor)` gets a page of at most `size` items from `cursor`,
+/// its items in the array `key` and the next page's cursor in
+/// `nextCursor`. If the listing goes on past what was shown, says on `err`
+/// how to continue: `{hint} {cursor}`.
+async fn print_pages(
+    mut fetch: impl AsyncFnMut(usize, Option<&str>) -> Result<Value, ClientError>,
+    key: &str,
+    mut cursor: Option<String>,
+    wanted: usize,
+    hint: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut shown = 0;
+    while shown < wanted {
+        let page = fetch((wanted - shown).min(LIST_PAGE_SIZE), cursor.as_deref()).await?;
+        for item in page[key].as_array().into_iter().flatten() {
+            serde_json::to_writer(&mut *out, item).map_err(io::Error::from)?;
+            writeln!(out)?;
+            shown += 1;
+        }
+        cursor = page["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    if let Some(cursor) = cursor {
+        writeln!(err, "{hint} {cursor}")?;
+    }
+    Ok(())
+}
 
 /// The query of one `GET /jobs` page of `args`' listing.
 fn list_query(args: &JobsArgs, limit: usize, cursor: Option<&str>) -> String {
@@ -237,6 +276,9 @@ fn list_query(args: &JobsArgs, limit: usize, cursor: Option<&str>) -> String {
     }
     if let Some(job_type) = &args.job_type {
         query.push_str(&format!("&type={}", percent_encode(job_type)));
+    }
+    if let Some(schedule) = args.schedule_id {
+        query.push_str(&format!("&scheduleId={schedule}"));
     }
     if let Some(cursor) = cursor {
         query.push_str(&format!("&cursor={}", percent_encode(cursor)));

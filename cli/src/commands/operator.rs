@@ -5,7 +5,7 @@
 use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq, tools_sdk_config};
 use crate::args::{ConsoleArgs, DlqCommand, MigrateArgs, RetryArgs, StateArgs};
 use crate::console::guard::Guard;
-use crate::console::{Console, serve};
+use crate::console::{Console, Scheduling, serve_with};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
 use jobline_cloudwatch::CloudWatchHistory;
@@ -41,7 +41,9 @@ pub(super) async fn jobs(
         created_before: args.before,
         ..StateQuery::new(args.state, args.limit.get())
     };
-    list_jobs(&store, &query, out).await?.report(err)?;
+    list_jobs(&store, &query, Clock::system().now_ms(), out)
+        .await?
+        .report(err)?;
     Ok(Exit::Success)
 }
 
@@ -112,6 +114,10 @@ pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Ex
         emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         clock: Clock::system(),
     };
+    // The schedule pages and Run now act through the API's own code, on
+    // the operator's credentials; with schedules only where the
+    // configuration has them (SCHEDULES_TABLE, SCHEDULE_GROUP).
+    let scheduling = Scheduling::from_sdk(&sdk, &config);
     // Printed, never handed to a browser opener: that would put the
     // token on a command line every local user can read (the guard's
     // module doc says why, and why not through a file either).
@@ -126,7 +132,7 @@ pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Ex
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve(listener, Arc::new(console), stop).await?;
+    serve_with(listener, Arc::new(console), Some(scheduling), stop).await?;
     Ok(Exit::Success)
 }
 

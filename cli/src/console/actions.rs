@@ -1,5 +1,7 @@
-//! The console's actions: cancel a job, retry a failed one, replay or
-//! discard dead letters. Each is a link to a confirmation page, which says
+//! The console's actions: cancel a job, run a scheduled one now, retry a
+//! failed one, replay or discard dead letters (and, in
+//! `schedule_actions.rs`, pause, resume, trigger or delete a schedule).
+//! Each is a link to a confirmation page, which says
 //! what will happen (for the dead-letter tools, a dry run of the very code
 //! `jobline dlq replay|discard --dry-run` runs) and holds the form that does
 //! it; the action goes through the same library code as the CLI, and is
@@ -7,10 +9,13 @@
 //! of the console's (see [`mod@html`]).
 
 use super::html::{self, Section, action_form};
+use super::schedule_actions::{self, ScheduleAction};
+use super::schedules::Scheduling;
 use super::{Console, ConsoleError, Reply};
 use crate::dlq::Selection;
 use crate::jobs::{Retried, retry};
 use http::StatusCode;
+use jobline_api::ApiError;
 use jobline_core::store::CancelOutcome;
 use jobline_core::{JobId, JobState};
 use maud::{Markup, html};
@@ -20,6 +25,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Cancel,
+    /// A scheduled job, now.
+    RunNow,
     Retry,
     Replay,
     Discard,
@@ -29,6 +36,7 @@ impl Action {
     fn parse(name: &str) -> Option<Self> {
         match name {
             "cancel" => Some(Self::Cancel),
+            "run" => Some(Self::RunNow),
             "retry" => Some(Self::Retry),
             "replay" => Some(Self::Replay),
             "discard" => Some(Self::Discard),
@@ -39,7 +47,7 @@ impl Action {
     /// The part of the console the action belongs to.
     fn section(self) -> Section {
         match self {
-            Self::Cancel | Self::Retry => Section::Jobs,
+            Self::Cancel | Self::RunNow | Self::Retry => Section::Jobs,
             Self::Replay | Self::Discard => Section::DeadLetters,
         }
     }
@@ -47,6 +55,7 @@ impl Action {
     fn name(self) -> &'static str {
         match self {
             Self::Cancel => "cancel",
+            Self::RunNow => "run",
             Self::Retry => "retry",
             Self::Replay => "replay",
             Self::Discard => "discard",
@@ -63,7 +72,8 @@ fn target(fields: &HashMap<String, String>) -> Result<(Action, Option<JobId>), R
             Reply::error(
                 StatusCode::BAD_REQUEST,
                 "Unknown action",
-                "The action must be cancel, retry, replay or discard.",
+                "The action must be cancel, run, retry, replay or discard, or pause, resume, \
+                 trigger or delete for a schedule.",
             )
         })?;
     let job = match fields.get("job").filter(|id| !id.is_empty()) {
@@ -76,11 +86,11 @@ fn target(fields: &HashMap<String, String>) -> Result<(Action, Option<JobId>), R
             )
         })?),
     };
-    if job.is_none() && matches!(action, Action::Cancel | Action::Retry) {
+    if job.is_none() && matches!(action, Action::Cancel | Action::RunNow | Action::Retry) {
         return Err(Reply::error(
             StatusCode::BAD_REQUEST,
             "Which job?",
-            "Cancel and retry act on one job: open it first.",
+            "Cancel, run now and retry act on one job: open it first.",
         ));
     }
     Ok((action, job))
@@ -109,11 +119,22 @@ fn rendered(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Markup 
     html! { pre.report { (String::from_utf8_lossy(&out)) } }
 }
 
+/// A schedule's action, if the request names one.
+fn schedule_action(fields: &HashMap<String, String>) -> Option<ScheduleAction> {
+    fields
+        .get("action")
+        .and_then(|name| ScheduleAction::parse(name))
+}
+
 /// The confirmation page of an action: what it will do, and its button.
 pub async fn confirm(
     console: &Console,
+    scheduling: Option<&Scheduling>,
     query: &HashMap<String, String>,
 ) -> Result<Reply, ConsoleError> {
+    if let Some(action) = schedule_action(query) {
+        return schedule_actions::confirm(console, scheduling, action, query).await;
+    }
     let (action, job) = match target(query) {
         Ok(target) => target,
         Err(reply) => return Ok(reply),
@@ -122,7 +143,7 @@ pub async fn confirm(
     let fields = [("action", action.name()), ("job", id_text.as_str())];
     let csrf = console.guard.csrf();
     let (title, button, can, what) = match action {
-        Action::Cancel | Action::Retry => {
+        Action::Cancel | Action::RunNow | Action::Retry => {
             let id = job.expect("checked by target");
             let Some(record) = console.store.get(id).await? else {
                 return Ok(Reply::error(
@@ -132,6 +153,18 @@ pub async fn confirm(
                 ));
             };
             let (what, can) = match (action, record.state) {
+                (Action::Cancel, JobState::Scheduled) => (
+                    "It is scheduled: it becomes cancelled at once and never runs; its timer, if it has one, is deleted.",
+                    true,
+                ),
+                (Action::RunNow, JobState::Scheduled) if scheduling.is_some() => (
+                    "It is scheduled: it becomes queued and is sent to the jobs queue now, instead of at its time (as POST /jobs/{id}/run does); its timer, if it has one, is deleted.",
+                    true,
+                ),
+                (Action::RunNow, JobState::Scheduled) => (
+                    "Run now goes through the API's code, which this console was started without.",
+                    false,
+                ),
                 (Action::Cancel, JobState::Queued) => (
                     "It is queued: it becomes cancelled at once, and its message is acknowledged unrun.",
                     true,
@@ -149,19 +182,18 @@ pub async fn confirm(
             let body = html! {
                 p {
                     (subject(job)) " (" (record.job_type) ") is "
-                    (html::state_badge(record.state)) "."
+                    (html::state_badge(record.state))
+                    @if let (JobState::Scheduled, Some(run_at)) = (record.state, record.run_at) {
+                        " to run " (html::time(Some(run_at), console.clock.now_ms()))
+                    }
+                    "."
                 }
                 p { (what) }
             };
-            let title = if action == Action::Cancel {
-                "Cancel this job?"
-            } else {
-                "Retry this job?"
-            };
-            let button = if action == Action::Cancel {
-                "Cancel the job"
-            } else {
-                "Retry the job"
+            let (title, button) = match action {
+                Action::Cancel => ("Cancel this job?", "Cancel the job"),
+                Action::RunNow => ("Run this job now?", "Run the job now"),
+                _ => ("Retry this job?", "Retry the job"),
             };
             (title, button.to_owned(), can, body)
         }
@@ -227,7 +259,14 @@ pub async fn confirm(
 }
 
 /// Does a confirmed action, logs it, and says how it went.
-pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Reply, ConsoleError> {
+pub async fn act(
+    console: &Console,
+    scheduling: Option<&Scheduling>,
+    form: &HashMap<String, String>,
+) -> Result<Reply, ConsoleError> {
+    if let Some(action) = schedule_action(form) {
+        return schedule_actions::act(scheduling, action, form).await;
+    }
     let (action, job) = match target(form) {
         Ok(target) => target,
         Err(reply) => return Ok(reply),
@@ -237,8 +276,14 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
     let (outcome, report) = match action {
         Action::Cancel => {
             let id = job.expect("checked by target");
+            let was = console.store.get(id).await?.map(|job| job.state);
             let text = match console.store.cancel(id, console.clock.now_ms()).await? {
-                CancelOutcome::Cancelled(_) => "The job is cancelled.".to_owned(),
+                CancelOutcome::Cancelled(_) => {
+                    if was == Some(JobState::Scheduled) {
+                        drop_timer(scheduling, id).await;
+                    }
+                    "The job is cancelled.".to_owned()
+                }
                 CancelOutcome::Requested(_) => {
                     "The job is running: cancel requested; it stops at its next heartbeat."
                         .to_owned()
@@ -249,6 +294,10 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
                 CancelOutcome::Missing => "There is no such job.".to_owned(),
             };
             (text, None)
+        }
+        Action::RunNow => {
+            let id = job.expect("checked by target");
+            (run_now(console, scheduling, id).await?, None)
         }
         Action::Retry => {
             let id = job.expect("checked by target");
@@ -299,4 +348,43 @@ pub async fn act(console: &Console, form: &HashMap<String, String>) -> Result<Re
         }
     };
     Ok(Reply::ok(html::page("Done", action.section(), body)))
+}
+
+/// Deletes a cancelled delayed job's one-time timer, as the API's cancel
+/// does; one left behind fires and sends nothing.
+async fn drop_timer(scheduling: Option<&Scheduling>, id: JobId) {
+    if let Some(timers) = scheduling.and_then(|s| s.timers.as_ref())
+        && let Err(error) = timers.delete(&jobline_api::job_timer_name(id)).await
+    {
+        tracing::warn!(%error, job = %id, "a cancelled job's timer is left; its fire sends nothing");
+    }
+}
+
+/// Runs scheduled job `id` now through the API's code: what happened.
+async fn run_now(
+    console: &Console,
+    scheduling: Option<&Scheduling>,
+    id: JobId,
+) -> Result<String, ConsoleError> {
+    let Some(scheduling) = scheduling else {
+        return Ok(
+            "Run now goes through the API's code, which this console was started without: \
+                   nothing was done."
+                .to_owned(),
+        );
+    };
+    let Some(job) = console.store.get(id).await? else {
+        return Ok("There is no such job.".to_owned());
+    };
+    Ok(match scheduling.api.run_job_now(&job).await {
+        Ok(queued) => format!(
+            "The job is {} and sent to the jobs queue now.",
+            queued.state
+        ),
+        Err(ApiError::JobNotScheduled { state }) => {
+            format!("The job is {state}: only a scheduled job can be run now.")
+        }
+        Err(ApiError::JobNotFound) => "There is no such job.".to_owned(),
+        Err(error) => return Err(error.into()),
+    })
 }

@@ -34,6 +34,7 @@ pub fn encode(text: &str) -> String {
 pub enum Section {
     Overview,
     Jobs,
+    Schedules,
     DeadLetters,
 }
 
@@ -58,6 +59,7 @@ pub fn page(title: &str, section: Section, body: Markup) -> String {
                     nav aria-label="Console" {
                         (link("/", "Overview", Section::Overview))
                         (link("/jobs", "Jobs", Section::Jobs))
+                        (link("/schedules", "Schedules", Section::Schedules))
                         (link("/dlq", "Dead letters", Section::DeadLetters))
                     }
                 }

@@ -4,9 +4,15 @@
 //!
 //! - [`guard`]: the host allow-list, the single-use launch token and its
 //!   session cookie, and the CSRF checks (and why no browser is opened);
-//! - [`pages`]: the overview, the job list, a job, the dead letters;
-//! - [`actions`]: cancel, retry, replay and discard, each confirmed first
-//!   (with a dry run for the dead-letter tools) and logged;
+//! - [`pages`]: the overview, a job, the dead letters; [`job_list`]: the
+//!   jobs by state, a tab each (scheduled ones with when they run);
+//! - [`schedules`]: every caller's schedules and one schedule, with the
+//!   API's code they act through ([`Scheduling`]), when the configuration
+//!   has schedules;
+//! - [`actions`]: cancel, run now, retry, replay and discard, and
+//!   (`schedule_actions`) pause, resume, trigger and delete a schedule,
+//!   each confirmed first (with a dry run for the dead-letter tools) and
+//!   logged;
 //! - [`html`]: the layout, forms and the activity chart.
 //!
 //! Where the numbers come from: job counts, lists and the oldest queued job
@@ -30,7 +36,12 @@
 pub mod actions;
 pub mod guard;
 pub mod html;
+pub mod job_list;
 pub mod pages;
+mod schedule_actions;
+pub mod schedules;
+
+pub use schedules::Scheduling;
 
 use crate::dlq::DeadLetterQueue;
 use guard::{Access, Guard};
@@ -84,6 +95,21 @@ pub enum ConsoleError {
     Dlq(#[from] crate::dlq::DlqError),
     #[error(transparent)]
     Retry(#[from] crate::jobs::RetryError),
+    #[error(transparent)]
+    Schedules(#[from] jobline_core::schedule::ScheduleStoreError),
+    /// The API's code failed (a schedule's or a job's action): its message
+    /// and, for a failure of AWS, the detail the API keeps for its logs.
+    #[error("{0}")]
+    Api(String),
+}
+
+impl From<jobline_api::ApiError> for ConsoleError {
+    fn from(error: jobline_api::ApiError) -> Self {
+        Self::Api(match error.detail() {
+            Some(detail) => format!("{error} ({detail})"),
+            None => error.to_string(),
+        })
+    }
 }
 
 /// A page or an answer: status and HTML.
@@ -149,9 +175,25 @@ pub fn parse_form(query: &str) -> HashMap<String, String> {
 }
 
 impl Console {
-    /// Answers one request: the guard first, then the page or action.
+    /// Answers one request without the schedule parts: see
+    /// [`handle_with`](Self::handle_with).
     pub async fn handle(
         &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        self.handle_with(None, method, path_and_query, headers, body)
+            .await
+    }
+
+    /// Answers one request: the guard first, then the page or action;
+    /// `scheduling` is what the schedule pages and Run now act through
+    /// (without it, the Schedules page says schedules are not enabled).
+    pub async fn handle_with(
+        &self,
+        scheduling: Option<&Scheduling>,
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
@@ -204,13 +246,14 @@ impl Console {
                     secure(response.headers_mut());
                     return response;
                 }
-                respond(self.route(method, path, &query, &form).await)
+                respond(self.route(scheduling, method, path, &query, &form).await)
             }
         }
     }
 
     async fn route(
         &self,
+        scheduling: Option<&Scheduling>,
         method: &Method,
         path: &str,
         query: &HashMap<String, String>,
@@ -219,12 +262,16 @@ impl Console {
         let now = self.clock.now_ms();
         let replied = match (method, path) {
             (&Method::GET, "/") => pages::overview(self, now).await,
-            (&Method::GET, "/jobs") => pages::jobs(self, query, now).await,
+            (&Method::GET, "/jobs") => job_list::jobs(self, query, now).await,
+            (&Method::GET, "/schedules") => schedules::list(scheduling, query, now).await,
             (&Method::GET, "/dlq") => pages::dead_letters(self, now).await,
-            (&Method::GET, "/confirm") => actions::confirm(self, query).await,
-            (&Method::POST, "/act") => actions::act(self, form).await,
+            (&Method::GET, "/confirm") => actions::confirm(self, scheduling, query).await,
+            (&Method::POST, "/act") => actions::act(self, scheduling, form).await,
             (&Method::GET, path) if path.starts_with("/jobs/") => {
                 pages::job(self, &path["/jobs/".len()..], now).await
+            }
+            (&Method::GET, path) if path.starts_with("/schedules/") => {
+                schedules::show(scheduling, &path["/schedules/".len()..], query, now).await
             }
             (&Method::GET, _) => Ok(Reply::error(
                 StatusCode::NOT_FOUND,
@@ -285,22 +332,39 @@ fn respond(reply: Reply) -> Response<Full<Bytes>> {
     response
 }
 
-/// Serves `console` on `listener` until `shutdown` completes. Connections
-/// run on this thread (a `LocalSet`): the DLQ tools' futures are not `Send`,
-/// and one operator's browser needs no more.
+/// Serves `console` without the schedule parts: see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     console: Arc<Console>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, console, None, shutdown).await
+}
+
+/// Serves `console` (with `scheduling`, its schedule parts, if any) on
+/// `listener` until `shutdown` completes. Connections run on this thread
+/// (a `LocalSet`): the DLQ tools' futures are not `Send`, and one
+/// operator's browser needs no more.
+pub async fn serve_with(
+    listener: TcpListener,
+    console: Arc<Console>,
+    scheduling: Option<Scheduling>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     tokio::task::LocalSet::new()
-        .run_until(accept(listener, console, shutdown))
+        .run_until(accept(
+            listener,
+            console,
+            scheduling.map(Arc::new),
+            shutdown,
+        ))
         .await
 }
 
 async fn accept(
     listener: TcpListener,
     console: Arc<Console>,
+    scheduling: Option<Arc<Scheduling>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
@@ -316,10 +380,10 @@ async fn accept(
             },
             () = &mut shutdown => return Ok(()),
         };
-        let console = console.clone();
+        let (console, scheduling) = (console.clone(), scheduling.clone());
         tokio::task::spawn_local(async move {
             let service = service_fn(move |request: hyper::Request<Incoming>| {
-                let console = console.clone();
+                let (console, scheduling) = (console.clone(), scheduling.clone());
                 async move {
                     let (parts, body) = request.into_parts();
                     let path = parts
@@ -338,7 +402,13 @@ async fn accept(
                         }
                     };
                     Ok(console
-                        .handle(&parts.method, &path, &parts.headers, &body)
+                        .handle_with(
+                            scheduling.as_deref(),
+                            &parts.method,
+                            &path,
+                            &parts.headers,
+                            &body,
+                        )
                         .await)
                 }
             });
@@ -351,6 +421,9 @@ async fn accept(
         });
     }
 }
+
+#[cfg(test)]
+mod schedule_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,19 +1,18 @@
-//! The console's pages: the overview, the job list, one job, and the dead
-//! letters. Each says where its numbers come from. They are maud templates
+//! The console's pages: the overview, one job, and the dead letters (the
+//! job list is in `job_list.rs`, the schedules in `schedules.rs`). Each
+//! says where its numbers come from. They are maud templates
 //! (see [`mod@html`]): checked at compile time, every job field escaped.
 
 use super::html::{self, Section, encode, job_link, json_block, progress_bar, state_badge, time};
 use super::{Console, ConsoleError, Reply};
-use crate::jobs::{StateQuery, find_jobs, parse_utc_minute};
+use crate::jobs::{StateQuery, find_jobs};
 use http::StatusCode;
 use jobline_core::activity::Series;
 use jobline_core::activity::Window;
 use jobline_core::limits::DLQ_RETENTION_SECS;
-use jobline_core::store::{ListKey, StateCount, StateListing};
+use jobline_core::store::{StateCount, StateListing};
 use jobline_core::{JobId, JobRecord, JobState, Metric};
 use maud::{Markup, html};
-use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// Each state is counted exactly up to this many jobs a shard (1,024 in
 /// all), then shown as a lower bound: an overview reads at most 16 × 65
@@ -32,7 +31,7 @@ const CHARTED: [Metric; 3] = [
     Metric::JobsRetried,
 ];
 
-fn source(text: Markup) -> Markup {
+pub(super) fn source(text: Markup) -> Markup {
     html! { p.source { "Source: " (text) } }
 }
 
@@ -162,160 +161,8 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
     Ok(Reply::ok(html::page("Overview", Section::Overview, body)))
 }
 
-/// `at.id`, the job list's cursor.
-fn parse_cursor(text: &str) -> Option<ListKey> {
-    let (at, id) = text.split_once('.')?;
-    Some(ListKey {
-        at: at.parse().ok()?,
-        id: id.parse().ok()?,
-    })
-}
-
-/// The job list: one state at a time, filtered by type, caller and
-/// creation time, a page at a time.
-pub async fn jobs(
-    console: &Console,
-    query: &HashMap<String, String>,
-    now: i64,
-) -> Result<Reply, ConsoleError> {
-    let field = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let state = match field("state").map(str::parse::<JobState>) {
-        None => JobState::Running,
-        Some(Ok(state)) => state,
-        Some(Err(_)) => {
-            return Ok(Reply::error(
-                StatusCode::BAD_REQUEST,
-                "Unknown state",
-                "The state must be queued, running, succeeded, failed or cancelled.",
-            ));
-        }
-    };
-    let time_filter = |name: &str| match field(name) {
-        None => Ok(None),
-        Some(text) => parse_utc_minute(text).map(Some).ok_or(name.to_owned()),
-    };
-    let (since, before) = match (time_filter("since"), time_filter("before")) {
-        (Ok(since), Ok(before)) => (since, before),
-        (Err(name), _) | (_, Err(name)) => {
-            return Ok(Reply::error(
-                StatusCode::BAD_REQUEST,
-                "Unreadable time",
-                &format!("The {name} filter must be a UTC time such as 2026-11-30T10:15."),
-            ));
-        }
-    };
-    let search = StateQuery {
-        job_type: field("type").map(str::to_owned),
-        owner: field("owner").map(str::to_owned),
-        created_since: since,
-        created_before: before,
-        ..StateQuery::new(state, PAGE_SIZE)
-    };
-    if StateListing::of(state) == StateListing::Unlisted {
-        return Ok(Reply::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Succeeded jobs are not listed",
-            "No index holds succeeded jobs (one would cost every job write units): \
-             the overview counts them from the JobsSucceeded metric, and a job is found by its id.",
-        ));
-    }
-    let after = field("after").and_then(parse_cursor);
-    let found = find_jobs(&*console.store, &search, after).await?;
-
-    let next = found.next.map(|next| {
-        let mut link = format!("/jobs?state={}", state.as_str());
-        for name in ["type", "owner", "since", "before"] {
-            if let Some(value) = field(name) {
-                let _ = write!(link, "&{name}={}", encode(value));
-            }
-        }
-        let _ = write!(link, "&after={}.{}", next.at, next.id);
-        link
-    });
-    let value = |name: &str| field(name).unwrap_or("");
-    let body = html! {
-        form method="get" action="/jobs" class="filters" role="search" {
-            label {
-                "State "
-                select name="state" {
-                    @for option in JobState::ALL.into_iter().filter(|s| StateListing::of(*s) != StateListing::Unlisted) {
-                        option value=(option.as_str()) selected[option == state] { (option.as_str()) }
-                    }
-                }
-            }
-            label { "Type " input name="type" value=(value("type")) size="12"; }
-            label { "Caller " input name="owner" value=(value("owner")) size="16"; }
-            label {
-                "Created since "
-                input name="since" value=(value("since")) placeholder="2026-11-30T10:15" size="16";
-            }
-            label {
-                "Created before "
-                input name="before" value=(value("before")) placeholder="UTC" size="16";
-            }
-            button type="submit" { "Show" }
-        }
-        @if found.jobs.is_empty() {
-            p.empty { "No " (state.as_str()) " jobs match." }
-        } @else {
-            table.jobs {
-                thead {
-                    tr {
-                        th scope="col" { "Job" }
-                        th scope="col" { "Type" }
-                        th scope="col" { "Caller" }
-                        th scope="col" { "State" }
-                        th scope="col" { "Created" }
-                        th scope="col" class="num" { "Attempts" }
-                        th scope="col" { "Progress or error" }
-                    }
-                }
-                tbody {
-                    @for job in &found.jobs {
-                        tr {
-                            td { (job_link(job.id)) }
-                            td { (job.job_type) }
-                            td { (job.owner) }
-                            td { (state_badge(job.state)) }
-                            td { (time(Some(job.created_at), now)) }
-                            td.num { (job.attempts) }
-                            td { (detail(job)) }
-                        }
-                    }
-                }
-            }
-        }
-        @if let Some(link) = next {
-            p { a href=(link) rel="next" { "Older jobs →" } }
-        }
-        @if found.listed.stopped_early {
-            p.notice {
-                "Stopped after " (found.listed.pages) " pages of the index: "
-                (found.listed.passed_over)
-                " jobs passed over by the filters. Follow “Older jobs” to read on."
-            }
-        }
-        (source(html! {
-            @if StateListing::of(state) == StateListing::DueIndex {
-                "the jobs table's due index (every unfinished job), newest first by due time, each job read and kept if "
-                (state.as_str()) "; this page read "
-            } @else {
-                "the jobs table's state index, newest first; this page read "
-            }
-            span data-scanned { (found.scanned) }
-            " index entries (" (found.listed.pages) " pages of at most 16 × "
-            (jobline_core::store::MAX_LIST_LIMIT) " entries), whatever the table holds."
-        }))
-    };
-    Ok(Reply::ok(html::page(
-        &format!("Jobs: {}", state.as_str()),
-        Section::Jobs,
-        body,
-    )))
-}
-
 /// A job's progress, or its last error, in a table cell.
-fn detail(job: &JobRecord) -> Markup {
+pub(super) fn detail(job: &JobRecord) -> Markup {
     html! {
         @if let Some(error) = &job.error {
             span.error-text { (error.chars().take(120).collect::<String>()) }
@@ -328,6 +175,9 @@ fn detail(job: &JobRecord) -> Markup {
 /// The actions a job's state allows, as links to their confirmation.
 fn job_actions(job: &JobRecord) -> Markup {
     let mut actions = Vec::new();
+    if job.state == JobState::Scheduled {
+        actions.push(("run", "Run now…"));
+    }
     if !job.state.is_finished() {
         actions.push(("cancel", "Cancel…"));
     }
@@ -377,6 +227,15 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
             dt { "Type" } dd { (job.job_type) }
             dt { "Caller" } dd { (job.owner) }
             dt { "Created" } dd { (time(Some(job.created_at), now)) }
+            @if let Some(run_at) = job.run_at {
+                dt { "Runs at" } dd data-run-at { (time(Some(run_at), now)) }
+            }
+            @if let Some(schedule) = &job.schedule_id {
+                dt { "Schedule" }
+                dd {
+                    a href={ "/schedules/" (schedule) "?owner=" (encode(&job.owner)) } { code { (schedule) } }
+                }
+            }
             dt { "First started" } dd { (time(job.started_at, now)) }
             dt { "This run started" } dd { (time(job.run_started_at, now)) }
             dt { "Finished" } dd { (time(job.finished_at, now)) }
@@ -515,19 +374,4 @@ pub async fn dead_letters(console: &Console, now: i64) -> Result<Reply, ConsoleE
         Section::DeadLetters,
         body,
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_parse() {
-        let id = JobId::random();
-        assert_eq!(
-            parse_cursor(&format!("12.{id}")),
-            Some(ListKey { at: 12, id })
-        );
-        assert_eq!(parse_cursor("12"), None);
-    }
 }

@@ -27,7 +27,7 @@ pub fn merge_shards(
 /// Whether `current` may be marked enqueue-failed by the request that
 /// created `job`: the rule `jobline_dynamodb`'s `ENQUEUE_FAILED_CONDITION` encodes.
 pub fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> bool {
-    current.state == JobState::Queued
+    current.state.is_waiting()
         && current.attempts == 0
         && current.created_at == job.created_at
         && current.resent_at.is_none()
@@ -36,7 +36,7 @@ pub fn may_mark_enqueue_failed(current: &JobRecord, job: &JobRecord) -> bool {
 /// Whether a repeat may send `current`'s message again: the rule
 /// `jobline_dynamodb`'s `RESEND_CONDITION` encodes.
 pub fn may_resend(current: &JobRecord) -> bool {
-    current.state == JobState::Queued && current.attempts == 0 && !current.enqueue_failed
+    current.state.is_waiting() && current.attempts == 0 && !current.enqueue_failed
 }
 
 /// The record [`ApiStore::mark_enqueue_failed`](super::ApiStore::mark_enqueue_failed) writes for `job`.
@@ -69,12 +69,12 @@ pub fn outcome_of<T, O>(
 }
 
 /// The outcome of a cancel that found `job`, if its state settles it (a
-/// `queued` or `running` job must be written).
+/// `scheduled`, `queued` or `running` job must be written).
 pub fn cancel_settled(job: JobRecord) -> Option<CancelOutcome> {
     match job.state {
         JobState::Cancelled => Some(CancelOutcome::Cancelled(Box::new(job))),
         JobState::Succeeded | JobState::Failed => Some(CancelOutcome::Finished(job.state)),
-        JobState::Queued | JobState::Running => None,
+        JobState::Scheduled | JobState::Queued | JobState::Running => None,
     }
 }
 

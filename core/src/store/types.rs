@@ -143,7 +143,7 @@ impl StateListing {
     pub fn of(state: JobState) -> Self {
         match state {
             JobState::Failed | JobState::Cancelled => Self::StateIndex,
-            JobState::Queued | JobState::Running => Self::DueIndex,
+            JobState::Scheduled | JobState::Queued | JobState::Running => Self::DueIndex,
             JobState::Succeeded => Self::Unlisted,
         }
     }

@@ -97,7 +97,9 @@ pub enum ApiError {
     JobFinished { state: jobline_core::JobState },
     #[error(
         "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, POST \
-         /jobs/{{id}}/cancel, and GET /webhook-secret"
+         /jobs/{{id}}/cancel and /run, POST and GET /schedules, GET, PATCH and DELETE \
+         /schedules/{{id}}, POST /schedules/{{id}}/pause, /resume and /trigger, and GET \
+         /webhook-secret"
     )]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
@@ -121,6 +123,74 @@ pub enum ApiError {
     /// A bug; the detail is for the logs.
     #[error("internal error; retry shortly, with the same Idempotency-Key for a submission")]
     Internal(String),
+    /// A delay over SQS's 15 minutes where no scheduler is configured.
+    #[error(
+        "this deployment runs jobs at most 15 minutes later (it has no scheduler); send a smaller \
+         `delaySeconds` or an earlier `runAt`"
+    )]
+    LongDelaysDisabled,
+    /// A schedule request names something invalid; `field` is the request
+    /// field to fix.
+    #[error("{message}")]
+    InvalidSchedule {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no such schedule")]
+    ScheduleNotFound,
+    /// The caller has as many schedules as the deployment allows.
+    #[error(
+        "you have {limit} schedules, the most this deployment allows per caller; delete one first"
+    )]
+    TooManySchedules { limit: usize },
+    /// A trigger that the schedule's overlap policy skips.
+    #[error(
+        "the schedule's previous job has not finished and its overlap policy is `skip`; trigger \
+         it when that job is done"
+    )]
+    ScheduleOverlap,
+    /// The schedule changed between its read and this request's write.
+    #[error("the schedule was changed by another request meanwhile; read it again and retry")]
+    ScheduleChanged,
+    /// Schedules where the deployment has no scheduler.
+    #[error("schedules are not enabled on this deployment")]
+    SchedulesDisabled,
+    /// `POST /jobs/{id}/run` of a job that is not waiting for its time.
+    #[error("the job's status is {state}; only a scheduled job can be run now")]
+    JobNotScheduled { state: jobline_core::JobState },
+    /// EventBridge Scheduler throttled the request.
+    #[error("the scheduler is busy; nothing was changed, retry after {retry_after_secs} seconds")]
+    SchedulerThrottled { retry_after_secs: u32 },
+    /// The scheduler failed; the detail is for the logs.
+    #[error("the scheduler is unavailable; nothing was changed, retry shortly")]
+    SchedulerUnavailable(String),
+}
+
+/// `Retry-After` of a 503 `scheduler_throttled`, in seconds: EventBridge
+/// Scheduler's quotas refill each second.
+pub const SCHEDULER_RETRY_AFTER_SECS: u32 = 2;
+
+impl From<jobline_core::timers::TimerError> for ApiError {
+    fn from(error: jobline_core::timers::TimerError) -> Self {
+        use jobline_core::timers::TimerError;
+        match error {
+            TimerError::Throttled => Self::SchedulerThrottled {
+                retry_after_secs: SCHEDULER_RETRY_AFTER_SECS,
+            },
+            // The API validated what it sent: a refusal is the API's bug.
+            TimerError::Invalid(detail) => {
+                Self::Internal(format!("the scheduler refused: {detail}"))
+            }
+            TimerError::Unavailable(detail) => Self::SchedulerUnavailable(detail),
+        }
+    }
+}
+
+/// A failed read or write of the schedules table: for the logs.
+impl From<jobline_core::schedule::ScheduleStoreError> for ApiError {
+    fn from(error: jobline_core::schedule::ScheduleStoreError) -> Self {
+        Self::StatusUnavailable(error.to_string())
+    }
 }
 
 /// How an unknown job type is named back: quoted, if it is a valid type
@@ -168,6 +238,8 @@ impl ApiError {
             | Self::InvalidPayload(_)
             | Self::InvalidCallbackUrl(_)
             | Self::WebhooksDisabled
+            | Self::LongDelaysDisabled
+            | Self::InvalidSchedule { .. }
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -175,14 +247,23 @@ impl ApiError {
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::IdempotencyKeyExpired
             | Self::JobFinished { .. }
-            | Self::JobNotFinished { .. } => StatusCode::CONFLICT,
+            | Self::JobNotFinished { .. }
+            | Self::JobNotScheduled { .. }
+            | Self::TooManySchedules { .. }
+            | Self::ScheduleOverlap
+            | Self::ScheduleChanged => StatusCode::CONFLICT,
             Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::JobNotFound
+            | Self::RouteNotFound
+            | Self::ScheduleNotFound
+            | Self::SchedulesDisabled => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_)
             | Self::QueueUnavailable(_)
             | Self::StatusUnavailable(_)
-            | Self::SecretUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::SecretUnavailable(_)
+            | Self::SchedulerThrottled { .. }
+            | Self::SchedulerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -216,8 +297,18 @@ impl ApiError {
             Self::StoreUnavailable(_)
             | Self::QueueUnavailable(_)
             | Self::StatusUnavailable(_)
-            | Self::SecretUnavailable(_) => "unavailable",
+            | Self::SecretUnavailable(_)
+            | Self::SchedulerUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::LongDelaysDisabled => "long_delays_disabled",
+            Self::InvalidSchedule { .. } => "invalid_schedule",
+            Self::ScheduleNotFound => "schedule_not_found",
+            Self::TooManySchedules { .. } => "too_many_schedules",
+            Self::ScheduleChanged => "schedule_changed",
+            Self::ScheduleOverlap => "schedule_overlap",
+            Self::SchedulesDisabled => "schedules_disabled",
+            Self::JobNotScheduled { .. } => "job_not_scheduled",
+            Self::SchedulerThrottled { .. } => "scheduler_throttled",
         }
     }
 
@@ -228,6 +319,7 @@ impl ApiError {
             | Self::QueueUnavailable(detail)
             | Self::StatusUnavailable(detail)
             | Self::SecretUnavailable(detail)
+            | Self::SchedulerUnavailable(detail)
             | Self::Internal(detail) => Some(detail),
             _ => None,
         }
@@ -235,15 +327,22 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        if let Self::JobFinished { state } | Self::JobNotFinished { state } = &self {
+        if let Self::JobFinished { state }
+        | Self::JobNotFinished { state }
+        | Self::JobNotScheduled { state } = &self
+        {
             body["error"]["status"] = json!(state);
+        }
+        if let Self::InvalidSchedule { field, .. } = &self {
+            body["error"]["field"] = json!(field);
         }
         let mut builder = Response::builder()
             .status(self.status())
             .header(CONTENT_TYPE, "application/json");
         match self {
             Self::MethodNotAllowed { allow } => builder = builder.header(ALLOW, allow),
-            Self::BacklogFull { retry_after_secs } => {
+            Self::BacklogFull { retry_after_secs }
+            | Self::SchedulerThrottled { retry_after_secs } => {
                 builder = builder.header(RETRY_AFTER, retry_after_secs);
             }
             _ => {}

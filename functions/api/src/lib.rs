@@ -65,6 +65,17 @@
 //! (the cost model of BENCHMARKS.md) while a client learns of a short job's end
 //! within two seconds.
 //!
+//! # Later, and again
+//!
+//! A submission with `runAt` or `delaySeconds` (up to a year) is written
+//! `scheduled` and sent when due (`dispatch.rs`: a delayed message up to
+//! SQS's 15 minutes, a one-time EventBridge Scheduler timer beyond, which
+//! invokes the fire function). `/schedules` keeps each caller's recurring
+//! schedules (`routes/schedules.rs` says how a schedule's record and its
+//! timer are kept in step); each of their fires creates one job through
+//! the same path as `POST /jobs` ([`fire`]), so the fire function is this
+//! library behind another entry point (`functions/fire`).
+//!
 //! # Backlog
 //!
 //! Above `MAX_BACKLOG` queued messages a new submission is 429 `backlog_full`
@@ -84,21 +95,28 @@
 //! error): `info`, or `error` with the detail for a 5xx. The rest is `debug`.
 
 pub mod backlog;
+mod dispatch;
 mod error;
+pub mod fire;
 mod identity;
 mod listing;
 mod openapi;
 mod routes;
+mod schedule_request;
 mod submission;
 
 pub use backlog::{Backlog, QueueDepth};
+pub use dispatch::job_timer_name;
 pub use error::ApiError;
 pub use identity::{ANONYMOUS_OWNER, caller};
+pub use schedule_request::{NEXT_FIRES, schedule_view};
 pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use jobline_core::results::ResultStore;
+use jobline_core::schedule::ScheduleStore;
+use jobline_core::timers::Timers;
 pub use jobline_core::view::{job_summary, job_view};
 use jobline_core::{ApiStore, Clock, Config, JobId, JobQueue, JobRecord, JobTypes, Metrics};
 use jobline_webhooks::{CallbackPolicy, KeySource};
@@ -144,8 +162,20 @@ pub struct Api {
     assumed_role_owner: jobline_core::config::AssumedRoleOwner,
     max_backlog: u64,
     backlog: Option<Backlog>,
+    /// The engine of delays past 15 minutes and of schedules (EventBridge
+    /// Scheduler): without it, neither.
+    timers: Option<Arc<dyn Timers>>,
+    /// The callers' schedules: on with [`Api::with_schedules`].
+    schedules: Option<Schedules>,
     /// The time: the tests' movable clock, or the wall clock.
     clock: Clock,
+}
+
+/// The schedules' store and the per-caller bound.
+#[derive(Debug, Clone)]
+struct Schedules {
+    store: Arc<dyn ScheduleStore>,
+    max_per_caller: usize,
 }
 
 /// What the outcome line of a request names, filled in as it is learnt.
@@ -176,8 +206,38 @@ impl Api {
             assumed_role_owner: config.assumed_role_owner,
             max_backlog: config.max_backlog,
             backlog: None,
+            timers: None,
+            schedules: None,
             clock: Clock::system(),
         }
+    }
+
+    /// Sets delays past SQS's 15 minutes on `timers`' one-time timers.
+    #[must_use]
+    pub fn with_timers(mut self, timers: Arc<dyn Timers>) -> Self {
+        self.timers = Some(timers);
+        self
+    }
+
+    /// Turns schedules on: the callers' schedules in `store`, at most
+    /// `max_per_caller` each, fired by recurring timers (which
+    /// [`with_timers`](Self::with_timers) must set).
+    #[must_use]
+    pub fn with_schedules(mut self, store: Arc<dyn ScheduleStore>, max_per_caller: usize) -> Self {
+        self.schedules = Some(Schedules {
+            store,
+            max_per_caller,
+        });
+        self
+    }
+
+    /// The schedules, and their timers: 404 where they are off.
+    fn schedules(&self) -> Result<&Schedules, ApiError> {
+        self.schedules.as_ref().ok_or(ApiError::SchedulesDisabled)
+    }
+
+    fn timers(&self) -> Result<&Arc<dyn Timers>, ApiError> {
+        self.timers.as_ref().ok_or(ApiError::SchedulesDisabled)
     }
 
     /// Reads the time from `clock` (the tests' movable one).
@@ -231,11 +291,30 @@ impl Api {
             (&Method::POST, ["jobs", id, "cancel"]) => {
                 self.cancel(&request, id, &mut metrics, &mut trace).await
             }
+            (&Method::POST, ["jobs", id, "run"]) => self.run_now(&request, id, &mut trace).await,
             (_, ["jobs"]) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
             (_, ["jobs", _]) => Err(ApiError::MethodNotAllowed {
                 allow: "GET, DELETE",
             }),
-            (_, ["jobs", _, "cancel"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (_, ["jobs", _, "cancel" | "run"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (&Method::POST, ["schedules"]) => self.create_schedule(&request).await,
+            (&Method::GET, ["schedules"]) => self.list_schedules(&request).await,
+            (&Method::GET, ["schedules", id]) => self.show_schedule(&request, id).await,
+            (&Method::PATCH, ["schedules", id]) => self.patch_schedule(&request, id).await,
+            (&Method::DELETE, ["schedules", id]) => self.delete_schedule(&request, id).await,
+            (&Method::POST, ["schedules", id, action @ ("pause" | "resume")]) => {
+                self.pause_schedule(&request, id, *action == "pause").await
+            }
+            (&Method::POST, ["schedules", id, "trigger"]) => {
+                self.trigger_schedule(&request, id, &mut metrics).await
+            }
+            (_, ["schedules"]) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+            (_, ["schedules", _]) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PATCH, DELETE",
+            }),
+            (_, ["schedules", _, "pause" | "resume" | "trigger"]) => {
+                Err(ApiError::MethodNotAllowed { allow: "POST" })
+            }
             (&Method::GET, ["webhook-secret"]) => self.webhook_secret(&request).await,
             (_, ["webhook-secret"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (method, ["openapi.yaml"]) => openapi::answer(method),
@@ -314,5 +393,7 @@ pub(crate) fn expired(job: &JobRecord, now_ms: i64) -> bool {
     job.expires_at > 0 && job.expires_at <= now_ms / 1000
 }
 
+#[cfg(test)]
+mod schedule_tests;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
-//! `GET /jobs?status=&type=&limit=&cursor=`: the query of a listing, and its
-//! cursor.
+//! `GET /jobs?status=&type=&scheduleId=&limit=&cursor=`: the query of a
+//! listing, and its cursor.
 //!
 //! A page is one query of the owner index (the caller's jobs only, newest
 //! first) that reads at most `limit` entries, and one read of those jobs:
 //! its cost never grows with the table or with other callers' jobs. The
-//! `status` and `type` filters apply to the jobs read, so a filtered page
+//! `status`, `type` and `scheduleId` (the jobs a schedule's fires created)
+//! filters apply to the jobs read, so a filtered page
 //! may hold fewer than `limit` jobs (even none) and still have a
 //! `nextCursor`: a client follows cursors until there is none.
 //!
@@ -30,6 +31,7 @@ const MAX_TYPE_LEN: usize = 64;
 pub(crate) struct Query {
     pub(crate) status: Option<JobState>,
     pub(crate) job_type: Option<String>,
+    pub(crate) schedule_id: Option<String>,
     pub(crate) limit: usize,
     pub(crate) after: Option<ListKey>,
 }
@@ -43,6 +45,7 @@ impl Query {
         let mut parsed = Self {
             status: None,
             job_type: None,
+            schedule_id: None,
             limit: DEFAULT_LIMIT,
             after: None,
         };
@@ -57,7 +60,10 @@ impl Query {
             match name.as_str() {
                 "status" => {
                     parsed.status = Some(value.parse().map_err(|_| {
-                        invalid("status must be queued, running, succeeded, failed or cancelled")
+                        invalid(
+                            "status must be scheduled, queued, running, succeeded, failed or \
+                             cancelled",
+                        )
                     })?);
                 }
                 "type" => {
@@ -79,10 +85,17 @@ impl Query {
                             ))
                         })?;
                 }
+                "scheduleId" => {
+                    let id: jobline_core::schedule::ScheduleId = value
+                        .parse()
+                        .map_err(|_| invalid("scheduleId must be a schedule's id (a UUID)"))?;
+                    parsed.schedule_id = Some(id.to_string());
+                }
                 "cursor" => parsed.after = Some(parse_cursor(&value, owner)?),
                 _ => {
                     return Err(invalid(
-                        "unknown parameter; GET /jobs takes status, type, limit and cursor",
+                        "unknown parameter; GET /jobs takes status, type, scheduleId, limit and \
+                         cursor",
                     ));
                 }
             }
@@ -91,13 +104,19 @@ impl Query {
         Ok(parsed)
     }
 
-    /// Whether `job` passes the query's filters.
-    pub(crate) fn matches(&self, job: &JobRecord) -> bool {
-        self.status.is_none_or(|status| job.state == status)
+    /// Whether `job` passes the query's filters at `now_ms` (its status as
+    /// its client sees it then, [`JobRecord::state_at`]).
+    pub(crate) fn matches(&self, job: &JobRecord, now_ms: i64) -> bool {
+        self.status
+            .is_none_or(|status| job.state_at(now_ms) == status)
             && self
                 .job_type
                 .as_deref()
                 .is_none_or(|job_type| job.job_type == job_type)
+            && self
+                .schedule_id
+                .as_ref()
+                .is_none_or(|id| job.schedule_id.as_ref() == Some(id))
     }
 }
 
@@ -187,7 +206,10 @@ mod tests {
         };
         let cursor = cursor(key, "alice");
         let query = Query::parse(
-            &format!("status=running&type=prime-count&limit=5&cursor={cursor}"),
+            &format!(
+                "status=running&type=prime-count&limit=5&cursor={cursor}\
+                 &scheduleId=0191a2b3-c4d5-7e6f-8a9b-0c1d2e3f4a5b"
+            ),
             "alice",
         )
         .unwrap();
@@ -196,6 +218,7 @@ mod tests {
             Query {
                 status: Some(JobState::Running),
                 job_type: Some("prime-count".into()),
+                schedule_id: Some("0191a2b3-c4d5-7e6f-8a9b-0c1d2e3f4a5b".into()),
                 limit: 5,
                 after: Some(key),
             }

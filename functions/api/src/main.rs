@@ -8,7 +8,9 @@ use jobline_api::Api;
 use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
 use jobline_core::{Config, telemetry};
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::schedules::DynamoScheduleStore;
 use jobline_s3::S3ResultStore;
+use jobline_scheduler::{EventBridgeTimers, TimerTarget};
 use jobline_sqs::SqsJobQueue;
 use jobline_webhooks::SecretsManagerKeys;
 use lambda_http::{Error, Request, run, service_fn};
@@ -23,8 +25,23 @@ async fn main() -> Result<(), Error> {
         AwsTimeouts::api(&config),
     );
     let queue = Arc::new(SqsJobQueue::from_sdk(&sdk, &config.queue_url));
+    let jobs = DynamoJobStore::from_sdk(&sdk, &config);
+    let schedules = config.schedules.as_ref().map(|schedules| {
+        (
+            // Its client built on first use: most requests write no timer.
+            Arc::new(EventBridgeTimers::from_sdk(
+                &sdk,
+                TimerTarget::of(schedules),
+            )),
+            Arc::new(DynamoScheduleStore::beside(
+                &jobs,
+                schedules.table_name.clone(),
+            )),
+            schedules.max_per_caller,
+        )
+    });
     let mut api = Api::new(
-        Arc::new(DynamoJobStore::from_sdk(&sdk, &config)),
+        Arc::new(jobs),
         queue.clone(),
         jobline_jobs::registry(config.demo_job_types),
         &config,
@@ -36,6 +53,11 @@ async fn main() -> Result<(), Error> {
     // Read on first use (GET /webhook-secret), not at every cold start.
     if let Some(secret_id) = &config.webhooks.secret_id {
         api = api.with_webhook_keys(Arc::new(SecretsManagerKeys::from_sdk(&sdk, secret_id)));
+    }
+    if let Some((timers, store, max_per_caller)) = schedules {
+        api = api
+            .with_timers(timers)
+            .with_schedules(store, max_per_caller);
     }
     let api = Arc::new(api);
     run(service_fn(move |request: Request| {

@@ -59,17 +59,87 @@ pub fn valid_job_type(job_type: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The furthest ahead a job may be delayed: a year (`runAt`,
+/// `delaySeconds`), as far as EventBridge Scheduler's one-time schedules
+/// are meant to reach for a job system's delays.
+pub const MAX_DELAY_SECS: u32 = 365 * 86_400;
+
+/// When a submission asks its job to run, if not at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// `runAt`: at this time (ms since the epoch).
+    At(i64),
+    /// `delaySeconds`: this long after its acceptance.
+    After(u32),
+}
+
+impl When {
+    /// When the job runs, accepted at `now_ms`: a time past is now.
+    pub fn run_at(self, now_ms: i64) -> i64 {
+        match self {
+            Self::At(at) => at.max(now_ms),
+            Self::After(secs) => now_ms + i64::from(secs) * 1000,
+        }
+    }
+
+    /// Reads `runAt` (RFC 3339 with an offset) or `delaySeconds` (a whole
+    /// number of seconds), at most [`MAX_DELAY_SECS`] ahead of `now_ms`.
+    fn read(
+        run_at: Option<Value>,
+        delay: Option<Value>,
+        now_ms: i64,
+    ) -> Result<Option<Self>, ApiError> {
+        let given = |value: Option<Value>| value.filter(|value| !value.is_null());
+        match (given(run_at), given(delay)) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(invalid("send `runAt` or `delaySeconds`, not both")),
+            (Some(Value::String(text)), None) => {
+                let at = text
+                    .parse::<jiff::Timestamp>()
+                    .map_err(|_| {
+                        invalid(
+                            "`runAt` must be an RFC 3339 time with an offset, such as \
+                             2027-03-01T09:00:00+01:00 or 2027-03-01T08:00:00Z",
+                        )
+                    })?
+                    .as_millisecond();
+                if at > now_ms + i64::from(MAX_DELAY_SECS) * 1000 {
+                    return Err(invalid("`runAt` must be at most one year ahead"));
+                }
+                Ok(Some(Self::At(at)))
+            }
+            (Some(_), None) => Err(invalid("`runAt` must be a string (RFC 3339)")),
+            (None, Some(delay)) => delay
+                .as_u64()
+                .and_then(|secs| u32::try_from(secs).ok())
+                .filter(|secs| *secs <= MAX_DELAY_SECS)
+                .map(|secs| Some(Self::After(secs)))
+                .ok_or_else(|| {
+                    invalid(&format!(
+                        "`delaySeconds` must be a whole number of seconds from 0 to {MAX_DELAY_SECS} \
+                         (one year)"
+                    ))
+                }),
+        }
+    }
+}
+
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The body as a job request: a JSON object with a string `type` (see
 /// [`valid_job_type`]), an
-/// optional object `payload` (default `{}`) and an optional string
-/// `callbackUrl`, and nothing else. It is read as JSON whatever its
+/// optional object `payload` (default `{}`), an optional string
+/// `callbackUrl`, and optionally when to run it ([`When`]: `runAt` or
+/// `delaySeconds`, read at `now_ms`), and nothing else. It is read as JSON whatever its
 /// `Content-Type`: `curl -d` sends form-urlencoded by default, and nothing
 /// else is accepted anyway. A callback URL must pass `callbacks`, the
 /// deployment's policy; with none (webhooks off) it is refused.
-pub fn job_request(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<JobRequest, ApiError> {
+pub fn job_request(
+    body: &[u8],
+    callbacks: Option<CallbackPolicy>,
+    now_ms: i64,
+) -> Result<(JobRequest, Option<When>), ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge {
             limit: MAX_BODY_BYTES,
@@ -82,14 +152,22 @@ pub fn job_request(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<Job
             "a job request is a JSON object with `type` and `payload`",
         ));
     };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "type" | "payload" | "callbackUrl"))
-    {
+    if let Some(unknown) = fields.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "type" | "payload" | "callbackUrl" | "runAt" | "delaySeconds"
+        )
+    }) {
         return Err(invalid(&format!(
-            "unknown field `{unknown}`: a job request has `type`, `payload` and `callbackUrl`"
+            "unknown field `{unknown}`: a job request has `type`, `payload`, `callbackUrl`, \
+             `runAt` and `delaySeconds`"
         )));
     }
+    let when = When::read(
+        fields.remove("runAt"),
+        fields.remove("delaySeconds"),
+        now_ms,
+    )?;
     let Some(Value::String(job_type)) = fields.remove("type") else {
         return Err(invalid("`type` is required and must be a string"));
     };
@@ -111,11 +189,14 @@ pub fn job_request(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<Job
         }
         Some(_) => return Err(invalid("`callbackUrl` must be a string")),
     };
-    Ok(JobRequest {
-        job_type,
-        payload,
-        callback_url,
-    })
+    Ok((
+        JobRequest {
+            job_type,
+            payload,
+            callback_url,
+        },
+        when,
+    ))
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -185,17 +266,57 @@ mod tests {
     use lambda_http::Body;
     use serde_json::json;
 
+    /// The request of a body read at the epoch, without its time.
+    fn request_of(body: &[u8], callbacks: Option<CallbackPolicy>) -> Result<JobRequest, ApiError> {
+        job_request(body, callbacks, 0).map(|(request, _)| request)
+    }
+
+    #[test]
+    fn a_job_runs_later_at_a_time_or_after_a_delay_within_a_year() {
+        let now = 1_800_000_000_000;
+        let when = |body: &str| job_request(body.as_bytes(), None, now).map(|(_, when)| when);
+        assert_eq!(when(r#"{"type":"t"}"#).unwrap(), None);
+        assert_eq!(
+            when(r#"{"type":"t","delaySeconds":90}"#).unwrap(),
+            Some(When::After(90))
+        );
+        let at = when(r#"{"type":"t","runAt":"2027-03-01T09:00:00+01:00"}"#).unwrap();
+        assert_eq!(at, Some(When::At(1_803_888_000_000)));
+        assert_eq!(When::At(5).run_at(now), now, "a time past is now");
+        assert_eq!(When::After(2).run_at(now), now + 2_000);
+        for (body, says) in [
+            (r#"{"type":"t","runAt":"2027-03-01 09:00"}"#, "RFC 3339"),
+            (r#"{"type":"t","runAt":"2027-03-01T09:00:00"}"#, "RFC 3339"),
+            (r#"{"type":"t","runAt":5}"#, "must be a string"),
+            (r#"{"type":"t","runAt":"2099-01-01T00:00:00Z"}"#, "one year"),
+            (r#"{"type":"t","delaySeconds":-1}"#, "delaySeconds"),
+            (r#"{"type":"t","delaySeconds":1.5}"#, "delaySeconds"),
+            (r#"{"type":"t","delaySeconds":31536001}"#, "one year"),
+            (
+                r#"{"type":"t","delaySeconds":1,"runAt":"2027-03-01T09:00:00Z"}"#,
+                "not both",
+            ),
+        ] {
+            match when(body) {
+                Err(ApiError::InvalidRequest(message)) => {
+                    assert!(message.contains(says), "{body}: {message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
     fn message(body: &str) -> String {
-        match job_request(body.as_bytes(), None) {
+        match request_of(body.as_bytes(), None) {
             Err(ApiError::InvalidRequest(message)) => message,
             other => panic!("{body}: {other:?}"),
         }
     }
 
     #[test]
-    fn only_an_object_with_type_and_payload_is_a_job_request() {
+    fn only_an_object_with_type_and_payload_is_a_request_of() {
         assert_eq!(
-            job_request(br#"{"type":"primes","payload":{"upTo":5}}"#, None).unwrap(),
+            request_of(br#"{"type":"primes","payload":{"upTo":5}}"#, None).unwrap(),
             JobRequest {
                 job_type: "primes".into(),
                 payload: json!({"upTo": 5}),
@@ -203,7 +324,7 @@ mod tests {
             }
         );
         assert_eq!(
-            job_request(br#"{"type":"primes"}"#, None).unwrap().payload,
+            request_of(br#"{"type":"primes"}"#, None).unwrap().payload,
             json!({})
         );
         for body in [
@@ -223,7 +344,7 @@ mod tests {
     fn a_callback_url_must_pass_the_policy_and_webhooks_must_be_on() {
         let body = |url: &str| format!(r#"{{"type":"primes","callbackUrl":"{url}"}}"#);
         let public = CallbackPolicy::default();
-        let sent = job_request(body("https://hooks.example.com/j").as_bytes(), Some(public));
+        let sent = request_of(body("https://hooks.example.com/j").as_bytes(), Some(public));
         assert_eq!(
             sent.unwrap().callback_url.as_deref(),
             Some("https://hooks.example.com/j")
@@ -250,28 +371,28 @@ mod tests {
             "https://1.2.3.4.5/",
             "https://example.0x1/",
         ] {
-            let error = job_request(body(url).as_bytes(), Some(public)).unwrap_err();
+            let error = request_of(body(url).as_bytes(), Some(public)).unwrap_err();
             assert_eq!(error.code(), "invalid_callback_url", "{url}");
             assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
         }
-        let local = job_request(
+        let local = request_of(
             body("http://127.0.0.1:9/hook").as_bytes(),
             Some(CallbackPolicy::LOCAL),
         );
         assert!(local.is_ok(), "the local runner's explicit setting");
-        let local = job_request(
+        let local = request_of(
             body("http://0x7f000001:9/hook").as_bytes(),
             Some(CallbackPolicy::LOCAL),
         );
         assert!(local.is_ok(), "127.0.0.1 in another spelling, locally");
-        let other = job_request(
+        let other = request_of(
             body("http://0x7f000002:9/hook").as_bytes(),
             Some(CallbackPolicy::LOCAL),
         );
         assert_eq!(other.unwrap_err().code(), "invalid_callback_url");
-        let off = job_request(body("https://hooks.example.com/j").as_bytes(), None);
+        let off = request_of(body("https://hooks.example.com/j").as_bytes(), None);
         assert_eq!(off.unwrap_err().code(), "webhooks_disabled");
-        let wrong = job_request(br#"{"type":"primes","callbackUrl":5}"#, Some(public));
+        let wrong = request_of(br#"{"type":"primes","callbackUrl":5}"#, Some(public));
         assert_eq!(wrong.unwrap_err().code(), "invalid_request");
     }
 
@@ -287,7 +408,8 @@ mod tests {
         );
         assert_eq!(
             message(r#"{"type":"primes","foo":1}"#),
-            "unknown field `foo`: a job request has `type`, `payload` and `callbackUrl`"
+            "unknown field `foo`: a job request has `type`, `payload`, `callbackUrl`, `runAt` and \
+             `delaySeconds`"
         );
         assert_eq!(
             message(r#"{"type":"primes","payload":[1]}"#),
@@ -299,7 +421,7 @@ mod tests {
     fn a_type_is_a_short_name_and_a_bad_one_is_not_repeated() {
         let body = |job_type: &str| format!(r#"{{"type":{}}}"#, json!(job_type));
         for job_type in ["primes", "csv-stats", "a", "Report_v2.1", &"t".repeat(64)] {
-            let sent = job_request(body(job_type).as_bytes(), None).unwrap();
+            let sent = request_of(body(job_type).as_bytes(), None).unwrap();
             assert_eq!(sent.job_type, job_type);
         }
         let long = "t".repeat(MAX_JOB_TYPE_BYTES + 1);
@@ -314,7 +436,7 @@ mod tests {
             "é",
             "new\nline",
         ] {
-            let error = job_request(body(job_type).as_bytes(), None).unwrap_err();
+            let error = request_of(body(job_type).as_bytes(), None).unwrap_err();
             assert_eq!(error.code(), "invalid_request", "{job_type:?}");
             assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(
@@ -339,8 +461,7 @@ mod tests {
 
     #[test]
     fn a_number_beyond_a_float_is_a_clear_422_not_a_syntax_error() {
-        let error =
-            job_request(br#"{"type":"primes","payload":{"upTo":1E400}}"#, None).unwrap_err();
+        let error = request_of(br#"{"type":"primes","payload":{"upTo":1E400}}"#, None).unwrap_err();
         assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error.code(), "invalid_request");
         let text = error.to_string();
@@ -350,7 +471,7 @@ mod tests {
         );
         // Other unreadable bodies stay syntax errors.
         assert!(matches!(
-            job_request(b"{\"type\":", None),
+            request_of(b"{\"type\":", None),
             Err(ApiError::InvalidJson(_))
         ));
     }
@@ -361,14 +482,14 @@ mod tests {
 
     #[test]
     fn the_payload_is_measured_as_it_is_stored() {
-        let sent = job_request(br#"{"type":"primes","payload":{"n":1E15}}"#, None).unwrap();
+        let sent = request_of(br#"{"type":"primes","payload":{"n":1E15}}"#, None).unwrap();
         assert_eq!(sent.payload.to_string(), r#"{"n":1000000000000000.0}"#);
 
         // 5 bytes a number sent, 19 stored: the body fits, the payload not.
         let numbers = vec!["1E15"; MAX_BODY_BYTES / 5 - 10].join(",");
         let body = format!(r#"{{"type":"primes","payload":{{"n":[{numbers}]}}}}"#);
         assert!(body.len() <= MAX_BODY_BYTES);
-        let job = new_job("anonymous", &job_request(body.as_bytes(), None).unwrap());
+        let job = new_job("anonymous", &request_of(body.as_bytes(), None).unwrap());
         let error = check_sizes(&job).unwrap_err();
         let ApiError::PayloadTooLarge { limit, size } = error else {
             panic!("{error:?}");

@@ -178,6 +178,9 @@ impl JobQueue for FaultySend {
             }
         }
     }
+    async fn send_delayed(&self, message: &JobMessage, _: u32) -> Result<String, QueueError> {
+        self.send(message).await
+    }
     async fn change_visibility(&self, handle: &str, secs: u32) -> Result<(), QueueError> {
         self.queue.change_visibility(handle, secs).await
     }
@@ -605,7 +608,7 @@ fn job_view_shows_times_as_rfc3339() {
     let mut job = record(JobId::random(), 0);
     job.started_at = Some(1_500);
     job.run_started_at = Some(86_400_000);
-    let view = job_view(&job);
+    let view = job_view(&job, 0);
     assert_eq!(view["createdAt"], "1970-01-01T00:00:00.000Z");
     assert_eq!(view["startedAt"], "1970-01-01T00:00:01.500Z");
     assert_eq!(view["runStartedAt"], "1970-01-02T00:00:00.000Z");

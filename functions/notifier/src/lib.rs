@@ -400,7 +400,7 @@ pub fn webhook_id(job: JobId, finished_at: i64) -> String {
 /// the job as `GET /jobs/{id}` shows it (a result stored apart is fetched
 /// through that route's `resultUrl`), without the webhook's own state.
 pub fn event_body(job: &JobRecord, finished_at: i64) -> Value {
-    let mut data = job_view(job);
+    let mut data = job_view(job, finished_at);
     if let Value::Object(fields) = &mut data {
         fields.remove("webhook");
     }

@@ -12,6 +12,7 @@ use crate::hides::Claiming;
 use crate::outcome::visibility_unchanged;
 use crate::{Disposition, Worker, heartbeat};
 use jobline_core::job::ClaimRefusal;
+use jobline_core::limits::SQS_MAX_DELAY_SECS;
 use jobline_core::{JobId, JobMessage, JobRecord, Metric, StoreError};
 use std::time::Duration;
 
@@ -211,6 +212,27 @@ impl Worker {
             ClaimRefusal::Raced => {
                 delivery.outcome = "raced";
                 self.retry_later(delivery, None).await
+            }
+            // Early (a timer may fire up to a minute before its time): sent
+            // again, delayed until the job is due, and never run early.
+            ClaimRefusal::NotYetDue { run_at } => {
+                let secs = u32::try_from((run_at - now + 999) / 1000)
+                    .unwrap_or(u32::MAX)
+                    .clamp(1, SQS_MAX_DELAY_SECS);
+                let Some(job_id) = delivery.job_id else {
+                    return self.retry_later(delivery, Some(secs)).await;
+                };
+                match self.queue.send_delayed(&JobMessage { job_id }, secs).await {
+                    Ok(_) => {
+                        delivery.outcome = "early";
+                        Disposition::Acknowledged
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, jobId = %job_id, "could not delay an early message");
+                        delivery.outcome = "early";
+                        self.retry_later(delivery, Some(secs)).await
+                    }
+                }
             }
         }
     }

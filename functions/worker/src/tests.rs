@@ -176,6 +176,31 @@ async fn a_job_is_claimed_run_and_completed() {
 }
 
 #[tokio::test]
+async fn an_early_message_of_a_scheduled_job_waits_again_and_never_runs_it_early() {
+    let f = fixture();
+    let request = JobRequest {
+        job_type: "scripted".into(),
+        payload: json!({}),
+        callback_url: None,
+    };
+    let run_at = now_ms() + 45_000;
+    let job = JobRecord::new_queued(JobId::random(), "alice", &request, now_ms(), 1)
+        .delayed_until(run_at);
+    f.store.insert(job.clone());
+    let (disposition, _) = f.deliver_job(job.id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let stored = f.store.job(job.id).unwrap();
+    assert_eq!((stored.state, stored.attempts), (JobState::Scheduled, 0));
+    let delays = f.queue.delays();
+    assert_eq!(delays.len(), 1, "sent again, delayed");
+    assert_eq!(delays[0].0, JobMessage { job_id: job.id });
+    assert!(
+        (44..=45).contains(&delays[0].1),
+        "until it is due: {delays:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_retryable_failure_releases_the_job_and_backs_off() {
     let f = fixture();
     let id = f.job(json!({"fail": "retry"}));
@@ -700,6 +725,14 @@ struct ClaimedOnly {
 impl JobQueue for ClaimedOnly {
     async fn send(&self, message: &JobMessage) -> Result<String, jobline_core::QueueError> {
         self.queue.send(message).await
+    }
+
+    async fn send_delayed(
+        &self,
+        message: &JobMessage,
+        delay_secs: u32,
+    ) -> Result<String, jobline_core::QueueError> {
+        self.queue.send_delayed(message, delay_secs).await
     }
 
     async fn change_visibility(

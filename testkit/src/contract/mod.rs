@@ -1,13 +1,16 @@
 //! The behaviour every [`JobStore`](jobline_core::store::JobStore) and
 //! [`JobQueue`](jobline_core::JobQueue) must have, written once:
-//! [`store`] (its checks grouped by the store's roles) and [`queue`].
+//! [`store`] (its checks grouped by the store's roles) and [`queue`]; and
+//! every [`ScheduleStore`](jobline_core::schedule::ScheduleStore)'s:
+//! [`schedules`].
 //!
 //! Each check is a public async function that takes the port as a trait
 //! object and panics when the adapter behind it misbehaves. This crate's
 //! unit tests run them against the fakes ([`crate::memory::store`],
-//! [`crate::memory::queue`]); `tests/tests/contract.rs` runs them against
-//! DynamoDB and SQS on the emulator. So a fake that other crates' tests rely
-//! on cannot drift from the adapters production uses.
+//! [`crate::memory::queue`], [`crate::memory::schedules`]);
+//! `tests/tests/contract.rs` runs them against DynamoDB and SQS on the
+//! emulator. So a fake that other crates' tests rely on cannot drift from
+//! the adapters production uses.
 //!
 //! The checks create their own jobs with fresh ids, so they may share a
 //! store; the queue checks expect an empty queue each.
@@ -36,6 +39,7 @@ macro_rules! for_each_store_check {
             heartbeats_renew_the_lease_and_carry_the_cancel,
             suspend_queues_a_continuation_with_its_checkpoint,
             cancel_ends_queued_jobs_and_flags_running_ones,
+            a_scheduled_job_waits_for_its_time,
             list_pages_through_ones_own_jobs_newest_first,
             list_by_state_pages_through_every_callers_jobs_newest_first,
             delete_removes_only_finished_jobs,
@@ -61,5 +65,25 @@ macro_rules! for_each_queue_check {
     };
 }
 
+/// Calls macro `$checks` with the names of every check in [`schedules`].
+#[macro_export]
+macro_rules! for_each_schedule_check {
+    ($checks:ident) => {
+        $checks!(
+            create_is_conditional_on_a_new_id,
+            a_schedule_is_reached_only_through_its_owner,
+            list_pages_by_id_within_one_owner,
+            count_counts_the_owners_schedules_up_to_the_bound,
+            update_is_conditional_on_the_version_and_keeps_the_fire_record,
+            delete_reports_whether_one_existed,
+            a_fire_moves_the_last_fire_forward_only,
+            skipped_and_refused_fires_count_and_keep_the_reason_bounded,
+            a_deleted_schedules_fire_is_a_conflict,
+            list_all_pages_over_every_owner,
+        );
+    };
+}
+
 pub mod queue;
+pub mod schedules;
 pub mod store;

@@ -45,6 +45,8 @@ struct QueueState {
     /// How many receipt handles were ever handed out, to name them.
     receipts: u32,
     sent: Vec<JobMessage>,
+    /// The delay of each message sent with one, in order.
+    delays: Vec<(JobMessage, u32)>,
     visibility_changes: Vec<(String, u32)>,
     visibility_batches: Vec<Vec<(String, u32)>>,
     /// The message id of every receipt handle ever handed out.
@@ -153,6 +155,11 @@ impl MemoryQueue {
         lock(&self.state).sent.clone()
     }
 
+    /// Every message sent with a delay, and its delay (seconds), in order.
+    pub fn delays(&self) -> Vec<(JobMessage, u32)> {
+        lock(&self.state).delays.clone()
+    }
+
     /// `(receipt handle, seconds)` of every visibility change made, alone
     /// or in a batch (not a batch's failed entries), in order.
     pub fn visibility_changes(&self) -> Vec<(String, u32)> {
@@ -194,6 +201,18 @@ impl JobQueue for MemoryQueue {
         let mut state = lock(&self.state);
         state.sent.push(*message);
         Ok(state.enqueue(message.encode()))
+    }
+
+    /// As [`send`](Self::send), the delay recorded ([`MemoryQueue::delays`]):
+    /// the fake has no timers, so the message is visible at once.
+    async fn send_delayed(
+        &self,
+        message: &JobMessage,
+        delay_secs: u32,
+    ) -> Result<String, QueueError> {
+        let id = self.send(message).await?;
+        lock(&self.state).delays.push((*message, delay_secs));
+        Ok(id)
     }
 
     /// Records the change; `secs == 0` makes the message hidden under

@@ -30,7 +30,7 @@ fn heartbeat_and_run_bound_parameters_are_values_the_code_accepts() {
             let given = value.to_string();
             let parameters = HashMap::from([(parameter, given.as_str())]);
             for function in FUNCTIONS {
-                let environment = template.resolved_environment(function, &parameters);
+                let environment = resolved_environment(&template, function, &parameters);
                 let config = Config::from_lookup(|name| environment.get(name).cloned())
                     .unwrap_or_else(|e| panic!("{function}, {parameter} {value}: {e}"));
                 assert_eq!(
@@ -76,7 +76,7 @@ fn job_records_outlive_the_dead_letter_queue_and_the_longest_run() {
             ("JobRetentionDays", min_days.as_str()),
             ("MaxJobRunSeconds", run.as_str()),
         ]);
-        let environment = template.resolved_environment(function, &parameters);
+        let environment = resolved_environment(&template, function, &parameters);
         let config = Config::from_lookup(|name| environment.get(name).cloned())
             .unwrap_or_else(|e| panic!("{function}: {e}"));
         assert_eq!(u64::from(config.retention_days), min, "{function}");
@@ -84,7 +84,7 @@ fn job_records_outlive_the_dead_letter_queue_and_the_longest_run() {
             ("JobRetentionDays", day_less.as_str()),
             ("MaxJobRunSeconds", run.as_str()),
         ]);
-        let environment = template.resolved_environment(function, &parameters);
+        let environment = resolved_environment(&template, function, &parameters);
         let error = Config::from_lookup(|name| environment.get(name).cloned())
             .expect_err("a day less than the floor")
             .to_string();
@@ -93,8 +93,9 @@ fn job_records_outlive_the_dead_letter_queue_and_the_longest_run() {
 }
 
 /// The demonstration job types are off unless `EnableDemoJobTypes` turns
-/// them on, for the API and the worker alike (the API accepts only what the
-/// worker runs); the other functions register no job types.
+/// them on, for the API, the fire function and the worker alike (the API
+/// and a schedule's fire submit only what the worker runs); the other
+/// functions register no job types.
 #[test]
 fn demo_job_types_follow_their_parameter_on_the_api_and_the_worker() {
     let template = Template::load();
@@ -104,7 +105,7 @@ fn demo_job_types_follow_their_parameter_on_the_api_and_the_worker() {
         json!(["true", "false"])
     );
     for function in FUNCTIONS {
-        let registers = matches!(function, "ApiFunction" | "WorkerFunction");
+        let registers = matches!(function, "ApiFunction" | "WorkerFunction" | "FireFunction");
         assert_eq!(
             template
                 .function_environment(function)
@@ -121,7 +122,7 @@ fn demo_job_types_follow_their_parameter_on_the_api_and_the_worker() {
                 .map(|value| ("EnableDemoJobTypes", value))
                 .into_iter()
                 .collect();
-            let environment = template.resolved_environment(function, &parameters);
+            let environment = resolved_environment(&template, function, &parameters);
             let config = Config::from_lookup(|name| environment.get(name).cloned())
                 .unwrap_or_else(|e| panic!("{function}: {e}"));
             assert_eq!(config.demo_job_types, expected, "{function}, {given:?}");
@@ -145,7 +146,7 @@ fn function_environments_configure_the_code_from_the_parameters() {
         ("MaxJobRunSeconds", "3601"),
     ]);
     for function in FUNCTIONS {
-        let environment = template.resolved_environment(function, &parameters);
+        let environment = resolved_environment(&template, function, &parameters);
         // The level comes from ApplicationLogLevel (INFO by default), not
         // RUST_LOG: see logging_is_json_with_levels_from_the_parameters.
         assert!(!environment.contains_key("RUST_LOG"), "{function}");
@@ -176,7 +177,7 @@ fn function_environments_configure_the_code_from_the_parameters() {
         );
         assert!(!webhooks.allow_local_callbacks, "{function}");
     }
-    let environment = template.resolved_environment("NotifierFunction", &parameters);
+    let environment = resolved_environment(&template, "NotifierFunction", &parameters);
     let notifier = Config::from_lookup(|name| environment.get(name).cloned())
         .unwrap()
         .webhooks;
@@ -187,7 +188,7 @@ fn function_environments_configure_the_code_from_the_parameters() {
         notifier.max_receive_count,
         QueueSettings::NOTIFY.max_receive_count
     );
-    let environment = template.resolved_environment("WorkerFunction", &parameters);
+    let environment = resolved_environment(&template, "WorkerFunction", &parameters);
     let worker = Config::from_lookup(|name| environment.get(name).cloned())
         .unwrap()
         .worker;
@@ -232,12 +233,16 @@ fn function_environments_configure_the_code_from_the_parameters() {
 #[test]
 fn functions_are_rust_binaries_on_arm64() {
     let template = Template::load();
-    for (function, binary) in [
+    let binaries = [
         ("ApiFunction", "jobline-api"),
         ("WorkerFunction", "jobline-worker"),
         ("SweeperFunction", "jobline-sweeper"),
         ("NotifierFunction", "jobline-notifier"),
-    ] {
+        // functions/fire: EventBridge Scheduler's target.
+        ("FireFunction", "jobline-fire"),
+    ];
+    assert_eq!(binaries.map(|(function, _)| function), FUNCTIONS);
+    for (function, binary) in binaries {
         let property = |name| template.function_property(function, name);
         assert_eq!(property("Runtime"), "provided.al2023", "{function}");
         assert_eq!(property("Architectures"), &json!(["arm64"]), "{function}");

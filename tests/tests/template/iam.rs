@@ -24,6 +24,7 @@ fn iam_is_least_privilege() {
         ("WorkerFunction", "WorkerFunctionRole"),
         ("SweeperFunction", "SweeperFunctionRole"),
         ("NotifierFunction", "NotifierFunctionRole"),
+        ("FireFunction", "FireFunctionRole"),
     ] {
         let properties = template.properties(function, FUNCTION);
         assert_eq!(properties["Role"], get_att(role, "Arn"), "{function}");
@@ -69,6 +70,22 @@ fn iam_is_least_privilege() {
         ("sqs:GetQueueAttributes", queue.clone()),
         // GET /webhook-secret: the caller's secret, derived from the key.
         ("secretsmanager:GetSecretValue", secret.clone()),
+    ]);
+    // Delayed jobs and recurring schedules (schedules.rs has the details):
+    // the callers' schedules, the group's timers, and the role they fire as.
+    let schedules = get_att("SchedulesTable", "Arn");
+    api.extend([
+        ("dynamodb:GetItem", schedules.clone()),
+        ("dynamodb:PutItem", schedules.clone()),
+        ("dynamodb:UpdateItem", schedules.clone()),
+        ("dynamodb:DeleteItem", schedules.clone()),
+        // GET /schedules and the per-caller bound: the caller's partition.
+        ("dynamodb:Query", schedules.clone()),
+        ("scheduler:CreateSchedule", group_schedules()),
+        ("scheduler:UpdateSchedule", group_schedules()),
+        ("scheduler:DeleteSchedule", group_schedules()),
+        ("scheduler:GetSchedule", group_schedules()),
+        ("iam:PassRole", get_att("SchedulerRole", "Arn")),
     ]);
     assert_eq!(template.role_grants("ApiFunctionRole"), grants(&api));
     let mut worker = logs("WorkerLogGroup").to_vec();
@@ -133,11 +150,29 @@ fn iam_is_least_privilege() {
         template.role_grants("NotifierFunctionRole"),
         grants(&notifier)
     );
+    // The fire function submits a job as POST /jobs does (its writes, the
+    // backlog's depth, the send), reads and records the fired schedule,
+    // sends its on-failure records, and deletes an orphan timer.
+    let (table, queue) = (get_att("JobsTable", "Arn"), get_att("JobsQueue", "Arn"));
+    let mut fire = logs("FireLogGroup").to_vec();
+    fire.extend([
+        ("dynamodb:PutItem", table.clone()),
+        ("dynamodb:GetItem", table.clone()),
+        ("dynamodb:UpdateItem", table),
+        ("dynamodb:GetItem", schedules.clone()),
+        ("dynamodb:UpdateItem", schedules),
+        ("sqs:SendMessage", queue.clone()),
+        ("sqs:GetQueueAttributes", queue),
+        ("sqs:SendMessage", get_att("FireFailuresQueue", "Arn")),
+        ("scheduler:DeleteSchedule", group_schedules()),
+    ]);
+    assert_eq!(template.role_grants("FireFunctionRole"), grants(&fire));
     for (function, group) in [
         ("ApiFunction", "ApiLogGroup"),
         ("WorkerFunction", "WorkerLogGroup"),
         ("SweeperFunction", "SweeperLogGroup"),
         ("NotifierFunction", "NotifierLogGroup"),
+        ("FireFunction", "FireLogGroup"),
     ] {
         assert_eq!(
             template.properties(function, FUNCTION)["LoggingConfig"]["LogGroup"],
@@ -241,6 +276,17 @@ fn every_route_requires_iam_or_jwt_auth() {
             "POST /jobs".to_owned(),
             "POST /jobs/{id}/cancel".to_owned(),
             "GET /webhook-secret".to_owned(),
+            // A delayed job, run now.
+            "POST /jobs/{id}/run".to_owned(),
+            // Recurring schedules.
+            "POST /schedules".to_owned(),
+            "GET /schedules".to_owned(),
+            "GET /schedules/{id}".to_owned(),
+            "PATCH /schedules/{id}".to_owned(),
+            "DELETE /schedules/{id}".to_owned(),
+            "POST /schedules/{id}/pause".to_owned(),
+            "POST /schedules/{id}/resume".to_owned(),
+            "POST /schedules/{id}/trigger".to_owned(),
         ])
     );
     assert_eq!(
@@ -338,6 +384,6 @@ fn the_api_bounds_the_backlog_and_is_never_anonymous() {
             "{function}: a deployed stack delivers to public addresses only"
         );
     }
-    let resolved = template.resolved_environment("ApiFunction", &HashMap::new());
+    let resolved = resolved_environment(&template, "ApiFunction", &HashMap::new());
     assert_eq!(resolved["MAX_BACKLOG"], "100000");
 }

@@ -6,9 +6,12 @@
 //! must name its resources. The webhooks' parts (the table's stream, the
 //! notifier's queues and mappings, the master key's secret) are held to
 //! `QueueSettings::NOTIFY`, the outbox's attributes and `provision` alike.
+//! Delayed and recurring jobs' parts (the schedule group, the fire
+//! function, the roles EventBridge Scheduler and the API use, the schedules
+//! table) are held to what each may do.
 //!
-//! One file a concern: `queues.rs`, `functions.rs`, `iam.rs` and
-//! `observability.rs`; the helpers they share are here.
+//! One file a concern: `queues.rs`, `functions.rs`, `iam.rs`,
+//! `observability.rs` and `schedules.rs`; the helpers they share are here.
 
 use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
@@ -43,20 +46,59 @@ use jobline_tests::template::{
     reference, statements,
 };
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod functions;
 mod iam;
 mod observability;
 mod queues;
+mod schedules;
 
 /// Every function the template deploys.
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     "ApiFunction",
     "WorkerFunction",
     "SweeperFunction",
     "NotifierFunction",
+    "FireFunction",
 ];
+
+/// The ARN pattern of every schedule in the stack's schedule group
+/// (`schedule/<group>/<name>`), the only schedules a role may touch.
+fn group_schedules() -> Value {
+    json!({
+        "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
+    })
+}
+
+/// [`Template::resolved_environment`], with each `Fn::GetAtt` value (an ARN
+/// the code is handed, such as the API's `FIRE_FUNCTION_ARN`) as
+/// `<Resource.Attribute>`, after checking that the resource exists:
+/// `resolved_environment` takes only literals and `Ref`s.
+fn resolved_environment(
+    template: &Template,
+    function: &str,
+    parameters: &HashMap<&str, &str>,
+) -> HashMap<String, String> {
+    let mut plain = template.clone();
+    let variables =
+        plain.0["Resources"][function]["Properties"]["Environment"]["Variables"].as_object_mut();
+    for (name, value) in variables.into_iter().flatten() {
+        let Some(target) = value.get("Fn::GetAtt") else {
+            continue;
+        };
+        let (resource, attribute) = match target.as_array().map(Vec::as_slice) {
+            Some([Value::String(resource), Value::String(attribute)]) => (resource, attribute),
+            _ => panic!("{function} {name}: unexpected {value}"),
+        };
+        assert!(
+            template.0["Resources"][resource].is_object(),
+            "{function} {name} refers to unknown {resource}"
+        );
+        *value = json!(format!("<{resource}.{attribute}>"));
+    }
+    plain.resolved_environment(function, parameters)
+}
 
 /// `provision` names a DLQ `<queue>-dlq`, and its redrive-allow policy
 /// admits exactly the queue, whose ARN the template builds from its name;
@@ -104,6 +146,7 @@ fn pattern_matches(pattern: &Value, event: &Value) -> bool {
 /// listed.
 fn every_job_state() -> Vec<JobState> {
     let all = vec![
+        JobState::Scheduled,
         JobState::Queued,
         JobState::Running,
         JobState::Succeeded,
@@ -112,7 +155,8 @@ fn every_job_state() -> Vec<JobState> {
     ];
     for state in &all {
         match state {
-            JobState::Queued
+            JobState::Scheduled
+            | JobState::Queued
             | JobState::Running
             | JobState::Succeeded
             | JobState::Failed

@@ -122,6 +122,9 @@ fn dashboard_is_json_and_shows_every_metric() {
         Metric::WebhooksFailed,
         Metric::QueueTimeMs,
         Metric::JobDurationMs,
+        Metric::ScheduleFires,
+        Metric::ScheduleFiresSkipped,
+        Metric::ScheduleFireFailures,
     ];
     for metric in emitted {
         match metric {
@@ -138,7 +141,10 @@ fn dashboard_is_json_and_shows_every_metric() {
             | Metric::WebhooksDelivered
             | Metric::WebhooksFailed
             | Metric::QueueTimeMs
-            | Metric::JobDurationMs => {}
+            | Metric::JobDurationMs
+            | Metric::ScheduleFires
+            | Metric::ScheduleFiresSkipped
+            | Metric::ScheduleFireFailures => {}
         }
     }
     for metric in emitted {
@@ -190,6 +196,7 @@ fn logging_is_json_with_levels_from_the_parameters() {
         ("WorkerFunction", "WorkerLogGroup"),
         ("SweeperFunction", "SweeperLogGroup"),
         ("NotifierFunction", "NotifierLogGroup"),
+        ("FireFunction", "FireLogGroup"),
     ] {
         // SAM merges the function's LoggingConfig into the global one.
         let mut logging = template.0["Globals"]["Function"]["LoggingConfig"]

@@ -279,7 +279,7 @@ fn the_worker_timeout_parameter_sets_the_queue_visibility() {
         );
         assert!(visibility <= u64::from(SQS_MAX_VISIBILITY_SECS));
         // The worker's own idea of its timeout is the function's.
-        let environment = template.resolved_environment("WorkerFunction", &parameters);
+        let environment = resolved_environment(&template, "WorkerFunction", &parameters);
         let config = Config::from_lookup(|name| environment.get(name).cloned())
             .unwrap_or_else(|e| panic!("WorkerTimeoutSeconds {timeout}: {e}"));
         assert_eq!(u64::from(config.worker.function_timeout_secs), timeout);

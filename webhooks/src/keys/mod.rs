@@ -21,8 +21,10 @@
 //! keys read (logged at `warn`) and is tried again after
 //! [`REFRESH_RETRY`]; only a source that was never read fails.
 
+#[cfg(feature = "secrets-manager")]
 pub mod secrets_manager;
 
+#[cfg(feature = "secrets-manager")]
 pub use secrets_manager::{SecretsManagerKeys, SecretsManagerSecret};
 
 use super::signing::{WebhookSecret, caller_secret};

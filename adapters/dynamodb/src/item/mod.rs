@@ -55,6 +55,7 @@ pub use checkpoint::{
     INLINE_CHECKPOINT_BYTES, checkpoint_item, checkpoint_key,
 };
 
+use crate::fields::{Fields, malformed};
 use aws_sdk_dynamodb::types::AttributeValue;
 use jobline_core::deadline::Deadlines;
 use jobline_core::error::StoreError;
@@ -148,7 +149,13 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     "callbackUrl",
     "webhook",
     TTL_ATTRIBUTE,
+    RUN_AT_ATTRIBUTE,
+    "scheduleId",
 ];
+
+/// When a delayed job becomes due (ms since the epoch): the claim's
+/// condition reads it.
+pub const RUN_AT_ATTRIBUTE: &str = "runAt";
 
 /// The job item's attribute that holds an inline payload (JSON text); the
 /// payload item holds it under the same name.
@@ -322,6 +329,8 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ),
         ("callbackUrl", job.callback_url.as_deref().map(s)),
         ("webhook", job.webhook.as_ref().map(|w| s(webhook_text(w)))),
+        (RUN_AT_ATTRIBUTE, job.run_at.map(n)),
+        ("scheduleId", job.schedule_id.as_deref().map(s)),
     ];
     item.extend(
         optional
@@ -395,14 +404,15 @@ pub fn stored_items(job: &JobRecord) -> StoredItems {
 /// The items `create` writes for new job `job` ([`stored_items`]), its job
 /// item with its index attributes: in the due index while unfinished (due
 /// as `deadlines` bound a job queued at its creation), and carrying its
-/// webhook index partition when it has a callback URL. Public so that the
+/// webhook index partition when it has a callback URL. A delayed job is due
+/// as one queued at its `runAt`. Public so that the
 /// benchmark's raw-SDK baseline writes exactly what the store writes.
 pub fn items_to_create(job: &JobRecord, deadlines: &Deadlines) -> StoredItems {
     let mut items = stored_items(job);
     if !job.state.is_finished() {
         items
             .job
-            .extend(due_attributes(job.id, deadlines.queued_at(job.created_at)));
+            .extend(due_attributes(job.id, deadlines.queued_at(job.due_from())));
     }
     if job.callback_url.is_some() {
         items
@@ -450,29 +460,12 @@ pub(crate) fn joined(
 /// whose payload is stored apart must first be joined to its payload item,
 /// as [`DynamoJobStore`](crate::DynamoJobStore) does).
 pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
-    let malformed = |name: &str, why: &str| StoreError::Malformed(format!("{name}: {why}"));
-    let string = |name: &str| -> Result<Option<&String>, StoreError> {
-        item.get(name)
-            .map(|v| v.as_s().map_err(|_| malformed(name, "not a string")))
-            .transpose()
-    };
-    let required = |name: &str| string(name)?.ok_or_else(|| malformed(name, "missing"));
-    let number = |name: &str| -> Result<Option<i64>, StoreError> {
-        item.get(name)
-            .map(|v| {
-                v.as_n()
-                    .ok()
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| malformed(name, "not an integer"))
-            })
-            .transpose()
-    };
-    let count = |name: &str| -> Result<u32, StoreError> {
-        number(name)?
-            .unwrap_or(0)
-            .try_into()
-            .map_err(|_| malformed(name, "out of range"))
-    };
+    let fields = Fields(item);
+    let malformed = |name: &str, why: &str| StoreError::Malformed(malformed(name, why));
+    let string = |name: &str| fields.string(name).map_err(StoreError::Malformed);
+    let required = |name: &str| fields.required(name).map_err(StoreError::Malformed);
+    let number = |name: &str| fields.number(name).map_err(StoreError::Malformed);
+    let count = |name: &str| fields.count::<u32>(name).map_err(StoreError::Malformed);
     let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied();
     let json = |name: &str| -> Result<Option<Value>, StoreError> {
         string(name)?
@@ -517,6 +510,8 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
             .map(|value| webhook_from(&value).ok_or_else(|| malformed("webhook", "not a delivery")))
             .transpose()?,
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
+        run_at: number(RUN_AT_ATTRIBUTE)?,
+        schedule_id: string("scheduleId")?.cloned(),
     })
 }
 

@@ -19,15 +19,15 @@ use jobline_core::store::{
 };
 
 /// The condition of [`ApiStore::mark_enqueue_failed`] on the item it
-/// replaces. Values: `:queued`, `:zero`, `:created` (the creator's
-/// `createdAt`).
-const ENQUEUE_FAILED_CONDITION: &str = "#state = :queued AND attempts = :zero \
+/// replaces. Values: `:queued`, `:scheduled`, `:zero`, `:created` (the
+/// creator's `createdAt`).
+const ENQUEUE_FAILED_CONDITION: &str = "#state IN (:queued, :scheduled) AND attempts = :zero \
      AND createdAt = :created AND attribute_not_exists(resentAt)";
 
 /// The condition of [`ApiStore::mark_resending`], the rule of
 /// [`may_resend`](jobline_core::store::may_resend). Values: `:queued`,
-/// `:zero`, `:false`.
-const RESEND_CONDITION: &str = "#state = :queued AND attempts = :zero AND \
+/// `:scheduled`, `:zero`, `:false`.
+const RESEND_CONDITION: &str = "#state IN (:queued, :scheduled) AND attempts = :zero AND \
      (attribute_not_exists(enqueueFailed) OR enqueueFailed = :false)";
 
 #[async_trait]
@@ -47,8 +47,9 @@ impl CancelStore for DynamoJobStore {
                         "SET #state = :cancelled, stateShard = :stateShard, finishedAt = :now, \
                          cancelRequested = :true REMOVE leaseExpiresAt, pending, dueAt",
                     )
-                    .condition_expression("#state = :queued")
+                    .condition_expression("#state IN (:queued, :scheduled)")
                     .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
                     .expression_attribute_values(":cancelled", s(JobState::Cancelled.as_str()))
                     .expression_attribute_values(":now", n(now_ms))
             };
@@ -126,6 +127,7 @@ impl ApiStore for DynamoJobStore {
             ENQUEUE_FAILED_CONDITION,
             vec![
                 (":queued", s(JobState::Queued.as_str())),
+                (":scheduled", s(JobState::Scheduled.as_str())),
                 (":zero", n(0)),
                 (":created", n(job.created_at)),
             ],
@@ -140,12 +142,31 @@ impl ApiStore for DynamoJobStore {
                 .update_expression("SET resentAt = :now")
                 .condition_expression(RESEND_CONDITION)
                 .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":now", n(now_ms)),
         )
         .await
         .map(|_| ())
+    }
+
+    async fn run_now(&self, id: JobId, now_ms: i64) -> Result<JobRecord, StoreError> {
+        let output = self
+            .send_update(
+                self.update_to(id, JobState::Queued)
+                    .update_expression("SET #state = :queued, runAt = :now")
+                    .condition_expression("#state = :scheduled")
+                    .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .return_values(ReturnValue::AllNew),
+            )
+            .await?;
+        let item = output
+            .attributes()
+            .ok_or_else(|| StoreError::Malformed("run-now returned no attributes".into()))?;
+        self.record(item).await
     }
 
     async fn list(

@@ -112,6 +112,11 @@ impl DynamoJobStore {
         }
     }
 
+    /// Its DynamoDB client, to share with the schedules' store.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Bounds jobs' times by `deadlines` (`dueAt`).
     #[must_use]
     pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {

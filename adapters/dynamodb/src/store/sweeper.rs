@@ -16,8 +16,8 @@ use jobline_core::store::{
 };
 
 /// The sweeper's condition: the job is unfinished, overdue, and holds no
-/// live lease. Values: `:queued`, `:running`, `:now` (ms).
-pub const SWEEP_CONDITION: &str = "(#state = :queued OR #state = :running) AND dueAt < :now \
+/// live lease. Values: `:queued`, `:scheduled`, `:running`, `:now` (ms).
+pub const SWEEP_CONDITION: &str = "#state IN (:queued, :scheduled, :running) AND dueAt < :now \
      AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)";
 
 /// The sweeper's update. Values: `:failed`, `:true`, `:swept` (the error),
@@ -47,6 +47,7 @@ impl SweeperStore for DynamoJobStore {
                     .condition_expression(format!("attribute_exists(jobId) AND {SWEEP_CONDITION}"))
                     .expression_attribute_names("#error", "error")
                     .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                    .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
                     .expression_attribute_values(":running", s(JobState::Running.as_str()))
                     .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
                     .expression_attribute_values(":true", AttributeValue::Bool(true))

@@ -11,7 +11,7 @@ use crate::item::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use jobline_core::error::StoreError;
-use jobline_core::job::{JobId, JobRecord, JobState};
+use jobline_core::job::{JobId, JobRecord, JobState, RUN_AT_TOLERANCE_MS};
 use jobline_core::store::{Completion, Heartbeat, Renewed, WorkerStore, own_claim, own_write};
 use serde_json::Value;
 
@@ -36,9 +36,12 @@ pub const CLAIM_UPDATE: &str = concat!(claim_set!(), " REMOVE stateShard");
 /// `:due` (ms), the run limit from now.
 const LAST_CLAIM_UPDATE: &str = concat!(claim_set!(), ", dueAt = :due REMOVE stateShard");
 
-/// The claim's condition: the job exists and is `queued`, or `running` with
-/// an expired lease or none. Values: `:queued`, `:running`, `:now` (ms).
+/// The claim's condition: the job exists and is `queued`, `scheduled` and
+/// due by `:dueBy` (now plus [`RUN_AT_TOLERANCE_MS`]), or `running` with an
+/// expired lease or none. Values: `:queued`, `:scheduled`, `:dueBy`,
+/// `:running`, `:now` (ms).
 pub const CLAIM_CONDITION: &str = "attribute_exists(jobId) AND (#state = :queued OR \
+     (#state = :scheduled AND (attribute_not_exists(runAt) OR runAt <= :dueBy)) OR \
      (#state = :running AND (attribute_not_exists(leaseExpiresAt) OR leaseExpiresAt < :now)))";
 
 /// The fence of `finish` and `return_to_queue`: the job is still `running`
@@ -89,6 +92,8 @@ impl WorkerStore for DynamoJobStore {
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+            .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
+            .expression_attribute_values(":dueBy", n(now_ms + RUN_AT_TOLERANCE_MS))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":lease", n(lease_until_ms))
             .expression_attribute_values(":token", s(token))
@@ -281,8 +286,9 @@ impl WorkerStore for DynamoJobStore {
                 .update_expression(format!(
                     "SET {SHARD_ATTRIBUTE} = :shard, {DUE_ATTRIBUTE} = :due"
                 ))
-                .condition_expression("#state = :queued OR #state = :running")
+                .condition_expression("#state IN (:queued, :scheduled, :running)")
                 .expression_attribute_values(":queued", s(JobState::Queued.as_str()))
+                .expression_attribute_values(":scheduled", s(JobState::Scheduled.as_str()))
                 .expression_attribute_values(":running", s(JobState::Running.as_str()))
                 .expression_attribute_values(":shard", shard)
                 .expression_attribute_values(":due", due),

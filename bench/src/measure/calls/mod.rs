@@ -21,6 +21,7 @@
 mod write_units;
 
 pub use write_units::{Change, WritePhase, WriteUnitFigures, WriteUnits};
+pub(crate) use write_units::{describe_indexes, read_changes};
 
 use crate::aws_call::{CallCount, Operation, RecordedCall, Service, tally};
 use crate::endpoint::{AwsEndpoint, Backend};
@@ -36,7 +37,7 @@ use jobline_local::stream::StreamReader;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use write_units::{Written, describe_indexes, read_changes};
+use write_units::Written;
 
 /// How long the proxy holds each answer: about an in-region AWS round
 /// trip, so that concurrent calls overlap at the proxy (moto alone answers
@@ -64,7 +65,8 @@ pub struct PhaseCalls {
 }
 
 impl PhaseCalls {
-    fn of(calls: &[RecordedCall], jobs: usize) -> Self {
+    /// The calls of `calls`, per job (or occurrence) of `jobs`.
+    pub fn of(calls: &[RecordedCall], jobs: usize) -> Self {
         let jobs = jobs.max(1) as f64;
         let count = |keep: fn(&Operation) -> bool| {
             calls.iter().filter(|call| keep(&call.operation)).count() as f64 / jobs
@@ -289,7 +291,7 @@ async fn count(
 }
 
 /// Polls until `jobs` messages were acknowledged; returns the invocations.
-async fn drain(poller: &Poller, jobs: usize) -> Result<usize, BenchError> {
+pub(crate) async fn drain(poller: &Poller, jobs: usize) -> Result<usize, BenchError> {
     within(
         PHASE_TIMEOUT_SECS,
         "the worker to process every job",
@@ -310,7 +312,7 @@ async fn drain(poller: &Poller, jobs: usize) -> Result<usize, BenchError> {
 
 /// Splits the mapping's calls (`ReceiveMessage`, `DeleteMessageBatch`) from
 /// the function's.
-fn split_mapping(calls: Vec<RecordedCall>) -> (Vec<RecordedCall>, Vec<RecordedCall>) {
+pub(crate) fn split_mapping(calls: Vec<RecordedCall>) -> (Vec<RecordedCall>, Vec<RecordedCall>) {
     calls.into_iter().partition(|call| {
         !matches!(
             call.operation.name.as_str(),

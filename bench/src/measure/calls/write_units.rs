@@ -258,7 +258,7 @@ impl WriteUnitFigures {
 }
 
 /// Every record of the stream not read yet, as item changes.
-pub(super) async fn read_changes(stream: &mut StreamReader) -> Result<Vec<Change>, BenchError> {
+pub(crate) async fn read_changes(stream: &mut StreamReader) -> Result<Vec<Change>, BenchError> {
     let mut changes = Vec::new();
     while let Some(batch) = stream.next_batch().await.map_err(BenchError::aws)? {
         for record in batch["Records"].as_array().into_iter().flatten() {
@@ -371,7 +371,7 @@ fn base64_decode(encoded: &str) -> Option<Vec<u8>> {
 
 /// The key attributes of `table` and its secondary indexes, read straight
 /// from the emulator (not counted).
-pub(super) async fn describe_indexes(
+pub(crate) async fn describe_indexes(
     clients: &Clients,
     table: &str,
 ) -> Result<(Vec<String>, Vec<SecondaryIndex>), BenchError> {

@@ -1,6 +1,7 @@
 //! One job of the caller's: `GET /jobs/{id}` (its view, a link to a large
-//! result), `POST /jobs/{id}/cancel` and `DELETE /jobs/{id}`. A job of
-//! another caller is the same 404 as a missing one.
+//! result), `POST /jobs/{id}/cancel`, `POST /jobs/{id}/run` (a scheduled
+//! job, now) and `DELETE /jobs/{id}`. A job of another caller is the same
+//! 404 as a missing one.
 
 use crate::error::ApiError;
 use crate::identity::caller;
@@ -10,7 +11,7 @@ use http::header::RETRY_AFTER;
 use jobline_core::results::ResultStore;
 use jobline_core::store::DeleteOutcome;
 use jobline_core::view::job_view;
-use jobline_core::{CancelOutcome, JobId, JobRecord, JobState, Metric, Metrics};
+use jobline_core::{CancelOutcome, JobId, JobRecord, JobState, Metric, Metrics, StoreError};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ impl Api {
         trace: &mut Trace,
     ) -> Result<Response<Body>, ApiError> {
         let job = self.own_job(request, id, trace).await?;
-        let mut view = job_view(&job);
+        let mut view = job_view(&job, self.clock.now_ms());
         if let Some(key) = &job.result_key {
             let link = self.result_store()?.link(key).await?;
             view["resultUrl"] = json!(link);
@@ -56,11 +57,75 @@ impl Api {
                 if job.state != JobState::Cancelled {
                     metrics.count(&job.job_type, Metric::JobsCancelled);
                 }
-                job_response(&cancelled, &job_view(&cancelled))
+                self.drop_timer(&job).await;
+                job_response(&cancelled, &job_view(&cancelled, self.clock.now_ms()))
             }
-            CancelOutcome::Requested(running) => job_response(&running, &job_view(&running)),
+            CancelOutcome::Requested(running) => {
+                job_response(&running, &job_view(&running, self.clock.now_ms()))
+            }
             CancelOutcome::Finished(state) => Err(ApiError::JobFinished { state }),
             CancelOutcome::Missing => Err(ApiError::JobNotFound),
+        }
+    }
+
+    /// `POST /jobs/{id}/run`: a scheduled job becomes queued and is sent
+    /// now (200 with it); any other is 409 with its state. Its timer, if it
+    /// has one, is deleted (a fire of it would find the job no longer
+    /// scheduled and send nothing).
+    pub(crate) async fn run_now(
+        &self,
+        request: &Request,
+        id: &str,
+        trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let job = self.own_job(request, id, trace).await?;
+        let queued = self.run_job_now(&job).await?;
+        job_response(&queued, &job_view(&queued, self.clock.now_ms()))
+    }
+
+    /// Runs scheduled `job` now (the API's and the console's): it becomes
+    /// queued and is sent, and its timer is deleted; 409 when it is not
+    /// scheduled. A repeat after a failed send (503) finds it queued, never
+    /// started, and sends it again; so does its timer's fire, should the
+    /// client never repeat.
+    pub async fn run_job_now(&self, job: &JobRecord) -> Result<JobRecord, ApiError> {
+        let queued = match self.store.run_now(job.id, self.clock.now_ms()).await {
+            Ok(queued) => queued,
+            // A repeat of a run-now whose send failed: sent again.
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) if current.state == JobState::Queued
+                && current.attempts == 0
+                && current.run_at.is_some()
+                && !current.enqueue_failed =>
+            {
+                *current
+            }
+            Err(StoreError::Conflict {
+                current: Some(current),
+            }) => {
+                return Err(ApiError::JobNotScheduled {
+                    state: current.state,
+                });
+            }
+            Err(StoreError::Conflict { current: None }) => return Err(ApiError::JobNotFound),
+            Err(error) => return Err(error.into()),
+        };
+        self.dispatch(&queued).await?;
+        self.drop_timer(job).await;
+        Ok(queued)
+    }
+
+    /// Deletes the one-time timer of `job`, which no longer waits for it;
+    /// a failure leaves a timer whose fire sends nothing.
+    async fn drop_timer(&self, job: &JobRecord) {
+        if job.state != JobState::Scheduled {
+            return;
+        }
+        if let Some(timers) = &self.timers
+            && let Err(error) = timers.delete(&crate::job_timer_name(job.id)).await
+        {
+            tracing::warn!(%error, "a delayed job's timer is left; its fire sends nothing");
         }
     }
 

@@ -20,8 +20,8 @@ impl Api {
         let jobs: Vec<Value> = page
             .jobs
             .iter()
-            .filter(|job| !expired(job, now_ms) && query.matches(job))
-            .map(job_summary)
+            .filter(|job| !expired(job, now_ms) && query.matches(job, now_ms))
+            .map(|job| job_summary(job, now_ms))
             .collect();
         let body = json!({
             "jobs": jobs,

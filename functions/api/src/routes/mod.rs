@@ -3,5 +3,6 @@
 
 mod job;
 mod list;
+mod schedules;
 mod secret;
 mod submit;

@@ -10,7 +10,8 @@ use crate::{
 };
 use http::StatusCode;
 use http::header::{LOCATION, RETRY_AFTER};
-use jobline_core::{JobId, JobMessage, JobRecord, JobState, Metric, Metrics, StoreError};
+use jobline_core::job::format_ms;
+use jobline_core::{JobId, JobRecord, Metric, Metrics, StoreError};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -24,20 +25,34 @@ impl Api {
         let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let key = submission::idempotency_key(request)?;
         let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
-        let job_request = submission::job_request(request.body().as_ref(), callbacks)?;
+        let now = self.clock.now_ms();
+        let (job_request, when) = submission::job_request(request.body().as_ref(), callbacks, now)?;
         trace.job_type = Some(job_request.job_type.clone());
         let id = key.map_or_else(JobId::random, |key| {
             JobId::from_idempotency_key(&owner, key)
         });
         trace.job_id = Some(id);
-        let job = JobRecord::new_queued(
-            id,
-            &owner,
-            &job_request,
-            self.clock.now_ms(),
-            self.retention_days,
-        );
+        let mut job = JobRecord::new_queued(id, &owner, &job_request, now, self.retention_days);
+        if let Some(when) = when {
+            job = job.delayed_until(when.run_at(now));
+        }
+        let job = self.accept(job, key.is_some(), metrics).await?;
+        self.accepted(request, &job)
+    }
+
+    /// Accepts new job `job` (from `POST /jobs`, or a schedule's fire):
+    /// validates it, writes it, then sends it (or sets its timer), and
+    /// returns the job the caller is answered with: `job`, or the one
+    /// already under its id when this is a repeat (`keyed`: its id came
+    /// from an idempotency key or a fire, not at random).
+    pub(crate) async fn accept(
+        &self,
+        job: JobRecord,
+        keyed: bool,
+        metrics: &mut Metrics,
+    ) -> Result<JobRecord, ApiError> {
         submission::check_sizes(&job)?;
+        self.check_departure(&job)?;
         let handler =
             self.job_types
                 .get(&job.job_type)
@@ -50,17 +65,17 @@ impl Api {
             .map_err(ApiError::InvalidPayload)?;
 
         if self.backlog_full().await {
-            if key.is_some() {
+            if keyed {
                 let existing = self
                     .store
-                    .get(id)
+                    .get(job.id)
                     .await
                     .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
                 if let Some(existing) = existing {
                     check_replay(&existing, &job)?;
                     if !existing.enqueue_failed {
                         tracing::debug!("replay of an accepted job while the backlog is full");
-                        return self.accepted(request, &existing);
+                        return Ok(existing);
                     }
                 }
             }
@@ -71,39 +86,39 @@ impl Api {
         }
 
         // Whether this request creates the job (not a replay of an accepted one).
-        let new_job = match self.store.create(&job).await {
-            Ok(()) => true,
+        let (new_job, to_send) = match self.store.create(&job).await {
+            Ok(()) => (true, job.clone()),
             Err(StoreError::Conflict {
                 current: Some(existing),
             }) => {
                 check_replay(&existing, &job)?;
                 if existing.created_at == job.created_at {
                     tracing::debug!("the store holds this request's own write (a retried PutItem)");
-                    true
-                } else if existing.state == JobState::Queued && existing.attempts == 0 {
+                    (true, job.clone())
+                } else if existing.state.is_waiting() && existing.attempts == 0 {
                     // Never claimed: the request that wrote it may have died
                     // between its write and its send, leaving no message. Send
                     // again; a duplicate only costs the worker a refused claim.
                     // First the mark that keeps its creator from failing it.
                     tracing::debug!("replay of a job not yet started: sending its message again");
-                    if let Some(answer) = self.mark_resending(request, &existing).await? {
-                        return Ok(answer);
+                    if let Some(current) = self.mark_resending(&existing).await? {
+                        return Ok(current);
                     }
-                    false
+                    (false, *existing)
                 } else {
                     tracing::debug!("idempotent replay of an accepted job");
-                    return self.accepted(request, &existing);
+                    return Ok(*existing);
                 }
             }
             Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
         };
 
-        if let Err(send_error) = self.queue.send(&JobMessage { job_id: id }).await {
+        if let Err(send_error) = self.dispatch(&to_send).await {
             if !new_job {
                 // A repeat never marks the job: its creator's message, or
                 // an earlier repeat's, may be in the queue. The client's next
                 // retry sends again; the time bound ends a job none arrives for.
-                return Err(ApiError::QueueUnavailable(send_error.to_string()));
+                return Err(send_error);
             }
             let now = self.clock.now_ms();
             let detail = match self
@@ -111,7 +126,7 @@ impl Api {
                 .mark_enqueue_failed(&job, ENQUEUE_FAILED, now)
                 .await
             {
-                Ok(()) => send_error.to_string(),
+                Ok(()) => return Err(send_error),
                 // A worker claimed the job (the message arrived after all:
                 // only its response was lost), or a repeat of this request
                 // sent it again: the job is accepted.
@@ -120,14 +135,15 @@ impl Api {
                 }) if current.attempts > 0 || current.resent_at.is_some() => {
                     tracing::warn!(
                         error = %send_error,
-                        "SendMessage failed, but the job was claimed or sent again since"
+                        "the send failed, but the job was claimed or sent again since"
                     );
                     metrics.count(&job.job_type, Metric::JobsAccepted);
-                    return self.accepted(request, &current);
+                    return Ok(*current);
                 }
                 Err(mark_error) => {
                     format!(
-                        "{send_error}; marking the job enqueue-failed also failed: {mark_error}"
+                        "{}; marking the job enqueue-failed also failed: {mark_error}",
+                        send_error.detail().unwrap_or("the send failed")
                     )
                 }
             };
@@ -136,18 +152,17 @@ impl Api {
         if new_job {
             metrics.count(&job.job_type, Metric::JobsAccepted);
         }
-        self.accepted(request, &job)
+        Ok(to_send)
     }
 
-    /// Marks `existing` (queued, never claimed) as about to be sent again by
-    /// this repeat. `Some` answer when the job moved on meanwhile: claimed
-    /// (202 as it is), or failed to enqueue (503: the client's retry creates
-    /// it again under the same key).
+    /// Marks `existing` (scheduled or queued, never claimed) as about to be
+    /// sent again by this repeat. `Some` job when it moved on meanwhile:
+    /// claimed (answered as it is), or failed to enqueue (503: the client's
+    /// retry creates it again under the same key).
     pub(crate) async fn mark_resending(
         &self,
-        request: &Request,
         existing: &JobRecord,
-    ) -> Result<Option<Response<Body>>, ApiError> {
+    ) -> Result<Option<JobRecord>, ApiError> {
         match self
             .store
             .mark_resending(existing.id, self.clock.now_ms())
@@ -161,7 +176,7 @@ impl Api {
             )),
             Err(StoreError::Conflict {
                 current: Some(current),
-            }) => self.accepted(request, &current).map(Some),
+            }) => Ok(Some(*current)),
             Err(StoreError::Conflict { current: None }) => Err(ApiError::StoreUnavailable(
                 "the job vanished while it was being sent again".to_owned(),
             )),
@@ -183,11 +198,14 @@ impl Api {
         job: &JobRecord,
     ) -> Result<Response<Body>, ApiError> {
         let status_url = format!("{}/jobs/{}", self.public_base(request), job.id);
-        let body = json!({
+        let mut body = json!({
             "jobId": job.id,
-            "status": job.state,
+            "status": job.state_at(self.clock.now_ms()),
             "statusUrl": status_url,
         });
+        if let Some(run_at) = job.run_at {
+            body["runAt"] = json!(format_ms(run_at));
+        }
         json_response(StatusCode::ACCEPTED)
             .header(LOCATION, status_url)
             .header(RETRY_AFTER, POLL_AFTER_SECS)

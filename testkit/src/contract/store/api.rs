@@ -285,3 +285,62 @@ pub async fn delete_removes_only_finished_jobs(store: &dyn JobStore) {
     // Its id can be written afresh: nothing of it is left.
     store.create(&large).await.unwrap();
 }
+
+/// A delayed job is `scheduled`: due from its `runAt` (listed due as one
+/// queued then, so not late before it is due), never claimed before its
+/// time, claimed from `scheduled` at it, cancelled at once like a queued
+/// one, and run now only while it still is `scheduled`.
+pub async fn a_scheduled_job_waits_for_its_time(store: &dyn JobStore) {
+    let now = now_ms();
+    let run_at = now + 40 * 24 * HOUR_MS;
+    let later = job("primes").build().delayed_until(run_at);
+    assert_eq!(later.state, JobState::Scheduled);
+    store.create(&later).await.unwrap();
+    assert_eq!(stored(store, later.id).await, later, "runAt round-trips");
+    assert!(
+        !listed(store, later.id, far_after(now)).await,
+        "not late 30 days on: its bound counts from its runAt"
+    );
+    assert!(listed(store, later.id, far_after(run_at)).await);
+    assert_eq!(
+        refusal(store, later.id, run_at - 2_000).await,
+        ClaimRefusal::NotYetDue { run_at },
+        "never claimed early"
+    );
+    let claimed = store
+        .claim(later.id, run_at, run_at + 60_000, 1, TOKEN)
+        .await
+        .unwrap();
+    assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
+
+    let cancelled = job("primes").build().delayed_until(run_at);
+    store.create(&cancelled).await.unwrap();
+    match store.cancel(cancelled.id, now + 1).await.unwrap() {
+        CancelOutcome::Cancelled(job) => assert_eq!(job.state, JobState::Cancelled),
+        other => panic!("expected the scheduled job cancelled, got {other:?}"),
+    }
+    assert!(!listed(store, cancelled.id, far_after(run_at)).await);
+    match store.run_now(cancelled.id, now + 2).await {
+        Err(StoreError::Conflict { current: Some(job) }) => {
+            assert_eq!(job.state, JobState::Cancelled);
+        }
+        other => panic!("expected a cancelled job not to run now, got {other:?}"),
+    }
+
+    let soon = job("primes").build().delayed_until(run_at);
+    store.create(&soon).await.unwrap();
+    let queued = store.run_now(soon.id, now + 3).await.unwrap();
+    assert_eq!(
+        (queued.state, queued.run_at),
+        (JobState::Queued, Some(now + 3))
+    );
+    let claimed = store
+        .claim(soon.id, now + 4, now + 60_000, 1, TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(claimed.state, JobState::Running);
+    assert!(matches!(
+        store.run_now(JobId::random(), now).await,
+        Err(StoreError::Conflict { current: None })
+    ));
+}

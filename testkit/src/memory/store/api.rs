@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 impl CancelStore for MemoryStore {
     async fn cancel(&self, id: JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
         let written = self.write("UpdateItem", id, None, |current| match current {
-            Some(job) if job.state == JobState::Queued => Ok(JobRecord {
+            Some(job) if job.state.is_waiting() => Ok(JobRecord {
                 state: JobState::Cancelled,
                 finished_at: Some(now_ms),
                 cancel_requested: true,
@@ -44,7 +44,7 @@ impl CancelStore for MemoryStore {
 #[async_trait]
 impl ApiStore for MemoryStore {
     async fn create(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let due = self.deadlines.queued_at(job.created_at);
+        let due = self.deadlines.queued_at(job.due_from());
         self.write("PutItem", job.id, Some(due), |current| match current {
             Some(existing) if !existing.enqueue_failed => Err(conflict(Some(existing))),
             _ => Ok(job.clone()),
@@ -68,6 +68,17 @@ impl ApiStore for MemoryStore {
             current => Err(conflict(current)),
         })?;
         Ok(())
+    }
+
+    async fn run_now(&self, id: JobId, now_ms: i64) -> Result<JobRecord, StoreError> {
+        self.write("UpdateItem", id, None, |current| match current {
+            Some(job) if job.state == JobState::Scheduled => Ok(JobRecord {
+                state: JobState::Queued,
+                run_at: Some(now_ms),
+                ..job.clone()
+            }),
+            current => Err(conflict(current)),
+        })
     }
 
     async fn mark_resending(&self, id: JobId, now_ms: i64) -> Result<(), StoreError> {

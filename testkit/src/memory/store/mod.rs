@@ -142,7 +142,7 @@ impl MemoryStore {
     /// as if it had been created.
     pub fn insert(&self, job: JobRecord) {
         let mut jobs = lock(&self.jobs);
-        let due = (!job.state.is_finished()).then(|| self.deadlines.queued_at(job.created_at));
+        let due = (!job.state.is_finished()).then(|| self.deadlines.queued_at(job.due_from()));
         set_due(&mut lock(&self.due), &job, due);
         if job.callback_url.is_some() {
             lock(&self.hooked).insert(job.id);

@@ -22,7 +22,7 @@ impl WorkerStore for MemoryStore {
     ) -> Result<JobRecord, StoreError> {
         let due = self.deadlines.claimed(now_ms, receive_count);
         let claimed = self.write("UpdateItem", id, due, |current| match current {
-            Some(job) if claimable(job.state, job.lease_expires_at, now_ms) => {
+            Some(job) if claimable(job.state, job.lease_expires_at, job.run_at, now_ms) => {
                 let mut claimed = job.clone();
                 claimed.claim(now_ms, lease_until_ms, token);
                 Ok(claimed)

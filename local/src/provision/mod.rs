@@ -1,7 +1,11 @@
-//! Creates the table and queues for local runs and tests, with the settings
+//! Creates the table and queues for local runs and tests (and, in
+//! `schedules.rs`, the schedules table and the schedule group), with the settings
 //! `template.yaml` deploys (a test reads the template and checks that they
 //! match, so local and deployed cannot drift).
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
@@ -18,6 +22,13 @@ use jobline_dynamodb::{
 };
 use std::collections::HashMap;
 
+mod schedules;
+
+pub use schedules::{
+    create_schedule_group, create_schedules_table, local_arn, schedule_group_name,
+    schedules_table_name,
+};
+
 /// The URLs of a created queue pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queues {
@@ -25,11 +36,75 @@ pub struct Queues {
     pub dlq_url: String,
 }
 
-fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
+pub(crate) fn failed(resource: &str) -> impl FnOnce(BoxError) -> ProvisionError + '_ {
     move |source| ProvisionError {
         resource: resource.to_owned(),
         source,
     }
+}
+
+/// Attribute `attribute` of table `table`'s keys, of `kind`.
+pub(crate) fn attribute_definition(
+    table: &str,
+    attribute: &str,
+    kind: ScalarAttributeType,
+) -> Result<AttributeDefinition, ProvisionError> {
+    AttributeDefinition::builder()
+        .attribute_name(attribute)
+        .attribute_type(kind)
+        .build()
+        .map_err(|e| failed(table)(sdk_error(e)))
+}
+
+/// Key element `attribute` of table (or index) `table`, of `kind`.
+pub(crate) fn key_element(
+    table: &str,
+    attribute: &str,
+    kind: KeyType,
+) -> Result<KeySchemaElement, ProvisionError> {
+    KeySchemaElement::builder()
+        .attribute_name(attribute)
+        .key_type(kind)
+        .build()
+        .map_err(|e| failed(table)(sdk_error(e)))
+}
+
+/// What `CreateTable` of `table` came to: a table that exists already is
+/// left as it is.
+pub(crate) fn created_or_existing<T>(
+    table: &str,
+    created: Result<T, SdkError<CreateTableError, HttpResponse>>,
+) -> Result<(), ProvisionError> {
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(table)(sdk_error(e))),
+    }
+}
+
+/// Turns on point-in-time recovery of table `name`, as the template does.
+pub(crate) async fn enable_recovery(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    client
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .map_err(|e| failed(name)(sdk_error(e)))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(name)(sdk_error(e)))?;
+    Ok(())
 }
 
 /// Creates the jobs table (on-demand, TTL on `expiresAt`, point-in-time
@@ -42,20 +117,8 @@ pub async fn create_table(
     name: &str,
 ) -> Result<(), ProvisionError> {
     let built = |e| failed(name)(sdk_error(e));
-    let attribute = |attribute: &str, kind: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(attribute)
-            .attribute_type(kind)
-            .build()
-            .map_err(built)
-    };
-    let key = |attribute: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(attribute)
-            .key_type(kind)
-            .build()
-            .map_err(built)
-    };
+    let attribute = |attribute: &str, kind| attribute_definition(name, attribute, kind);
+    let key = |attribute: &str, kind| key_element(name, attribute, kind);
     let keys_only_index = |name: &str, partition: &str, sort: &str| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
@@ -100,13 +163,7 @@ pub async fn create_table(
         )
         .send()
         .await;
-    match created {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(failed(name)(sdk_error(e))),
-    }
+    created_or_existing(name, created)?;
     client
         .update_time_to_live()
         .table_name(name)
@@ -120,19 +177,7 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|e| failed(name)(sdk_error(e)))?;
-    client
-        .update_continuous_backups()
-        .table_name(name)
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .map_err(|e| failed(name)(sdk_error(e)))?,
-        )
-        .send()
-        .await
-        .map_err(|e| failed(name)(sdk_error(e)))?;
-    Ok(())
+    enable_recovery(client, name).await
 }
 
 /// Creates the queue `name` and its DLQ `name-dlq`, with the redrive policy
@@ -220,7 +265,6 @@ async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Pr
         .ok_or_else(|| failed(url)("the queue has no QueueArn attribute".into()))
 }
 
-/// Deletes a table and queue pair made by the functions above.
 /// Creates the results bucket `name` (private by default in S3 and moto),
 /// unless this account already has it.
 pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), ProvisionError> {
@@ -288,6 +332,7 @@ pub fn bucket_name(name: &str) -> String {
     format!("{}-results", name.to_ascii_lowercase())
 }
 
+/// Deletes a table and queue pair made by the functions above.
 pub async fn delete_all(
     dynamodb: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
