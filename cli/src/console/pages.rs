@@ -94,7 +94,7 @@ pub async fn overview(console: &Console, now: i64) -> Result<Reply, ConsoleError
                     }
                 }
                 (source(html! {
-                    "queued and running: the jobs table's due index (" code { "pending-due" }
+                    "scheduled, queued and running: the jobs table's due index (" code { "pending-due" }
                     "), each job read, the first " (counted) " unfinished jobs counted (past them, a lower bound, shown with +); "
                     "failed and cancelled: its state index (" code { "state-created" } "), counted exactly up to "
                     (counted) " jobs a state; succeeded: in no index (each entry would cost every job write units), "
