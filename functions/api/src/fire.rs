@@ -207,10 +207,8 @@ impl Api {
                 .await?;
             return Ok(Fired::Skipped);
         }
-        let job = self.fire_job_record(&schedule, job_id, scheduled_at);
-        match self.accept(job, true, metrics).await {
+        match self.fire_into_job(&schedule, scheduled_at, metrics).await {
             Ok(job) => {
-                metrics.count(&job_type, Metric::ScheduleFires);
                 let fire = LastFire {
                     scheduled_at,
                     job_id: job.id,
@@ -251,16 +249,35 @@ impl Api {
         &self,
         schedule: &ScheduleRecord,
         this_fire: JobId,
-    ) -> Result<bool, FireError> {
+    ) -> Result<bool, ApiError> {
         let Some(last) = schedule.last_fire.filter(|last| last.job_id != this_fire) else {
             return Ok(false);
         };
-        let previous = self.store.get(last.job_id).await.map_err(ApiError::from)?;
+        let previous = self.store.get(last.job_id).await?;
         Ok(previous.is_some_and(|job| !job.state.is_finished()))
     }
 
+    /// Creates (or finds) the one job of `schedule`'s fire at
+    /// `scheduled_at` through `POST /jobs`'s path, and counts the fire: a
+    /// scheduled fire's and a trigger's.
+    pub(crate) async fn fire_into_job(
+        &self,
+        schedule: &ScheduleRecord,
+        scheduled_at: i64,
+        metrics: &mut Metrics,
+    ) -> Result<JobRecord, ApiError> {
+        let job = self.fire_job_record(
+            schedule,
+            fire_job_id(schedule.id, scheduled_at),
+            scheduled_at,
+        );
+        let job = self.accept(job, true, metrics).await?;
+        metrics.count(&schedule.spec.job_type, Metric::ScheduleFires);
+        Ok(job)
+    }
+
     /// The job `schedule`'s fire at `scheduled_at` creates.
-    pub(crate) fn fire_job_record(
+    fn fire_job_record(
         &self,
         schedule: &ScheduleRecord,
         id: JobId,
@@ -287,7 +304,7 @@ impl Api {
         &self,
         schedule: &ScheduleRecord,
         outcome: FireOutcome,
-    ) -> Result<(), FireError> {
+    ) -> Result<(), ApiError> {
         match self
             .schedules()?
             .store
@@ -296,7 +313,7 @@ impl Api {
         {
             // Deleted since it was read: nothing to record on.
             Ok(()) | Err(jobline_core::schedule::ScheduleStoreError::Conflict { .. }) => Ok(()),
-            Err(error) => Err(ApiError::from(error).into()),
+            Err(error) => Err(error.into()),
         }
     }
 }

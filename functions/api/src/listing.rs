@@ -74,17 +74,7 @@ impl Query {
                     }
                     parsed.job_type = Some(value);
                 }
-                "limit" => {
-                    parsed.limit = value
-                        .parse()
-                        .ok()
-                        .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
-                        .ok_or_else(|| {
-                            invalid(&format!(
-                                "limit must be an integer from 1 to {MAX_LIST_LIMIT}"
-                            ))
-                        })?;
-                }
+                "limit" => parsed.limit = limit(&value)?,
                 "scheduleId" => {
                     let id: jobline_core::schedule::ScheduleId = value
                         .parse()
@@ -118,6 +108,20 @@ impl Query {
                 .as_ref()
                 .is_none_or(|id| job.schedule_id.as_ref() == Some(id))
     }
+}
+
+/// A listing's `limit` (`GET /jobs`, `GET /schedules`): 1 to
+/// [`MAX_LIST_LIMIT`].
+pub(crate) fn limit(value: &str) -> Result<usize, ApiError> {
+    value
+        .parse()
+        .ok()
+        .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+        .ok_or_else(|| {
+            invalid(&format!(
+                "limit must be an integer from 1 to {MAX_LIST_LIMIT}"
+            ))
+        })
 }
 
 fn invalid(message: &str) -> ApiError {

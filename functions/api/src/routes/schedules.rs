@@ -26,16 +26,15 @@ use crate::error::ApiError;
 use crate::fire::FireInput;
 use crate::identity::caller;
 use crate::schedule_request::{check_spec, schedule_patch, schedule_spec, schedule_view};
-use crate::{Api, fresh_json};
+use crate::{Api, fresh_json, listing};
 use http::StatusCode;
 use http::header::LOCATION;
 use jobline_core::schedule::{
     FireOutcome, LastFire, Overlap, ScheduleId, ScheduleRecord, ScheduleStoreError, fire_job_id,
     timer_name,
 };
-use jobline_core::store::MAX_LIST_LIMIT;
 use jobline_core::timers::{Timer, TimerTiming};
-use jobline_core::{JobRecord, Metric, Metrics};
+use jobline_core::{JobRecord, Metrics};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -289,24 +288,20 @@ impl Api {
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
         let at = self.clock.now_ms() / 1000 * 1000;
-        let job_id = fire_job_id(schedule.id, at);
         if schedule.spec.overlap == Overlap::Skip
             && self
-                .previous_unfinished(schedule, job_id)
-                .await
-                .map_err(|e| ApiError::StatusUnavailable(e.to_string()))?
+                .previous_unfinished(schedule, fire_job_id(schedule.id, at))
+                .await?
         {
             return Err(ApiError::ScheduleOverlap);
         }
-        let job = self.fire_job_record(schedule, job_id, at);
-        let job = self.accept(job, true, metrics).await?;
-        metrics.count(&schedule.spec.job_type, Metric::ScheduleFires);
+        let job = self.fire_into_job(schedule, at, metrics).await?;
         let fire = FireOutcome::Fired(LastFire {
             scheduled_at: at,
             job_id: job.id,
         });
         if let Err(error) = self.record_fire(schedule, fire).await {
-            tracing::warn!(%error, "the trigger's job was created; recording it failed");
+            tracing::warn!(?error, "the trigger's job was created; recording it failed");
         }
         Ok(job)
     }
@@ -326,17 +321,7 @@ fn list_query(query: &str) -> Result<(usize, Option<ScheduleId>), ApiError> {
         }
         seen.push(name);
         match name {
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
-                    .ok_or_else(|| {
-                        ApiError::InvalidQuery(format!(
-                            "limit must be an integer from 1 to {MAX_LIST_LIMIT}"
-                        ))
-                    })?;
-            }
+            "limit" => limit = listing::limit(value)?,
             "cursor" => after = Some(value.parse().map_err(|_| ApiError::InvalidCursor)?),
             _ => {
                 return Err(ApiError::InvalidQuery(
