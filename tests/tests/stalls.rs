@@ -15,6 +15,10 @@
 //! It asserts that every job accepted with a 202 reaches a final state its
 //! client sees (`GET /jobs/{id}`, through the stalling API), each succeeded
 //! one with its result, and that no two runs of one job overlapped in time.
+//! A job whose last delivery stalled past every retry is left to the
+//! sweeper at its time bound, days away: the test moves the clock past it
+//! (no sleeping) and requires those jobs final too, each with its message
+//! in the DLQ.
 //! It prints a summary first (jobs, faults injected, handler starts per job,
 //! lost jobs, overlapping runs), so a failure shows the figures too.
 //!
@@ -32,12 +36,13 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream;
 use jobline_aws::AwsTimeouts;
+use jobline_core::deadline::Deadlines;
 use jobline_core::job_types::JobContext;
 use jobline_core::limits::QueueSettings;
 use jobline_core::queue::{QueueCounts, Receive, ReceivedMessage, VisibilityChange};
 use jobline_core::{
-    JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobTypes, QueueError, ReadStore,
-    WorkerConfig,
+    Clock, JobError, JobHandler, JobId, JobMessage, JobQueue, JobState, JobTypes, QueueError,
+    ReadStore, WorkerConfig,
 };
 use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
@@ -354,11 +359,9 @@ fn span_text(span: &RunSpan, origin: Instant) -> String {
 async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     jobline_tests::require_emulator!();
     let size = Size::from_env();
-    let env = TestEnv::with_settings(test_queue_settings(
-        VISIBILITY_SECS,
-        QueueSettings::TEMPLATE.max_receive_count,
-    ))
-    .await;
+    let settings = test_queue_settings(VISIBILITY_SECS, QueueSettings::TEMPLATE.max_receive_count);
+    let env = TestEnv::with_settings(settings).await;
+    let clock = Clock::movable();
     let upstream = std::env::var(jobline_tests::ENDPOINT_VARIABLE).expect("the emulator");
     let plan = FaultPlan::uniform(
         FaultRates::none()
@@ -381,6 +384,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
     };
     let mut config = env.config.clone();
     config.worker = worker_config.clone();
+    let deadlines = Deadlines::new(settings, &worker_config);
     // The API's and the worker's calls are bounded as their Lambda mains
     // bound them; the pollers' receives and deletes (the event source
     // mapping's, deployed) are not the worker's.
@@ -416,6 +420,7 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         ..PollerSettings::default()
     })
     .pollers(3)
+    .clock(clock.clone())
     .build();
     let served = Served::start(stack).await;
     let addr = served.addr;
@@ -481,6 +486,39 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let finished_in = started.elapsed();
+
+    // A job whose last delivery never reached the store (every try of its
+    // claim or of its completion stalled) is left to the sweeper, its
+    // message in the DLQ: the promise's stated bound, days away
+    // (jobline_core::deadline). The clock moves past it, with the faults
+    // off, and those jobs' clients must then see them final too.
+    let mut swept = 0u64;
+    let unseen: Vec<JobId> = jobs
+        .iter()
+        .map(|job| job.id)
+        .filter(|id| !finals.contains_key(id))
+        .collect();
+    if !unseen.is_empty() {
+        for proxy in [&api_proxy, &worker_proxy] {
+            proxy.set_plan(FaultPlan::uniform(FaultRates::none()));
+        }
+        let bound = deadlines.queued_at(clock.now_ms());
+        clock.advance(Duration::from_millis(
+            u64::try_from(bound - clock.now_ms()).unwrap_or(0) + 1_000,
+        ));
+        served.sweeper.sweep_once(clock.now_ms()).await;
+        for id in unseen {
+            if let Ok((200, body)) = call(addr, "GET", &format!("/jobs/{id}"), None, None).await
+                && matches!(
+                    body["status"].as_str(),
+                    Some("succeeded" | "failed" | "cancelled")
+                )
+            {
+                finals.insert(id, body);
+                swept += 1;
+            }
+        }
+    }
 
     // What the table says of the jobs the client never saw final.
     let store = env.store();
@@ -563,8 +601,8 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
          on {} % of DynamoDB and SQS calls; {calls} AWS calls\n  \
          faults injected: {injected:?}\n  \
          stalled operations: {stalled:?}\n  \
-         seen final by their clients: {} {states:?}; lost (not seen final within {:?}): {} \
-         {lost_by_state:?}\n  \
+         seen final by their clients: {} {states:?}, {swept} of them only once the clock passed \
+         their time bound; lost: {} {lost_by_state:?}\n  \
          handler starts per job (starts: jobs): {starts_per_job:?}; runs ended {ends:?}\n  \
          run twice at once: {} jobs, {} overlapping pairs{}{}\n  \
          client retries {client_retries}, GETs unanswered (503 or none) {unanswered_gets}; submitted in {submitted_in:.1?}, watched \
@@ -578,7 +616,6 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         size.stall,
         size.stall_rate * 100.0,
         finals.len(),
-        size.finish_bound,
         lost.len(),
         jobs_overlapping.len(),
         overlapping.len(),
@@ -598,13 +635,21 @@ async fn long_jobs_all_finish_and_never_run_twice_at_once_while_calls_stall() {
         worker_stalls > 0 && worker_stalls as f64 >= expected / 4.0,
         "the worker's calls: {worker_stalls} stalls, expected about {expected:.0}"
     );
-    // Nothing lost: every accepted job is seen final by its client.
+    // Nothing lost: every accepted job is seen final by its client, within
+    // the finish bound or, when its last delivery was lost, by its time bound.
     assert!(
         lost.is_empty(),
-        "{} of {} accepted jobs not seen final within {:?} of the last 202: {lost:?}",
+        "{} of {} accepted jobs not seen final within {:?} of the last 202, nor once the \
+         clock passed their time bound: {lost:?}",
         lost.len(),
         jobs.len(),
         size.finish_bound
+    );
+    // Only a job whose last delivery was spent is left to the sweeper: its
+    // message went to the DLQ.
+    assert!(
+        swept <= dead,
+        "{swept} jobs were finished only by the sweeper, but the DLQ holds {dead} messages"
     );
     // Never two runs of one job at once.
     assert!(

@@ -16,6 +16,10 @@ use jobline_core::limits::SQS_MAX_DELAY_SECS;
 use jobline_core::{JobId, JobMessage, JobRecord, Metric, StoreError};
 use std::time::Duration;
 
+/// How many times the claim of a message's last delivery is tried before
+/// the delivery gives up ([`Worker::claim`]).
+pub(crate) const LAST_DELIVERY_CLAIM_TRIES: u32 = 3;
+
 impl Worker {
     /// A record that must not count toward the DLQ (there is no time left
     /// to start it, or it is a duplicate of a running job on its last
@@ -87,14 +91,15 @@ impl Worker {
         }
     }
 
-    /// One claim of job `id` by `delivery`, at the time it returns with.
+    /// One claim of job `id` by `delivery`, leasing it from now: the time
+    /// of the claim, the end of its lease, and what the store answered.
     pub(crate) async fn try_claim(
         &self,
         delivery: &Delivery<'_>,
         id: JobId,
-        lease_until_ms: i64,
-    ) -> (i64, Result<JobRecord, StoreError>) {
+    ) -> (i64, i64, Result<JobRecord, StoreError>) {
         let now = self.clock.now_ms();
+        let lease_until_ms = now.saturating_add(self.lease_ms());
         let claimed = self
             .store
             .claim(
@@ -105,22 +110,43 @@ impl Worker {
                 &delivery.token,
             )
             .await;
-        (now, claimed)
+        (now, lease_until_ms, claimed)
     }
 
     /// Claims job `id` for this delivery, in its claim step (`claiming`,
-    /// handed back with the job; it ends as soon as the claim is refused or
-    /// fails). A redrive of the job's dead letter replays it first;
-    /// anything else that refuses the claim decides the record's
-    /// disposition instead.
+    /// handed back with the job and the end of its lease; it ends as soon
+    /// as the claim is refused or fails). A redrive of the job's dead
+    /// letter replays it first; anything else that refuses the claim
+    /// decides the record's disposition instead.
+    ///
+    /// On the message's last delivery a claim that could not reach the
+    /// store is tried again at once, up to [`LAST_DELIVERY_CLAIM_TRIES`]
+    /// times in all: given up, that delivery would take the message to the
+    /// DLQ with the job unclaimed, left to the sweeper at its time bound
+    /// (days away). A try whose write landed with its answer lost is found
+    /// by the next, which returns the job ([`WorkerStore::claim`] is
+    /// idempotent for one delivery). Earlier deliveries leave it to the
+    /// next one, as SQS would.
+    ///
+    /// [`WorkerStore::claim`]: jobline_core::WorkerStore::claim
     pub(crate) async fn claim<'h>(
         &self,
         delivery: &mut Delivery<'_>,
         id: JobId,
-        lease_until_ms: i64,
         claiming: Claiming<'h>,
-    ) -> Result<(JobRecord, Claiming<'h>), Disposition> {
-        let (mut now, mut claimed) = self.try_claim(delivery, id, lease_until_ms).await;
+    ) -> Result<(JobRecord, i64, Claiming<'h>), Disposition> {
+        let (mut now, mut lease_until_ms, mut claimed) = self.try_claim(delivery, id).await;
+        let mut tries = 1;
+        while tries < LAST_DELIVERY_CLAIM_TRIES
+            && delivery.receive_count >= self.config.max_receive_count
+            && matches!(claimed, Err(StoreError::Aws { .. }))
+        {
+            if let Err(error) = &claimed {
+                tracing::warn!(%error, jobId = %id, messageId = delivery.message_id(), tries, "claim failed on the last delivery; trying again");
+            }
+            tries += 1;
+            (now, lease_until_ms, claimed) = self.try_claim(delivery, id).await;
+        }
         if let Err(StoreError::Conflict { current: Some(job) }) = &claimed
             && delivery
                 .sent_at_ms
@@ -133,10 +159,10 @@ impl Worker {
                 return Err(self.retry_later(delivery, None).await);
             }
             tracing::debug!(jobId = %id, messageId = delivery.message_id(), "a redriven message replays its dead-lettered job");
-            (now, claimed) = self.try_claim(delivery, id, lease_until_ms).await;
+            (now, lease_until_ms, claimed) = self.try_claim(delivery, id).await;
         }
         let error = match claimed {
-            Ok(job) => return Ok((job, claiming)),
+            Ok(job) => return Ok((job, lease_until_ms, claiming)),
             Err(error) => error,
         };
         // No hide to wait for: the other claims' hides need not wait for

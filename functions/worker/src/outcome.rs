@@ -26,10 +26,7 @@ impl Worker {
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
-        let lease_until_ms = self.clock.now_ms().saturating_add(self.lease_ms());
-        let (job, claiming) = match self
-            .claim(delivery, id, lease_until_ms, hides.claiming())
-            .await
+        let (job, lease_until_ms, claiming) = match self.claim(delivery, id, hides.claiming()).await
         {
             Ok(claimed) => claimed,
             Err(disposition) => return disposition,

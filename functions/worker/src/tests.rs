@@ -262,6 +262,48 @@ async fn the_last_delivery_fails_the_job_as_dead_lettered() {
     );
 }
 
+/// The last delivery's claim is tried again when the store could not be
+/// reached (given up, the message would go to the DLQ with the job
+/// unclaimed until the sweeper's bound, days away); an earlier delivery's
+/// is left to the next delivery.
+#[tokio::test]
+async fn a_failed_claim_is_tried_again_on_the_last_delivery_only() {
+    let f = fixture();
+    let last = f.worker.config.max_receive_count;
+    let id = f.job(json!({}));
+    f.store.fail_next_writes(1);
+    let (disposition, _) = f.deliver_job(id, last - 1).await;
+    assert_eq!(disposition, Disposition::Retry, "left to the next delivery");
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Queued);
+
+    f.store.fail_next_writes(2);
+    let (disposition, _) = f.deliver_job(id, last).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
+
+    // Three failed tries in all: the delivery gives up, as before.
+    let id = f.job(json!({}));
+    f.store.fail_next_writes(3);
+    let (disposition, _) = f.deliver_job(id, last).await;
+    assert_eq!(disposition, Disposition::Retry);
+    assert_eq!(f.store.job(id).unwrap().state, JobState::Queued);
+}
+
+/// A last-delivery claim that landed with its answer lost is found by the
+/// next try: the job runs once, as one attempt.
+#[tokio::test]
+async fn a_last_delivery_claim_whose_answer_was_lost_runs_the_job_once() {
+    let f = fixture();
+    let last = f.worker.config.max_receive_count;
+    let id = f.job(json!({}));
+    f.store.lose_next_answers(1);
+    let (disposition, _) = f.deliver_job(id, last).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    let job = f.store.job(id).unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
+}
+
 #[tokio::test]
 async fn a_permanent_failure_is_acknowledged() {
     let f = fixture();

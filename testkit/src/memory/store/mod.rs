@@ -75,6 +75,10 @@ pub struct MemoryStore {
     failing: AtomicBool,
     /// A job every write of which fails.
     failing_job: Mutex<Option<JobId>>,
+    /// How many of the next writes fail before reaching the table.
+    failing_writes: AtomicUsize,
+    /// How many of the next writes land with their answer lost.
+    lost_answers: AtomicUsize,
     stalling_heartbeats: AtomicBool,
     retention_days: u32,
     deadlines: Deadlines,
@@ -89,6 +93,8 @@ impl Default for MemoryStore {
             writes: AtomicUsize::default(),
             failing: AtomicBool::default(),
             failing_job: Mutex::default(),
+            failing_writes: AtomicUsize::default(),
+            lost_answers: AtomicUsize::default(),
             stalling_heartbeats: AtomicBool::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
             deadlines: Deadlines::default(),
@@ -131,6 +137,18 @@ impl MemoryStore {
     /// Makes every later write of job `id` fail (`None`: no job's).
     pub fn set_failing_job(&self, id: Option<JobId>) {
         *lock(&self.failing_job) = id;
+    }
+
+    /// Makes the next `count` writes fail before they reach the table, as
+    /// a call that timed out unsent does.
+    pub fn fail_next_writes(&self, count: usize) {
+        self.failing_writes.store(count, Ordering::SeqCst);
+    }
+
+    /// Makes the next `count` writes land and then fail, as a call whose
+    /// answer was lost does (the SDK's retry not yet made).
+    pub fn lose_next_answers(&self, count: usize) {
+        self.lost_answers.store(count, Ordering::SeqCst);
     }
 
     /// Makes every later call fail as if DynamoDB were unreachable.
@@ -207,6 +225,12 @@ impl MemoryStore {
                 source: "the in-memory store is set to fail this job's writes".into(),
             });
         }
+        if take_one(&self.failing_writes) {
+            return Err(StoreError::Aws {
+                operation,
+                source: "the in-memory store failed this write before it landed".into(),
+            });
+        }
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut jobs = lock(&self.jobs);
         let mut next = change(jobs.get(&id))?;
@@ -222,6 +246,12 @@ impl MemoryStore {
         }
         set_due(&mut lock(&self.due), &next, due);
         jobs.insert(id, next.clone());
+        if take_one(&self.lost_answers) {
+            return Err(StoreError::Aws {
+                operation,
+                source: "the in-memory store lost this write's answer".into(),
+            });
+        }
         Ok(next)
     }
 
@@ -246,6 +276,13 @@ impl MemoryStore {
         });
         own_write(written, attempt, token, state)
     }
+}
+
+/// Takes one from `counter` if it is above zero: whether it was.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// One page of a sharded time index holding `entries`: those of partition
