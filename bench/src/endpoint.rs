@@ -225,7 +225,7 @@ mod tests {
         assert_eq!((claimed.state, claimed.attempts), (JobState::Running, 1));
         assert!(
             !queue
-                .send(&JobMessage { job_id: job.id })
+                .send(&JobMessage::new(job.id))
                 .await
                 .unwrap()
                 .is_empty()
@@ -256,12 +256,7 @@ mod tests {
         .unwrap();
         let clients = clients(&proxy).await;
         let queue = SqsJobQueue::new(clients.sqs.clone(), "http://queue/123456789012/jobs");
-        queue
-            .send(&JobMessage {
-                job_id: JobId::random(),
-            })
-            .await
-            .unwrap();
+        queue.send(&JobMessage::new(JobId::random())).await.unwrap();
         let refused = clients.dynamodb.scan().table_name("jobs").send().await;
         assert!(refused.is_err(), "the canned upstream refuses Scan");
 

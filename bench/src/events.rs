@@ -60,12 +60,13 @@ pub fn sqs_batch_event(ids: &[JobId]) -> SqsEvent {
         .map(|&job_id| ReceivedMessage {
             message_id: uuid::Uuid::new_v4().to_string(),
             receipt_handle: format!("receipt-{job_id}"),
-            body: JobMessage { job_id }.encode(),
+            body: JobMessage::new(job_id).encode(),
             md5_of_body: String::new(),
             attributes: HashMap::from([
                 ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
                 ("SentTimestamp".to_owned(), sent_at.clone()),
             ]),
+            message_attributes: HashMap::new(),
         })
         .collect();
     jobline_local::poller::sqs_event(&messages, QUEUE_ARN)

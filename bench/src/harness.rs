@@ -2,11 +2,13 @@
 //!
 //! The order keeps them from disturbing each other: the process-level
 //! measurements (sizes, init, CPU) come before anything loads moto, and the
-//! throughput runs come last.
+//! throughput runs come last, after the files measurement (which removes
+//! its bucket when done).
 
 use crate::error::BenchError;
 use crate::measure::cost::{self, DurationModel, TrafficModel};
 use crate::measure::cpu::{self, Workload};
+use crate::measure::files;
 use crate::measure::sizes::{self, LambdaDir};
 use crate::measure::throughput::{self, Load};
 use crate::measure::{BATCH_SIZE, calls, init, schedules};
@@ -24,6 +26,8 @@ pub enum Phase {
     /// Delayed jobs and recurring schedules (issue 22).
     Schedules,
     Throughput,
+    /// Jobs on files (issue 23): streamed reads and writes, and their cost.
+    Files,
 }
 
 /// What to measure, and with what.
@@ -48,6 +52,10 @@ pub struct Settings {
     /// Occurrences of each path of the schedules measurement.
     pub schedule_occurrences: usize,
     pub load: Load,
+    /// The files measurement's CSV and output, MiB.
+    pub files_mb: u64,
+    /// Where the files measurement writes its CSV (removed after).
+    pub scratch: PathBuf,
     pub duration_model: DurationModel,
     pub traffic: TrafficModel,
     /// Where the functions' logs go.
@@ -176,6 +184,22 @@ pub async fn run(settings: &Settings) -> Result<BenchReport, BenchError> {
                 &settings.duration_model,
                 &settings.traffic.system_log_level,
                 settings.budget.as_ref(),
+            )
+            .await?,
+        );
+    }
+    if settings.wants(Phase::Files) {
+        step(&format!(
+            "jobs on files, {} MiB: raw read, csv-stats, raw multipart, OutputWriter",
+            settings.files_mb
+        ));
+        let emulator = required(&settings.emulator, "--emulator (or AWS_ENDPOINT_URL)")?;
+        report.files = Some(
+            files::measure(
+                emulator,
+                settings.emulator_pid,
+                settings.files_mb,
+                &settings.scratch,
             )
             .await?,
         );

@@ -20,6 +20,9 @@
 //!   life), through the same proxy, with the real API and the local firer.
 //! - [`measure::throughput`]: jobs per second end to end on the local stack,
 //!   against the emulator's own ceiling for the same calls.
+//! - [`measure::files`]: jobs on files: `csv-stats` streaming an upload and
+//!   `OutputWriter` streaming an output, in MiB/s and peak memory, against
+//!   raw reads and writes of the same bytes; and what files cost per GB.
 //!
 //! The goals are reported, not enforced; the budget per successful job at
 //! the end of BENCHMARKS.md ([`report::Budget`]) is: the run fails when the

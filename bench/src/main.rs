@@ -37,11 +37,11 @@ fn default_budget_file() -> PathBuf {
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Measure Jobline: sizes, init, AWS calls and cost per job, CPU and memory, throughput"
+    about = "Measure Jobline: sizes, init, AWS calls and cost per job, CPU and memory, throughput, jobs on files"
 )]
 struct Cli {
     /// Measurements to take, comma-separated (default: all).
-    #[arg(long, value_delimiter = ',', default_values = ["sizes", "init", "cpu", "calls", "schedules", "throughput"])]
+    #[arg(long, value_delimiter = ',', default_values = ["sizes", "init", "cpu", "calls", "schedules", "files", "throughput"])]
     only: Vec<Phase>,
     /// The release `bootstrap` of jobline-api, runnable here.
     #[arg(long)]
@@ -80,6 +80,12 @@ struct Cli {
     /// `jobline-local serve` runs 2.
     #[arg(long, default_value_t = 2)]
     pollers: usize,
+    /// Size of the files measurement's CSV and of its output, MiB.
+    #[arg(long, default_value_t = jobline_bench::measure::files::DEFAULT_MEGABYTES)]
+    files_mb: u64,
+    /// Where the files measurement writes its CSV (removed after).
+    #[arg(long, default_value = "target/bench")]
+    scratch: PathBuf,
     /// Time limit of each throughput run, seconds.
     #[arg(long, default_value_t = 600)]
     throughput_timeout_secs: u64,
@@ -207,6 +213,8 @@ impl Cli {
                     .with_env("SCHEDULE_GROUP", schedule_group)
             }),
             hello: function("hello-lambda", self.hello_bin, self.worker_memory_mb),
+            files_mb: self.files_mb,
+            scratch: self.scratch,
             lambda_dirs: self.lambda_dirs,
             emulator: self.emulator,
             emulator_pid: self.emulator_pid,

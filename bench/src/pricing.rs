@@ -14,6 +14,13 @@
 //! invocations a month are free, and its API calls, `CreateSchedule` and
 //! the others, are not billed). Checked on [`PRICES_CHECKED`].
 //!
+//! S3 Standard in us-east-1 ([`S3Prices`], for jobs on files): $0.005 per
+//! 1,000 PUT, COPY, POST and LIST requests, $0.0004 per 1,000 GET, HEAD and
+//! other requests, $0.023 per GB-month of storage (the first 50 TB), data
+//! transfer in free, and from S3 to Lambda in the same region free (the S3
+//! pricing page, <https://aws.amazon.com/s3/pricing/>, as issue 23 quotes
+//! it on [`S3_PRICES_CHECKED`]).
+//!
 //! A DynamoDB write costs one WRU per started KB of the larger of the item
 //! before and after it, so the item's size is computed the way DynamoDB
 //! sizes items: attribute names plus values ([`item_bytes`]). Each global
@@ -58,6 +65,45 @@ impl Prices {
         cloudwatch_logs_per_gb: 0.50,
         scheduler_invocations_per_million: 1.00,
     };
+}
+
+/// When the S3 prices were taken from the S3 pricing page.
+pub const S3_PRICES_CHECKED: &str = "2026-12-07";
+
+/// S3 Standard's us-east-1 list prices, USD.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct S3Prices {
+    /// PUT, COPY, POST and LIST requests, per 1,000: `PutObject`,
+    /// `PutObjectTagging`, the three calls of a multipart upload,
+    /// `ListObjectsV2`.
+    pub put_per_thousand: f64,
+    /// GET, HEAD and every other request, per 1,000: `GetObject`,
+    /// `HeadObject`, `GetObjectTagging`.
+    pub get_per_thousand: f64,
+    pub storage_per_gb_month: f64,
+    pub transfer_in_per_gb: f64,
+    /// From S3 to a Lambda function in the same region.
+    pub transfer_to_lambda_per_gb: f64,
+}
+
+impl S3Prices {
+    pub const US_EAST_1: Self = Self {
+        put_per_thousand: 0.005,
+        get_per_thousand: 0.0004,
+        storage_per_gb_month: 0.023,
+        transfer_in_per_gb: 0.0,
+        transfer_to_lambda_per_gb: 0.0,
+    };
+
+    /// One PUT-class request.
+    pub fn put(&self) -> f64 {
+        self.put_per_thousand / 1000.0
+    }
+
+    /// One GET-class request.
+    pub fn get(&self) -> f64 {
+        self.get_per_thousand / 1000.0
+    }
 }
 
 /// What one job uses, on average.

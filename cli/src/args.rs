@@ -7,7 +7,11 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 mod schedule;
+mod smoke;
+mod upload;
 pub use schedule::*;
+pub use smoke::*;
+pub use upload::*;
 
 /// The default API base URL: the local server of `jobline-local serve`.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
@@ -47,10 +51,18 @@ pub enum Command {
     /// Delete a finished job, its payload and its result at once (DELETE
     /// /jobs/{id}); exits 1 if the job has not finished.
     Delete(JobArgs),
+    /// Upload a file for a job to name (POST /uploads, then the file to its
+    /// URL) and print the upload; `upload show ID` prints one.
+    Upload(UploadArgs),
     /// Your recurring schedules (through the API): create, list, show,
     /// update, pause, resume, trigger and delete them.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Check a deployed stack end to end with `ping` jobs (a round trip,
+    /// idempotency, an unknown id, a cancel, a result link, and optionally a
+    /// webhook and the dead-letter queue's depth); prints a table of the
+    /// checks and exits 1 if any failed.
+    Smoke(SmokeArgs),
     /// Print your webhook signing secret (GET /webhook-secret), `whsec_...`:
     /// give it to a Standard Webhooks library to verify your jobs' events.
     WebhookSecret(ApiArgs),
@@ -101,6 +113,10 @@ pub struct ApiArgs {
     /// get in the way.
     #[arg(long)]
     pub sigv4: bool,
+    /// Send a request again, with backoff, up to this many times when the
+    /// API answers 429 or 503 (after its Retry-After) or cannot be reached.
+    #[arg(long, env = "JOBLINE_RETRIES", default_value_t = 3, value_name = "N")]
+    pub retries: u32,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +138,8 @@ pub struct SubmitArgs {
     pub callback_url: Option<String>,
     #[command(flatten)]
     pub when: WhenArgs,
+    #[command(flatten)]
+    pub upload: SubmitUploadArgs,
 }
 
 /// The job payload: inline or from a file, at most one of them; neither is
@@ -244,8 +262,9 @@ pub struct WaitArgs {
     /// Give up after this many seconds (exit 2).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub timeout: u64,
-    /// Milliseconds between two polls.
-    #[arg(long, default_value_t = 1000, value_name = "MS",
+    /// Milliseconds between the first two polls; each next interval is 1.5
+    /// times longer, up to 5 s (or this, if longer).
+    #[arg(long, default_value_t = 500, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub interval: u64,
 }
@@ -448,7 +467,7 @@ mod tests {
         let Command::Wait(wait) = parse(&["wait", &id]).unwrap().command else {
             panic!("expected wait")
         };
-        assert_eq!((wait.timeout, wait.interval), (300, 1000));
+        assert_eq!((wait.timeout, wait.interval), (300, 500));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! whole state, so the listing reads at most [`MAX_PAGES`] pages and says
 //! on stderr how many jobs it passed over when it stops there.
 
+use jobline_core::caller::CallerKey;
 use jobline_core::store::{JobPage, ListKey, MAX_LIST_LIMIT, ReplayOutcome, StateListing};
 use jobline_core::view::job_summary;
 use jobline_core::{
@@ -305,7 +306,9 @@ pub async fn retry(
         ReplayOutcome::Unchanged(state) => return Ok(Retried::Unchanged(state)),
         ReplayOutcome::Missing => return Ok(Retried::Missing),
     };
-    let message_id = queue.send(&JobMessage { job_id: id }).await?;
+    // In its caller's fair-queue group, as its first message was.
+    let group = store.get(id).await?.map(|job| CallerKey::of(&job.owner));
+    let message_id = queue.send(&JobMessage::new(id).in_group(group)).await?;
     Ok(if requeued {
         Retried::Requeued { message_id }
     } else {
@@ -483,7 +486,10 @@ mod tests {
             retry(&store, &queue, failed.id, now_ms()).await.unwrap(),
             Retried::SentAgain { .. }
         ));
-        assert_eq!(queue.sent(), [JobMessage { job_id: failed.id }]);
+        assert_eq!(
+            queue.sent(),
+            [JobMessage::new(failed.id).in_group(Some(CallerKey::of(&failed.owner)))]
+        );
 
         let again = job("primes").state(JobState::Failed).build();
         store.create(&again).await.unwrap();

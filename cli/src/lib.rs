@@ -1,5 +1,7 @@
 //! The `jobline` command-line tool: a client of the Jobline API (`submit`,
-//! `status`, `wait`, `cancel`, `run`, `schedule …`) and the operator's dead-letter queue tools
+//! `status`, `wait`, `cancel`, `run`, `schedule …`, `upload`, and `smoke`,
+//! the deployer's end-to-end checks of a stack), through the
+//! `jobline-client` crate, and the operator's dead-letter queue tools
 //! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
 //! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
 //!
@@ -12,13 +14,11 @@
 //! [`JobQueue`]: jobline_core::JobQueue
 
 pub mod args;
-pub mod client;
 pub mod commands;
 pub mod console;
 pub mod dlq;
 pub mod jobs;
 pub mod progress;
-pub mod sigv4;
 
 pub use args::Cli;
 pub use commands::{CliError, Exit, error_chain, run};

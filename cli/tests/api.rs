@@ -1,7 +1,7 @@
-//! `submit` (now or later), `status`, `wait`, `cancel`, `run`, `list`,
-//! `delete` and `schedule …` end to end against a stub of the API on
-//! 127.0.0.1: the requests the CLI sends, and the exit codes and output of
-//! the answers it gets.
+//! `submit` (now or later, after an upload), `status`, `wait`, `cancel`,
+//! `run`, `list`, `delete`, `upload` and `schedule …` end to end against a
+//! stub of the API on 127.0.0.1: the requests the CLI sends, and the exit
+//! codes and output of the answers it gets.
 
 use clap::Parser;
 use http::{Request, Response, StatusCode};
@@ -10,10 +10,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jobline_cli::client::{ApiClient, Auth, ClientError};
-use jobline_cli::sigv4::Signer;
-use jobline_cli::sigv4::{Credentials, SigningIdentity};
 use jobline_cli::{Cli, CliError, Exit, ProgressStyle, run};
+use jobline_client::ClientError;
 use jobline_core::JobId;
 use jobline_core::schedule::ScheduleId;
 use serde_json::{Value, json};
@@ -41,10 +39,15 @@ struct Stub {
 
 impl Stub {
     async fn start(answers: Vec<(u16, Value)>) -> Self {
+        Self::start_at(|_| answers).await
+    }
+
+    /// A stub whose answers are made knowing its URL.
+    async fn start_at(answers: impl FnOnce(&str) -> Vec<(u16, Value)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
+        let answers = Arc::new(Mutex::new(VecDeque::from(answers(&url))));
         let recorder = seen.clone();
         tokio::spawn(async move {
             loop {
@@ -348,50 +351,14 @@ async fn an_unreachable_api_is_an_error_naming_the_url() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let id = JobId::random();
-    let (result, _, _) = jobline(&["status", "--api", &url, &id.to_string()]).await;
+    let (result, _, _) =
+        jobline(&["status", "--api", &url, "--retries", "0", &id.to_string()]).await;
     let error = result.unwrap_err();
     assert!(
         matches!(error, CliError::Client(ClientError::Transport { .. })),
         "{error:?}"
     );
     assert!(error.to_string().contains(&url), "{error}");
-}
-
-#[tokio::test]
-async fn sigv4_signs_the_headers_it_sends() {
-    let id = JobId::random();
-    let stub = Stub::start(vec![(200, job(id, "queued"))]).await;
-    let credentials = Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "test");
-    let signer = Signer::new(SigningIdentity {
-        credentials,
-        region: "eu-west-1".into(),
-    });
-    let client = ApiClient::new(&stub.url, Auth::SigV4(signer)).unwrap();
-    client.status(id).await.unwrap();
-
-    let request = &stub.seen()[0];
-    let authorization = request.headers["authorization"].to_str().unwrap();
-    assert!(
-        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
-        "{authorization}"
-    );
-    assert!(
-        authorization.contains("/eu-west-1/execute-api/aws4_request"),
-        "{authorization}"
-    );
-    assert_eq!(request.headers["x-amz-security-token"], "token");
-    let signed = authorization
-        .split("SignedHeaders=")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap();
-    assert!(signed.split(';').any(|h| h == "host"), "{signed}");
-    for header in signed.split(';') {
-        assert!(
-            request.headers.contains_key(header),
-            "signed {header} was sent"
-        );
-    }
 }
 
 #[tokio::test]
@@ -898,8 +865,16 @@ async fn schedule_trigger_prints_its_job_and_exits_1_when_skipped() {
     let throttled = json!({"error": {"code": "scheduler_throttled",
         "message": "the scheduler is busy; nothing was changed, retry after 2 seconds"}});
     let stub = Stub::start(vec![(503, throttled)]).await;
-    let (result, _, _) =
-        jobline(&["schedule", "trigger", "--api", &stub.url, &id.to_string()]).await;
+    let (result, _, _) = jobline(&[
+        "schedule",
+        "trigger",
+        "--api",
+        &stub.url,
+        "--retries",
+        "0",
+        &id.to_string(),
+    ])
+    .await;
     let error = result.unwrap_err();
     assert!(
         matches!(&error, CliError::Client(ClientError::Status { status, .. }) if status.as_u16() == 503),
@@ -930,4 +905,173 @@ async fn list_filters_by_schedule() {
         stub.seen()[0].query,
         format!("limit=20&status=scheduled&scheduleId={id}")
     );
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_retries_can_be_turned_off() {
+    let id = JobId::random();
+    let busy = json!({"error": {"code": "backlog_full", "message": "busy"}});
+    let stub = Stub::start(vec![(503, busy.clone()), (200, job(id, "queued"))]).await;
+    let (result, out, _) = jobline(&["status", "--api", &stub.url, &id.to_string()]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        job(id, "queued")
+    );
+    assert_eq!(stub.seen().len(), 2);
+
+    let stub = Stub::start(vec![(503, busy)]).await;
+    let (result, _, _) = jobline(&[
+        "status",
+        "--api",
+        &stub.url,
+        "--retries",
+        "0",
+        &id.to_string(),
+    ])
+    .await;
+    assert!(result.unwrap_err().to_string().contains("503"));
+    assert_eq!(stub.seen().len(), 1);
+}
+
+const UPLOAD_ID: &str = "0193f0a4-0000-7000-8000-00000000beef";
+
+/// An upload's JSON as `GET /uploads/{id}` shows it.
+fn upload_view(status: &str, data: &[u8], content_type: &str) -> Value {
+    use sha2::Digest;
+    let sha256: String = sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    json!({
+        "uploadId": UPLOAD_ID, "status": status, "size": data.len(), "contentType": content_type,
+        "sha256": sha256, "createdAt": "2027-03-01T08:00:00.000Z",
+        "expiresAt": "2027-03-02T08:00:00.000Z", "statusUrl": format!("/uploads/{UPLOAD_ID}"),
+    })
+}
+
+/// The answers of an upload of `data`: the 201 (its URL the stub's own
+/// `/bucket/…`), the PUT's, and the upload complete.
+fn upload_answers(base: &str, data: &[u8], content_type: &str) -> Vec<(u16, Value)> {
+    let mut created = upload_view("pending", data, content_type);
+    created["upload"] = json!({
+        "method": "PUT", "url": format!("{base}/bucket/{UPLOAD_ID}?X-Amz-Signature=s"),
+        "headers": {"content-type": content_type}, "expiresAt": "2027-03-01T08:15:00.000Z",
+    });
+    vec![
+        (201, created),
+        (200, json!({})),
+        (200, upload_view("complete", data, content_type)),
+    ]
+}
+
+fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("jobline-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn upload_sends_the_file_and_prints_the_upload() {
+    let data = b"month,amount\n10,120\n11,80\n";
+    let stub = Stub::start_at(|base| upload_answers(base, data, "text/csv")).await;
+    let path = temp_file("sales.csv", data);
+    let (result, out, _) = jobline(&["upload", "--api", &stub.url, path.to_str().unwrap()]).await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        upload_view("complete", data, "text/csv")
+    );
+    let seen = stub.seen();
+    let calls: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str()))
+        .collect();
+    let (bucket, status) = (
+        format!("/bucket/{UPLOAD_ID}"),
+        format!("/uploads/{UPLOAD_ID}"),
+    );
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/uploads"),
+            ("PUT", bucket.as_str()),
+            ("GET", status.as_str())
+        ]
+    );
+    let asked: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    let expected = upload_view("pending", data, "text/csv");
+    assert_eq!(
+        asked,
+        json!({"size": data.len(), "contentType": "text/csv", "sha256": expected["sha256"]})
+    );
+    assert_eq!(seen[1].body, data);
+    assert_eq!(seen[1].headers["content-type"], "text/csv");
+
+    let stub = Stub::start(vec![(200, upload_view("expired", data, "text/csv"))]).await;
+    let (result, out, _) = jobline(&["upload", "show", "--api", &stub.url, UPLOAD_ID]).await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "expired"
+    );
+    assert_eq!(stub.seen()[0].path, format!("/uploads/{UPLOAD_ID}"));
+}
+
+#[tokio::test]
+async fn submit_with_upload_names_the_upload_in_the_payload() {
+    let data = b"a;b\n1;2\n";
+    let id = JobId::random();
+    let accepted = json!({"jobId": id, "status": "queued", "statusUrl": format!("/jobs/{id}")});
+    let stub = Stub::start_at(|base| {
+        let mut answers = upload_answers(base, data, "text/plain");
+        answers.push((202, accepted.clone()));
+        answers
+    })
+    .await;
+    let path = temp_file("rows.txt", data);
+    let (result, out, err) = jobline(&[
+        "submit",
+        "--api",
+        &stub.url,
+        "--type",
+        "csv-stats",
+        "--payload",
+        r#"{"delimiter": ";"}"#,
+        "--upload",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(result.unwrap(), Exit::Success);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), accepted);
+    assert!(err.contains(&format!("as upload {UPLOAD_ID}")), "{err}");
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3].path, "/jobs");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&seen[3].body).unwrap(),
+        json!({"type": "csv-stats", "payload": {"delimiter": ";", "input": {"upload": UPLOAD_ID}}})
+    );
+
+    // A payload that cannot name it is refused before anything is sent.
+    let stub = Stub::start(vec![(500, json!({}))]).await;
+    let (result, _, _) = jobline(&[
+        "submit",
+        "--api",
+        &stub.url,
+        "--type",
+        "csv-stats",
+        "--payload",
+        r#"{"input": "rows.txt"}"#,
+        "--upload",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(result, Err(CliError::UploadPayload(_))),
+        "{result:?}"
+    );
+    assert!(stub.seen().is_empty());
 }

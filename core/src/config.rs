@@ -3,8 +3,11 @@
 //! The SAM template sets the same variables that the local runner and the
 //! tests set, so one code path serves both.
 
+mod callers;
 mod schedules;
 
+use callers::caller_limits;
+pub use callers::{CallerLimits, CallerOverride, DEFAULT_MAX_UNFINISHED_PER_CALLER};
 use schedules::schedule_config;
 pub use schedules::{DEFAULT_MAX_SCHEDULES_PER_CALLER, ScheduleConfig};
 
@@ -83,6 +86,8 @@ pub struct Config {
     /// Schedules and long delays (the API and the fire function): on when
     /// `SCHEDULES_TABLE` and `SCHEDULE_GROUP` are set.
     pub schedules: Option<ScheduleConfig>,
+    /// Each caller's bounds (the API; the notifier counts).
+    pub callers: CallerLimits,
 }
 
 /// What callback URLs a deployment accepts (the SSRF guard,
@@ -464,6 +469,7 @@ impl Config {
             worker,
             webhooks,
             schedules: schedule_config(&lookup)?,
+            callers: caller_limits(&lookup)?,
         })
     }
 }

@@ -267,6 +267,16 @@ pub struct JobRecord {
     pub run_at: Option<i64>,
     /// The schedule whose fire created the job, if one did.
     pub schedule_id: Option<String>,
+    /// The uploads the job's payload names, as the API found them when it
+    /// accepted the job ([`crate::files`]): the worker reads each with its
+    /// ETag. At most [`MAX_INPUTS`](crate::files::MAX_INPUTS).
+    pub inputs: Vec<crate::files::InputFile>,
+    /// The job's place in its trace (W3C `traceparent`,
+    /// [`crate::trace_context`]): the context of the API's `submit` span,
+    /// whose children every later span of the job is (the worker's, the
+    /// webhook's). Set when the job is accepted; `None` on a job accepted
+    /// before traces, whose spans each start a trace of their own.
+    pub traceparent: Option<crate::trace_context::TraceContext>,
 }
 
 impl JobRecord {
@@ -318,6 +328,8 @@ impl JobRecord {
             expires_at: expires_at(now_ms, retention_days),
             run_at: None,
             schedule_id: None,
+            inputs: Vec::new(),
+            traceparent: None,
         }
     }
 

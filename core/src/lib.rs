@@ -11,7 +11,8 @@
 //!   retries; [`clock`]: the one clock every time-dependent decision reads.
 //! - The ports, traits that say what Jobline needs of storage and messaging
 //!   and nothing about AWS: [`store`] (the job records, split by role),
-//!   [`queue`], [`results`], [`activity`], [`timers`] and [`schedule`] (a
+//!   [`queue`], [`results`], [`files`] (uploads a job reads, outputs it
+//!   streams), [`activity`], [`timers`] and [`schedule`] (a
 //!   caller's recurring schedules). Their adapters live in their
 //!   own crates at the edge (`adapters/`), one per AWS service, so each
 //!   function builds only the SDKs it calls; their fakes live in the test
@@ -21,14 +22,18 @@
 //!   [`config`]: configuration read once from the environment.
 //! - [`metrics`] (CloudWatch embedded metric format lines) and
 //!   [`telemetry`] (the logs): both are lines on stdout, which Lambda hands
-//!   to CloudWatch Logs, so neither needs an SDK.
+//!   to CloudWatch Logs, so neither needs an SDK; [`trace_context`] (a
+//!   job's W3C `traceparent`) and [`spans`] (the steps of its trace,
+//!   exported over OTLP when an endpoint is configured).
 
 pub mod activity;
 pub mod backoff;
+pub mod caller;
 pub mod clock;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod files;
 pub mod job;
 pub mod job_types;
 pub mod limits;
@@ -36,9 +41,11 @@ pub mod metrics;
 pub mod queue;
 pub mod results;
 pub mod schedule;
+pub mod spans;
 pub mod store;
 pub mod telemetry;
 pub mod timers;
+pub mod trace_context;
 pub mod view;
 
 pub use clock::Clock;

@@ -117,6 +117,12 @@ pub const WEBHOOK_BUDGET_BYTES: usize = 2048 + 256;
 /// [`PROGRESS_MESSAGE_BYTES`](crate::job::PROGRESS_MESSAGE_BYTES) (as JSON,
 /// escapes included).
 pub const PROGRESS_BUDGET_BYTES: usize = 512;
+/// The uploads a job reads ([`crate::files::InputFile`], at most
+/// [`MAX_INPUTS`](crate::files::MAX_INPUTS) of about 250 bytes each).
+pub const INPUTS_BUDGET_BYTES: usize = 2048;
+/// The job's trace context: the attribute `traceparent` (11 bytes) and a
+/// version-00 W3C `traceparent` (55 bytes, [`crate::trace_context`]).
+pub const TRACE_CONTEXT_BUDGET_BYTES: usize = 11 + 55;
 /// What is left for attributes to come (delivery state): each new one must
 /// take its budget from here.
 pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
@@ -126,7 +132,9 @@ pub const RESERVED_BYTES: usize = MAX_ITEM_BYTES
     - FIXED_BUDGET_BYTES
     - CHECKPOINT_BUDGET_BYTES
     - PROGRESS_BUDGET_BYTES
-    - WEBHOOK_BUDGET_BYTES;
+    - WEBHOOK_BUDGET_BYTES
+    - INPUTS_BUDGET_BYTES
+    - TRACE_CONTEXT_BUDGET_BYTES;
 
 // A new attribute's budget must come out of the reserve, not overdraw it.
 const _: () = assert!(

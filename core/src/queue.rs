@@ -8,20 +8,65 @@
 //! Retries, backoff and dead-lettering are SQS's: the worker only changes a
 //! message's visibility and reports it failed; the redrive policy does the rest.
 
+use crate::caller::CallerKey;
 use crate::error::QueueError;
-use crate::job::JobId;
+use crate::job::{JobId, JobRecord};
+use crate::trace_context::TraceContext;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// The body of every Jobline message.
+/// The body of every Jobline message, and the message group it is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobMessage {
     pub job_id: JobId,
+    /// The fair-queue tenant the message is sent as (`MessageGroupId`):
+    /// the job's caller, so one caller's burst does not hold back the
+    /// others' jobs. Not in the body: SQS carries it beside the message,
+    /// keeps it through retries and redrives, and hands it to the consumer
+    /// (a received message's [`ReceivedMessage::group`]).
+    #[serde(skip)]
+    pub group: Option<CallerKey>,
+    /// The job's trace context, sent as the message attribute
+    /// [`MESSAGE_ATTRIBUTE`](crate::trace_context::MESSAGE_ATTRIBUTE)
+    /// (`traceparent`), so the worker's spans are children of the job's
+    /// before its claim reads the record. Not in the body either.
+    #[serde(skip)]
+    pub traceparent: Option<TraceContext>,
 }
 
 impl JobMessage {
+    /// A message of job `job_id`, in no group (a tenant of its own).
+    pub fn new(job_id: JobId) -> Self {
+        Self {
+            job_id,
+            group: None,
+            traceparent: None,
+        }
+    }
+
+    /// The message of `job`, in its caller's group, with its trace context.
+    pub fn of(job: &JobRecord) -> Self {
+        Self::new(job.id)
+            .in_group(Some(CallerKey::of(&job.owner)))
+            .traced(job.traceparent)
+    }
+
+    /// The same message carrying `traceparent`.
+    #[must_use]
+    pub fn traced(mut self, traceparent: Option<TraceContext>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+
+    /// The same message in `group`.
+    #[must_use]
+    pub fn in_group(mut self, group: Option<CallerKey>) -> Self {
+        self.group = group;
+        self
+    }
+
     pub fn encode(&self) -> String {
         serde_json::json!({ "jobId": self.job_id }).to_string()
     }
@@ -40,6 +85,9 @@ pub struct ReceivedMessage {
     pub md5_of_body: String,
     /// System attributes: `ApproximateReceiveCount`, `SentTimestamp`, …
     pub attributes: HashMap<String, String>,
+    /// The message attributes of type `String` its sender set (a job's
+    /// message: `traceparent`), by name.
+    pub message_attributes: HashMap<String, String>,
 }
 
 impl ReceivedMessage {
@@ -55,7 +103,24 @@ impl ReceivedMessage {
     pub fn sent_at_ms(&self) -> Option<i64> {
         self.attributes.get("SentTimestamp")?.parse().ok()
     }
+
+    /// `MessageGroupId`: the caller it was sent as, if it was sent in a group.
+    pub fn group(&self) -> Option<CallerKey> {
+        self.attributes.get(GROUP_ATTRIBUTE)?.parse().ok()
+    }
+
+    /// The trace context its `traceparent` message attribute carries, if
+    /// it is a valid one.
+    pub fn traceparent(&self) -> Option<TraceContext> {
+        self.message_attributes
+            .get(crate::trace_context::MESSAGE_ATTRIBUTE)?
+            .parse()
+            .ok()
+    }
 }
+
+/// The system attribute of a received message that holds its group.
+pub const GROUP_ATTRIBUTE: &str = "MessageGroupId";
 
 /// What `ReceiveMessage` is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,12 +213,10 @@ mod tests {
 
     #[test]
     fn messages_carry_only_the_job_id() {
-        let message = JobMessage {
-            job_id: JobId::random(),
-        };
+        let message = JobMessage::new(JobId::random()).in_group(Some(CallerKey::of("alice")));
         let body = message.encode();
         assert_eq!(body, format!(r#"{{"jobId":"{}"}}"#, message.job_id));
-        assert_eq!(JobMessage::decode(&body).unwrap(), message);
+        assert_eq!(JobMessage::decode(&body).unwrap(), message.in_group(None));
         assert!(JobMessage::decode("{}").is_err());
         assert!(JobMessage::decode(r#"{"jobId":"x"}"#).is_err());
         assert!(JobMessage::decode("not json").is_err());

@@ -1,5 +1,5 @@
 //! Results too large for the job's item: the [`ResultStore`] port. Its
-//! adapter is `jobline_s3::S3ResultStore` (`adapters/s3/`), on an S3 bucket;
+//! adapter is `jobline_s3::S3Bucket` (`adapters/s3/`), on an S3 bucket;
 //! its fake `jobline_testkit::memory::results::MemoryResults`.
 //!
 //! A job item holds a result of up to 100 KiB inline (its budget beside a

@@ -14,7 +14,8 @@
 //! list, no target, no thread: a job's line costs what its fields cost, which matters because
 //! CloudWatch Logs ingestion is billed per byte (see BENCHMARKS.md). The Lambda runtime's span
 //! adds `requestId` (the id of the invocation's `platform.report` record); its `xrayTraceId` is
-//! left out (about 80 bytes a line, and the functions do not use X-Ray). Values logged with `%`
+//! left out (about 80 bytes a line, and a job's trace is not X-Ray's: its lines carry the W3C
+//! trace id as `traceId`, [`crate::trace_context`]). Values logged with `%`
 //! read as their `Display` form, so a state is `succeeded`, not `"succeeded"` or `Succeeded`.
 //! Timestamps are RFC 3339 UTC with milliseconds, always 24 characters.
 //!
@@ -27,6 +28,7 @@
 //! | `AWS_LAMBDA_LOG_LEVEL` | set by Lambda from `LoggingConfig.ApplicationLogLevel` | used when `RUST_LOG` is unset; `FATAL` means `error` |
 //! | `NO_COLOR` | any | colours in text lines |
 //! | `JOBLINE_EMF` | `stdout`, `off` | see [`crate::metrics::EmfOutput`] |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an OTLP/HTTP endpoint, e.g. `http://localhost:4318` | unset: no span exporter is built ([`crate::spans`]) |
 //!
 //! With neither `RUST_LOG` nor `AWS_LAMBDA_LOG_LEVEL` the level is `info`. An invalid value is
 //! reported in a warning line and its default used: logging never stops a function from
@@ -166,6 +168,38 @@ pub fn init() {
         tracing::warn!(%problem, "ignoring a logging setting");
     }
     EmfOutput::current();
+    install_span_exporter();
+}
+
+/// Installs the OTLP exporter of the jobs' spans ([`crate::spans`]) when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+/// is set, and builds nothing when it is not. The spans' `service.name` is
+/// `OTEL_SERVICE_NAME`, else the Lambda function's name, else the binary's.
+fn install_span_exporter() {
+    if !crate::spans::endpoint_configured(|name| std::env::var(name).ok()) {
+        return;
+    }
+    let service_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.file_stem()?.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "jobline".to_owned());
+    let settings = crate::spans::ExportSettings {
+        traces_endpoint: None,
+        service_name,
+    };
+    match crate::spans::install(&settings) {
+        Ok(()) => tracing::debug!("spans are exported over OTLP"),
+        // A binary that records no spans (the sweeper, the fire function,
+        // the CLI) shares the variable with those that do.
+        Err(error @ crate::spans::InstallError::Unsupported) => {
+            tracing::debug!(%error, "spans are not exported");
+        }
+        Err(error) => tracing::warn!(%error, "spans are not exported"),
+    }
 }
 
 /// The subscriber of `settings`, writing to `writer`, with `now` as its clock.

@@ -5,8 +5,10 @@
 //! To add a job type, put its [`JobHandler`] in a file of this crate and add
 //! one `.with(…)` line to [`registry`] (docs/job-types.md, "Adding a job type");
 //! the built-in ones are here as models, one file each: `csv-stats`
-//! ([`CsvStats`]) for production, and the demonstration types ([`Sleep`],
-//! [`FailTimes`], [`AlwaysFail`], [`Primes`], [`PrimeCount`]). The API
+//! ([`CsvStats`]), `thumbnail` ([`Thumbnail`]) and `ping` ([`Ping`], the
+//! probe of `jobline smoke`) for production, and the
+//! demonstration types ([`Sleep`], [`FailTimes`], [`AlwaysFail`],
+//! [`Primes`], [`PrimeCount`]). The API
 //! and the worker are deployed together, but a worker may briefly run an
 //! older registry during a deploy: it retries a job of a type it does not
 //! know yet instead of failing it.
@@ -17,19 +19,23 @@
 //! `Config::demo_job_types`); without them a submission of one is an
 //! unknown type (422 `unknown_job_type`), like any other.
 
-mod csv_stats;
+pub mod csv_stats;
 mod failing;
+pub mod ping;
 mod prime_count;
 mod primes;
 mod sleep;
+pub mod thumbnail;
 
 pub use async_trait::async_trait;
 pub use csv_stats::CsvStats;
 pub use failing::{AlwaysFail, FailTimes};
 pub use jobline_core::job_types::{JobContext, JobError, JobHandler, JobTypes};
+pub use ping::Ping;
 pub use prime_count::PrimeCount;
 pub use primes::Primes;
 pub use sleep::Sleep;
+pub use thumbnail::Thumbnail;
 
 /// Every job type of this deployment: the built-in ones (the demonstration
 /// types only if `demos`), plus yours.
@@ -44,9 +50,11 @@ pub fn builtin() -> JobTypes {
     with_demos(production(), true)
 }
 
-/// The built-in job types a deployment always runs: `csv-stats`.
+/// The built-in job types a deployment always runs: `csv-stats`,
+/// `thumbnail`, and `ping`, the probe `jobline smoke` checks a deployed
+/// stack with.
 pub fn production() -> JobTypes {
-    JobTypes::new().with(CsvStats)
+    JobTypes::new().with(CsvStats).with(Thumbnail).with(Ping)
 }
 
 /// `types` and, if `enabled`, the demonstration job types, for trying the
@@ -111,6 +119,8 @@ mod tests {
             );
         }
         assert!(types.get("csv-stats").is_some());
+        assert!(types.get("thumbnail").is_some());
+        assert!(types.get("ping").is_some(), "jobline smoke's probe");
         // A deployment without the demos knows none of them: the API answers
         // 422 unknown_job_type, as for any unregistered type.
         for demo in [
@@ -134,27 +144,34 @@ mod tests {
                 "always-fail",
                 "csv-stats",
                 "fail-times",
+                "ping",
                 "prime-count",
                 "primes",
-                "sleep"
+                "sleep",
+                "thumbnail"
             ]
         );
         assert!(types.get("primes").is_some());
         assert!(types.get("nope").is_none());
         assert_eq!(
             format!("{types:?}"),
-            r#"["always-fail", "csv-stats", "fail-times", "prime-count", "primes", "sleep"]"#
+            r#"["always-fail", "csv-stats", "fail-times", "ping", "prime-count", "primes", "sleep", "thumbnail"]"#
         );
         assert_eq!(
             types.peak_memory_bytes(),
-            Primes.peak_memory_bytes(),
-            "the sieve is the largest"
+            Thumbnail
+                .peak_memory_bytes()
+                .max(Primes.peak_memory_bytes()),
+            "the thumbnail's decode and the sieve are the largest"
         );
     }
 
     #[test]
     fn the_demonstration_types_are_apart_from_production() {
-        assert_eq!(production().names().collect::<Vec<_>>(), ["csv-stats"]);
+        assert_eq!(
+            production().names().collect::<Vec<_>>(),
+            ["csv-stats", "ping", "thumbnail"]
+        );
         assert_eq!(with_demos(JobTypes::new(), false).names().count(), 0);
         let demos = with_demos(JobTypes::new(), true);
         assert_eq!(
@@ -167,7 +184,10 @@ mod tests {
                 "sleep"
             ]
         );
-        let mut all: Vec<&str> = demos.names().chain(["csv-stats"]).collect();
+        let mut all: Vec<&str> = demos
+            .names()
+            .chain(["csv-stats", "ping", "thumbnail"])
+            .collect();
         all.sort_unstable();
         assert_eq!(builtin().names().collect::<Vec<_>>(), all);
     }

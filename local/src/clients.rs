@@ -7,8 +7,9 @@
 use jobline_aws::{AwsTimeouts, TrustRoots, bounded, lambda_sdk_config};
 use jobline_core::Config;
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_dynamodb::schedules::DynamoScheduleStore;
-use jobline_s3::S3ResultStore;
+use jobline_s3::S3Bucket;
 use jobline_scheduler::{EventBridgeTimers, TimerTarget};
 use jobline_sqs::SqsJobQueue;
 use jobline_webhooks::SecretsManagerKeys;
@@ -66,11 +67,11 @@ impl Clients {
     }
 
     /// The store of large results, if `RESULTS_BUCKET` names a bucket.
-    pub fn results(&self, config: &Config) -> Option<S3ResultStore> {
+    pub fn results(&self, config: &Config) -> Option<S3Bucket> {
         config
             .results_bucket
             .as_ref()
-            .map(|bucket| S3ResultStore::from_sdk(&self.sdk, bucket))
+            .map(|bucket| S3Bucket::from_sdk(&self.sdk, bucket))
     }
 
     /// The webhook master keys, if `WEBHOOK_SECRET_ID` names their secret.
@@ -99,6 +100,13 @@ impl Clients {
             )),
             max_per_caller: schedules.max_per_caller,
         })
+    }
+
+    /// Each caller's counts, if `config` names a callers table
+    /// (`CALLERS_TABLE`).
+    pub fn caller_counts(&self, config: &Config) -> Option<DynamoCallerCounts> {
+        let table = config.callers.table_name.clone()?;
+        Some(DynamoCallerCounts::new(self.dynamodb.clone(), table))
     }
 
     /// The timers of `target`'s schedule group.

@@ -8,6 +8,7 @@
 //! assembles them once for `jobline-local serve`, the tests and the bench.
 
 pub mod clients;
+pub mod fair;
 pub mod firer;
 pub mod poller;
 pub mod provision;

@@ -67,6 +67,12 @@ enum Command {
         /// 0 serves the API alone, for a worker in another process.
         #[arg(long, default_value_t = 2)]
         pollers: usize,
+        /// Messages the pollers hold to hand out as SQS fair queues do, by
+        /// each job's caller (its message group); 0: in the order received.
+        /// The model acts only with 30 or more messages in flight
+        /// (3 pollers or more at the default batch size).
+        #[arg(long, default_value_t = 100)]
+        fair_window: usize,
         /// The worker function's timeout: each batch's deadline (default
         /// WORKER_TIMEOUT_SECS, else 60). At most the queue's visibility
         /// timeout, as Lambda requires of a mapping.
@@ -176,7 +182,12 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
         Command::Provision { name } => {
             provision::create_table(&clients.dynamodb, &name).await?;
             let bucket = provision::bucket_name(&name);
-            provision::create_bucket(&clients.s3, &bucket).await?;
+            provision::create_bucket(
+                &clients.s3,
+                &bucket,
+                jobline_core::config::DEFAULT_RETENTION_DAYS,
+            )
+            .await?;
             let queues =
                 provision::create_queues(&clients.sqs, &name, QueueSettings::TEMPLATE).await?;
             println!("export JOBS_TABLE={name}");
@@ -201,6 +212,9 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             let group = provision::schedule_group_name(&name);
             provision::create_schedule_group(&clients.scheduler, &group).await?;
             println!("export SCHEDULES_TABLE={schedules}");
+            let callers = provision::callers_table_name(&name);
+            provision::create_callers_table(&clients.dynamodb, &callers).await?;
+            println!("export CALLERS_TABLE={callers}");
             println!("export SCHEDULE_GROUP={group}");
             // Locally the firer calls the fire function's library itself; the
             // emulator stores these as the timers' target, as deployed.
@@ -223,6 +237,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
             batch_size,
             batching_window_secs,
             pollers,
+            fair_window,
             function_timeout_secs,
             sweep_interval_secs,
             allow_local_callbacks,
@@ -260,6 +275,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 batching_window: Duration::from_secs(batching_window_secs),
                 visibility_secs,
                 function_timeout: Duration::from_secs(u64::from(function_timeout_secs)),
+                fair_window,
                 ..defaults
             };
             // Each part's calls bounded as its function's are deployed.
@@ -276,11 +292,16 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 Arc::new(worker.store(&config)),
                 Arc::new(worker.queue(&config)),
             );
-            if let Some(results) = clients.results(&config) {
-                stack = stack.results(Arc::new(results));
+            if let Some(bucket) = clients.results(&config) {
+                let bucket = Arc::new(bucket);
+                stack = stack.results(bucket.clone()).files(bucket);
             }
             if let Some(webhooks) = webhooks(&clients, &config, webhook_ca.as_deref()).await? {
                 stack = stack.webhooks(webhooks);
+                // Counted down by the notifier's relay, which only runs with it.
+                if let Some(counts) = api.caller_counts(&config) {
+                    stack = stack.caller_counts(Arc::new(counts));
+                }
             }
             if let Some(schedules) = api.schedules(&config) {
                 stack = stack.schedules(schedules);

@@ -13,8 +13,9 @@
 //! deleted before it returns: cutting it would leave jobs `running` under a
 //! lease and their messages hidden for the visibility timeout.
 
+use crate::fair::FairShare;
 use crate::shutdown::Shutdown;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use jobline_core::limits::QueueSettings;
 use jobline_core::limits::WORKER_TIMEOUT_SECS;
 use jobline_core::queue::{Receive, ReceivedMessage};
@@ -43,6 +44,10 @@ pub struct PollerSettings {
     pub visibility_secs: i32,
     /// The function timeout: each invocation's deadline is this far away.
     pub function_timeout: Duration,
+    /// How many received messages the queue's pollers hold to hand out by
+    /// the fair-queue rules ([`crate::fair`]); 0: none, each batch is what
+    /// its receives returned.
+    pub fair_window: usize,
 }
 
 impl Default for PollerSettings {
@@ -57,6 +62,7 @@ impl Default for PollerSettings {
             visibility_secs: i32::try_from(QueueSettings::TEMPLATE.visibility_timeout_secs)
                 .unwrap_or(i32::MAX),
             function_timeout: Duration::from_secs(u64::from(WORKER_TIMEOUT_SECS)),
+            fair_window: 0,
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct Poller<C: Consumer = Worker> {
     settings: PollerSettings,
     queue_arn: String,
     clock: Clock,
+    /// The fair-queue window this poller shares with the queue's others.
+    fair: Option<Arc<FairShare>>,
 }
 
 impl<C: Consumer> Poller<C> {
@@ -117,7 +125,16 @@ impl<C: Consumer> Poller<C> {
             settings,
             queue_arn: queue_arn.into(),
             clock: Clock::system(),
+            fair: None,
         }
+    }
+
+    /// Takes its batches from `share`, the fair-queue window of the queue's
+    /// pollers ([`crate::fair`]).
+    #[must_use]
+    pub fn with_fair_share(mut self, share: Arc<FairShare>) -> Self {
+        self.fair = Some(share);
+        self
     }
 
     /// Sets each invocation's deadline by `clock` (the stack's), as Lambda
@@ -155,12 +172,27 @@ impl<C: Consumer> Poller<C> {
                 }
             }
         }
+        // Messages held in the fair window go back to the queue at once.
+        if let Some(share) = &self.fair {
+            for message in share.drain() {
+                if let Err(error) = self
+                    .queue
+                    .change_visibility(&message.receipt_handle, 0)
+                    .await
+                {
+                    tracing::warn!(%error, "could not give back a held message; it returns after its visibility");
+                }
+            }
+        }
     }
 
     /// One poll; `stop` cuts only the gathering, never the batch's
     /// processing and deletion.
     async fn poll(&self, stop: &mut Shutdown) -> Result<PollOutcome, jobline_core::QueueError> {
-        let messages = self.gather(stop).await?;
+        let messages = match &self.fair {
+            Some(share) => self.gather_fair(share, stop).await?,
+            None => self.gather(stop).await?,
+        };
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
@@ -170,6 +202,9 @@ impl<C: Consumer> Poller<C> {
             i64::try_from(self.settings.function_timeout.as_millis()).unwrap_or(i64::MAX),
         );
         let response = self.consumer.consume(event, deadline_ms).await;
+        if let Some(share) = &self.fair {
+            share.done(&messages);
+        }
         let failed: HashSet<&str> = response
             .batch_item_failures
             .iter()
@@ -230,6 +265,41 @@ impl<C: Consumer> Poller<C> {
     }
 }
 
+impl<C: Consumer> Poller<C> {
+    /// One batch from the fair window: the window is topped up first (a
+    /// long poll only when it is empty, then as long as receives return
+    /// messages and it has room), then the batch is taken from it by the
+    /// fair-queue rules. A stop ends the topping up.
+    async fn gather_fair(
+        &self,
+        share: &FairShare,
+        stop: &mut Shutdown,
+    ) -> Result<Vec<ReceivedMessage>, jobline_core::QueueError> {
+        while share.room() > 0 {
+            let wait_secs = if share.waiting() == 0 {
+                self.settings.wait_secs
+            } else {
+                0
+            };
+            let receive = self.queue.receive(Receive {
+                max_messages: i32::try_from(share.room().min(SQS_MAX_BATCH)).unwrap_or(10),
+                wait_secs,
+                visibility_secs: self.settings.visibility_secs,
+            });
+            let received = tokio::select! {
+                biased;
+                () = stop.requested() => break,
+                received = receive => received?,
+            };
+            if received.is_empty() {
+                break;
+            }
+            share.arrive(received, std::time::Instant::now());
+        }
+        Ok(share.take(self.settings.batch_size, std::time::Instant::now()))
+    }
+}
+
 /// The `SqsEvent` Lambda would build from `messages` of the queue `queue_arn`.
 /// SQS stamps its messages' times (`SentTimestamp`, the first receive) on
 /// the wall clock; a test's moved clock would take a message sent now for
@@ -264,6 +334,16 @@ pub fn sqs_event(messages: &[ReceivedMessage], queue_arn: &str) -> SqsEvent {
             record.body = Some(m.body.clone());
             record.md5_of_body = Some(m.md5_of_body.clone());
             record.attributes = m.attributes.clone();
+            record.message_attributes = m
+                .message_attributes
+                .iter()
+                .map(|(name, value)| {
+                    let mut attribute = SqsMessageAttribute::default();
+                    attribute.string_value = Some(value.clone());
+                    attribute.data_type = Some("String".to_owned());
+                    (name.clone(), attribute)
+                })
+                .collect();
             record.event_source = Some("aws:sqs".to_owned());
             record.event_source_arn = Some(queue_arn.to_owned());
             record.aws_region = region.clone();
@@ -289,6 +369,10 @@ mod tests {
                 ("SentTimestamp".to_owned(), "1000".to_owned()),
                 ("ApproximateReceiveCount".to_owned(), "2".to_owned()),
             ]),
+            message_attributes: HashMap::from([(
+                "traceparent".to_owned(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            )]),
         };
         let mut event = sqs_event(std::slice::from_ref(&message), "arn:aws:sqs:eu-west-1:1:q");
         on_clock(&mut event, &Clock::system());
@@ -298,5 +382,11 @@ mod tests {
         on_clock(&mut event, &clock);
         assert_eq!(event.records[0].attributes["SentTimestamp"], "7201000");
         assert_eq!(event.records[0].attributes["ApproximateReceiveCount"], "2");
+        let traceparent = &event.records[0].message_attributes["traceparent"];
+        assert_eq!(traceparent.data_type.as_deref(), Some("String"));
+        assert_eq!(
+            traceparent.string_value.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
     }
 }

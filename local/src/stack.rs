@@ -11,6 +11,7 @@
 //! processed and their messages deleted, open HTTP requests get a bounded
 //! drain, and every request already in the API runs to its end.
 
+use crate::fair::FairShare;
 use crate::firer::{Firer, LocalTimers};
 use crate::poller::{Poller, PollerSettings, SQS_MAX_BATCH};
 use crate::relay::StreamRelay;
@@ -18,6 +19,8 @@ use crate::server::{self, HttpSettings};
 use crate::shutdown;
 use crate::stream::StreamReader;
 use jobline_api::Api;
+use jobline_core::caller::CallerCounts;
+use jobline_core::files::{JobFiles, UploadFiles};
 use jobline_core::limits::NOTIFIER_TIMEOUT_SECS;
 use jobline_core::limits::QueueSettings;
 use jobline_core::results::ResultStore;
@@ -48,6 +51,9 @@ pub struct Stack {
     http: HttpSettings,
     notifier: Option<NotifierParts>,
     firer: Option<Firer>,
+    /// The fair-queue window of the worker's pollers
+    /// ([`PollerSettings::fair_window`]), when it has one.
+    fair: Option<Arc<FairShare>>,
     clock: Clock,
 }
 
@@ -94,6 +100,8 @@ pub fn notifier_poller_settings() -> PollerSettings {
         visibility_secs: i32::try_from(QueueSettings::NOTIFY.visibility_timeout_secs)
             .unwrap_or(i32::MAX),
         function_timeout: Duration::from_secs(u64::from(NOTIFIER_TIMEOUT_SECS)),
+        // Webhook deliveries carry no caller group.
+        fair_window: 0,
     }
 }
 
@@ -106,6 +114,7 @@ pub struct StackBuilder {
     /// API's (deployed, the two functions have their own clients and roles).
     worker_clients: Option<(Arc<dyn JobStore>, Arc<dyn JobQueue>)>,
     results: Option<Arc<dyn ResultStore>>,
+    files: Option<(Arc<dyn UploadFiles>, Arc<dyn JobFiles>)>,
     config: Config,
     job_types: JobTypes,
     worker: WorkerConfig,
@@ -116,6 +125,7 @@ pub struct StackBuilder {
     sweep_interval: Duration,
     webhooks: Option<Webhooks>,
     schedules: Option<Schedules>,
+    counts: Option<Arc<dyn CallerCounts>>,
     clock: Clock,
 }
 
@@ -137,6 +147,7 @@ impl Stack {
             queue,
             worker_clients: None,
             results: None,
+            files: None,
             worker: config.worker.clone(),
             config: config.clone(),
             // Locally, the demonstration types too: they are how Jobline is tried out.
@@ -148,6 +159,7 @@ impl Stack {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             webhooks: None,
             schedules: None,
+            counts: None,
             clock: Clock::system(),
         }
     }
@@ -179,15 +191,20 @@ impl Stack {
         self.notifier.as_ref().map(|parts| &parts.notifier)
     }
 
-    /// A poller feeding this stack's worker from its queue.
+    /// A poller feeding this stack's worker from its queue (sharing the
+    /// queue's fair-queue window with the others, when it has one).
     pub fn poller(&self) -> Poller {
-        Poller::new(
+        let poller = Poller::new(
             Arc::clone(&self.queue),
             Arc::clone(&self.worker),
             self.poller,
             self.queue_arn.clone(),
         )
-        .with_clock(self.clock.clone())
+        .with_clock(self.clock.clone());
+        match &self.fair {
+            Some(share) => poller.with_fair_share(Arc::clone(share)),
+            None => poller,
+        }
     }
 }
 
@@ -206,6 +223,13 @@ impl StackBuilder {
     }
 
     /// The worker's settings, instead of `config.worker`.
+    /// Where uploads are checked and kept (the API), and inputs read and
+    /// outputs written (the worker).
+    pub fn files<F: UploadFiles + JobFiles + 'static>(mut self, files: Arc<F>) -> Self {
+        self.files = Some((files.clone(), files));
+        self
+    }
+
     /// Where the API and the worker keep results over the job item's budget.
     pub fn results(mut self, results: Arc<dyn ResultStore>) -> Self {
         self.results = Some(results);
@@ -263,6 +287,14 @@ impl StackBuilder {
         self
     }
 
+    /// Bounds each caller's unfinished jobs, counted in `counts`: the API
+    /// counts admissions up, the notifier's relay (which needs webhooks on:
+    /// it reads the table's stream) final states down.
+    pub fn caller_counts(mut self, counts: Arc<dyn CallerCounts>) -> Self {
+        self.counts = Some(counts);
+        self
+    }
+
     /// How often [`serve`] runs the sweeper (default
     /// [`DEFAULT_SWEEP_INTERVAL`]; at least a millisecond).
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
@@ -284,23 +316,35 @@ impl StackBuilder {
             api = api.with_webhook_keys(Arc::clone(&webhooks.keys));
             sweeper = sweeper.with_webhooks(Arc::clone(&webhooks.queue));
         }
-        let notifier = self.webhooks.map(|webhooks| NotifierParts {
-            notifier: Arc::new(
-                Notifier::new(
-                    webhooks.store,
-                    Arc::clone(&webhooks.queue),
-                    webhooks.keys,
-                    webhooks.deliverer,
-                    &self.config.webhooks,
-                )
-                .with_clock(self.clock.clone()),
-            ),
-            queue: webhooks.queue,
-            stream: webhooks.stream,
-            poller: webhooks.poller,
+        if let Some(counts) = &self.counts {
+            api = api.with_caller_counts(Arc::clone(counts));
+        }
+        let counts = self.counts;
+        let notifier = self.webhooks.map(|webhooks| {
+            let mut notifier = Notifier::new(
+                webhooks.store,
+                Arc::clone(&webhooks.queue),
+                webhooks.keys,
+                webhooks.deliverer,
+                &self.config.webhooks,
+            )
+            .with_clock(self.clock.clone());
+            if let Some(counts) = counts {
+                notifier = notifier.with_counts(counts);
+            }
+            NotifierParts {
+                notifier: Arc::new(notifier),
+                queue: webhooks.queue,
+                stream: webhooks.stream,
+                poller: webhooks.poller,
+            }
         });
         let mut worker = Worker::new(store, Arc::clone(&queue), self.job_types, self.worker)
             .with_clock(self.clock.clone());
+        if let Some((uploads, files)) = self.files {
+            api = api.with_files(uploads);
+            worker = worker.with_files(files);
+        }
         if let Some(results) = self.results {
             api = api.with_results(Arc::clone(&results));
             worker = worker.with_results(results);
@@ -323,6 +367,8 @@ impl StackBuilder {
             sweep_interval: self.sweep_interval,
             queue,
             poller: self.poller,
+            fair: (self.poller.fair_window > 0)
+                .then(|| Arc::new(FairShare::new(self.poller.fair_window))),
             queue_arn: self.queue_arn,
             pollers: self.pollers,
             http: self.http,
@@ -374,6 +420,26 @@ async fn sweep_every(
     }
 }
 
+/// How often [`serve`] exports the spans ended meanwhile, when an OTLP
+/// exporter is installed (`jobline_core::spans`): a long-running process
+/// has no invocation to flush at the end of, as a Lambda function has.
+pub const SPAN_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Exports the ended spans every `interval` until `stop`, if an exporter
+/// is installed; returns at once if none is.
+async fn flush_spans_every(interval: Duration, mut stop: shutdown::Shutdown) {
+    if !jobline_core::spans::exporting() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = stop.requested() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        jobline_core::spans::flush().await;
+    }
+}
+
 /// Serves `stack`'s API on `listener` and runs its pollers until `shutdown`
 /// completes, then stops as the module says and returns once all is done.
 pub async fn serve(
@@ -410,6 +476,7 @@ pub async fn serve(
         stack.sweep_interval,
         stop.clone(),
     ));
+    let spans = tokio::spawn(flush_spans_every(SPAN_FLUSH_INTERVAL, stop.clone()));
     let server = tokio::spawn(server::run(
         listener,
         Arc::clone(&stack.api),
@@ -438,6 +505,9 @@ pub async fn serve(
             result = result.and(Err(ServeError::Notifier(error)));
         }
     }
+    // The last spans, once every part has stopped.
+    let _ = spans.await;
+    jobline_core::spans::flush().await;
     tracing::info!("stopped");
     result
 }

@@ -186,3 +186,38 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
     exchange(addr, request.as_bytes()).await
 }
+
+/// `PUT url` (a presigned upload link on the emulator, plain HTTP) with
+/// `headers` (those the link signs) and `body`: the status and the body's
+/// text.
+pub async fn put(url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http link");
+    let authority = &rest[..rest.find('/').expect("a path")];
+    let stream = TcpStream::connect(authority).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method("PUT")
+        .uri(url)
+        .header("host", authority);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .expect("a request");
+    let response = tokio::time::timeout(Duration::from_secs(120), sender.send_request(request))
+        .await
+        .expect("an answer within two minutes")
+        .expect("the PUT");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the answer's body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}

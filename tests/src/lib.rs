@@ -11,6 +11,7 @@ pub mod template;
 
 pub mod faults;
 pub mod http;
+pub mod identity;
 pub mod process;
 
 pub mod browser;
@@ -111,9 +112,13 @@ impl TestEnv {
             .await
             .expect("create queues on moto");
         let bucket = provision::bucket_name(&name);
-        provision::create_bucket(&clients.s3, &bucket)
-            .await
-            .expect("create the results bucket on moto");
+        provision::create_bucket(
+            &clients.s3,
+            &bucket,
+            jobline_core::config::DEFAULT_RETENTION_DAYS,
+        )
+        .await
+        .expect("create the results bucket on moto");
         let mut config = Config::for_resources(&name, &queues.queue_url, &queues.dlq_url)
             .expect("a configuration of the test's resources");
         config.results_bucket = Some(bucket);
@@ -223,7 +228,7 @@ impl TestEnv {
         let job = JobRecord::new_queued(JobId::random(), owner, &request, now, 1);
         self.store().create(&job).await.expect("write the job");
         self.queue()
-            .send(&JobMessage { job_id: job.id })
+            .send(&JobMessage::new(job.id))
             .await
             .expect("send its message");
         job.id
@@ -324,16 +329,53 @@ pub mod stack {
     use std::time::Duration;
 
     impl TestEnv {
+        /// The webhook parts of the stack, as `jobline-local serve` builds
+        /// them: the notifier's queue `notify`, the master key in `secret`
+        /// (read on `clock`), the table's stream, and 1 s long polls.
+        pub async fn webhook_parts(
+            &self,
+            notify: &jobline_local::provision::Queues,
+            secret: &str,
+            clock: &Clock,
+        ) -> jobline_local::stack::Webhooks {
+            let stream = jobline_local::stream::StreamReader::for_table(
+                &self.clients.dynamodb,
+                self.clients.streams.clone(),
+                &self.table,
+            )
+            .await
+            .expect("the table's stream");
+            jobline_local::stack::Webhooks {
+                store: Arc::new(self.store()),
+                keys: Arc::new(
+                    jobline_webhooks::SecretsManagerKeys::new(self.clients.secrets.clone(), secret)
+                        .with_clock(clock.clone()),
+                ),
+                queue: Arc::new(jobline_sqs::SqsJobQueue::new(
+                    self.clients.sqs.clone(),
+                    &notify.queue_url,
+                )),
+                stream,
+                deliverer: jobline_webhooks::Deliverer::new().with_timeout(Duration::from_secs(5)),
+                poller: PollerSettings {
+                    wait_secs: 1,
+                    ..jobline_local::stack::notifier_poller_settings()
+                },
+            }
+        }
+
         /// The stack on this test's table and queue: `job_types`, retries
         /// that come back after 1 to 2 seconds, pollers that gather up to
         /// 10 messages with 1 s long polls.
         pub fn stack(&self, job_types: JobTypes) -> StackBuilder {
-            let results = self
-                .clients
-                .results(&self.config)
-                .expect("the test's results bucket");
+            let bucket = Arc::new(
+                self.clients
+                    .results(&self.config)
+                    .expect("the test's results bucket"),
+            );
             Stack::builder(Arc::new(self.store()), Arc::new(self.queue()), &self.config)
-                .results(Arc::new(results))
+                .results(bucket.clone())
+                .files(bucket)
                 .job_types(job_types)
                 .worker_config(WorkerConfig {
                     retry_base_delay_secs: 2,
@@ -346,15 +388,18 @@ pub mod stack {
 
         /// [`stack`](Self::stack) on `clock` (a [`Clock::movable`], which a
         /// test moves by hours and days): the API, worker, notifier, pollers
-        /// and sweeper read it, and result links are presigned at its time.
+        /// and sweeper read it, and result links and uploads are presigned
+        /// at its time.
         pub fn stack_on(&self, job_types: JobTypes, clock: &Clock) -> StackBuilder {
-            let results = self
-                .clients
-                .results(&self.config)
-                .expect("the test's results bucket")
-                .with_clock(clock.clone());
+            let bucket = Arc::new(
+                self.clients
+                    .results(&self.config)
+                    .expect("the test's results bucket")
+                    .with_clock(clock.clone()),
+            );
             self.stack(job_types)
-                .results(Arc::new(results))
+                .results(bucket.clone())
+                .files(bucket)
                 .clock(clock.clone())
         }
 

@@ -165,7 +165,27 @@ impl Template {
     ) -> HashMap<String, String> {
         self.function_environment(function)
             .into_iter()
-            .map(|(name, value)| {
+            .filter_map(|(name, value)| {
+                // `!If [condition, value, !Ref AWS::NoValue]`: the value, or
+                // no variable at all.
+                let value = match value["Fn::If"].as_array() {
+                    Some(branches) => {
+                        let [condition, then, otherwise] = branches.as_slice() else {
+                            panic!("{function} {name}: Fn::If [condition, then, else]: {value}");
+                        };
+                        let condition = condition.as_str().expect("a condition's name");
+                        let chosen = if self.condition(condition, parameters) {
+                            then
+                        } else {
+                            otherwise
+                        };
+                        if chosen["Ref"] == "AWS::NoValue" {
+                            return None;
+                        }
+                        chosen.clone()
+                    }
+                    None => value,
+                };
                 let resolved = match (&value, value["Ref"].as_str()) {
                     (Value::String(literal), _) => literal.clone(),
                     (_, Some(parameter)) if parameters.contains_key(parameter) => {
@@ -184,9 +204,35 @@ impl Template {
                     }
                     _ => panic!("{function} {name}: unexpected value {value}"),
                 };
-                (name, resolved)
+                Some((name, resolved))
             })
             .collect()
+    }
+
+    /// Whether condition `name` of `Conditions` holds with `parameters`
+    /// (their defaults for the others): `Fn::Equals` of resolvable values,
+    /// `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`.
+    pub fn condition(&self, name: &str, parameters: &HashMap<&str, &str>) -> bool {
+        let condition = &self.0["Conditions"][name];
+        assert!(!condition.is_null(), "no condition {name}");
+        self.holds(condition, parameters)
+    }
+
+    fn holds(&self, condition: &Value, parameters: &HashMap<&str, &str>) -> bool {
+        let operands = |function: &str| condition[function].as_array();
+        if let Some([left, right]) = operands("Fn::Equals").map(Vec::as_slice) {
+            self.resolve(left, parameters) == self.resolve(right, parameters)
+        } else if let Some([inner]) = operands("Fn::Not").map(Vec::as_slice) {
+            !self.holds(inner, parameters)
+        } else if let Some(all) = operands("Fn::And") {
+            all.iter().all(|c| self.holds(c, parameters))
+        } else if let Some(any) = operands("Fn::Or") {
+            any.iter().any(|c| self.holds(c, parameters))
+        } else if let Some(other) = condition["Condition"].as_str() {
+            self.condition(other, parameters)
+        } else {
+            panic!("cannot evaluate condition {condition}")
+        }
     }
 }
 

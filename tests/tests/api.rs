@@ -3,10 +3,7 @@
 //! backlog bound and 404s behave, the status shows discarded jobs, and 5xx
 //! bodies keep AWS detail to the logs.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
-    ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
-};
+use aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
 use http::StatusCode;
 use jobline_api::{ANONYMOUS_OWNER, Api, MAX_BODY_BYTES};
 use jobline_core::store::DiscardOutcome;
@@ -16,7 +13,7 @@ use jobline_core::{
 };
 use jobline_testkit::testing::now_ms;
 use jobline_tests::TestEnv;
-use lambda_http::request::RequestContext;
+use jobline_tests::identity::{as_iam, as_user, authorized};
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -46,34 +43,6 @@ fn get(path: &str) -> Request {
         .uri(path)
         .body(Body::Empty)
         .expect("request")
-}
-
-/// `request` as API Gateway passes it on after `authorizer` let it through.
-fn authorized(mut request: Request, authorizer: ApiGatewayRequestAuthorizer) -> Request {
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.authorizer = Some(authorizer);
-    request
-        .extensions_mut()
-        .insert(RequestContext::ApiGatewayV2(context));
-    request
-}
-
-/// `request` as sent by the JWT user `sub`.
-fn as_user(request: Request, sub: &str) -> Request {
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims.insert("sub".into(), sub.into());
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    authorized(request, authorizer)
-}
-
-/// `request` as signed (SigV4) by the IAM caller `user_arn`.
-fn as_iam(request: Request, user_arn: &str) -> Request {
-    let mut iam = ApiGatewayRequestAuthorizerIamDescription::default();
-    iam.user_arn = Some(user_arn.into());
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.iam = Some(iam);
-    authorized(request, authorizer)
 }
 
 async fn call(api: &Api, request: Request) -> (StatusCode, http::HeaderMap, Value) {
@@ -116,7 +85,7 @@ async fn submit_writes_the_job_sends_its_id_and_answers_202() {
     assert_eq!(job.owner, ANONYMOUS_OWNER);
     assert_eq!(
         jobline_tests::queued_messages(&env.queue()).await,
-        [JobMessage { job_id: id }]
+        [JobMessage::new(id)]
     );
 
     let (status, headers, view) = call(&api, get(&format!("/jobs/{id}"))).await;
@@ -222,7 +191,7 @@ async fn bad_input_gets_a_json_error_that_names_the_problem() {
             submit(r#"{"type":"teleport"}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
-            "known types: always-fail, csv-stats, fail-times, prime-count, primes, sleep",
+            "known types: always-fail, csv-stats, fail-times, ping, prime-count, primes, sleep, thumbnail",
         ),
         (
             submit(r#"{"payload":{}}"#),
@@ -506,9 +475,7 @@ async fn a_full_backlog_refuses_new_jobs_but_replays_still_get_their_202() {
     assert_eq!(accepted, StatusCode::ACCEPTED);
     for _ in 0..2 {
         env.queue()
-            .send(&JobMessage {
-                job_id: JobId::random(),
-            })
+            .send(&JobMessage::new(JobId::random()))
             .await
             .unwrap();
     }
@@ -577,7 +544,7 @@ async fn a_failed_send_marks_the_job_and_answers_503() {
     );
     assert_eq!(
         jobline_tests::queued_messages(&env.queue()).await,
-        [JobMessage { job_id: id }]
+        [JobMessage::new(id)]
     );
     env.cleanup().await;
 }

@@ -59,6 +59,7 @@ fn start_console_on(
                 history: Arc::new(CloudWatchHistory::new(&sdk)),
                 guard: thread_guard,
                 emulated: true,
+                bucket: None,
                 clock: jobline_core::Clock::system(),
             };
             let scheduling = Scheduling::from_sdk(&sdk, &config);

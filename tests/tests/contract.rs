@@ -84,3 +84,42 @@ async fn a_long_poll_outlasts_the_clients_operation_timeout() {
     assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
     env.cleanup().await;
 }
+
+/// The bucket's uploads and outputs on S3 (moto), as the fake passes them
+/// in `jobline-testkit`: an upload arrives through its presigned `PUT`,
+/// sent with exactly the headers the link signs.
+mod bucket {
+    use jobline_core::files::{Declared, UPLOAD_URL_TTL, UploadFiles};
+    use jobline_testkit::contract::files;
+    use jobline_tests::TestEnv;
+    use std::sync::Arc;
+
+    fn bucket(env: &TestEnv) -> Arc<jobline_s3::S3Bucket> {
+        Arc::new(env.clients.results(&env.config).expect("the test's bucket"))
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_read_as_declared_and_from_any_byte() {
+        jobline_tests::require_emulator!();
+        let env = TestEnv::new().await;
+        let s3 = bucket(&env);
+        let put = async |key: &str, declared: &Declared, body: Vec<u8>| {
+            let link = s3
+                .presign_upload(key, declared, UPLOAD_URL_TTL)
+                .await
+                .unwrap();
+            let (status, text) = jobline_tests::http::put(&link.url, &link.headers, body).await;
+            assert_eq!(status, 200, "{text}");
+        };
+        files::an_upload_is_read_as_declared_and_from_any_byte(s3.clone(), "alice", put).await;
+        env.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn outputs_are_written_in_parts_and_only_when_finished() {
+        jobline_tests::require_emulator!();
+        let env = TestEnv::new().await;
+        files::outputs_are_written_in_parts_and_only_when_finished(bucket(&env)).await;
+        env.cleanup().await;
+    }
+}

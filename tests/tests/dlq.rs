@@ -62,7 +62,7 @@ impl Dlq {
             dead_lettered: true,
         };
         self.store.finish(job.id, 1, "t", &dead, now).await.unwrap();
-        self.dlq.send(&JobMessage { job_id: job.id }).await.unwrap();
+        self.dlq.send(&JobMessage::new(job.id)).await.unwrap();
         job.id
     }
 
@@ -330,7 +330,7 @@ async fn replay_moves_dead_jobs_to_the_main_queue_and_replaying_twice_is_safe() 
 
     // A replay cut off before its delete leaves the dead message behind:
     // replaying it again sends a duplicate and requeues nothing twice.
-    t.dlq.send(&JobMessage { job_id: a }).await.unwrap();
+    t.dlq.send(&JobMessage::new(a)).await.unwrap();
     let report = t
         .tools()
         .replay(&Selection::default(), false)
@@ -377,7 +377,7 @@ async fn replay_leaves_malformed_and_finished_jobs_in_the_dlq() {
 
     let left = drain(&t.dlq).await;
     let bodies: BTreeSet<String> = left.into_iter().map(|m| m.body).collect();
-    let finished_body = JobMessage { job_id: finished }.encode();
+    let finished_body = JobMessage::new(finished).encode();
     assert_eq!(
         bodies,
         BTreeSet::from(["{\"jobId\": 42}".to_owned(), finished_body])
@@ -473,7 +473,7 @@ async fn discard_ends_the_jobs_and_empties_the_dlq_and_a_second_discard_is_harml
 
     // A discard cut off before its delete leaves the dead message behind:
     // the next discard deletes it and leaves the job as it is.
-    t.dlq.send(&JobMessage { job_id: a }).await.unwrap();
+    t.dlq.send(&JobMessage::new(a)).await.unwrap();
     let (exit, out) = t.jobline(discard(Selection::default(), false)).await;
     assert_eq!(exit, Exit::Success);
     assert!(

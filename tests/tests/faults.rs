@@ -103,10 +103,7 @@ async fn a_worker_whose_claim_answer_was_lost_runs_the_job_once() {
     );
     let job = testing::job("primes").payload(json!({"upTo": 10})).build();
     env.store().create(&job).await.unwrap();
-    env.queue()
-        .send(&JobMessage { job_id: job.id })
-        .await
-        .unwrap();
+    env.queue().send(&JobMessage::new(job.id)).await.unwrap();
     let messages = env
         .queue()
         .receive(Receive {

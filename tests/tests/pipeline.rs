@@ -71,7 +71,7 @@ async fn a_duplicate_delivery_runs_the_job_once() {
     let id = submit(&api, json!({"type": "flaky", "payload": {"n": 1}})).await;
     poll_until_received(&poller, 5).await;
     // SQS delivers at least once: the same job id arrives again.
-    env.queue().send(&JobMessage { job_id: id }).await.unwrap();
+    env.queue().send(&JobMessage::new(id)).await.unwrap();
     let duplicate = poll_until_received(&poller, 5).await;
     assert!(duplicate.failed.is_empty(), "a duplicate is acknowledged");
     assert_eq!(flaky.runs.load(Ordering::SeqCst), 1, "ran once");
@@ -91,7 +91,7 @@ async fn a_duplicate_costs_one_failed_write_and_is_counted() {
     let record = |message_id: &str| {
         let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
         record.message_id = Some(message_id.into());
-        record.body = Some(JobMessage { job_id: id }.encode());
+        record.body = Some(JobMessage::new(id).encode());
         record
     };
     let deadline = now_ms() + 30_000;

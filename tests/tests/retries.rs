@@ -191,7 +191,7 @@ async fn a_dlq_redrive_runs_the_dead_lettered_job_again_and_a_stray_copy_does_no
     // moto has no StartMessageMoveTask ("start DLQ redrive"): its effect is
     // a new message with the same body, sent after the job was dead-lettered.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    env.queue().send(&JobMessage { job_id: id }).await.unwrap();
+    env.queue().send(&JobMessage::new(id)).await.unwrap();
     let (job, outcomes) = poll_until(&env, &poller, id, 10, |j| j.state.is_finished()).await;
     assert!(outcomes.iter().all(|o| o.failed.is_empty()), "{outcomes:?}");
     assert_eq!(job.state, JobState::Succeeded);

@@ -221,7 +221,7 @@ async fn lambda_clients_reach_the_configured_endpoint() {
     let job = queued_job();
     lambda.store(&env.config).create(&job).await.unwrap();
     assert_eq!(env.store().get(job.id).await.unwrap(), Some(job.clone()));
-    let message = JobMessage { job_id: job.id };
+    let message = JobMessage::new(job.id);
     lambda.queue(&env.config).send(&message).await.unwrap();
     let received = env
         .queue()

@@ -64,7 +64,7 @@ async fn a_job_whose_every_delivery_dies_is_failed_within_its_bound_and_stays_in
     let queue = env.queue();
     let queued = job("primes").build();
     store.create(&queued).await.unwrap();
-    queue.send(&JobMessage { job_id: queued.id }).await.unwrap();
+    queue.send(&JobMessage::new(queued.id)).await.unwrap();
 
     // Each delivery claims the job with a short lease, then "kills the
     // worker": nothing completes it or touches the message.

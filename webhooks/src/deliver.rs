@@ -34,6 +34,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use jobline_core::trace_context::{self, TraceContext};
+
 use super::signing::WebhookHeaders;
 use super::target::{CallbackError, CallbackUrl, Host, Scheme};
 
@@ -203,8 +205,21 @@ impl Deliverer {
         headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<Delivered, DeliveryError> {
+        self.deliver_traced(url, headers, body, None).await
+    }
+
+    /// [`deliver`](Self::deliver), with a W3C `traceparent` header of
+    /// `trace` (the delivery's span in the job's trace) when there is one,
+    /// so a receiver that traces continues the job's trace.
+    pub async fn deliver_traced(
+        &self,
+        url: &CallbackUrl,
+        headers: &WebhookHeaders,
+        body: &[u8],
+        trace: Option<&TraceContext>,
+    ) -> Result<Delivered, DeliveryError> {
         let deadline = Instant::now() + self.timeout;
-        let request = build_request(url, headers, body)?;
+        let request = build_request(url, headers, body, trace)?;
         let addr = self.in_time(deadline, "resolve", url.resolve()).await??;
         let tcp = self
             .in_time(deadline, "connect", TcpStream::connect(addr))
@@ -306,8 +321,13 @@ fn build_request(
     url: &CallbackUrl,
     headers: &WebhookHeaders,
     body: &[u8],
+    trace: Option<&TraceContext>,
 ) -> Result<Request<Full<Bytes>>, DeliveryError> {
-    Request::builder()
+    let mut request = Request::builder();
+    if let Some(trace) = trace {
+        request = request.header(trace_context::HEADER, trace.to_string());
+    }
+    request
         .method(Method::POST)
         .uri(url.path_and_query())
         .header(HOST, url.host_header())
@@ -564,6 +584,27 @@ mod tests {
             sign(&secret(), "msg_1", 1_700_000_000, &request.body)
         );
         assert!(header("user-agent").starts_with("Jobline-Webhooks/"));
+        assert!(
+            !request.headers.contains_key("traceparent"),
+            "no trace, no header"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_traced_delivery_sends_its_traceparent() {
+        let pki = test_pki();
+        let receiver = receiver(Some(pki.server), |_| Answer::Status(200)).await;
+        let deliverer = Deliverer::with_extra_roots_pem(pki.ca_pem.as_bytes()).unwrap();
+        let trace = TraceContext::new_root();
+        deliverer
+            .deliver_traced(&url(&receiver, "/"), &headers("msg_2"), BODY, Some(&trace))
+            .await
+            .unwrap();
+        let requests = receiver.requests.lock().unwrap();
+        assert_eq!(
+            requests[0].headers["traceparent"].to_str().unwrap(),
+            trace.to_string()
+        );
     }
 
     #[tokio::test]

@@ -7,10 +7,14 @@
 //! - [`migrate`]: brings a table an earlier release wrote to the current
 //!   layout (`jobline migrate`);
 //! - [`outbox`]: the table's stream records, which say which changes call
-//!   for a webhook (the stream is the outbox of final states);
+//!   for a webhook or change a caller's count (the stream is the outbox of
+//!   final states);
 //! - [`schedules`]: the schedules table's adapter
-//!   ([`DynamoScheduleStore`](schedules::DynamoScheduleStore)) and its codec.
+//!   ([`DynamoScheduleStore`](schedules::DynamoScheduleStore)) and its codec;
+//! - [`callers`]: each caller's unfinished jobs, counted in the callers
+//!   table ([`DynamoCallerCounts`](callers::DynamoCallerCounts)).
 
+pub mod callers;
 mod fields;
 pub mod item;
 pub mod migrate;
@@ -58,6 +62,13 @@ impl schedules::DynamoScheduleStore {
 
     /// The schedules on `table`, over `jobs`' own client (a function that
     /// reaches both tables builds one DynamoDB client, not two).
+    pub fn beside(jobs: &DynamoJobStore, table: impl Into<String>) -> Self {
+        Self::new(jobs.client().clone(), table)
+    }
+}
+
+impl callers::DynamoCallerCounts {
+    /// The counts on `table` (`CALLERS_TABLE`), over `jobs`' own client.
     pub fn beside(jobs: &DynamoJobStore, table: impl Into<String>) -> Self {
         Self::new(jobs.client().clone(), table)
     }

@@ -7,7 +7,8 @@
 //! (`NEW_AND_OLD_IMAGES`), so no caller has to remember a second write that
 //! could fail alone. [`announced`] says whether a stream record is such a
 //! change for a job with a callback URL; the notifier turns each into a
-//! message of its own queue.
+//! message of its own queue. [`counted`] says how a record changes its
+//! caller's count of unfinished jobs; the notifier writes that too.
 //!
 //! Deployed, Lambda reads the stream and invokes the notifier with its
 //! records (a `FilterCriteria` drops most others before they cost an
@@ -48,6 +49,46 @@ pub fn announced(record: &Value) -> Option<JobId> {
         return None;
     }
     new[KEY_ATTRIBUTE]["S"].as_str()?.parse().ok()
+}
+
+/// How stream record `record` changes its caller's count of unfinished
+/// jobs ([`CallerCounts`](jobline_core::caller::CallerCounts)), and whose
+/// count it is: -1 when a job enters a final state (whatever path made it,
+/// a failed submission's included: its admission was counted) or an
+/// unfinished job's item is removed; +1 when a final job is replayed. A
+/// write that keeps a job final, or unfinished, changes nothing.
+pub fn counted(record: &Value) -> Option<(String, i64)> {
+    let images = &record["dynamodb"];
+    let state = |image: &Value| {
+        image[STATE_ATTRIBUTE]["S"]
+            .as_str()
+            .and_then(|state| state.parse::<JobState>().ok())
+    };
+    let (old, new) = (state(&images["OldImage"]), state(&images["NewImage"]));
+    let delta = match (record["eventName"].as_str()?, old, new) {
+        ("INSERT" | "MODIFY", None, Some(new)) if new.is_finished() => -1,
+        ("INSERT" | "MODIFY", Some(old), Some(new)) if !old.is_finished() && new.is_finished() => {
+            -1
+        }
+        // A replay. Not a failed submission written again by its client's
+        // retry: that new admission was counted by the API.
+        ("MODIFY", Some(old), Some(new))
+            if old.is_finished()
+                && !new.is_finished()
+                && images["OldImage"][ENQUEUE_FAILED_ATTRIBUTE]["BOOL"] != Value::Bool(true) =>
+        {
+            1
+        }
+        ("REMOVE", Some(old), _) if !old.is_finished() => -1,
+        _ => return None,
+    };
+    let image = if delta < 0 && new.is_none() {
+        &images["OldImage"]
+    } else {
+        &images["NewImage"]
+    };
+    let owner = image[crate::item::OWNER_ATTRIBUTE]["S"].as_str()?;
+    Some((owner.to_owned(), delta))
 }
 
 #[cfg(test)]
@@ -106,5 +147,56 @@ mod tests {
         assert_eq!(announced(&refused), None, "its client got an error");
         let removed = record("REMOVE", Some("succeeded"), "succeeded", hook);
         assert_eq!(announced(&removed), None);
+    }
+
+    #[test]
+    fn final_states_count_a_caller_down_and_replays_up() {
+        let owner = json!({"owner": {"S": "alice"}});
+        let counted_as = |event: &str, old: Option<&str>, new: &str| {
+            counted(&record(event, old, new, owner.clone()))
+        };
+        let down = Some(("alice".to_owned(), -1));
+        for (old, new) in [
+            ("running", "succeeded"),
+            ("queued", "cancelled"),
+            ("scheduled", "failed"),
+        ] {
+            assert_eq!(counted_as("MODIFY", Some(old), new), down, "{old} -> {new}");
+        }
+        assert_eq!(
+            counted_as("MODIFY", Some("failed"), "queued"),
+            Some(("alice".to_owned(), 1))
+        );
+        for (old, new) in [
+            ("queued", "running"),
+            ("failed", "failed"),
+            ("running", "queued"),
+        ] {
+            assert_eq!(counted_as("MODIFY", Some(old), new), None, "{old} -> {new}");
+        }
+        assert_eq!(
+            counted_as("INSERT", None, "queued"),
+            None,
+            "the API counted its admission"
+        );
+        let mut removed = record("REMOVE", Some("running"), "running", owner.clone());
+        removed["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        assert_eq!(counted(&removed), down);
+        let mut expired = record("REMOVE", Some("succeeded"), "succeeded", owner.clone());
+        expired["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        assert_eq!(counted(&expired), None);
+        let retried = record(
+            "MODIFY",
+            Some("failed"),
+            "queued",
+            json!({"owner": {"S": "alice"}, "enqueueFailed": {"BOOL": true}}),
+        );
+        assert_eq!(counted(&retried), None, "a failed submission written again");
     }
 }

@@ -1,5 +1,7 @@
-//! [`S3ResultStore`]: results in an S3 bucket (private, encrypted, expired
-//! by a lifecycle rule matching the jobs' retention: see `template.yaml`).
+//! [`S3Bucket`]: the results bucket (private, encrypted, expired by
+//! lifecycle rules: see `template.yaml`). It holds large results under
+//! `results/` (the [`ResultStore`] here), and uploads and outputs under
+//! `uploads/` and `outputs/` ([`files`]: `UploadFiles` and `JobFiles`).
 //!
 //! A link is presigned at the [`Clock`]'s time, not the SDK's own time
 //! source, so that its `X-Amz-Date` (and so its expiry, [`LINK_TTL`] later)
@@ -23,16 +25,18 @@ pub fn client(sdk: &aws_types::SdkConfig) -> Client {
     Client::from_conf(config)
 }
 
-/// [`ResultStore`] on bucket `bucket`.
+pub mod files;
+
+/// Jobline's bucket `bucket`: results, uploads and outputs.
 #[derive(Debug, Clone)]
-pub struct S3ResultStore {
+pub struct S3Bucket {
     client: Client,
     bucket: String,
     /// The time links are presigned at.
     clock: Clock,
 }
 
-impl S3ResultStore {
+impl S3Bucket {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         Self {
             client,
@@ -55,7 +59,7 @@ impl S3ResultStore {
 }
 
 #[async_trait]
-impl ResultStore for S3ResultStore {
+impl ResultStore for S3Bucket {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ResultError> {
         self.client
             .put_object()
@@ -137,7 +141,7 @@ mod tests {
     async fn links_are_presigned_at_the_clocks_time_for_the_link_ttl() {
         // 2026-11-29T17:09:54.123Z.
         let clock = Clock::at(1_795_972_194_123);
-        let store = S3ResultStore::new(offline_client(), "results").with_clock(clock.clone());
+        let store = S3Bucket::new(offline_client(), "results").with_clock(clock.clone());
         let link = store.link("results/a/1.json").await.unwrap();
         assert_eq!(
             query(&link, "X-Amz-Date"),

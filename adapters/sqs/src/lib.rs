@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
 };
 use jobline_aws::sdk_error;
 use jobline_core::error::{BoxError, QueueError};
@@ -13,6 +13,8 @@ use jobline_core::limits::{SQS_MAX_BATCH_ENTRIES, SQS_MAX_DELAY_SECS};
 use jobline_core::queue::{
     JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
 };
+use jobline_core::trace_context::MESSAGE_ATTRIBUTE;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// A receive's bound beyond its long-poll wait: for each attempt, and twice
@@ -44,6 +46,18 @@ impl SqsJobQueue {
     }
 }
 
+/// The message attributes of `message`: its trace context as
+/// `traceparent` (a `String`), when it carries one.
+fn trace_attribute(message: &JobMessage) -> Option<HashMap<String, MessageAttributeValue>> {
+    let context = message.traceparent?;
+    let value = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(context.to_string())
+        .build()
+        .ok()?;
+    Some(HashMap::from([(MESSAGE_ATTRIBUTE.to_owned(), value)]))
+}
+
 fn aws(operation: &'static str) -> impl FnOnce(BoxError) -> QueueError {
     move |source| QueueError::Aws { operation, source }
 }
@@ -64,6 +78,8 @@ impl JobQueue for SqsJobQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(message.encode())
+            .set_message_group_id(message.group.map(|group| group.to_string()))
+            .set_message_attributes(trace_attribute(message))
             .set_delay_seconds(
                 (delay_secs > 0)
                     .then(|| i32::try_from(delay_secs.min(SQS_MAX_DELAY_SECS)).unwrap_or(i32::MAX)),
@@ -156,6 +172,7 @@ impl JobQueue for SqsJobQueue {
             .wait_time_seconds(request.wait_secs)
             .visibility_timeout(request.visibility_secs)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names(MESSAGE_ATTRIBUTE)
             .customize()
             .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(bounds))
             .send()
@@ -175,6 +192,17 @@ impl JobQueue for SqsJobQueue {
                         attributes
                             .iter()
                             .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                message_attributes: m
+                    .message_attributes()
+                    .map(|attributes| {
+                        attributes
+                            .iter()
+                            .filter_map(|(name, value)| {
+                                Some((name.clone(), value.string_value()?.to_owned()))
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod cost;
 pub mod cpu;
+pub mod files;
 pub mod init;
 pub mod logs;
 pub mod schedules;

@@ -337,7 +337,7 @@ impl Pipeline for RawPipeline {
             .sqs
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(JobMessage { job_id: job.id }.encode())
+            .message_body(JobMessage::new(job.id).encode())
             .send()
             .await
             .map_err(BenchError::aws)?;

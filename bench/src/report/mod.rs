@@ -8,9 +8,11 @@
 //!
 //! This module holds the report and its goals; `budget.rs` reads the
 //! budget and checks the calls measurement against it; `tables.rs` renders
-//! the tables, and `schedules.rs` those of the schedules measurement.
+//! the tables, `schedules.rs` those of the schedules measurement and
+//! `files.rs` those of the files measurement.
 
 mod budget;
+mod files;
 mod schedules;
 mod tables;
 
@@ -23,6 +25,7 @@ pub use tables::table;
 use crate::measure::calls::CallFigures;
 use crate::measure::cost::CostFigures;
 use crate::measure::cpu::CpuFigures;
+use crate::measure::files::FileFigures;
 use crate::measure::init::InitFigures;
 use crate::measure::schedules::ScheduleFigures;
 use crate::measure::sizes::ArtifactSize;
@@ -74,6 +77,7 @@ pub struct BenchReport {
     pub cost: Option<CostFigures>,
     pub schedules: Option<ScheduleFigures>,
     pub throughput: Option<ThroughputFigures>,
+    pub files: Option<FileFigures>,
     pub goals: Vec<Goal>,
     /// The calls measurement against the budget, when both were there.
     pub budget: Option<BudgetCheck>,
@@ -91,6 +95,7 @@ impl BenchReport {
             cost: None,
             schedules: None,
             throughput: None,
+            files: None,
             goals: Vec::new(),
             budget: None,
         }

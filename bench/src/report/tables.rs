@@ -266,6 +266,9 @@ impl BenchReport {
                 }),
             );
         }
+        if let Some(files) = &self.files {
+            out += &super::files::render(files);
+        }
         if !self.goals.is_empty() {
             out += "Goals\n";
             out += &table(

@@ -1,41 +1,59 @@
 //! The commands that call Jobline's HTTP API as a client does (`submit`,
 //! `status`, `wait`, `list`, `cancel`, `run`, `delete`, `webhook-secret`):
-//! one function each, with only the API's URL and credentials to go on.
-//! The schedules' commands are in `schedule.rs`.
+//! one function each, with only the API's URL and credentials to go on,
+//! through `jobline-client`; what they print is the API's JSON as it came
+//! ([`jobline_client::RawJson`]). The schedules' commands are in
+//! `schedule.rs`, the uploads' in `upload.rs`.
 
-use super::{CliError, Exit, api_client, list_query, print_json, print_pages, read_payload};
+use super::upload::{name_upload, upload_file};
+use super::{CliError, Exit, api_client, print_json, print_pages, read_payload};
 use crate::args::{ApiArgs, JobArgs, JobsArgs, SubmitArgs, WaitArgs};
-use crate::client::{Cancel, RunNow, Waited, When};
 use crate::progress::{ProgressDisplay, ProgressStyle};
+use jobline_client::{Cancel, Deleted, ListJobs, RunNow, Submission, WaitOptions, Waited, When};
 use jobline_core::JobState;
 use std::io::Write;
 use std::time::Duration;
 
-/// `jobline submit`: one job, its `202` printed.
-pub(super) async fn submit(args: SubmitArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let payload = read_payload(&args.payload)?;
+/// `jobline submit`: one job (after its file, with `--upload`), its `202` printed.
+pub(super) async fn submit(
+    args: SubmitArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    let mut payload = read_payload(&args.payload)?;
     let when = match (args.when.at, args.when.delay) {
         (Some(at), _) => Some(When::At(at)),
         (None, Some(secs)) => Some(When::After(secs)),
         (None, None) => None,
     };
     let client = api_client(&args.api).await?;
-    let accepted = client
-        .submit(
-            &args.job_type,
-            &payload,
-            args.callback_url.as_deref(),
-            args.idempotency_key.as_deref(),
-            when.as_ref(),
-        )
-        .await?;
+    if let Some(path) = &args.upload.upload {
+        // Refused before the upload, rather than after it.
+        name_upload(&mut payload, None)?;
+        let upload = upload_file(&client, path, args.upload.content_type.as_deref()).await?;
+        writeln!(
+            err,
+            "uploaded {} as upload {}",
+            path.display(),
+            upload.upload_id
+        )?;
+        name_upload(&mut payload, Some(upload.upload_id))?;
+    }
+    let mut submission = Submission::new(args.job_type, payload).with_when(when);
+    if let Some(url) = args.callback_url {
+        submission = submission.with_callback_url(url);
+    }
+    if let Some(key) = args.idempotency_key {
+        submission = submission.with_idempotency_key(key);
+    }
+    let accepted = client.json().submit(&submission).await?;
     print_json(out, &accepted)?;
     Ok(Exit::Success)
 }
 
 /// `jobline status`: the job as the API shows it.
 pub(super) async fn status(args: JobArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let job = api_client(&args.api).await?.status(args.id).await?;
+    let job = api_client(&args.api).await?.json().status(args.id).await?;
     print_json(out, &job)?;
     Ok(Exit::Success)
 }
@@ -48,17 +66,25 @@ pub(super) async fn wait(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let client = api_client(&args.api).await?;
+    let options = WaitOptions {
+        timeout: Duration::from_secs(args.timeout),
+        first_interval: Duration::from_millis(args.interval),
+        ..WaitOptions::default()
+    };
     let mut display = ProgressDisplay::new(progress);
+    let mut shown = Ok(());
     let waited = client
-        .wait(
-            args.id,
-            Duration::from_secs(args.timeout),
-            Duration::from_millis(args.interval),
-            |job| display.show(job, &mut *err).map_err(CliError::Output),
-        )
+        .json()
+        .wait(args.id, &options, |job| {
+            if shown.is_ok() {
+                shown = display.show(job, &mut *err);
+            }
+        })
         .await;
     display.finish();
-    match waited? {
+    let waited = waited?;
+    shown?;
+    match waited {
         Waited::Finished { job, status } => {
             print_json(out, &job)?;
             Ok(if status == JobState::Succeeded {
@@ -86,8 +112,15 @@ pub(super) async fn list(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let client = api_client(&args.api).await?;
+    let page = |limit: usize, cursor: Option<&str>| ListJobs {
+        status: args.status,
+        job_type: args.job_type.clone(),
+        schedule_id: args.schedule_id,
+        limit: Some(limit),
+        cursor: cursor.map(str::to_owned),
+    };
     print_pages(
-        async |size, cursor| client.list(&list_query(&args, size, cursor)).await,
+        async |size, cursor| client.json().list(&page(size, cursor)).await,
         "jobs",
         args.cursor.clone(),
         args.limit,
@@ -110,11 +143,11 @@ pub(super) async fn webhook_secret(args: ApiArgs, out: &mut dyn Write) -> Result
 pub(super) async fn delete(args: JobArgs, err: &mut dyn Write) -> Result<Exit, CliError> {
     let id = args.id;
     match api_client(&args.api).await?.delete(id).await? {
-        None => {
+        Deleted::Deleted => {
             writeln!(err, "job {id} is deleted")?;
             Ok(Exit::Success)
         }
-        Some(state) => {
+        Deleted::NotFinished { status: state } => {
             writeln!(
                 err,
                 "job {id} is {state}: only a finished job can be deleted (cancel it first)"
@@ -131,7 +164,7 @@ pub(super) async fn cancel(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let id = args.id;
-    match api_client(&args.api).await?.cancel(id).await? {
+    match api_client(&args.api).await?.json().cancel(id).await? {
         Cancel::Cancelled { job } => {
             print_json(out, &job)?;
             writeln!(err, "job {id} is cancelled")?;
@@ -163,7 +196,7 @@ pub(super) async fn run(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let id = args.id;
-    match api_client(&args.api).await?.run_now(id).await? {
+    match api_client(&args.api).await?.json().run_now(id).await? {
         RunNow::Queued { job } => {
             print_json(out, &job)?;
             writeln!(err, "job {id} is queued: it runs now")?;

@@ -1,22 +1,26 @@
 //! Runs one parsed command line and decides the exit code: [`run`] hands
 //! each command to its function, the API client's in `api.rs` (the
-//! schedules' in `schedule.rs`) and the operator's in `operator.rs`.
+//! schedules' in `schedule.rs`, the uploads' in `upload.rs`, the
+//! deployer's `smoke` checks in `smoke.rs`) and the operator's in
+//! `operator.rs`.
 //!
-//! The client commands only need the API's URL; the DLQ commands load the
+//! The client commands call the API through `jobline-client` and only need
+//! the API's URL and credentials ([`api_client`]); the DLQ commands load the
 //! configuration and SDK clients from the environment once, here, and hand
 //! [`DeadLetterQueue`] the store and queues built from them.
 
 mod api;
 mod operator;
 mod schedule;
+mod smoke;
+mod upload;
 
-use crate::args::{ApiArgs, Command, DlqCommand, JobsArgs, PayloadArgs, SelectArgs};
-use crate::client::{ApiClient, Auth, ClientError};
+use crate::args::{ApiArgs, Command, DlqCommand, PayloadArgs, SelectArgs};
 use crate::dlq::{DeadLetterQueue, DlqError, Selection, render_list};
 use crate::jobs::{JobsError, RetryError};
 use crate::progress::ProgressStyle;
-use crate::sigv4::{CredentialsError, Signer, SigningIdentity};
 use aws_config::SdkConfig;
+use jobline_client::{Auth, Client, ClientError, RetryPolicy, Signer};
 use jobline_core::{Config, ConfigError};
 use serde_json::Value;
 use std::io::{self, Read, Write};
@@ -30,7 +34,7 @@ pub enum Exit {
     /// 1: `wait`: the job failed or was cancelled; `cancel`: the job had
     /// already finished; `delete`: it had not; `run`: the job is not
     /// scheduled; `schedule trigger`: the overlap policy skipped the fire;
-    /// `dlq replay`/`discard`: a message failed.
+    /// `dlq replay`/`discard`: a message failed; `smoke`: a check failed.
     Failed,
     /// 2: `wait`: the timeout passed before the job finished.
     TimedOut,
@@ -75,6 +79,8 @@ pub enum CliError {
     },
     #[error("the payload is not valid JSON: {0}")]
     PayloadJson(#[source] serde_json::Error),
+    #[error("--upload: {0}")]
+    UploadPayload(&'static str),
     #[error(transparent)]
     Retry(#[from] RetryError),
     #[error(
@@ -98,15 +104,17 @@ pub async fn run(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     match command {
-        Command::Submit(args) => api::submit(args, out).await,
+        Command::Submit(args) => api::submit(args, out, err).await,
         Command::Status(args) => api::status(args, out).await,
         Command::Wait(args) => api::wait(args, progress, out, err).await,
         Command::List(args) => api::list(args, out, err).await,
         Command::WebhookSecret(args) => api::webhook_secret(args, out).await,
         Command::Delete(args) => api::delete(args, err).await,
+        Command::Upload(args) => upload::upload(args, out).await,
         Command::Cancel(args) => api::cancel(args, out, err).await,
         Command::Run(args) => api::run(args, out, err).await,
         Command::Schedule(command) => schedule::schedule(command, out, err).await,
+        Command::Smoke(args) => smoke::smoke(args, progress, out, err).await,
         Command::Jobs(args) => operator::jobs(args, out, err).await,
         Command::Retry(args) => operator::retry_job(args, out, err).await,
         Command::Console(args) => operator::console(args, out).await,
@@ -190,20 +198,41 @@ pub fn jobs_table(lookup: impl Fn(&str) -> Option<String>) -> Result<String, Con
         .ok_or(ConfigError::Missing("JOBS_TABLE"))
 }
 
-/// The API client of `--api`, `--token` and `--sigv4` (which wins over a
-/// token).
-pub async fn api_client(args: &ApiArgs) -> Result<ApiClient, CliError> {
+/// The API client of `--api`, `--token`, `--sigv4` (which wins over a
+/// token) and `--retries`.
+pub async fn api_client(args: &ApiArgs) -> Result<Client, CliError> {
     let auth = if args.sigv4 {
-        Auth::SigV4(Signer::new(
-            SigningIdentity::from_sdk_config(&tools_sdk_config().await).await?,
-        ))
+        Auth::SigV4(sigv4_signer(&tools_sdk_config().await)?)
     } else {
         match args.token.as_deref().filter(|token| !token.is_empty()) {
             Some(token) => Auth::Bearer(token.to_owned()),
-            None => Auth::Anonymous,
+            None => Auth::None,
         }
     };
-    Ok(ApiClient::new(&args.api_url, auth)?)
+    let client = Client::new(&args.api_url, auth)?
+        .with_retry(RetryPolicy::with_retries(args.retries))
+        .with_user_agent(concat!("jobline-cli/", env!("CARGO_PKG_VERSION")))?;
+    Ok(client)
+}
+
+/// Why `--sigv4` cannot sign.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no AWS region is configured: set AWS_REGION or a profile's region")]
+    NoRegion,
+    #[error("no AWS credentials provider is configured")]
+    NoProvider,
+}
+
+/// The SigV4 signer of `--sigv4`: the region and credentials provider of
+/// `config` (for the CLI, the default chain: environment, profile, SSO,
+/// container or instance role), asked for credentials at the first request.
+pub fn sigv4_signer(config: &SdkConfig) -> Result<Signer, CredentialsError> {
+    let region = config.region().ok_or(CredentialsError::NoRegion)?;
+    let provider = config
+        .credentials_provider()
+        .ok_or(CredentialsError::NoProvider)?;
+    Ok(Signer::from_provider(provider, region.to_string()))
 }
 
 /// The payload of `--payload` or `--payload-file` (`-` is standard input).
@@ -266,36 +295,6 @@ async fn print_pages(
         writeln!(err, "{hint} {cursor}")?;
     }
     Ok(())
-}
-
-/// The query of one `GET /jobs` page of `args`' listing.
-fn list_query(args: &JobsArgs, limit: usize, cursor: Option<&str>) -> String {
-    let mut query = format!("limit={limit}");
-    if let Some(status) = args.status {
-        query.push_str(&format!("&status={status}"));
-    }
-    if let Some(job_type) = &args.job_type {
-        query.push_str(&format!("&type={}", percent_encode(job_type)));
-    }
-    if let Some(schedule) = args.schedule_id {
-        query.push_str(&format!("&scheduleId={schedule}"));
-    }
-    if let Some(cursor) = cursor {
-        query.push_str(&format!("&cursor={}", percent_encode(cursor)));
-    }
-    query
-}
-
-/// `text` with every byte but unreserved ones (RFC 3986) percent-encoded.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 fn print_json(out: &mut dyn Write, value: &Value) -> io::Result<()> {
@@ -406,6 +405,31 @@ mod tests {
         struct Inner(#[source] io::Error);
         let error = Outer(Inner(io::Error::other("connection refused")));
         assert_eq!(error_chain(&error), "outer: inner: connection refused");
+    }
+
+    #[test]
+    fn sigv4_signs_with_the_sdk_configs_region_and_credentials() {
+        use aws_config::Region;
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let credentials =
+            jobline_client::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let config = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        assert_eq!(sigv4_signer(&config).unwrap().region(), "eu-west-1");
+        let no_region = SdkConfig::builder().build();
+        assert!(matches!(
+            sigv4_signer(&no_region),
+            Err(CredentialsError::NoRegion)
+        ));
+        let no_credentials = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .build();
+        assert!(matches!(
+            sigv4_signer(&no_credentials),
+            Err(CredentialsError::NoProvider)
+        ));
     }
 
     #[test]

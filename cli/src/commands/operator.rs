@@ -5,6 +5,7 @@
 use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq, tools_sdk_config};
 use crate::args::{ConsoleArgs, DlqCommand, MigrateArgs, RetryArgs, StateArgs};
 use crate::console::guard::Guard;
+use crate::console::job_files::Bucket;
 use crate::console::{Console, Scheduling, serve_with};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
@@ -13,6 +14,7 @@ use jobline_core::store::StateListing;
 use jobline_core::{Clock, Config};
 use jobline_dynamodb::DynamoJobStore;
 use jobline_dynamodb::migrate::{Migration, MigrationPage};
+use jobline_s3::S3Bucket;
 use jobline_sqs::SqsJobQueue;
 use std::io::Write;
 use std::sync::Arc;
@@ -113,6 +115,10 @@ pub(super) async fn console(args: ConsoleArgs, out: &mut dyn Write) -> Result<Ex
         guard: Guard::new(port),
         emulated: std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         clock: Clock::system(),
+        bucket: config
+            .results_bucket
+            .as_ref()
+            .map(|bucket| Bucket::of(Arc::new(S3Bucket::from_sdk(&sdk, bucket)))),
     };
     // The schedule pages and Run now act through the API's own code, on
     // the operator's credentials; with schedules only where the

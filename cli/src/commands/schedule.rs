@@ -4,14 +4,14 @@
 //! stderr, exit 1 for the one refusal a command expects (a trigger the
 //! overlap policy skips), and the API's error answers as errors (exit 3).
 
-use super::{CliError, Exit, api_client, percent_encode, print_json, print_pages, read_payload};
+use super::{CliError, Exit, api_client, print_json, print_pages, read_payload};
 use crate::args::{
     CreateScheduleArgs, ScheduleArgs, ScheduleCommand, ScheduleListArgs, ShowScheduleArgs,
     UpdateScheduleArgs,
 };
-use crate::client::Triggered;
+use jobline_client::{ListSchedules, NewSchedule, ScheduleChanges, Triggered};
 use jobline_core::schedule::Overlap;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{self, Write};
 
 /// Runs one `jobline schedule` command.
@@ -34,21 +34,17 @@ pub(super) async fn schedule(
 
 /// `schedule create`: `POST /schedules`, the schedule printed.
 async fn create(args: CreateScheduleArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let mut body = json!({
-        "expression": args.expression,
-        "type": args.job_type,
-        "payload": read_payload(&args.payload)?,
-    });
-    if let Some(zone) = args.timezone {
-        body["timezone"] = json!(zone);
-    }
-    if let Some(url) = args.callback_url {
-        body["callbackUrl"] = json!(url);
-    }
-    if let Some(overlap) = args.overlap {
-        body["overlap"] = json!(Overlap::from(overlap).as_str());
-    }
-    let schedule = api_client(&args.api).await?.create_schedule(&body).await?;
+    let new = NewSchedule {
+        timezone: args.timezone,
+        callback_url: args.callback_url,
+        overlap: args.overlap.map(Overlap::from),
+        ..NewSchedule::new(args.expression, args.job_type, read_payload(&args.payload)?)
+    };
+    let schedule = api_client(&args.api)
+        .await?
+        .json()
+        .create_schedule(&new)
+        .await?;
     print_json(out, &schedule)?;
     Ok(Exit::Success)
 }
@@ -62,15 +58,12 @@ async fn list(
 ) -> Result<Exit, CliError> {
     let client = api_client(&args.api).await?;
     let wanted = if args.all { usize::MAX } else { args.limit };
-    let query = |size: usize, cursor: Option<&str>| {
-        let mut query = format!("limit={size}");
-        if let Some(cursor) = cursor {
-            query.push_str(&format!("&cursor={}", percent_encode(cursor)));
-        }
-        query
+    let page = |size: usize, cursor: Option<&str>| ListSchedules {
+        limit: Some(size),
+        cursor: cursor.map(str::to_owned),
     };
     print_pages(
-        async |size, cursor| client.schedules(&query(size, cursor)).await,
+        async |size, cursor| client.json().schedules(&page(size, cursor)).await,
         "schedules",
         args.cursor.clone(),
         wanted,
@@ -84,7 +77,11 @@ async fn list(
 
 /// `schedule show`: the summary (or, with `--json`, the API's JSON).
 async fn show(args: ShowScheduleArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let schedule = api_client(&args.api).await?.schedule(args.id).await?;
+    let schedule = api_client(&args.api)
+        .await?
+        .json()
+        .schedule(args.id)
+        .await?;
     if args.json {
         print_json(out, &schedule)?;
     } else {
@@ -95,26 +92,23 @@ async fn show(args: ShowScheduleArgs, out: &mut dyn Write) -> Result<Exit, CliEr
 
 /// `schedule update`: `PATCH` with the changes given.
 async fn update(args: UpdateScheduleArgs, out: &mut dyn Write) -> Result<Exit, CliError> {
-    let mut changes = json!({});
-    if let Some(expression) = args.expression {
-        changes["expression"] = json!(expression);
-    }
-    if let Some(zone) = args.timezone {
-        changes["timezone"] = json!(zone);
-    }
-    if args.payload.payload.is_some() || args.payload.payload_file.is_some() {
-        changes["payload"] = read_payload(&args.payload)?;
-    }
-    if let Some(url) = args.callback_url {
-        changes["callbackUrl"] = json!(url);
-    } else if args.no_callback_url {
-        changes["callbackUrl"] = Value::Null;
-    }
-    if let Some(overlap) = args.overlap {
-        changes["overlap"] = json!(Overlap::from(overlap).as_str());
-    }
+    let payload_given = args.payload.payload.is_some() || args.payload.payload_file.is_some();
+    let changes = ScheduleChanges {
+        expression: args.expression,
+        timezone: args.timezone,
+        payload: payload_given
+            .then(|| read_payload(&args.payload))
+            .transpose()?,
+        callback_url: match (args.callback_url, args.no_callback_url) {
+            (Some(url), _) => Some(Some(url)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        },
+        overlap: args.overlap.map(Overlap::from),
+    };
     let schedule = api_client(&args.api)
         .await?
+        .json()
         .update_schedule(args.id, &changes)
         .await?;
     print_json(out, &schedule)?;
@@ -129,7 +123,11 @@ async fn pause(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let client = api_client(&args.api).await?;
-    let schedule = client.pause_schedule(args.id, paused).await?;
+    let schedule = if paused {
+        client.json().pause_schedule(args.id).await?
+    } else {
+        client.json().resume_schedule(args.id).await?
+    };
     print_json(out, &schedule)?;
     let id = args.id;
     if paused {
@@ -153,7 +151,12 @@ async fn trigger(
     err: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let id = args.id;
-    match api_client(&args.api).await?.trigger_schedule(id).await? {
+    match api_client(&args.api)
+        .await?
+        .json()
+        .trigger_schedule(id)
+        .await?
+    {
         Triggered::Accepted { job } => {
             print_json(out, &job)?;
             writeln!(
@@ -285,6 +288,7 @@ fn render(schedule: &Value, out: &mut dyn Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn shown(schedule: &Value) -> String {
         let mut out = Vec::new();
@@ -307,8 +311,8 @@ mod tests {
             "nextFires": ["2027-03-01T08:00:00.000Z", "2027-03-02T08:00:00.000Z"],
             "lastFire": {
                 "scheduledAt": "2027-02-26T08:00:00.000Z",
-                "jobId": "0193f0a4-0000-4000-8000-000000000002",
-                "statusUrl": "/jobs/0193f0a4-0000-4000-8000-000000000002"
+                "jobId": "0193f0a4-0000-7000-8000-000000000002",
+                "statusUrl": "/jobs/0193f0a4-0000-7000-8000-000000000002"
             },
             "fires": {"fired": 12, "skipped": 1, "refused": 0,
                       "lastMissedAt": "2027-02-20T08:00:00.000Z", "lastRefusal": null},
@@ -322,7 +326,7 @@ mod tests {
              \x20 runs          primes with payload {\"upTo\":10}, overlap skip\n\
              \x20 next fires    2027-03-01T08:00:00.000Z (2027-03-01 09:00:00 CET)\n\
              \x20               2027-03-02T08:00:00.000Z (2027-03-02 09:00:00 CET)\n\
-             \x20 last fire     2027-02-26T08:00:00.000Z (2027-02-26 09:00:00 CET): job 0193f0a4-0000-4000-8000-000000000002\n\
+             \x20 last fire     2027-02-26T08:00:00.000Z (2027-02-26 09:00:00 CET): job 0193f0a4-0000-7000-8000-000000000002\n\
              \x20 fires         12 fired, 1 skipped, 0 refused; the last missed at 2027-02-20T08:00:00.000Z (2027-02-20 09:00:00 CET)\n\
              \x20 its jobs      jobline list --schedule-id 0190c0de-0000-7000-8000-000000000001\n"
         );

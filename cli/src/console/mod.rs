@@ -36,6 +36,7 @@
 pub mod actions;
 pub mod guard;
 pub mod html;
+pub mod job_files;
 pub mod job_list;
 pub mod pages;
 mod schedule_actions;
@@ -79,6 +80,8 @@ pub struct Console {
     pub emulated: bool,
     /// The time pages show ages by and actions are stamped with.
     pub clock: Clock,
+    /// The results bucket, where a job's outputs are listed and linked.
+    pub bucket: Option<job_files::Bucket>,
 }
 
 /// Why a page or action failed: an AWS call (shown to the operator, whose
@@ -97,6 +100,10 @@ pub enum ConsoleError {
     Retry(#[from] crate::jobs::RetryError),
     #[error(transparent)]
     Schedules(#[from] jobline_core::schedule::ScheduleStoreError),
+    #[error(transparent)]
+    Files(#[from] jobline_core::files::FileError),
+    #[error(transparent)]
+    Results(#[from] jobline_core::results::ResultError),
     /// The API's code failed (a schedule's or a job's action): its message
     /// and, for a failure of AWS, the detail the API keeps for its logs.
     #[error("{0}")]
@@ -444,6 +451,7 @@ mod tests {
             history: Arc::new(history),
             guard: Guard::new(4321),
             emulated: false,
+            bucket: None,
             clock: Clock::system(),
         }
     }

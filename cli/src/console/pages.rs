@@ -215,6 +215,7 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
     };
     let yes_no = |flag: bool| if flag { "yes" } else { "no" };
     let webhook = jobline_core::view::webhook_view(&job);
+    let files = super::job_files::section(console, &job, now).await?;
     let error_heading = if job.state == JobState::Failed {
         "Error"
     } else {
@@ -276,7 +277,12 @@ pub async fn job(console: &Console, id: &str, now: i64) -> Result<Reply, Console
                 " (the API hands clients a presigned link)."
             }
         }
-        (source(html! { "the job's item in the jobs table (a strongly consistent read)." }))
+        (files)
+        (source(html! {
+            "the job's item in the jobs table (a strongly consistent read)"
+            @if console.bucket.is_some() { "; its outputs, listed in the results bucket" }
+            "."
+        }))
     };
     Ok(Reply::ok(html::page(
         &format!("Job {}", job.id),

@@ -58,6 +58,7 @@ impl Scene {
             history: Arc::new(FixedHistory::new()),
             guard: Guard::new(PORT),
             emulated: false,
+            bucket: None,
             clock: Clock::system(),
         };
         Self {
@@ -240,7 +241,7 @@ async fn an_operator_pauses_triggers_and_deletes_a_schedule() {
     let job = scene.store.job(job_id).expect("the fired job");
     assert_eq!(job.schedule_id, Some(id.to_string()));
     assert_eq!((job.owner.as_str(), job.state), ("alice", JobState::Queued));
-    assert_eq!(scene.queue.sent(), [JobMessage { job_id }]);
+    assert_eq!(scene.queue.sent(), [JobMessage::of(&job)]);
     let page = scene.page(&format!("/schedules/{id}?{owner}")).await;
     assert!(page.contains(&format!("/jobs/{job_id}")), "{page}");
     assert!(page.contains("<span data-fired>1</span>"), "{page}");
@@ -324,7 +325,7 @@ async fn scheduled_jobs_have_their_tab_and_run_now_or_cancel() {
         "{done}"
     );
     assert_eq!(scene.store.job(later.id).unwrap().state, JobState::Queued);
-    assert_eq!(scene.queue.sent(), [JobMessage { job_id: later.id }]);
+    assert_eq!(scene.queue.sent(), [JobMessage::of(&later)]);
     // A repeat sends it again (the first send may have failed), harmlessly:
     // a worker's claim of the second message is refused.
     let again = scene.act(&format!("action=run&job={}", later.id)).await;

@@ -384,7 +384,7 @@ pub(crate) mod fixtures {
 
     /// Puts a dead message for job `id` in the DLQ; returns its message id.
     pub fn push_job(dlq: &MemoryQueue, id: JobId) -> String {
-        dlq.push(&JobMessage { job_id: id }.encode())
+        dlq.push(&JobMessage::new(id).encode())
     }
 
     pub fn record(store: &MemoryStore, id: JobId) -> JobRecord {

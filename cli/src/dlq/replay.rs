@@ -74,7 +74,8 @@ impl DeadLetterQueue<'_> {
             Ok(ReplayOutcome::Missing) => return Outcome::Skipped(SkipReason::JobMissing),
             Err(error) => return Outcome::Failed(format!("replay in DynamoDB failed: {error}")),
         };
-        let sent_message_id = match self.queue.send(&JobMessage { job_id }).await {
+        let message = JobMessage::new(job_id).in_group(letter.message.group());
+        let sent_message_id = match self.queue.send(&message).await {
             Ok(id) => id,
             Err(error) => {
                 return Outcome::Failed(format!(
@@ -370,7 +371,7 @@ mod tests {
                 sent_message_id: "m1".into()
             }
         );
-        assert_eq!(queue.sent(), [JobMessage { job_id: job }]);
+        assert_eq!(queue.sent(), [JobMessage::new(job)]);
         assert_eq!(
             queue.contents(),
             [("m1".to_owned(), true)],
@@ -401,7 +402,7 @@ mod tests {
             (report.replayed(), report.skipped(), report.failed()),
             (1, 3, 0)
         );
-        assert_eq!(queue.sent(), [JobMessage { job_id: failed }]);
+        assert_eq!(queue.sent(), [JobMessage::new(failed)]);
         let job = record(&store, failed);
         assert_eq!((job.state, job.replays), (JobState::Queued, 1));
         assert_eq!(record(&store, succeeded).state, JobState::Succeeded);

@@ -271,7 +271,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.replayed(), 1);
-        assert_eq!(queue.sent(), [JobMessage { job_id: primes[2] }]);
+        assert_eq!(queue.sent(), [JobMessage::new(primes[2])]);
         assert_eq!(dlq.contents().len(), 4);
         assert!(all_visible(&dlq));
         assert_eq!(record(&store, primes[0]).state, JobState::Failed);

@@ -9,7 +9,12 @@
 //! stored with the job and shown to clients ([`payload_field`] and
 //! [`payload_u64`] name the field, never the value).
 
+mod streams;
+
+pub use streams::{InputReader, Output, OutputWriter};
+
 use crate::clock::Clock;
+use crate::files::{InputFile, JobFiles, UploadId};
 use crate::job::{JobId, Progress};
 use crate::limits::CHECKPOINT_BUDGET_BYTES;
 use async_trait::async_trait;
@@ -74,6 +79,10 @@ pub struct JobContext {
     reports: Reports,
     /// What progress reports are stamped with: the worker's clock.
     clock: Clock,
+    /// Where inputs are read and outputs written (`None`: no bucket).
+    files: Option<Arc<dyn JobFiles>>,
+    /// The uploads the job names, as the API found them.
+    inputs: Arc<[InputFile]>,
 }
 
 /// The progress and checkpoint a handler reported and the worker has not
@@ -127,7 +136,54 @@ impl JobContext {
             resume_from: None,
             reports: Reports::new(),
             clock: Clock::system(),
+            files: None,
+            inputs: Arc::from([]),
         }
+    }
+
+    /// Reads and writes the job's files in `files`; `inputs` are the
+    /// uploads the job names ([`JobRecord::inputs`](crate::JobRecord::inputs)).
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<dyn JobFiles>, inputs: Vec<InputFile>) -> Self {
+        self.files = Some(files);
+        self.inputs = inputs.into();
+        self
+    }
+
+    /// The upload a payload's `{"upload": "<id>"}` names (`reference`), as
+    /// the API recorded it; a permanent error if the job does not name it.
+    pub fn input(&self, reference: &Value) -> Result<&InputFile, JobError> {
+        let id = reference_upload(reference).map_err(JobError::Permanent)?;
+        self.inputs
+            .iter()
+            .find(|input| input.upload_id == id)
+            .ok_or_else(|| JobError::Permanent(format!("the job names no upload {id}")))
+    }
+
+    /// Reads `input` from byte `from` on (0: the start; a checkpoint's
+    /// position to resume mid-file), only while it is the object the job
+    /// was accepted with.
+    pub async fn open_input(&self, input: &InputFile, from: u64) -> Result<InputReader, JobError> {
+        InputReader::open(self.files()?.as_ref(), input, from).await
+    }
+
+    /// Starts output `name` (a file name), written as a stream under this
+    /// attempt's prefix and listed with the job once it succeeds.
+    pub fn create_output(&self, name: &str, content_type: &str) -> Result<OutputWriter, JobError> {
+        OutputWriter::new(
+            Arc::clone(self.files()?),
+            self.job_id,
+            self.attempt,
+            name,
+            content_type,
+            self.cancel.clone(),
+        )
+    }
+
+    fn files(&self) -> Result<&Arc<dyn JobFiles>, JobError> {
+        self.files.as_ref().ok_or_else(|| {
+            JobError::Permanent("this deployment has no bucket for files".to_owned())
+        })
     }
 
     /// Stamps progress with `clock`'s time (the worker's).
@@ -216,6 +272,14 @@ pub trait JobHandler: Send + Sync {
         DEFAULT_PEAK_MEMORY_BYTES
     }
 
+    /// Whether the type writes outputs ([`JobContext::create_output`]):
+    /// `GET /jobs/{id}` then lists those of the attempt that finished the
+    /// job, with a link each (one more request to the bucket per read of a
+    /// succeeded job, so only for types that write some).
+    fn writes_outputs(&self) -> bool {
+        false
+    }
+
     /// Runs the job. CPU-heavy work belongs in `spawn_blocking`, so the other
     /// jobs of the batch keep running, and must check `ctx.is_cancelled()`
     /// often enough to stop within a second of the signal. A job longer than
@@ -266,6 +330,15 @@ impl JobTypes {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)
     }
+}
+
+/// The upload id of a payload's reference to one, `{"upload": "<id>"}`.
+pub fn reference_upload(reference: &Value) -> Result<UploadId, String> {
+    reference
+        .get("upload")
+        .and_then(Value::as_str)
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| "an input must be {\"upload\": \"<upload id>\"}".to_owned())
 }
 
 /// Reads an object field of a payload, for validation messages that name it.

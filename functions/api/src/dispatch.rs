@@ -68,7 +68,7 @@ impl Api {
 
     /// Sends `job` (written) on its way, as [`Departure::of`] says.
     pub(crate) async fn dispatch(&self, job: &JobRecord) -> Result<(), ApiError> {
-        let message = JobMessage { job_id: job.id };
+        let message = JobMessage::of(job);
         let queue_error = |e: jobline_core::QueueError| ApiError::QueueUnavailable(e.to_string());
         match Departure::of(job, self.clock.now_ms()) {
             Departure::Now => self.queue.send(&message).await.map_err(queue_error)?,

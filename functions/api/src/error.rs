@@ -79,6 +79,12 @@ pub enum ApiError {
         "too many jobs are waiting; nothing was accepted, retry after {retry_after_secs} seconds"
     )]
     BacklogFull { retry_after_secs: u32 },
+    /// The caller has as many unfinished jobs as its bound allows.
+    #[error(
+        "you have {limit} unfinished jobs, the most this deployment allows you; nothing was \
+         accepted, retry after {retry_after_secs} seconds, once some have finished"
+    )]
+    TooManyJobs { limit: u64, retry_after_secs: u32 },
     #[error("no such job")]
     JobNotFound,
     /// A `GET /jobs` query parameter is malformed; the message names it.
@@ -98,8 +104,8 @@ pub enum ApiError {
     #[error(
         "no such route; the API serves POST and GET /jobs, GET and DELETE /jobs/{{id}}, POST \
          /jobs/{{id}}/cancel and /run, POST and GET /schedules, GET, PATCH and DELETE \
-         /schedules/{{id}}, POST /schedules/{{id}}/pause, /resume and /trigger, and GET \
-         /webhook-secret"
+         /schedules/{{id}}, POST /schedules/{{id}}/pause, /resume and /trigger, POST /uploads, GET \
+         /uploads/{{id}}, and GET /webhook-secret"
     )]
     RouteNotFound,
     #[error("method not allowed; this route allows {allow}")]
@@ -164,6 +170,47 @@ pub enum ApiError {
     /// The scheduler failed; the detail is for the logs.
     #[error("the scheduler is unavailable; nothing was changed, retry shortly")]
     SchedulerUnavailable(String),
+    /// An upload's declaration is invalid; `field` is the request field to fix.
+    #[error("{message}")]
+    InvalidUpload {
+        field: &'static str,
+        message: String,
+    },
+    /// A declared size over what one `PUT` carries.
+    #[error("the file is {size} bytes; an upload carries at most {limit} bytes")]
+    UploadTooLarge { size: u64, limit: u64 },
+    /// No upload by this id, for this caller (never sent, or another's).
+    #[error("no such upload")]
+    UploadNotFound,
+    /// A job's payload names an upload that is not there (never sent,
+    /// still being sent, or another caller's: the three look alike).
+    #[error("input upload {upload} was not found: it has not been uploaded yet, or is not yours")]
+    InputNotFound { upload: String },
+    /// A job's payload names an upload past its window.
+    #[error(
+        "input upload {upload} has expired: a job may name an upload for 24 hours after its \
+         creation; upload the file again"
+    )]
+    InputExpired { upload: String },
+    /// A job's payload names an upload whose object is not what was declared.
+    #[error(
+        "input upload {upload} does not match what was declared (its size, content type or \
+         SHA-256); upload the file again"
+    )]
+    InputMismatch { upload: String },
+    /// Uploads where the deployment has no bucket.
+    #[error("uploads are not enabled on this deployment (it has no results bucket)")]
+    UploadsDisabled,
+    /// The bucket failed; the detail is for the logs.
+    #[error("file storage is unavailable; nothing was accepted, retry shortly")]
+    FilesUnavailable(String),
+}
+
+/// A failed call to the bucket's files: for the logs.
+impl From<jobline_core::files::FileError> for ApiError {
+    fn from(error: jobline_core::files::FileError) -> Self {
+        Self::FilesUnavailable(error.to_string())
+    }
 }
 
 /// `Retry-After` of a 503 `scheduler_throttled`, in seconds: EventBridge
@@ -240,10 +287,15 @@ impl ApiError {
             | Self::WebhooksDisabled
             | Self::LongDelaysDisabled
             | Self::InvalidSchedule { .. }
+            | Self::InvalidUpload { .. }
+            | Self::InputNotFound { .. }
+            | Self::InputExpired { .. }
+            | Self::InputMismatch { .. }
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BodyTooLarge { .. } | Self::PayloadTooLarge { .. } | Self::JobTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::BodyTooLarge { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::JobTooLarge { .. }
+            | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::IdempotencyKeyExpired
             | Self::JobFinished { .. }
@@ -252,18 +304,21 @@ impl ApiError {
             | Self::TooManySchedules { .. }
             | Self::ScheduleOverlap
             | Self::ScheduleChanged => StatusCode::CONFLICT,
-            Self::BacklogFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BacklogFull { .. } | Self::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::JobNotFound
             | Self::RouteNotFound
             | Self::ScheduleNotFound
-            | Self::SchedulesDisabled => StatusCode::NOT_FOUND,
+            | Self::SchedulesDisabled
+            | Self::UploadNotFound
+            | Self::UploadsDisabled => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_)
             | Self::QueueUnavailable(_)
             | Self::StatusUnavailable(_)
             | Self::SecretUnavailable(_)
             | Self::SchedulerThrottled { .. }
-            | Self::SchedulerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::SchedulerUnavailable(_)
+            | Self::FilesUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -287,6 +342,7 @@ impl ApiError {
             Self::IdempotencyKeyExpired => "idempotency_key_expired",
             Self::Unauthenticated => "unauthenticated",
             Self::BacklogFull { .. } => "backlog_full",
+            Self::TooManyJobs { .. } => "too_many_jobs",
             Self::JobNotFound => "job_not_found",
             Self::JobFinished { .. } => "job_finished",
             Self::JobNotFinished { .. } => "job_not_finished",
@@ -298,7 +354,8 @@ impl ApiError {
             | Self::QueueUnavailable(_)
             | Self::StatusUnavailable(_)
             | Self::SecretUnavailable(_)
-            | Self::SchedulerUnavailable(_) => "unavailable",
+            | Self::SchedulerUnavailable(_)
+            | Self::FilesUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
             Self::LongDelaysDisabled => "long_delays_disabled",
             Self::InvalidSchedule { .. } => "invalid_schedule",
@@ -309,6 +366,13 @@ impl ApiError {
             Self::SchedulesDisabled => "schedules_disabled",
             Self::JobNotScheduled { .. } => "job_not_scheduled",
             Self::SchedulerThrottled { .. } => "scheduler_throttled",
+            Self::InvalidUpload { .. } => "invalid_upload",
+            Self::UploadTooLarge { .. } => "upload_too_large",
+            Self::UploadNotFound => "upload_not_found",
+            Self::InputNotFound { .. } => "input_not_found",
+            Self::InputExpired { .. } => "input_expired",
+            Self::InputMismatch { .. } => "input_mismatch",
+            Self::UploadsDisabled => "uploads_disabled",
         }
     }
 
@@ -320,6 +384,7 @@ impl ApiError {
             | Self::StatusUnavailable(detail)
             | Self::SecretUnavailable(detail)
             | Self::SchedulerUnavailable(detail)
+            | Self::FilesUnavailable(detail)
             | Self::Internal(detail) => Some(detail),
             _ => None,
         }
@@ -333,8 +398,11 @@ impl ApiError {
         {
             body["error"]["status"] = json!(state);
         }
-        if let Self::InvalidSchedule { field, .. } = &self {
+        if let Self::InvalidSchedule { field, .. } | Self::InvalidUpload { field, .. } = &self {
             body["error"]["field"] = json!(field);
+        }
+        if let Self::TooManyJobs { limit, .. } = &self {
+            body["error"]["limit"] = json!(limit);
         }
         let mut builder = Response::builder()
             .status(self.status())
@@ -342,6 +410,9 @@ impl ApiError {
         match self {
             Self::MethodNotAllowed { allow } => builder = builder.header(ALLOW, allow),
             Self::BacklogFull { retry_after_secs }
+            | Self::TooManyJobs {
+                retry_after_secs, ..
+            }
             | Self::SchedulerThrottled { retry_after_secs } => {
                 builder = builder.header(RETRY_AFTER, retry_after_secs);
             }

@@ -144,7 +144,7 @@ impl Api {
         if !waiting {
             return Ok(Fired::NotWaiting { job_id });
         }
-        let message = JobMessage { job_id };
+        let message = JobMessage::of(&job);
         let queue_error = |e: jobline_core::QueueError| FireError::Unavailable(e.to_string());
         let delay_secs = match Departure::of(&job, self.clock.now_ms()) {
             Departure::Now => {

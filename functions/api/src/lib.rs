@@ -78,9 +78,13 @@
 //!
 //! # Backlog
 //!
-//! Above `MAX_BACKLOG` queued messages a new submission is 429 `backlog_full`
-//! with `Retry-After` ([`backlog`]); a replay of an already accepted key still
-//! gets its 202, since it adds no work.
+//! Each caller may have at most its bound of unfinished jobs
+//! (`MAX_UNFINISHED_PER_CALLER`, or its own in `CALLER_LIMITS`): over it, a
+//! new submission is 429 `too_many_jobs`, naming the bound, with
+//! `Retry-After`, and only that caller is refused (`admission.rs`). Above
+//! `MAX_BACKLOG` queued messages of all callers together a new submission is
+//! 429 `backlog_full` with `Retry-After` ([`backlog`]). A replay of an
+//! already accepted key still gets its 202, since it adds no work.
 //!
 //! # Links, errors, logs
 //!
@@ -94,6 +98,7 @@
 //! line with flat fields `jobId`, `jobType`, `status` (and `code` for an
 //! error): `info`, or `error` with the detail for a 5xx. The rest is `debug`.
 
+mod admission;
 pub mod backlog;
 mod dispatch;
 mod error;
@@ -114,6 +119,8 @@ pub use submission::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
+use jobline_core::caller::CallerCounts;
+use jobline_core::files::UploadFiles;
 use jobline_core::results::ResultStore;
 use jobline_core::schedule::ScheduleStore;
 use jobline_core::timers::Timers;
@@ -167,6 +174,13 @@ pub struct Api {
     timers: Option<Arc<dyn Timers>>,
     /// The callers' schedules: on with [`Api::with_schedules`].
     schedules: Option<Schedules>,
+    /// Uploads and outputs: on with [`Api::with_files`].
+    files: Option<Arc<dyn UploadFiles>>,
+    /// Each caller's unfinished jobs, counted: the per-caller bound is on
+    /// with [`Api::with_caller_counts`].
+    counts: Option<Arc<dyn CallerCounts>>,
+    /// Each caller's bounds (`MAX_UNFINISHED_PER_CALLER`, `CALLER_LIMITS`).
+    caller_limits: jobline_core::config::CallerLimits,
     /// The time: the tests' movable clock, or the wall clock.
     clock: Clock,
 }
@@ -208,6 +222,9 @@ impl Api {
             backlog: None,
             timers: None,
             schedules: None,
+            files: None,
+            counts: None,
+            caller_limits: config.callers.clone(),
             clock: Clock::system(),
         }
     }
@@ -252,6 +269,22 @@ impl Api {
     #[must_use]
     pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
         self.results = Some(results);
+        self
+    }
+
+    /// Bounds each caller's unfinished jobs, counted in `counts` (the
+    /// callers table; the notifier counts them down).
+    #[must_use]
+    pub fn with_caller_counts(mut self, counts: Arc<dyn CallerCounts>) -> Self {
+        self.counts = Some(counts);
+        self
+    }
+
+    /// Turns uploads on (`/uploads`, and jobs that name them), and lists
+    /// each finished job's outputs, in `files`.
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<dyn UploadFiles>) -> Self {
+        self.files = Some(files);
         self
     }
 
@@ -315,6 +348,10 @@ impl Api {
             (_, ["schedules", _, "pause" | "resume" | "trigger"]) => {
                 Err(ApiError::MethodNotAllowed { allow: "POST" })
             }
+            (&Method::POST, ["uploads"]) => self.create_upload(&request).await,
+            (&Method::GET, ["uploads", id]) => self.show_upload(&request, id).await,
+            (_, ["uploads"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            (_, ["uploads", _]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (&Method::GET, ["webhook-secret"]) => self.webhook_secret(&request).await,
             (_, ["webhook-secret"]) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             (method, ["openapi.yaml"]) => openapi::answer(method),

@@ -1,15 +1,18 @@
 //! The API Lambda's entry point: logs, config and SDK clients once per cold
-//! start, then every request goes to [`jobline_api::Api::handle`].
+//! start, then every request goes to [`jobline_api::Api::handle`]; a
+//! submission's span is exported before its answer when an OTLP endpoint is
+//! configured (`jobline_core::spans`).
 //!
 //! The clients bound every operation by `API_AWS_TIMEOUT_MS`, so a submission
 //! answers (202 or 503) within the function's timeout even when AWS is slow.
 
 use jobline_api::Api;
 use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
-use jobline_core::{Config, telemetry};
+use jobline_core::{Config, spans, telemetry};
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_dynamodb::schedules::DynamoScheduleStore;
-use jobline_s3::S3ResultStore;
+use jobline_s3::S3Bucket;
 use jobline_scheduler::{EventBridgeTimers, TimerTarget};
 use jobline_sqs::SqsJobQueue;
 use jobline_webhooks::SecretsManagerKeys;
@@ -40,6 +43,11 @@ async fn main() -> Result<(), Error> {
             schedules.max_per_caller,
         )
     });
+    let counts = config
+        .callers
+        .table_name
+        .as_ref()
+        .map(|table| Arc::new(DynamoCallerCounts::beside(&jobs, table.clone())));
     let mut api = Api::new(
         Arc::new(jobs),
         queue.clone(),
@@ -47,8 +55,12 @@ async fn main() -> Result<(), Error> {
         &config,
     )
     .with_queue_depth(queue);
+    if let Some(counts) = counts {
+        api = api.with_caller_counts(counts);
+    }
     if let Some(bucket) = &config.results_bucket {
-        api = api.with_results(Arc::new(S3ResultStore::from_sdk(&sdk, bucket)));
+        let bucket = Arc::new(S3Bucket::from_sdk(&sdk, bucket));
+        api = api.with_results(bucket.clone()).with_files(bucket);
     }
     // Read on first use (GET /webhook-secret), not at every cold start.
     if let Some(secret_id) = &config.webhooks.secret_id {
@@ -62,7 +74,12 @@ async fn main() -> Result<(), Error> {
     let api = Arc::new(api);
     run(service_fn(move |request: Request| {
         let api = Arc::clone(&api);
-        async move { Ok::<_, Error>(api.handle(request).await.response) }
+        async move {
+            let response = api.handle(request).await.response;
+            // Before the answer: Lambda may freeze the process once it is posted.
+            spans::flush().await;
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

@@ -6,9 +6,10 @@
 use super::*;
 use crate::backlog::fake::FakeDepth;
 use crate::fire::{FireInput, Fired};
+use crate::tests::sent;
 use jobline_core::schedule::{ScheduleId, fire_job_id, timer_name};
 use jobline_core::timers::{SCHEDULED_TIME, TimerTiming};
-use jobline_core::{JobMessage, JobState, Metric};
+use jobline_core::{JobState, Metric};
 use jobline_testkit::memory::queue::MemoryQueue;
 use jobline_testkit::memory::schedules::MemorySchedules;
 use jobline_testkit::memory::store::MemoryStore;
@@ -107,7 +108,7 @@ async fn a_short_delay_is_the_messages_and_a_long_one_a_timer() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "scheduled");
     let short = job_id(&body);
-    assert_eq!(f.queue.delays(), [(JobMessage { job_id: short }, 600)]);
+    assert_eq!(f.queue.delays(), [(sent(&f.store, short), 600)]);
     assert!(f.timers.timers().is_empty(), "no timer under 15 minutes");
 
     let (_, body) = call(
@@ -147,7 +148,7 @@ async fn a_short_delay_is_the_messages_and_a_long_one_a_timer() {
             delay_secs: 0
         }
     );
-    assert_eq!(f.queue.sent().last(), Some(&JobMessage { job_id: long }));
+    assert_eq!(f.queue.sent().last(), Some(&sent(&f.store, long)));
 }
 
 #[tokio::test]
@@ -164,10 +165,7 @@ async fn an_early_fire_is_delayed_again_and_never_runs_the_job_early() {
             delay_secs: 45
         }
     );
-    assert_eq!(
-        f.queue.delays().last(),
-        Some(&(JobMessage { job_id: id }, 45))
-    );
+    assert_eq!(f.queue.delays().last(), Some(&(sent(&f.store, id), 45)));
     // Hours early (never, from the service): the longest delay, which the
     // worker's claim puts off again until the job is due.
     f.timers.delete(&job_timer_name(id)).await.unwrap();
@@ -211,7 +209,7 @@ async fn a_scheduled_job_can_be_cancelled_or_run_now() {
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("queued"))
     );
-    assert_eq!(f.queue.sent(), [JobMessage { job_id: now }]);
+    assert_eq!(f.queue.sent(), [sent(&f.store, now)]);
     assert!(f.timers.timer(&job_timer_name(now)).is_none());
     let (status, body) = call(&f, "POST", &format!("/jobs/{cancelled}/run"), "").await;
     assert_eq!(
@@ -631,10 +629,7 @@ async fn a_run_now_whose_send_failed_is_sent_by_its_repeat_or_its_timer() {
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("queued"))
     );
-    assert_eq!(
-        f.queue.sent(),
-        [JobMessage { job_id: id }, JobMessage { job_id: id }]
-    );
+    assert_eq!(f.queue.sent(), [sent(&f.store, id), sent(&f.store, id)]);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@
 use crate::ApiError;
 use jobline_core::limits::FIXED_BUDGET_BYTES;
 use jobline_core::limits::PAYLOAD_BUDGET_BYTES;
+use jobline_core::limits::TRACE_CONTEXT_BUDGET_BYTES;
 use jobline_core::limits::WEBHOOK_BUDGET_BYTES;
 use jobline_core::{JobRecord, JobRequest};
 use jobline_dynamodb::item::{item_from_record, item_size};
@@ -37,11 +38,11 @@ use serde_json::{Map, Value};
 pub const MAX_BODY_BYTES: usize = PAYLOAD_BUDGET_BYTES;
 
 /// The largest item a new job may have: its payload, the fixed-size
-/// attributes and the callback URL. The rest of DynamoDB's 400 KB is for
-/// what later writes add (the result, the error, the delivery state) and for
-/// attributes to come.
+/// attributes, the callback URL and the trace context. The rest of
+/// DynamoDB's 400 KB is for what later writes add (the result, the error,
+/// the delivery state) and for attributes to come.
 pub const MAX_NEW_JOB_BYTES: usize =
-    PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES + WEBHOOK_BUDGET_BYTES;
+    PAYLOAD_BUDGET_BYTES + FIXED_BUDGET_BYTES + WEBHOOK_BUDGET_BYTES + TRACE_CONTEXT_BUDGET_BYTES;
 
 /// The longest job `type` accepted, in bytes.
 pub const MAX_JOB_TYPE_BYTES: usize = 64;
@@ -514,7 +515,9 @@ mod tests {
         assert_eq!(full.payload.to_string().len(), PAYLOAD_BUDGET_BYTES);
         assert_eq!(full.callback_url.as_ref().unwrap().len(), 2048);
         let long_sub = format!("jwt:https://issuer.example.com|{}", "s".repeat(4096));
-        check_sizes(&new_job("anonymous", &full)).expect("a full payload fits");
+        let mut traced = new_job("anonymous", &full);
+        traced.traceparent = Some(jobline_core::trace_context::TraceContext::new_root());
+        check_sizes(&traced).expect("a full payload fits, with its trace context");
         let error = check_sizes(&new_job(&long_sub, &full)).unwrap_err();
         let ApiError::JobTooLarge { limit, size } = error else {
             panic!("{error:?}");

@@ -14,6 +14,18 @@ use jobline_testkit::testing::now_ms;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use serde_json::{Value, json};
 
+/// The message the API sends for job `id` of the anonymous caller: in its
+/// fair-queue group, with the job's trace context.
+pub(crate) fn sent(store: &MemoryStore, id: JobId) -> JobMessage {
+    let job = store.job(id).expect("the job is stored");
+    let message = JobMessage::of(&job);
+    assert_eq!(
+        message.group,
+        Some(jobline_core::caller::CallerKey::of(ANONYMOUS_OWNER))
+    );
+    message
+}
+
 fn config(base: Option<&str>) -> Config {
     let mut config = Config::from_lookup(|name| match name {
         "JOBS_TABLE" => Some("t".into()),
@@ -91,7 +103,7 @@ async fn accepts_writes_and_sends_the_id() {
         reply.response.headers()[LOCATION],
         body["statusUrl"].as_str().unwrap()
     );
-    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(queue.sent(), [sent(&store, id)]);
     assert_eq!(store.job(id).unwrap().state, JobState::Queued);
 }
 
@@ -117,7 +129,69 @@ async fn a_failed_send_is_a_503_and_marks_the_job() {
     let retried = api.handle(submit(Some("k"))).await;
     assert_eq!(retried.response.status(), StatusCode::ACCEPTED);
     assert_eq!(store.job(id).unwrap().state, JobState::Queued);
-    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(queue.sent(), [sent(&store, id)]);
+}
+
+/// A submission with a `traceparent` request header.
+fn traced_submit(key: Option<&str>, traceparent: &[&str]) -> Request {
+    let mut request = submit(key);
+    for value in traceparent {
+        request
+            .headers_mut()
+            .append("traceparent", http::HeaderValue::from_str(value).unwrap());
+    }
+    request
+}
+
+#[tokio::test]
+async fn a_submission_continues_its_callers_trace_or_starts_one() {
+    const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (store, queue) = fakes();
+    let mut api = api(&store, &queue, None);
+    api.clock = Clock::at(1_000);
+    let reply = api.handle(traced_submit(None, &[CALLER])).await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    let id: JobId = body(&reply)["jobId"].as_str().unwrap().parse().unwrap();
+    let stored = store.job(id).unwrap().traceparent.expect("a trace");
+    // The job's context is the submission's span: a child of the caller's.
+    assert_eq!(
+        stored.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_ne!(stored.span_id().to_string(), "00f067aa0ba902b7");
+    assert!(stored.sampled());
+    assert_eq!(
+        reply.response.headers()["traceparent"],
+        stored.to_string().as_str()
+    );
+    // Its message carries it as the `traceparent` attribute.
+    assert_eq!(queue.sent()[0].traceparent, Some(stored));
+
+    // None, an invalid one, or two: each job starts a trace of its own.
+    let mut traces = std::collections::HashSet::new();
+    for headers in [
+        &[][..],
+        &["00-00000000000000000000000000000000-00f067aa0ba902b7-01"][..],
+        &["not a traceparent"][..],
+        &[CALLER, CALLER][..],
+    ] {
+        let reply = api.handle(traced_submit(None, headers)).await;
+        assert_eq!(reply.response.status(), StatusCode::ACCEPTED, "{headers:?}");
+        let id: JobId = body(&reply)["jobId"].as_str().unwrap().parse().unwrap();
+        let context = store.job(id).unwrap().traceparent.expect("a trace");
+        assert_ne!(context.trace_id(), stored.trace_id(), "{headers:?}");
+        assert!(traces.insert(context.trace_id()), "{headers:?}");
+    }
+
+    // A repeat under the same key answers the first request's trace.
+    let first = api.handle(traced_submit(Some("t"), &[])).await;
+    api.clock = Clock::at(2_000);
+    let again = api.handle(traced_submit(Some("t"), &[CALLER])).await;
+    assert_eq!(again.response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        again.response.headers()["traceparent"],
+        first.response.headers()["traceparent"]
+    );
 }
 
 /// What goes wrong with a [`FaultySend`] queue's `SendMessage`.
@@ -220,7 +294,7 @@ async fn a_failed_send_whose_job_a_worker_claimed_is_accepted() {
     let job = store.job(id).unwrap();
     assert!(!job.enqueue_failed, "the claimed job is left alone");
     assert_eq!(job.state, JobState::Running);
-    assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(queue.queue.sent(), [sent(&store, id)]);
 }
 
 #[tokio::test]
@@ -330,7 +404,7 @@ async fn a_replay_of_a_job_never_started_sends_its_message_again() {
     api.clock = Clock::at(5_000);
     let replay = api.handle(submit(Some("k"))).await;
     assert_eq!(replay.response.status(), StatusCode::ACCEPTED);
-    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(queue.sent(), [sent(&store, id)]);
 }
 
 /// A repeat whose send fails answers 503 and leaves the job as it is: its
@@ -393,7 +467,7 @@ async fn a_send_that_times_out_after_a_repeat_resent_it_is_accepted() {
     let job = store.job(id).unwrap();
     assert_eq!(job.state, JobState::Queued, "the job waits for B's message");
     assert!(!job.enqueue_failed);
-    assert_eq!(queue.queue.sent(), [JobMessage { job_id: id }]);
+    assert_eq!(queue.queue.sent(), [sent(&store, id)]);
 }
 
 #[tokio::test]
@@ -407,7 +481,11 @@ async fn the_requests_own_retried_write_is_still_sent() {
     api.clock = Clock::at(1_000);
     let reply = api.handle(submit(Some("k"))).await;
     assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
-    assert_eq!(queue.sent(), [JobMessage { job_id: id }]);
+    // The item this test wrote stands for the request's own, whose trace
+    // context (random) it could not know: the message carries the request's.
+    let own = queue.sent()[0].traceparent;
+    assert!(own.is_some());
+    assert_eq!(queue.sent(), [sent(&store, id).traced(own)]);
     assert_eq!(reply.metrics.total(Metric::JobsAccepted), 1.0);
     // A later request with the key, once a worker has the job, is a replay.
     store

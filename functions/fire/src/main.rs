@@ -11,6 +11,7 @@ use jobline_api::Api;
 use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
 use jobline_core::{Config, Metrics, telemetry};
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_dynamodb::schedules::DynamoScheduleStore;
 use jobline_scheduler::{EventBridgeTimers, TimerTarget};
 use jobline_sqs::SqsJobQueue;
@@ -34,17 +35,25 @@ async fn main() -> Result<(), Error> {
     let timers = EventBridgeTimers::from_sdk(&sdk, TimerTarget::of(&schedules));
     let jobs = DynamoJobStore::from_sdk(&sdk, &config);
     let store = DynamoScheduleStore::beside(&jobs, schedules.table_name.clone());
-    let api = Arc::new(
-        Api::new(
-            Arc::new(jobs),
-            queue.clone(),
-            jobline_jobs::registry(config.demo_job_types),
-            &config,
-        )
-        .with_queue_depth(queue)
-        .with_timers(Arc::new(timers))
-        .with_schedules(Arc::new(store), schedules.max_per_caller),
-    );
+    // A fire's job counts against its caller's bound, as POST /jobs's does.
+    let counts = config
+        .callers
+        .table_name
+        .as_ref()
+        .map(|table| DynamoCallerCounts::beside(&jobs, table.clone()));
+    let mut api = Api::new(
+        Arc::new(jobs),
+        queue.clone(),
+        jobline_jobs::registry(config.demo_job_types),
+        &config,
+    )
+    .with_queue_depth(queue)
+    .with_timers(Arc::new(timers))
+    .with_schedules(Arc::new(store), schedules.max_per_caller);
+    if let Some(counts) = counts {
+        api = api.with_caller_counts(Arc::new(counts));
+    }
+    let api = Arc::new(api);
     run(service_fn(move |event: LambdaEvent<Value>| {
         let api = Arc::clone(&api);
         async move {

@@ -7,7 +7,9 @@
 //! 1. **The jobs table's stream** ([`Notifier::relay`]). Every record whose
 //!    change is a job with a callback URL entering a final state
 //!    ([`outbox::announced`]) becomes one message `{"jobId"}` on the
-//!    notifier's own queue. A send that fails fails its record, and Lambda
+//!    notifier's own queue; and every final state counts its caller's
+//!    unfinished jobs down ([`outbox::counted`], the per-caller bound's
+//!    other half: the API counts each admission up). A send that fails fails its record, and Lambda
 //!    retries the stream from it; nothing else happens here, so a slow or
 //!    failing receiver never holds the stream (or the jobs) back.
 //! 2. **The notifier's queue** ([`Notifier::deliver_batch`]). Each message
@@ -51,14 +53,22 @@
 //! the re-read after its refusal, so the re-read always sees the rotation
 //! that made the receiver refuse. The last receive fails whatever the status.
 //!
+//! Each attempt is a `webhook` span in the job's trace (its record's
+//! `traceparent`, the API's `submit` span), and the POST carries that
+//! span's context as its `traceparent` header, so a receiver that traces
+//! continues the job's trace; its log line carries the trace id.
+//!
 //! Every attempt of one event has the same `webhook-id`
 //! (`msg_<job id>_<finishedAt>`), so a receiver drops a duplicate (an
 //! attempt that was delivered but whose record was lost) by it.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
+use jobline_core::caller::CallerCounts;
 use jobline_core::config::WebhookConfig;
 use jobline_core::job::{DeliveryState, WebhookDelivery, format_ms};
+use jobline_core::spans::{Span, SpanKind, SpanStatus};
+use jobline_core::trace_context::TraceContext;
 use jobline_core::view::job_view;
 use jobline_core::{Clock, JobId, JobMessage, JobQueue, JobRecord, Metric, Metrics, NotifierStore};
 use jobline_dynamodb::outbox;
@@ -67,6 +77,7 @@ use jobline_webhooks::{
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tracing::field::display;
 
 /// How long after its change a stream record whose relay keeps failing is
 /// set aside ([`Notifier::relay`]), in ms: long enough to ride out a short
@@ -85,6 +96,9 @@ pub struct Notifier {
     keys: Arc<dyn KeySource>,
     deliverer: Deliverer,
     config: WebhookConfig,
+    /// Each caller's count of unfinished jobs, which every final state
+    /// counts down (and a replay up): on with [`Notifier::with_counts`].
+    counts: Option<Arc<dyn CallerCounts>>,
     clock: Clock,
 }
 
@@ -111,8 +125,17 @@ impl Notifier {
             keys,
             deliverer,
             config: config.clone(),
+            counts: None,
             clock: Clock::system(),
         }
+    }
+
+    /// Counts each caller's unfinished jobs down at their final states, and
+    /// up at their replays, in `counts` (the callers table).
+    #[must_use]
+    pub fn with_counts(mut self, counts: Arc<dyn CallerCounts>) -> Self {
+        self.counts = Some(counts);
+        self
     }
 
     /// Reads the time from `clock` (the tests' movable one).
@@ -149,7 +172,8 @@ impl Notifier {
     }
 
     /// Stream records, in order: each final state of a called-back job
-    /// becomes a message on the queue. Returns the sequence number of the
+    /// becomes a message on the queue, and each final state (or replay) of
+    /// any job counts its caller down (or up) ([`outbox::counted`]). Returns the sequence number of the
     /// first record whose send failed (Lambda retries from it, for as long
     /// as the stream keeps it), if any. A record whose send still fails
     /// [`SET_ASIDE_AFTER_MS`] after its change is set aside instead, so it
@@ -158,22 +182,36 @@ impl Notifier {
     /// (`jobline_sweeper::WEBHOOK_OWED_AFTER_MS`).
     pub async fn relay(&self, records: &[Value]) -> Vec<String> {
         for record in records {
-            let Some(job_id) = outbox::announced(record) else {
-                continue;
-            };
-            if let Err(error) = self.queue.send(&JobMessage { job_id }).await {
-                let changed_ms = record["dynamodb"]["ApproximateCreationDateTime"]
-                    .as_i64()
-                    .map(|secs| secs.saturating_mul(1000));
-                if changed_ms.is_some_and(|at| self.clock.now_ms() - at > SET_ASIDE_AFTER_MS) {
-                    tracing::error!(jobId = %job_id, %error, "could not queue a webhook for too long; set aside for the sweeper");
-                    continue;
+            let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("");
+            let changed_ms = record["dynamodb"]["ApproximateCreationDateTime"]
+                .as_i64()
+                .map(|secs| secs.saturating_mul(1000));
+            let set_aside =
+                changed_ms.is_some_and(|at| self.clock.now_ms() - at > SET_ASIDE_AFTER_MS);
+            if let Some(job_id) = outbox::announced(record) {
+                if let Err(error) = self.queue.send(&JobMessage::new(job_id)).await {
+                    if set_aside {
+                        tracing::error!(jobId = %job_id, %error, "could not queue a webhook for too long; set aside for the sweeper");
+                    } else {
+                        tracing::warn!(jobId = %job_id, %error, "could not queue a webhook; the stream will retry");
+                        return vec![sequence.to_owned()];
+                    }
+                } else {
+                    tracing::debug!(jobId = %job_id, "webhook queued");
                 }
-                tracing::warn!(jobId = %job_id, %error, "could not queue a webhook; the stream will retry");
-                let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("");
-                return vec![sequence.to_owned()];
             }
-            tracing::debug!(jobId = %job_id, "webhook queued");
+            // After the webhook: a retry of this record queues its webhook
+            // again (a duplicate the delivery drops) rather than count twice.
+            if let (Some(counts), Some((owner, delta))) = (&self.counts, outbox::counted(record))
+                && let Err(error) = counts.adjust(&owner, delta).await
+            {
+                if set_aside {
+                    tracing::error!(%error, delta, "could not count a caller's job for too long; its count is off by one");
+                } else {
+                    tracing::warn!(%error, delta, "could not count a caller's job; the stream will retry");
+                    return vec![sequence.to_owned()];
+                }
+            }
         }
         Vec::new()
     }
@@ -228,7 +266,8 @@ impl Notifier {
             }
         };
         let Some(due) = Due::of(&job) else {
-            tracing::info!(jobId = %id, outcome = "nothing to send", "webhook");
+            let trace_id = job.traceparent.map(|context| display(context.trace_id()));
+            tracing::info!(jobId = %id, outcome = "nothing to send", traceId = trace_id, "webhook");
             return Handled::Done;
         };
         let keys = match self.keys.keys().await {
@@ -240,9 +279,19 @@ impl Notifier {
             }
         };
         let attempt = due.seen.as_ref().map_or(0, |d| d.attempts) + 1;
-        let (state, last_status) = match self.attempt(&job, &due, &keys).await {
-            Ok(status) => (DeliveryState::Delivered, Some(status)),
+        // This attempt's span, in the job's trace: its context is the POST's
+        // `traceparent` header.
+        let mut span = Span::start("webhook", SpanKind::Client, job.traceparent.as_ref())
+            .for_job(id, &job.job_type);
+        span.int("attempt", i64::from(attempt));
+        let trace = span.context();
+        let (state, last_status) = match self.attempt(&job, &due, &keys, &trace).await {
+            Ok(status) => {
+                span.status(SpanStatus::Ok);
+                (DeliveryState::Delivered, Some(status))
+            }
             Err(error) => {
+                span.status(SpanStatus::Error(error.to_string()));
                 let status = match &error {
                     DeliveryError::Status(status) => Some(*status),
                     _ => None,
@@ -261,6 +310,11 @@ impl Notifier {
                 (state, status)
             }
         };
+        if let Some(status) = last_status {
+            span.int("http.response.status_code", i64::from(status));
+        }
+        span.text("outcome", state.as_str());
+        span.end();
         let delivery = WebhookDelivery {
             for_finished_at: due.finished_at,
             state,
@@ -283,6 +337,7 @@ impl Notifier {
             attempt,
             outcome = state.as_str(),
             status = last_status.unwrap_or_default(),
+            traceId = %trace.trace_id(),
             "webhook"
         );
         match state {
@@ -298,12 +353,14 @@ impl Notifier {
         }
     }
 
-    /// One POST of `job`'s event; the receiver's 2xx status, or why not.
+    /// One POST of `job`'s event, its `traceparent` header `trace`; the
+    /// receiver's 2xx status, or why not.
     async fn attempt(
         &self,
         job: &JobRecord,
         due: &Due<'_>,
         keys: &MasterKeys,
+        trace: &TraceContext,
     ) -> Result<u16, DeliveryError> {
         let url = CallbackUrl::parse(due.url, self.config.policy())?;
         let body = event_body(job, due.finished_at).to_string();
@@ -317,7 +374,7 @@ impl Notifier {
         );
         Ok(self
             .deliverer
-            .deliver(&url, &headers, body.as_bytes())
+            .deliver_traced(&url, &headers, body.as_bytes(), Some(trace))
             .await?
             .status)
     }

@@ -67,7 +67,7 @@ fn delivery_event(id: JobId, receive_count: u32) -> SqsEvent {
     let mut record = SqsMessage::default();
     record.message_id = Some(format!("m-{id}"));
     record.receipt_handle = Some(format!("r-{id}-{receive_count}"));
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     record.event_source = Some("aws:sqs".into());
     record
         .attributes
@@ -138,6 +138,38 @@ async fn a_receiver_that_fails_first_gets_the_event_again_then_it_is_delivered_o
     assert_eq!(event["data"]["jobId"], job.id.to_string());
     assert_eq!(event["data"]["status"], "succeeded");
     assert!(event["data"].get("webhook").is_none());
+}
+
+#[tokio::test]
+async fn each_attempt_sends_a_traceparent_in_the_jobs_trace() {
+    let f = fixture(8);
+    let (url, got) = receiver(vec![500, 204]).await;
+    let mut job = finished(&f.store, "alice", &url, JobState::Succeeded);
+    let context = TraceContext::new_root();
+    job.traceparent = Some(context);
+    f.store.insert(job.clone());
+    f.notifier.deliver_batch(delivery_event(job.id, 1)).await;
+    f.notifier.deliver_batch(delivery_event(job.id, 2)).await;
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let sent: Vec<TraceContext> = got
+        .iter()
+        .map(|request| request.headers["traceparent"].parse().unwrap())
+        .collect();
+    for attempt in &sent {
+        assert_eq!(attempt.trace_id(), context.trace_id());
+        assert_ne!(attempt.span_id(), context.span_id(), "a child span");
+        assert!(attempt.sampled());
+    }
+    assert_ne!(sent[0].span_id(), sent[1].span_id(), "a span each attempt");
+
+    // A job from before traces: each attempt still sends one.
+    let (url, got) = receiver(vec![204]).await;
+    let old = finished(&f.store, "alice", &url, JobState::Failed);
+    assert_eq!(old.traceparent, None);
+    f.notifier.deliver_batch(delivery_event(old.id, 1)).await;
+    let header = &got.lock().unwrap()[0].headers["traceparent"];
+    assert!(header.parse::<TraceContext>().is_ok(), "{header}");
 }
 
 #[tokio::test]

@@ -283,7 +283,7 @@ impl Sweeper {
             Owed::Nothing => Ok(self.store.settle_webhook(id).await?),
             Owed::BeingTried => Ok(()),
             Owed::Again => {
-                notify.send(&JobMessage { job_id: id }).await?;
+                notify.send(&JobMessage::new(id)).await?;
                 tracing::warn!(jobId = %id, "an owed webhook was handed to the notifier again");
                 report.requeued += 1;
                 Ok(())

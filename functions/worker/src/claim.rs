@@ -215,7 +215,7 @@ impl Worker {
                 let Some(job_id) = delivery.job_id else {
                     return self.retry_later(delivery, None).await;
                 };
-                self.send_again(delivery, &JobMessage { job_id }, "duplicate-carried-on")
+                self.send_again(delivery, &delivery.message(job_id), "duplicate-carried-on")
                     .await
             }
             ClaimRefusal::Leased { until_ms } => {
@@ -248,7 +248,11 @@ impl Worker {
                 let Some(job_id) = delivery.job_id else {
                     return self.retry_later(delivery, Some(secs)).await;
                 };
-                match self.queue.send_delayed(&JobMessage { job_id }, secs).await {
+                match self
+                    .queue
+                    .send_delayed(&delivery.message(job_id), secs)
+                    .await
+                {
                     Ok(_) => {
                         delivery.outcome = "early";
                         Disposition::Acknowledged

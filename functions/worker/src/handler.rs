@@ -99,10 +99,13 @@ impl Worker {
         let limit_at = self.run_limit_at(job);
         let cancel_at = cancel_at_ms(deadline_ms).min(limit_at);
         let cancel = CancellationToken::new();
-        let ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone())
+        let mut ctx = JobContext::new(job.id, job.attempts, cancel_at, cancel.clone())
             .timed_by(self.clock.clone())
             .resuming_from(job.checkpoint.clone())
             .reporting_to(reports.clone());
+        if let Some(files) = &self.files {
+            ctx = ctx.with_files(Arc::clone(files), job.inputs.clone());
+        }
         // A panicking handler fails its job, not the batch's other jobs.
         let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
         tokio::pin!(run);

@@ -95,6 +95,7 @@ use hides::ClaimHides;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use futures_util::stream;
+use jobline_core::files::JobFiles;
 use jobline_core::results::ResultStore;
 use jobline_core::{Clock, JobMessage, JobQueue, JobTypes, Metrics, WorkerConfig, WorkerStore};
 use std::sync::Arc;
@@ -166,6 +167,8 @@ pub struct Worker {
     store: Arc<dyn WorkerStore>,
     queue: Arc<dyn JobQueue>,
     results: Option<Arc<dyn ResultStore>>,
+    /// Where handlers read their inputs and write their outputs.
+    files: Option<Arc<dyn JobFiles>>,
     job_types: JobTypes,
     config: WorkerConfig,
     concurrency: usize,
@@ -198,6 +201,7 @@ impl Worker {
             store,
             queue,
             results: None,
+            files: None,
             job_types,
             config,
             concurrency,
@@ -216,6 +220,14 @@ impl Worker {
     #[must_use]
     pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
         self.results = Some(results);
+        self
+    }
+
+    /// Lets handlers read the uploads their jobs name and write outputs,
+    /// in `files`.
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<dyn JobFiles>) -> Self {
+        self.files = Some(files);
         self
     }
 
@@ -307,7 +319,8 @@ impl Worker {
         };
         delivery.job_id = Some(message.job_id);
         if self.clock.until(cancel_at_ms(deadline_ms)) < MIN_RUN_TIME {
-            return self.send_again(delivery, &message, "sent-again").await;
+            let again = delivery.message(message.job_id);
+            return self.send_again(delivery, &again, "sent-again").await;
         }
         self.run_job(delivery, hides, message.job_id, deadline_ms)
             .await

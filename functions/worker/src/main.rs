@@ -1,14 +1,16 @@
 //! The worker Lambda's entry point: logs, config and SDK clients once per
 //! cold start, then every SQS batch goes to [`jobline_worker::Worker::process_batch`]
-//! (which also writes the batch's metrics). If a handler overran its
+//! (which also writes the batch's metrics), and the batch's spans are
+//! exported before its answer when an OTLP endpoint is configured
+//! (`jobline_core::spans`). If a handler overran its
 //! deadline, the process ends once the response is posted
 //! ([`jobline_worker::restart`]).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
-use jobline_core::{Config, telemetry};
+use jobline_core::{Config, spans, telemetry};
 use jobline_dynamodb::DynamoJobStore;
-use jobline_s3::S3ResultStore;
+use jobline_s3::S3Bucket;
 use jobline_sqs::SqsJobQueue;
 use jobline_worker::Worker;
 use jobline_worker::restart::{ExitAfterResponseLayer, RestartFlag};
@@ -30,7 +32,8 @@ async fn main() -> Result<(), Error> {
         config.worker.clone(),
     );
     if let Some(bucket) = &config.results_bucket {
-        worker = worker.with_results(Arc::new(S3ResultStore::from_sdk(&sdk, bucket)));
+        let bucket = Arc::new(S3Bucket::from_sdk(&sdk, bucket));
+        worker = worker.with_results(bucket.clone()).with_files(bucket);
     }
     let worker = Arc::new(worker);
     let restart = RestartFlag::new();
@@ -41,6 +44,8 @@ async fn main() -> Result<(), Error> {
         async move {
             let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
             let outcome = worker.process_batch(event.payload, deadline_ms).await;
+            // Before the answer: Lambda may freeze the process once it is posted.
+            spans::flush().await;
             if outcome.must_restart {
                 flag.request();
             }

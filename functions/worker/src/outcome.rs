@@ -5,7 +5,7 @@
 //! set by its visibility).
 
 use crate::delivery::Delivery;
-use crate::handler::{Run, Stop};
+use crate::handler::{Ran, Run, Stop};
 use crate::hides::ClaimHides;
 use crate::{
     Disposition, LEASE_LOST_ERROR, MAX_RESULT_BYTES, TIMED_OUT_ERROR, UNSTORABLE_ERROR, Worker,
@@ -14,6 +14,7 @@ use crate::{
 use jobline_core::backoff::max_visibility_secs;
 use jobline_core::job_types::Reports;
 use jobline_core::results::{MAX_LINKED_RESULT_BYTES, result_key};
+use jobline_core::spans::SpanStatus;
 use jobline_core::{Completion, JobError, JobId, JobMessage, JobRecord, Metric, StoreError};
 use serde_json::Value;
 use std::time::Instant;
@@ -26,20 +27,29 @@ impl Worker {
         id: JobId,
         deadline_ms: i64,
     ) -> Disposition {
+        // The claim step's span: the claim and the message's hide.
+        let mut claim_span = delivery.span("claim");
         let (job, lease_until_ms, claiming) = match self.claim(delivery, id, hides.claiming()).await
         {
             Ok(claimed) => claimed,
-            Err(disposition) => return disposition,
+            Err(disposition) => {
+                delivery.adopt_trace(&mut claim_span, None);
+                delivery.end_span(claim_span, delivery.outcome);
+                return disposition;
+            }
         };
         delivery.job_type = Some(job.job_type.clone());
         delivery.attempt = Some(job.attempts);
+        delivery.adopt_trace(&mut claim_span, job.traceparent);
         if job.cancel_requested {
             // Cancelled while its last attempt ran, which died before it
             // could stop: the claim after the lease ends finishes it. Not
             // run, so not hidden: the claim step ends here.
             drop(claiming);
+            delivery.end_span(claim_span, "claimed");
+            let finish = delivery.span("finish");
             delivery.outcome = "cancelled";
-            return self
+            let disposition = self
                 .complete(
                     delivery,
                     &job,
@@ -47,15 +57,22 @@ impl Worker {
                     Metric::JobsCancelled,
                 )
                 .await;
+            delivery.end_span(finish, delivery.outcome);
+            return disposition;
         }
         if self.clock.now_ms() >= self.run_limit_at(&job) {
             drop(claiming);
-            return self.fail_at_run_limit(delivery, &job).await;
+            delivery.end_span(claim_span, "claimed");
+            let finish = delivery.span("finish");
+            let disposition = self.fail_at_run_limit(delivery, &job).await;
+            delivery.end_span(finish, delivery.outcome);
+            return disposition;
         }
         // Short at once (with the claims that end close to this one): a
         // crash now brings the message back within the lease.
         self.hide_for_lease(delivery, claiming, lease_until_ms)
             .await;
+        delivery.end_span(claim_span, "claimed");
         if job.attempts == 1
             && let Some(started) = job.started_at
         {
@@ -66,21 +83,51 @@ impl Worker {
             );
         }
         let started = Instant::now();
+        let mut run_span = delivery.span("run");
         let ran = self.run_handler(&job, delivery, deadline_ms).await;
         delivery.metrics.record(
             &job.job_type,
             Metric::JobDurationMs,
             started.elapsed().as_secs_f64() * 1000.0,
         );
+        run_span.status(match &ran.run {
+            Run::Finished(Ok(_) | Err(JobError::Continue)) => SpanStatus::Ok,
+            Run::Finished(Err(error)) => SpanStatus::Error(error.to_string()),
+            Run::Overran => SpanStatus::Error(TIMED_OUT_ERROR.to_owned()),
+        });
+        delivery.end_span(
+            run_span,
+            match &ran.run {
+                Run::Finished(Ok(_)) => "returned",
+                Run::Finished(Err(JobError::Continue)) => "yielded",
+                Run::Finished(Err(_)) => "failed",
+                Run::Overran => "overran",
+            },
+        );
+        // The finish step's span: how the run is recorded.
+        let finish = delivery.span("finish");
+        let disposition = self.record_run(delivery, &job, ran).await;
+        delivery.end_span(finish, delivery.outcome);
+        disposition
+    }
+
+    /// Records how `job`'s run `ran` ended: one fenced write, and the
+    /// message's disposition.
+    async fn record_run(
+        &self,
+        delivery: &mut Delivery<'_>,
+        job: &JobRecord,
+        ran: Ran,
+    ) -> Disposition {
         let last_delivery = delivery.receive_count >= self.config.max_receive_count;
         match (ran.run, ran.stop) {
-            (Run::Finished(Ok(result)), _) => match self.completion_of(&job, result).await {
+            (Run::Finished(Ok(result)), _) => match self.completion_of(job, result).await {
                 Ok(completion) => {
                     delivery.outcome = "succeeded";
-                    self.complete(delivery, &job, &completion, Metric::JobsSucceeded)
+                    self.complete(delivery, job, &completion, Metric::JobsSucceeded)
                         .await
                 }
-                Err(JobError::Permanent(error)) => self.fail(delivery, &job, "failed", error).await,
+                Err(JobError::Permanent(error)) => self.fail(delivery, job, "failed", error).await,
                 Err(_) => {
                     // The upload failed: the result is lost with this
                     // attempt, so the job runs again after its backoff.
@@ -93,7 +140,7 @@ impl Worker {
             // to run the job: it fails, dead-lettered, fenced by the attempt,
             // so a job another delivery took over is left alone.
             (Run::Finished(_), Some(Stop::LeaseLost)) if last_delivery => {
-                self.dead_letter(delivery, &job, LEASE_LOST_ERROR.to_owned())
+                self.dead_letter(delivery, job, LEASE_LOST_ERROR.to_owned())
                     .await;
                 Disposition::Retry
             }
@@ -105,26 +152,21 @@ impl Worker {
             }
             (Run::Finished(Err(_)), Some(Stop::CancelRequested)) => {
                 delivery.outcome = "cancelled";
-                self.complete(
-                    delivery,
-                    &job,
-                    &Completion::Cancelled,
-                    Metric::JobsCancelled,
-                )
-                .await
+                self.complete(delivery, job, &Completion::Cancelled, Metric::JobsCancelled)
+                    .await
             }
             (Run::Finished(Err(_)), Some(Stop::RunLimit)) => {
-                self.fail_at_run_limit(delivery, &job).await
+                self.fail_at_run_limit(delivery, job).await
             }
             (Run::Finished(Err(JobError::Continue)), _) => {
-                self.continue_later(delivery, &job, &ran.reports).await
+                self.continue_later(delivery, job, &ran.reports).await
             }
             (Run::Finished(Err(JobError::Permanent(error))), _) => {
                 tracing::debug!(%error, jobId = %job.id, "job failed permanently");
-                self.fail(delivery, &job, "failed", error).await
+                self.fail(delivery, job, "failed", error).await
             }
             (Run::Finished(Err(JobError::Retryable(error))), _) if last_delivery => {
-                self.dead_letter(delivery, &job, error).await;
+                self.dead_letter(delivery, job, error).await;
                 Disposition::Retry
             }
             (Run::Finished(Err(JobError::Retryable(error))), _) => {
@@ -137,7 +179,7 @@ impl Worker {
                 {
                     Ok(()) => {}
                     Err(invalid @ StoreError::Invalid { .. }) => {
-                        return self.fail_unstorable(delivery, &job, false, &invalid).await;
+                        return self.fail_unstorable(delivery, job, false, &invalid).await;
                     }
                     Err(return_error) => {
                         tracing::warn!(%return_error, jobId = %job.id, "could not return the job to the queue; its lease will expire");
@@ -149,7 +191,7 @@ impl Worker {
             // No other delivery will run it: recording the failure cannot
             // overlap with a run.
             (Run::Overran, _) if last_delivery => {
-                self.dead_letter(delivery, &job, TIMED_OUT_ERROR.to_owned())
+                self.dead_letter(delivery, job, TIMED_OUT_ERROR.to_owned())
                     .await;
                 delivery.outcome = "overran";
                 Disposition::Overran
@@ -235,7 +277,7 @@ impl Worker {
                 return Disposition::Retry;
             }
         }
-        match self.queue.send(&JobMessage { job_id: job.id }).await {
+        match self.queue.send(&JobMessage::of(job)).await {
             Ok(_) => {
                 delivery.outcome = "continued";
                 delivery.metrics.count(&job.job_type, Metric::JobsContinued);

@@ -152,7 +152,7 @@ impl Fixture {
     }
 
     async fn deliver_job(&self, id: JobId, receive_count: u32) -> (Disposition, Metrics) {
-        self.deliver(&JobMessage { job_id: id }.encode(), receive_count)
+        self.deliver(&JobMessage::new(id).encode(), receive_count)
             .await
     }
 }
@@ -193,7 +193,7 @@ async fn an_early_message_of_a_scheduled_job_waits_again_and_never_runs_it_early
     assert_eq!((stored.state, stored.attempts), (JobState::Scheduled, 0));
     let delays = f.queue.delays();
     assert_eq!(delays.len(), 1, "sent again, delayed");
-    assert_eq!(delays[0].0, JobMessage { job_id: job.id });
+    assert_eq!(delays[0].0, JobMessage::new(job.id));
     assert!(
         (44..=45).contains(&delays[0].1),
         "until it is due: {delays:?}"
@@ -332,7 +332,7 @@ async fn an_attempt_is_cut_off_before_the_invocation_deadline() {
     let f = fixture();
     let id = f.job(json!({"fail": "hang"}));
     let mut record = SqsMessage::default();
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     let deadline = now_ms() + 3_300;
     let (disposition, _) = f.deliver_record(&record, deadline).await;
     assert!(now_ms() < deadline, "stopped before the deadline");
@@ -350,7 +350,7 @@ async fn a_handler_that_ignores_its_deadline_keeps_its_job_and_ends_the_process(
     let mut record = SqsMessage::default();
     record.message_id = Some("slow".into());
     record.receipt_handle = Some("r".into());
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     event.records.push(record);
     let outcome = f.worker.process_batch(event, deadline).await;
     assert!(now_ms() < deadline, "gave up before the deadline");
@@ -369,7 +369,7 @@ async fn an_overrun_on_the_last_delivery_dead_letters_the_job() {
     let id = f.job(json!({"fail": "overrun"}));
     let mut record = SqsMessage::default();
     record.receipt_handle = Some("r".into());
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     record
         .attributes
         .insert("ApproximateReceiveCount".into(), "3".into());
@@ -408,7 +408,7 @@ async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
     });
     let deadlines = Deadlines::new(QueueSettings::TEMPLATE, &f.worker.config);
     let sent_from = now_ms();
-    f.queue.push(&JobMessage { job_id: id }.encode());
+    f.queue.push(&JobMessage::new(id).encode());
     let receive = Receive {
         max_messages: 10,
         wait_secs: 0,
@@ -440,7 +440,7 @@ async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
             .unwrap();
         assert!(undeleted.is_empty());
     }
-    assert_eq!(f.queue.sent(), vec![JobMessage { job_id: id }; 3]);
+    assert_eq!(f.queue.sent(), vec![JobMessage::new(id); 3]);
     let job = f.store.job(id).unwrap();
     assert_eq!(
         (job.state, job.attempts),
@@ -456,7 +456,7 @@ async fn late_records_are_sent_again_and_their_receive_count_does_not_grow() {
     // If the send fails, the record is reported failed instead.
     f.queue.set_failing_sends(true);
     let mut record = SqsMessage::default();
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     assert_eq!(
         f.deliver_record(&record, now_ms() + 2_500).await.0,
         Disposition::Retry
@@ -541,7 +541,7 @@ async fn a_duplicate_of_a_running_job_is_never_dead_lettered() {
     );
     assert_eq!(
         f.queue.sent()[sent_before..],
-        [JobMessage { job_id: id }],
+        [JobMessage::new(id)],
         "carried on as a new message"
     );
     assert_eq!(f.store.job(id).unwrap().state, JobState::Running);
@@ -563,7 +563,7 @@ async fn a_duplicate_of_a_running_job_is_never_dead_lettered() {
 /// A record of job `id`'s message, sent at `sent_at_ms`.
 fn sent_at(id: JobId, sent_at_ms: i64) -> SqsMessage {
     let mut record = SqsMessage::default();
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     record
         .attributes
         .insert("SentTimestamp".into(), sent_at_ms.to_string());
@@ -688,8 +688,8 @@ async fn a_batch_reports_only_its_failures() {
     let retry = f.job(json!({"fail": "retry"}));
     let mut event = SqsEvent::default();
     for (message_id, body) in [
-        ("ok", JobMessage { job_id: ok }.encode()),
-        ("retry", JobMessage { job_id: retry }.encode()),
+        ("ok", JobMessage::new(ok).encode()),
+        ("retry", JobMessage::new(retry).encode()),
         ("junk", "junk".to_owned()),
     ] {
         let mut record = SqsMessage::default();
@@ -716,7 +716,7 @@ fn batch(ids: &[JobId], receipts: &[String]) -> SqsEvent {
         let mut record = SqsMessage::default();
         record.message_id = Some(format!("m{i}"));
         record.receipt_handle = Some(receipt.clone());
-        record.body = Some(JobMessage { job_id: *id }.encode());
+        record.body = Some(JobMessage::new(*id).encode());
         event.records.push(record);
     }
     event
@@ -953,6 +953,40 @@ async fn a_job_yields_and_goes_on_as_new_messages_until_it_is_done() {
 }
 
 #[tokio::test]
+async fn a_jobs_trace_context_goes_on_with_its_messages() {
+    let f = fixture();
+    let id = f.job(json!({"fail": "steps", "steps": 2, "perRun": 1}));
+    let context = jobline_core::trace_context::TraceContext::new_root();
+    let job = f.store.job(id).unwrap();
+    f.store.insert(JobRecord {
+        traceparent: Some(context),
+        ..job
+    });
+    // A message without the attribute: the claim reads the record's
+    // context, and the continuation's message carries it.
+    let (disposition, _) = f.deliver_job(id, 1).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(f.queue.sent().len(), 1);
+    assert_eq!(f.queue.sent()[0].traceparent, Some(context));
+
+    // A late record is sent again with its message's attribute, unclaimed.
+    let other = jobline_core::trace_context::TraceContext::new_root();
+    let mut record = SqsMessage::default();
+    record.message_id = Some("m2".into());
+    record.body = Some(JobMessage::new(id).encode());
+    let mut attribute = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+    attribute.string_value = Some(other.to_string());
+    attribute.data_type = Some("String".into());
+    record
+        .message_attributes
+        .insert("traceparent".into(), attribute);
+    let (disposition, _) = f.deliver_record(&record, now_ms() + 2_500).await;
+    assert_eq!(disposition, Disposition::Acknowledged);
+    assert_eq!(f.queue.sent().len(), 2);
+    assert_eq!(f.queue.sent()[1].traceparent, Some(other));
+}
+
+#[tokio::test]
 async fn a_cancel_request_stops_the_running_job_at_its_next_heartbeat() {
     let f = fixture();
     let id = f.job(json!({"fail": "hang"}));
@@ -1082,7 +1116,7 @@ async fn a_result_over_the_items_budget_goes_to_the_result_store() {
     let id = f.job(json!({"fail": "huge"}));
     let mut record = SqsMessage::default();
     record.message_id = Some("m".into());
-    record.body = Some(JobMessage { job_id: id }.encode());
+    record.body = Some(JobMessage::new(id).encode());
     let (_, disposition, _) = worker
         .process_record(&record, &worker.claim_hides(), now_ms(), now_ms() + 30_000)
         .await;

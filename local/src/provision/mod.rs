@@ -1,5 +1,6 @@
 //! Creates the table and queues for local runs and tests (and, in
-//! `schedules.rs`, the schedules table and the schedule group), with the settings
+//! `schedules.rs`, the schedules table and the schedule group; in `bucket.rs`, the
+//! results bucket and its lifecycle rules), with the settings
 //! `template.yaml` deploys (a test reads the template and checks that they
 //! match, so local and deployed cannot drift).
 
@@ -22,11 +23,13 @@ use jobline_dynamodb::{
 };
 use std::collections::HashMap;
 
+mod bucket;
 mod schedules;
 
+pub use bucket::{create_bucket, lifecycle_rules};
 pub use schedules::{
-    create_schedule_group, create_schedules_table, local_arn, schedule_group_name,
-    schedules_table_name,
+    callers_table_name, create_callers_table, create_schedule_group, create_schedules_table,
+    local_arn, schedule_group_name, schedules_table_name,
 };
 
 /// The URLs of a created queue pair.
@@ -263,21 +266,6 @@ async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Pr
         .await?
         .remove("QueueArn")
         .ok_or_else(|| failed(url)("the queue has no QueueArn attribute".into()))
-}
-
-/// Creates the results bucket `name` (private by default in S3 and moto),
-/// unless this account already has it.
-pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), ProvisionError> {
-    match s3.create_bucket().bucket(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(failed(name)(sdk_error(e))),
-    }
 }
 
 /// The notifier's queues that go with resources named `name`.

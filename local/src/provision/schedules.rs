@@ -1,6 +1,7 @@
-//! The schedules' resources, as `template.yaml` deploys them: the
-//! schedules table (`SCHEDULES_TABLE`) and the schedule group every timer
-//! lives in (`SCHEDULE_GROUP`).
+//! The per-caller resources, as `template.yaml` deploys them: the
+//! schedules table (`SCHEDULES_TABLE`), the schedule group every timer
+//! lives in (`SCHEDULE_GROUP`), and the callers table (`CALLERS_TABLE`),
+//! where each caller's unfinished jobs are counted.
 
 use super::{
     ProvisionError, attribute_definition, created_or_existing, enable_recovery, failed, key_element,
@@ -83,6 +84,36 @@ pub async fn create_schedules_table(
         .await;
     created_or_existing(name, created)?;
     enable_recovery(dynamodb, name).await
+}
+
+/// The callers table that goes with resources named `name`.
+pub fn callers_table_name(name: &str) -> String {
+    format!("{name}-callers")
+}
+
+/// Creates the callers table `name` as `template.yaml` deploys it
+/// (`CALLERS_TABLE`): on demand, partition key `owner`, encrypted, no
+/// index, stream or TTL; an existing one is left as it is.
+pub async fn create_callers_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType, SseSpecification};
+    use jobline_dynamodb::callers::OWNER_KEY;
+    let created = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute_definition(
+            name,
+            OWNER_KEY,
+            ScalarAttributeType::S,
+        )?)
+        .key_schema(key_element(name, OWNER_KEY, KeyType::Hash)?)
+        .sse_specification(SseSpecification::builder().enabled(true).build())
+        .send()
+        .await;
+    created_or_existing(name, created)
 }
 
 /// An ARN in the emulator's account and region for a resource the local

@@ -2,7 +2,7 @@
 //! [`JobQueue`](jobline_core::JobQueue) must have, written once:
 //! [`store`] (its checks grouped by the store's roles) and [`queue`]; and
 //! every [`ScheduleStore`](jobline_core::schedule::ScheduleStore)'s:
-//! [`schedules`].
+//! [`schedules`]; and a bucket of uploads and outputs': [`files`].
 //!
 //! Each check is a public async function that takes the port as a trait
 //! object and panics when the adapter behind it misbehaves. This crate's
@@ -57,6 +57,8 @@ macro_rules! for_each_queue_check {
     ($checks:ident) => {
         $checks!(
             a_received_message_is_hidden_until_made_visible,
+            a_message_keeps_its_callers_group,
+            a_message_carries_its_trace_context,
             a_receive_returns_at_most_max_messages,
             a_receive_asks_for_1_to_10_messages,
             counts_show_waiting_and_hidden_messages,
@@ -84,6 +86,7 @@ macro_rules! for_each_schedule_check {
     };
 }
 
+pub mod files;
 pub mod queue;
 pub mod schedules;
 pub mod store;

@@ -1,9 +1,11 @@
 //! The checks of a [`JobQueue`]: what SQS and the fake both honour.
 
 use jobline_core::JobQueue;
+use jobline_core::caller::CallerKey;
 use jobline_core::job::JobId;
 use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
 use jobline_core::queue::{JobMessage, Receive, ReceivedMessage, VisibilityChange};
+use jobline_core::trace_context::{MESSAGE_ATTRIBUTE, TraceContext};
 use std::collections::BTreeSet;
 
 fn receive(max_messages: i32, wait_secs: i32) -> Receive {
@@ -14,13 +16,77 @@ fn receive(max_messages: i32, wait_secs: i32) -> Receive {
     }
 }
 
+/// A message sent in a caller's group (SQS fair queues' tenant) comes back
+/// in it, through a retry too; one sent in none comes back in none.
+pub async fn a_message_keeps_its_callers_group(queue: &dyn JobQueue) {
+    let caller = CallerKey::of("arn:aws:iam::123456789012:user/alice");
+    let grouped = JobMessage::new(JobId::random()).in_group(Some(caller));
+    queue.send(&grouped).await.unwrap();
+    let batch = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(batch[0].group(), Some(caller));
+    queue
+        .change_visibility(&batch[0].receipt_handle, 0)
+        .await
+        .unwrap();
+    let again = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(again[0].group(), Some(caller), "a retry keeps its group");
+    queue
+        .delete(&[again[0].receipt_handle.clone()])
+        .await
+        .unwrap();
+
+    queue.send(&JobMessage::new(JobId::random())).await.unwrap();
+    let plain = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(plain[0].group(), None);
+    queue
+        .delete(&[plain[0].receipt_handle.clone()])
+        .await
+        .unwrap();
+}
+
+/// A message sent with a trace context carries it as its `traceparent`
+/// message attribute, through a retry too; one sent without carries none.
+pub async fn a_message_carries_its_trace_context(queue: &dyn JobQueue) {
+    let context = TraceContext::new_root();
+    let traced = JobMessage::new(JobId::random()).traced(Some(context));
+    queue.send(&traced).await.unwrap();
+    let batch = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(batch[0].traceparent(), Some(context));
+    assert_eq!(
+        batch[0].message_attributes[MESSAGE_ATTRIBUTE],
+        context.to_string()
+    );
+    queue
+        .change_visibility(&batch[0].receipt_handle, 0)
+        .await
+        .unwrap();
+    let again = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(again[0].traceparent(), Some(context), "a retry keeps it");
+    queue
+        .delete(&[again[0].receipt_handle.clone()])
+        .await
+        .unwrap();
+
+    queue
+        .send_delayed(&JobMessage::new(JobId::random()), 0)
+        .await
+        .unwrap();
+    let plain = queue.receive(receive(10, 1)).await.unwrap();
+    assert_eq!(plain[0].traceparent(), None);
+    assert!(plain[0].message_attributes.is_empty());
+    queue
+        .delete(&[plain[0].receipt_handle.clone()])
+        .await
+        .unwrap();
+}
+
 /// A received message stays hidden, also after a visibility change to a
 /// later time, until it is made visible; then it comes back under a new
 /// receipt handle, counted, and a delete with that handle removes it.
 pub async fn a_received_message_is_hidden_until_made_visible(queue: &dyn JobQueue) {
-    let message = JobMessage {
-        job_id: JobId::random(),
-    };
+    let message = JobMessage::new(JobId::random());
     let id = queue.send(&message).await.unwrap();
     let batch = queue.receive(receive(10, 1)).await.unwrap();
     assert_eq!(batch.len(), 1, "{batch:?}");
@@ -54,9 +120,7 @@ pub async fn a_received_message_is_hidden_until_made_visible(queue: &dyn JobQueu
 pub async fn a_receive_returns_at_most_max_messages(queue: &dyn JobQueue) {
     let mut sent = BTreeSet::new();
     for _ in 0..3 {
-        let message = JobMessage {
-            job_id: JobId::random(),
-        };
+        let message = JobMessage::new(JobId::random());
         sent.insert(queue.send(&message).await.unwrap());
     }
     let mut received = BTreeSet::new();
@@ -78,9 +142,7 @@ pub async fn a_receive_returns_at_most_max_messages(queue: &dyn JobQueue) {
 pub async fn counts_show_waiting_and_hidden_messages(queue: &dyn JobQueue) {
     assert_eq!(queue.counts().await.unwrap().total(), 0);
     for _ in 0..3 {
-        let message = JobMessage {
-            job_id: JobId::random(),
-        };
+        let message = JobMessage::new(JobId::random());
         queue.send(&message).await.unwrap();
     }
     let received = queue.receive(receive(1, 1)).await.unwrap();
@@ -102,9 +164,7 @@ pub async fn a_receive_asks_for_1_to_10_messages(queue: &dyn JobQueue) {
 /// Sends `n` messages and receives them all (hidden for 30 s).
 async fn send_and_receive(queue: &dyn JobQueue, n: usize) -> Vec<ReceivedMessage> {
     for _ in 0..n {
-        let message = JobMessage {
-            job_id: JobId::random(),
-        };
+        let message = JobMessage::new(JobId::random());
         queue.send(&message).await.unwrap();
     }
     let mut received: Vec<ReceivedMessage> = Vec::new();

@@ -3,6 +3,8 @@
 //! as the emulator.
 
 pub mod activity;
+pub mod callers;
+pub mod files;
 pub mod queue;
 pub mod results;
 pub mod schedules;

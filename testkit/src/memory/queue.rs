@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use jobline_core::error::QueueError;
 use jobline_core::limits::SQS_MAX_BATCH_ENTRIES;
 use jobline_core::queue::{
-    JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
+    GROUP_ATTRIBUTE, JobMessage, JobQueue, QueueCounts, Receive, ReceivedMessage, VisibilityChange,
 };
+use jobline_core::trace_context::MESSAGE_ATTRIBUTE;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +60,10 @@ struct StoredMessage {
     id: String,
     body: String,
     sent_at_ms: i64,
+    /// `MessageGroupId`, as SQS keeps it beside the message.
+    group: Option<String>,
+    /// The `traceparent` message attribute, if it was sent with one.
+    traceparent: Option<String>,
     receives: u32,
     /// The latest receipt handle while the message is hidden; `None` while
     /// it is visible.
@@ -66,13 +71,20 @@ struct StoredMessage {
 }
 
 impl QueueState {
-    fn enqueue(&mut self, body: String) -> String {
+    fn enqueue(
+        &mut self,
+        body: String,
+        group: Option<String>,
+        traceparent: Option<String>,
+    ) -> String {
         self.enqueued += 1;
         let id = format!("m{}", self.enqueued);
         self.messages.push(StoredMessage {
             id: id.clone(),
             body,
             sent_at_ms: crate::testing::now_ms(),
+            group,
+            traceparent,
             receives: 0,
             receipt: None,
         });
@@ -138,7 +150,7 @@ impl MemoryQueue {
     /// Puts a visible message with any `body` at the end of the queue, as a
     /// producer (or SQS's redrive to a DLQ) would; returns its message id.
     pub fn push(&self, body: &str) -> String {
-        lock(&self.state).enqueue(body.to_owned())
+        lock(&self.state).enqueue(body.to_owned(), None, None)
     }
 
     /// `(message id, visible)` of every message in the queue, in order.
@@ -200,7 +212,11 @@ impl JobQueue for MemoryQueue {
         }
         let mut state = lock(&self.state);
         state.sent.push(*message);
-        Ok(state.enqueue(message.encode()))
+        Ok(state.enqueue(
+            message.encode(),
+            message.group.map(|group| group.to_string()),
+            message.traceparent.map(|context| context.to_string()),
+        ))
     }
 
     /// As [`send`](Self::send), the delay recorded ([`MemoryQueue::delays`]):
@@ -298,7 +314,16 @@ impl JobQueue for MemoryQueue {
                     attributes: HashMap::from([
                         ("ApproximateReceiveCount".into(), m.receives.to_string()),
                         ("SentTimestamp".into(), m.sent_at_ms.to_string()),
-                    ]),
+                    ])
+                    .into_iter()
+                    .chain(m.group.clone().map(|g| (GROUP_ATTRIBUTE.to_owned(), g)))
+                    .collect(),
+                    message_attributes: m
+                        .traceparent
+                        .clone()
+                        .map(|t| (MESSAGE_ATTRIBUTE.to_owned(), t))
+                        .into_iter()
+                        .collect(),
                 }
             })
             .collect())
@@ -448,9 +473,7 @@ mod tests {
     #[tokio::test]
     async fn a_sent_message_is_queued_and_sends_can_fail_alone() {
         let queue = MemoryQueue::new();
-        let message = JobMessage {
-            job_id: JobId::random(),
-        };
+        let message = JobMessage::new(JobId::random());
         let id = queue.send(&message).await.unwrap();
         assert_eq!(queue.sent(), [message]);
         let received = queue.receive(receive(10)).await.unwrap();

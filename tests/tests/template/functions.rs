@@ -249,8 +249,13 @@ fn functions_are_rust_binaries_on_arm64() {
         assert_eq!(property("Handler"), "bootstrap", "{function}");
         // The workspace root: cargo lambda builds `--bin <Binary>` there.
         assert_eq!(property("CodeUri"), ".", "{function}");
+        // What SAM builds by; besides, only checkov's skips (iam.rs).
+        let mut metadata = template.resource(function, FUNCTION)["Metadata"].clone();
+        metadata
+            .as_object_mut()
+            .map(|fields| fields.remove("checkov"));
         assert_eq!(
-            template.resource(function, FUNCTION)["Metadata"],
+            metadata,
             json!({"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}),
             "{function}"
         );
@@ -297,6 +302,11 @@ fn the_sweeper_runs_on_the_parameters_schedule_and_reads_no_queue() {
     );
 }
 
+/// The results bucket is private and encrypted, and its lifecycle rules
+/// remove every file with the job record that needs it: results and
+/// outputs after `JobRetentionDays`, uploads by the keep tier a job gave
+/// them (`KEEP_TAG`, one rule for each of `KEEP_TIERS_DAYS`), and any
+/// unfinished multipart upload a day after it began.
 #[test]
 fn the_results_bucket_is_private_encrypted_and_expires_with_the_jobs() {
     let template = Template::load();
@@ -310,15 +320,101 @@ fn the_results_bucket_is_private_encrypted_and_expires_with_the_jobs() {
             "RestrictPublicBuckets": true,
         })
     );
+    // SSE-S3, or the stack's key (iam.rs).
     assert_eq!(
-        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-            ["SSEAlgorithm"],
+        without_kms_key(
+            &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                ["SSEAlgorithm"]
+        ),
         "AES256"
     );
-    let rule = &bucket["LifecycleConfiguration"]["Rules"][0];
-    assert_eq!(rule["Status"], "Enabled");
-    assert_eq!(rule["ExpirationInDays"], reference("JobRetentionDays"));
-    assert_eq!(rule["Prefix"], "results/");
+
+    let rules = as_list(&bucket["LifecycleConfiguration"]["Rules"]);
+    let ids: Vec<&str> = rules
+        .iter()
+        .map(|rule| rule["Id"].as_str().expect("a rule's Id"))
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "rule ids repeat: {ids:?}");
+    let rule = |id: &str| {
+        let found = rules.iter().find(|rule| rule["Id"] == id);
+        *found.unwrap_or_else(|| panic!("no lifecycle rule {id}"))
+    };
+    let abort_after_a_day = json!({"DaysAfterInitiation": 1});
+    // Results and outputs: with the job's record, unfinished uploads a day.
+    for (id, prefix) in [
+        ("expire-with-the-jobs", "results/"),
+        ("expire-outputs-with-the-jobs", "outputs/"),
+    ] {
+        assert_eq!(
+            rule(id),
+            &json!({
+                "Id": id,
+                "Status": "Enabled",
+                "Prefix": prefix,
+                "ExpirationInDays": reference("JobRetentionDays"),
+                "AbortIncompleteMultipartUpload": abort_after_a_day,
+            }),
+            "{id}"
+        );
+    }
+    // The keys the code writes are under those prefixes.
+    let job = JobId::random();
+    assert!(jobline_core::results::result_key(job, 1).starts_with("results/"));
+    assert!(files::output_key(job, 1, "out.csv").starts_with("outputs/"));
+    assert!(files::output_prefix(job, 1).starts_with("outputs/"));
+
+    // Uploads: unfinished ones a day after they began (S3 refuses that in
+    // a rule that filters on tags), and each upload by its keep tier.
+    assert_eq!(
+        rule("uploads-abort-incomplete"),
+        &json!({
+            "Id": "uploads-abort-incomplete",
+            "Status": "Enabled",
+            "Prefix": "uploads/",
+            "AbortIncompleteMultipartUpload": abort_after_a_day,
+        })
+    );
+    assert_eq!(
+        files::KEEP_TIERS_DAYS,
+        [2, 7, 30, 90, 180, 400, 800, 1600, 4100]
+    );
+    let mut tiers = Vec::new();
+    for days in files::KEEP_TIERS_DAYS {
+        let id = format!("uploads-keep-{days}");
+        assert_eq!(
+            rule(&id),
+            &json!({
+                "Id": id,
+                "Status": "Enabled",
+                "Prefix": "uploads/",
+                "TagFilters": [{"Key": files::KEEP_TAG, "Value": days.to_string()}],
+                "ExpirationInDays": days,
+            }),
+            "{id}"
+        );
+        tiers.push(id);
+    }
+    let mut expected: Vec<String> = [
+        "expire-with-the-jobs",
+        "expire-outputs-with-the-jobs",
+        "uploads-abort-incomplete",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    expected.extend(tiers);
+    assert_eq!(ids, expected, "the lifecycle rules, and nothing else");
+    // The longest tier outlasts the record of a job that names an upload at
+    // the end of its window and runs the longest allowed.
+    let longest_record_days = number(&template.parameter("JobRetentionDays")["MaxValue"])
+        + number(&template.parameter("MaxJobRunSeconds")["MaxValue"]).div_ceil(86_400)
+        + files::UPLOAD_WINDOW.as_secs().div_ceil(86_400);
+    let longest_tier = u64::from(*files::KEEP_TIERS_DAYS.last().unwrap());
+    assert!(
+        longest_tier >= longest_record_days,
+        "{longest_tier} < {longest_record_days}"
+    );
+
     for function in ["ApiFunction", "WorkerFunction"] {
         assert_eq!(
             template.function_environment(function)["RESULTS_BUCKET"],
@@ -367,4 +463,67 @@ fn the_results_bucket_refuses_requests_without_tls() {
         statement["Condition"],
         json!({"Bool": {"aws:SecureTransport": "false"}})
     );
+}
+
+/// An event source mapping ignores its function's reserved concurrency, so
+/// a reservation below its `MaximumConcurrency` would throttle deliveries
+/// into retries and the dead-letter queue. The worker's reservation, when
+/// asked for, is its mapping's `MaximumConcurrency` itself; no other
+/// mapped function reserves; the API may, and 0 means none (a reservation
+/// of 0 would stop the function).
+#[test]
+fn reserved_concurrency_never_throttles_an_event_source() {
+    let template = Template::load();
+    assert_eq!(
+        string_default(&template, "ReserveWorkerConcurrency"),
+        "false"
+    );
+    assert_eq!(
+        template.0["Conditions"]["ReserveWorker"],
+        json!({"Fn::Equals": [reference("ReserveWorkerConcurrency"), "true"]})
+    );
+    let worker = template.properties("WorkerFunction", FUNCTION);
+    assert_eq!(
+        worker["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["ReserveWorker", reference("MaximumConcurrency"), reference("AWS::NoValue")]})
+    );
+
+    for (name, mapping) in template.resources_of_type(EVENT_SOURCE_MAPPING) {
+        let properties = &mapping["Properties"];
+        let function = properties["FunctionName"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: FunctionName is not a Ref"));
+        let reserved = &template.properties(function, FUNCTION)["ReservedConcurrentExecutions"];
+        if reserved.is_null() {
+            continue;
+        }
+        // Reserved only as the mapping's own cap: never a number below it.
+        let maximum = &properties["ScalingConfig"]["MaximumConcurrency"];
+        assert!(!maximum.is_null(), "{name}: {function} reserves, uncapped");
+        match reserved["Fn::If"].as_array().map(Vec::as_slice) {
+            Some([_, reservation, none]) => {
+                assert_eq!(reservation, maximum, "{name}: {function}");
+                assert_eq!(none, &reference("AWS::NoValue"), "{name}");
+            }
+            _ => panic!("{name}: {function} reserves {reserved}, not its MaximumConcurrency"),
+        }
+    }
+
+    let api = template.parameter("ApiReservedConcurrency");
+    assert_eq!(template.default_of("ApiReservedConcurrency"), 0);
+    assert_eq!(number(&api["MinValue"]), 0);
+    assert_eq!(
+        template.0["Conditions"]["ReserveApi"],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("ApiReservedConcurrency"), "0"]}]})
+    );
+    assert_eq!(
+        template.properties("ApiFunction", FUNCTION)["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["ReserveApi", reference("ApiReservedConcurrency"), reference("AWS::NoValue")]})
+    );
+    for function in ["SweeperFunction", "NotifierFunction", "FireFunction"] {
+        assert!(
+            template.properties(function, FUNCTION)["ReservedConcurrentExecutions"].is_null(),
+            "{function}"
+        );
+    }
 }

@@ -8,7 +8,11 @@
 //! `QueueSettings::NOTIFY`, the outbox's attributes and `provision` alike.
 //! Delayed and recurring jobs' parts (the schedule group, the fire
 //! function, the roles EventBridge Scheduler and the API use, the schedules
-//! table) are held to what each may do.
+//! table) are held to what each may do. So is what checkov
+//! (`scripts/check-template`) cannot see of the security posture: the
+//! optional customer managed key reaches every resource and role that needs
+//! it (`iam.rs`), and no reserved concurrency falls below an event source's
+//! cap (`functions.rs`).
 //!
 //! One file a concern: `queues.rs`, `functions.rs`, `iam.rs`,
 //! `observability.rs` and `schedules.rs`; the helpers they share are here.
@@ -17,7 +21,8 @@ use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoveryStatus, SseStatus, StreamViewType, TimeToLiveStatus,
 };
 use jobline_core::config::{Config, WorkerConfig, min_retention_days};
-use jobline_core::job::JobState;
+use jobline_core::files;
+use jobline_core::job::{JobId, JobState};
 use jobline_core::limits::DLQ_RETENTION_SECS;
 use jobline_core::limits::LAMBDA_MAX_TIMEOUT_SECS;
 use jobline_core::limits::NOTIFIER_TIMEOUT_SECS;
@@ -164,6 +169,22 @@ fn every_job_state() -> Vec<JobState> {
         }
     }
     all
+}
+
+/// `Fn::If` on `HasKmsKey` (a customer managed key given): `with` if
+/// so, else `without`.
+fn kms_if(with: Value, without: Value) -> Value {
+    json!({"Fn::If": ["HasKmsKey", with, without]})
+}
+
+/// `value` as deployed without a customer managed key (`KmsKeyArn` empty,
+/// the default): the second branch of an `Fn::If` on `HasKmsKey`, any
+/// other value as it is.
+fn without_kms_key(value: &Value) -> &Value {
+    match value["Fn::If"].as_array().map(Vec::as_slice) {
+        Some([condition, _, without]) if condition == "HasKmsKey" => without,
+        _ => value,
+    }
 }
 
 /// Every policy statement under `node`.

@@ -138,6 +138,7 @@ impl ConsoleClient {
                 history: Arc::new(FixedHistory::new()),
                 guard,
                 emulated: true,
+                bucket: None,
                 clock: clock.clone(),
             },
             headers,

@@ -48,19 +48,14 @@ use jobline_core::{
 };
 use jobline_dynamodb::DUE_ATTRIBUTE;
 use jobline_local::StackBuilder;
-use jobline_local::poller::PollerSettings;
 use jobline_local::provision::{self, Queues};
-use jobline_local::stack::{Webhooks, notifier_poller_settings};
-use jobline_local::stream::StreamReader;
 use jobline_sqs::SqsJobQueue;
 use jobline_testkit::memory::activity::FixedHistory;
 use jobline_tests::fixtures::BigResult;
 use jobline_tests::stack::Served;
 use jobline_tests::{TestEnv, test_queue_settings};
 use jobline_webhooks::keys::REFRESH_INTERVAL;
-use jobline_webhooks::{
-    Deliverer, SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header,
-};
+use jobline_webhooks::{SecretsManagerKeys, WebhookSecret, caller_secret, sign, signature_header};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -230,7 +225,7 @@ async fn redrive(env: &TestEnv, id: JobId) -> bool {
     let mut moved = false;
     for message in receive_all(&dlq).await {
         if !moved && job_of(&message) == Some(id) {
-            env.queue().send(&JobMessage { job_id: id }).await.unwrap();
+            env.queue().send(&JobMessage::new(id)).await.unwrap();
             dlq.delete(&[message.receipt_handle]).await.unwrap();
             moved = true;
         } else {
@@ -365,10 +360,7 @@ async fn dead_with_a_late_cancel(env: &TestEnv, now: i64) -> JobId {
         .finish(job.id, 1, "last-delivery", &dead, now)
         .await
         .unwrap();
-    env.dlq()
-        .send(&JobMessage { job_id: job.id })
-        .await
-        .unwrap();
+    env.dlq().send(&JobMessage::new(job.id)).await.unwrap();
     job.id
 }
 

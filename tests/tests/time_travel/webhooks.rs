@@ -42,38 +42,13 @@ async fn provision_webhooks(
 /// The stack on `clock` with webhooks on, as `jobline-local serve` builds
 /// it, the master keys refreshed on `clock`.
 async fn with_webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Served {
-    let parts = webhooks(env, notify, secret, clock).await;
+    let parts = env.webhook_parts(notify, secret, clock).await;
     Served::start(
         stack(env, clock, jobline_jobs::builtin())
             .webhooks(parts)
             .build(),
     )
     .await
-}
-
-/// The webhook parts of the stack, as `jobline-local serve` builds them,
-/// with the master keys refreshed on `clock`.
-async fn webhooks(env: &TestEnv, notify: &Queues, secret: &str, clock: &Clock) -> Webhooks {
-    let stream = StreamReader::for_table(
-        &env.clients.dynamodb,
-        env.clients.streams.clone(),
-        &env.table,
-    )
-    .await
-    .unwrap();
-    Webhooks {
-        store: Arc::new(env.store()),
-        keys: Arc::new(
-            SecretsManagerKeys::new(env.clients.secrets.clone(), secret).with_clock(clock.clone()),
-        ),
-        queue: Arc::new(SqsJobQueue::new(env.clients.sqs.clone(), &notify.queue_url)),
-        stream,
-        deliverer: Deliverer::new().with_timeout(Duration::from_secs(5)),
-        poller: PollerSettings {
-            wait_secs: 1,
-            ..notifier_poller_settings()
-        },
-    }
 }
 
 /// The master key `secret` holds now, as a fresh reader sees it.

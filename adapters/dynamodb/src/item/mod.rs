@@ -16,6 +16,7 @@
 //! | `checkpoint` | [`CHECKPOINT_BUDGET_BYTES`](jobline_core::limits::CHECKPOINT_BUDGET_BYTES) 16 KiB | the job's context, when the handler saves it |
 //! | `progress` | [`PROGRESS_BUDGET_BYTES`](jobline_core::limits::PROGRESS_BUDGET_BYTES) 512 B  | the job's context (a message of at most 200 bytes) |
 //! | `callbackUrl`, `webhook` | [`WEBHOOK_BUDGET_BYTES`](jobline_core::limits::WEBHOOK_BUDGET_BYTES) 2.25 KiB | the API (a URL of at most 2048 bytes), fixed-size delivery state |
+//! | `traceparent` | [`TRACE_CONTEXT_BUDGET_BYTES`](jobline_core::limits::TRACE_CONTEXT_BUDGET_BYTES) 66 B | fixed size: a W3C `traceparent` the API wrote |
 //! | reserved   | [`RESERVED_BYTES`](jobline_core::limits::RESERVED_BYTES) (~23 KiB)     | for fields to come |
 //!
 //! A checkpoint over [`INLINE_CHECKPOINT_BYTES`] lives apart too, in an
@@ -153,9 +154,18 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     "scheduleId",
 ];
 
+/// The uploads a job reads (JSON text of its `inputs`), written once with
+/// the job; not among the summary's attributes (a listing shows none).
+pub const INPUTS_ATTRIBUTE: &str = "inputs";
+
 /// When a delayed job becomes due (ms since the epoch): the claim's
 /// condition reads it.
 pub const RUN_AT_ATTRIBUTE: &str = "runAt";
+
+/// The job's trace context (its W3C `traceparent`, 55 bytes), written once
+/// with the job; not among the summary's attributes (a listing shows none;
+/// the worker's claim and the notifier's read return it).
+pub const TRACE_ATTRIBUTE: &str = "traceparent";
 
 /// The job item's attribute that holds an inline payload (JSON text); the
 /// payload item holds it under the same name.
@@ -331,6 +341,15 @@ pub fn item_from_record(job: &JobRecord) -> HashMap<String, AttributeValue> {
         ("webhook", job.webhook.as_ref().map(|w| s(webhook_text(w)))),
         (RUN_AT_ATTRIBUTE, job.run_at.map(n)),
         ("scheduleId", job.schedule_id.as_deref().map(s)),
+        (
+            INPUTS_ATTRIBUTE,
+            (!job.inputs.is_empty())
+                .then(|| s(serde_json::to_string(&job.inputs).unwrap_or_default())),
+        ),
+        (
+            TRACE_ATTRIBUTE,
+            job.traceparent.map(|context| s(context.to_string())),
+        ),
     ];
     item.extend(
         optional
@@ -512,6 +531,16 @@ pub fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<JobRec
         expires_at: number(TTL_ATTRIBUTE)?.unwrap_or(0),
         run_at: number(RUN_AT_ATTRIBUTE)?,
         schedule_id: string("scheduleId")?.cloned(),
+        inputs: json(INPUTS_ATTRIBUTE)?
+            .map(|value| {
+                serde_json::from_value(value)
+                    .map_err(|e| malformed(INPUTS_ATTRIBUTE, &e.to_string()))
+            })
+            .transpose()?
+            .unwrap_or_default(),
+        // One that does not read (it never should) only costs the job its
+        // trace: its spans start one of their own.
+        traceparent: string(TRACE_ATTRIBUTE)?.and_then(|text| text.parse().ok()),
     })
 }
 
@@ -634,6 +663,25 @@ mod tests {
             at_ms: 90,
         });
         assert_eq!(record_from_item(&item_from_record(&job)).unwrap(), job);
+        job.traceparent = Some(jobline_core::trace_context::TraceContext::new_root());
+        let item = item_from_record(&job);
+        assert_eq!(
+            item[TRACE_ATTRIBUTE],
+            s(job.traceparent.unwrap().to_string())
+        );
+        assert_eq!(record_from_item(&item).unwrap(), job);
+    }
+
+    #[test]
+    fn the_trace_context_fits_its_budget() {
+        let mut job = job("primes").build();
+        job.traceparent = Some(jobline_core::trace_context::TraceContext::new_root());
+        let item = item_from_record(&job);
+        let size = item_size(&HashMap::from([(
+            TRACE_ATTRIBUTE.to_owned(),
+            item[TRACE_ATTRIBUTE].clone(),
+        )]));
+        assert_eq!(size, jobline_core::limits::TRACE_CONTEXT_BUDGET_BYTES);
     }
 
     #[test]

@@ -240,7 +240,7 @@ async fn count(
     let direct_queue = direct.queue(config);
     for &job_id in &ids {
         direct_queue
-            .send(&JobMessage { job_id })
+            .send(&JobMessage::new(job_id))
             .await
             .map_err(BenchError::aws)?;
     }

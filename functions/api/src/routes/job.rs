@@ -8,7 +8,9 @@ use crate::identity::caller;
 use crate::{Api, POLL_AFTER_SECS, Trace, expired, fresh_json};
 use http::StatusCode;
 use http::header::RETRY_AFTER;
-use jobline_core::results::ResultStore;
+use jobline_core::files::{output_prefix, outputs_of};
+use jobline_core::job::format_ms;
+use jobline_core::results::{LINK_TTL, ResultStore};
 use jobline_core::store::DeleteOutcome;
 use jobline_core::view::job_view;
 use jobline_core::{CancelOutcome, JobId, JobRecord, JobState, Metric, Metrics, StoreError};
@@ -29,7 +31,67 @@ impl Api {
             let link = self.result_store()?.link(key).await?;
             view["resultUrl"] = json!(link);
         }
+        if !job.inputs.is_empty() {
+            view["inputs"] = json!(
+                job.inputs
+                    .iter()
+                    .map(|input| json!({
+                        "uploadId": input.upload_id,
+                        "size": input.size,
+                        "contentType": input.content_type,
+                        "sha256": input.sha256,
+                    }))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if let Some(outputs) = self.outputs(&job).await? {
+            view["outputs"] = outputs;
+        }
         job_response(&job, &view)
+    }
+
+    /// Deletes every output of `job`'s attempts, if its type writes some
+    /// (a `ListObjectsV2` of the job's prefix, a `DeleteObject` each).
+    async fn delete_outputs(&self, job: &JobRecord) -> Result<(), ApiError> {
+        let writes = self
+            .job_types
+            .get(&job.job_type)
+            .is_some_and(|handler| handler.writes_outputs());
+        let Some(files) = self.files.as_ref().filter(|_| writes) else {
+            return Ok(());
+        };
+        for output in files.list(&outputs_of(job.id)).await? {
+            self.result_store()?.delete(&output.key).await?;
+        }
+        Ok(())
+    }
+
+    /// The outputs of the attempt that finished `job`, each with a link, if
+    /// it succeeded and its type writes outputs (one `ListObjectsV2`).
+    async fn outputs(&self, job: &JobRecord) -> Result<Option<Value>, ApiError> {
+        let writes = self
+            .job_types
+            .get(&job.job_type)
+            .is_some_and(|handler| handler.writes_outputs());
+        let Some(files) = self.files.as_ref().filter(|_| writes) else {
+            return Ok(None);
+        };
+        if job.state != JobState::Succeeded {
+            return Ok(None);
+        }
+        let expires_at = format_ms(
+            self.clock.now_ms() + i64::try_from(LINK_TTL.as_millis()).unwrap_or(i64::MAX),
+        );
+        let mut outputs = Vec::new();
+        for output in files.list(&output_prefix(job.id, job.attempts)).await? {
+            outputs.push(json!({
+                "name": output.name,
+                "size": output.size,
+                "url": self.result_store()?.link(&output.key).await?,
+                "urlExpiresAt": expires_at,
+            }));
+        }
+        Ok(Some(json!(outputs)))
     }
 
     /// The result store, which a job with a stored result needs.
@@ -140,6 +202,9 @@ impl Api {
         let job = self.own_job(request, id, trace).await?;
         if let (Some(key), true) = (&job.result_key, job.state.is_finished()) {
             self.result_store()?.delete(key).await?;
+        }
+        if job.state.is_finished() {
+            self.delete_outputs(&job).await?;
         }
         match self.store.delete(job.id).await? {
             DeleteOutcome::Deleted => Response::builder()

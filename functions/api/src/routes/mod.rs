@@ -6,3 +6,4 @@ mod list;
 mod schedules;
 mod secret;
 mod submit;
+mod uploads;

@@ -101,7 +101,9 @@ impl Api {
         let callbacks = self.webhook_keys.is_some().then_some(self.callback_policy);
         let spec = schedule_spec(request.body().as_ref(), callbacks)?;
         check_spec(&spec, &self.job_types)?;
-        let limit = schedules.max_per_caller;
+        let limit = self
+            .caller_limits
+            .max_schedules(&owner, schedules.max_per_caller);
         if schedules.store.count(&owner, limit).await? >= limit {
             return Err(ApiError::TooManySchedules { limit });
         }

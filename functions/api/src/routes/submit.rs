@@ -1,6 +1,12 @@
 //! `POST /jobs`: validate, write, then send (the module doc of the crate
 //! says why in that order), and what a repeat of an accepted submission
 //! does; answered `202` with the job's link.
+//!
+//! Each submission is a `submit` span (`jobline_core::spans`): a child of
+//! the caller's `traceparent` header when it is a valid one, else the root
+//! of a new trace. Its context is the job's (`JobRecord::traceparent`), so
+//! the worker's and the webhook's spans are its children, and the 202
+//! answers it in a `traceparent` header of its own.
 
 use crate::error::ApiError;
 use crate::identity::caller;
@@ -11,6 +17,8 @@ use crate::{
 use http::StatusCode;
 use http::header::{LOCATION, RETRY_AFTER};
 use jobline_core::job::format_ms;
+use jobline_core::spans::{Span, SpanKind, SpanStatus};
+use jobline_core::trace_context::{self, TraceContext};
 use jobline_core::{JobId, JobRecord, Metric, Metrics, StoreError};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -21,6 +29,37 @@ impl Api {
         request: &Request,
         metrics: &mut Metrics,
         trace: &mut Trace,
+    ) -> Result<Response<Body>, ApiError> {
+        let mut span = Span::start("submit", SpanKind::Server, caller_context(request).as_ref());
+        let result = self
+            .submit_in(request, metrics, trace, span.context())
+            .await;
+        if let (Some(id), Some(job_type)) = (trace.job_id, trace.job_type.as_deref()) {
+            span.set_job(id, job_type);
+        }
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(error) => error.status(),
+        };
+        span.int("http.response.status_code", i64::from(status.as_u16()));
+        span.status(match &result {
+            Ok(_) => SpanStatus::Ok,
+            Err(error) if status.is_server_error() => SpanStatus::Error(error.code().to_owned()),
+            // A refusal of the caller's request is no failure of the API's.
+            Err(_) => SpanStatus::Unset,
+        });
+        span.end();
+        result
+    }
+
+    /// [`submit`](Self::submit) within its span, whose context becomes the
+    /// new job's.
+    async fn submit_in(
+        &self,
+        request: &Request,
+        metrics: &mut Metrics,
+        trace: &mut Trace,
+        context: TraceContext,
     ) -> Result<Response<Body>, ApiError> {
         let owner = caller(request, self.allow_anonymous, self.assumed_role_owner)?;
         let key = submission::idempotency_key(request)?;
@@ -33,6 +72,7 @@ impl Api {
         });
         trace.job_id = Some(id);
         let mut job = JobRecord::new_queued(id, &owner, &job_request, now, self.retention_days);
+        job.traceparent = Some(context);
         if let Some(when) = when {
             job = job.delayed_until(when.run_at(now));
         }
@@ -47,10 +87,13 @@ impl Api {
     /// from an idempotency key or a fire, not at random).
     pub(crate) async fn accept(
         &self,
-        job: JobRecord,
+        mut job: JobRecord,
         keyed: bool,
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
+        // A job made by a schedule's fire starts a trace of its own, which
+        // its runs and its webhook share (the fire records no span).
+        job.traceparent.get_or_insert_with(TraceContext::new_root);
         submission::check_sizes(&job)?;
         self.check_departure(&job)?;
         let handler =
@@ -63,39 +106,50 @@ impl Api {
         handler
             .validate(&job.payload)
             .map_err(ApiError::InvalidPayload)?;
+        let job = self.resolve_inputs(job).await?;
 
-        if self.backlog_full().await {
-            if keyed {
-                let existing = self
-                    .store
-                    .get(job.id)
-                    .await
-                    .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
-                if let Some(existing) = existing {
-                    check_replay(&existing, &job)?;
-                    if !existing.enqueue_failed {
-                        tracing::debug!("replay of an accepted job while the backlog is full");
-                        return Ok(existing);
-                    }
-                }
-            }
-            metrics.count(&job.job_type, Metric::JobsRefused);
-            return Err(ApiError::BacklogFull {
+        // Over a bound, a repeat of an accepted job still gets its 202: it
+        // adds no work.
+        let refused = if self.backlog_full().await {
+            Some(ApiError::BacklogFull {
                 retry_after_secs: BACKLOG_RETRY_AFTER_SECS,
-            });
-        }
+            })
+        } else {
+            None
+        };
+        let admission = match refused {
+            Some(refusal) => Err(refusal),
+            None => self.admit(&job).await,
+        };
+        let admission = match admission {
+            Ok(admission) => admission,
+            Err(refusal @ (ApiError::BacklogFull { .. } | ApiError::TooManyJobs { .. })) => {
+                if keyed && let Some(existing) = self.accepted_repeat(&job).await? {
+                    tracing::debug!("replay of an accepted job over a bound");
+                    return Ok(existing);
+                }
+                metrics.count(&job.job_type, Metric::JobsRefused);
+                return Err(refusal);
+            }
+            Err(error) => return Err(error),
+        };
 
         // Whether this request creates the job (not a replay of an accepted one).
         let (new_job, to_send) = match self.store.create(&job).await {
             Ok(()) => (true, job.clone()),
             Err(StoreError::Conflict {
                 current: Some(existing),
-            }) => {
+            }) if existing.created_at == job.created_at => {
                 check_replay(&existing, &job)?;
-                if existing.created_at == job.created_at {
-                    tracing::debug!("the store holds this request's own write (a retried PutItem)");
-                    (true, job.clone())
-                } else if existing.state.is_waiting() && existing.attempts == 0 {
+                tracing::debug!("the store holds this request's own write (a retried PutItem)");
+                (true, job.clone())
+            }
+            Err(StoreError::Conflict {
+                current: Some(existing),
+            }) => {
+                self.give_back(admission, &job).await;
+                check_replay(&existing, &job)?;
+                if existing.state.is_waiting() && existing.attempts == 0 {
                     // Never claimed: the request that wrote it may have died
                     // between its write and its send, leaving no message. Send
                     // again; a duplicate only costs the worker a refused claim.
@@ -110,7 +164,10 @@ impl Api {
                     return Ok(*existing);
                 }
             }
-            Err(error) => return Err(ApiError::StoreUnavailable(error.to_string())),
+            Err(error) => {
+                self.give_back(admission, &job).await;
+                return Err(ApiError::StoreUnavailable(error.to_string()));
+            }
         };
 
         if let Err(send_error) = self.dispatch(&to_send).await {
@@ -153,6 +210,23 @@ impl Api {
             metrics.count(&job.job_type, Metric::JobsAccepted);
         }
         Ok(to_send)
+    }
+
+    /// The job already accepted under `job`'s id, if this request repeats
+    /// its submission (same caller and body) and it was queued.
+    async fn accepted_repeat(&self, job: &JobRecord) -> Result<Option<JobRecord>, ApiError> {
+        let existing = self
+            .store
+            .get(job.id)
+            .await
+            .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+        match existing {
+            Some(existing) => {
+                check_replay(&existing, job)?;
+                Ok((!existing.enqueue_failed).then_some(existing))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Marks `existing` (scheduled or queued, never claimed) as about to be
@@ -206,12 +280,29 @@ impl Api {
         if let Some(run_at) = job.run_at {
             body["runAt"] = json!(format_ms(run_at));
         }
-        json_response(StatusCode::ACCEPTED)
+        let mut response = json_response(StatusCode::ACCEPTED)
             .header(LOCATION, status_url)
-            .header(RETRY_AFTER, POLL_AFTER_SECS)
+            .header(RETRY_AFTER, POLL_AFTER_SECS);
+        // The job's trace: this submission's span, or a repeat's original one.
+        if let Some(context) = job.traceparent {
+            response = response.header(trace_context::HEADER, context.to_string());
+        }
+        response
             .body(Body::from(body.to_string()))
             .map_err(ApiError::internal)
     }
+}
+
+/// The caller's trace context: its `traceparent` header, when there is
+/// exactly one and it is valid (the W3C rule: otherwise it is ignored, and
+/// the submission starts a trace).
+fn caller_context(request: &Request) -> Option<TraceContext> {
+    let mut values = request.headers().get_all(trace_context::HEADER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.parse().ok()
 }
 
 /// Whether `existing`, the job already under this request's id, may answer

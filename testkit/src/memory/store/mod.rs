@@ -329,12 +329,14 @@ fn set_due(index: &mut HashMap<JobId, i64>, job: &JobRecord, due: Option<i64>) {
     }
 }
 
-/// A job as a listing holds it: without its payload, result and checkpoint.
+/// A job as a listing holds it: without its payload, result, checkpoint
+/// and trace context.
 fn summary(job: &JobRecord) -> JobRecord {
     JobRecord {
         payload: Value::Null,
         result: None,
         checkpoint: None,
+        traceparent: None,
         ..job.clone()
     }
 }

@@ -1,0 +1,90 @@
+//! [`CallerKey`]: a caller's short, opaque key, the first 16 bytes of the
+//! SHA-256 of its owner identity (an IAM ARN or a JWT issuer and subject,
+//! which may be long and hold any character, and are no one else's
+//! business). It names the caller wherever AWS takes a short key: the
+//! fair-queue message group of its jobs' messages (SQS takes at most 128
+//! characters), the prefix of its uploads, the key of its counters.
+
+use sha2::{Digest, Sha256};
+
+/// A caller's key; shown as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallerKey([u8; 16]);
+
+impl CallerKey {
+    /// The key of `owner` (a job's `owner`).
+    pub fn of(owner: &str) -> Self {
+        let digest = Sha256::digest(owner.as_bytes());
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        Self(key)
+    }
+}
+
+impl std::fmt::Display for CallerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl std::str::FromStr for CallerKey {
+    type Err = String;
+
+    /// Reads the 32 hex digits [`Display`](std::fmt::Display) writes.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid = || "not a caller key".to_owned();
+        if text.len() != 32 || !text.is_ascii() {
+            return Err(invalid());
+        }
+        let mut key = [0; 16];
+        for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+        }
+        Ok(Self(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_short_stable_and_reads_back() {
+        let key = CallerKey::of("arn:aws:iam::123456789012:user/alice");
+        assert_eq!(key.to_string().len(), 32);
+        assert_eq!(key, CallerKey::of("arn:aws:iam::123456789012:user/alice"));
+        assert_ne!(key, CallerKey::of("arn:aws:iam::123456789012:user/bob"));
+        assert_eq!(key.to_string().parse::<CallerKey>(), Ok(key));
+        assert!("xyz".parse::<CallerKey>().is_err());
+    }
+}
+
+/// Why a caller's count could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("DynamoDB {operation} of a caller's count failed: {source}")]
+pub struct CountError {
+    pub operation: &'static str,
+    #[source]
+    pub source: crate::error::BoxError,
+}
+
+/// Each caller's unfinished jobs, counted (`CALLERS_TABLE`): the API
+/// admits a new job only while its caller is under its bound
+/// ([`admit`](Self::admit), one conditional write, so concurrent
+/// submissions cannot pass the bound together); what follows a final state
+/// (the notifier's relay, off the jobs table's stream) counts it down, and
+/// a replay up again ([`adjust`](Self::adjust)).
+#[async_trait::async_trait]
+pub trait CallerCounts: Send + Sync + std::fmt::Debug {
+    /// Counts one more unfinished job of `owner`, unless it has `limit`
+    /// already: then `Ok(false)`, and nothing is counted.
+    async fn admit(&self, owner: &str, limit: u64) -> Result<bool, CountError>;
+
+    /// Adds `delta` to `owner`'s count: -1 for a job that finished (never
+    /// below 0), +1 for one replayed.
+    async fn adjust(&self, owner: &str, delta: i64) -> Result<(), CountError>;
+
+    /// `owner`'s count.
+    async fn unfinished(&self, owner: &str) -> Result<u64, CountError>;
+}
