@@ -90,6 +90,18 @@ fn outcomes(log: &str, id: JobId) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Job `id`'s outcome lines in `runner`'s log, once there is one (within 10 s).
+async fn logged_outcomes(runner: &Runner, id: JobId) -> Vec<(String, String)> {
+    let started = Instant::now();
+    loop {
+        let found = outcomes(&runner.log(), id);
+        if !found.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within_two_beats() {
     jobline_tests::require_emulator!();
@@ -124,12 +136,12 @@ async fn a_long_job_is_never_delivered_twice_and_a_killed_ones_runs_again_within
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.result, Some(json!({"slept": 12})));
     assert_eq!(done.attempts, 1);
+    // The worker logs a delivery's outcome once it has acknowledged it,
+    // just after the job's final write.
+    let logged = logged_outcomes(&runner, long).await;
     assert_eq!(
-        outcomes(&runner.log(), long),
-        [(
-            outcomes(&runner.log(), long)[0].0.clone(),
-            "succeeded".to_owned()
-        )],
+        logged,
+        [(logged[0].0.clone(), "succeeded".to_owned())],
         "one delivery, one outcome"
     );
 
