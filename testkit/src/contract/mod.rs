@@ -17,11 +17,13 @@
 
 /// Calls macro `$checks` with the names of every check in [`store`], so a
 /// runner lists no check by hand: `for_each_store_check!(my_tests)` expands
-/// to `my_tests!(create_is_conditional_on_a_new_id, …)`.
+/// to `my_tests!(create_is_conditional_on_a_new_id, …)`, and
+/// `for_each_store_check!(my_tests, a, b)` to `my_tests!(a, b, create_is_…, …)`.
 #[macro_export]
 macro_rules! for_each_store_check {
-    ($checks:ident) => {
+    ($checks:ident $(, $arg:tt)*) => {
         $checks!(
+            $($arg,)*
             create_is_conditional_on_a_new_id,
             claim_takes_queued_jobs_and_expired_or_missing_leases,
             finish_is_fenced_by_the_attempt,
@@ -54,8 +56,9 @@ macro_rules! for_each_store_check {
 /// Calls macro `$checks` with the names of every check in [`queue`].
 #[macro_export]
 macro_rules! for_each_queue_check {
-    ($checks:ident) => {
+    ($checks:ident $(, $arg:tt)*) => {
         $checks!(
+            $($arg,)*
             a_received_message_is_hidden_until_made_visible,
             a_message_keeps_its_callers_group,
             a_message_carries_its_trace_context,
@@ -70,8 +73,9 @@ macro_rules! for_each_queue_check {
 /// Calls macro `$checks` with the names of every check in [`schedules`].
 #[macro_export]
 macro_rules! for_each_schedule_check {
-    ($checks:ident) => {
+    ($checks:ident $(, $arg:tt)*) => {
         $checks!(
+            $($arg,)*
             create_is_conditional_on_a_new_id,
             a_schedule_is_reached_only_through_its_owner,
             list_pages_by_id_within_one_owner,
@@ -85,6 +89,23 @@ macro_rules! for_each_schedule_check {
         );
     };
 }
+
+/// Runs every check of contract module `$module`, as its `for_each_…`
+/// macro lists them, as a test against a fresh `$fake::new()`:
+/// `for_each_queue_check!(fake_suite, queue, MemoryQueue)`.
+#[cfg(test)]
+macro_rules! fake_suite {
+    ($module:ident, $fake:ident, $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::contract::$module::$check(&$fake::new()).await;
+            }
+        )*
+    };
+}
+#[cfg(test)]
+pub(crate) use fake_suite;
 
 pub mod files;
 pub mod queue;

@@ -373,23 +373,12 @@ mod tests {
     use super::*;
     use jobline_core::job::JobId;
 
-    /// The contract suite, each check against a fresh queue.
+    /// The contract suite, each check against a fresh MemoryQueue.
     mod contract_suite {
         use super::MemoryQueue;
-        use crate::contract::queue;
+        use crate::contract::fake_suite;
 
-        macro_rules! checks {
-            ($($check:ident),* $(,)?) => {
-                $(
-                    #[tokio::test]
-                    async fn $check() {
-                        queue::$check(&MemoryQueue::new()).await;
-                    }
-                )*
-            };
-        }
-
-        crate::for_each_queue_check!(checks);
+        crate::for_each_queue_check!(fake_suite, queue, MemoryQueue);
     }
 
     fn receive(max_messages: i32) -> Receive {

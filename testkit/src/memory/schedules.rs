@@ -219,23 +219,12 @@ impl ScheduleStore for MemorySchedules {
 mod tests {
     use super::*;
 
-    /// The contract suite, each check against a fresh store.
+    /// The contract suite, each check against a fresh MemorySchedules.
     mod contract_suite {
         use super::MemorySchedules;
-        use crate::contract::schedules;
+        use crate::contract::fake_suite;
 
-        macro_rules! checks {
-            ($($check:ident),* $(,)?) => {
-                $(
-                    #[tokio::test]
-                    async fn $check() {
-                        schedules::$check(&MemorySchedules::new()).await;
-                    }
-                )*
-            };
-        }
-
-        crate::for_each_schedule_check!(checks);
+        crate::for_each_schedule_check!(fake_suite, schedules, MemorySchedules);
     }
 
     #[tokio::test]

@@ -348,23 +348,12 @@ mod tests {
     use jobline_core::store::{ApiStore, Completion, ReplayOutcome, ReplayStore, WorkerStore};
     use serde_json::json;
 
-    /// The contract suite, each check against a fresh store.
+    /// The contract suite, each check against a fresh MemoryStore.
     mod contract_suite {
         use super::MemoryStore;
-        use crate::contract::store;
+        use crate::contract::fake_suite;
 
-        macro_rules! checks {
-            ($($check:ident),* $(,)?) => {
-                $(
-                    #[tokio::test]
-                    async fn $check() {
-                        store::$check(&MemoryStore::new()).await;
-                    }
-                )*
-            };
-        }
-
-        crate::for_each_store_check!(checks);
+        crate::for_each_store_check!(fake_suite, store, MemoryStore);
     }
 
     #[tokio::test]
