@@ -62,6 +62,17 @@ ensure_chromium() {
   fi
 }
 
+# Builds every binary and example of the workspace (jobline-local, the
+# jobline CLI, the functions, webhook-samples) in the debug profile. Always
+# the whole workspace with its examples: then Cargo resolves each
+# dependency's features as `cargo test --workspace` does, and the scripts
+# and the tests share one build of each. A `-p` build resolves features of
+# its own (no tokio test-util, say) and compiles the AWS SDKs again: three
+# such sets ran a CI disk out of space.
+build_bins() {
+  cargo build --quiet --workspace --bins --examples
+}
+
 # Cargo's target directory (CARGO_TARGET_DIR if set).
 target_dir() {
   cargo metadata --format-version 1 --no-deps \

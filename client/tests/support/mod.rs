@@ -2,8 +2,6 @@
 //! 127.0.0.1 that records every request (with when it arrived) and answers
 //! each with what the test's handler says.
 
-#![allow(dead_code)]
-
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};

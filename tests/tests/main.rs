@@ -1,0 +1,32 @@
+//! Jobline's integration suites, one module each, built as one test binary.
+//!
+//! One binary, not one per file: each test binary links the AWS SDKs, the
+//! API, the worker and the local stack (about 80 MB in a debug build), and
+//! a clean CI checkout building two dozen of them ran out of disk. Run one
+//! suite with its module's name as the filter, e.g.
+//! `cargo test -p jobline-tests --test integration pipeline::`.
+
+mod api;
+mod browser;
+mod console;
+mod contract;
+mod dlq;
+mod events;
+mod fairness;
+mod faults;
+mod listing;
+mod migration;
+mod openapi;
+mod pipeline;
+mod reliability;
+mod results;
+mod retries;
+mod schedules;
+mod stalls;
+mod store;
+mod sweeper;
+mod template;
+mod time_travel;
+mod timers;
+mod traces;
+mod uploads;
