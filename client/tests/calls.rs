@@ -1,6 +1,7 @@
 //! The calls against a stub of the API: the requests the client sends (its
 //! paths, queries, bodies and credentials) and how it reads the answers.
 
+use crate::support::{Reply, Stub};
 use jobline_client::JobId;
 use jobline_client::{
     Auth, Cancel, Client, Credentials, Deleted, JobState, ListJobs, ListSchedules, Overlap, RunNow,
@@ -8,7 +9,6 @@ use jobline_client::{
 };
 use serde_json::{Value, json};
 use std::time::Duration;
-use crate::support::{Reply, Stub};
 
 fn job(id: JobId, status: &str) -> Value {
     json!({"jobId": id, "type": "primes", "status": status, "attempts": 1, "replays": 0,

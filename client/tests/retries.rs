@@ -3,10 +3,10 @@
 //! `Idempotency-Key`; other 4xx are final; retries stop at their bounds; a
 //! broken connection is retried only for a request that is safe to repeat.
 
+use crate::support::{Reply, Stub};
 use jobline_client::{Auth, Client, ClientError, JobId, NewSchedule, RetryPolicy, Submission};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use crate::support::{Reply, Stub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

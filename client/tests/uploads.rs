@@ -3,11 +3,11 @@
 //! the headers given (and none of the client's credentials), streamed; then
 //! `GET /uploads/{id}` until it is complete.
 
+use crate::support::{Reply, Seen, Stub};
 use jobline_client::{Auth, Client, ClientError, UploadStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
-use crate::support::{Reply, Seen, Stub};
 
 const UPLOAD_ID: &str = "0193f0a4-0000-7000-8000-00000000beef";
 
