@@ -4,7 +4,10 @@
 //! API, the worker and the local stack (about 80 MB in a debug build), and
 //! a clean CI checkout building two dozen of them ran out of disk. Run one
 //! suite with its module's name as the filter, e.g.
-//! `cargo test -p jobline-tests --test integration pipeline::`.
+//! `cargo test --workspace --test integration pipeline::`.
+//!
+//! But `traces.rs`, a binary of its own: it installs the process's one OTLP
+//! exporter, which would export every other suite's spans too.
 
 mod api;
 mod browser;
@@ -28,5 +31,4 @@ mod sweeper;
 mod template;
 mod time_travel;
 mod timers;
-mod traces;
 mod uploads;

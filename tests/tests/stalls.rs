@@ -28,8 +28,8 @@
 //! jobs and 30 s stalls, about two minutes:
 //!
 //! ```sh
-//! cargo test -p jobline-tests --test integration stalls:: -- --nocapture   # short; moto in AWS_ENDPOINT_URL
-//! JOBLINE_STALL_RUN=long cargo test -p jobline-tests --test integration stalls:: -- --nocapture
+//! cargo test --workspace --test integration stalls:: -- --nocapture   # short; moto in AWS_ENDPOINT_URL
+//! JOBLINE_STALL_RUN=long cargo test --workspace --test integration stalls:: -- --nocapture
 //! ```
 
 use async_trait::async_trait;
