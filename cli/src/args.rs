@@ -91,6 +91,27 @@ pub enum Command {
     /// JOBS_QUEUE_URL, JOBS_DLQ_URL and AWS credentials).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// A caller's counts in the callers table: its unfinished jobs (which
+    /// its bound admits new ones against) and its uploads of today, UTC
+    /// (needs CALLERS_TABLE and AWS credentials; `recount` also JOBS_TABLE).
+    #[command(subcommand)]
+    Callers(CallersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallersCommand {
+    /// Print what is counted of OWNER, as JSON.
+    Show(OwnerArgs),
+    /// Count OWNER's unfinished jobs in the jobs table and set its count to
+    /// that: the repair of a count that drifted. A job accepted or finished
+    /// meanwhile can leave it off by one: run it again when OWNER is quiet.
+    Recount(OwnerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OwnerArgs {
+    /// The caller, as a job's `owner` shows it (`jobline jobs` prints it).
+    pub owner: String,
 }
 
 /// Where the API is and how to authenticate to it.

@@ -2,8 +2,9 @@
 //! `status`, `wait`, `cancel`, `run`, `schedule …`, `upload`, and `smoke`,
 //! the deployer's end-to-end checks of a stack), through the
 //! `jobline-client` crate, and the operator's dead-letter queue tools
-//! (`dlq list`, `dlq replay`, `dlq discard`), and the operators' listing of
-//! every caller's jobs by state (`jobs`). `docs/cli.md` is its manual.
+//! (`dlq list`, `dlq replay`, `dlq discard`), the operators' listing of
+//! every caller's jobs by state (`jobs`), and a caller's counts (`callers`).
+//! `docs/cli.md` is its manual.
 //!
 //! The operator's tools (the DLQ tools, `jobs`, `retry` and the console)
 //! reach AWS only through the operator's role of the store port
@@ -14,6 +15,7 @@
 //! [`JobQueue`]: jobline_core::JobQueue
 
 pub mod args;
+pub mod callers;
 pub mod commands;
 pub mod console;
 pub mod dlq;

@@ -7,7 +7,10 @@ mod callers;
 mod schedules;
 
 use callers::caller_limits;
-pub use callers::{CallerLimits, CallerOverride, DEFAULT_MAX_UNFINISHED_PER_CALLER};
+pub use callers::{
+    CallerLimits, CallerOverride, DEFAULT_MAX_UNFINISHED_PER_CALLER,
+    DEFAULT_MAX_UPLOAD_GIB_PER_CALLER_PER_DAY, DEFAULT_MAX_UPLOADS_PER_CALLER_PER_DAY,
+};
 use schedules::schedule_config;
 pub use schedules::{DEFAULT_MAX_SCHEDULES_PER_CALLER, ScheduleConfig};
 

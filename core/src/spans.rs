@@ -7,7 +7,10 @@
 //! context is what the job's record stores, so every later span is its
 //! child), `claim`, `run` and `finish` (the worker, one each a delivery),
 //! and `webhook` (the notifier, whose context is the webhook's
-//! `traceparent` header). Each carries the `jobId` and `jobType` attributes.
+//! `traceparent` header). A schedule's fire (by its timer, or a trigger)
+//! records `fire`, the root of its job's trace, in `submit`'s place, and a
+//! delayed job's timer records a `fire` under its job's `submit`. Each
+//! carries the `jobId` and `jobType` attributes.
 //!
 //! A [`Span`] is Jobline's own small record (a name, its ids, its start,
 //! its attributes): its ids exist whether or not anything is exported,
@@ -44,6 +47,9 @@ pub enum SpanKind {
     Internal,
     /// A request to another party: `webhook`.
     Client,
+    /// An event another service delivered: `fire` (EventBridge
+    /// Scheduler's invocation of the fire function).
+    Consumer,
 }
 
 /// How a span ended.

@@ -257,6 +257,25 @@ impl TestEnv {
         }
     }
 
+    /// This test's callers table (created here, deleted by
+    /// [`cleanup`](Self::cleanup)): its name, and the counts on it.
+    pub async fn caller_counts(
+        &self,
+    ) -> (
+        String,
+        std::sync::Arc<jobline_dynamodb::callers::DynamoCallerCounts>,
+    ) {
+        let table = provision::callers_table_name(&self.table);
+        provision::create_callers_table(&self.clients.dynamodb, &table)
+            .await
+            .expect("create the callers table on moto");
+        let counts = jobline_dynamodb::callers::DynamoCallerCounts::new(
+            self.clients.dynamodb.clone(),
+            &table,
+        );
+        (table, std::sync::Arc::new(counts))
+    }
+
     /// What schedules and long delays need (a [`Schedules`](jobline_local::stack::Schedules) for the
     /// stack): this test's schedules table and schedule group (both created
     /// here, deleted by [`cleanup`](Self::cleanup)), at most
@@ -290,19 +309,25 @@ impl TestEnv {
             .name(provision::schedule_group_name(&self.table))
             .send()
             .await;
-        let schedules = self
-            .clients
-            .dynamodb
-            .delete_table()
-            .table_name(schedules_table_name(&self.table))
-            .send()
-            .await;
-        if let Err(e) = schedules {
-            assert!(
-                e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()),
-                "delete the schedules table: {e:?}"
-            );
+        // The schedules and callers tables, where a test made them.
+        for table in [
+            schedules_table_name(&self.table),
+            provision::callers_table_name(&self.table),
+        ] {
+            let deleted = self
+                .clients
+                .dynamodb
+                .delete_table()
+                .table_name(&table)
+                .send()
+                .await;
+            if let Err(e) = deleted {
+                assert!(
+                    e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()),
+                    "delete table {table}: {e:?}"
+                );
+            }
         }
         provision::delete_all(
             &self.clients.dynamodb,

@@ -3,7 +3,7 @@
 //! checks the in-memory fakes pass in `jobline-testkit`'s unit tests. Each
 //! check gets its own table and queue (and schedules table).
 
-use jobline_testkit::contract::{queue, schedules, store};
+use jobline_testkit::contract::{callers, queue, schedules, store};
 use jobline_tests::TestEnv;
 
 macro_rules! store_checks {
@@ -51,9 +51,28 @@ macro_rules! schedule_checks {
     };
 }
 
+macro_rules! callers_checks {
+    ($($check:ident),* $(,)?) => {
+        mod callers_table {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    jobline_tests::require_emulator!();
+                    let env = TestEnv::new().await;
+                    let (_, counts) = env.caller_counts().await;
+                    callers::$check(counts.as_ref()).await;
+                    env.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
 jobline_testkit::for_each_store_check!(store_checks);
 jobline_testkit::for_each_queue_check!(queue_checks);
 jobline_testkit::for_each_schedule_check!(schedule_checks);
+jobline_testkit::for_each_callers_check!(callers_checks);
 
 /// A long poll outlasts the short bounds a function's clients carry (the
 /// worker's: under a heartbeat): it is bounded by its own wait instead, so

@@ -12,7 +12,6 @@ use jobline_core::{Clock, JobError, JobHandler, JobId, JobTypes, ReadStore, Work
 use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_local::Stack;
 use jobline_local::poller::PollerSettings;
-use jobline_local::provision;
 use jobline_tests::TestEnv;
 use jobline_tests::identity::request_as;
 use jobline_tests::stack::Served;
@@ -162,14 +161,7 @@ async fn bounded_stack(
 async fn a_callers_bound_refuses_only_that_caller_and_frees_as_its_jobs_finish() {
     jobline_tests::require_emulator!();
     let env = TestEnv::new().await;
-    let table = provision::callers_table_name(&env.table);
-    provision::create_callers_table(&env.clients.dynamodb, &table)
-        .await
-        .unwrap();
-    let counts = Arc::new(DynamoCallerCounts::new(
-        env.clients.dynamodb.clone(),
-        &table,
-    ));
+    let (table, counts) = env.caller_counts().await;
     let served = Served::start(bounded_stack(&env, &table, 5, Arc::clone(&counts)).await).await;
 
     // Eight at once: five accepted, three refused with the caller's bound.
@@ -197,10 +189,10 @@ async fn a_callers_bound_refuses_only_that_caller_and_frees_as_its_jobs_finish()
         .unwrap()
         .unwrap()
         .owner;
-    assert_eq!(counts.unfinished(&owner).await.unwrap(), 5);
+    assert_eq!(counts.tally(&owner).await.unwrap().unfinished, 5);
     let started = Instant::now();
     loop {
-        if counts.unfinished(&owner).await.unwrap() == 0 {
+        if counts.tally(&owner).await.unwrap().unfinished == 0 {
             break;
         }
         assert!(
@@ -212,5 +204,48 @@ async fn a_callers_bound_refuses_only_that_caller_and_frees_as_its_jobs_finish()
     let (status, body, _) = submit(&served.api, "noisy", 10).await;
     assert_eq!(status, 202, "{body}");
     served.stop().await;
+    env.cleanup().await;
+}
+
+/// `jobline callers recount` sets a count that drifted (here: a cancel no
+/// relay counted down, and a count set wrong) to the caller's unfinished
+/// jobs in the table, and `show` prints it.
+#[tokio::test]
+async fn recount_sets_a_callers_drifted_count_to_its_unfinished_jobs() {
+    jobline_tests::require_emulator!();
+    let env = TestEnv::new().await;
+    let (table, counts) = env.caller_counts().await;
+    // No poller and no relay: the jobs stay queued, and nothing counts down.
+    let stack = bounded_stack(&env, &table, 50, Arc::clone(&counts)).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body, _) = submit(stack.api(), "operator-test", 10).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(id_of(&body));
+    }
+    let cancel = format!("/jobs/{}/cancel", ids[0]);
+    let reply = stack
+        .api()
+        .handle(request_as("POST", &cancel, None, "operator-test"))
+        .await;
+    assert_eq!(reply.response.status(), 200);
+    let owner = env.store().get(ids[1]).await.unwrap().unwrap().owner;
+    counts.set_unfinished(&owner, 9).await.unwrap();
+
+    let now = Clock::system().now_ms();
+    let shown = jobline_cli::callers::recount(&env.store(), counts.as_ref(), &owner, now)
+        .await
+        .unwrap();
+    assert_eq!(shown["counted"], 9, "{shown}");
+    assert_eq!(shown["unfinished"], 2, "two queued, one cancelled: {shown}");
+    assert_eq!(counts.tally(&owner).await.unwrap().unfinished, 2);
+    let shown = jobline_cli::callers::show(counts.as_ref(), &owner, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!({"owner": owner, "key": jobline_core::caller::CallerKey::of(&owner).to_string(),
+               "unfinished": 2, "uploadsToday": {"uploads": 0, "bytes": 0}})
+    );
     env.cleanup().await;
 }

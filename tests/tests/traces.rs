@@ -11,7 +11,8 @@
 //! job's `jobId` and `jobType`; and the webhook's receiver must get a
 //! `traceparent` of that trace, naming the `webhook` span. A job submitted
 //! without one gets a new trace (answered in the 202's `traceparent`),
-//! which its spans share the same way, `submit` as its root.
+//! which its spans share the same way, `submit` as its root; and a
+//! schedule's fired job too, with `fire` as its root.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -133,12 +134,14 @@ impl Collector {
                 .filter(|span| hex(&span.trace_id) == trace_id)
                 .map(|span| (span.name.clone(), span))
                 .collect();
-            if SPANS.iter().all(|name| found.contains_key(*name)) {
+            // The root: `submit`, or a fired job's `fire`.
+            let rooted = found.contains_key("submit") || found.contains_key("fire");
+            if rooted && SPANS[1..].iter().all(|name| found.contains_key(*name)) {
                 return found;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "trace {trace_id}: only {:?} of {SPANS:?} within 30 s",
+                "trace {trace_id}: only {:?} of {SPANS:?} (or fire) within 30 s",
                 found.keys().collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -168,6 +171,17 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 /// `POST /jobs` with `body`, and `traceparent` if given, to the server at
 /// `addr`: the status, the `traceparent` answered and the JSON body.
 async fn submit(addr: SocketAddr, traceparent: Option<&str>, body: &Value) -> (u16, String, Value) {
+    post(addr, "/jobs", traceparent, body).await
+}
+
+/// `POST path` with `body`, and `traceparent` if given, to the server at
+/// `addr`: the status, the `traceparent` answered and the JSON body.
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    traceparent: Option<&str>,
+    body: &Value,
+) -> (u16, String, Value) {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -175,7 +189,7 @@ async fn submit(addr: SocketAddr, traceparent: Option<&str>, body: &Value) -> (u
     tokio::spawn(connection);
     let mut request = hyper::Request::builder()
         .method("POST")
-        .uri("/jobs")
+        .uri(path)
         .header("host", addr.to_string())
         .header("content-type", "application/json");
     if let Some(traceparent) = traceparent {
@@ -184,7 +198,12 @@ async fn submit(addr: SocketAddr, traceparent: Option<&str>, body: &Value) -> (u
     let response = sender
         .send_request(
             request
-                .body(Full::new(Bytes::from(body.to_string())))
+                // Null: no body.
+                .body(Full::new(if body.is_null() {
+                    Bytes::new()
+                } else {
+                    Bytes::from(body.to_string())
+                }))
                 .unwrap(),
         )
         .await
@@ -205,23 +224,28 @@ async fn submit(addr: SocketAddr, traceparent: Option<&str>, body: &Value) -> (u
 }
 
 /// Checks the trace of job `id`: its five spans in trace `trace_id`,
-/// `submit` under `caller_span` (none: the root), every other one under
-/// `submit`, each with the job's id and type; and the `traceparent` the
-/// receiver got names the `webhook` span. Returns the `submit` span's id.
+/// `root` (`submit`, or a fired job's `fire`) under `caller_span` (none:
+/// the root), every other one under it, each with the job's id and type;
+/// and the `traceparent` the receiver got names the `webhook` span.
+/// Returns the `root` span's id.
 fn check_trace(
     spans: &HashMap<String, Span>,
+    root: &str,
     id: &str,
     caller_span: Option<&str>,
     webhook_header: &TraceContext,
 ) -> String {
-    let submit = &spans["submit"];
+    let names: Vec<&str> = std::iter::once(root)
+        .chain(SPANS[1..].iter().copied())
+        .collect();
+    let submit = &spans[root];
     assert_eq!(
         hex(&submit.parent_span_id),
         caller_span.unwrap_or_default(),
-        "submit's parent: the caller's span, or none"
+        "the root's parent: the caller's span, or none"
     );
     let submit_id = hex(&submit.span_id);
-    for name in SPANS {
+    for name in names.iter().copied() {
         let span = &spans[name];
         assert_eq!(attribute(span, "jobId").as_deref(), Some(id), "{name}");
         assert_eq!(
@@ -233,25 +257,32 @@ fn check_trace(
             span.end_time_unix_nano >= span.start_time_unix_nano,
             "{name}"
         );
-        if name != "submit" {
+        if name != root {
             assert_eq!(
                 hex(&span.parent_span_id),
                 submit_id,
-                "{name} is submit's child"
+                "{name} is {root}'s child"
             );
         }
     }
-    let mut ids: Vec<String> = SPANS
+    let mut ids: Vec<String> = names
         .iter()
         .map(|name| hex(&spans[*name].span_id))
         .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), SPANS.len(), "five spans, five ids");
-    assert_eq!(
-        attribute(&spans["submit"], "http.response.status_code").as_deref(),
-        Some("202")
-    );
+    if root == "submit" {
+        assert_eq!(
+            attribute(&spans["submit"], "http.response.status_code").as_deref(),
+            Some("202")
+        );
+        // Server (OTLP's SpanKind number).
+        assert_eq!(spans["submit"].kind, 2);
+    } else {
+        // Consumer: the fire function handles Scheduler's invocation.
+        assert_eq!(spans[root].kind, 5);
+    }
     assert_eq!(
         attribute(&spans["finish"], "outcome").as_deref(),
         Some("succeeded")
@@ -265,8 +296,7 @@ fn check_trace(
         hex(&spans["webhook"].span_id),
         "the webhook's traceparent names its span"
     );
-    // Server, internal, client (OTLP's SpanKind numbers).
-    assert_eq!(spans["submit"].kind, 2);
+    // Internal, client (OTLP's SpanKind numbers).
     assert_eq!(spans["run"].kind, 1);
     assert_eq!(spans["webhook"].kind, 3);
     submit_id
@@ -304,9 +334,11 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
             ..notifier_poller_settings()
         },
     };
+    let schedules = env.schedule_parts(10).await;
     let served = Served::start(
         env.stack(jobline_jobs::builtin())
             .webhooks(webhooks)
+            .schedules(schedules)
             .build(),
     )
     .await;
@@ -328,6 +360,21 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
     assert_ne!(fresh.trace_id(), caller.trace_id());
     let untraced = body["jobId"].as_str().unwrap().to_owned();
 
+    // A schedule's fire (a trigger: the timer's fire takes the same path):
+    // a trace of its own, answered in the 202, with `fire` its root.
+    let mut schedule = job.clone();
+    schedule["expression"] = json!("rate(1 hour)");
+    let (status, _, body) = post(served.addr, "/schedules", None, &schedule).await;
+    assert_eq!(status, 201, "{body}");
+    let trigger = format!(
+        "/schedules/{}/trigger",
+        body["scheduleId"].as_str().unwrap()
+    );
+    let (status, fired_trace, body) = post(served.addr, &trigger, None, &Value::Null).await;
+    assert_eq!(status, 202, "{body}");
+    let fired_trace: TraceContext = fired_trace.parse().expect("the 202's traceparent");
+    let fired = body["jobId"].as_str().unwrap().to_owned();
+
     // Both webhooks delivered, each with a traceparent of its job's trace.
     let started = Instant::now();
     let headers: HashMap<String, TraceContext> = loop {
@@ -346,7 +393,7 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
                 )
             })
             .collect();
-        if by_job.len() == 2 {
+        if by_job.len() == 3 {
             break by_job;
         }
         assert!(
@@ -359,13 +406,25 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
     assert_eq!(headers[&untraced].trace_id(), fresh.trace_id());
 
     let trace = collector.trace(&caller.trace_id().to_string()).await;
-    let submit_id = check_trace(&trace, &traced, Some("00f067aa0ba902b7"), &headers[&traced]);
+    let submit_id = check_trace(
+        &trace,
+        "submit",
+        &traced,
+        Some("00f067aa0ba902b7"),
+        &headers[&traced],
+    );
     // The 202's traceparent is the submit span's.
     assert_eq!(answered.span_id().to_string(), submit_id);
 
     let own = collector.trace(&fresh.trace_id().to_string()).await;
-    let root = check_trace(&own, &untraced, None, &headers[&untraced]);
+    let root = check_trace(&own, "submit", &untraced, None, &headers[&untraced]);
     assert_eq!(fresh.span_id().to_string(), root);
+
+    assert_eq!(headers[&fired].trace_id(), fired_trace.trace_id());
+    let fire = collector.trace(&fired_trace.trace_id().to_string()).await;
+    let root = check_trace(&fire, "fire", &fired, None, &headers[&fired]);
+    assert_eq!(fired_trace.span_id().to_string(), root);
+    assert!(attribute(&fire["fire"], "scheduleId").is_some());
 
     served.stop().await;
     for url in [&notify.queue_url, &notify.dlq_url] {

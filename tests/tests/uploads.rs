@@ -2,7 +2,8 @@
 //! declared with `POST /uploads`, sent through its presigned `PUT` with the
 //! headers the link signs, named by a `csv-stats` job that reads it as a
 //! stream; what each caller may name (only its own), when (within the
-//! upload's window, on a moved clock), and what (only what was declared).
+//! upload's window, on a moved clock), and what (only what was declared);
+//! and how much each caller may upload in a UTC day.
 //!
 //! Moto checks no signature, expiry or policy, so what S3 enforces on a
 //! presigned `PUT` (the signed length, checksum and metadata) is checked
@@ -10,12 +11,14 @@
 
 use jobline_api::Api;
 use jobline_core::Clock;
+use jobline_core::caller::{UploadQuota, until_next_utc_day};
 use jobline_core::files::{KEEP_TAG, keep_days, upload_key};
 use jobline_testkit::contract::files::declare;
 use jobline_tests::TestEnv;
 use jobline_tests::identity::request_as;
 use jobline_tests::stack::Served;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 async fn call(
@@ -294,6 +297,101 @@ async fn bad_declarations_name_their_field() {
         (422, Some("invalid_payload")),
         "{answer}"
     );
+    env.cleanup().await;
+}
+
+/// A caller's uploads of a UTC day are bounded in number and in bytes
+/// declared, counted in the callers table on the emulator: at its quota a
+/// caller is refused (429 `too_many_uploads`, `Retry-After` until 00:00 UTC
+/// on the moved clock), even by requests at once; no one else is; a file
+/// larger than a day's bytes is refused outright (413); and the next day
+/// the caller may upload again.
+#[tokio::test]
+async fn a_callers_uploads_are_bounded_by_the_day_and_start_again_at_midnight_utc() {
+    jobline_tests::require_emulator!();
+    let mut env = TestEnv::new().await;
+    let (table, counts) = env.caller_counts().await;
+    env.config.callers.table_name = Some(table);
+    env.config.callers.upload_quota = UploadQuota {
+        uploads: 3,
+        bytes: 1_000_000,
+    };
+    // 22:00 UTC tomorrow: two hours before the next UTC day.
+    let clock = Clock::movable();
+    let to_midnight = u64::try_from(until_next_utc_day(clock.now_ms())).unwrap();
+    clock.advance(Duration::from_millis(to_midnight) + Duration::from_secs(22 * 3600));
+    let stack = env.stack_on(jobline_jobs::builtin(), &clock);
+    let api = Arc::clone(stack.caller_counts(counts).build().api());
+    let declared =
+        |size: u64| json!({"size": size, "contentType": "text/csv", "sha256": "a".repeat(64)});
+
+    // Five at once, three in the quota: three links, two refusals.
+    let thousand = declared(1000);
+    let requests = (0..5).map(|_| call(&api, "POST", "/uploads", Some(&thousand), "alice"));
+    let answers = futures_util::future::join_all(requests).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        (
+            statuses.iter().filter(|s| **s == 201).count(),
+            statuses.iter().filter(|s| **s == 429).count()
+        ),
+        (3, 2),
+        "{answers:?}"
+    );
+    let reply = api
+        .handle(request_as(
+            "POST",
+            "/uploads",
+            Some(&declared(1000)),
+            "alice",
+        ))
+        .await;
+    assert_eq!(reply.response.status(), 429);
+    let retry_after: u64 = reply.response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (7100..=7200).contains(&retry_after),
+        "until 00:00 UTC: {retry_after}"
+    );
+    let refused: Value = serde_json::from_slice(reply.response.body().as_ref()).unwrap();
+    assert_eq!(refused["error"]["code"], "too_many_uploads", "{refused}");
+    assert_eq!(
+        refused["error"]["limit"],
+        json!({"uploadsPerDay": 3, "bytesPerDay": 1_000_000}),
+        "{refused}"
+    );
+
+    // Another caller has its own quota, bounded by bytes too.
+    let upload =
+        async |size: u64| call(&api, "POST", "/uploads", Some(&declared(size)), "bob").await;
+    assert_eq!(upload(999_000).await.0, 201);
+    let (status, answer) = upload(1_001).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("too_many_uploads"))
+    );
+    assert_eq!(upload(1_000).await.0, 201, "exactly the day's bytes");
+    let (status, answer) = call(
+        &api,
+        "POST",
+        "/uploads",
+        Some(&declared(1_000_001)),
+        "carol",
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("upload_too_large")),
+        "{answer}"
+    );
+
+    // The next UTC day, two hours on.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let (status, answer) = call(&api, "POST", "/uploads", Some(&declared(1000)), "alice").await;
+    assert_eq!(status, 201, "{answer}");
     env.cleanup().await;
 }
 

@@ -68,6 +68,11 @@ impl schedules::DynamoScheduleStore {
 }
 
 impl callers::DynamoCallerCounts {
+    /// The counts on `table` (`CALLERS_TABLE`), over a client of `sdk`.
+    pub fn from_sdk(sdk: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+
     /// The counts on `table` (`CALLERS_TABLE`), over `jobs`' own client.
     pub fn beside(jobs: &DynamoJobStore, table: impl Into<String>) -> Self {
         Self::new(jobs.client().clone(), table)

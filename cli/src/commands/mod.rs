@@ -68,6 +68,8 @@ pub enum CliError {
     #[error(transparent)]
     Dlq(#[from] DlqError),
     #[error(transparent)]
+    Callers(#[from] crate::callers::CallersError),
+    #[error(transparent)]
     Jobs(#[from] JobsError),
     #[error("migrating the table: {0}")]
     Migrate(#[source] jobline_core::StoreError),
@@ -120,6 +122,7 @@ pub async fn run(
         Command::Console(args) => operator::console(args, out).await,
         Command::Migrate(args) => operator::migrate(args, out, err).await,
         Command::Dlq(command) => operator::dlq(command, out).await,
+        Command::Callers(command) => operator::callers(command, out).await,
     }
 }
 

@@ -1,18 +1,21 @@
 //! The operator's commands, which read the table and queues with the
 //! operator's own AWS credentials (`jobs`, `retry`, `console`, `migrate`,
-//! `dlq`): one function each.
+//! `dlq`, `callers`): one function each.
 
 use super::{CliError, Exit, dlq_config, jobs_table, operator_clients, run_dlq, tools_sdk_config};
-use crate::args::{ConsoleArgs, DlqCommand, MigrateArgs, RetryArgs, StateArgs};
+use crate::args::{CallersCommand, ConsoleArgs, DlqCommand, MigrateArgs, RetryArgs, StateArgs};
+use crate::callers;
 use crate::console::guard::Guard;
 use crate::console::job_files::Bucket;
 use crate::console::{Console, Scheduling, serve_with};
 use crate::dlq::DeadLetterQueue;
 use crate::jobs::{Retried, StateQuery, list_jobs, retry};
 use jobline_cloudwatch::CloudWatchHistory;
+use jobline_core::error::ConfigError;
 use jobline_core::store::StateListing;
 use jobline_core::{Clock, Config};
 use jobline_dynamodb::DynamoJobStore;
+use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_dynamodb::migrate::{Migration, MigrationPage};
 use jobline_s3::S3Bucket;
 use jobline_sqs::SqsJobQueue;
@@ -213,4 +216,31 @@ pub(super) async fn migrate(
 /// million read units, $0.625 per million write units.
 fn cost_usd(read_units: u64, write_units: u64) -> f64 {
     (read_units as f64 * 0.125 + write_units as f64 * 0.625) / 1e6
+}
+
+/// `jobline callers show|recount OWNER`: a caller's counts (`CALLERS_TABLE`).
+pub(super) async fn callers(
+    command: CallersCommand,
+    out: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    let table = std::env::var("CALLERS_TABLE")
+        .ok()
+        .filter(|table| !table.is_empty())
+        .ok_or(ConfigError::Missing("CALLERS_TABLE"))?;
+    let sdk = tools_sdk_config().await;
+    let now = Clock::system().now_ms();
+    let shown = match command {
+        CallersCommand::Show(args) => {
+            let counts = DynamoCallerCounts::from_sdk(&sdk, table);
+            callers::show(&counts, &args.owner, now).await?
+        }
+        CallersCommand::Recount(args) => {
+            let store =
+                DynamoJobStore::on_table(&sdk, jobs_table(|name| std::env::var(name).ok())?);
+            let counts = DynamoCallerCounts::beside(&store, table);
+            callers::recount(&store, &counts, &args.owner, now).await?
+        }
+    };
+    writeln!(out, "{shown}")?;
+    Ok(Exit::Success)
 }

@@ -1,10 +1,13 @@
 //! Each caller's bounds ([`CallerLimits`]): how many unfinished jobs one
-//! caller may have (`MAX_UNFINISHED_PER_CALLER`), counted in the callers
-//! table (`CALLERS_TABLE`), and per-caller overrides of it and of the
+//! caller may have (`MAX_UNFINISHED_PER_CALLER`) and how much it may upload
+//! in a UTC day (`MAX_UPLOADS_PER_CALLER_PER_DAY`,
+//! `MAX_UPLOAD_GIB_PER_CALLER_PER_DAY`), counted in the callers table
+//! (`CALLERS_TABLE`), and per-caller overrides of them and of the
 //! schedules bound (`CALLER_LIMITS`). The backlog bound (`MAX_BACKLOG`)
 //! stays the last line for all callers together.
 
 use super::parse_or;
+use crate::caller::UploadQuota;
 use crate::error::ConfigError;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -12,12 +15,23 @@ use std::collections::HashMap;
 /// Each caller's unfinished jobs, at most, by default.
 pub const DEFAULT_MAX_UNFINISHED_PER_CALLER: u64 = 10_000;
 
+/// Each caller's upload links in a UTC day, at most, by default.
+pub const DEFAULT_MAX_UPLOADS_PER_CALLER_PER_DAY: u64 = 1_000;
+
+/// The bytes each caller may declare in its uploads of a UTC day, at most,
+/// by default, in GiB: ten of the largest uploads.
+pub const DEFAULT_MAX_UPLOAD_GIB_PER_CALLER_PER_DAY: u64 = 50;
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
 /// A caller's own bounds, where they differ from the deployment's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CallerOverride {
     pub max_unfinished: Option<u64>,
     pub max_schedules: Option<usize>,
+    pub max_uploads_per_day: Option<u64>,
+    pub max_upload_gib_per_day: Option<u64>,
 }
 
 /// The per-caller bounds.
@@ -30,9 +44,17 @@ pub struct CallerLimits {
     /// [`DEFAULT_MAX_UNFINISHED_PER_CALLER`]; 0: no bound): a caller's
     /// scheduled, queued and running jobs, at most.
     pub max_unfinished: u64,
+    /// `MAX_UPLOADS_PER_CALLER_PER_DAY` (default
+    /// [`DEFAULT_MAX_UPLOADS_PER_CALLER_PER_DAY`]) and
+    /// `MAX_UPLOAD_GIB_PER_CALLER_PER_DAY` (default
+    /// [`DEFAULT_MAX_UPLOAD_GIB_PER_CALLER_PER_DAY`]): a caller's upload
+    /// links of a UTC day, and the bytes declared in them, at most (0: no
+    /// bound).
+    pub upload_quota: UploadQuota,
     /// `CALLER_LIMITS`: JSON, by owner (as `GET /jobs` shows a caller's
     /// jobs' owner), e.g. `{"arn:aws:iam::123456789012:user/batch":
-    /// {"maxUnfinished": 50000, "maxSchedules": 500}}`.
+    /// {"maxUnfinished": 50000, "maxSchedules": 500, "maxUploadsPerDay":
+    /// 5000, "maxUploadGibPerDay": 200}}`.
     pub overrides: HashMap<String, CallerOverride>,
 }
 
@@ -46,6 +68,24 @@ impl CallerLimits {
             .and_then(|o| o.max_unfinished)
             .unwrap_or(self.max_unfinished);
         (max > 0).then_some(max)
+    }
+
+    /// What `owner` may upload in a UTC day (a 0 setting: no bound on
+    /// that count); `None`: no callers table to count in, or no bound.
+    pub fn upload_quota(&self, owner: &str) -> Option<UploadQuota> {
+        self.table_name.as_ref()?;
+        let own = self.overrides.get(owner);
+        let uploads = own
+            .and_then(|o| o.max_uploads_per_day)
+            .unwrap_or(self.upload_quota.uploads);
+        let bytes = own
+            .and_then(|o| o.max_upload_gib_per_day)
+            .map_or(self.upload_quota.bytes, |gib| gib.saturating_mul(GIB));
+        let bound = |max: u64| if max == 0 { u64::MAX } else { max };
+        (uploads > 0 || bytes > 0).then_some(UploadQuota {
+            uploads: bound(uploads),
+            bytes: bound(bytes),
+        })
     }
 
     /// How many schedules `owner` may have, `default` unless overridden.
@@ -66,7 +106,7 @@ pub(super) fn caller_limits(
             name: "CALLER_LIMITS",
             value: json.chars().take(80).collect(),
             reason: format!(
-                "must be a JSON object of owner → {{\"maxUnfinished\": N, \"maxSchedules\": N}}: {e}"
+                "must be a JSON object of owner → {{\"maxUnfinished\": N, \"maxSchedules\": N, \"maxUploadsPerDay\": N, \"maxUploadGibPerDay\": N}}: {e}"
             ),
         })?,
     };
@@ -77,6 +117,19 @@ pub(super) fn caller_limits(
             "MAX_UNFINISHED_PER_CALLER",
             DEFAULT_MAX_UNFINISHED_PER_CALLER,
         )?,
+        upload_quota: UploadQuota {
+            uploads: parse_or(
+                lookup,
+                "MAX_UPLOADS_PER_CALLER_PER_DAY",
+                DEFAULT_MAX_UPLOADS_PER_CALLER_PER_DAY,
+            )?,
+            bytes: parse_or(
+                lookup,
+                "MAX_UPLOAD_GIB_PER_CALLER_PER_DAY",
+                DEFAULT_MAX_UPLOAD_GIB_PER_CALLER_PER_DAY,
+            )?
+            .saturating_mul(GIB),
+        },
         overrides,
     })
 }
@@ -102,16 +155,50 @@ mod tests {
             ("MAX_UNFINISHED_PER_CALLER", "100"),
             (
                 "CALLER_LIMITS",
-                r#"{"batch": {"maxUnfinished": 5000, "maxSchedules": 7}}"#,
+                r#"{"batch": {"maxUnfinished": 5000, "maxSchedules": 7, "maxUploadsPerDay": 3, "maxUploadGibPerDay": 2}}"#,
             ),
+            ("MAX_UPLOADS_PER_CALLER_PER_DAY", "20"),
         ])
         .unwrap();
+        assert_eq!(off.upload_quota("alice"), None, "no table, no quota");
+        assert_eq!(
+            on.upload_quota("alice"),
+            Some(UploadQuota {
+                uploads: 20,
+                bytes: DEFAULT_MAX_UPLOAD_GIB_PER_CALLER_PER_DAY * GIB
+            })
+        );
+        assert_eq!(
+            on.upload_quota("batch"),
+            Some(UploadQuota {
+                uploads: 3,
+                bytes: 2 * GIB
+            })
+        );
         assert_eq!(on.max_unfinished("alice"), Some(100));
         assert_eq!(on.max_unfinished("batch"), Some(5000));
         assert_eq!(on.max_schedules("alice", 100), 100);
         assert_eq!(on.max_schedules("batch", 100), 7);
-        let unbounded = limits(&[("CALLERS_TABLE", "c"), ("MAX_UNFINISHED_PER_CALLER", "0")]);
-        assert_eq!(unbounded.unwrap().max_unfinished("alice"), None);
+        let unbounded = limits(&[
+            ("CALLERS_TABLE", "c"),
+            ("MAX_UNFINISHED_PER_CALLER", "0"),
+            ("MAX_UPLOADS_PER_CALLER_PER_DAY", "0"),
+            ("MAX_UPLOAD_GIB_PER_CALLER_PER_DAY", "0"),
+        ])
+        .unwrap();
+        assert_eq!(unbounded.max_unfinished("alice"), None);
+        assert_eq!(unbounded.upload_quota("alice"), None);
+        let count_only = limits(&[
+            ("CALLERS_TABLE", "c"),
+            ("MAX_UPLOAD_GIB_PER_CALLER_PER_DAY", "0"),
+        ]);
+        assert_eq!(
+            count_only.unwrap().upload_quota("alice"),
+            Some(UploadQuota {
+                uploads: DEFAULT_MAX_UPLOADS_PER_CALLER_PER_DAY,
+                bytes: u64::MAX
+            })
+        );
         for bad in [r#"{"x": {"max": 1}}"#, "[1]", "{"] {
             assert!(matches!(
                 limits(&[("CALLER_LIMITS", bad)]),

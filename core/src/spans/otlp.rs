@@ -187,6 +187,7 @@ fn span_data(span: Span, ended: SystemTime, scope: InstrumentationScope) -> Span
             SpanKind::Server => otel::SpanKind::Server,
             SpanKind::Internal => otel::SpanKind::Internal,
             SpanKind::Client => otel::SpanKind::Client,
+            SpanKind::Consumer => otel::SpanKind::Consumer,
         },
         name: Cow::Borrowed(span.name()),
         start_time: span.started(),

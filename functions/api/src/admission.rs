@@ -8,7 +8,7 @@
 //! So a caller's count can be off only by a count down that ran twice (a
 //! duplicate stream record: the bound then lets one more job in) or by a
 //! give-back that failed here (it keeps one job too many counted, until an
-//! operator resets it: `jobline callers`); both are logged.
+//! operator recounts it: `jobline callers recount`); both are logged.
 
 use crate::error::ApiError;
 use crate::{Api, BACKLOG_RETRY_AFTER_SECS};

@@ -7,6 +7,7 @@
 
 use http::StatusCode;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use jobline_core::caller::UploadQuota;
 use lambda_http::{Body, Response};
 use serde_json::json;
 
@@ -85,6 +86,16 @@ pub enum ApiError {
          accepted, retry after {retry_after_secs} seconds, once some have finished"
     )]
     TooManyJobs { limit: u64, retry_after_secs: u32 },
+    /// The caller's uploads of the UTC day are at its quota.
+    #[error(
+        "you have used today's upload quota ({}); no link was made, retry after \
+         {retry_after_secs} seconds, at 00:00 UTC",
+        quota_text(quota)
+    )]
+    TooManyUploads {
+        quota: UploadQuota,
+        retry_after_secs: u32,
+    },
     #[error("no such job")]
     JobNotFound,
     /// A `GET /jobs` query parameter is malformed; the message names it.
@@ -304,7 +315,9 @@ impl ApiError {
             | Self::TooManySchedules { .. }
             | Self::ScheduleOverlap
             | Self::ScheduleChanged => StatusCode::CONFLICT,
-            Self::BacklogFull { .. } | Self::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BacklogFull { .. } | Self::TooManyJobs { .. } | Self::TooManyUploads { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::JobNotFound
             | Self::RouteNotFound
             | Self::ScheduleNotFound
@@ -343,6 +356,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::BacklogFull { .. } => "backlog_full",
             Self::TooManyJobs { .. } => "too_many_jobs",
+            Self::TooManyUploads { .. } => "too_many_uploads",
             Self::JobNotFound => "job_not_found",
             Self::JobFinished { .. } => "job_finished",
             Self::JobNotFinished { .. } => "job_not_finished",
@@ -404,6 +418,12 @@ impl ApiError {
         if let Self::TooManyJobs { limit, .. } = &self {
             body["error"]["limit"] = json!(limit);
         }
+        if let Self::TooManyUploads { quota, .. } = &self {
+            body["error"]["limit"] = json!({
+                "uploadsPerDay": bounded(quota.uploads),
+                "bytesPerDay": bounded(quota.bytes),
+            });
+        }
         let mut builder = Response::builder()
             .status(self.status())
             .header(CONTENT_TYPE, "application/json");
@@ -411,6 +431,9 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => builder = builder.header(ALLOW, allow),
             Self::BacklogFull { retry_after_secs }
             | Self::TooManyJobs {
+                retry_after_secs, ..
+            }
+            | Self::TooManyUploads {
                 retry_after_secs, ..
             }
             | Self::SchedulerThrottled { retry_after_secs } => {
@@ -423,6 +446,19 @@ impl ApiError {
             .body(Body::from(body.to_string()))
             .unwrap_or_else(|_| Response::new(Body::Empty))
     }
+}
+
+/// A quota's bound, or `None` where it has none (`u64::MAX`).
+fn bounded(max: u64) -> Option<u64> {
+    (max != u64::MAX).then_some(max)
+}
+
+/// What an [`UploadQuota`] allows a day, in words.
+fn quota_text(quota: &UploadQuota) -> String {
+    let uploads = bounded(quota.uploads).map(|n| format!("{n} uploads"));
+    let bytes = bounded(quota.bytes).map(|b| format!("{} GiB declared", b / (1 << 30)));
+    let parts: Vec<String> = uploads.into_iter().chain(bytes).collect();
+    format!("at most {} a UTC day", parts.join(" and "))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use jobline_core::limits::SQS_MAX_DELAY_SECS;
 use jobline_core::schedule::{
     FireOutcome, LastFire, Overlap, ScheduleId, ScheduleRecord, fire_job_id, timer_name,
 };
+use jobline_core::spans::{Span, SpanKind, SpanStatus};
 use jobline_core::timers::SCHEDULED_TIME;
 use jobline_core::{JobId, JobMessage, JobRecord, JobRequest, JobState, Metric, Metrics};
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,21 @@ impl Api {
         let Some(job) = self.store.get(job_id).await.map_err(ApiError::from)? else {
             return Ok(Fired::NotWaiting { job_id });
         };
+        let mut span = Span::start("fire", SpanKind::Consumer, job.traceparent.as_ref())
+            .for_job(job.id, &job.job_type);
+        let fired = self.send_fired(&job).await;
+        span.status(match &fired {
+            Ok(_) => SpanStatus::Ok,
+            Err(_) => SpanStatus::Error("unavailable".to_owned()),
+        });
+        span.end();
+        fired
+    }
+
+    /// Sends delayed job `job` to the queue when its timer fires, if it
+    /// is still waiting for it.
+    async fn send_fired(&self, job: &JobRecord) -> Result<Fired, FireError> {
+        let job_id = job.id;
         // Scheduled; or queued by a run-now whose own send failed (its
         // client may never retry): a duplicate of a job not yet started
         // only costs the worker a refused claim.
@@ -144,9 +160,9 @@ impl Api {
         if !waiting {
             return Ok(Fired::NotWaiting { job_id });
         }
-        let message = JobMessage::of(&job);
+        let message = JobMessage::of(job);
         let queue_error = |e: jobline_core::QueueError| FireError::Unavailable(e.to_string());
-        let delay_secs = match Departure::of(&job, self.clock.now_ms()) {
+        let delay_secs = match Departure::of(job, self.clock.now_ms()) {
             Departure::Now => {
                 self.queue.send(&message).await.map_err(queue_error)?;
                 0
@@ -259,19 +275,32 @@ impl Api {
 
     /// Creates (or finds) the one job of `schedule`'s fire at
     /// `scheduled_at` through `POST /jobs`'s path, and counts the fire: a
-    /// scheduled fire's and a trigger's.
+    /// scheduled fire's and a trigger's. Its `fire` span is the root of the
+    /// job's trace, as `submit` is of a submitted job's.
     pub(crate) async fn fire_into_job(
         &self,
         schedule: &ScheduleRecord,
         scheduled_at: i64,
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
-        let job = self.fire_job_record(
+        let mut job = self.fire_job_record(
             schedule,
             fire_job_id(schedule.id, scheduled_at),
             scheduled_at,
         );
-        let job = self.accept(job, true, metrics).await?;
+        let mut span = Span::start("fire", SpanKind::Consumer, None).for_job(job.id, &job.job_type);
+        span.text("scheduleId", schedule.id.to_string());
+        job.traceparent = Some(span.context());
+        let accepted = self.accept(job, true, metrics).await;
+        span.status(match &accepted {
+            Ok(_) => SpanStatus::Ok,
+            Err(error) if error.status().is_server_error() => {
+                SpanStatus::Error(error.code().to_owned())
+            }
+            Err(_) => SpanStatus::Unset,
+        });
+        span.end();
+        let job = accepted?;
         metrics.count(&schedule.spec.job_type, Metric::ScheduleFires);
         Ok(job)
     }

@@ -273,7 +273,8 @@ impl Api {
     }
 
     /// Bounds each caller's unfinished jobs, counted in `counts` (the
-    /// callers table; the notifier counts them down).
+    /// callers table; the notifier counts them down), and its uploads of
+    /// the UTC day.
     #[must_use]
     pub fn with_caller_counts(mut self, counts: Arc<dyn CallerCounts>) -> Self {
         self.counts = Some(counts);

@@ -9,7 +9,7 @@
 
 use jobline_api::Api;
 use jobline_aws::{AwsTimeouts, bounded, lambda_sdk_config};
-use jobline_core::{Config, Metrics, telemetry};
+use jobline_core::{Config, Metrics, spans, telemetry};
 use jobline_dynamodb::DynamoJobStore;
 use jobline_dynamodb::callers::DynamoCallerCounts;
 use jobline_dynamodb::schedules::DynamoScheduleStore;
@@ -60,6 +60,8 @@ async fn main() -> Result<(), Error> {
             let mut metrics = Metrics::new();
             let fired = api.fire(&event.payload.to_string(), &mut metrics).await;
             metrics.emit();
+            // Before the answer: Lambda may freeze the process right after.
+            spans::flush().await;
             fired.map(|_| ()).map_err(Error::from)
         }
     }))

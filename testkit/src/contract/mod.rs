@@ -2,12 +2,15 @@
 //! [`JobQueue`](jobline_core::JobQueue) must have, written once:
 //! [`store`] (its checks grouped by the store's roles) and [`queue`]; and
 //! every [`ScheduleStore`](jobline_core::schedule::ScheduleStore)'s:
-//! [`schedules`]; and a bucket of uploads and outputs': [`files`].
+//! [`schedules`]; a bucket of uploads and outputs': [`files`]; and each
+//! caller's counts' ([`CallerCounts`](jobline_core::caller::CallerCounts)):
+//! [`callers`].
 //!
 //! Each check is a public async function that takes the port as a trait
 //! object and panics when the adapter behind it misbehaves. This crate's
 //! unit tests run them against the fakes ([`crate::memory::store`],
-//! [`crate::memory::queue`], [`crate::memory::schedules`]);
+//! [`crate::memory::queue`], [`crate::memory::schedules`],
+//! [`crate::memory::callers`]);
 //! `tests/tests/contract.rs` runs them against DynamoDB and SQS on the
 //! emulator. So a fake that other crates' tests rely on cannot drift from
 //! the adapters production uses.
@@ -90,6 +93,19 @@ macro_rules! for_each_schedule_check {
     };
 }
 
+/// Calls macro `$checks` with the names of every check in [`callers`].
+#[macro_export]
+macro_rules! for_each_callers_check {
+    ($checks:ident $(, $arg:tt)*) => {
+        $checks!(
+            $($arg,)*
+            unfinished_jobs_are_counted_within_the_bound,
+            uploads_are_counted_within_the_days_quota,
+            concurrent_uploads_never_pass_the_quota,
+        );
+    };
+}
+
 /// Runs every check of contract module `$module`, as its `for_each_…`
 /// macro lists them, as a test against a fresh `$fake::new()`:
 /// `for_each_queue_check!(fake_suite, queue, MemoryQueue)`.
@@ -107,6 +123,7 @@ macro_rules! fake_suite {
 #[cfg(test)]
 pub(crate) use fake_suite;
 
+pub mod callers;
 pub mod files;
 pub mod queue;
 pub mod schedules;

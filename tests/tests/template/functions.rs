@@ -3,6 +3,7 @@
 //! sweeper's schedule and the results bucket follow theirs.
 
 use super::*;
+use jobline_core::caller::UploadQuota;
 
 /// The bounds of `HeartbeatSeconds` and `MaxJobRunSeconds` are values the
 /// code accepts and reads back, so no allowed deployment fails at cold start.
@@ -144,6 +145,9 @@ fn function_environments_configure_the_code_from_the_parameters() {
         ("WorkerTimeoutSeconds", "120"),
         ("HeartbeatSeconds", "11"),
         ("MaxJobRunSeconds", "3601"),
+        ("MaxUnfinishedPerCaller", "11"),
+        ("MaxUploadsPerCallerPerDay", "12"),
+        ("MaxUploadGibPerCallerPerDay", "13"),
     ]);
     for function in FUNCTIONS {
         let environment = resolved_environment(&template, function, &parameters);
@@ -176,6 +180,25 @@ fn function_environments_configure_the_code_from_the_parameters() {
             "{function}"
         );
         assert!(!webhooks.allow_local_callbacks, "{function}");
+    }
+    // The API bounds each caller's jobs and uploads; the fire function,
+    // which submits too, its jobs.
+    for function in ["ApiFunction", "FireFunction"] {
+        let environment = resolved_environment(&template, function, &parameters);
+        let callers = Config::from_lookup(|name| environment.get(name).cloned())
+            .unwrap()
+            .callers;
+        assert_eq!(callers.table_name.as_deref(), Some("<CallersTable>"));
+        assert_eq!(callers.max_unfinished("alice"), Some(11), "{function}");
+        if function == "ApiFunction" {
+            assert_eq!(
+                callers.upload_quota("alice"),
+                Some(UploadQuota {
+                    uploads: 12,
+                    bytes: 13 << 30
+                })
+            );
+        }
     }
     let environment = resolved_environment(&template, "NotifierFunction", &parameters);
     let notifier = Config::from_lookup(|name| environment.get(name).cloned())
@@ -227,6 +250,18 @@ fn function_environments_configure_the_code_from_the_parameters() {
     assert_eq!(
         bare.webhooks.max_receive_count,
         QueueSettings::NOTIFY.max_receive_count
+    );
+    let callers = &bare.callers;
+    assert_eq!(
+        callers.max_unfinished,
+        template.default_of("MaxUnfinishedPerCaller")
+    );
+    assert_eq!(
+        callers.upload_quota,
+        UploadQuota {
+            uploads: template.default_of("MaxUploadsPerCallerPerDay"),
+            bytes: template.default_of("MaxUploadGibPerCallerPerDay") << 30,
+        }
     );
 }
 

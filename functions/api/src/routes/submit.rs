@@ -91,8 +91,8 @@ impl Api {
         keyed: bool,
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
-        // A job made by a schedule's fire starts a trace of its own, which
-        // its runs and its webhook share (the fire records no span).
+        // The job's place in its trace: its `submit` or `fire` span's, as
+        // set; a job without one starts a trace of its own.
         job.traceparent.get_or_insert_with(TraceContext::new_root);
         submission::check_sizes(&job)?;
         self.check_departure(&job)?;

@@ -8,6 +8,11 @@
 //! `GET /uploads/{id}` of an id whose object has not arrived answers
 //! `pending` while the id's window lasts: an id never issued looks the
 //! same, and reveals nothing (the prefix is the caller's own).
+//!
+//! Each link counts against its caller's upload quota of the UTC day
+//! ([`UploadQuota`](jobline_core::caller::UploadQuota), in the callers table), how many and how many bytes
+//! declared, before it is made: a refused caller gets `429
+//! too_many_uploads` until 00:00 UTC, and no one else is refused.
 
 use crate::error::ApiError;
 use crate::identity::caller;
@@ -15,6 +20,7 @@ use crate::{Api, fresh_json};
 use http::StatusCode;
 use http::header::LOCATION;
 use jobline_core::JobRecord;
+use jobline_core::caller::{until_next_utc_day, utc_day};
 use jobline_core::files::{
     Declared, InputFile, MAX_INPUTS, MAX_UPLOAD_BYTES, UPLOAD_URL_TTL, UploadFiles, UploadId,
     keep_days, upload_key,
@@ -40,6 +46,7 @@ impl Api {
         let files = self.files()?;
         let declared = declaration(request.body().as_ref())?;
         let now = self.clock.now_ms();
+        self.count_upload(&owner, &declared, now).await?;
         let id = UploadId::new(now);
         let put = files
             .presign_upload(&upload_key(&owner, id), &declared, UPLOAD_URL_TTL)
@@ -57,6 +64,39 @@ impl Api {
             .header(LOCATION, location)
             .body(Body::from(body.to_string()))
             .map_err(ApiError::internal)
+    }
+
+    /// Counts an upload of `declared` against `owner`'s quota of the UTC
+    /// day of `now`: 413 if it alone is over the day's bytes, 429
+    /// `too_many_uploads` if the day has no room left for it.
+    async fn count_upload(
+        &self,
+        owner: &str,
+        declared: &Declared,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let (Some(counts), Some(quota)) = (&self.counts, self.caller_limits.upload_quota(owner))
+        else {
+            return Ok(());
+        };
+        if declared.size > quota.bytes {
+            return Err(ApiError::UploadTooLarge {
+                size: declared.size,
+                limit: quota.bytes,
+            });
+        }
+        match counts
+            .allow_upload(owner, utc_day(now), declared.size, quota)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::TooManyUploads {
+                quota,
+                retry_after_secs: u32::try_from((until_next_utc_day(now) + 999) / 1000)
+                    .unwrap_or(u32::MAX),
+            }),
+            Err(error) => Err(ApiError::StoreUnavailable(error.to_string())),
+        }
     }
 
     /// `GET /uploads/{id}`: `complete` once its bytes are there, `pending`
