@@ -187,6 +187,25 @@ impl Client {
         decode(created, "upload")
     }
 
+    /// Sends `bytes` to the link of `upload`, as
+    /// [`create_upload`](Self::create_upload) answered it, with exactly
+    /// its signed headers: for a caller that declares and sends in steps of
+    /// its own ([`upload_bytes`](Self::upload_bytes) does both, and waits
+    /// until the upload is complete). The storage refuses bytes other than
+    /// declared: [`ClientError::UploadRefused`].
+    pub async fn send_upload(
+        &self,
+        upload: &Upload,
+        bytes: impl Into<Bytes>,
+    ) -> Result<(), ClientError> {
+        let target = upload.upload.as_ref().ok_or_else(|| {
+            ClientError::InvalidRequest(
+                "the upload has no link: only create_upload's answer carries one".into(),
+            )
+        })?;
+        self.send_file(target, &Source::Bytes(bytes.into())).await
+    }
+
     /// `GET /uploads/{id}`.
     pub async fn upload(&self, id: UploadId) -> Result<Upload, ClientError> {
         decode(self.json().upload(id).await?, "upload")

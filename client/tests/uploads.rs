@@ -4,7 +4,7 @@
 //! `GET /uploads/{id}` until it is complete.
 
 use crate::support::{Reply, Seen, Stub};
-use jobline_client::{Auth, Client, ClientError, UploadStatus};
+use jobline_client::{Auth, Client, ClientError, NewUpload, UploadStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
@@ -179,4 +179,47 @@ async fn bytes_upload_alike_and_a_refused_file_is_an_error() {
         .unwrap_err();
     assert!(matches!(missing, ClientError::File { .. }), "{missing:?}");
     assert!(missing.to_string().contains("/nonexistent/file.csv"));
+}
+
+/// An upload declared with `create_upload` and sent in a step of its own:
+/// the bytes go to its link with exactly its signed headers, and a refusal
+/// of the storage (S3's to bytes other than declared) is the error; an
+/// upload read back (no link) cannot be sent to.
+#[tokio::test]
+async fn a_created_upload_is_sent_in_its_own_step() {
+    let stub = storage(400).await;
+    let client = Client::new(&stub.url, Auth::None).unwrap();
+    let declared = NewUpload {
+        size: 3,
+        content_type: "text/csv".to_owned(),
+        sha256: hex(&Sha256::digest(b"a,b")),
+    };
+    let created = client.create_upload(&declared).await.unwrap();
+    let refused = client.send_upload(&created, &b"a;b"[..]).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::UploadRefused { status, .. } if status.as_u16() == 400),
+        "{refused:?}"
+    );
+    let put = &stub.seen()[1];
+    assert_eq!(
+        (put.method.as_str(), put.body.as_slice()),
+        ("PUT", &b"a;b"[..])
+    );
+    assert_eq!(put.header("content-type"), Some("text/csv"));
+    assert!(put.header("x-amz-checksum-sha256").is_some());
+
+    let stub = storage(200).await;
+    let client = Client::new(&stub.url, Auth::None).unwrap();
+    let created = client.create_upload(&declared).await.unwrap();
+    client.send_upload(&created, &b"a,b"[..]).await.unwrap();
+    let read = client.upload(created.upload_id).await.unwrap();
+    let no_link = client.send_upload(&read, &b"a,b"[..]).await.unwrap_err();
+    assert!(
+        matches!(no_link, ClientError::InvalidRequest(_)),
+        "{no_link:?}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -1,6 +1,7 @@
 //! `jobline smoke`: a deployer's end-to-end checks of a stack, run after
 //! `sam deploy` with their own credentials (the client commands' flags).
-//! Each check submits `ping` jobs (registered in every deployment) through
+//! Each check submits `ping` jobs (registered in every deployment; the
+//! `upload` check a `csv-stats` job, also always registered) through
 //! `jobline-client` and follows them, within `--timeout`; the table printed
 //! at the end says what passed, how long it took, and why not. The checks:
 //!
@@ -13,6 +14,10 @@
 //!   (at once if it was queued, at its next heartbeat if it was running);
 //! - `result link`: a `{"bytes": 200000}` job's result is stored apart, and
 //!   its `resultUrl` fetches exactly those bytes with no credentials;
+//! - `upload`: a small CSV sent through an upload link is read by a
+//!   `csv-stats` job; and other bytes of the declared length, sent to a
+//!   second link, are refused by the storage (S3 checks the checksum the
+//!   link signs; an emulator checks none, which the detail then says);
 //! - `webhook` (with `--webhook-receiver`): a job with that `callbackUrl`
 //!   has its webhook `delivered`;
 //! - `dead-letter queue` (with `--dlq-url` or `JOBS_DLQ_URL`): its
@@ -22,11 +27,12 @@ use super::{CliError, Exit, api_client, error_chain, tools_sdk_config};
 use crate::args::SmokeArgs;
 use crate::progress::{ProgressDisplay, ProgressStyle};
 use jobline_client::{
-    Cancel, Client, ClientError, DeliveryState, Job, Submission, WaitOptions, Waited,
+    Cancel, Client, ClientError, DeliveryState, Job, NewUpload, Submission, WaitOptions, Waited,
 };
 use jobline_core::{JobId, JobQueue, JobState};
 use jobline_sqs::SqsJobQueue;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -39,6 +45,9 @@ pub const LINKED_RESULT_BYTES: u64 = 200_000;
 /// (`HEARTBEAT_SECS`, 10 s by default), so a cancel that finds it running
 /// reaches it before it ends.
 pub const CANCEL_SLEEP_MS: u64 = 25_000;
+
+/// How many rows the `upload` check's CSV has.
+pub const UPLOAD_ROWS: u64 = 100;
 
 /// How long a check may run past its `--timeout` to finish the request it
 /// is making and say what it waited for, before it is cut off.
@@ -99,7 +108,17 @@ impl Check<'_> {
 
     /// Submits `payload` as a `ping` job (with `callback_url`, if any).
     async fn submit(&self, payload: Value, callback_url: Option<&str>) -> Result<JobId, String> {
-        let mut submission = Submission::new("ping", payload);
+        self.submit_as("ping", payload, callback_url).await
+    }
+
+    /// Submits `payload` as a job of type `job_type`.
+    async fn submit_as(
+        &self,
+        job_type: &str,
+        payload: Value,
+        callback_url: Option<&str>,
+    ) -> Result<JobId, String> {
+        let mut submission = Submission::new(job_type, payload);
         if let Some(url) = callback_url {
             submission = submission.with_callback_url(url);
         }
@@ -220,16 +239,18 @@ const IDEMPOTENCY: &str = "idempotency";
 const UNKNOWN_JOB: &str = "unknown job";
 const CANCEL: &str = "cancel";
 const RESULT_LINK: &str = "result link";
+const UPLOAD: &str = "upload";
 const WEBHOOK: &str = "webhook";
 const DLQ: &str = "dead-letter queue";
 
 /// The checks, in the order they run and are listed.
-pub const CHECKS: [&str; 7] = [
+pub const CHECKS: [&str; 8] = [
     ECHO,
     IDEMPOTENCY,
     UNKNOWN_JOB,
     CANCEL,
     RESULT_LINK,
+    UPLOAD,
     WEBHOOK,
     DLQ,
 ];
@@ -242,6 +263,7 @@ async fn run_check(name: &str, check: &mut Check<'_>, args: &SmokeArgs) -> Outco
         UNKNOWN_JOB => unknown_job(check).await,
         CANCEL => cancel(check).await,
         RESULT_LINK => result_link(check).await,
+        UPLOAD => upload(check).await,
         WEBHOOK => webhook(check, args.webhook_receiver.as_deref().unwrap_or_default()).await,
         DLQ => dlq_depth(args.dlq_url.as_deref().unwrap_or_default()).await,
         _ => Err(format!("no check is named {name}")),
@@ -380,6 +402,93 @@ async fn result_link(check: &mut Check<'_>) -> Result<Outcome, String> {
         job.job_id,
         body.len()
     )))
+}
+
+/// The `upload` check's CSV: a header and [`UPLOAD_ROWS`] rows of two numbers.
+fn upload_csv() -> Vec<u8> {
+    let mut text = String::from("id,amount\n");
+    for row in 0..UPLOAD_ROWS {
+        text.push_str(&format!("{row},{}\n", row % 10));
+    }
+    text.into_bytes()
+}
+
+/// `upload`: a file through an upload link, read by a `csv-stats` job;
+/// then other bytes of the declared length, sent to a second link, must be
+/// refused (S3 checks the checksum the link signs).
+async fn upload(check: &mut Check<'_>) -> Result<Outcome, String> {
+    let csv = upload_csv();
+    let sending = check.client.upload_bytes(csv.clone(), "text/csv");
+    let upload = tokio::time::timeout(check.remaining(), sending)
+        .await
+        .map_err(|_| "uploading: no answer in time".to_owned())?
+        .map_err(|e| format!("uploading: {}", error_chain(&e)))?;
+    let id = check
+        .submit_as("csv-stats", json!({ "input": upload.as_input() }), None)
+        .await?;
+    let job = check.wait(id).await?;
+    if job.status != JobState::Succeeded {
+        return Err(ended_otherwise(&job));
+    }
+    let result = job.result.unwrap_or_default();
+    if result["rows"] != UPLOAD_ROWS || result["bytes"] != csv.len() {
+        return Err(format!(
+            "job {id} succeeded, but did not read the {UPLOAD_ROWS} rows and {} bytes sent: {result}",
+            csv.len()
+        ));
+    }
+    let read = format!(
+        "job {id} read the {UPLOAD_ROWS} rows of upload {}",
+        upload.upload_id
+    );
+    // The same length, one digit changed: only the checksum tells.
+    let declared = NewUpload {
+        size: csv.len() as u64,
+        content_type: "text/csv".to_owned(),
+        sha256: Sha256::digest(&csv)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    };
+    let mut other = csv;
+    let last_digit = other.len() - 2;
+    other[last_digit] ^= 1;
+    let second = check
+        .client
+        .create_upload(&declared)
+        .await
+        .map_err(|e| format!("asking for a second upload: {}", error_chain(&e)))?;
+    let host = second
+        .upload
+        .as_ref()
+        .and_then(|target| target.url.split('/').nth(2))
+        .unwrap_or_default()
+        .to_owned();
+    let sent = check.client.send_upload(&second, other).await;
+    judge_other_bytes(&read, &host, sent)
+}
+
+/// The `upload` check's outcome, once `host` (the second link's) answered
+/// `sent` to other bytes than declared: refused passes; accepted fails on
+/// S3, and passes with a note anywhere else (an emulator checks no
+/// checksum).
+fn judge_other_bytes(
+    read: &str,
+    host: &str,
+    sent: Result<(), ClientError>,
+) -> Result<Outcome, String> {
+    match sent {
+        Err(ClientError::UploadRefused { status, .. }) => Ok(Outcome::Passed(format!(
+            "{read}; other bytes refused by the storage ({status})"
+        ))),
+        Ok(()) if host.ends_with(".amazonaws.com") => Err(format!(
+            "{read}, but {host} accepted bytes other than the declared ones: the link must sign their checksum"
+        )),
+        Ok(()) => Ok(Outcome::Passed(format!(
+            "{read}; {host} checks no checksum (an emulator), so other bytes were not refused: S3 refuses them"
+        ))),
+        Err(e) => Err(format!("{read}; sending other bytes: {}", error_chain(&e))),
+    }
 }
 
 /// `webhook`: a job with `receiver` as its `callbackUrl` has its webhook
@@ -531,6 +640,29 @@ mod tests {
              webhook      skipped      -  no --webhook-receiver given\n\
              1 passed, 1 failed, 1 skipped\n"
         );
+    }
+
+    #[test]
+    fn other_bytes_must_be_refused_by_s3_and_are_noted_elsewhere() {
+        let s3 = "jobline-results.s3.eu-west-1.amazonaws.com";
+        let refused = || {
+            Err(ClientError::UploadRefused {
+                status: http::StatusCode::BAD_REQUEST,
+                body: "BadDigest".into(),
+            })
+        };
+        assert!(matches!(
+            judge_other_bytes("read", s3, refused()),
+            Ok(Outcome::Passed(detail)) if detail.contains("refused by the storage (400")
+        ));
+        let accepted = judge_other_bytes("read", s3, Ok(())).unwrap_err();
+        assert!(accepted.contains("must sign their checksum"), "{accepted}");
+        assert!(matches!(
+            judge_other_bytes("read", "127.0.0.1:4567", Ok(())),
+            Ok(Outcome::Passed(detail)) if detail.contains("checks no checksum")
+        ));
+        let broken = Err(ClientError::InvalidRequest("no link".into()));
+        assert!(judge_other_bytes("read", s3, broken).is_err());
     }
 
     #[test]
