@@ -6,8 +6,11 @@
 //! suite with its module's name as the filter, e.g.
 //! `cargo test --workspace --test integration pipeline::`.
 //!
-//! But `traces.rs`, a binary of its own: it installs the process's one OTLP
-//! exporter, which would export every other suite's spans too.
+//! But two have a binary, so a process, of their own: `traces.rs` installs
+//! the process's one OTLP exporter, which would export every other suite's
+//! spans too; and `fairness.rs` holds the local stack to a bound of 2.5 s
+//! in wall-clock time, which another suite's load on the emulator would
+//! eat into.
 
 mod api;
 mod browser;
@@ -15,7 +18,6 @@ mod console;
 mod contract;
 mod dlq;
 mod events;
-mod fairness;
 mod faults;
 mod listing;
 mod migration;
