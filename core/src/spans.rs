@@ -8,9 +8,10 @@
 //! child), `claim`, `run` and `finish` (the worker, one each a delivery),
 //! and `webhook` (the notifier, whose context is the webhook's
 //! `traceparent` header). A schedule's fire (by its timer, or a trigger)
-//! records `fire`, the root of its job's trace, in `submit`'s place, and a
-//! delayed job's timer records a `fire` under its job's `submit`. Each
-//! carries the `jobId` and `jobType` attributes.
+//! records `fire` in `submit`'s place: a child of a trigger's
+//! `traceparent`, or the root of a trace of the job's own (a timer's fire
+//! carries none); a delayed job's timer records a `fire` under its job's
+//! `submit`. Each carries the `jobId` and `jobType` attributes.
 //!
 //! A [`Span`] is Jobline's own small record (a name, its ids, its start,
 //! its attributes): its ids exist whether or not anything is exported,

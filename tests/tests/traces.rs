@@ -12,7 +12,8 @@
 //! `traceparent` of that trace, naming the `webhook` span. A job submitted
 //! without one gets a new trace (answered in the 202's `traceparent`),
 //! which its spans share the same way, `submit` as its root; and a
-//! schedule's fired job too, with `fire` as its root.
+//! schedule's job triggered with a `traceparent` joins that trace, with
+//! `fire` in `submit`'s place.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -45,6 +46,10 @@ const SPANS: [&str; 5] = ["submit", "claim", "run", "finish", "webhook"];
 
 /// The caller's own span, whose child the first job's `submit` must be.
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The span of the caller that triggers a schedule: its job's `fire` must
+/// be its child.
+const TRIGGERING: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /// One request the collector got.
 #[derive(Debug, Clone)]
@@ -360,8 +365,9 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
     assert_ne!(fresh.trace_id(), caller.trace_id());
     let untraced = body["jobId"].as_str().unwrap().to_owned();
 
-    // A schedule's fire (a trigger: the timer's fire takes the same path):
-    // a trace of its own, answered in the 202, with `fire` its root.
+    // A schedule's fire (a trigger: the timer's fire takes the same path,
+    // with no caller's trace to join): in the triggering caller's trace,
+    // answered in the 202, with `fire` in `submit`'s place.
     let mut schedule = job.clone();
     schedule["expression"] = json!("rate(1 hour)");
     let (status, _, body) = post(served.addr, "/schedules", None, &schedule).await;
@@ -370,7 +376,8 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
         "/schedules/{}/trigger",
         body["scheduleId"].as_str().unwrap()
     );
-    let (status, fired_trace, body) = post(served.addr, &trigger, None, &Value::Null).await;
+    let (status, fired_trace, body) =
+        post(served.addr, &trigger, Some(TRIGGERING), &Value::Null).await;
     assert_eq!(status, 202, "{body}");
     let fired_trace: TraceContext = fired_trace.parse().expect("the 202's traceparent");
     let fired = body["jobId"].as_str().unwrap().to_owned();
@@ -420,10 +427,18 @@ async fn a_jobs_spans_from_submit_to_webhook_are_one_trace() {
     let root = check_trace(&own, "submit", &untraced, None, &headers[&untraced]);
     assert_eq!(fresh.span_id().to_string(), root);
 
-    assert_eq!(headers[&fired].trace_id(), fired_trace.trace_id());
-    let fire = collector.trace(&fired_trace.trace_id().to_string()).await;
-    let root = check_trace(&fire, "fire", &fired, None, &headers[&fired]);
-    assert_eq!(fired_trace.span_id().to_string(), root);
+    let triggering: TraceContext = TRIGGERING.parse().unwrap();
+    assert_eq!(fired_trace.trace_id(), triggering.trace_id());
+    assert_eq!(headers[&fired].trace_id(), triggering.trace_id());
+    let fire = collector.trace(&triggering.trace_id().to_string()).await;
+    let fire_id = check_trace(
+        &fire,
+        "fire",
+        &fired,
+        Some("b7ad6b7169203331"),
+        &headers[&fired],
+    );
+    assert_eq!(fired_trace.span_id().to_string(), fire_id);
     assert!(attribute(&fire["fire"], "scheduleId").is_some());
 
     served.stop().await;

@@ -159,7 +159,7 @@ pub(super) async fn act(
                 Err(error) => refusal(error)?,
             }
         }
-        ScheduleAction::Trigger => match api.trigger(&schedule, &mut Metrics::new()).await {
+        ScheduleAction::Trigger => match api.trigger(&schedule, None, &mut Metrics::new()).await {
             Ok(fired) => {
                 job = Some(fired.id);
                 format!("The schedule fired: job {} is {}.", fired.id, fired.state)

@@ -33,6 +33,7 @@ use jobline_core::schedule::{
 };
 use jobline_core::spans::{Span, SpanKind, SpanStatus};
 use jobline_core::timers::SCHEDULED_TIME;
+use jobline_core::trace_context::TraceContext;
 use jobline_core::{JobId, JobMessage, JobRecord, JobRequest, JobState, Metric, Metrics};
 use serde::{Deserialize, Serialize};
 
@@ -223,7 +224,10 @@ impl Api {
                 .await?;
             return Ok(Fired::Skipped);
         }
-        match self.fire_into_job(&schedule, scheduled_at, metrics).await {
+        match self
+            .fire_into_job(&schedule, scheduled_at, None, metrics)
+            .await
+        {
             Ok(job) => {
                 let fire = LastFire {
                     scheduled_at,
@@ -275,12 +279,14 @@ impl Api {
 
     /// Creates (or finds) the one job of `schedule`'s fire at
     /// `scheduled_at` through `POST /jobs`'s path, and counts the fire: a
-    /// scheduled fire's and a trigger's. Its `fire` span is the root of the
-    /// job's trace, as `submit` is of a submitted job's.
+    /// scheduled fire's and a trigger's. Its `fire` span is the job's
+    /// `submit`: a child of `caller` (a trigger's `traceparent`), or the
+    /// root of a trace of the job's own (a timer's fire carries none).
     pub(crate) async fn fire_into_job(
         &self,
         schedule: &ScheduleRecord,
         scheduled_at: i64,
+        caller: Option<&TraceContext>,
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
         let mut job = self.fire_job_record(
@@ -288,7 +294,8 @@ impl Api {
             fire_job_id(schedule.id, scheduled_at),
             scheduled_at,
         );
-        let mut span = Span::start("fire", SpanKind::Consumer, None).for_job(job.id, &job.job_type);
+        let mut span =
+            Span::start("fire", SpanKind::Consumer, caller).for_job(job.id, &job.job_type);
         span.text("scheduleId", schedule.id.to_string());
         job.traceparent = Some(span.context());
         let accepted = self.accept(job, true, metrics).await;

@@ -9,6 +9,7 @@ use crate::fire::{FireInput, Fired};
 use crate::tests::sent;
 use jobline_core::schedule::{ScheduleId, fire_job_id, timer_name};
 use jobline_core::timers::{SCHEDULED_TIME, TimerTiming};
+use jobline_core::trace_context::TraceContext;
 use jobline_core::{JobState, Metric};
 use jobline_testkit::memory::queue::MemoryQueue;
 use jobline_testkit::memory::schedules::MemorySchedules;
@@ -658,4 +659,52 @@ async fn a_delayed_job_shows_scheduled_until_its_time_then_queued() {
         JobState::Scheduled,
         "not written"
     );
+}
+
+/// A trigger's job joins the caller's trace (its `traceparent`), as a
+/// submission does; a timer's fire, which carries no trace context, starts
+/// one of the job's own.
+#[tokio::test]
+async fn a_triggered_job_is_in_the_callers_trace_and_a_fired_one_in_its_own() {
+    let f = fixture(10);
+    let (_, body) = call(
+        &f,
+        "POST",
+        "/schedules",
+        r#"{"expression":"rate(1 hour)","type":"primes","payload":{"upTo":10}}"#,
+    )
+    .await;
+    let id: ScheduleId = body["scheduleId"].as_str().unwrap().parse().unwrap();
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut triggered = request("POST", &format!("/schedules/{id}/trigger"), "");
+    triggered
+        .headers_mut()
+        .insert("traceparent", http::HeaderValue::from_static(header));
+    let reply = f.api.handle(triggered).await;
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    let body: Value = serde_json::from_slice(reply.response.body().as_ref()).unwrap();
+    let context = f
+        .store
+        .job(job_id(&body))
+        .unwrap()
+        .traceparent
+        .expect("a trace");
+    let caller: TraceContext = header.parse().unwrap();
+    assert_eq!(context.trace_id(), caller.trace_id());
+    assert_ne!(context.span_id(), caller.span_id(), "the fire span's own");
+    assert_eq!(reply.response.headers()["traceparent"], context.to_string());
+
+    f.clock.advance(DAY);
+    let input = f
+        .timers
+        .timer(&timer_name(id))
+        .unwrap()
+        .input
+        .replace(SCHEDULED_TIME, "2027-01-05T08:00:00Z");
+    let fired = f.api.fire(&input, &mut Metrics::new()).await.unwrap();
+    let Fired::Created { job_id } = fired else {
+        panic!("a job: {fired:?}");
+    };
+    let own = f.store.job(job_id).unwrap().traceparent.expect("a trace");
+    assert_ne!(own.trace_id(), caller.trace_id(), "a trace of its own");
 }

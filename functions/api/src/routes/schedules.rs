@@ -25,6 +25,7 @@
 use crate::error::ApiError;
 use crate::fire::FireInput;
 use crate::identity::caller;
+use crate::routes::submit::caller_context;
 use crate::schedule_request::{check_spec, schedule_patch, schedule_spec, schedule_view};
 use crate::{Api, fresh_json, listing};
 use http::StatusCode;
@@ -34,6 +35,7 @@ use jobline_core::schedule::{
     timer_name,
 };
 use jobline_core::timers::{Timer, TimerTiming};
+use jobline_core::trace_context::TraceContext;
 use jobline_core::{JobRecord, Metrics};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -278,15 +280,18 @@ impl Api {
         metrics: &mut Metrics,
     ) -> Result<Response<Body>, ApiError> {
         let schedule = self.own_schedule(request, id).await?;
-        let job = self.trigger(&schedule, metrics).await?;
+        let caller = caller_context(request);
+        let job = self.trigger(&schedule, caller.as_ref(), metrics).await?;
         self.accepted(request, &job)
     }
 
     /// Fires `schedule` once now, paused or not (the API's and the
-    /// console's): its job; 409 when its overlap policy skips it.
+    /// console's): its job, in `caller`'s trace if given, else in one of its
+    /// own; 409 when its overlap policy skips it.
     pub async fn trigger(
         &self,
         schedule: &ScheduleRecord,
+        caller: Option<&TraceContext>,
         metrics: &mut Metrics,
     ) -> Result<JobRecord, ApiError> {
         let at = self.clock.now_ms() / 1000 * 1000;
@@ -297,7 +302,7 @@ impl Api {
         {
             return Err(ApiError::ScheduleOverlap);
         }
-        let job = self.fire_into_job(schedule, at, metrics).await?;
+        let job = self.fire_into_job(schedule, at, caller, metrics).await?;
         let fire = FireOutcome::Fired(LastFire {
             scheduled_at: at,
             job_id: job.id,

@@ -296,7 +296,7 @@ impl Api {
 /// The caller's trace context: its `traceparent` header, when there is
 /// exactly one and it is valid (the W3C rule: otherwise it is ignored, and
 /// the submission starts a trace).
-fn caller_context(request: &Request) -> Option<TraceContext> {
+pub(crate) fn caller_context(request: &Request) -> Option<TraceContext> {
     let mut values = request.headers().get_all(trace_context::HEADER).iter();
     let value = values.next()?;
     if values.next().is_some() {
