@@ -131,6 +131,17 @@ pub struct NewUpload {
     pub sha256: String,
 }
 
+impl NewUpload {
+    /// The declaration of `bytes` as `content_type`: their size and SHA-256.
+    pub fn of(bytes: &[u8], content_type: &str) -> Self {
+        Self {
+            size: bytes.len() as u64,
+            content_type: content_type.to_owned(),
+            sha256: hex(&Sha256::digest(bytes)),
+        }
+    }
+}
+
 /// What is sent to the upload's URL.
 #[derive(Debug)]
 enum Source {
@@ -159,8 +170,12 @@ impl Client {
     ) -> Result<Upload, ClientError> {
         let path = path.as_ref().to_owned();
         let (size, sha256) = hash_file(&path).await?;
-        self.upload_from(Source::File { path, size }, size, sha256, content_type)
-            .await
+        let new = NewUpload {
+            size,
+            content_type: content_type.to_owned(),
+            sha256,
+        };
+        self.upload_from(Source::File { path, size }, &new).await
     }
 
     /// Uploads `bytes` as `content_type`, as [`upload_file`](Self::upload_file) does a file.
@@ -170,10 +185,8 @@ impl Client {
         content_type: &str,
     ) -> Result<Upload, ClientError> {
         let bytes = bytes.into();
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let size = bytes.len() as u64;
-        self.upload_from(Source::Bytes(bytes), size, sha256, content_type)
-            .await
+        let new = NewUpload::of(&bytes, content_type);
+        self.upload_from(Source::Bytes(bytes), &new).await
     }
 
     /// `POST /uploads`: a `pending` upload, with where to send its file.
@@ -211,19 +224,8 @@ impl Client {
         decode(self.json().upload(id).await?, "upload")
     }
 
-    async fn upload_from(
-        &self,
-        source: Source,
-        size: u64,
-        sha256: String,
-        content_type: &str,
-    ) -> Result<Upload, ClientError> {
-        let new = NewUpload {
-            size,
-            content_type: content_type.to_owned(),
-            sha256,
-        };
-        let created = self.create_upload(&new).await?;
+    async fn upload_from(&self, source: Source, new: &NewUpload) -> Result<Upload, ClientError> {
+        let created = self.create_upload(new).await?;
         let target = created.upload.as_ref().ok_or_else(|| ClientError::Decode {
             what: "upload",
             source: de::Error::missing_field("upload"),

@@ -189,11 +189,7 @@ async fn bytes_upload_alike_and_a_refused_file_is_an_error() {
 async fn a_created_upload_is_sent_in_its_own_step() {
     let stub = storage(400).await;
     let client = Client::new(&stub.url, Auth::None).unwrap();
-    let declared = NewUpload {
-        size: 3,
-        content_type: "text/csv".to_owned(),
-        sha256: hex(&Sha256::digest(b"a,b")),
-    };
+    let declared = NewUpload::of(b"a,b", "text/csv");
     let created = client.create_upload(&declared).await.unwrap();
     let refused = client.send_upload(&created, &b"a;b"[..]).await.unwrap_err();
     assert!(
@@ -218,8 +214,4 @@ async fn a_created_upload_is_sent_in_its_own_step() {
         matches!(no_link, ClientError::InvalidRequest(_)),
         "{no_link:?}"
     );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

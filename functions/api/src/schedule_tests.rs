@@ -667,14 +667,11 @@ async fn a_delayed_job_shows_scheduled_until_its_time_then_queued() {
 #[tokio::test]
 async fn a_triggered_job_is_in_the_callers_trace_and_a_fired_one_in_its_own() {
     let f = fixture(10);
-    let (_, body) = call(
+    let id = scheduled(
         &f,
-        "POST",
-        "/schedules",
         r#"{"expression":"rate(1 hour)","type":"primes","payload":{"upTo":10}}"#,
     )
     .await;
-    let id: ScheduleId = body["scheduleId"].as_str().unwrap().parse().unwrap();
     let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut triggered = request("POST", &format!("/schedules/{id}/trigger"), "");
     triggered

@@ -77,7 +77,7 @@ impl CallerCounts for MemoryCallerCounts {
             // condition refuses to turn a caller's day back.
             return Ok(false);
         };
-        if today.uploads >= quota.uploads || bytes > quota.bytes - today.bytes.min(quota.bytes) {
+        if today.uploads >= quota.uploads || today.bytes.saturating_add(bytes) > quota.bytes {
             return Ok(false);
         }
         *counted = DayUploads {
