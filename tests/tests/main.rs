@@ -6,15 +6,14 @@
 //! suite with its module's name as the filter, e.g.
 //! `cargo test --workspace --test integration pipeline::`.
 //!
-//! But two have a binary, so a process, of their own: `traces.rs` installs
-//! the process's one OTLP exporter, which would export every other suite's
-//! spans too; and `fairness.rs` holds the local stack to a bound of 2.5 s
-//! in wall-clock time, which another suite's load on the emulator would
-//! eat into.
+//! But some have a binary, so a process, of their own: `traces.rs`
+//! installs the process's one OTLP exporter, which would export every other
+//! suite's spans too; `fairness.rs` holds the local stack to a bound of
+//! 2.5 s in wall-clock time, and the browser suites (`in_browser.rs`) wait
+//! for pages with wall-clock bounds, which another suite's load on the
+//! emulator would eat into.
 
 mod api;
-mod browser;
-mod console;
 mod contract;
 mod dlq;
 mod events;
